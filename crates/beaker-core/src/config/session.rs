@@ -1,0 +1,442 @@
+//! [`SessionConfig`]: every session option, with Beaker's names and (safe) defaults.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use super::coerce::{as_bool, as_datetime, as_opt_seconds, as_seconds, as_u64, non_blank};
+use super::source::{self, Source};
+use super::store_type::StoreType;
+use crate::error::ConfigError;
+use crate::secret::Secret;
+use crate::serializer::DataSerializer;
+
+/// When the session cookie expires in the browser (Beaker's `cookie_expires`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CookieExpires {
+    /// No `Max-Age`/`Expires`: the cookie goes when the browser closes (Beaker `true`, the default).
+    #[default]
+    BrowserSession,
+    /// A long-lived cookie (Beaker `false`; 400 days, the longest browsers keep a cookie).
+    Never,
+    /// `Max-Age` of this long from the last time the cookie was sent (Beaker's integer).
+    After(Duration),
+    /// A fixed date (Beaker's datetime).
+    At(SystemTime),
+}
+
+/// `SameSite` attribute of the session cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SameSite {
+    /// `SameSite=Lax` (the default).
+    #[default]
+    Lax,
+    /// `SameSite=Strict`.
+    Strict,
+    /// `SameSite=None` (requires `secure = true`).
+    None,
+}
+
+/// What a request does when the store cannot be reached while loading its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OnStoreError {
+    /// Fail the request (adapters answer 503). The default.
+    #[default]
+    Fail,
+    /// Carry on with an empty session; a later write still fails with 503, never silently.
+    Continue,
+}
+
+/// Session options. Build one with [`SessionConfig::new`] and the `with_*` methods, from
+/// Beaker's prefixed string maps ([`from_map`](Self::from_map)), from the environment
+/// ([`from_env`](Self::from_env)), or with serde (TOML, JSON) through the same rules.
+///
+/// Beaker's option names and defaults are kept where they are safe. Deviations:
+/// `httponly` defaults to true, ids are signed and stored hashed, `samesite` defaults to Lax.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SessionConfig {
+    /// Cookie name (`key`, default `beaker.session.id`).
+    pub key: String,
+    /// Secrets, first signs (`secret`, also Beaker's `validate_key`/`encrypt_key`; comma-separated).
+    pub secrets: Vec<Secret>,
+    /// Backend kind (`type`); when unset, the scheme of `url` decides.
+    pub store_type: Option<StoreType>,
+    /// Backend URL (`url`).
+    pub url: Option<String>,
+    /// Idle timeout (`timeout`, seconds; default none).
+    pub timeout: Option<Duration>,
+    /// Absolute lifetime cap from creation (`absolute_timeout`, seconds; default none).
+    pub absolute_timeout: Option<Duration>,
+    /// How often an unmodified session is touched (`touch_interval`; default timeout/10).
+    pub touch_interval: Option<Duration>,
+    /// Browser-side expiry (`cookie_expires`).
+    pub cookie_expires: CookieExpires,
+    /// Record the last access time (`save_accessed_time`, default true).
+    pub save_accessed_time: bool,
+    /// `Secure` cookie attribute (`secure`, default false).
+    pub secure: bool,
+    /// `HttpOnly` cookie attribute (`httponly`, default true — Beaker's is false).
+    pub httponly: bool,
+    /// `SameSite` (`samesite`, default Lax).
+    pub samesite: SameSite,
+    /// `Domain` (`domain` or `cookie_domain`).
+    pub domain: Option<String>,
+    /// `Path` (`path` or `cookie_path`, default `/`).
+    pub path: String,
+    /// Serializer for new values (`data_serializer`, default json).
+    pub data_serializer: DataSerializer,
+    /// Start a fresh session on a corrupt record instead of failing (`invalidate_corrupt`, default true).
+    pub invalidate_corrupt: bool,
+    /// Store records under a hash of the id (`hash_ids`, default true; false for Beaker interop).
+    pub hash_ids: bool,
+    /// Outage policy (`on_store_error = fail | continue`).
+    pub on_store_error: OnStoreError,
+    /// Time limit for one store call (`store_timeout`, seconds, default 2).
+    pub store_timeout: Duration,
+    /// Largest `Set-Cookie` value for cookie-only sessions (`cookie_limit`, default 4096).
+    pub cookie_limit: usize,
+    /// Options for the backend that beaker-core does not interpret itself
+    /// (`data_dir`, `table_name`, `key_prefix`, `schema_name`, ...).
+    pub backend_options: BTreeMap<String, String>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            key: "beaker.session.id".into(),
+            secrets: Vec::new(),
+            store_type: None,
+            url: None,
+            timeout: None,
+            absolute_timeout: None,
+            touch_interval: None,
+            cookie_expires: CookieExpires::BrowserSession,
+            save_accessed_time: true,
+            secure: false,
+            httponly: true,
+            samesite: SameSite::Lax,
+            domain: None,
+            path: "/".into(),
+            data_serializer: DataSerializer::Json,
+            invalidate_corrupt: true,
+            hash_ids: true,
+            on_store_error: OnStoreError::Fail,
+            store_timeout: Duration::from_secs(2),
+            cookie_limit: 4096,
+            backend_options: BTreeMap::new(),
+        }
+    }
+}
+
+/// Options a backend may read from [`SessionConfig::backend_options`]; others are refused.
+const BACKEND_OPTIONS: &[&str] = &[
+    "data_dir",
+    "lock_dir",
+    "table_name",
+    "schema_name",
+    "key_prefix",
+    "max_sessions",
+    "pool_size",
+    "sentinel_master",
+    "namespace",
+    "crypto_type",
+    "encrypt_nonce_bits",
+    "memcache_module",
+];
+
+/// A development-only secret for demos; never use it in production.
+const DEV_SECRET: &str = "beaker-rs development secret: do not use in production";
+
+impl SessionConfig {
+    /// The defaults (no secret yet: add one with [`with_secret`](Self::with_secret)).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a secret (the first one added signs; later ones only verify).
+    pub fn with_secret(mut self, secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        self.secrets.push(Secret::new(secret.as_ref().to_vec())?);
+        Ok(self)
+    }
+
+    /// Uses a fixed, public development secret when none is configured, and says so loudly
+    /// on stderr. For demos and local development only.
+    pub fn with_dev_secret_if_missing(mut self) -> Self {
+        if self.secrets.is_empty() {
+            eprintln!(
+                "warning: BEAKER_SESSION_SECRET is not set; using a public development secret. \
+                 Set BEAKER_SESSION_SECRET before deploying."
+            );
+            tracing::warn!("no session secret configured; using the public development secret");
+            self.secrets.push(Secret::new(DEV_SECRET.as_bytes().to_vec()).expect("long enough"));
+        }
+        self
+    }
+
+    /// Sets the store URL (and the type, from its scheme, unless already set).
+    pub fn with_url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// Sets the idle timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the absolute lifetime cap.
+    pub fn with_absolute_timeout(mut self, cap: Duration) -> Self {
+        self.absolute_timeout = Some(cap);
+        self
+    }
+
+    /// Sets the touch interval.
+    pub fn with_touch_interval(mut self, every: Duration) -> Self {
+        self.touch_interval = Some(every);
+        self
+    }
+
+    /// Sets the browser-side expiry.
+    pub fn with_cookie_expires(mut self, expires: CookieExpires) -> Self {
+        self.cookie_expires = expires;
+        self
+    }
+
+    /// Sets the cookie name.
+    pub fn with_cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.key = name.into();
+        self
+    }
+
+    /// Sets `Secure`.
+    pub fn with_secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// Sets `HttpOnly`.
+    pub fn with_httponly(mut self, httponly: bool) -> Self {
+        self.httponly = httponly;
+        self
+    }
+
+    /// Sets `SameSite`.
+    pub fn with_samesite(mut self, samesite: SameSite) -> Self {
+        self.samesite = samesite;
+        self
+    }
+
+    /// Sets `Domain`.
+    pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// Sets `Path`.
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// Sets the serializer for new values.
+    pub fn with_serializer(mut self, serializer: DataSerializer) -> Self {
+        self.data_serializer = serializer;
+        self
+    }
+
+    /// Sets the outage policy.
+    pub fn with_on_store_error(mut self, policy: OnStoreError) -> Self {
+        self.on_store_error = policy;
+        self
+    }
+
+    /// Sets whether store keys are hashes of the ids.
+    pub fn with_hash_ids(mut self, hashed: bool) -> Self {
+        self.hash_ids = hashed;
+        self
+    }
+
+    /// The store type: `type` if set, else the scheme of `url`, else memory.
+    pub fn resolved_store_type(&self) -> Result<StoreType, ConfigError> {
+        match (&self.store_type, &self.url) {
+            (Some(t), _) => Ok(*t),
+            (None, Some(url)) => StoreType::from_url(url).ok_or_else(|| {
+                ConfigError::invalid(
+                    "session.url",
+                    url,
+                    format!("a URL whose scheme is one of {}", StoreType::ACCEPTED),
+                )
+            }),
+            (None, None) => Ok(StoreType::Memory),
+        }
+    }
+
+    /// The touch interval in force: the configured one, else a tenth of the idle timeout.
+    pub fn effective_touch_interval(&self) -> Option<Duration> {
+        self.touch_interval.or(self.timeout.map(|t| t / 10))
+    }
+
+    /// Checks options that only make sense together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.key.is_empty() || !self.key.bytes().all(|b| b.is_ascii_graphic() && !b";,=\"\\".contains(&b)) {
+            return Err(ConfigError::invalid(
+                "session.key",
+                &self.key,
+                "a cookie name of printable ASCII without ; , = \" \\",
+            ));
+        }
+        if !self.path.starts_with('/') || self.path.bytes().any(|b| b == b';' || b.is_ascii_control()) {
+            return Err(ConfigError::invalid("session.path", &self.path, "a path starting with / and without ;"));
+        }
+        if let Some(d) = &self.domain {
+            if d.is_empty() || d.bytes().any(|b| b == b';' || b.is_ascii_whitespace() || b.is_ascii_control()) {
+                return Err(ConfigError::invalid("session.domain", d, "a domain name"));
+            }
+        }
+        if self.samesite == SameSite::None && !self.secure {
+            return Err(ConfigError::Conflict {
+                key: "session.samesite".into(),
+                message: "SameSite=None requires secure = true (browsers drop such cookies otherwise)".into(),
+            });
+        }
+        if self.timeout == Some(Duration::ZERO) {
+            return Err(ConfigError::invalid("session.timeout", "0", "a positive number of seconds, or none"));
+        }
+        if self.cookie_limit < 64 {
+            return Err(ConfigError::invalid(
+                "session.cookie_limit",
+                &self.cookie_limit.to_string(),
+                "at least 64 bytes",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads Beaker-style options from `(key, value)` pairs. Keys may carry the prefixes
+    /// `beaker.session.` or `session.`; keys with other prefixes (`beaker.cache.`, an app's
+    /// own) are ignored, so a whole application config map can be passed in.
+    pub fn from_map<'a, I, K, V>(pairs: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str> + 'a,
+        V: AsRef<str> + 'a,
+    {
+        let src = Source::from_prefixed(pairs, &["beaker.session.", "session."]);
+        Self::from_source(&src)
+    }
+
+    /// Reads `BEAKER_SESSION_*` from the process environment (`BEAKER_SESSION_TIMEOUT` is
+    /// `session.timeout`, `BEAKER_SESSION_COOKIE_EXPIRES` is `session.cookie_expires`, ...).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_env_vars(std::env::vars())
+    }
+
+    /// Like [`from_env`](Self::from_env), from the given variables.
+    pub fn from_env_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        Self::from_source(&Source::from_env(vars, "BEAKER_SESSION_"))
+    }
+
+    /// Parses a TOML document's table of session options (the keys without prefix).
+    pub fn from_toml_str(doc: &str) -> Result<Self, ConfigError> {
+        let table: toml::Table = toml::from_str(doc).map_err(|e| ConfigError::Invalid {
+            key: "session".into(),
+            value: String::new(),
+            expected: format!("a TOML table of session options ({})", e.message()),
+        })?;
+        Self::from_source(&Source::from_toml(&table, "session.")?)
+    }
+
+    fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        let mut c = SessionConfig::default();
+        for (name, (key, value)) in &src.entries {
+            let (key, value) = (key.as_str(), value.as_str());
+            match name.as_str() {
+                "key" | "id" | "name" => c.key = non_blank(key, value)?.to_owned(),
+                "secret" | "validate_key" | "encrypt_key" | "secrets" => {
+                    // Commas only: a secret may contain spaces.
+                    c.secrets.clear();
+                    for s in non_blank(key, value)?.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                        c.secrets.push(Secret::new(s.as_bytes().to_vec()).map_err(|e| rename(e, key))?);
+                    }
+                }
+                "type" => c.store_type = Some(StoreType::parse_option(key, value)?),
+                "url" => c.url = Some(non_blank(key, value)?.to_owned()),
+                "timeout" => c.timeout = as_opt_seconds(key, value)?,
+                "absolute_timeout" => c.absolute_timeout = as_opt_seconds(key, value)?,
+                "touch_interval" => c.touch_interval = as_opt_seconds(key, value)?,
+                "cookie_expires" => c.cookie_expires = parse_cookie_expires(key, value)?,
+                "save_accessed_time" => c.save_accessed_time = as_bool(key, value)?,
+                "secure" => c.secure = as_bool(key, value)?,
+                "httponly" => c.httponly = as_bool(key, value)?,
+                "samesite" => c.samesite = parse_samesite(key, value)?,
+                "domain" | "cookie_domain" => c.domain = Some(non_blank(key, value)?.to_owned()),
+                "path" | "cookie_path" => c.path = non_blank(key, value)?.to_owned(),
+                "data_serializer" => c.data_serializer = non_blank(key, value)?.parse().map_err(|e| rename(e, key))?,
+                "invalidate_corrupt" => c.invalidate_corrupt = as_bool(key, value)?,
+                "hash_ids" => c.hash_ids = as_bool(key, value)?,
+                "on_store_error" => {
+                    c.on_store_error = match non_blank(key, value)?.to_ascii_lowercase().as_str() {
+                        "fail" => OnStoreError::Fail,
+                        "continue" => OnStoreError::Continue,
+                        _ => return Err(ConfigError::invalid(key, value, "fail or continue")),
+                    }
+                }
+                "store_timeout" => c.store_timeout = as_seconds(key, value)?,
+                "cookie_limit" => c.cookie_limit = as_u64(key, value)? as usize,
+                other if BACKEND_OPTIONS.contains(&other) => {
+                    c.backend_options.insert(other.to_owned(), non_blank(key, value)?.to_owned());
+                }
+                _ => return Err(ConfigError::Unknown { key: key.to_owned() }),
+            }
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+fn rename(e: ConfigError, key: &str) -> ConfigError {
+    match e {
+        ConfigError::Invalid { value, expected, .. } => ConfigError::Invalid { key: key.to_owned(), value, expected },
+        ConfigError::Blank { .. } => ConfigError::Blank { key: key.to_owned() },
+        other => other,
+    }
+}
+
+fn parse_cookie_expires(key: &str, value: &str) -> Result<CookieExpires, ConfigError> {
+    let v = non_blank(key, value)?;
+    if let Ok(b) = as_bool(key, v) {
+        // "0"/"1" read as booleans, as in Beaker's coercion order (bool before int).
+        return Ok(if b { CookieExpires::BrowserSession } else { CookieExpires::Never });
+    }
+    if v.bytes().all(|b| b.is_ascii_digit()) {
+        return as_seconds(key, v).map(CookieExpires::After);
+    }
+    as_datetime(key, v).map(CookieExpires::At).map_err(|_| {
+        ConfigError::invalid(
+            key,
+            value,
+            "true (browser session), false (never), a number of seconds, or an RFC 3339 date-time",
+        )
+    })
+}
+
+fn parse_samesite(key: &str, value: &str) -> Result<SameSite, ConfigError> {
+    match non_blank(key, value)?.to_ascii_lowercase().as_str() {
+        "lax" => Ok(SameSite::Lax),
+        "strict" => Ok(SameSite::Strict),
+        "none" => Ok(SameSite::None),
+        _ => Err(ConfigError::invalid(key, value, "Lax, Strict or None")),
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SessionConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = source::ScalarMap::deserialize(deserializer)?;
+        let src = Source::from_scalars(raw, "session.");
+        Self::from_source(&src).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,270 @@
+//! [`Session`]: the per-request session handle handlers use.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::id::SessionId;
+use crate::manager::ManagerInner;
+use crate::serializer::DataSerializer;
+
+/// Prefix of the keys beaker keeps for itself inside a session.
+pub(crate) const RESERVED_PREFIX: &str = "_beaker.";
+const FLASH_KEY: &str = "_beaker.flash";
+
+/// The session of one request: a lazily loaded map of string keys to serde values.
+///
+/// Handles are cheap to clone and share one state. Nothing touches the store until a
+/// method that needs the data is called; the first such call loads the record once.
+/// Changes are tracked per key and written by
+/// [`SessionManager::finish`](crate::SessionManager::finish) at the end of the request.
+///
+/// ```
+/// # async fn demo(session: beaker_core::Session) -> Result<(), beaker_core::Error> {
+/// let n: u64 = session.get("n").await?.unwrap_or(0);
+/// session.insert("n", n + 1).await?;
+/// session.flash("saved").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    pub(crate) inner: Arc<SessionInner>,
+}
+
+pub(crate) struct SessionInner {
+    pub(crate) manager: Arc<ManagerInner>,
+    pub(crate) state: async_lock::Mutex<State>,
+}
+
+/// Where the data came from and what this request did to it.
+#[derive(Default)]
+pub(crate) struct State {
+    /// A correctly signed id (server-side) read from the request; not yet known to exist.
+    pub(crate) cookie_id: Option<SessionId>,
+    /// The sealed payload of a cookie-only session, not yet decrypted.
+    pub(crate) sealed: Option<String>,
+    /// The request carried our cookie (valid or not).
+    pub(crate) cookie_seen: bool,
+    /// The cookie was signed or sealed with an older secret.
+    pub(crate) stale_key: bool,
+    pub(crate) loaded: bool,
+    /// A live record was loaded (or written) under `id`.
+    pub(crate) exists: bool,
+    pub(crate) id: Option<SessionId>,
+    /// The current view: loaded entries with this request's changes applied.
+    pub(crate) entries: BTreeMap<String, Vec<u8>>,
+    pub(crate) set: BTreeMap<String, Vec<u8>>,
+    pub(crate) remove: BTreeSet<String>,
+    pub(crate) clear: bool,
+    pub(crate) created: Option<SystemTime>,
+    pub(crate) accessed: Option<SystemTime>,
+    pub(crate) regenerate: bool,
+    /// Ids whose records must be deleted at the end of the request (invalidation).
+    pub(crate) doomed: Vec<SessionId>,
+    pub(crate) invalidated: bool,
+    /// A load failure under the `fail` outage policy, reported again by `finish`.
+    pub(crate) failure: Option<Error>,
+}
+
+impl State {
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.clear || !self.set.is_empty() || !self.remove.is_empty()
+    }
+
+    pub(crate) fn reset_to_fresh(&mut self) {
+        self.exists = false;
+        self.id = None;
+        self.entries.clear();
+        self.set.clear();
+        self.remove.clear();
+        self.clear = false;
+        self.created = None;
+        self.accessed = None;
+        self.regenerate = false;
+    }
+
+    fn put(&mut self, key: &str, bytes: Vec<u8>) {
+        if self.entries.get(key) == Some(&bytes) {
+            return;
+        }
+        self.remove.remove(key);
+        self.set.insert(key.to_owned(), bytes.clone());
+        self.entries.insert(key.to_owned(), bytes);
+    }
+
+    fn take(&mut self, key: &str) -> Option<Vec<u8>> {
+        let old = self.entries.remove(key)?;
+        self.set.remove(key);
+        self.remove.insert(key.to_owned());
+        Some(old)
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the id or the data.
+        f.debug_struct("Session").finish_non_exhaustive()
+    }
+}
+
+fn check_key(key: &str) -> Result<(), Error> {
+    if key.starts_with(RESERVED_PREFIX) {
+        Err(Error::ReservedKey(key.to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
+impl Session {
+    async fn loaded(&self) -> Result<async_lock::MutexGuard<'_, State>, Error> {
+        let mut st = self.inner.state.lock().await;
+        if !st.loaded {
+            self.inner.manager.load(&mut st).await?;
+        }
+        Ok(st)
+    }
+
+    fn serializer(&self) -> DataSerializer {
+        self.inner.manager.config.data_serializer
+    }
+
+    /// The value under `key`, read as `T`; `None` when absent.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store cannot be reached (under the `fail` policy), and
+    /// [`Error::Deserialize`] when the stored value is not a `T`.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        let st = self.loaded().await?;
+        match st.entries.get(key) {
+            None => Ok(None),
+            Some(bytes) => DataSerializer::decode(bytes)
+                .map(Some)
+                .map_err(|source| Error::Deserialize { key: key.to_owned(), source }),
+        }
+    }
+
+    /// Sets `key` to `value`. Setting a value equal to the stored one changes nothing.
+    pub async fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), Error> {
+        check_key(key)?;
+        let bytes =
+            self.serializer().encode(value).map_err(|source| Error::Serialize { key: key.to_owned(), source })?;
+        self.loaded().await?.put(key, bytes);
+        Ok(())
+    }
+
+    /// Removes `key`; returns whether it was there.
+    pub async fn remove(&self, key: &str) -> Result<bool, Error> {
+        check_key(key)?;
+        Ok(self.loaded().await?.take(key).is_some())
+    }
+
+    /// Removes `key` and returns its value read as `T`.
+    pub async fn remove_as<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        check_key(key)?;
+        match self.loaded().await?.take(key) {
+            None => Ok(None),
+            Some(bytes) => DataSerializer::decode(&bytes)
+                .map(Some)
+                .map_err(|source| Error::Deserialize { key: key.to_owned(), source }),
+        }
+    }
+
+    /// Whether `key` is set.
+    pub async fn contains_key(&self, key: &str) -> Result<bool, Error> {
+        Ok(self.loaded().await?.entries.contains_key(key))
+    }
+
+    /// The application's keys, sorted (beaker's own reserved keys are left out).
+    pub async fn keys(&self) -> Result<Vec<String>, Error> {
+        Ok(self.loaded().await?.entries.keys().filter(|k| !k.starts_with(RESERVED_PREFIX)).cloned().collect())
+    }
+
+    /// Removes every key (the session and its id stay).
+    pub async fn clear(&self) -> Result<(), Error> {
+        let mut st = self.loaded().await?;
+        if !st.entries.is_empty() {
+            st.entries.clear();
+            st.set.clear();
+            st.remove.clear();
+            st.clear = true;
+        }
+        Ok(())
+    }
+
+    /// The session id; `None` for a session that has not been saved yet (ids are issued
+    /// when a session is first written, never taken from the request).
+    pub async fn id(&self) -> Result<Option<SessionId>, Error> {
+        Ok(self.loaded().await?.id.clone())
+    }
+
+    /// True when no saved session was found for this request.
+    pub async fn is_new(&self) -> Result<bool, Error> {
+        Ok(!self.loaded().await?.exists)
+    }
+
+    /// When the session was created (`None` for a new session).
+    pub async fn created(&self) -> Result<Option<SystemTime>, Error> {
+        Ok(self.loaded().await?.created)
+    }
+
+    /// When the session was last accessed before this request (`None` for a new session).
+    pub async fn last_accessed(&self) -> Result<Option<SystemTime>, Error> {
+        Ok(self.loaded().await?.accessed)
+    }
+
+    /// Gives the session a fresh id at the end of this request, keeping its data and
+    /// deleting the record under the old id. Call it on login (against fixation).
+    pub async fn regenerate_id(&self) -> Result<(), Error> {
+        self.loaded().await?.regenerate = true;
+        Ok(())
+    }
+
+    /// Ends the session: its record is deleted and the browser gets a removal cookie. The
+    /// handle stays usable: writing to it afterwards starts a brand-new session.
+    pub async fn invalidate(&self) -> Result<(), Error> {
+        let mut st = self.inner.state.lock().await;
+        // No need to load: the record goes whatever it holds.
+        if let Some(id) = st.id.take().or_else(|| st.cookie_id.take()) {
+            st.doomed.push(id);
+        }
+        st.sealed = None;
+        st.cookie_id = None;
+        st.reset_to_fresh();
+        st.loaded = true;
+        st.invalidated = true;
+        st.failure = None;
+        Ok(())
+    }
+
+    /// Queues a flash message, to be read once by [`take_flashes`](Self::take_flashes) on a
+    /// later request.
+    pub async fn flash(&self, message: impl Into<String>) -> Result<(), Error> {
+        let mut st = self.loaded().await?;
+        let mut queue: Vec<String> =
+            st.entries.get(FLASH_KEY).and_then(|b| DataSerializer::decode(b).ok()).unwrap_or_default();
+        queue.push(message.into());
+        let bytes = self
+            .serializer()
+            .encode(&queue)
+            .map_err(|source| Error::Serialize { key: FLASH_KEY.to_owned(), source })?;
+        st.put(FLASH_KEY, bytes);
+        Ok(())
+    }
+
+    /// Takes (and clears) the queued flash messages, oldest first.
+    pub async fn take_flashes(&self) -> Result<Vec<String>, Error> {
+        let mut st = self.loaded().await?;
+        Ok(st.take(FLASH_KEY).and_then(|b| DataSerializer::decode(&b).ok()).unwrap_or_default())
+    }
+
+    /// Whether the session was loaded, changed or ended in this request (adapters need not
+    /// call this; [`SessionManager::finish`](crate::SessionManager::finish) decides).
+    pub fn is_touched(&self) -> bool {
+        self.inner.state.try_lock().map_or(true, |st| st.loaded)
+    }
+}

@@ -1,0 +1,241 @@
+//! The [`SessionStore`] trait that every server-side backend implements, and the records
+//! and change sets it exchanges with the engine.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use crate::clock::{from_millis, to_millis};
+use crate::error::StoreError;
+use crate::id::StoreKey;
+
+/// One session as a store keeps it: its entries (each value already serialized and tagged
+/// by the engine: stores see bytes, never Rust types) and its timestamps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Session keys to serialized values.
+    pub entries: BTreeMap<String, Vec<u8>>,
+    /// When the session was created.
+    pub created: SystemTime,
+    /// When the session was last accessed (as far as the store was told).
+    pub accessed: SystemTime,
+    /// When the record stops being valid; `None` = no server-side expiry.
+    pub expires: Option<SystemTime>,
+}
+
+impl Record {
+    /// Whether the record has expired at `now`. Stores must never return an expired record.
+    pub fn is_expired(&self, now: SystemTime) -> bool {
+        self.expires.is_some_and(|e| e <= now)
+    }
+
+    /// Applies `changes` in place (clear, then removals, then sets, then timestamps).
+    pub fn apply(&mut self, changes: &Changes) {
+        if changes.clear {
+            self.entries.clear();
+        }
+        for k in &changes.remove {
+            self.entries.remove(k);
+        }
+        for (k, v) in &changes.set {
+            self.entries.insert(k.clone(), v.clone());
+        }
+        self.accessed = changes.accessed;
+        self.expires = changes.expires;
+    }
+
+    /// A compact, versioned binary form of the whole record, for stores that keep a session
+    /// as one blob (files, Memcached, the cookie store).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let size: usize = self.entries.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
+        let mut out = Vec::with_capacity(RECORD_HEADER + size);
+        out.extend_from_slice(RECORD_MAGIC);
+        out.extend_from_slice(&to_millis(self.created).to_be_bytes());
+        out.extend_from_slice(&to_millis(self.accessed).to_be_bytes());
+        out.extend_from_slice(&self.expires.map_or(0, to_millis).to_be_bytes());
+        out.extend_from_slice(&(self.entries.len() as u32).to_be_bytes());
+        for (k, v) in &self.entries {
+            out.extend_from_slice(&(k.len() as u32).to_be_bytes());
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+            out.extend_from_slice(v);
+        }
+        out
+    }
+
+    /// Reads what [`to_bytes`](Self::to_bytes) wrote. Every length is checked against the
+    /// input, so garbage or truncated input is an error and never a large allocation.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
+        let mut r = Reader(bytes);
+        if r.take(RECORD_MAGIC.len())? != RECORD_MAGIC {
+            return Err(StoreError::corrupt("not a beaker record (bad magic or version)"));
+        }
+        let created = from_millis(r.u64()?);
+        let accessed = from_millis(r.u64()?);
+        let expires = match r.u64()? {
+            0 => None,
+            ms => Some(from_millis(ms)),
+        };
+        let count = r.u32()? as usize;
+        let mut entries = BTreeMap::new();
+        for _ in 0..count {
+            let klen = r.u32()? as usize;
+            let key = std::str::from_utf8(r.take(klen)?)
+                .map_err(|_| StoreError::corrupt("record key is not UTF-8"))?
+                .to_owned();
+            let vlen = r.u32()? as usize;
+            entries.insert(key, r.take(vlen)?.to_vec());
+        }
+        if !r.0.is_empty() {
+            return Err(StoreError::corrupt("trailing bytes after the record"));
+        }
+        Ok(Record { entries, created, accessed, expires })
+    }
+}
+
+const RECORD_MAGIC: &[u8] = b"BKR1";
+const RECORD_HEADER: usize = 4 + 8 * 3 + 4;
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+        if n > self.0.len() {
+            return Err(StoreError::corrupt("truncated record"));
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+    fn u64(&mut self) -> Result<u64, StoreError> {
+        Ok(u64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn u32(&mut self) -> Result<u32, StoreError> {
+        Ok(u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+}
+
+/// What one request changed in a session: per-key sets and removals (so that two
+/// requests changing different keys of one session both survive), an optional wholesale
+/// clear, and the new timestamps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// Remove every entry before applying `remove` and `set`.
+    pub clear: bool,
+    /// Keys to set, with their serialized values.
+    pub set: BTreeMap<String, Vec<u8>>,
+    /// Keys to remove.
+    pub remove: BTreeSet<String>,
+    /// The new last-accessed time.
+    pub accessed: SystemTime,
+    /// The new expiry (`None` = no server-side expiry).
+    pub expires: Option<SystemTime>,
+}
+
+/// A server-side session store: a backend that files [`Record`]s under [`StoreKey`]s.
+///
+/// # Contract
+///
+/// - Stores see bytes and keys, never Rust types or raw session ids: the engine serializes
+///   values and derives the key (by default a hash of the id).
+/// - `load` never returns a record whose `expires` has passed (stores with native TTL get
+///   this for free; others compare with the clock they were given).
+/// - `create` never overwrites: it returns `false` if a live record exists under the key.
+/// - `apply` changes only the keys named in [`Changes`] (unless `clear` is set), atomically
+///   with respect to other `apply` calls on the same key, and returns `false` without
+///   writing anything when no live record exists (the engine then issues a fresh id).
+/// - `touch` updates `accessed` and `expires` only, and returns `false` when there is no
+///   live record.
+/// - `delete` of a missing key is not an error.
+/// - Every operation honours the backend's timeout and returns
+///   [`StoreError::Unavailable`] when the backend cannot be reached; it never panics.
+/// - A record that cannot be decoded is reported as [`StoreError::Corrupt`] (the engine
+///   then starts a fresh session when `invalidate_corrupt` is on).
+///
+/// The trait is object safe; the engine holds an `Arc<dyn SessionStore>`.
+#[async_trait]
+pub trait SessionStore: Send + Sync + Debug + 'static {
+    /// Loads the live record under `key`.
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError>;
+
+    /// Creates a record; `false` (and nothing written) if a live one already exists.
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError>;
+
+    /// Applies per-key changes to a live record; `false` (and nothing written) if none.
+    async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError>;
+
+    /// Updates the timestamps of a live record; `false` if none.
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        accessed: SystemTime,
+        expires: Option<SystemTime>,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes the record under `key`, if any.
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError>;
+
+    /// Removes expired records and returns how many went; stores with native expiry keep
+    /// the default, which does nothing.
+    async fn cleanup(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// A short name for logs and metrics (`memory`, `redis`, ...).
+    fn name(&self) -> &'static str;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn record() -> Record {
+        Record {
+            entries: [("a".to_string(), b"j1".to_vec()), ("ключ".to_string(), vec![0, 1, 255])].into(),
+            created: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+            accessed: UNIX_EPOCH + Duration::from_millis(1_700_000_000_456),
+            expires: Some(UNIX_EPOCH + Duration::from_millis(1_700_000_999_000)),
+        }
+    }
+
+    #[test]
+    fn record_bytes_round_trip() {
+        let r = record();
+        assert_eq!(Record::from_bytes(&r.to_bytes()).unwrap(), r);
+        let mut no_expiry = r.clone();
+        no_expiry.expires = None;
+        assert_eq!(Record::from_bytes(&no_expiry.to_bytes()).unwrap(), no_expiry);
+    }
+
+    #[test]
+    fn truncated_or_garbage_records_are_corrupt() {
+        let bytes = record().to_bytes();
+        for n in 0..bytes.len() {
+            assert!(Record::from_bytes(&bytes[..n]).is_err(), "prefix of {n} bytes accepted");
+        }
+        let mut huge = bytes.clone();
+        huge[32..36].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(Record::from_bytes(&huge), Err(StoreError::Corrupt { .. })));
+        let mut extra = bytes;
+        extra.push(0);
+        assert!(Record::from_bytes(&extra).is_err());
+    }
+
+    #[test]
+    fn apply_is_per_key() {
+        let mut r = record();
+        let changes = Changes {
+            clear: false,
+            set: [("b".to_string(), b"j2".to_vec())].into(),
+            remove: ["a".to_string()].into(),
+            accessed: UNIX_EPOCH,
+            expires: None,
+        };
+        r.apply(&changes);
+        assert_eq!(r.entries.keys().collect::<Vec<_>>(), vec!["b", "ключ"]);
+        assert_eq!(r.expires, None);
+    }
+}
