@@ -44,6 +44,7 @@
 //!
 //! The minimum supported Rust version is 1.80; raising it is a minor-version change.
 
+pub mod cache;
 mod clock;
 pub mod config;
 mod cookie_store;

@@ -430,30 +430,31 @@ impl SessionManagerBuilder {
     pub fn build(self) -> Result<SessionManager, ConfigError> {
         self.config.validate()?;
         let keys = Keys::new(&self.config.secrets)?;
-        let backend =
-            match (self.store, self.cookie) {
-                (Some(_), true) => {
-                    return Err(ConfigError::Conflict {
-                        key: "session.type".into(),
-                        message: "both a store and cookie-only sessions were chosen".into(),
-                    })
-                }
-                (Some(store), false) => Backend::Server(store),
-                (None, true) => Backend::Cookie,
-                (None, false) => match self.config.resolved_store_type()? {
-                    StoreType::Cookie => Backend::Cookie,
-                    StoreType::Memory => Backend::Server(Arc::new(MemoryStore::with_clock(
-                        MemoryStore::DEFAULT_MAX_SESSIONS,
-                        self.clock.clone(),
-                    ))),
-                    other => return Err(ConfigError::Missing {
+        let backend = match (self.store, self.cookie) {
+            (Some(_), true) => {
+                return Err(ConfigError::Conflict {
+                    key: "session.type".into(),
+                    message: "both a store and cookie-only sessions were chosen".into(),
+                })
+            }
+            (Some(store), false) => Backend::Server(store),
+            (None, true) => Backend::Cookie,
+            (None, false) => match self.config.resolved_store_type()? {
+                StoreType::Cookie => Backend::Cookie,
+                StoreType::Memory => Backend::Server(Arc::new(MemoryStore::with_clock(
+                    MemoryStore::DEFAULT_MAX_SESSIONS,
+                    self.clock.clone(),
+                ))),
+                other => {
+                    return Err(ConfigError::Missing {
                         key: "session.type".into(),
                         why: format!(
                             "a {other} store must be passed to the builder (the `beaker` crate builds it from the URL)"
                         ),
-                    }),
-                },
-            };
+                    })
+                }
+            },
+        };
         Ok(SessionManager { inner: Arc::new(ManagerInner { config: self.config, keys, backend, clock: self.clock }) })
     }
 }
