@@ -1,0 +1,1 @@
+//! actix-web integration for beaker-rs sessions and caches. (work in progress)

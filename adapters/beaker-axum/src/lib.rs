@@ -1,0 +1,1 @@
+//! axum integration for beaker-rs sessions and caches. (work in progress)

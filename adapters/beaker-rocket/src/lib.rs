@@ -1,0 +1,1 @@
+//! rocket integration for beaker-rs sessions and caches. (work in progress)

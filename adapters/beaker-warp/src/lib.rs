@@ -1,0 +1,1 @@
+//! warp integration for beaker-rs sessions and caches. (work in progress)

@@ -1,0 +1,1 @@
+//! File-system session store and cache backend for beaker-rs. (work in progress)

@@ -1,0 +1,1 @@
+//! `#[cached]` memoisation for beaker-rs cache regions (work in progress).

@@ -1,0 +1,1 @@
+//! Memcached session store and cache backend for beaker-rs. (work in progress)

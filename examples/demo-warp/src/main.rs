@@ -1,0 +1,2 @@
+//! The beaker-rs demo app on warp (see shared/DEMO-CONTRACT.md).
+fn main() {}
