@@ -1,0 +1,1 @@
+//! The adapter conformance suite (being written).

@@ -1,0 +1,1 @@
+//! The store and cache backend conformance suites (being written).
