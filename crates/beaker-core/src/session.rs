@@ -27,7 +27,7 @@ const FLASH_KEY: &str = "_beaker.flash";
 /// ```
 /// # async fn demo(session: beaker_core::Session) -> Result<(), beaker_core::Error> {
 /// let n: u64 = session.get("n").await?.unwrap_or(0);
-/// session.insert("n", n + 1).await?;
+/// session.insert("n", &(n + 1)).await?;
 /// session.flash("saved").await?;
 /// # Ok(()) }
 /// ```

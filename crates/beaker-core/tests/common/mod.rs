@@ -1,6 +1,6 @@
 //! Helpers shared by the session tests: a store that counts its calls and can be switched
 //! off, and cookie plumbing.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -1,0 +1,67 @@
+//! Per-region counters: hits, misses, creations, stale serves, errors.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of a region's counters, from [`Region::stats`](super::Region::stats).
+///
+/// Every [`get`](super::Region::get) and every
+/// [`get_or_create`](super::Region::get_or_create) call counts exactly one of `hits`,
+/// `misses` or `stale_serves`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Calls answered with a fresh value (including callers that waited for another
+    /// caller's creator and got its value).
+    pub hits: u64,
+    /// Calls that found no fresh value and returned nothing (`get`) or ran the creator
+    /// (`get_or_create`).
+    pub misses: u64,
+    /// Creator runs that returned a value.
+    pub creations: u64,
+    /// Calls answered with a stale value while another caller regenerated it.
+    pub stale_serves: u64,
+    /// Creator failures, and backend failures that `get_or_create` absorbed (logged).
+    pub errors: u64,
+}
+
+/// The live counters behind [`CacheStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    creations: AtomicU64,
+    stale_serves: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn miss(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn creation(&self) {
+        self.creations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stale_serve(&self) {
+        self.stale_serves.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            creations: self.creations.load(Ordering::Relaxed),
+            stale_serves: self.stale_serves.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+        }
+    }
+}

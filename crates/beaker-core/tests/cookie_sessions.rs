@@ -1,0 +1,106 @@
+//! Cookie-only sessions: encrypted, authenticated, size-limited.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use beaker_core::{CookieStore, Error, ManualClock, SessionConfig, SessionManager};
+use common::{pair, value, SECRET};
+
+fn manager(config: SessionConfig) -> (SessionManager, ManualClock) {
+    let clock = ManualClock::new();
+    let m = SessionManager::builder(config).cookie_store(CookieStore).clock(Arc::new(clock.clone())).build().unwrap();
+    (m, clock)
+}
+
+fn config() -> SessionConfig {
+    SessionConfig::new().with_secret(SECRET).unwrap()
+}
+
+#[tokio::test]
+async fn round_trip_without_server_state() {
+    let (m, _) = manager(config());
+    let s = m.start(std::iter::empty());
+    s.insert("user", "ada").await.unwrap();
+    let out = m.finish(&s).await.unwrap();
+    assert_eq!(out.len(), 1);
+    assert!(!value(&out[0]).contains("ada"), "cookie payload is not encrypted");
+    let cookie = pair(&out[0]);
+    // A second manager with the same secret (another process) reads it.
+    let (other, _) = manager(config());
+    let s = other.start([cookie.as_str()]);
+    assert_eq!(s.get::<String>("user").await.unwrap().as_deref(), Some("ada"));
+    assert!(s.id().await.unwrap().is_some());
+    assert!(other.finish(&s).await.unwrap().is_empty(), "read-only: no Set-Cookie");
+}
+
+#[tokio::test]
+async fn tampered_or_foreign_cookies_give_a_fresh_session() {
+    let (m, _) = manager(config());
+    let s = m.start(std::iter::empty());
+    s.insert("user", "ada").await.unwrap();
+    let good = value(&m.finish(&s).await.unwrap()[0]);
+    let mut bytes = good.clone().into_bytes();
+    let mid = bytes.len() / 2;
+    bytes[mid] = if bytes[mid] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(bytes).unwrap();
+    let (foreign_mgr, _) = manager(SessionConfig::new().with_secret("a different secret entirely").unwrap());
+    let s = foreign_mgr.start(std::iter::empty());
+    s.insert("user", "eve").await.unwrap();
+    let foreign = value(&foreign_mgr.finish(&s).await.unwrap()[0]);
+    for bad in [tampered.as_str(), foreign.as_str(), &good[..good.len() - 5], "", "AAAA", "!!"] {
+        let h = format!("beaker.session.id={bad}");
+        let s = m.start([h.as_str()]);
+        assert!(s.is_new().await.unwrap(), "{bad:.30} accepted");
+        assert_eq!(s.get::<String>("user").await.unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn oversized_session_is_refused_and_the_old_cookie_stays_valid() {
+    let (m, _) = manager(config());
+    let s = m.start(std::iter::empty());
+    s.insert("small", "x").await.unwrap();
+    let cookie = pair(&m.finish(&s).await.unwrap()[0]);
+    let s = m.start([cookie.as_str()]);
+    s.insert("big", &"y".repeat(5000)).await.unwrap();
+    match m.finish(&s).await {
+        Err(Error::CookieTooLarge { size, limit }) => {
+            assert_eq!(limit, 4096);
+            assert!(size > limit);
+        }
+        other => panic!("expected CookieTooLarge, got {other:?}"),
+    }
+    let s = m.start([cookie.as_str()]);
+    assert_eq!(s.get::<String>("small").await.unwrap().as_deref(), Some("x"));
+    assert_eq!(s.get::<String>("big").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn regenerate_changes_the_id_and_logout_removes_the_cookie() {
+    let (m, _) = manager(config());
+    let s = m.start(std::iter::empty());
+    s.insert("user", "ada").await.unwrap();
+    let first = pair(&m.finish(&s).await.unwrap()[0]);
+    let id1 = m.start([first.as_str()]).id().await.unwrap().unwrap();
+    let s = m.start([first.as_str()]);
+    s.regenerate_id().await.unwrap();
+    let second = pair(&m.finish(&s).await.unwrap()[0]);
+    let id2 = m.start([second.as_str()]).id().await.unwrap().unwrap();
+    assert_ne!(id1, id2);
+    let s = m.start([second.as_str()]);
+    s.invalidate().await.unwrap();
+    let out = m.finish(&s).await.unwrap();
+    assert!(out[0].is_removal());
+}
+
+#[tokio::test]
+async fn expired_cookie_sessions_are_not_loaded() {
+    let (m, clock) = manager(config().with_timeout(Duration::from_secs(60)));
+    let s = m.start(std::iter::empty());
+    s.insert("user", "ada").await.unwrap();
+    let cookie = pair(&m.finish(&s).await.unwrap()[0]);
+    clock.advance(Duration::from_secs(61));
+    assert!(m.start([cookie.as_str()]).is_new().await.unwrap(), "an expired cookie session was replayed");
+}
