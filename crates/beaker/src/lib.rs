@@ -1,1 +1,41 @@
-//! Sessions and caching for Rust web services, in the spirit of Python's Beaker. (work in progress)
+//! # beaker
+//!
+//! Sessions and caching for Rust web services, in the spirit of Python's Beaker: one
+//! framework-agnostic core, thin adapters for axum, actix-web, rocket and warp, and stores
+//! from an in-process map to Redis Cluster.
+//!
+//! This facade re-exports [`beaker_core`] and turns configuration into a ready
+//! [`SessionManager`]: it is the one crate that knows every backend (behind features), so
+//! `BEAKER_SESSION_URL=redis://…` in the environment is all it takes to switch stores.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), beaker::Error> {
+//! let config = beaker::SessionConfig::new().with_secret("at least sixteen bytes of secret")?.with_url("memory:");
+//! let sessions = beaker::session_manager(config).await?;
+//! let session = sessions.start(std::iter::empty::<&str>());
+//! session.insert("user", "ada").await?;
+//! assert_eq!(sessions.finish(&session).await?.len(), 1);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Features
+//!
+//! | Name | Description | Default |
+//! |---|---|---|
+//! | `file` | file-system store (`file:///var/lib/app/sessions`) | no |
+//! | `sqlite` | SQLite store (`sqlite:sessions.sqlite3`) | no |
+//! | `postgres` | PostgreSQL store (`postgres://…`) | no |
+//! | `mysql` | MySQL / MariaDB store (`mysql://…`) | no |
+//! | `redis` | Redis, Redis Cluster, Sentinel (`redis://…`, `redis+cluster://…`) | no |
+//! | `memcached` | Memcached (`memcached://h1:11211,h2:11211`) | no |
+//! | `all-stores` | all of the above | no |
+//! | `bincode` | the bincode 2 serializer | no |
+//!
+//! Memory and cookie-only sessions need no feature.
+
+pub use beaker_core::*;
+
+mod build;
+
+pub use build::{session_manager, session_manager_from_env, session_manager_from_env_or, Error};

@@ -1,0 +1,104 @@
+//! From configuration to a ready session manager: the store is chosen by `type` or by the
+//! URL's scheme.
+
+use beaker_core::{ConfigError, CookieStore, SessionConfig, SessionManager, StoreError, StoreType};
+
+/// Why a manager could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bad configuration (the message names the option or variable).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not be reached or prepared at start-up.
+    #[error("{key}: could not open the {store} store: {source}")]
+    Store {
+        /// The option that chose the store.
+        key: &'static str,
+        /// The store type.
+        store: StoreType,
+        /// What went wrong.
+        #[source]
+        source: StoreError,
+    },
+    /// The store type needs a cargo feature of this crate that is off.
+    #[error("{key}: the {store} store needs the `{feature}` feature of the `beaker` crate")]
+    MissingFeature {
+        /// The option that chose the store.
+        key: &'static str,
+        /// The store type.
+        store: StoreType,
+        /// The feature to enable.
+        feature: &'static str,
+    },
+    /// Any other session error (while using the re-exported API in the same function).
+    #[error(transparent)]
+    Session(#[from] beaker_core::Error),
+}
+
+/// Reads `BEAKER_SESSION_*` from the environment and builds the manager with its store.
+pub async fn session_manager_from_env() -> Result<SessionManager, Error> {
+    session_manager(SessionConfig::from_env()?).await
+}
+
+/// Like [`session_manager_from_env`], with `default_url` as the store when neither
+/// `BEAKER_SESSION_TYPE` nor `BEAKER_SESSION_URL` is set, and a public development secret
+/// (with a warning on stderr) when `BEAKER_SESSION_SECRET` is not set. For demos and local
+/// development.
+pub async fn session_manager_from_env_or(default_url: &str) -> Result<SessionManager, Error> {
+    let mut config = SessionConfig::from_env()?.with_dev_secret_if_missing();
+    if config.store_type.is_none() && config.url.is_none() {
+        config = config.with_url(default_url);
+    }
+    session_manager(config).await
+}
+
+/// Builds the manager for `config`, opening the store its `type`/`url` names.
+pub async fn session_manager(config: SessionConfig) -> Result<SessionManager, Error> {
+    let store_type = config.resolved_store_type()?;
+    let key = if config.store_type.is_some() { "session.type" } else { "session.url" };
+    let builder = SessionManager::builder(config.clone());
+    let builder = match store_type {
+        StoreType::Memory => builder,
+        StoreType::Cookie => builder.cookie_store(CookieStore),
+        other => builder.shared_store(open_store(key, other, &config).await?),
+    };
+    Ok(builder.build()?)
+}
+
+#[allow(unused_variables)]
+async fn open_store(
+    key: &'static str,
+    store: StoreType,
+    config: &SessionConfig,
+) -> Result<std::sync::Arc<dyn beaker_core::SessionStore>, Error> {
+    let missing = |feature| Err(Error::MissingFeature { key, store, feature });
+    match store {
+        StoreType::File => missing("file"),
+        StoreType::Sqlite => missing("sqlite"),
+        StoreType::Postgres => missing("postgres"),
+        StoreType::Mysql => missing("mysql"),
+        StoreType::Redis | StoreType::RedisCluster => missing("redis"),
+        StoreType::Memcached => missing("memcached"),
+        _ => unreachable!("memory and cookie sessions need no store"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_and_cookie_need_no_feature() {
+        let c = SessionConfig::new().with_secret("a secret of sixteen+ bytes").unwrap();
+        assert!(session_manager(c.clone()).await.is_ok());
+        assert!(session_manager(c.with_url("cookie:")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn bad_urls_name_the_option() {
+        let c = SessionConfig::new().with_secret("a secret of sixteen+ bytes").unwrap().with_url("nosuch://x");
+        let e = session_manager(c).await.unwrap_err().to_string();
+        assert!(e.contains("session.url"), "{e}");
+    }
+}
