@@ -1,1 +1,89 @@
-fn main() {}
+//! beaker-rs automation, all in Rust: `cargo xtask <command>`.
+//!
+//! | command | what it does |
+//! |---|---|
+//! | `test` | starts the throwaway services it can, builds the workspace once, runs every test |
+//! | `lint` | rustfmt check, clippy `-D warnings`, rustdoc, the core-purity check |
+//! | `ci` | `test` then `lint` (what `.ci/run` runs) |
+//! | `services` | starts the throwaway services and prints their URLs until Ctrl-C |
+//! | `purity` | the core-purity check alone |
+
+mod checks;
+mod services;
+
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("lint") => checks::lint(),
+        Some("ci") => test(&[]).and_then(|()| checks::lint()),
+        Some("services") => services::hold(),
+        Some("purity") => checks::core_purity(),
+        _ => {
+            eprintln!("usage: cargo xtask <test | lint | ci | services | purity>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error for the user: one line, already explained.
+pub(crate) type Result<T = ()> = std::result::Result<T, String>;
+
+/// Whether we run under CI, where a missing service is a failure instead of a skip.
+pub(crate) fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Runs a command to completion, failing on a non-zero exit.
+pub(crate) fn run(cmd: &mut Command) -> Result {
+    eprintln!("$ {}", describe(cmd));
+    let status = cmd.status().map_err(|e| format!("could not start {}: {e}", describe(cmd)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{} failed ({status})", describe(cmd)))
+    }
+}
+
+fn describe(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program().to_string_lossy().into_owned())
+        .chain(cmd.get_args().map(|a| a.to_string_lossy().into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub(crate) fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// The flags every build and test step shares, so that one build serves them all.
+pub(crate) const BUILD_FLAGS: &[&str] = &["--workspace", "--all-targets", "--all-features", "--locked"];
+
+fn test(extra: &[String]) -> Result {
+    let services = services::Services::start()?;
+    services.report();
+    if in_ci() && !services.missing.is_empty() {
+        return Err(format!(
+            "CI=true and these services are unavailable: {} — failing instead of skipping",
+            services.missing.iter().map(|m| m.suite).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    run(cargo().arg("build").args(BUILD_FLAGS))?;
+    let mut cmd = cargo();
+    cmd.arg("test").args(["--workspace", "--all-features", "--locked", "--no-fail-fast"]).args(extra);
+    for (k, v) in &services.env {
+        cmd.env(k, v);
+    }
+    let outcome = run(&mut cmd);
+    services.report();
+    outcome
+}
