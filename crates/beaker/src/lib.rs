@@ -39,3 +39,8 @@ pub use beaker_core::*;
 mod build;
 
 pub use build::{session_manager, session_manager_from_env, session_manager_from_env_or, Error};
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
