@@ -1,1 +1,46 @@
-//! axum integration for beaker-rs sessions and caches. (work in progress)
+//! # beaker-axum
+//!
+//! [axum](https://docs.rs/axum) integration for beaker-rs sessions: a tower
+//! [`SessionLayer`] that starts each request's session and finishes it after the handler,
+//! and a [`Session`] extractor.
+//!
+//! The layer only translates between axum and [`beaker_core::SessionManager`]: it reads the
+//! `Cookie` headers, puts the lazily loaded session into the request extensions, and after
+//! the handler appends the `Set-Cookie` values the manager returns. When finishing fails
+//! (a store outage, a session too large for its cookie) the response is replaced by the
+//! error's status (503, 413 or 500) and a one-line body; see [`SessionError`].
+//!
+//! ## Quick start
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use beaker_axum::{Session, SessionError, SessionLayer};
+//! use beaker_core::{SessionConfig, SessionManager};
+//!
+//! async fn counter(session: Session) -> Result<String, SessionError> {
+//!     let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
+//!     session.insert("n", &n).await?;
+//!     Ok(n.to_string())
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let manager = SessionManager::builder(SessionConfig::from_env()?.with_dev_secret_if_missing()).build()?;
+//! let app: Router = Router::new().route("/counter", get(counter)).layer(SessionLayer::new(manager));
+//! # Ok(()) }
+//! ```
+//!
+//! Application state such as a cache manager travels the axum way, with
+//! [`State`](axum::extract::State) or [`Extension`](axum::Extension); the layer does not
+//! need to know about it.
+
+mod error;
+mod extract;
+mod future;
+mod layer;
+mod service;
+
+pub use error::SessionError;
+pub use extract::Session;
+pub use future::ResponseFuture;
+pub use layer::SessionLayer;
+pub use service::SessionService;

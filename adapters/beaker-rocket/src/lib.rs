@@ -1,1 +1,45 @@
-//! rocket integration for beaker-rs sessions and caches. (work in progress)
+//! # beaker-rocket
+//!
+//! [Rocket](https://rocket.rs) integration for beaker-rs sessions: a [`SessionFairing`]
+//! that owns the [`beaker_core::SessionManager`], starts each request's session and
+//! finishes it on the response, and a [`Session`] request guard.
+//!
+//! The fairing only translates between Rocket and the manager. When finishing fails (a
+//! store outage, a session too large for its cookie) the response is replaced by the
+//! error's status (503, 413 or 500) and a one-line body; see [`SessionError`].
+//!
+//! ## Quick start
+//!
+//! ```no_run
+//! use beaker_core::{SessionConfig, SessionManager};
+//! use beaker_rocket::{Session, SessionError, SessionFairing};
+//!
+//! #[rocket::get("/counter")]
+//! async fn counter(session: Session) -> Result<String, SessionError> {
+//!     let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
+//!     session.insert("n", &n).await?;
+//!     Ok(n.to_string())
+//! }
+//!
+//! #[rocket::launch]
+//! fn rocket() -> _ {
+//!     let config = SessionConfig::from_env().expect("session config").with_dev_secret_if_missing();
+//!     let manager = SessionManager::builder(config).build().expect("session manager");
+//!     rocket::build().attach(SessionFairing::new(manager)).mount("/", rocket::routes![counter])
+//! }
+//! ```
+//!
+//! Application state such as a cache manager travels the Rocket way, as managed state
+//! (`rocket.manage(caches)`, then a `&State<CacheManager>` guard).
+
+mod error;
+mod fairing;
+mod guard;
+
+pub use error::SessionError;
+pub use fairing::SessionFairing;
+pub use guard::Session;
+
+/// The request-local slot the fairing fills and the guard reads. `None` means the
+/// fairing is not attached (the guard's fallback filled the slot).
+struct Slot(Option<beaker_core::Session>);

@@ -1,0 +1,15 @@
+//! The framework-independent half of the beaker-rs demo apps (`shared/DEMO-CONTRACT.md`).
+//!
+//! Every route's behaviour lives here, once: a demo app only translates its framework's
+//! request into these calls and the returned [`Reply`] into its framework's response, so
+//! that the four demos answer byte for byte the same.
+//!
+//! Session errors are returned as [`beaker_core::Error`] so that each demo maps them with
+//! its adapter's own error type (503 for a store outage, 413 for an oversized session).
+
+mod page;
+mod routes;
+mod startup;
+
+pub use routes::{Demo, Reply};
+pub use startup::{announce, shutdown_signal, startup_or_exit, Startup, StartupError};

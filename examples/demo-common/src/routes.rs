@@ -1,0 +1,227 @@
+//! The routes of the demo contract, one function each.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use beaker_core::{Error, Session};
+use serde_json::Value;
+
+use crate::page;
+
+/// A response, framework-independent: status, content type and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The `Content-Type` header value.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: String,
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+const HTML: &str = "text/html; charset=utf-8";
+
+impl Reply {
+    /// A 200 `text/plain` reply.
+    pub fn text(body: impl Into<String>) -> Reply {
+        Reply::status(200, body)
+    }
+
+    /// A `text/plain` reply with another status.
+    pub fn status(status: u16, body: impl Into<String>) -> Reply {
+        Reply { status, content_type: TEXT, body: body.into() }
+    }
+
+    /// A 200 `text/html` reply.
+    pub fn html(body: String) -> Reply {
+        Reply { status: 200, content_type: HTML, body }
+    }
+
+    /// The reply for a session error ending a handler: [`Error::status_code`] and
+    /// [`Error::public_message`]. Adapters have their own mapping; this one serves
+    /// frameworks whose handlers answer with a plain reply.
+    pub fn from_error(e: &Error) -> Reply {
+        Reply::status(e.status_code(), e.public_message())
+    }
+}
+
+type Result<T> = std::result::Result<T, Error>;
+
+/// The route logic and its process-wide state (the `/cached` generation counter).
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Demo {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    slow: Duration,
+    generation: AtomicU64,
+}
+
+/// The first value of `name` in an `application/x-www-form-urlencoded` string.
+fn field(encoded: &[u8], name: &str) -> Option<String> {
+    form_urlencoded::parse(encoded).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// A session key read as an integer: `Ok(None)` when absent, `Err(reply)` when it holds
+/// something else (a client can put any string under `n` through `/kv/n`).
+async fn integer(session: &Session, key: &str) -> Result<std::result::Result<Option<i64>, Reply>> {
+    Ok(match session.get::<Value>(key).await? {
+        None => Ok(None),
+        Some(v) => v.as_i64().map(Some).ok_or_else(|| Reply::status(409, format!("{key} is not an integer"))),
+    })
+}
+
+/// Reserved keys (`_beaker.*`) are a client error here, not a server one.
+fn reserved(result: Result<Reply>) -> Result<Reply> {
+    match result {
+        Err(Error::ReservedKey(key)) => Ok(Reply::status(400, format!("key {key} is reserved"))),
+        other => other,
+    }
+}
+
+impl Demo {
+    /// The route logic; `/cached` computations take `slow`.
+    pub fn new(slow: Duration) -> Demo {
+        Demo { inner: Arc::new(Inner { slow, generation: AtomicU64::new(0) }) }
+    }
+
+    /// `GET /`: explains the demo; does not touch the session.
+    pub fn index(&self) -> Reply {
+        Reply::html(page::index())
+    }
+
+    /// `GET /healthz`.
+    pub fn healthz(&self) -> Reply {
+        Reply::text("ok")
+    }
+
+    /// `GET /counter`: increments `n`.
+    pub async fn counter(&self, session: &Session) -> Result<Reply> {
+        let n = match integer(session, "n").await? {
+            Ok(n) => n.unwrap_or(0).saturating_add(1),
+            Err(reply) => return Ok(reply),
+        };
+        session.insert("n", &n).await?;
+        Ok(Reply::text(n.to_string()))
+    }
+
+    /// `GET /read`: reads `n`.
+    pub async fn read(&self, session: &Session) -> Result<Reply> {
+        Ok(match integer(session, "n").await? {
+            Ok(Some(n)) => Reply::text(n.to_string()),
+            Ok(None) => Reply::text("none"),
+            Err(reply) => reply,
+        })
+    }
+
+    /// `POST /login`: `user` from the form body, else from the query string.
+    pub async fn login(&self, session: &Session, query: Option<&str>, body: &[u8]) -> Result<Reply> {
+        let user = field(body, "user").or_else(|| query.and_then(|q| field(q.as_bytes(), "user")));
+        let Some(user) = user.filter(|u| !u.is_empty()) else {
+            return Ok(Reply::status(400, "user required"));
+        };
+        session.insert("user", &user).await?;
+        // Against session fixation: whoever knew the anonymous id must not ride the login.
+        session.regenerate_id().await?;
+        Ok(Reply::text(user))
+    }
+
+    /// `GET /whoami`.
+    pub async fn whoami(&self, session: &Session) -> Result<Reply> {
+        Ok(Reply::text(self.user(session).await?.unwrap_or_else(|| "anonymous".into())))
+    }
+
+    /// `POST /logout`: ends the session.
+    pub async fn logout(&self, session: &Session) -> Result<Reply> {
+        session.invalidate().await?;
+        Ok(Reply::text("bye"))
+    }
+
+    /// `GET /protected`.
+    pub async fn protected(&self, session: &Session) -> Result<Reply> {
+        Ok(match self.user(session).await? {
+            Some(user) => Reply::text(format!("hello {user}")),
+            None => Reply::status(401, "login required"),
+        })
+    }
+
+    async fn user(&self, session: &Session) -> Result<Option<String>> {
+        // A non-string `user` (written through /kv) reads as nobody.
+        Ok(session.get::<Value>("user").await?.and_then(|v| v.as_str().map(str::to_owned)))
+    }
+
+    /// `PUT /kv/{key}`: stores the UTF-8 body under `key`.
+    pub async fn kv_put(&self, session: &Session, key: &str, body: &[u8]) -> Result<Reply> {
+        let Ok(value) = std::str::from_utf8(body) else {
+            return Ok(Reply::status(400, "value must be UTF-8"));
+        };
+        reserved(session.insert(key, value).await.map(|()| Reply::text("ok")))
+    }
+
+    /// `GET /kv/{key}`: strings as they are, other values as JSON.
+    pub async fn kv_get(&self, session: &Session, key: &str) -> Result<Reply> {
+        Ok(match session.get::<Value>(key).await? {
+            Some(Value::String(s)) => Reply::text(s),
+            Some(other) => Reply::text(other.to_string()),
+            None => Reply::status(404, "not found"),
+        })
+    }
+
+    /// `DELETE /kv/{key}`.
+    pub async fn kv_delete(&self, session: &Session, key: &str) -> Result<Reply> {
+        reserved(session.remove(key).await.map(|_| Reply::text("ok")))
+    }
+
+    /// `GET /keys`: the application's keys, sorted, one per line.
+    pub async fn keys(&self, session: &Session) -> Result<Reply> {
+        Ok(Reply::text(session.keys().await?.join("\n")))
+    }
+
+    /// `POST /flash`: queues the form field `msg`.
+    pub async fn flash_post(&self, session: &Session, body: &[u8]) -> Result<Reply> {
+        match field(body, "msg") {
+            Some(msg) => {
+                session.flash(msg).await?;
+                Ok(Reply::text("ok"))
+            }
+            None => Ok(Reply::status(400, "msg required")),
+        }
+    }
+
+    /// `GET /flash`: takes the queued messages, one per line.
+    pub async fn flash_get(&self, session: &Session) -> Result<Reply> {
+        Ok(Reply::text(session.take_flashes().await?.join("\n")))
+    }
+
+    /// `GET /cached?key=K`.
+    pub async fn cached(&self, query: Option<&str>) -> Reply {
+        let Some(_key) = query.and_then(|q| field(q.as_bytes(), "key")) else {
+            return Reply::status(400, "key required");
+        };
+        Reply::status(501, "cache regions are not available in this build")
+    }
+
+    /// `GET /cached/stats`.
+    pub async fn cached_stats(&self) -> Reply {
+        Reply::status(501, "cache regions are not available in this build")
+    }
+
+    /// The slow computation behind `/cached`: sleeps, then returns a process-wide generation.
+    #[allow(dead_code)]
+    async fn slow_generation(&self) -> u64 {
+        tokio::time::sleep(self.inner.slow).await;
+        self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// `GET /app`: the page for people.
+    pub async fn app(&self, session: &Session) -> Result<Reply> {
+        let user = self.user(session).await?;
+        let n = integer(session, "n").await?.ok().flatten();
+        Ok(Reply::html(page::app(user.as_deref(), n)))
+    }
+}
