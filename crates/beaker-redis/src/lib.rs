@@ -1,1 +1,45 @@
-//! Redis (single node, Cluster, Sentinel) session store and cache backend for beaker-rs. (work in progress)
+//! # beaker-redis
+//!
+//! Redis for beaker-rs: [`RedisStore`] implements [`beaker_core::SessionStore`] and
+//! [`RedisCache`] implements [`beaker_core::cache::CacheBackend`], on a single node, a
+//! Redis Cluster (`redis+cluster://h1:p1,h2:p2`) or the master a Sentinel names
+//! (`redis+sentinel://s1:p1,s2:p2/master_name`). Both can share one [`RedisClient`].
+//!
+//! **Who should depend on this crate:** applications that keep sessions or cache regions
+//! in Redis. The `beaker` facade re-exports it behind its `redis` feature and builds it
+//! from a `redis://…` session URL.
+//!
+//! - Sessions are hashes with per-key fields and a native TTL; `apply` changes only the
+//!   fields a request touched, atomically, in one round trip (see [`RedisStore`]).
+//! - Every call has a deadline ([`RedisOptions::timeout`], default 2 s); an unreachable
+//!   server is `StoreError::Unavailable`, and the first call after it returns succeeds.
+//! - Namespaces are cleared with `SCAN` + `UNLINK`, never `KEYS` or `FLUSHDB`.
+//!
+//! ```no_run
+//! use beaker_redis::{RedisCache, RedisClient, RedisOptions, RedisStore};
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = RedisClient::connect("redis://127.0.0.1:6379/0", RedisOptions::default()).await?;
+//! let sessions = RedisStore::new(client.clone());
+//! let cache = RedisCache::new(client);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Features
+//!
+//! None; TLS (`rediss://`) is not enabled yet.
+//!
+//! ## MSRV
+//!
+//! Rust 1.88, the minimum of the `redis` 1.x client (the rest of beaker-rs needs 1.80).
+
+mod cache;
+mod client;
+mod error;
+mod options;
+mod session;
+
+pub use cache::RedisCache;
+pub use client::RedisClient;
+pub use error::ConnectError;
+pub use options::RedisOptions;
+pub use session::RedisStore;

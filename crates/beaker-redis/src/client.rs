@@ -1,0 +1,376 @@
+//! [`RedisClient`]: one connection (single node, Cluster or Sentinel) shared by the session
+//! store and the cache, with the per-call deadline, the reconnect retry and `SCAN`.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use beaker_core::StoreError;
+use futures_util::future::try_join_all;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{AsyncConnectionConfig, Cmd, ConnectionAddr, Pipeline, RedisFuture, RedisResult, Value};
+
+use crate::error::{self, is_connection_error, ConnectError};
+use crate::options::{RedisOptions, Target};
+
+/// A connection to Redis shared by [`RedisStore`](crate::RedisStore) and
+/// [`RedisCache`](crate::RedisCache); cheap to clone.
+///
+/// The URL chooses the topology:
+///
+/// | URL | topology |
+/// |---|---|
+/// | `redis://[user:pw@]host:port[/db]`, `rediss://…` | one server, reconnecting on its own |
+/// | `redis+cluster://[user:pw@]h1:p1,h2:p2,…` | Redis Cluster; the nodes are seeds, the rest is discovered |
+/// | `redis+sentinel://[user:pw@]s1:p1,s2:p2/master_name[/db]` | the master Sentinel names; the user info is the master's |
+///
+/// A single-node connection is a `ConnectionManager`: when Redis goes away, calls fail
+/// with `StoreError::Unavailable` within [`RedisOptions::timeout`], and the first call
+/// after Redis is back succeeds (a call that finds the connection broken retries once on
+/// a fresh one). In Sentinel mode a broken connection makes the next call ask the
+/// sentinels for the master again, so a failover is followed.
+///
+/// ```no_run
+/// use beaker_redis::{RedisCache, RedisClient, RedisOptions, RedisStore};
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = RedisClient::connect("redis://127.0.0.1:6379", RedisOptions::default()).await?;
+/// let sessions = RedisStore::new(client.clone());
+/// let cache = RedisCache::new(client);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    options: RedisOptions,
+    backend: Backend,
+}
+
+enum Backend {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+    Sentinel(Box<SentinelState>),
+}
+
+struct SentinelState {
+    client: tokio::sync::Mutex<SentinelClient>,
+    current: Mutex<Option<MultiplexedConnection>>,
+    config: AsyncConnectionConfig,
+}
+
+impl fmt::Debug for RedisClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let topology = match self.inner.backend {
+            Backend::Single(_) => "single",
+            Backend::Cluster(_) => "cluster",
+            Backend::Sentinel(_) => "sentinel",
+        };
+        f.debug_struct("RedisClient").field("topology", &topology).field("options", &self.inner.options).finish()
+    }
+}
+
+/// One checked-out connection of whichever topology.
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Manager(ConnectionManager),
+    Cluster(ClusterConnection),
+    Plain(MultiplexedConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Manager(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Plain(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Manager(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Plain(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Manager(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+            Conn::Plain(c) => c.get_db(),
+        }
+    }
+}
+
+impl RedisClient {
+    /// Connects to the Redis named by `url` (see the table above) and checks that it answers.
+    ///
+    /// # Errors
+    /// [`ConnectError::InvalidUrl`] / [`ConnectError::InvalidOptions`] for configuration
+    /// mistakes; [`ConnectError::Store`] with `StoreError::Unavailable` when no server
+    /// answered within [`RedisOptions::timeout`].
+    pub async fn connect(url: &str, options: RedisOptions) -> Result<Self, ConnectError> {
+        options.validate()?;
+        let target = Target::parse(url)?;
+        let timeout = options.timeout;
+        let invalid =
+            |e: redis::RedisError| ConnectError::InvalidUrl { url: crate::options::redact(url), reason: e.to_string() };
+        let connect = async {
+            let backend = match target {
+                Target::Single(url) => {
+                    let client = redis::Client::open(url.as_str()).map_err(invalid)?;
+                    let config = ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(timeout))
+                        .set_response_timeout(Some(timeout))
+                        .set_number_of_retries(2)
+                        .set_min_delay(Duration::from_millis(20))
+                        .set_max_delay(Duration::from_millis(500));
+                    let manager = ConnectionManager::new_with_config(client, config)
+                        .await
+                        .map_err(|e| error::map("connect", e))?;
+                    Backend::Single(manager)
+                }
+                Target::Cluster(nodes) => {
+                    let client = ClusterClient::builder(nodes)
+                        .connection_timeout(timeout)
+                        .response_timeout(timeout)
+                        .build()
+                        .map_err(invalid)?;
+                    let conn = client.get_async_connection().await.map_err(|e| error::map("connect", e))?;
+                    Backend::Cluster(conn)
+                }
+                Target::Sentinel { sentinels, master, db, userinfo } => {
+                    let addrs = sentinels.into_iter().map(|(host, port)| ConnectionAddr::Tcp(host, port));
+                    let mut builder =
+                        SentinelClientBuilder::new(addrs, master, SentinelServerType::Master).map_err(invalid)?;
+                    builder = builder.set_client_to_redis_db(db);
+                    if let Some(userinfo) = userinfo {
+                        let (user, password) = userinfo.split_once(':').unwrap_or(("", userinfo.as_str()));
+                        if !user.is_empty() {
+                            builder = builder.set_client_to_redis_username(user);
+                        }
+                        builder = builder.set_client_to_redis_password(password);
+                    }
+                    let state = SentinelState {
+                        client: tokio::sync::Mutex::new(builder.build().map_err(invalid)?),
+                        current: Mutex::new(None),
+                        config: AsyncConnectionConfig::new()
+                            .set_connection_timeout(Some(timeout))
+                            .set_response_timeout(Some(timeout)),
+                    };
+                    Backend::Sentinel(Box::new(state))
+                }
+            };
+            Ok::<_, ConnectError>(backend)
+        };
+        let backend =
+            tokio::time::timeout(timeout, connect).await.map_err(|_| error::timed_out("connect", timeout))??;
+        let client = RedisClient { inner: Arc::new(Inner { options, backend }) };
+        // Sentinel connects lazily; make a bad master name or dead sentinels fail here.
+        let _: String = client.run("PING", |mut c| async move { redis::cmd("PING").query_async(&mut c).await }).await?;
+        Ok(client)
+    }
+
+    /// The options this client was made with.
+    pub fn options(&self) -> &RedisOptions {
+        &self.inner.options
+    }
+
+    /// Whether this is a Redis Cluster connection.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.inner.backend, Backend::Cluster(_))
+    }
+
+    async fn conn(&self) -> RedisResult<Conn> {
+        match &self.inner.backend {
+            Backend::Single(m) => Ok(Conn::Manager(m.clone())),
+            Backend::Cluster(c) => Ok(Conn::Cluster(c.clone())),
+            Backend::Sentinel(s) => {
+                if let Some(c) = s.current.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+                    return Ok(Conn::Plain(c));
+                }
+                // One caller asks the sentinels; the others wait for its answer.
+                let mut client = s.client.lock().await;
+                if let Some(c) = s.current.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+                    return Ok(Conn::Plain(c));
+                }
+                let conn = client.get_async_connection_with_config(&s.config).await?;
+                *s.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
+                Ok(Conn::Plain(conn))
+            }
+        }
+    }
+
+    fn connection_failed(&self) {
+        // The connection manager and the cluster connection reconnect on their own; a
+        // Sentinel connection is dropped so that the next call finds the current master.
+        if let Backend::Sentinel(s) = &self.inner.backend {
+            *s.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+
+    /// Runs `op` within the call deadline, retrying once on a fresh connection when the
+    /// connection (not the command) failed. Every operation of this crate is safe to
+    /// repeat: writes set absolute values and a repeated create or lock merely reports
+    /// "exists", which callers already handle.
+    pub(crate) async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let timeout = self.inner.options.timeout;
+        let attempts = async {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let result = match self.conn().await {
+                    Ok(conn) => op(conn).await,
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Err(e) if is_connection_error(&e) => {
+                        self.connection_failed();
+                        if attempt >= 2 {
+                            return Err(e);
+                        }
+                        tracing::debug!(error = %e, "redis: {what}: connection failed, retrying once");
+                    }
+                    other => return other,
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, attempts).await {
+            Ok(result) => result.map_err(|e| error::map(what, e)),
+            Err(_) => Err(error::timed_out(what, timeout)),
+        }
+    }
+
+    /// Deletes every key matching the glob `pattern` with `SCAN` + `UNLINK`, on every
+    /// master of a cluster; never `KEYS`, never `FLUSHDB`. Each step has the call deadline,
+    /// not the whole sweep, so a large namespace can be cleared. Returns how many went.
+    pub(crate) async fn scan_delete(&self, pattern: &str) -> Result<u64, StoreError> {
+        let count = self.inner.options.scan_count;
+        let mut deleted = 0;
+        let nodes = match &self.inner.backend {
+            Backend::Cluster(_) => self.cluster_masters().await?.into_iter().map(Some).collect(),
+            _ => vec![None],
+        };
+        for node in nodes {
+            let mut cursor = 0u64;
+            loop {
+                let node = node.clone();
+                let (next, keys): (u64, Vec<Vec<u8>>) = self
+                    .run("SCAN", |mut c| {
+                        let node = node.clone();
+                        async move {
+                            let mut scan = redis::cmd("SCAN");
+                            scan.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(count);
+                            match (&mut c, node) {
+                                (Conn::Cluster(cc), Some((host, port))) => {
+                                    let routing =
+                                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+                                    Ok(redis::from_redis_value(cc.route_command(scan, routing).await?)?)
+                                }
+                                _ => scan.query_async(&mut c).await,
+                            }
+                        }
+                    })
+                    .await?;
+                if !keys.is_empty() {
+                    deleted += self.unlink(&keys).await?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(deleted)
+    }
+
+    async fn unlink(&self, keys: &[Vec<u8>]) -> Result<u64, StoreError> {
+        self.run("UNLINK", |mut c| async move {
+            match &c {
+                // Keys of one batch live in different slots: one command per key, sent
+                // concurrently over the multiplexed node connections.
+                Conn::Cluster(cc) => {
+                    let each = keys.iter().map(|k| {
+                        let mut cc = cc.clone();
+                        async move { redis::cmd("UNLINK").arg(k).query_async::<u64>(&mut cc).await }
+                    });
+                    Ok(try_join_all(each).await?.into_iter().sum())
+                }
+                _ => redis::cmd("UNLINK").arg(keys).query_async(&mut c).await,
+            }
+        })
+        .await
+    }
+
+    /// The `(host, port)` of every cluster master, from `CLUSTER SLOTS`.
+    async fn cluster_masters(&self) -> Result<Vec<(String, u16)>, StoreError> {
+        let slots: Value = self
+            .run("CLUSTER SLOTS", |mut c| async move { redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut c).await })
+            .await?;
+        let mut masters = Vec::new();
+        let Value::Array(ranges) = slots else {
+            return Err(StoreError::corrupt("redis: CLUSTER SLOTS: not an array"));
+        };
+        for range in ranges {
+            let Value::Array(fields) = range else { continue };
+            let Some(Value::Array(master)) = fields.get(2) else { continue };
+            let host = match master.first() {
+                Some(Value::BulkString(h)) => String::from_utf8_lossy(h).into_owned(),
+                Some(Value::SimpleString(h)) => h.clone(),
+                _ => continue,
+            };
+            let Some(Value::Int(port)) = master.get(1) else { continue };
+            let Ok(port) = u16::try_from(*port) else { continue };
+            if !masters.contains(&(host.clone(), port)) {
+                masters.push((host, port));
+            }
+        }
+        if masters.is_empty() {
+            return Err(StoreError::Unavailable {
+                message: "redis: the cluster reports no master".into(),
+                source: None,
+            });
+        }
+        Ok(masters)
+    }
+}
+
+/// Escapes the glob metacharacters of `SCAN MATCH` so that `s` matches only itself.
+pub(crate) fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        if matches!(ch, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_escape_neutralises_metacharacters() {
+        assert_eq!(glob_escape(r"a*b?[c]\d"), r"a\*b\?\[c\]\\d");
+        assert_eq!(glob_escape("plain:ключ"), "plain:ключ");
+    }
+}

@@ -1,0 +1,308 @@
+//! beaker-redis against a real Redis: the published conformance suites plus the checks
+//! only a Redis test can make (TTL, key layout, reconnect, cluster).
+//!
+//! `BEAKER_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`) and
+//! `BEAKER_TEST_REDIS_CLUSTER_URL` (unset = skipped) choose the servers. An unreachable
+//! server skips with a loud line, unless `CI=true`, where it fails.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use beaker_core::cache::{CacheBackend, CacheEntry, LockOutcome};
+use beaker_core::{Changes, Record, SessionId, SessionStore, StoreError, StoreKey};
+use beaker_redis::{RedisCache, RedisClient, RedisOptions, RedisStore};
+use beaker_testkit::store::{CacheBackendSuite, SessionStoreSuite};
+use redis::AsyncCommands;
+
+fn skip_or_fail(suite: &str, why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{suite}: {why} (CI=true: a missing service is a failure)");
+    }
+    eprintln!("\n=== SKIPPED: {suite}: {why} ===\n");
+}
+
+/// A unique prefix per run, so that tests on a shared server never see each other's keys.
+fn run_prefix(tag: &str) -> String {
+    let id = StoreKey::for_id(&SessionId::generate(), true);
+    format!("beaker-test:{tag}:{}:", &id.as_str()[..12])
+}
+
+fn options(tag: &str) -> RedisOptions {
+    let p = run_prefix(tag);
+    RedisOptions::default()
+        .with_session_prefix(format!("{p}s:"))
+        .with_cache_prefix(format!("{p}c:"))
+        .with_lock_prefix(format!("{p}l:"))
+}
+
+async fn connect(suite: &str, url: &str, options: RedisOptions) -> Option<RedisClient> {
+    match RedisClient::connect(url, options).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            skip_or_fail(suite, &format!("cannot reach {url}: {e}"));
+            None
+        }
+    }
+}
+
+fn single_url() -> String {
+    std::env::var("BEAKER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A raw connection for looking under the hood and for cleaning up.
+async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap()
+}
+
+/// Deletes every key of this run with SCAN (never KEYS or FLUSHDB: the server is shared).
+async fn cleanup(url: &str, options: &RedisOptions) {
+    let mut conn = raw(url).await;
+    let common = options.session_prefix.trim_end_matches("s:").to_owned();
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{common}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            let _: i64 = conn.del(keys).await.unwrap();
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+}
+
+fn corruptor(store: RedisStore, url: String) -> beaker_testkit::store::Corruptor {
+    Box::new(move |key: StoreKey| {
+        let rkey = store.redis_key(&key);
+        let url = url.clone();
+        Box::pin(async move {
+            // A string where a hash belongs, the most likely leftover of a foreign writer.
+            let _: () = raw(&url).await.set(rkey, b"\xff\x00garbage".as_slice()).await.unwrap();
+        })
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_node_passes_the_conformance_suites() {
+    let url = single_url();
+    let opts = options("suite");
+    let Some(client) = connect("redis single-node suites", &url, opts.clone()).await else { return };
+    let store = RedisStore::new(client.clone());
+    SessionStoreSuite::new(Arc::new(store.clone()))
+        .with_corruptor(corruptor(store, url.clone()))
+        .with_real_time_expiry()
+        .run()
+        .await;
+    CacheBackendSuite::new(Arc::new(RedisCache::new(client))).with_real_time_expiry().run().await;
+    cleanup(&url, &opts).await;
+}
+
+fn record(expires: Option<SystemTime>) -> Record {
+    let now = SystemTime::now();
+    Record {
+        entries: [("user".to_string(), b"\"ann\"".to_vec()), ("ключ 🔑".to_string(), "значение".as_bytes().to_vec())]
+            .into(),
+        created: now,
+        accessed: now,
+        expires,
+    }
+}
+
+#[tokio::test]
+async fn sessions_use_native_ttl_and_a_hash_tag() {
+    let url = single_url();
+    let opts = options("ttl");
+    let Some(client) = connect("redis TTL checks", &url, opts.clone()).await else { return };
+    let store = RedisStore::new(client);
+    let mut conn = raw(&url).await;
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    let rkey = store.redis_key(&key);
+    assert_eq!(rkey, format!("{}{{{}}}", opts.session_prefix, key.as_str()));
+
+    // No expiry: no TTL at all.
+    assert!(store.create(&key, &record(None)).await.unwrap());
+    let pttl: i64 = conn.pttl(&rkey).await.unwrap();
+    assert_eq!(pttl, -1, "a record without expiry got a TTL");
+    let fields: Vec<String> = conn.hkeys(&rkey).await.unwrap();
+    assert!(fields.contains(&"k:ключ 🔑".to_string()) && fields.contains(&"m:e".to_string()), "{fields:?}");
+
+    // touch sets and later extends the native TTL.
+    let soon = SystemTime::now() + Duration::from_secs(60);
+    assert!(store.touch(&key, SystemTime::now(), Some(soon)).await.unwrap());
+    let pttl: i64 = conn.pttl(&rkey).await.unwrap();
+    assert!((1..=60_000).contains(&pttl), "PTTL {pttl} after a 60 s touch");
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    assert!(store.touch(&key, SystemTime::now(), Some(later)).await.unwrap());
+    let pttl: i64 = conn.pttl(&rkey).await.unwrap();
+    assert!(pttl > 60_000, "touch did not extend the TTL: {pttl}");
+
+    // apply back to "no expiry" removes the TTL.
+    let changes = Changes {
+        clear: false,
+        set: Default::default(),
+        remove: ["user".to_string()].into(),
+        accessed: SystemTime::now(),
+        expires: None,
+    };
+    assert!(store.apply(&key, &changes).await.unwrap());
+    let pttl: i64 = conn.pttl(&rkey).await.unwrap();
+    assert_eq!(pttl, -1);
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(loaded.entries.keys().collect::<Vec<_>>(), vec!["ключ 🔑"]);
+
+    // apply and touch on a missing key write nothing: the key must not be resurrected.
+    store.delete(&key).await.unwrap();
+    assert!(!store.apply(&key, &changes).await.unwrap());
+    assert!(!store.touch(&key, SystemTime::now(), Some(later)).await.unwrap());
+    let exists: bool = conn.exists(&rkey).await.unwrap();
+    assert!(!exists, "apply/touch on a missing session created a key");
+
+    // A record created already expired is gone at once.
+    assert!(store.create(&key, &record(Some(SystemTime::now() - Duration::from_secs(1)))).await.unwrap());
+    assert!(store.load(&key).await.unwrap().is_none());
+    cleanup(&url, &opts).await;
+}
+
+#[tokio::test]
+async fn cache_namespaces_with_glob_characters_are_isolated() {
+    let url = single_url();
+    let opts = options("glob");
+    let Some(client) = connect("redis cache namespaces", &url, opts.clone()).await else { return };
+    let cache = RedisCache::new(client);
+    let entry = CacheEntry { value: b"v".to_vec(), stored_at: SystemTime::now(), fresh_until: None };
+    // Each pair would alias under a naive `prefix + ns + ":" + key` / `ns:*` scheme.
+    let pairs = [("a*", "a-b"), ("a", "a:b"), ("x[1]", "x1"), (r"w\", "w")];
+    for (ns, other) in pairs {
+        cache.put(ns, "k:1", &entry, Some(Duration::from_secs(60))).await.unwrap();
+        cache.put(other, "k:1", &entry, Some(Duration::from_secs(60))).await.unwrap();
+        cache.put(other, "1", &entry, None).await.unwrap();
+        cache.clear(ns).await.unwrap();
+        assert!(cache.get(ns, "k:1").await.unwrap().is_none(), "clear({ns:?}) left its entry");
+        assert!(cache.get(other, "k:1").await.unwrap().is_some(), "clear({ns:?}) removed {other:?}'s entry");
+        assert!(cache.get(other, "1").await.unwrap().is_some(), "clear({ns:?}) removed {other:?}'s entry");
+        cache.clear(other).await.unwrap();
+    }
+    // A foreign value under an entry's key is Corrupt, not data.
+    let _: () = raw(&url).await.set(cache.redis_key("n", "k"), "not an entry").await.unwrap();
+    assert!(matches!(cache.get("n", "k").await, Err(StoreError::Corrupt { .. })));
+    // The lock key lives outside every namespace: clearing does not release it.
+    let LockOutcome::Acquired(token) = cache.try_lock("n", "k", Duration::from_secs(30)).await.unwrap() else {
+        panic!("free lock not granted")
+    };
+    cache.clear("n").await.unwrap();
+    assert_eq!(cache.try_lock("n", "k", Duration::from_secs(30)).await.unwrap(), LockOutcome::Busy);
+    cache.unlock("n", "k", &token).await.unwrap();
+    cleanup(&url, &opts).await;
+}
+
+/// A redis-server of our own on a free port, so that it can be killed and restarted
+/// without touching the shared one.
+struct OwnRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> std::io::Result<Child> {
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+    }
+
+    async fn wait_ready(&self) -> bool {
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_is_unavailable_and_the_first_call_after_it_succeeds() {
+    let suite = "redis reconnect";
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = match OwnRedis::start(port) {
+        Ok(child) => OwnRedis { port, child: Some(child) },
+        Err(e) => return skip_or_fail(suite, &format!("cannot start redis-server: {e}")),
+    };
+    assert!(server.wait_ready().await, "own redis-server did not start");
+    let url = format!("redis://127.0.0.1:{port}");
+    let opts = RedisOptions::default().with_timeout(Duration::from_millis(700));
+    let store = RedisStore::connect(&url, opts).await.unwrap();
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    assert!(store.create(&key, &record(None)).await.unwrap());
+
+    server.stop();
+    for _ in 0..3 {
+        match store.load(&key).await {
+            Err(e) => assert!(e.is_unavailable(), "outage reported as {e:?}"),
+            Ok(r) => panic!("load succeeded with the server down: {r:?}"),
+        }
+    }
+    let err = RedisStore::connect(&url, RedisOptions::default().with_timeout(Duration::from_millis(300))).await;
+    assert!(err.as_ref().is_err_and(|e| e.is_unavailable()), "{err:?}");
+
+    server.child = Some(OwnRedis::start(port).unwrap());
+    assert!(server.wait_ready().await, "own redis-server did not restart");
+    // The data went with the server (no persistence); what matters is that the very first
+    // call answers instead of failing on the dead connection.
+    assert_eq!(store.load(&key).await.unwrap(), None);
+    assert!(store.create(&key, &record(None)).await.unwrap());
+    assert!(store.load(&key).await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_passes_the_conformance_suites() {
+    let suite = "redis cluster suites";
+    let Ok(url) = std::env::var("BEAKER_TEST_REDIS_CLUSTER_URL") else {
+        return skip_or_fail(suite, "BEAKER_TEST_REDIS_CLUSTER_URL is not set");
+    };
+    let opts = options("cluster");
+    let Some(client) = connect(suite, &url, opts.clone()).await else { return };
+    assert!(client.is_cluster());
+    let store = RedisStore::new(client.clone());
+    SessionStoreSuite::new(Arc::new(store)).with_real_time_expiry().run().await;
+    let cache = RedisCache::new(client);
+    CacheBackendSuite::new(Arc::new(cache.clone())).run().await;
+
+    // Enough entries to land on every master; clear must find them all.
+    let entry = CacheEntry { value: b"v".to_vec(), stored_at: SystemTime::now(), fresh_until: None };
+    for i in 0..200 {
+        cache.put("spread", &format!("key-{i}"), &entry, Some(Duration::from_secs(120))).await.unwrap();
+    }
+    cache.put("kept", "key-0", &entry, Some(Duration::from_secs(120))).await.unwrap();
+    cache.clear("spread").await.unwrap();
+    for i in 0..200 {
+        assert!(cache.get("spread", &format!("key-{i}")).await.unwrap().is_none(), "key-{i} survived clear");
+    }
+    assert!(cache.get("kept", "key-0").await.unwrap().is_some());
+    cache.clear("kept").await.unwrap();
+}
