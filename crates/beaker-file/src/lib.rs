@@ -1,1 +1,65 @@
-//! File-system session store and cache backend for beaker-rs. (work in progress)
+//! # beaker-file
+//!
+//! A file-system [`SessionStore`](beaker_core::SessionStore) and
+//! [`CacheBackend`](beaker_core::cache::CacheBackend) for beaker-rs: Beaker's `type = file`
+//! with its `data_dir`.
+//!
+//! **Who should depend on this crate:** applications that want sessions or cache entries to
+//! survive a restart without running a database server, usually through the `beaker` facade
+//! (`BEAKER_SESSION_URL=file:/var/lib/myapp/sessions`).
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use beaker_core::{Record, SessionId, SessionStore, StoreKey};
+//! use beaker_file::{FileOptions, FileStore};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), beaker_core::StoreError> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let store = FileStore::open(dir.path().join("sessions"), FileOptions::new()).await?;
+//! let key = StoreKey::for_id(&SessionId::generate(), true);
+//! let now = SystemTime::now();
+//! let record = Record {
+//!     entries: [("user".to_string(), br#"j"ada""#.to_vec())].into(),
+//!     created: now,
+//!     accessed: now,
+//!     expires: Some(now + Duration::from_secs(3600)),
+//! };
+//! assert!(store.create(&key, &record).await?);
+//! assert_eq!(store.load(&key).await?.unwrap().entries, record.entries);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Layout and guarantees
+//!
+//! ```text
+//! <dir>/sessions/<store key>            one file per session (beaker_core::Record::to_bytes)
+//! <dir>/cache/<hash of namespace>/<hash of key>   one file per cache entry
+//! ```
+//!
+//! - Every write goes to a temporary file in the target's own directory and is renamed
+//!   over the target, so a reader sees the old or the new file, never a partial one. A
+//!   failed write (read-only directory, full disk) removes its temporary file and returns
+//!   [`StoreError::Unavailable`](beaker_core::StoreError::Unavailable); no lock files exist.
+//! - Within one process, operations on one session are serialized by a striped async
+//!   mutex, so concurrent requests changing different keys of one session both survive.
+//! - `create` never overwrites a live record, even across processes (it links the new file
+//!   into place, which fails if one is there).
+//! - **Several processes writing one directory** get last-writer-wins per record for
+//!   `apply` and `touch`: each rewrites the whole file, and a concurrent change made by
+//!   another process between its read and its rename is lost. Use a SQL or Redis store
+//!   when several processes share sessions and update them concurrently.
+//! - Expired files stay on disk until they are read or [`FileStore::cleanup_cache`] /
+//!   [`SessionStore::cleanup`](beaker_core::SessionStore::cleanup) runs.
+//!
+//! ## Features
+//!
+//! None: the crate has no optional parts.
+
+mod cache;
+mod fsops;
+mod locks;
+mod options;
+mod store;
+
+pub use options::FileOptions;
+pub use store::FileStore;

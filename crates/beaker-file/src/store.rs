@@ -1,0 +1,240 @@
+//! [`FileStore`]: sessions as files; the cache half lives in `cache.rs`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use beaker_core::{async_trait, Changes, Clock, Record, SessionStore, StoreError, StoreKey};
+
+use crate::fsops::{self, blocking, io_error, read_opt, remove_opt, TempFile};
+use crate::locks::StripedLocks;
+use crate::options::FileOptions;
+
+const SESSIONS_DIR: &str = "sessions";
+pub(crate) const CACHE_DIR: &str = "cache";
+
+/// Sessions and cache entries as files under one directory (Beaker's `data_dir`).
+///
+/// Cheap to clone: clones share the directory and the per-record locks. See the
+/// [crate documentation](crate) for the layout and the guarantees.
+///
+/// ```
+/// use beaker_core::cache::{CacheBackend, CacheEntry};
+/// use beaker_file::{FileOptions, FileStore};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), beaker_core::StoreError> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let store = FileStore::open(dir.path(), FileOptions::new()).await?;
+/// let entry = CacheEntry { value: b"j42".to_vec(), stored_at: std::time::SystemTime::now(), fresh_until: None };
+/// store.put("reports", "2024", &entry, None).await?;
+/// assert_eq!(store.get("reports", "2024").await?.map(|e| e.value), Some(b"j42".to_vec()));
+/// store.clear("reports").await?;
+/// assert!(store.get("reports", "2024").await?.is_none());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) root: PathBuf,
+    sessions: PathBuf,
+    pub(crate) cache: PathBuf,
+    pub(crate) fsync: bool,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) locks: StripedLocks,
+}
+
+impl FileStore {
+    /// Opens (creating it, owner-only, if needed) the store under `dir`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the directory cannot be created or is not writable.
+    pub async fn open(dir: impl Into<PathBuf>, options: FileOptions) -> Result<Self, StoreError> {
+        let root: PathBuf = dir.into();
+        let inner = Inner {
+            sessions: root.join(SESSIONS_DIR),
+            cache: root.join(CACHE_DIR),
+            root,
+            fsync: options.fsync_enabled(),
+            clock: options.clock_ref().clone(),
+            locks: StripedLocks::new(),
+        };
+        let (sessions, cache, root) = (inner.sessions.clone(), inner.cache.clone(), inner.root.clone());
+        blocking(move || {
+            for d in [&sessions, &cache] {
+                fsops::create_dir(d).map_err(|e| io_error("create the store directory", &root, e))?;
+            }
+            // Fail at start-up, not on the first request, when the directory is read-only.
+            TempFile::write(&sessions, b"", false).map_err(|e| io_error("write a test file", &root, e))?;
+            Ok(())
+        })
+        .await?;
+        Ok(FileStore { inner: Arc::new(inner) })
+    }
+
+    /// The directory the store was opened on.
+    pub fn directory(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// The file of `key`. Store keys are `[A-Za-z0-9_-]` already; this checks again so that
+    /// no key can name a path outside the directory, whatever its origin.
+    fn session_path(&self, key: &StoreKey) -> Result<PathBuf, StoreError> {
+        match StoreKey::from_stored(key.as_str()) {
+            Some(_) => Ok(self.inner.sessions.join(key.as_str())),
+            None => Err(StoreError::rejected("file store: store key is not a safe file name", None)),
+        }
+    }
+
+    /// Runs `f` on the record of `key` under its lock: `f` gets the live record (or `None`)
+    /// and returns the record to write, if any. Returns whether something was written.
+    async fn update<F>(&self, key: &StoreKey, f: F) -> Result<bool, StoreError>
+    where
+        F: FnOnce(Record) -> Record + Send + 'static,
+    {
+        let path = self.session_path(key)?;
+        let _guard = self.inner.locks.lock(key.as_str()).await;
+        let inner = self.inner.clone();
+        blocking(move || {
+            let Some(current) = read_live(&inner, &path)? else { return Ok(false) };
+            let bytes = f(current).to_bytes();
+            let temp = TempFile::write(&inner.sessions, &bytes, inner.fsync)
+                .map_err(|e| io_error("write a session", &inner.root, e))?;
+            temp.rename_to(&path).map_err(|e| io_error("replace a session", &inner.root, e))?;
+            Ok(true)
+        })
+        .await
+    }
+
+    fn now(&self) -> SystemTime {
+        self.inner.clock.now()
+    }
+}
+
+/// The live record at `path`: `None` when absent or expired, `Corrupt` when undecodable.
+fn read_live(inner: &Inner, path: &Path) -> Result<Option<Record>, StoreError> {
+    let Some(bytes) = read_opt(path).map_err(|e| io_error("read a session", &inner.root, e))? else {
+        return Ok(None);
+    };
+    let record = Record::from_bytes(&bytes)?;
+    Ok((!record.is_expired(inner.clock.now())).then_some(record))
+}
+
+#[async_trait]
+impl SessionStore for FileStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        // No lock: every write is a rename, so a read sees one whole version of the file.
+        let path = self.session_path(key)?;
+        let inner = self.inner.clone();
+        blocking(move || read_live(&inner, &path)).await
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
+        let path = self.session_path(key)?;
+        let bytes = record.to_bytes();
+        let _guard = self.inner.locks.lock(key.as_str()).await;
+        let inner = self.inner.clone();
+        blocking(move || {
+            // A corrupt file is no live record: it may be replaced.
+            let live = |p: &Path| matches!(read_live(&inner, p), Ok(Some(_)));
+            let exists = path.exists();
+            if exists && live(&path) {
+                return Ok(false);
+            }
+            let temp = TempFile::write(&inner.sessions, &bytes, inner.fsync)
+                .map_err(|e| io_error("write a session", &inner.root, e))?;
+            if exists {
+                temp.rename_to(&path).map_err(|e| io_error("replace a session", &inner.root, e))?;
+                return Ok(true);
+            }
+            if temp.link_to(&path).map_err(|e| io_error("create a session", &inner.root, e))? {
+                return Ok(true);
+            }
+            // Another process created it since we looked; it wins unless already expired.
+            if live(&path) {
+                return Ok(false);
+            }
+            let temp = TempFile::write(&inner.sessions, &bytes, inner.fsync)
+                .map_err(|e| io_error("write a session", &inner.root, e))?;
+            temp.rename_to(&path).map_err(|e| io_error("replace a session", &inner.root, e))?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
+        let changes = changes.clone();
+        self.update(key, move |mut r| {
+            r.apply(&changes);
+            r
+        })
+        .await
+    }
+
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        accessed: SystemTime,
+        expires: Option<SystemTime>,
+    ) -> Result<bool, StoreError> {
+        self.update(key, move |mut r| {
+            r.accessed = accessed;
+            r.expires = expires;
+            r
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        let path = self.session_path(key)?;
+        let _guard = self.inner.locks.lock(key.as_str()).await;
+        let root = self.inner.root.clone();
+        blocking(move || remove_opt(&path).map(drop).map_err(|e| io_error("delete a session", &root, e))).await
+    }
+
+    /// Removes expired session files (and temporary files abandoned by a crashed writer);
+    /// returns how many sessions went. Corrupt files are left for an operator to inspect.
+    async fn cleanup(&self) -> Result<u64, StoreError> {
+        let inner = self.inner.clone();
+        let now = self.now();
+        let names = blocking(move || {
+            let mut keys = Vec::new();
+            let dir = fs::read_dir(&inner.sessions).map_err(|e| io_error("list sessions", &inner.root, e))?;
+            for entry in dir.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if fsops::is_stale_temp(&name, &entry, now) {
+                    let _ = fs::remove_file(entry.path());
+                } else if let Some(key) = StoreKey::from_stored(&name) {
+                    keys.push(key);
+                }
+            }
+            Ok(keys)
+        })
+        .await?;
+        let mut removed = 0;
+        for key in names {
+            // Under the record's lock, so that a record re-created since the listing survives.
+            let _guard = self.inner.locks.lock(key.as_str()).await;
+            let path = self.session_path(&key)?;
+            let inner = self.inner.clone();
+            let gone = blocking(move || {
+                let expired = match read_opt(&path) {
+                    Ok(Some(bytes)) => Record::from_bytes(&bytes).is_ok_and(|r| r.is_expired(inner.clock.now())),
+                    _ => false,
+                };
+                Ok(expired && remove_opt(&path).map_err(|e| io_error("delete a session", &inner.root, e))?)
+            })
+            .await?;
+            removed += u64::from(gone);
+        }
+        Ok(removed)
+    }
+
+    fn name(&self) -> &'static str {
+        "file"
+    }
+}
