@@ -6,7 +6,9 @@
 //! - [`store`]: the [`SessionStore`](beaker_core::SessionStore) and
 //!   [`CacheBackend`](beaker_core::cache::CacheBackend) suites;
 //! - [`adapter`]: the HTTP scenario table every framework adapter passes, run against a
-//!   real server on a loopback port with a real HTTP client.
+//!   real server on a loopback port with a real HTTP client;
+//! - [`model`]: a model check of whole session managers against a plain map (proptest).
 
 pub mod adapter;
+pub mod model;
 pub mod store;
