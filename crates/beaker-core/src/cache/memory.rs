@@ -144,8 +144,4 @@ impl MemoryEngine {
     pub(crate) fn remove(&self, namespace: u64, key: &str) -> bool {
         self.cache.remove(&MemKeyRef { namespace, key }).is_some()
     }
-
-    pub(crate) fn len(&self) -> usize {
-        self.cache.len()
-    }
 }

@@ -24,6 +24,9 @@ pub struct RegionConfig {
     pub enabled: bool,
     /// Bound on entries for memory regions (`max_entries`, default 10 000).
     pub max_entries: u64,
+    /// Bound on bytes for memory regions (`max_bytes`, default none); replaces
+    /// `max_entries` when set. Values are weighed by their JSON size when stored.
+    pub max_bytes: Option<u64>,
     /// Backend-specific options (`data_dir`, `key_prefix`, `table_name`, ...).
     pub backend_options: BTreeMap<String, String>,
 }
@@ -37,6 +40,7 @@ impl Default for RegionConfig {
             key_length: 250,
             enabled: true,
             max_entries: 10_000,
+            max_bytes: None,
             backend_options: BTreeMap::new(),
         }
     }
@@ -76,6 +80,18 @@ impl RegionConfig {
         self
     }
 
+    /// Bounds a memory region by bytes instead of entries.
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = Some(max_bytes);
+        self
+    }
+
+    /// Sets the default expiry of entries.
+    pub fn with_expire(mut self, expire: Option<Duration>) -> Self {
+        self.expire = expire;
+        self
+    }
+
     fn set(&mut self, opt: &str, key: &str, value: &str) -> Result<(), ConfigError> {
         match opt {
             "type" => self.store_type = StoreType::parse_option(key, value)?,
@@ -96,6 +112,7 @@ impl RegionConfig {
             }
             "enabled" => self.enabled = as_bool(key, value)?,
             "max_entries" => self.max_entries = as_u64(key, value)?,
+            "max_bytes" => self.max_bytes = Some(as_u64(key, value)?),
             "data_dir" | "lock_dir" | "key_prefix" | "table_name" | "schema_name" | "namespace" | "memcache_module" => {
                 self.backend_options.insert(opt.to_owned(), non_blank(key, value)?.to_owned());
             }
