@@ -7,8 +7,10 @@
 //! | `ci` | `test` then `lint` (what `.ci/run` runs) |
 //! | `services` | starts the throwaway services and prints their URLs until Ctrl-C |
 //! | `purity` | the core-purity check alone |
+//! | `fuzz TARGET [--seconds N]` | runs one cargo-fuzz target for N seconds (default 30); `fuzz all` runs each |
 
 mod checks;
+mod fuzz;
 mod services;
 
 use std::process::{Command, ExitCode};
@@ -21,8 +23,9 @@ fn main() -> ExitCode {
         Some("ci") => test(&[]).and_then(|()| checks::lint()),
         Some("services") => services::hold(),
         Some("purity") => checks::core_purity(),
+        Some("fuzz") => fuzz::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test | lint | ci | services | purity>");
+            eprintln!("usage: cargo xtask <test | lint | ci | services | purity | fuzz TARGET|all [--seconds N]>");
             return ExitCode::from(2);
         }
     };

@@ -1,2 +1,126 @@
-//! The beaker-rs demo app on axum (see shared/DEMO-CONTRACT.md).
-fn main() {}
+//! The beaker-rs demo app on axum (see `shared/DEMO-CONTRACT.md`): the routes of
+//! [`demo_common::Demo`], translated to axum handlers behind a [`SessionLayer`].
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use beaker_axum::{Session, SessionError, SessionLayer};
+use demo_common::{announce, exit_with, shutdown_signal, startup_or_exit, Demo, Reply};
+
+type Answer = Result<Response, SessionError>;
+
+fn respond(reply: Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(CONTENT_TYPE, reply.content_type)], reply.body).into_response()
+}
+
+fn answer(reply: Result<Reply, beaker_core::Error>) -> Answer {
+    Ok(respond(reply?))
+}
+
+async fn index(State(demo): State<Demo>) -> Response {
+    respond(demo.index())
+}
+
+async fn healthz(State(demo): State<Demo>) -> Response {
+    respond(demo.healthz())
+}
+
+async fn counter(State(demo): State<Demo>, s: Session) -> Answer {
+    answer(demo.counter(&s).await)
+}
+
+async fn read(State(demo): State<Demo>, s: Session) -> Answer {
+    answer(demo.read(&s).await)
+}
+
+async fn login(State(demo): State<Demo>, s: Session, RawQuery(query): RawQuery, body: Bytes) -> Answer {
+    answer(demo.login(&s, query.as_deref(), &body).await)
+}
+
+async fn whoami(State(demo): State<Demo>, s: Session) -> Answer {
+    answer(demo.whoami(&s).await)
+}
+
+async fn logout(State(demo): State<Demo>, s: Session) -> Answer {
+    answer(demo.logout(&s).await)
+}
+
+async fn protected(State(demo): State<Demo>, s: Session) -> Answer {
+    answer(demo.protected(&s).await)
+}
+
+async fn kv_put(State(demo): State<Demo>, s: Session, Path(key): Path<String>, body: Bytes) -> Answer {
+    answer(demo.kv_put(&s, &key, &body).await)
+}
+
+async fn kv_get(State(demo): State<Demo>, s: Session, Path(key): Path<String>) -> Answer {
+    answer(demo.kv_get(&s, &key).await)
+}
+
+async fn kv_delete(State(demo): State<Demo>, s: Session, Path(key): Path<String>) -> Answer {
+    answer(demo.kv_delete(&s, &key).await)
+}
+
+async fn keys(State(demo): State<Demo>, s: Session) -> Answer {
+    answer(demo.keys(&s).await)
+}
+
+async fn flash_post(State(demo): State<Demo>, s: Session, body: Bytes) -> Answer {
+    answer(demo.flash_post(&s, &body).await)
+}
+
+async fn flash_get(State(demo): State<Demo>, s: Session) -> Answer {
+    answer(demo.flash_get(&s).await)
+}
+
+async fn cached(State(demo): State<Demo>, RawQuery(query): RawQuery) -> Response {
+    respond(demo.cached(query.as_deref()).await)
+}
+
+async fn cached_stats(State(demo): State<Demo>) -> Response {
+    respond(demo.cached_stats().await)
+}
+
+async fn app(State(demo): State<Demo>, s: Session) -> Answer {
+    answer(demo.app(&s).await)
+}
+
+#[tokio::main]
+async fn main() {
+    let startup = startup_or_exit();
+    let listener = startup.bind().and_then(|l| {
+        tokio::net::TcpListener::from_std(l)
+            .map_err(|source| demo_common::StartupError::Bind { addr: startup.addr, source })
+    });
+    let listener = listener.unwrap_or_else(|e| exit_with(&e));
+    let router = Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/counter", get(counter))
+        .route("/read", get(read))
+        .route("/login", axum::routing::post(login))
+        .route("/whoami", get(whoami))
+        .route("/logout", axum::routing::post(logout))
+        .route("/protected", get(protected))
+        .route("/kv/{key}", get(kv_get).put(kv_put).delete(kv_delete))
+        .route("/keys", get(keys))
+        .route("/flash", get(flash_get).post(flash_post))
+        .route("/cached", get(cached))
+        .route("/cached/stats", get(cached_stats))
+        .route("/app", get(app))
+        .layer(SessionLayer::new(startup.manager))
+        .with_state(startup.demo);
+    match listener.local_addr() {
+        Ok(addr) => announce(addr),
+        Err(source) => exit_with(&demo_common::StartupError::Bind { addr: startup.addr, source }),
+    }
+    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await {
+        eprintln!("error: server failed: {e}");
+        std::process::exit(1);
+    }
+}

@@ -12,4 +12,4 @@ mod routes;
 mod startup;
 
 pub use routes::{Demo, Reply};
-pub use startup::{announce, shutdown_signal, startup_or_exit, Startup, StartupError};
+pub use startup::{announce, exit_with, shutdown_signal, startup_or_exit, Startup, StartupError};

@@ -21,6 +21,15 @@ pub enum StartupError {
     /// A `BEAKER_SESSION_*` or `BEAKER_CACHE_*` variable was refused by the library.
     #[error("bad configuration: {0}")]
     Config(#[from] ConfigError),
+    /// The listening address could not be bound.
+    #[error("cannot listen on {addr} (BEAKER_DEMO_ADDR): {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A demo variable (`BEAKER_DEMO_*`) could not be read.
     #[error("invalid value {value:?} for {var}: expected {expected}")]
     Demo {
@@ -60,12 +69,25 @@ fn demo_var<T: std::str::FromStr>(var: &'static str, default: &str, expected: &'
     value.trim().parse().map_err(|_| StartupError::Demo { var, value, expected })
 }
 
+impl Startup {
+    /// Binds the listening socket (non-blocking, ready for any runtime).
+    pub fn bind(&self) -> Result<std::net::TcpListener, StartupError> {
+        let addr = self.addr;
+        let listener = std::net::TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr, source })?;
+        listener.set_nonblocking(true).map_err(|source| StartupError::Bind { addr, source })?;
+        Ok(listener)
+    }
+}
+
 /// [`Startup::from_env`], or one line on stderr and exit status 2.
 pub fn startup_or_exit() -> Startup {
-    Startup::from_env().unwrap_or_else(|e| {
-        eprintln!("error: {e}");
-        std::process::exit(2)
-    })
+    Startup::from_env().unwrap_or_else(|e| exit_with(&e))
+}
+
+/// Prints `error: {e}` as one line on stderr and exits with status 2.
+pub fn exit_with(e: &StartupError) -> ! {
+    eprintln!("error: {e}");
+    std::process::exit(2)
 }
 
 /// Prints the one line `listening on http://ADDR` the contract promises once the server

@@ -1,0 +1,50 @@
+//! [`ConnectError`], and how memcached errors become [`StoreError`]s.
+
+use beaker_core::StoreError;
+use memcache::exp::Error as McError;
+
+/// Why [`MemcachedClient::connect`](crate::MemcachedClient::connect) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The URL could not be read.
+    #[error("invalid memcached URL {url}: {reason}")]
+    InvalidUrl {
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The options are inconsistent.
+    #[error("invalid memcached options: {0}")]
+    InvalidOptions(String),
+    /// A server could not be resolved or did not answer.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ConnectError {
+    /// True when a server could not be reached (as opposed to a configuration mistake).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, ConnectError::Store(e) if e.is_unavailable())
+    }
+}
+
+/// Transport trouble (including a write whose answer never came) is `Unavailable`; the
+/// server refusing an item for its size or for lack of memory is `Rejected`.
+pub(crate) fn map(what: &str, e: McError) -> StoreError {
+    match &e {
+        McError::Io(_) | McError::Timeout { .. } | McError::Ambiguous { .. } => {
+            StoreError::unavailable(format!("memcached: {what}"), e)
+        }
+        McError::Server(msg) if msg.contains("too large") || msg.contains("out of memory") => {
+            StoreError::rejected(format!("memcached: {what}: {msg}"), Some(e.into()))
+        }
+        _ => StoreError::backend(format!("memcached: {what}"), e),
+    }
+}
+
+/// The error for a call that ran out of its time budget.
+pub(crate) fn timed_out(what: &str, timeout: std::time::Duration) -> StoreError {
+    StoreError::Unavailable { message: format!("memcached: {what}: no answer within {timeout:?}"), source: None }
+}
