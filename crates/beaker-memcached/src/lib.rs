@@ -1,1 +1,70 @@
-//! Memcached session store and cache backend for beaker-rs. (work in progress)
+//! # beaker-memcached
+//!
+//! Memcached for beaker-rs: [`MemcachedStore`] implements [`beaker_core::SessionStore`]
+//! and [`MemcachedCache`] implements [`beaker_core::cache::CacheBackend`], on one server
+//! or several (`memcached://h1:11211,h2:11211`, keys spread by client-side rendezvous
+//! hashing). Both can share one [`MemcachedClient`].
+//!
+//! **Who should depend on this crate:** applications that keep sessions or cache regions
+//! in memcached. The `beaker` facade re-exports it behind its `memcached` feature and
+//! builds it from a `memcached://…` session URL.
+//!
+//! - A session is one item; `apply` merges per key under a gets/cas loop, so two requests
+//!   changing different keys of one session both survive (see [`MemcachedStore`]).
+//! - Expiry is memcached's own (relative seconds, an absolute Unix time past 30 days).
+//! - Keys longer than memcached's 250 bytes (prefix included) or not plain ASCII are
+//!   replaced by `prefix#<SHA-256, base64url>`.
+//! - Every call has a deadline ([`MemcachedOptions::timeout`], default 2 s); an
+//!   unreachable server is `StoreError::Unavailable`, never a panic, and the first call
+//!   after the server returns succeeds (dead pooled connections are dropped, not reused).
+//! - Cache namespaces are cleared by bumping a generation counter that is part of every
+//!   key, never with `flush_all` (see [`MemcachedCache`]).
+//!
+//! Memcached is a cache: it may evict any item when it runs out of memory, sessions
+//! included, and it keeps nothing across a restart. Use it for sessions only when losing
+//! one now and then is acceptable.
+//!
+//! ```no_run
+//! use beaker_memcached::{MemcachedCache, MemcachedClient, MemcachedOptions, MemcachedStore};
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client =
+//!     MemcachedClient::connect("memcached://10.0.0.1:11211,10.0.0.2:11211", MemcachedOptions::default()).await?;
+//! let sessions = MemcachedStore::new(client.clone());
+//! let cache = MemcachedCache::new(client);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Round trips
+//!
+//! | call | round trips |
+//! |---|---|
+//! | `SessionStore::load` | 1 |
+//! | `SessionStore::apply`, `touch` | 1 right after a `load` of the same session in this process (its CAS value is remembered), else 2; each lost CAS race costs 2 more |
+//! | `SessionStore::create` | 1 (3 when an expired record still sits under the key) |
+//! | `SessionStore::delete` | 1 |
+//! | `CacheBackend::get`, `put`, `remove` | 2 (namespace generation, then the entry) |
+//! | `CacheBackend::clear` | 1 |
+//! | `CacheBackend::try_lock` | 1; `unlock` 2 |
+//!
+//! So a session request costs: untouched 0, read-only 1 (plus 2 for a due touch), and
+//! modified 2 (a load and a CAS write).
+//!
+//! ## Features
+//!
+//! | Name | Description | Default |
+//! |---|---|---|
+//! | — | no optional features; TLS and SASL are not supported | |
+//!
+//! ## MSRV
+//!
+//! Rust 1.88, the minimum of the `memcache` 0.21 client (the rest of beaker-rs needs 1.80).
+
+mod cache;
+mod client;
+mod error;
+mod session;
+
+pub use cache::MemcachedCache;
+pub use client::{MemcachedClient, MemcachedOptions};
+pub use error::ConnectError;
+pub use session::MemcachedStore;

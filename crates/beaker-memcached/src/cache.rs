@@ -1,0 +1,231 @@
+//! [`MemcachedCache`]: cache entries as items under a per-namespace generation, the
+//! dogpile lock as `add` with a TTL.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use beaker_core::cache::{CacheBackend, CacheEntry, LockOutcome, LockToken};
+use beaker_core::{async_trait, StoreError};
+use memcache::exp::{Arithmetic, Delete, Get, Meta, MutationStatus, Set, Ttl};
+
+use crate::client::{escape_namespace, make_key, ttl_for, MemcachedClient};
+use crate::error::ConnectError;
+use crate::MemcachedOptions;
+
+/// A [`CacheBackend`] on memcached (one server or several).
+///
+/// An entry is one item (`CacheEntry::to_bytes`) under
+/// `<cache_prefix><generation>:<namespace>:<key>` (hashed when too long), with the hard
+/// TTL as memcached's expiry. `:` and `\` in the namespace are escaped, so no namespace's
+/// keys can be mistaken for another's.
+///
+/// **Clearing a namespace** increments its generation counter
+/// (`<cache_prefix>g:<namespace>`, one `incr`): every key of the old generation becomes
+/// unreachable at once and memcached's LRU and the hard TTLs reclaim the items. Nothing
+/// else on the server is touched (never `flush_all`). A counter that memcached evicted or
+/// lost in a restart is started again at a random 63-bit value, so old generations do not
+/// come back to life.
+///
+/// **The dogpile lock** is an `add` of `<cache_prefix>l:<namespace>:<key>` holding a
+/// random 128-bit token, with the lock's TTL as the item's expiry (memcached counts whole
+/// seconds, so a TTL under one second lasts one second). `unlock` reads the item with its
+/// CAS value and deletes it only if it still holds the caller's token *and* its CAS is
+/// unchanged, so a holder whose lock expired cannot release the next holder's. Limits,
+/// inherent to memcached: an eviction under memory pressure can drop a held lock early
+/// (two creators then run at once, which the dogpile rule tolerates: it only costs work),
+/// and locks are not replicated across servers.
+///
+/// Round trips: `get`, `put`, `remove` 2 each (generation, then entry); `clear` 1;
+/// `try_lock` 1; `unlock` 2.
+///
+/// ```no_run
+/// use std::time::{Duration, SystemTime};
+/// use beaker_core::cache::{CacheBackend, CacheEntry};
+/// use beaker_memcached::{MemcachedCache, MemcachedOptions};
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let cache = MemcachedCache::connect("memcached://127.0.0.1:11211", MemcachedOptions::default()).await?;
+/// let entry = CacheEntry { value: b"42".to_vec(), stored_at: SystemTime::now(), fresh_until: None };
+/// cache.put("answers", "life", &entry, Some(Duration::from_secs(60))).await?;
+/// assert_eq!(cache.get("answers", "life").await?, Some(entry));
+/// cache.clear("answers").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct MemcachedCache {
+    client: MemcachedClient,
+}
+
+impl MemcachedCache {
+    /// A cache on an existing client (which a [`MemcachedStore`](crate::MemcachedStore)
+    /// may share).
+    pub fn new(client: MemcachedClient) -> Self {
+        MemcachedCache { client }
+    }
+
+    /// Connects a new client; see [`MemcachedClient::connect`].
+    pub async fn connect(url: &str, options: MemcachedOptions) -> Result<Self, ConnectError> {
+        Ok(Self::new(MemcachedClient::connect(url, options).await?))
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &MemcachedClient {
+        &self.client
+    }
+
+    /// The memcached key of a namespace's generation counter.
+    fn generation_key(&self, namespace: &str) -> String {
+        make_key(&self.client.options.cache_prefix, &["g:", &escape_namespace(namespace)])
+    }
+
+    /// The memcached key of an entry in generation `generation`.
+    fn entry_key(&self, generation: u64, namespace: &str, key: &str) -> String {
+        let generation = generation.to_string();
+        make_key(&self.client.options.cache_prefix, &[&generation, ":", &escape_namespace(namespace), ":", key])
+    }
+
+    /// The memcached key of a dogpile lock (outside every generation: a clear does not
+    /// release it).
+    fn lock_key(&self, namespace: &str, key: &str) -> String {
+        make_key(&self.client.options.cache_prefix, &["l:", &escape_namespace(namespace), ":", key])
+    }
+
+    /// The current generation of `namespace`, started at a random value when there is none
+    /// (never created, evicted, or garbage written by someone else). One round trip when
+    /// the counter exists.
+    async fn generation(&self, namespace: &str) -> Result<u64, StoreError> {
+        let gkey = self.generation_key(namespace);
+        for _ in 0..3 {
+            let get = Get::new(&gkey);
+            let got = self.client.run("cache generation", |mc| async move { mc.run(get).await }).await?;
+            if let Some(n) = got.value.as_deref().and_then(parse_counter) {
+                return Ok(n);
+            }
+            let start = random_generation()?;
+            let set = Set::new(&gkey, start.to_string()).ttl(Ttl::NEVER);
+            // A foreign value is replaced outright; a missing counter is added, so that
+            // concurrent starters agree on one value (the loser reads the winner's).
+            let set = if got.value.is_some() { set } else { set.add() };
+            let status = self.client.run("cache generation", |mc| async move { mc.run(set).await }).await?.status;
+            if status == MutationStatus::Applied {
+                return Ok(start);
+            }
+        }
+        Err(StoreError::Unavailable {
+            message: format!("memcached: cache generation of {namespace:?} kept changing"),
+            source: None,
+        })
+    }
+
+    async fn entry_key_now(&self, namespace: &str, key: &str) -> Result<String, StoreError> {
+        Ok(self.entry_key(self.generation(namespace).await?, namespace, key))
+    }
+}
+
+/// A counter as memcached stores it: decimal ASCII.
+fn parse_counter(bytes: &[u8]) -> Option<u64> {
+    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
+}
+
+/// A fresh generation: random, below 2^63 so that increments never wrap.
+fn random_generation() -> Result<u64, StoreError> {
+    let mut bytes = [0u8; 8];
+    getrandom::getrandom(&mut bytes).map_err(|e| StoreError::backend("memcached cache: no random source", e))?;
+    Ok(u64::from_be_bytes(bytes) >> 1)
+}
+
+/// 128 random bits: a lock token no other holder can guess or collide with.
+fn new_token() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).map_err(|e| StoreError::backend("memcached cache lock: no random source", e))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+#[async_trait]
+impl CacheBackend for MemcachedCache {
+    async fn get(&self, namespace: &str, key: &str) -> Result<Option<CacheEntry>, StoreError> {
+        let mkey = self.entry_key_now(namespace, key).await?;
+        let got = self.client.run("cache get", |mc| async move { mc.run(Get::new(&mkey)).await }).await?;
+        got.value.map(|b| CacheEntry::from_bytes(&b)).transpose()
+    }
+
+    async fn put(
+        &self,
+        namespace: &str,
+        key: &str,
+        entry: &CacheEntry,
+        hard_ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let bytes = entry.to_bytes();
+        self.client.check_size("cache put", bytes.len())?;
+        let mkey = self.entry_key_now(namespace, key).await?;
+        let set = Set::new(&mkey, &bytes).ttl(ttl_for(hard_ttl));
+        self.client.run("cache put", |mc| async move { mc.run(set).await }).await?;
+        Ok(())
+    }
+
+    async fn remove(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
+        let mkey = self.entry_key_now(namespace, key).await?;
+        let done = self.client.run("cache remove", |mc| async move { mc.run(Delete::new(&mkey)).await }).await?;
+        Ok(done.applied())
+    }
+
+    async fn clear(&self, namespace: &str) -> Result<(), StoreError> {
+        let gkey = self.generation_key(namespace);
+        let incr = Arithmetic::new(&gkey);
+        let done = self.client.run("cache clear", |mc| async move { mc.run(incr).await }).await?;
+        match done.status {
+            MutationStatus::Applied => {}
+            // No counter (or one memcached cannot count with): a new random generation is
+            // just as good a clear. `generation` starts one, replacing any garbage.
+            _ => {
+                let set = Set::new(&gkey, random_generation()?.to_string()).ttl(Ttl::NEVER);
+                self.client.run("cache clear", |mc| async move { mc.run(set).await }).await?;
+            }
+        }
+        tracing::debug!(namespace, "memcached cache: namespace cleared (generation bumped)");
+        Ok(())
+    }
+
+    async fn try_lock(&self, namespace: &str, key: &str, ttl: Duration) -> Result<LockOutcome, StoreError> {
+        let lkey = self.lock_key(namespace, key);
+        let token = new_token()?;
+        let add = Set::new(&lkey, &token).ttl(ttl_for(Some(ttl))).add();
+        let status = self.client.run("cache lock", |mc| async move { mc.run(add).await }).await?.status;
+        Ok(match status {
+            MutationStatus::Applied => LockOutcome::Acquired(LockToken(token)),
+            _ => LockOutcome::Busy,
+        })
+    }
+
+    async fn unlock(&self, namespace: &str, key: &str, token: &LockToken) -> Result<(), StoreError> {
+        let lkey = self.lock_key(namespace, key);
+        let get = Get::new(&lkey).meta(Meta::NONE.cas());
+        let got = self.client.run("cache unlock", |mc| async move { mc.run(get).await }).await?;
+        let (Some(value), Some(cas)) = (got.value, got.item.cas) else { return Ok(()) };
+        if value != token.0.as_bytes() {
+            return Ok(());
+        }
+        // Deleted only if it is still the very item that holds our token.
+        let delete = Delete::new(&lkey).compare_cas(cas);
+        self.client.run("cache unlock", |mc| async move { mc.run(delete).await }).await?;
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "memcached"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_generations() {
+        assert_eq!(parse_counter(b"42"), Some(42));
+        assert_eq!(parse_counter(b"x"), None);
+        let g = random_generation().unwrap();
+        assert!(g < 1 << 63);
+    }
+}
