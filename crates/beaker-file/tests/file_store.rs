@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use beaker_core::cache::{CacheBackend, CacheEntry};
-use beaker_core::{Changes, ManualClock, Record, SessionId, SessionStore, StoreError, StoreKey};
+use beaker_core::{Changes, Clock, ManualClock, Record, SessionId, SessionStore, StoreError, StoreKey};
 use beaker_file::{FileOptions, FileStore};
 use beaker_testkit::store::{CacheBackendSuite, SessionStoreSuite};
 

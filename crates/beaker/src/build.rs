@@ -1,7 +1,7 @@
 //! From configuration to a ready session manager: the store is chosen by `type` or by the
 //! URL's scheme.
 
-use beaker_core::{ConfigError, CookieStore, SessionConfig, SessionManager, StoreError, StoreType};
+use beaker_core::{ConfigError, CookieStore, SessionConfig, SessionManager, StoreType};
 
 /// Why a manager could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -13,19 +13,19 @@ pub enum Error {
     /// The store could not be reached or prepared at start-up.
     #[error("{key}: could not open the {store} store: {source}")]
     Store {
-        /// The option that chose the store.
-        key: &'static str,
+        /// The option that chose the store (`session.url`, `cache.short_term.type`, ...).
+        key: String,
         /// The store type.
         store: StoreType,
         /// What went wrong.
         #[source]
-        source: StoreError,
+        source: beaker_core::BoxError,
     },
     /// The store type needs a cargo feature of this crate that is off.
     #[error("{key}: the {store} store needs the `{feature}` feature of the `beaker` crate")]
     MissingFeature {
-        /// The option that chose the store.
-        key: &'static str,
+        /// The option that chose the store (`session.url`, `cache.short_term.type`, ...).
+        key: String,
         /// The store type.
         store: StoreType,
         /// The feature to enable.
@@ -38,7 +38,7 @@ pub enum Error {
 
 /// Reads `BEAKER_SESSION_*` from the environment and builds the manager with its store.
 pub async fn session_manager_from_env() -> Result<SessionManager, Error> {
-    session_manager(SessionConfig::from_env()?).await
+    build_session_manager(SessionConfig::from_env()?, true).await
 }
 
 /// Like [`session_manager_from_env`], with `default_url` as the store when neither
@@ -50,18 +50,29 @@ pub async fn session_manager_from_env_or(default_url: &str) -> Result<SessionMan
     if config.store_type.is_none() && config.url.is_none() {
         config = config.with_url(default_url);
     }
-    session_manager(config).await
+    build_session_manager(config, true).await
 }
 
 /// Builds the manager for `config`, opening the store its `type`/`url` names.
 pub async fn session_manager(config: SessionConfig) -> Result<SessionManager, Error> {
+    build_session_manager(config, false).await
+}
+
+async fn build_session_manager(config: SessionConfig, from_env: bool) -> Result<SessionManager, Error> {
     let store_type = config.resolved_store_type()?;
-    let key = if config.store_type.is_some() { "session.type" } else { "session.url" };
+    let key = match (config.store_type.is_some(), from_env) {
+        (true, true) => "BEAKER_SESSION_TYPE",
+        (true, false) => "session.type",
+        (false, true) => "BEAKER_SESSION_URL",
+        (false, false) => "session.url",
+    };
     let builder = SessionManager::builder(config.clone());
     let builder = match store_type {
         StoreType::Memory => builder,
         StoreType::Cookie => builder.cookie_store(CookieStore),
-        other => builder.shared_store(open_store(key, other, &config).await?),
+        // Boxed: the backends' connect futures are deep types that would otherwise be
+        // inlined into every caller's future.
+        other => builder.shared_store(Box::pin(open_store(key, other, &config)).await?),
     };
     Ok(builder.build()?)
 }
@@ -72,15 +83,54 @@ async fn open_store(
     store: StoreType,
     config: &SessionConfig,
 ) -> Result<std::sync::Arc<dyn beaker_core::SessionStore>, Error> {
-    let missing = |feature| Err(Error::MissingFeature { key, store, feature });
+    let missing = |feature| Err(Error::MissingFeature { key: key.to_owned(), store, feature });
+    let opened = |source: beaker_core::BoxError| Error::Store { key: key.to_owned(), store, source };
     match store {
+        #[cfg(feature = "file")]
+        StoreType::File => {
+            let dir = file_directory(config.url.as_deref(), &config.backend_options);
+            let store = beaker_file::FileStore::open(dir, beaker_file::FileOptions::new())
+                .await
+                .map_err(|e| opened(e.into()))?;
+            Ok(std::sync::Arc::new(store))
+        }
+        #[cfg(not(feature = "file"))]
         StoreType::File => missing("file"),
         StoreType::Sqlite => missing("sqlite"),
         StoreType::Postgres => missing("postgres"),
         StoreType::Mysql => missing("mysql"),
+        #[cfg(feature = "redis")]
+        StoreType::Redis | StoreType::RedisCluster => {
+            let url = config.url.as_deref().unwrap_or("redis://127.0.0.1:6379");
+            let mut options = beaker_redis::RedisOptions::default().with_timeout(config.store_timeout);
+            if let Some(prefix) = config.backend_options.get("key_prefix") {
+                options = options.with_session_prefix(prefix.clone());
+            }
+            let store = beaker_redis::RedisStore::connect(url, options).await.map_err(|e| opened(e.into()))?;
+            Ok(std::sync::Arc::new(store))
+        }
+        #[cfg(not(feature = "redis"))]
         StoreType::Redis | StoreType::RedisCluster => missing("redis"),
         StoreType::Memcached => missing("memcached"),
         _ => unreachable!("memory and cookie sessions need no store"),
+    }
+}
+
+/// The directory of a `file:` store: Beaker's `data_dir` option, else the URL's path
+/// (`file:///var/lib/app/sessions`, `file:sessions`), else `./beaker-sessions`.
+#[cfg_attr(not(feature = "file"), allow(dead_code))]
+pub(crate) fn file_directory(
+    url: Option<&str>,
+    options: &std::collections::BTreeMap<String, String>,
+) -> std::path::PathBuf {
+    if let Some(dir) = options.get("data_dir") {
+        return dir.into();
+    }
+    let path = url.and_then(|u| u.strip_prefix("file:")).map(|p| p.strip_prefix("//").unwrap_or(p)).unwrap_or("");
+    if path.is_empty() {
+        "beaker-sessions".into()
+    } else {
+        path.into()
     }
 }
 

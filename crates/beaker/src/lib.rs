@@ -37,8 +37,10 @@
 pub use beaker_core::*;
 
 mod build;
+mod cache_build;
 
 pub use build::{session_manager, session_manager_from_env, session_manager_from_env_or, Error};
+pub use cache_build::{cache_manager, cache_manager_from_env, cache_manager_from_env_or};
 
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../../../README.md")]

@@ -92,7 +92,7 @@ async fn app(State(demo): State<Demo>, s: Session) -> Answer {
 
 #[tokio::main]
 async fn main() {
-    let startup = startup_or_exit();
+    let startup = startup_or_exit().await;
     let listener = startup.bind().and_then(|l| {
         tokio::net::TcpListener::from_std(l)
             .map_err(|source| demo_common::StartupError::Bind { addr: startup.addr, source })

@@ -11,5 +11,8 @@ mod page;
 mod routes;
 mod startup;
 
-pub use routes::{Demo, Reply};
-pub use startup::{announce, exit_with, shutdown_signal, startup_or_exit, Startup, StartupError};
+pub use routes::{Demo, Reply, DEMO_REGION};
+pub use startup::{
+    announce, default_cache_config, exit_with, shutdown_signal, startup_or_exit, Startup, StartupError,
+    DEFAULT_SESSION_URL,
+};

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use beaker_core::cache::CacheManager;
 use beaker_core::{Error, Session};
 use serde_json::Value;
 
@@ -60,7 +61,11 @@ pub struct Demo {
 struct Inner {
     slow: Duration,
     generation: AtomicU64,
+    caches: CacheManager,
 }
+
+/// The cache region behind `/cached`.
+pub const DEMO_REGION: &str = "demo";
 
 /// The first value of `name` in an `application/x-www-form-urlencoded` string.
 fn field(encoded: &[u8], name: &str) -> Option<String> {
@@ -85,9 +90,10 @@ fn reserved(result: Result<Reply>) -> Result<Reply> {
 }
 
 impl Demo {
-    /// The route logic; `/cached` computations take `slow`.
-    pub fn new(slow: Duration) -> Demo {
-        Demo { inner: Arc::new(Inner { slow, generation: AtomicU64::new(0) }) }
+    /// The route logic; `/cached` computations take `slow` and are cached in region
+    /// [`DEMO_REGION`] of `caches`.
+    pub fn new(slow: Duration, caches: CacheManager) -> Demo {
+        Demo { inner: Arc::new(Inner { slow, generation: AtomicU64::new(0), caches }) }
     }
 
     /// `GET /`: explains the demo; does not touch the session.
@@ -198,21 +204,37 @@ impl Demo {
         Ok(Reply::text(session.take_flashes().await?.join("\n")))
     }
 
-    /// `GET /cached?key=K`.
+    /// `GET /cached?key=K`: the slow computation for `K`, under the dogpile rule.
     pub async fn cached(&self, query: Option<&str>) -> Reply {
-        let Some(_key) = query.and_then(|q| field(q.as_bytes(), "key")) else {
+        let Some(key) = query.and_then(|q| field(q.as_bytes(), "key")) else {
             return Reply::status(400, "key required");
         };
-        Reply::status(501, "cache regions are not available in this build")
+        let region = match self.inner.caches.region(DEMO_REGION) {
+            Ok(region) => region,
+            Err(_) => return Reply::status(500, format!("cache region {DEMO_REGION} is not configured")),
+        };
+        let generation = region
+            .get_or_create(&key, || async { Ok::<u64, std::convert::Infallible>(self.slow_generation().await) })
+            .await;
+        match generation {
+            Ok(generation) => Reply::text(format!("{key}:{generation}")),
+            // The creator cannot fail; cache outages are absorbed by `get_or_create`.
+            Err(e) => Reply::status(500, format!("cache error: {e}")),
+        }
     }
 
     /// `GET /cached/stats`.
     pub async fn cached_stats(&self) -> Reply {
-        Reply::status(501, "cache regions are not available in this build")
+        match self.inner.caches.region(DEMO_REGION) {
+            Ok(region) => {
+                let s = region.stats();
+                Reply::text(format!("creations={} hits={} misses={}", s.creations, s.hits, s.misses))
+            }
+            Err(_) => Reply::status(500, format!("cache region {DEMO_REGION} is not configured")),
+        }
     }
 
     /// The slow computation behind `/cached`: sleeps, then returns a process-wide generation.
-    #[allow(dead_code)]
     async fn slow_generation(&self) -> u64 {
         tokio::time::sleep(self.inner.slow).await;
         self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1

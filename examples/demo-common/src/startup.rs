@@ -5,9 +5,10 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use beaker_core::{ConfigError, SessionConfig, SessionManager};
+use beaker::config::{CacheConfig, RegionConfig};
+use beaker::SessionManager;
 
-use crate::routes::Demo;
+use crate::routes::{Demo, DEMO_REGION};
 
 const ADDR_VAR: &str = "BEAKER_DEMO_ADDR";
 const SLOW_VAR: &str = "BEAKER_DEMO_SLOW_MS";
@@ -18,9 +19,10 @@ const DEFAULT_SLOW_MS: u64 = 200;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartupError {
-    /// A `BEAKER_SESSION_*` or `BEAKER_CACHE_*` variable was refused by the library.
-    #[error("bad configuration: {0}")]
-    Config(#[from] ConfigError),
+    /// A `BEAKER_SESSION_*` or `BEAKER_CACHE_*` variable was refused by the library, or
+    /// the store it names could not be opened.
+    #[error("{0}")]
+    Config(#[from] beaker::Error),
     /// The listening address could not be bound.
     #[error("cannot listen on {addr} (BEAKER_DEMO_ADDR): {source}")]
     Bind {
@@ -53,14 +55,22 @@ pub struct Startup {
     pub demo: Demo,
 }
 
+/// The demo's session store when `BEAKER_SESSION_TYPE` and `BEAKER_SESSION_URL` are unset.
+pub const DEFAULT_SESSION_URL: &str = "memory:";
+
+/// The demo's cache when `BEAKER_CACHE_REGIONS` is unset: region `demo`, memory, 5 s.
+pub fn default_cache_config() -> CacheConfig {
+    CacheConfig::new().with_region(DEMO_REGION, RegionConfig::memory(Some(Duration::from_secs(5))))
+}
+
 impl Startup {
-    /// Reads the whole configuration from the environment.
-    pub fn from_env() -> Result<Startup, StartupError> {
+    /// Reads the whole configuration from the environment and opens the stores it names.
+    pub async fn from_env() -> Result<Startup, StartupError> {
         let addr = demo_var(ADDR_VAR, DEFAULT_ADDR, "a socket address such as 127.0.0.1:3000")?;
         let slow_ms = demo_var(SLOW_VAR, &DEFAULT_SLOW_MS.to_string(), "a number of milliseconds")?;
-        let config = SessionConfig::from_env()?.with_dev_secret_if_missing();
-        let manager = SessionManager::builder(config).build()?;
-        Ok(Startup { addr, manager, demo: Demo::new(Duration::from_millis(slow_ms)) })
+        let manager = beaker::session_manager_from_env_or(DEFAULT_SESSION_URL).await?;
+        let caches = beaker::cache_manager_from_env_or(default_cache_config()).await?;
+        Ok(Startup { addr, manager, demo: Demo::new(Duration::from_millis(slow_ms), caches) })
     }
 }
 
@@ -80,8 +90,8 @@ impl Startup {
 }
 
 /// [`Startup::from_env`], or one line on stderr and exit status 2.
-pub fn startup_or_exit() -> Startup {
-    Startup::from_env().unwrap_or_else(|e| exit_with(&e))
+pub async fn startup_or_exit() -> Startup {
+    Box::pin(Startup::from_env()).await.unwrap_or_else(|e| exit_with(&e))
 }
 
 /// Prints `error: {e}` as one line on stderr and exits with status 2.

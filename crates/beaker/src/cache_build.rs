@@ -1,0 +1,114 @@
+//! From cache configuration to a ready [`CacheManager`]: each region's backend is chosen
+//! by its `type` or by its URL's scheme, like session stores.
+
+use std::sync::Arc;
+
+use beaker_core::cache::{CacheBackend, CacheManager};
+use beaker_core::config::{CacheConfig, RegionConfig};
+use beaker_core::StoreType;
+
+use crate::build::Error;
+
+/// Reads `BEAKER_CACHE_*` from the environment and builds the cache manager, opening each
+/// region's backend.
+pub async fn cache_manager_from_env() -> Result<CacheManager, Error> {
+    build_cache_manager(CacheConfig::from_env()?, true).await
+}
+
+/// Like [`cache_manager_from_env`], with `default` as the configuration when
+/// `BEAKER_CACHE_REGIONS` names no region. For demos and local development.
+pub async fn cache_manager_from_env_or(default: CacheConfig) -> Result<CacheManager, Error> {
+    let config = CacheConfig::from_env()?;
+    let config = if config.regions.is_empty() { default } else { config };
+    build_cache_manager(config, true).await
+}
+
+/// Builds the cache manager for `config`: memory regions in process, the others on the
+/// backend their `type`/`url` names (which needs that backend's feature of this crate).
+pub async fn cache_manager(config: CacheConfig) -> Result<CacheManager, Error> {
+    build_cache_manager(config, false).await
+}
+
+async fn build_cache_manager(config: CacheConfig, from_env: bool) -> Result<CacheManager, Error> {
+    let mut backends = Vec::new();
+    for (name, region) in &config.regions {
+        if region.store_type == StoreType::Memory {
+            continue;
+        }
+        let key = if from_env {
+            format!("BEAKER_CACHE_{}_URL", name.to_ascii_uppercase().replace('-', "_"))
+        } else {
+            format!("cache.{name}.url")
+        };
+        backends.push((name.clone(), Box::pin(open_backend(key, region)).await?));
+    }
+    let mut builder = CacheManager::builder(config);
+    for (name, backend) in backends {
+        builder = builder.backend(name, backend);
+    }
+    Ok(builder.build()?)
+}
+
+#[allow(unused_variables)]
+async fn open_backend(key: String, region: &RegionConfig) -> Result<Arc<dyn CacheBackend>, Error> {
+    let store = region.store_type;
+    let missing = |feature| Err(Error::MissingFeature { key: key.clone(), store, feature });
+    let opened = |source: beaker_core::BoxError| Error::Store { key: key.clone(), store, source };
+    match store {
+        #[cfg(feature = "file")]
+        StoreType::File => {
+            let dir = crate::build::file_directory(region.url.as_deref(), &region.backend_options);
+            let store = beaker_file::FileStore::open(dir, beaker_file::FileOptions::new())
+                .await
+                .map_err(|e| opened(e.into()))?;
+            Ok(Arc::new(store))
+        }
+        #[cfg(not(feature = "file"))]
+        StoreType::File => missing("file"),
+        #[cfg(feature = "redis")]
+        StoreType::Redis | StoreType::RedisCluster => {
+            let url = region.url.as_deref().unwrap_or("redis://127.0.0.1:6379");
+            let mut options = beaker_redis::RedisOptions::default();
+            if let Some(prefix) = region.backend_options.get("key_prefix") {
+                options = options.with_cache_prefix(prefix.clone());
+            }
+            let cache = beaker_redis::RedisCache::connect(url, options).await.map_err(|e| opened(e.into()))?;
+            Ok(Arc::new(cache))
+        }
+        #[cfg(not(feature = "redis"))]
+        StoreType::Redis | StoreType::RedisCluster => missing("redis"),
+        StoreType::Sqlite => missing("sqlite"),
+        StoreType::Postgres => missing("postgres"),
+        StoreType::Mysql => missing("mysql"),
+        StoreType::Memcached => missing("memcached"),
+        // Cookie "caches" do not exist; memory regions never get here.
+        other => Err(Error::Config(beaker_core::ConfigError::Invalid {
+            key: key.clone(),
+            value: other.as_str().to_owned(),
+            expected: "memory, file, sqlite, postgres, mysql, redis, redis+cluster or memcached".to_owned(),
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn memory_regions_need_no_feature() {
+        let config = CacheConfig::new().with_region("short", RegionConfig::memory(Some(Duration::from_secs(5))));
+        let caches = cache_manager(config).await.unwrap();
+        let region = caches.region("short").unwrap();
+        region.put("k", &7u32, None).await.unwrap();
+        assert_eq!(region.get::<u32>("k").await.unwrap(), Some(7));
+    }
+
+    #[tokio::test]
+    #[cfg(not(feature = "memcached"))]
+    async fn a_backend_without_its_feature_names_the_option() {
+        let region = RegionConfig::default().with_url("memcached://127.0.0.1:1").unwrap();
+        let e = cache_manager(CacheConfig::new().with_region("far", region)).await.unwrap_err().to_string();
+        assert!(e.contains("cache.far.url") && e.contains("memcached"), "{e}");
+    }
+}
