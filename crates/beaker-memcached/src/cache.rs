@@ -144,8 +144,13 @@ fn new_token() -> Result<String, StoreError> {
 #[async_trait]
 impl CacheBackend for MemcachedCache {
     async fn get(&self, namespace: &str, key: &str) -> Result<Option<CacheEntry>, StoreError> {
-        let mkey = self.entry_key_now(namespace, key).await?;
-        let got = self.client.run("cache get", |mc| async move { mc.run(Get::new(&mkey)).await }).await?;
+        let got = self
+            .client
+            .bounded("cache get", async {
+                let get = Get::new(self.entry_key_now(namespace, key).await?);
+                self.client.run("cache get", |mc| async move { mc.run(get).await }).await
+            })
+            .await?;
         got.value.map(|b| CacheEntry::from_bytes(&b)).transpose()
     }
 
@@ -158,33 +163,28 @@ impl CacheBackend for MemcachedCache {
     ) -> Result<(), StoreError> {
         let bytes = entry.to_bytes();
         self.client.check_size("cache put", bytes.len())?;
-        let mkey = self.entry_key_now(namespace, key).await?;
-        let set = Set::new(&mkey, &bytes).ttl(ttl_for(hard_ttl));
-        self.client.run("cache put", |mc| async move { mc.run(set).await }).await?;
+        self.client
+            .bounded("cache put", async {
+                let set = Set::new(self.entry_key_now(namespace, key).await?, &bytes).ttl(ttl_for(hard_ttl));
+                self.client.run("cache put", |mc| async move { mc.run(set).await }).await
+            })
+            .await?;
         Ok(())
     }
 
     async fn remove(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
-        let mkey = self.entry_key_now(namespace, key).await?;
-        let done = self.client.run("cache remove", |mc| async move { mc.run(Delete::new(&mkey)).await }).await?;
+        let done = self
+            .client
+            .bounded("cache remove", async {
+                let delete = Delete::new(self.entry_key_now(namespace, key).await?);
+                self.client.run("cache remove", |mc| async move { mc.run(delete).await }).await
+            })
+            .await?;
         Ok(done.applied())
     }
 
     async fn clear(&self, namespace: &str) -> Result<(), StoreError> {
-        let gkey = self.generation_key(namespace);
-        let incr = Arithmetic::new(&gkey);
-        let done = self.client.run("cache clear", |mc| async move { mc.run(incr).await }).await?;
-        match done.status {
-            MutationStatus::Applied => {}
-            // No counter (or one memcached cannot count with): a new random generation is
-            // just as good a clear. `generation` starts one, replacing any garbage.
-            _ => {
-                let set = Set::new(&gkey, random_generation()?.to_string()).ttl(Ttl::NEVER);
-                self.client.run("cache clear", |mc| async move { mc.run(set).await }).await?;
-            }
-        }
-        tracing::debug!(namespace, "memcached cache: namespace cleared (generation bumped)");
-        Ok(())
+        self.client.bounded("cache clear", self.clear_inner(namespace)).await
     }
 
     async fn try_lock(&self, namespace: &str, key: &str, ttl: Duration) -> Result<LockOutcome, StoreError> {
@@ -199,6 +199,35 @@ impl CacheBackend for MemcachedCache {
     }
 
     async fn unlock(&self, namespace: &str, key: &str, token: &LockToken) -> Result<(), StoreError> {
+        self.client.bounded("cache unlock", self.unlock_inner(namespace, key, token)).await
+    }
+
+    fn name(&self) -> &'static str {
+        "memcached"
+    }
+}
+
+impl MemcachedCache {
+    async fn clear_inner(&self, namespace: &str) -> Result<(), StoreError> {
+        let gkey = self.generation_key(namespace);
+        let incr = Arithmetic::new(&gkey);
+        let bumped = match self.client.run("cache clear", |mc| async move { mc.run(incr).await }).await {
+            Ok(done) => done.applied(),
+            // memcached refuses to count a foreign, non-numeric value.
+            Err(e) if !e.is_unavailable() => false,
+            Err(e) => return Err(e),
+        };
+        if !bumped {
+            // No counter, or one memcached cannot count with: a new random generation is
+            // just as good a clear.
+            let set = Set::new(&gkey, random_generation()?.to_string()).ttl(Ttl::NEVER);
+            self.client.run("cache clear", |mc| async move { mc.run(set).await }).await?;
+        }
+        tracing::debug!(namespace, "memcached cache: namespace cleared (generation bumped)");
+        Ok(())
+    }
+
+    async fn unlock_inner(&self, namespace: &str, key: &str, token: &LockToken) -> Result<(), StoreError> {
         let lkey = self.lock_key(namespace, key);
         let get = Get::new(&lkey).meta(Meta::NONE.cas());
         let got = self.client.run("cache unlock", |mc| async move { mc.run(get).await }).await?;
@@ -210,10 +239,6 @@ impl CacheBackend for MemcachedCache {
         let delete = Delete::new(&lkey).compare_cas(cas);
         self.client.run("cache unlock", |mc| async move { mc.run(delete).await }).await?;
         Ok(())
-    }
-
-    fn name(&self) -> &'static str {
-        "memcached"
     }
 }
 

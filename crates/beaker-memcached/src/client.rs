@@ -223,11 +223,25 @@ impl MemcachedClient {
         }
     }
 
+    /// Runs a call of several exchanges under one deadline, so that the whole call (CAS
+    /// retries included) takes at most [`MemcachedOptions::timeout`].
+    pub(crate) async fn bounded<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let timeout = self.options.timeout;
+        tokio::time::timeout(timeout, call).await.unwrap_or_else(|_| Err(error::timed_out(what, timeout)))
+    }
+
     /// Refuses a value over the item size limit before sending it.
     pub(crate) fn check_size(&self, what: &str, len: usize) -> Result<(), StoreError> {
         if len > self.options.item_size_limit {
             return Err(StoreError::rejected(
-                format!("memcached: {what}: {len} bytes is over the item size limit of {}", self.options.item_size_limit),
+                format!(
+                    "memcached: {what}: {len} bytes is over the item size limit of {}",
+                    self.options.item_size_limit
+                ),
                 None,
             ));
         }
@@ -240,7 +254,9 @@ impl MemcachedClient {
 /// their parts with a digit or a fixed word), so the two forms cannot collide.
 pub(crate) fn make_key(prefix: &str, parts: &[&str]) -> String {
     let plain: String = parts.concat();
-    if prefix.len() + plain.len() <= MAX_PLAIN_KEY && plain.bytes().all(|b| b.is_ascii_graphic()) && !plain.starts_with('#')
+    if prefix.len() + plain.len() <= MAX_PLAIN_KEY
+        && plain.bytes().all(|b| b.is_ascii_graphic())
+        && !plain.starts_with('#')
     {
         return format!("{prefix}{plain}");
     }
@@ -317,7 +333,8 @@ mod tests {
     #[test]
     fn routing_is_stable_and_spreads() {
         let servers: Vec<String> = (0..3).map(|i| format!("10.0.0.{i}:11211")).collect();
-        let picks: Vec<usize> = (0..300).map(|i| StableRendezvous.route(format!("k{i}").as_bytes(), &servers)).collect();
+        let picks: Vec<usize> =
+            (0..300).map(|i| StableRendezvous.route(format!("k{i}").as_bytes(), &servers)).collect();
         for s in 0..3 {
             assert!(picks.iter().filter(|&&p| p == s).count() > 50, "server {s} is starved: {picks:?}");
         }

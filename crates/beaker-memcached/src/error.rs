@@ -31,16 +31,31 @@ impl ConnectError {
 }
 
 /// Transport trouble (including a write whose answer never came) is `Unavailable`; the
-/// server refusing an item for its size or for lack of memory is `Rejected`.
+/// server refusing an item for its size or for lack of memory is `Rejected` (memcached's
+/// `SERVER_ERROR object too large for cache` / `out of memory storing object`, which the
+/// client may report wrapped as an ambiguous write).
 pub(crate) fn map(what: &str, e: McError) -> StoreError {
-    match &e {
-        McError::Io(_) | McError::Timeout { .. } | McError::Ambiguous { .. } => {
-            StoreError::unavailable(format!("memcached: {what}"), e)
+    match server_message(&e) {
+        Some(msg) if msg.contains("too large") || msg.contains("out of memory") => {
+            let message = format!("memcached: {what}: {msg}");
+            StoreError::rejected(message, Some(e.into()))
         }
-        McError::Server(msg) if msg.contains("too large") || msg.contains("out of memory") => {
-            StoreError::rejected(format!("memcached: {what}: {msg}"), Some(e.into()))
-        }
-        _ => StoreError::backend(format!("memcached: {what}"), e),
+        Some(_) => StoreError::backend(format!("memcached: {what}"), e),
+        None => match e {
+            McError::Io(_) | McError::Timeout { .. } | McError::Ambiguous { .. } => {
+                StoreError::unavailable(format!("memcached: {what}"), e)
+            }
+            _ => StoreError::backend(format!("memcached: {what}"), e),
+        },
+    }
+}
+
+/// The `SERVER_ERROR` text of an error, looking inside an ambiguous write.
+fn server_message(e: &McError) -> Option<&str> {
+    match e {
+        McError::Server(msg) => Some(msg),
+        McError::Ambiguous { source, .. } => server_message(source),
+        _ => None,
     }
 }
 

@@ -1,6 +1,9 @@
 //! [`MemcachedStore`]: a session as one blob, changed by a gets/cas loop.
 
-use std::time::SystemTime;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use beaker_core::{async_trait, Changes, Record, SessionStore, StoreError, StoreKey};
 use memcache::exp::{Delete, Get, Meta, MutationStatus, Set};
@@ -18,10 +21,19 @@ use crate::MemcachedOptions;
 ///
 /// `create` is memcached's `add`, so it never overwrites. `apply` and `touch` read the
 /// item with its CAS value, merge, and write back only if nobody wrote in between,
-/// retrying otherwise: two requests changing different keys of one session both survive.
+/// retrying otherwise (at most [`MemcachedOptions::max_cas_retries`] times, then
+/// `StoreError::Unavailable` saying so): two requests changing different keys of one
+/// session both survive.
 ///
-/// Round trips per call without contention: `load` 1, `create` 1, `apply` 2, `touch` 2,
-/// `delete` 1 (each lost CAS race costs `apply`/`touch` two more).
+/// `load` remembers the CAS value of what it read (for small records, for a minute, in a
+/// bounded map), and an `apply` or `touch` of the same session that follows writes at
+/// once with that CAS value instead of reading again. If the item changed meanwhile the
+/// write is refused by memcached and the normal read-merge-write loop runs, so the hint
+/// saves a round trip and never loses a write.
+///
+/// Round trips per call without contention: `load` 1, `create` 1, `apply` and `touch`
+/// 1 after a `load` of the same session by this store (else 2), `delete` 1; each lost CAS
+/// race costs two more.
 ///
 /// Memcached may evict any item when it runs out of memory: sessions kept only in
 /// memcached can vanish early. That is memcached's nature, not a bug of this store.
@@ -38,13 +50,86 @@ use crate::MemcachedOptions;
 #[derive(Debug, Clone)]
 pub struct MemcachedStore {
     client: MemcachedClient,
+    hints: Arc<Hints>,
+}
+
+/// Records bigger than this are not remembered by `load`.
+const HINT_MAX_RECORD: usize = 64 * 1024;
+/// At most this many remembered records...
+const HINT_MAX_COUNT: usize = 4096;
+/// ...of at most this many bytes together.
+const HINT_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// A hint older than this is not used: its request is long over.
+const HINT_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// What `load` read, with its CAS value.
+struct Hint {
+    record: Record,
+    cas: u64,
+    size: usize,
+    at: Instant,
+}
+
+/// The remembered CAS values (see [`MemcachedStore`]). The lock is never held across an
+/// await.
+#[derive(Default)]
+struct Hints {
+    map: Mutex<HintMap>,
+}
+
+#[derive(Default)]
+struct HintMap {
+    entries: HashMap<String, Hint>,
+    bytes: usize,
+}
+
+impl fmt::Debug for Hints {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.map.lock().map_or(0, |m| m.entries.len());
+        f.debug_struct("Hints").field("remembered", &n).finish()
+    }
+}
+
+impl Hints {
+    fn remember(&self, mkey: &str, record: &Record, cas: u64, size: usize) {
+        if size > HINT_MAX_RECORD {
+            return;
+        }
+        let Ok(mut map) = self.map.lock() else { return };
+        if map.entries.len() >= HINT_MAX_COUNT || map.bytes + size > HINT_MAX_BYTES {
+            map.entries.retain(|_, h| h.at.elapsed() < HINT_MAX_AGE);
+            map.bytes = map.entries.values().map(|h| h.size).sum();
+            if map.entries.len() >= HINT_MAX_COUNT || map.bytes + size > HINT_MAX_BYTES {
+                // Still full of recent hints: a burst. Start over rather than search for
+                // the oldest; a lost hint only costs one round trip.
+                map.entries.clear();
+                map.bytes = 0;
+            }
+        }
+        let hint = Hint { record: record.clone(), cas, size, at: Instant::now() };
+        map.bytes += size;
+        if let Some(old) = map.entries.insert(mkey.to_owned(), hint) {
+            map.bytes -= old.size;
+        }
+    }
+
+    fn take(&self, mkey: &str) -> Option<(Record, u64)> {
+        let mut map = self.map.lock().ok()?;
+        let hint = map.entries.remove(mkey)?;
+        map.bytes -= hint.size;
+        (hint.at.elapsed() < HINT_MAX_AGE).then_some((hint.record, hint.cas))
+    }
+
+    fn forget(&self, mkey: &str) {
+        let _ = self.take(mkey);
+    }
 }
 
 impl MemcachedStore {
     /// A store on an existing client (which a [`MemcachedCache`](crate::MemcachedCache)
     /// may share).
     pub fn new(client: MemcachedClient) -> Self {
-        MemcachedStore { client }
+        MemcachedStore { client, hints: Arc::default() }
     }
 
     /// Connects a new client; see [`MemcachedClient::connect`].
@@ -52,43 +137,92 @@ impl MemcachedStore {
         Ok(Self::new(MemcachedClient::connect(url, options).await?))
     }
 
+    /// The underlying client.
+    pub fn client(&self) -> &MemcachedClient {
+        &self.client
+    }
+
     /// The memcached key a session is filed under.
     pub fn memcached_key(&self, key: &StoreKey) -> String {
         make_key(&self.client.options.session_prefix, &[key.as_str()])
     }
 
-    /// The live record and its CAS value.
-    async fn read(&self, what: &str, mkey: &str) -> Result<Option<(Record, u64)>, StoreError> {
-        let got = self.client.run(what, |mc| async move { mc.run(Get::new(mkey).meta(Meta::NONE.cas())).await }).await?;
+    /// The live record, its CAS value and its size in bytes.
+    async fn read(&self, what: &str, mkey: &str) -> Result<Option<(Record, u64, usize)>, StoreError> {
+        let get = Get::new(mkey).meta(Meta::NONE.cas());
+        let got = self.client.run(what, |mc| async move { mc.run(get).await }).await?;
         let (Some(bytes), Some(cas)) = (got.value, got.item.cas) else { return Ok(None) };
         let record = Record::from_bytes(&bytes)?;
-        Ok((!record.is_expired(SystemTime::now())).then_some((record, cas)))
+        Ok((!record.is_expired(SystemTime::now())).then_some((record, cas, bytes.len())))
     }
 
-    /// Reads, changes with `edit`, writes back if the CAS still matches; retries on a lost
-    /// race. `false` when there is no live record.
+    /// Writes `record` if the item's CAS value is still `cas`.
+    async fn write_if(&self, what: &str, mkey: &str, record: &Record, cas: u64) -> Result<MutationStatus, StoreError> {
+        let bytes = record.to_bytes();
+        self.client.check_size(what, bytes.len())?;
+        let set = Set::new(mkey, &bytes).ttl(ttl_until(record.expires, SystemTime::now())).compare_cas(cas);
+        Ok(self.client.run(what, |mc| async move { mc.run(set).await }).await?.status)
+    }
+
+    /// Changes the live record with `edit` and writes it back if nobody wrote in between;
+    /// retries on a lost race. `false` when there is no live record.
     async fn update(&self, what: &str, key: &StoreKey, edit: impl Fn(&mut Record)) -> Result<bool, StoreError> {
         let mkey = self.memcached_key(key);
-        let deadline = tokio::time::Instant::now() + self.client.options.timeout;
-        for _ in 0..=self.client.options.max_cas_retries {
-            let Some((mut record, cas)) = self.read(what, &mkey).await? else { return Ok(false) };
+        self.client.bounded(what, self.update_loop(what, &mkey, edit)).await
+    }
+
+    async fn update_loop(&self, what: &str, mkey: &str, edit: impl Fn(&mut Record)) -> Result<bool, StoreError> {
+        let now = SystemTime::now();
+        if let Some((mut record, cas)) = self.hints.take(mkey).filter(|(r, _)| !r.is_expired(now)) {
             edit(&mut record);
-            let bytes = record.to_bytes();
-            self.client.check_size(what, bytes.len())?;
-            let ttl = ttl_until(record.expires, SystemTime::now());
-            let set = Set::new(&mkey, &bytes).ttl(ttl).compare_cas(cas);
-            let status = self.client.run(what, |mc| async move { mc.run(set).await }).await?.status;
-            match status {
+            match self.write_if(what, mkey, &record, cas).await? {
                 MutationStatus::Applied => return Ok(true),
                 MutationStatus::NotFound => return Ok(false),
-                _ if tokio::time::Instant::now() >= deadline => break,
+                _ => tracing::debug!("memcached: {what}: the session changed since it was loaded; merging again"),
+            }
+        }
+        for _ in 0..=self.client.options.max_cas_retries {
+            let Some((mut record, cas, _)) = self.read(what, mkey).await? else { return Ok(false) };
+            edit(&mut record);
+            match self.write_if(what, mkey, &record, cas).await? {
+                MutationStatus::Applied => return Ok(true),
+                MutationStatus::NotFound => return Ok(false),
                 _ => tracing::debug!("memcached: {what}: lost a CAS race, retrying"),
             }
         }
         Err(StoreError::Unavailable {
-            message: format!("memcached: {what}: the session kept changing under us (CAS retries exhausted)"),
+            message: format!(
+                "memcached: {what}: the session kept changing under us ({} CAS retries exhausted)",
+                self.client.options.max_cas_retries
+            ),
             source: None,
         })
+    }
+
+    async fn create_inner(&self, mkey: &str, record: &Record) -> Result<bool, StoreError> {
+        let bytes = record.to_bytes();
+        self.client.check_size("create", bytes.len())?;
+        let add = Set::new(mkey, &bytes).ttl(ttl_until(record.expires, SystemTime::now())).add();
+        let status = self.client.run("create", |mc| async move { mc.run(add).await }).await?.status;
+        if status != MutationStatus::AlreadyExists {
+            return Ok(status == MutationStatus::Applied);
+        }
+        // An item memcached still holds but whose record has expired (memcached counts
+        // whole seconds) is dead: replace it, but only if it is still that very item
+        // (CAS), or add if it went meanwhile. A live or undecodable item is kept.
+        let get = Get::new(mkey).meta(Meta::NONE.cas());
+        let got = self.client.run("create", |mc| async move { mc.run(get).await }).await?;
+        let now = SystemTime::now();
+        let live = got.value.as_deref().is_some_and(|b| Record::from_bytes(b).map_or(true, |r| !r.is_expired(now)));
+        if live {
+            return Ok(false);
+        }
+        let set = Set::new(mkey, &bytes).ttl(ttl_until(record.expires, now));
+        let set = match (got.value, got.item.cas) {
+            (Some(_), Some(cas)) => set.compare_cas(cas),
+            _ => set.add(),
+        };
+        Ok(self.client.run("create", |mc| async move { mc.run(set).await }).await?.applied())
     }
 }
 
@@ -96,41 +230,18 @@ impl MemcachedStore {
 impl SessionStore for MemcachedStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let mkey = self.memcached_key(key);
-        let got = self.client.run("load", |mc| async move { mc.run(Get::new(&mkey)).await }).await?;
-        let Some(bytes) = got.value else { return Ok(None) };
-        let record = Record::from_bytes(&bytes)?;
-        Ok((!record.is_expired(SystemTime::now())).then_some(record))
+        match self.read("load", &mkey).await? {
+            Some((record, cas, size)) => {
+                self.hints.remember(&mkey, &record, cas, size);
+                Ok(Some(record))
+            }
+            None => Ok(None),
+        }
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
         let mkey = self.memcached_key(key);
-        let bytes = record.to_bytes();
-        self.client.check_size("create", bytes.len())?;
-        let add = Set::new(&mkey, &bytes).ttl(ttl_until(record.expires, SystemTime::now())).add();
-        let status = self.client.run("create", |mc| async move { mc.run(add).await }).await?.status;
-        match status {
-            MutationStatus::Applied => Ok(true),
-            // An item still held by memcached but past the record's own expiry is dead:
-            // replace it, but only if it is still that very item.
-            // An item memcached still holds but whose record has expired is dead: replace
-            // it, but only if it is still that very item (CAS), or add if it went meanwhile.
-            MutationStatus::AlreadyExists => {
-                let get = Get::new(&mkey).meta(Meta::NONE.cas());
-                let got = self.client.run("create", |mc| async move { mc.run(get).await }).await?;
-                let now = SystemTime::now();
-                let live = got.value.as_deref().is_some_and(|b| Record::from_bytes(b).map_or(true, |r| !r.is_expired(now)));
-                if live {
-                    return Ok(false);
-                }
-                let set = Set::new(&mkey, &bytes).ttl(ttl_until(record.expires, now));
-                let set = match (got.value, got.item.cas) {
-                    (Some(_), Some(cas)) => set.compare_cas(cas),
-                    _ => set.add(),
-                };
-                Ok(self.client.run("create", |mc| async move { mc.run(set).await }).await?.applied())
-            }
-            _ => Ok(false),
-        }
+        self.client.bounded("create", self.create_inner(&mkey, record)).await
     }
 
     async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
@@ -152,11 +263,39 @@ impl SessionStore for MemcachedStore {
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         let mkey = self.memcached_key(key);
-        self.client.run("delete", |mc| async move { mc.run(Delete::new(&mkey)).await }).await?;
+        self.hints.forget(&mkey);
+        let delete = Delete::new(&mkey);
+        self.client.run("delete", |mc| async move { mc.run(delete).await }).await?;
         Ok(())
     }
 
     fn name(&self) -> &'static str {
         "memcached"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(n: usize) -> Record {
+        let now = SystemTime::now();
+        Record { entries: [("k".to_string(), vec![0; n])].into(), created: now, accessed: now, expires: None }
+    }
+
+    #[test]
+    fn hints_are_taken_once_and_bounded() {
+        let hints = Hints::default();
+        hints.remember("a", &record(10), 7, 10);
+        assert_eq!(hints.take("a").map(|(_, cas)| cas), Some(7));
+        assert!(hints.take("a").is_none(), "a hint is used once");
+        hints.remember("big", &record(1), 1, HINT_MAX_RECORD + 1);
+        assert!(hints.take("big").is_none(), "big records are not remembered");
+        for i in 0..HINT_MAX_COUNT + 10 {
+            hints.remember(&format!("k{i}"), &record(1), 1, 100);
+        }
+        let map = hints.map.lock().unwrap();
+        assert!(map.entries.len() <= HINT_MAX_COUNT);
+        assert_eq!(map.bytes, map.entries.values().map(|h| h.size).sum::<usize>());
     }
 }
