@@ -30,6 +30,13 @@ pub enum OpenError {
     Store(#[from] StoreError),
 }
 
+impl OpenError {
+    /// True when the database could not be reached (as opposed to a configuration mistake).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, OpenError::Store(e) if e.is_unavailable())
+    }
+}
+
 /// Codes of transient conditions (lock waits, deadlocks, busy files, lost connections,
 /// shutdowns): the database is there but cannot serve now, so callers answer 503.
 const TRANSIENT: &[&str] = &[
@@ -48,6 +55,23 @@ const TOO_LARGE: &[&str] = &[
     // MySQL: data too long, packet too large, row size too large, key too long.
     "1406", "1153", "1118", "1071",
 ];
+
+/// Codes after which the same transaction, run again at once, is expected to succeed:
+/// PostgreSQL serialization failure and deadlock, MySQL deadlock, SQLite BUSY_SNAPSHOT.
+const RETRYABLE: &[&str] = &["40001", "40P01", "1213", "517"];
+
+/// Whether the whole operation may be retried (a deadlock victim, a stale snapshot).
+pub(crate) fn is_retryable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| RETRYABLE.contains(&c.as_ref())),
+        _ => false,
+    }
+}
+
+/// The error for a call that ran out of its time budget.
+pub(crate) fn timed_out(what: &str, timeout: std::time::Duration) -> StoreError {
+    StoreError::Unavailable { message: format!("sql store: {what}: no answer within {timeout:?}"), source: None }
+}
 
 /// Maps a sqlx error: connection, pool and I/O trouble → `Unavailable`; undecodable data →
 /// `Corrupt`; values refused for their size → `Rejected`; anything else → `Backend`.

@@ -1,0 +1,407 @@
+//! [`SqlStore`]: sessions as one row plus one row per entry, changed per key in a
+//! transaction.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use beaker_core::{async_trait, Changes, Record, SessionConfig, SessionStore, StoreError, StoreKey};
+use tokio::sync::OnceCell;
+
+use crate::client::{from_ms, on_pool, to_ms, SqlClient};
+use crate::error::OpenError;
+use crate::options::SqlOptions;
+use crate::sql::{SessionSql, ROWS_PER_INSERT};
+
+/// A [`SessionStore`] on SQLite, PostgreSQL or MySQL/MariaDB.
+///
+/// # Tables
+///
+/// ```text
+/// <table>          (id PRIMARY KEY, created, accessed, expires)   -- one row per session
+/// <table>_entries  (id, name, value, PRIMARY KEY (id, name))       -- one row per session key
+/// ```
+///
+/// `id` is the [`StoreKey`] (by default a hash of the session id, never the id itself);
+/// times are Unix milliseconds (`BIGINT`), `expires` is `NULL` for "no server-side expiry";
+/// `name` and `value` are binary (`BLOB` / `BYTEA` / `VARBINARY` + `LONGBLOB`), so keys
+/// compare byte for byte whatever the server's collation. Entries go with their session
+/// by `ON DELETE CASCADE`. On PostgreSQL the tables live in
+/// [`SqlOptions::schema`] when one is set. They are created on first use (or by
+/// [`migrate`](Self::migrate)) unless [`SqlOptions::create_tables`] is off; on MySQL a
+/// session key may be at most 512 bytes (a longer one is `StoreError::Rejected`).
+///
+/// Expired rows are never returned: every statement compares `expires` with
+/// [`SqlOptions::clock`]. They stay in the table until [`cleanup`](SessionStore::cleanup)
+/// (one `DELETE`) or [`spawn_cleanup`](Self::spawn_cleanup) removes them.
+///
+/// # Round trips
+///
+/// Each statement, `BEGIN` and `COMMIT` is one round trip (sqlx does not pipeline):
+///
+/// | call | round trips | statements |
+/// |---|---|---|
+/// | `load` | 1 | `SELECT … LEFT JOIN` of the session and its entries |
+/// | `touch` | 1 | `UPDATE … WHERE id = ? AND <live>` |
+/// | `delete` | 1 | `DELETE` (entries by cascade) |
+/// | `create` | 4 (3 without entries) | `BEGIN`, `INSERT` session, `INSERT` entries, `COMMIT` (+2 when an expired record is replaced) |
+/// | `apply` | 3 to 5 | `BEGIN`, `UPDATE` timestamps (which also checks the record is live and locks it), `DELETE` removed or cleared entries (if any), upsert set entries (if any), `COMMIT` |
+///
+/// (An entry list longer than 500 keys takes one more statement per 500.) So a session
+/// request costs: untouched 0; read-only 1 (`load`, plus 1 for a `touch` once per touch
+/// interval when an idle timeout is set); modified 1 + 3..5 (`load` + `apply`), or 1 + 4
+/// for a new session (`create`).
+///
+/// # Concurrency
+///
+/// `apply` runs in one transaction that starts by updating the session row, which locks
+/// it (SQLite: `BEGIN IMMEDIATE` takes the database's write lock), so concurrent `apply`
+/// calls on one session run one after the other, and each changes only the entries it
+/// names: two requests changing different keys both survive. `create` inserts the
+/// session row with `ON CONFLICT DO NOTHING` (MySQL: the duplicate-key error is caught),
+/// so it never overwrites a live record; an expired one under the same key is deleted and
+/// replaced in the same transaction. A transaction chosen as a deadlock victim is retried.
+///
+/// ```no_run
+/// use beaker_core::{SessionConfig, SessionManager};
+/// use beaker_sql::{SqlOptions, SqlStore};
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = SqlStore::connect("sqlite:sessions.db", SqlOptions::new()).await?;
+/// let config = SessionConfig::new().with_secret("change me: at least 16 bytes")?;
+/// let manager = SessionManager::builder(config).store(store).build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    client: SqlClient,
+    sql: Arc<SessionSql>,
+    ready: Arc<OnceCell<()>>,
+}
+
+type Row = (i64, i64, Option<i64>, Option<Vec<u8>>, Option<Vec<u8>>);
+
+impl SqlStore {
+    /// A store on an existing client (which a [`SqlCache`](crate::SqlCache) may share).
+    /// Its tables are created on first use, unless [`SqlOptions::create_tables`] is off.
+    pub fn new(client: SqlClient) -> Self {
+        let options = client.options();
+        let sql = SessionSql::new(client.dialect(), client.schema(), &options.session_table);
+        SqlStore { client, sql: Arc::new(sql), ready: Arc::new(OnceCell::new()) }
+    }
+
+    /// Connects (see [`SqlClient::connect`]) and creates the tables now unless
+    /// [`SqlOptions::create_tables`] is off, so that a bad URL, an unreachable server or
+    /// missing rights show at start-up.
+    pub async fn connect(url: &str, options: SqlOptions) -> Result<Self, OpenError> {
+        let store = Self::new(SqlClient::connect(url, options).await?);
+        store.ensure_tables().await?;
+        Ok(store)
+    }
+
+    /// Connects as a `SessionConfig` says: its `url` (a `type = sqlite` without a URL
+    /// means `sqlite:`, the default file), `store_timeout`, and the backend options
+    /// `table_name`, `schema_name` and `pool_size`.
+    pub async fn from_session_config(config: &SessionConfig) -> Result<Self, OpenError> {
+        let url = match (&config.url, config.store_type) {
+            (Some(url), _) => url.clone(),
+            (None, Some(beaker_core::StoreType::Sqlite)) => "sqlite:".to_owned(),
+            (None, _) => {
+                return Err(OpenError::InvalidOption {
+                    option: "url",
+                    value: String::new(),
+                    expected: "a postgres:// or mysql:// URL (only sqlite has a default)",
+                })
+            }
+        };
+        let mut options = SqlOptions::new().timeout(config.store_timeout);
+        let backend = &config.backend_options;
+        if let Some(table) = backend.get("table_name") {
+            options = options.table_name(table.clone());
+        }
+        if let Some(schema) = backend.get("schema_name") {
+            options = options.schema(schema.clone());
+        }
+        if let Some(size) = backend.get("pool_size") {
+            let size = size.trim().parse().map_err(|_| OpenError::InvalidOption {
+                option: "pool_size",
+                value: size.clone(),
+                expected: "a whole number of connections",
+            })?;
+            options = options.pool_size(size);
+        }
+        Self::connect(&url, options).await
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &SqlClient {
+        &self.client
+    }
+
+    /// The session table and the entries table, as named in SQL (schema-qualified on
+    /// PostgreSQL when a schema is set).
+    pub fn tables(&self) -> (&str, &str) {
+        (self.sql.sessions_table(), self.sql.entries_table())
+    }
+
+    /// Creates the schema (PostgreSQL, if set), the tables and the index if they do not
+    /// exist. Safe to run any number of times, also from several processes.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.client.run_ddl("create session tables", &self.sql.migrate).await
+    }
+
+    async fn ensure_tables(&self) -> Result<(), StoreError> {
+        if !self.client.options().create_tables {
+            return Ok(());
+        }
+        self.ready.get_or_try_init(|| self.migrate()).await.map(|_| ())
+    }
+
+    /// Runs [`cleanup`](SessionStore::cleanup) every `every` on the current tokio runtime
+    /// until the returned handle is aborted; failures are logged and retried next time.
+    pub fn spawn_cleanup(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                match store.cleanup().await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::debug!(removed, "sql store: expired sessions removed"),
+                    Err(e) => tracing::warn!(error = %e, "sql store: cleanup failed"),
+                }
+            }
+        })
+    }
+}
+
+fn decode(rows: Vec<Row>) -> Result<Option<Record>, StoreError> {
+    let Some(&(created, accessed, expires, _, _)) = rows.first() else { return Ok(None) };
+    let mut entries = BTreeMap::new();
+    for (_, _, _, name, value) in rows {
+        match (name, value) {
+            (Some(name), Some(value)) => {
+                let name = String::from_utf8(name)
+                    .map_err(|_| StoreError::corrupt("sql store: a session key is not UTF-8"))?;
+                entries.insert(name, value);
+            }
+            (None, None) => {}
+            _ => return Err(StoreError::corrupt("sql store: an entry without a name or a value")),
+        }
+    }
+    Ok(Some(Record {
+        entries,
+        created: from_ms(created, "created")?,
+        accessed: from_ms(accessed, "accessed")?,
+        expires: expires.map(|e| from_ms(e, "expires")).transpose()?,
+    }))
+}
+
+#[async_trait]
+impl SessionStore for SqlStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.ensure_tables().await?;
+        let now = self.client.now_ms();
+        let rows = self
+            .client
+            .run("load", || async {
+                on_pool!(self.client.pool(), p => {
+                    sqlx::query_as::<_, Row>(&self.sql.load).bind(key.as_str()).bind(now).fetch_all(p).await
+                })
+            })
+            .await?;
+        decode(rows)
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
+        self.ensure_tables().await?;
+        let now = self.client.now_ms();
+        let entries: Vec<(&String, &Vec<u8>)> = record.entries.iter().collect();
+        let (created, accessed, expires) = (to_ms(record.created), to_ms(record.accessed), record.expires.map(to_ms));
+        let sql = &*self.sql;
+        let begin = self.client.dialect().begin();
+        self.client
+            .run("create", || async {
+                on_pool!(self.client.pool(), p => {
+                    let mut tx = p.begin_with(begin).await?;
+                    let mut inserted = false;
+                    for attempt in 0..2 {
+                        if attempt == 1 {
+                            // The key is taken: by an expired record (replace it) or a live one
+                            // (leave it alone; dropping `tx` rolls back).
+                            let gone = sqlx::query(&sql.delete_expired)
+                                .bind(key.as_str())
+                                .bind(now)
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected();
+                            if gone == 0 {
+                                tx.rollback().await?;
+                                return Ok(false);
+                            }
+                        }
+                        let insert = sqlx::query(&sql.insert)
+                            .bind(key.as_str())
+                            .bind(created)
+                            .bind(accessed)
+                            .bind(expires)
+                            .execute(&mut *tx)
+                            .await;
+                        inserted = match insert {
+                            Ok(done) => done.rows_affected() == 1,
+                            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => false,
+                            Err(e) => return Err(e),
+                        };
+                        if inserted {
+                            break;
+                        }
+                    }
+                    if !inserted {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    }
+                    for chunk in entries.chunks(ROWS_PER_INSERT) {
+                        let text = sql.upsert_entries(chunk.len());
+                        let mut query = sqlx::query(&text);
+                        for (name, value) in chunk {
+                            query = query.bind(key.as_str()).bind(name.as_bytes()).bind(value.as_slice());
+                        }
+                        query.execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(true)
+                })
+            })
+            .await
+    }
+
+    async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
+        self.ensure_tables().await?;
+        let now = self.client.now_ms();
+        let sets: Vec<(&String, &Vec<u8>)> = changes.set.iter().collect();
+        let removals: Vec<&String> = if changes.clear { Vec::new() } else { changes.remove.iter().collect() };
+        let (accessed, expires) = (to_ms(changes.accessed), changes.expires.map(to_ms));
+        let sql = &*self.sql;
+        let begin = self.client.dialect().begin();
+        self.client
+            .run("apply", || async {
+                on_pool!(self.client.pool(), p => {
+                    let mut tx = p.begin_with(begin).await?;
+                    // Checks that the record is live and locks its row for the transaction.
+                    let live = sqlx::query(&sql.touch)
+                        .bind(accessed)
+                        .bind(expires)
+                        .bind(key.as_str())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if live == 0 {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    }
+                    if changes.clear {
+                        sqlx::query(&sql.clear_entries).bind(key.as_str()).execute(&mut *tx).await?;
+                    }
+                    for chunk in removals.chunks(ROWS_PER_INSERT) {
+                        let text = sql.remove_entries(chunk.len());
+                        let mut query = sqlx::query(&text).bind(key.as_str());
+                        for name in chunk {
+                            query = query.bind(name.as_bytes());
+                        }
+                        query.execute(&mut *tx).await?;
+                    }
+                    for chunk in sets.chunks(ROWS_PER_INSERT) {
+                        let text = sql.upsert_entries(chunk.len());
+                        let mut query = sqlx::query(&text);
+                        for (name, value) in chunk {
+                            query = query.bind(key.as_str()).bind(name.as_bytes()).bind(value.as_slice());
+                        }
+                        query.execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(true)
+                })
+            })
+            .await
+    }
+
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        accessed: SystemTime,
+        expires: Option<SystemTime>,
+    ) -> Result<bool, StoreError> {
+        self.ensure_tables().await?;
+        let now = self.client.now_ms();
+        let (accessed, expires) = (to_ms(accessed), expires.map(to_ms));
+        let touched = self
+            .client
+            .run("touch", || async {
+                on_pool!(self.client.pool(), p => {
+                    sqlx::query(&self.sql.touch)
+                        .bind(accessed)
+                        .bind(expires)
+                        .bind(key.as_str())
+                        .bind(now)
+                        .execute(p)
+                        .await
+                        .map(|done| done.rows_affected())
+                })
+            })
+            .await?;
+        Ok(touched > 0)
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.ensure_tables().await?;
+        self.client
+            .run("delete", || async {
+                on_pool!(self.client.pool(), p => {
+                    sqlx::query(&self.sql.delete).bind(key.as_str()).execute(p).await.map(|_| ())
+                })
+            })
+            .await
+    }
+
+    async fn cleanup(&self) -> Result<u64, StoreError> {
+        self.ensure_tables().await?;
+        let now = self.client.now_ms();
+        self.client
+            .run("cleanup", || async {
+                on_pool!(self.client.pool(), p => {
+                    sqlx::query(&self.sql.cleanup).bind(now).execute(p).await.map(|done| done.rows_affected())
+                })
+            })
+            .await
+    }
+
+    fn name(&self) -> &'static str {
+        self.client.database()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_joins_rows_and_rejects_garbage() {
+        assert_eq!(decode(vec![]).unwrap(), None);
+        let bare = decode(vec![(1_000, 2_000, None, None, None)]).unwrap().unwrap();
+        assert!(bare.entries.is_empty() && bare.expires.is_none());
+        let two = decode(vec![
+            (1_000, 2_000, Some(3_000), Some(b"a".to_vec()), Some(b"j1".to_vec())),
+            (1_000, 2_000, Some(3_000), Some("ключ".as_bytes().to_vec()), Some(vec![0, 255])),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(two.entries.get("ключ"), Some(&vec![0, 255]));
+        assert_eq!(two.expires, Some(SystemTime::UNIX_EPOCH + Duration::from_secs(3)));
+        let corrupt = |rows| matches!(decode(rows), Err(StoreError::Corrupt { .. }));
+        assert!(corrupt(vec![(1, 2, None, Some(vec![0xff]), Some(vec![]))]));
+        assert!(corrupt(vec![(-5, 2, None, None, None)]));
+        assert!(corrupt(vec![(1, 2, Some(-1), None, None)]));
+        assert!(corrupt(vec![(1, 2, None, Some(b"a".to_vec()), None)]));
+    }
+}

@@ -1,0 +1,365 @@
+//! The SQL text of every statement, per dialect. Nothing here touches a connection, so the
+//! statements are unit-tested without a database.
+
+use std::fmt::Write as _;
+
+/// The three SQL dialects. Known whatever the enabled features, so that SQL generation is
+/// always compiled and tested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+impl Dialect {
+    /// The name used in logs and by `SessionStore::name`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+            Dialect::Mysql => "mysql",
+        }
+    }
+
+    /// The `n`-th (1-based) bind parameter.
+    fn param(self, n: usize) -> String {
+        match self {
+            Dialect::Postgres => format!("${n}"),
+            Dialect::Sqlite | Dialect::Mysql => "?".to_owned(),
+        }
+    }
+
+    /// `count` parameters separated by commas, numbered from `first`.
+    fn params(self, first: usize, count: usize) -> String {
+        (first..first + count).map(|n| self.param(n)).collect::<Vec<_>>().join(", ")
+    }
+
+    /// `rows` tuples of `width` parameters, numbered from `first`.
+    fn tuples(self, first: usize, rows: usize, width: usize) -> String {
+        let mut out = String::new();
+        for r in 0..rows {
+            if r > 0 {
+                out.push_str(", ");
+            }
+            let _ = write!(out, "({})", self.params(first + r * width, width));
+        }
+        out
+    }
+
+    /// The statement that opens a write transaction. SQLite takes its single write lock
+    /// up front (waiting `busy_timeout` for it), so a transaction never fails half-way for
+    /// want of it.
+    pub(crate) fn begin(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres | Dialect::Mysql => "BEGIN",
+        }
+    }
+
+    fn binary(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BLOB",
+            Dialect::Postgres => "BYTEA",
+            Dialect::Mysql => "LONGBLOB",
+        }
+    }
+
+    /// A binary column that is part of a primary key, limited to `max` bytes where the
+    /// database limits key length (MySQL: 3072 bytes per index).
+    fn binary_key(self, max: usize) -> String {
+        match self {
+            Dialect::Sqlite => "BLOB".to_owned(),
+            Dialect::Postgres => "BYTEA".to_owned(),
+            Dialect::Mysql => format!("VARBINARY({max})"),
+        }
+    }
+
+    /// The column of a store key: binary in MySQL, so that comparisons are byte-exact
+    /// whatever the server's default collation.
+    fn store_key(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "TEXT",
+            Dialect::Postgres => "VARCHAR(128)",
+            Dialect::Mysql => "VARBINARY(128)",
+        }
+    }
+
+    fn int(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "INTEGER",
+            Dialect::Postgres | Dialect::Mysql => "BIGINT",
+        }
+    }
+
+    /// MySQL has no `CREATE INDEX IF NOT EXISTS` (only MariaDB has), so there the index is
+    /// part of the table definition.
+    fn inline_index(self, name: &str, column: &str) -> String {
+        match self {
+            Dialect::Mysql => format!(", INDEX {name} ({column})"),
+            Dialect::Sqlite | Dialect::Postgres => String::new(),
+        }
+    }
+
+    fn create_index(self, name: &str, table: &str, column: &str) -> Option<String> {
+        match self {
+            Dialect::Mysql => None,
+            Dialect::Sqlite | Dialect::Postgres => {
+                Some(format!("CREATE INDEX IF NOT EXISTS {name} ON {table} ({column})"))
+            }
+        }
+    }
+
+    fn table_suffix(self) -> &'static str {
+        match self {
+            Dialect::Mysql => " ENGINE=InnoDB",
+            Dialect::Sqlite | Dialect::Postgres => "",
+        }
+    }
+}
+
+/// `schema.table` on PostgreSQL with a schema; the bare table otherwise.
+fn qualify(dialect: Dialect, schema: Option<&str>, table: &str) -> String {
+    match (dialect, schema) {
+        (Dialect::Postgres, Some(s)) => format!("{s}.{table}"),
+        _ => table.to_owned(),
+    }
+}
+
+/// Longest cache namespace stored as is (longer ones are hashed, see `cache.rs`).
+pub(crate) const NAMESPACE_MAX: usize = 255;
+/// Longest cache key stored as is.
+pub(crate) const CACHE_KEY_MAX: usize = 512;
+/// Longest session entry name on MySQL (other databases have no limit).
+pub(crate) const ENTRY_NAME_MAX: usize = 512;
+
+/// Rows per multi-row `INSERT`, well below every database's bind-parameter limit.
+pub(crate) const ROWS_PER_INSERT: usize = 500;
+
+/// The statements of the session store.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionSql {
+    dialect: Dialect,
+    sessions: String,
+    entries: String,
+    /// `CREATE SCHEMA` (PostgreSQL with a schema), then the tables and the index.
+    pub(crate) migrate: Vec<String>,
+    /// id, now → created, accessed, expires, name, value (name/value NULL without entries).
+    pub(crate) load: String,
+    /// id, created, accessed, expires → 1 row if inserted, 0 if the key exists.
+    pub(crate) insert: String,
+    /// id, now → deletes the session (and, by cascade, its entries) if expired.
+    pub(crate) delete_expired: String,
+    /// accessed, expires, id, now → 1 row if the session was live.
+    pub(crate) touch: String,
+    /// id → deletes the session and, by cascade, its entries.
+    pub(crate) delete: String,
+    /// id → deletes every entry.
+    pub(crate) clear_entries: String,
+    /// now → deletes every expired session.
+    pub(crate) cleanup: String,
+}
+
+impl SessionSql {
+    /// `schema` (PostgreSQL only) and `table` are validated identifiers.
+    pub(crate) fn new(dialect: Dialect, schema: Option<&str>, table: &str) -> Self {
+        let sessions = qualify(dialect, schema, table);
+        let entries = qualify(dialect, schema, &format!("{table}_entries"));
+        let p = |n| dialect.param(n);
+        let (int, key, suffix) = (dialect.int(), dialect.store_key(), dialect.table_suffix());
+        let mut migrate = Vec::new();
+        if let (Dialect::Postgres, Some(s)) = (dialect, schema) {
+            migrate.push(format!("CREATE SCHEMA IF NOT EXISTS {s}"));
+        }
+        migrate.push(format!(
+            "CREATE TABLE IF NOT EXISTS {sessions} (id {key} NOT NULL PRIMARY KEY, created {int} NOT NULL, \
+             accessed {int} NOT NULL, expires {int} NULL{index}){suffix}",
+            index = dialect.inline_index(&format!("{table}_expires"), "expires"),
+        ));
+        migrate.extend(dialect.create_index(&format!("{table}_expires"), &sessions, "expires"));
+        migrate.push(format!(
+            "CREATE TABLE IF NOT EXISTS {entries} (id {key} NOT NULL, name {name} NOT NULL, value {value} NOT NULL, \
+             PRIMARY KEY (id, name), CONSTRAINT {table}_entries_session FOREIGN KEY (id) REFERENCES {sessions} (id) \
+             ON DELETE CASCADE){suffix}",
+            name = dialect.binary_key(ENTRY_NAME_MAX),
+            value = dialect.binary(),
+        ));
+        let live = |n| format!("(expires IS NULL OR expires > {})", p(n));
+        SessionSql {
+            dialect,
+            load: format!(
+                "SELECT s.created, s.accessed, s.expires, e.name, e.value FROM {sessions} s \
+                 LEFT JOIN {entries} e ON e.id = s.id WHERE s.id = {} AND (s.expires IS NULL OR s.expires > {})",
+                p(1),
+                p(2)
+            ),
+            insert: match dialect {
+                // MySQL has no ON CONFLICT; its duplicate-key error is caught instead.
+                Dialect::Mysql => format!(
+                    "INSERT INTO {sessions} (id, created, accessed, expires) VALUES ({})",
+                    dialect.params(1, 4)
+                ),
+                _ => format!(
+                    "INSERT INTO {sessions} (id, created, accessed, expires) VALUES ({}) ON CONFLICT (id) DO NOTHING",
+                    dialect.params(1, 4)
+                ),
+            },
+            delete_expired: format!(
+                "DELETE FROM {sessions} WHERE id = {} AND expires IS NOT NULL AND expires <= {}",
+                p(1),
+                p(2)
+            ),
+            touch: format!("UPDATE {sessions} SET accessed = {}, expires = {} WHERE id = {} AND {}", p(1), p(2), p(3), live(4)),
+            delete: format!("DELETE FROM {sessions} WHERE id = {}", p(1)),
+            clear_entries: format!("DELETE FROM {entries} WHERE id = {}", p(1)),
+            cleanup: format!("DELETE FROM {sessions} WHERE expires IS NOT NULL AND expires <= {}", p(1)),
+            migrate,
+            sessions,
+            entries,
+        }
+    }
+
+    /// id, then `count` names → deletes those entries.
+    pub(crate) fn remove_entries(&self, count: usize) -> String {
+        format!("DELETE FROM {} WHERE id = {} AND name IN ({})", self.entries, self.dialect.param(1), self.dialect.params(2, count))
+    }
+
+    /// `rows` × (id, name, value) → inserts or replaces those entries.
+    pub(crate) fn upsert_entries(&self, rows: usize) -> String {
+        let values = self.dialect.tuples(1, rows, 3);
+        match self.dialect {
+            Dialect::Mysql => format!(
+                "INSERT INTO {} (id, name, value) VALUES {values} ON DUPLICATE KEY UPDATE value = VALUES(value)",
+                self.entries
+            ),
+            _ => format!(
+                "INSERT INTO {} (id, name, value) VALUES {values} ON CONFLICT (id, name) DO UPDATE SET value = excluded.value",
+                self.entries
+            ),
+        }
+    }
+
+    /// The session table, qualified.
+    pub(crate) fn sessions_table(&self) -> &str {
+        &self.sessions
+    }
+
+    /// The entries table, qualified.
+    pub(crate) fn entries_table(&self) -> &str {
+        &self.entries
+    }
+}
+
+/// The statements of the cache backend.
+#[derive(Debug, Clone)]
+pub(crate) struct CacheSql {
+    pub(crate) migrate: Vec<String>,
+    /// namespace, key, now → value, stored_at, fresh_until.
+    pub(crate) get: String,
+    /// namespace, key, value, stored_at, fresh_until, expires → inserts or replaces.
+    pub(crate) put: String,
+    /// namespace, key → deletes the entry.
+    pub(crate) remove: String,
+    /// namespace → deletes the namespace's entries.
+    pub(crate) clear: String,
+    /// namespace, key, now → deletes an expired lock.
+    pub(crate) unlock_expired: String,
+    /// namespace, key, token, expires → 1 row if taken (0, or a duplicate-key error on
+    /// MySQL, if held).
+    pub(crate) lock: String,
+    /// namespace, key, token → deletes the lock if the token owns it.
+    pub(crate) unlock: String,
+    /// now → deletes expired entries.
+    pub(crate) cleanup: String,
+    /// now → deletes expired locks.
+    pub(crate) cleanup_locks: String,
+}
+
+impl CacheSql {
+    pub(crate) fn new(dialect: Dialect, schema: Option<&str>, table: &str) -> Self {
+        let cache = qualify(dialect, schema, table);
+        let locks = qualify(dialect, schema, &format!("{table}_locks"));
+        let p = |n| dialect.param(n);
+        let (int, suffix) = (dialect.int(), dialect.table_suffix());
+        let (ns, key) = (dialect.binary_key(NAMESPACE_MAX), dialect.binary_key(CACHE_KEY_MAX));
+        let mut migrate = Vec::new();
+        if let (Dialect::Postgres, Some(s)) = (dialect, schema) {
+            migrate.push(format!("CREATE SCHEMA IF NOT EXISTS {s}"));
+        }
+        migrate.push(format!(
+            "CREATE TABLE IF NOT EXISTS {cache} (namespace {ns} NOT NULL, cache_key {key} NOT NULL, \
+             value {value} NOT NULL, stored_at {int} NOT NULL, fresh_until {int} NULL, expires {int} NULL, \
+             PRIMARY KEY (namespace, cache_key){index}){suffix}",
+            value = dialect.binary(),
+            index = dialect.inline_index(&format!("{table}_expires"), "expires"),
+        ));
+        migrate.extend(dialect.create_index(&format!("{table}_expires"), &cache, "expires"));
+        migrate.push(format!(
+            "CREATE TABLE IF NOT EXISTS {locks} (namespace {ns} NOT NULL, cache_key {key} NOT NULL, \
+             token {token} NOT NULL, expires {int} NOT NULL, PRIMARY KEY (namespace, cache_key)){suffix}",
+            token = dialect.binary_key(64),
+        ));
+        let row = "namespace = {1} AND cache_key = {2}";
+        let row = row.replace("{1}", &p(1)).replace("{2}", &p(2));
+        CacheSql {
+            get: format!(
+                "SELECT value, stored_at, fresh_until FROM {cache} WHERE {row} AND (expires IS NULL OR expires > {})",
+                p(3)
+            ),
+            put: match dialect {
+                Dialect::Mysql => format!(
+                    "INSERT INTO {cache} (namespace, cache_key, value, stored_at, fresh_until, expires) VALUES ({}) \
+                     ON DUPLICATE KEY UPDATE value = VALUES(value), stored_at = VALUES(stored_at), \
+                     fresh_until = VALUES(fresh_until), expires = VALUES(expires)",
+                    dialect.params(1, 6)
+                ),
+                _ => format!(
+                    "INSERT INTO {cache} (namespace, cache_key, value, stored_at, fresh_until, expires) VALUES ({}) \
+                     ON CONFLICT (namespace, cache_key) DO UPDATE SET value = excluded.value, \
+                     stored_at = excluded.stored_at, fresh_until = excluded.fresh_until, expires = excluded.expires",
+                    dialect.params(1, 6)
+                ),
+            },
+            remove: format!("DELETE FROM {cache} WHERE {row}"),
+            clear: format!("DELETE FROM {cache} WHERE namespace = {}", p(1)),
+            unlock_expired: format!("DELETE FROM {locks} WHERE {row} AND expires <= {}", p(3)),
+            lock: match dialect {
+                Dialect::Mysql => {
+                    format!("INSERT INTO {locks} (namespace, cache_key, token, expires) VALUES ({})", dialect.params(1, 4))
+                }
+                _ => format!(
+                    "INSERT INTO {locks} (namespace, cache_key, token, expires) VALUES ({}) \
+                     ON CONFLICT (namespace, cache_key) DO NOTHING",
+                    dialect.params(1, 4)
+                ),
+            },
+            unlock: format!("DELETE FROM {locks} WHERE {row} AND token = {}", p(3)),
+            cleanup: format!("DELETE FROM {cache} WHERE expires IS NOT NULL AND expires <= {}", p(1)),
+            cleanup_locks: format!("DELETE FROM {locks} WHERE expires <= {}", p(1)),
+            migrate,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_follow_the_dialect() {
+        let pg = SessionSql::new(Dialect::Postgres, Some("web"), "s");
+        assert_eq!(pg.migrate[0], "CREATE SCHEMA IF NOT EXISTS web");
+        assert!(pg.touch.contains("$3") && pg.touch.contains("$4") && pg.touch.contains("web.s "), "{}", pg.touch);
+        assert_eq!(
+            pg.remove_entries(2),
+            "DELETE FROM web.s_entries WHERE id = $1 AND name IN ($2, $3)"
+        );
+        assert!(pg.upsert_entries(2).contains("($1, $2, $3), ($4, $5, $6) ON CONFLICT"));
+        let my = SessionSql::new(Dialect::Mysql, Some("ignored"), "s");
+        assert!(!my.migrate.iter().any(|m| m.contains("SCHEMA")));
+        assert!(my.upsert_entries(2).contains("(?, ?, ?), (?, ?, ?) ON DUPLICATE KEY"));
+        assert!(!my.touch.contains('$'));
+        let lite = CacheSql::new(Dialect::Sqlite, None, "c");
+        assert_eq!(lite.clear, "DELETE FROM c WHERE namespace = ?");
+    }
+}

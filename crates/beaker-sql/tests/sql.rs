@@ -1,0 +1,468 @@
+//! beaker-sql against real databases: the published conformance suites on SQLite,
+//! PostgreSQL and MariaDB/MySQL, plus what only an SQL test can check (per-key concurrency,
+//! corrupt rows, a restart, the injected clock, an outage).
+//!
+//! `BEAKER_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`) and
+//! `BEAKER_TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306/test`) choose the servers.
+//! Every run uses its own PostgreSQL schema / MySQL table names and drops them at the end.
+//! An unreachable server skips with a loud line, unless `CI=true`, where it fails.
+
+#![cfg(all(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use beaker_core::cache::CacheBackend;
+use beaker_core::{Changes, ManualClock, Record, SessionId, SessionStore, StoreError, StoreKey};
+use beaker_sql::{SqlCache, SqlClient, SqlOptions, SqlStore};
+use beaker_testkit::store::{CacheBackendSuite, Corruptor, SessionStoreSuite};
+use sqlx::Executor as _;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+fn skip_or_fail(suite: &str, why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{suite}: {why} (CI=true: a missing service is a failure)");
+    }
+    eprintln!("\n=== SKIPPED: {suite}: {why} ===\n");
+}
+
+fn postgres_url() -> String {
+    std::env::var("BEAKER_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn mysql_url() -> String {
+    std::env::var("BEAKER_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+}
+
+/// A name no other run uses: lower case, because PostgreSQL folds unquoted names.
+fn unique(tag: &str) -> String {
+    let random: String = SessionId::generate()
+        .expose()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(10)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    format!("bk_{tag}_{random}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+/// A raw pool for looking under the hood, corrupting rows and dropping tables.
+#[derive(Clone)]
+enum Raw {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+    Mysql(sqlx::MySqlPool),
+}
+
+impl Raw {
+    async fn connect(kind: Kind, url: &str) -> Raw {
+        match kind {
+            Kind::Sqlite => Raw::Sqlite(sqlx::SqlitePool::connect(url).await.unwrap()),
+            Kind::Postgres => Raw::Postgres(sqlx::PgPool::connect(url).await.unwrap()),
+            Kind::Mysql => Raw::Mysql(sqlx::MySqlPool::connect(url).await.unwrap()),
+        }
+    }
+
+    async fn exec(&self, sql: &str) {
+        let done = match self {
+            Raw::Sqlite(p) => p.execute(sql).await.map(|_| ()),
+            Raw::Postgres(p) => p.execute(sql).await.map(|_| ()),
+            Raw::Mysql(p) => p.execute(sql).await.map(|_| ()),
+        };
+        done.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// A binary literal of `bytes` in this database's syntax.
+    fn blob(&self, bytes: &[u8]) -> String {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        match self {
+            Raw::Postgres(_) => format!("decode('{hex}', 'hex')"),
+            Raw::Sqlite(_) | Raw::Mysql(_) => format!("X'{hex}'"),
+        }
+    }
+}
+
+/// One database to test against, with this run's table names.
+struct Env {
+    kind: Kind,
+    url: String,
+    options: SqlOptions,
+    raw: Raw,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Env {
+    /// `None` (after the SKIPPED line) when the server is not there.
+    async fn open(kind: Kind, suite: &str) -> Option<Env> {
+        let (url, options, dir) = match kind {
+            Kind::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite:{}", dir.path().join("beaker.db").display());
+                (url, SqlOptions::new(), Some(dir))
+            }
+            Kind::Postgres => {
+                let options = SqlOptions::new().schema(unique("pg")).table_name("sessions").cache_table_name("cache");
+                (postgres_url(), options, None)
+            }
+            Kind::Mysql => {
+                let options = SqlOptions::new().table_name(unique("s")).cache_table_name(unique("c"));
+                (mysql_url(), options, None)
+            }
+        };
+        match SqlClient::connect(&url, options.clone()).await {
+            Ok(client) => client.close().await,
+            Err(e) if e.is_unavailable() => {
+                skip_or_fail(suite, &format!("cannot reach {url}: {e}"));
+                return None;
+            }
+            Err(e) => panic!("{suite}: {e}"),
+        }
+        let raw = Raw::connect(kind, &url).await;
+        Some(Env { kind, url, options, raw, _dir: dir })
+    }
+
+    async fn client(&self) -> SqlClient {
+        SqlClient::connect(&self.url, self.options.clone()).await.unwrap()
+    }
+
+    async fn store(&self) -> SqlStore {
+        SqlStore::connect(&self.url, self.options.clone()).await.unwrap()
+    }
+
+    /// Drops everything this run created.
+    async fn teardown(self) {
+        match self.kind {
+            Kind::Sqlite => {}
+            Kind::Postgres => {
+                let schema = self.options.schema.clone().unwrap();
+                self.raw.exec(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await;
+            }
+            Kind::Mysql => {
+                let (s, c) = (&self.options.session_table, &self.options.cache_table);
+                self.raw.exec(&format!("DROP TABLE IF EXISTS {s}_entries, {s}, {c}, {c}_locks")).await;
+            }
+        }
+    }
+
+    /// Writes a live session whose only entry has a name that is not UTF-8.
+    fn corruptor(&self, store: &SqlStore) -> Corruptor {
+        let (sessions, entries) = store.tables();
+        let (sessions, entries, raw) = (sessions.to_owned(), entries.to_owned(), self.raw.clone());
+        Box::new(move |key: StoreKey| {
+            let (sessions, entries, raw) = (sessions.clone(), entries.clone(), raw.clone());
+            Box::pin(async move {
+                let id = key.as_str();
+                raw.exec(&format!("INSERT INTO {sessions} (id, created, accessed, expires) VALUES ('{id}', 1, 1, NULL)"))
+                    .await;
+                let (name, value) = (raw.blob(&[0xff, 0xfe]), raw.blob(b"j1"));
+                raw.exec(&format!("INSERT INTO {entries} (id, name, value) VALUES ('{id}', {name}, {value})")).await;
+            })
+        })
+    }
+}
+
+fn key() -> StoreKey {
+    StoreKey::for_id(&SessionId::generate(), true)
+}
+
+fn record(entries: &[(&str, &[u8])], expires: Option<SystemTime>) -> Record {
+    let now = SystemTime::now();
+    Record {
+        entries: entries.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect(),
+        created: now,
+        accessed: now,
+        expires,
+    }
+}
+
+fn set(key: &str, value: &[u8], expires: Option<SystemTime>) -> Changes {
+    Changes {
+        clear: false,
+        set: [(key.to_string(), value.to_vec())].into(),
+        remove: Default::default(),
+        accessed: SystemTime::now(),
+        expires,
+    }
+}
+
+async fn conformance(kind: Kind) {
+    let suite = format!("{kind:?} conformance suites");
+    let Some(env) = Env::open(kind, &suite).await else { return };
+    let client = env.client().await;
+    let store = SqlStore::new(client.clone());
+    SessionStoreSuite::new(Arc::new(store.clone()))
+        .with_corruptor(env.corruptor(&store))
+        .with_real_time_expiry()
+        .run()
+        .await;
+    let cache = SqlCache::new(client.clone());
+    CacheBackendSuite::new(Arc::new(cache.clone())).with_real_time_expiry().run().await;
+    // Long namespaces and keys are hashed to fit, and still isolated from each other.
+    let entry = beaker_core::cache::CacheEntry { value: b"v".to_vec(), stored_at: SystemTime::now(), fresh_until: None };
+    let (long_ns, long_key) = ("n".repeat(400), "k".repeat(2000));
+    cache.put(&long_ns, &long_key, &entry, None).await.unwrap();
+    assert_eq!(cache.get(&long_ns, &long_key).await.unwrap(), Some(entry.clone()));
+    assert_eq!(cache.get(&long_ns, &"k".repeat(2001)).await.unwrap(), None);
+    cache.clear(&long_ns).await.unwrap();
+    assert_eq!(cache.get(&long_ns, &long_key).await.unwrap(), None);
+    client.close().await;
+    env.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_passes_the_conformance_suites() {
+    conformance(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_passes_the_conformance_suites() {
+    conformance(Kind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_passes_the_conformance_suites() {
+    conformance(Kind::Mysql).await;
+}
+
+/// Per-key concurrency, corrupt rows, a restart and the injected clock.
+async fn behaviour(kind: Kind) {
+    let suite = format!("{kind:?} behaviour");
+    let Some(env) = Env::open(kind, &suite).await else { return };
+    let store = env.store().await;
+    let later = Some(SystemTime::now() + Duration::from_secs(3600));
+
+    // Two requests changing different keys of one session at the same time both survive,
+    // round after round.
+    let k = key();
+    assert!(store.create(&k, &record(&[("base", b"j0")], later)).await.unwrap());
+    for round in 0..10 {
+        let (a, b) = tokio::join!(
+            store.apply(&k, &set("left", format!("j{round}").as_bytes(), later)),
+            store.apply(&k, &set("right", format!("j{round}").as_bytes(), later)),
+        );
+        assert!(a.unwrap() && b.unwrap());
+        let loaded = store.load(&k).await.unwrap().unwrap();
+        let want = format!("j{round}").into_bytes();
+        assert_eq!(loaded.entries.get("left"), Some(&want), "{kind:?}: concurrent apply lost `left`");
+        assert_eq!(loaded.entries.get("right"), Some(&want), "{kind:?}: concurrent apply lost `right`");
+        assert_eq!(loaded.entries.get("base"), Some(&b"j0".to_vec()));
+    }
+
+    // A row with a non-UTF-8 key is Corrupt (not data, not "no session").
+    let bad = key();
+    (env.corruptor(&store))(bad.clone()).await;
+    match store.load(&bad).await {
+        Err(StoreError::Corrupt { .. }) => {}
+        other => panic!("{kind:?}: a corrupt row loaded as {other:?}"),
+    }
+    // A negative timestamp too.
+    let (sessions, _) = store.tables();
+    let negative = key();
+    env.raw
+        .exec(&format!(
+            "INSERT INTO {sessions} (id, created, accessed, expires) VALUES ('{}', -5, 1, NULL)",
+            negative.as_str()
+        ))
+        .await;
+    assert!(matches!(store.load(&negative).await, Err(StoreError::Corrupt { .. })), "{kind:?}");
+    store.delete(&bad).await.unwrap();
+    store.delete(&negative).await.unwrap();
+    assert_eq!(store.load(&bad).await.unwrap(), None);
+
+    // A session survives closing the store and opening a new one (a restart).
+    let kept = key();
+    let r = record(&[("user", b"j\"ann\""), ("ключ", &[0, 1, 255])], later);
+    assert!(store.create(&kept, &r).await.unwrap());
+    store.client().close().await;
+    assert!(store.load(&kept).await.unwrap_err().is_unavailable(), "{kind:?}: a closed pool must be Unavailable");
+    let reopened = env.store().await;
+    let loaded = reopened.load(&kept).await.unwrap().expect("the session did not survive the restart");
+    assert_eq!(loaded.entries, r.entries);
+
+    // Expiry follows the injected clock: nothing is returned past it, cleanup removes it.
+    let clock = ManualClock::new();
+    let timed = SqlStore::connect(&env.url, env.options.clone().clock(clock.clone())).await.unwrap();
+    let (short, long) = (key(), key());
+    let soon = Some(clock_now(&clock) + Duration::from_secs(60));
+    assert!(timed.create(&short, &record(&[("a", b"j1")], soon)).await.unwrap());
+    assert!(timed.create(&long, &record(&[("a", b"j1")], later)).await.unwrap());
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(timed.load(&short).await.unwrap(), None);
+    assert!(!timed.touch(&short, clock_now(&clock), later).await.unwrap());
+    assert!(!timed.apply(&short, &set("b", b"j2", later)).await.unwrap());
+    assert!(timed.load(&long).await.unwrap().is_some());
+    assert!(timed.cleanup().await.unwrap() >= 1);
+    // The row is gone for good: the system clock (of `reopened`) does not bring it back.
+    assert_eq!(reopened.load(&short).await.unwrap(), None);
+    assert!(reopened.load(&long).await.unwrap().is_some());
+    // A live record is never replaced.
+    assert!(!timed.create(&long, &record(&[("fresh", b"j")], later)).await.unwrap());
+    assert!(timed.load(&long).await.unwrap().unwrap().entries.contains_key("a"));
+    timed.client().close().await;
+    reopened.client().close().await;
+    env.teardown().await;
+}
+
+fn clock_now(clock: &ManualClock) -> SystemTime {
+    beaker_core::Clock::now(clock)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_behaviour() {
+    behaviour(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_behaviour() {
+    behaviour(Kind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_behaviour() {
+    behaviour(Kind::Mysql).await;
+}
+
+#[tokio::test]
+async fn expired_records_are_replaced_with_their_old_entries_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new();
+    let url = format!("sqlite:{}", dir.path().join("s.db").display());
+    let store = SqlStore::connect(&url, SqlOptions::new().clock(clock.clone())).await.unwrap();
+    let k = key();
+    let soon = Some(clock_now(&clock) + Duration::from_secs(10));
+    assert!(store.create(&k, &record(&[("old", b"j1"), ("both", b"j1")], soon)).await.unwrap());
+    clock.advance(Duration::from_secs(11));
+    let fresh = record(&[("both", b"j2")], Some(clock_now(&clock) + Duration::from_secs(10)));
+    assert!(store.create(&k, &fresh).await.unwrap(), "an expired record blocked create");
+    assert_eq!(store.load(&k).await.unwrap().unwrap().entries, fresh.entries);
+}
+
+#[tokio::test]
+async fn in_memory_sqlite_and_bad_urls() {
+    let store = SqlStore::connect("sqlite::memory:", SqlOptions::new()).await.unwrap();
+    let k = key();
+    assert!(store.create(&k, &record(&[("a", b"j1")], None)).await.unwrap());
+    // The single connection is reused: the data is still there on the next call.
+    assert!(store.load(&k).await.unwrap().is_some());
+    assert_eq!(store.name(), "sqlite");
+
+    let e = SqlStore::connect("redis://127.0.0.1", SqlOptions::new()).await.unwrap_err();
+    assert!(matches!(e, beaker_sql::OpenError::UnsupportedScheme { .. }), "{e}");
+    let e = SqlStore::connect("sqlite::memory:", SqlOptions::new().table_name("x; DROP TABLE y")).await.unwrap_err();
+    assert!(e.to_string().contains("table_name"), "{e}");
+    // Nothing listens on port 1: unavailable, within the timeout, not a panic.
+    let started = std::time::Instant::now();
+    let options = SqlOptions::new().timeout(Duration::from_millis(500));
+    let e = SqlStore::connect("postgres://postgres@127.0.0.1:1/test", options.clone()).await.unwrap_err();
+    assert!(e.is_unavailable(), "{e:?}");
+    let e = SqlStore::connect("mysql://root@127.0.0.1:1/test", options).await.unwrap_err();
+    assert!(e.is_unavailable(), "{e:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+}
+
+/// A TCP relay in front of the real server, which the test can cut and restore, so that
+/// an outage can be staged without touching the shared server.
+struct Relay {
+    port: u16,
+    target: String,
+    tasks: Vec<JoinHandle<()>>,
+    conns: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Relay {
+    async fn start(target: String) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut relay = Relay { port, target, tasks: Vec::new(), conns: Default::default() };
+        relay.serve(listener);
+        relay
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let (target, conns) = (self.target.clone(), self.conns.clone());
+        self.tasks.push(tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns.lock().unwrap().push(conn);
+            }
+        }));
+    }
+
+    /// Closes the port and every relayed connection.
+    fn cut(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    async fn restore(&mut self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
+        self.serve(listener);
+    }
+}
+
+/// `scheme://user@host:port/db` with `host:port` replaced.
+fn via(url: &str, port: u16) -> (String, String) {
+    let (head, tail) = url.split_once('@').expect("a URL with user@host");
+    let (hostport, rest) = tail.split_once('/').unwrap_or((tail, ""));
+    (format!("{head}@127.0.0.1:{port}/{rest}"), hostport.to_owned())
+}
+
+async fn outage(kind: Kind) {
+    let suite = format!("{kind:?} outage");
+    let Some(env) = Env::open(kind, &suite).await else { return };
+    let (_, target) = via(&env.url, 0);
+    let mut relay = Relay::start(target).await;
+    let (url, _) = via(&env.url, relay.port);
+    let options = env.options.clone().timeout(Duration::from_millis(800)).pool_size(2);
+    let store = SqlStore::connect(&url, options).await.unwrap();
+    let k = key();
+    assert!(store.create(&k, &record(&[("a", b"j1")], None)).await.unwrap());
+
+    relay.cut();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        match store.load(&k).await {
+            Err(e) => assert!(e.is_unavailable(), "{kind:?}: outage reported as {e:?}"),
+            Ok(r) => panic!("{kind:?}: load succeeded with the server cut off: {r:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(2), "{kind:?}: took {:?}", started.elapsed());
+    }
+    assert!(store.apply(&k, &set("b", b"j2", None)).await.unwrap_err().is_unavailable());
+
+    relay.restore().await;
+    // The pool replaces its dead connections: the very first call after the return works.
+    let loaded = store.load(&k).await.unwrap().expect("record");
+    assert_eq!(loaded.entries.keys().collect::<Vec<_>>(), ["a"]);
+    assert!(store.apply(&k, &set("b", b"j2", None)).await.unwrap());
+    store.client().close().await;
+    relay.cut();
+    env.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_is_unavailable_and_the_pool_recovers() {
+    outage(Kind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_outage_is_unavailable_and_the_pool_recovers() {
+    outage(Kind::Mysql).await;
+}
