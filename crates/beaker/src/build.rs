@@ -96,8 +96,25 @@ async fn open_store(
         }
         #[cfg(not(feature = "file"))]
         StoreType::File => missing("file"),
+        // The URL decides the database (`sqlite:` alone is the file `beaker.sqlite3`);
+        // `table_name`, `schema_name`, `pool_size` and `store_timeout` are honoured.
+        #[cfg(feature = "sqlite")]
+        StoreType::Sqlite => Ok(std::sync::Arc::new(
+            beaker_sql::SqlStore::from_session_config(config).await.map_err(|e| opened(e.into()))?,
+        )),
+        #[cfg(not(feature = "sqlite"))]
         StoreType::Sqlite => missing("sqlite"),
+        #[cfg(feature = "postgres")]
+        StoreType::Postgres => Ok(std::sync::Arc::new(
+            beaker_sql::SqlStore::from_session_config(config).await.map_err(|e| opened(e.into()))?,
+        )),
+        #[cfg(not(feature = "postgres"))]
         StoreType::Postgres => missing("postgres"),
+        #[cfg(feature = "mysql")]
+        StoreType::Mysql => Ok(std::sync::Arc::new(
+            beaker_sql::SqlStore::from_session_config(config).await.map_err(|e| opened(e.into()))?,
+        )),
+        #[cfg(not(feature = "mysql"))]
         StoreType::Mysql => missing("mysql"),
         #[cfg(feature = "redis")]
         StoreType::Redis | StoreType::RedisCluster => {
