@@ -107,7 +107,8 @@ impl MemcachedOptions {
 /// [`MemcachedStore`](crate::MemcachedStore) and [`MemcachedCache`](crate::MemcachedCache);
 /// cheap to clone.
 ///
-/// URL: `memcached://host1:11211,host2:11211` (also `memcache://`; the port defaults to
+/// URL: `memcached://host1:11211,host2:11211` (also `memcache://`, and `;` between servers
+/// as Beaker writes them; the port defaults to
 /// 11211). Keys are spread over the servers by rendezvous hashing on a hash that is the
 /// same in every process and every build, so all application instances agree on where a
 /// session lives, and adding or removing a server moves only that server's keys.
@@ -162,7 +163,7 @@ fn parse_url(url: &str) -> Result<Vec<String>, ConnectError> {
     }
     let hosts = rest.split(['/', '?', '#']).next().unwrap_or("");
     let servers: Vec<String> = hosts
-        .split(',')
+        .split([',', ';'])
         .map(str::trim)
         .filter(|h| !h.is_empty())
         .map(|h| {
@@ -301,6 +302,7 @@ mod tests {
     #[test]
     fn urls() {
         assert_eq!(parse_url("memcached://a:1,b").unwrap(), vec!["a:1", "b:11211"]);
+        assert_eq!(parse_url("memcached://a:1;b:2").unwrap(), vec!["a:1", "b:2"]);
         assert_eq!(parse_url("memcache://127.0.0.1:21211/").unwrap(), vec!["127.0.0.1:21211"]);
         for bad in ["memcached://", "redis://a:1", "a:1"] {
             assert!(parse_url(bad).is_err(), "{bad} accepted");

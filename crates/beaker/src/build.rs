@@ -128,6 +128,25 @@ async fn open_store(
         }
         #[cfg(not(feature = "redis"))]
         StoreType::Redis | StoreType::RedisCluster => missing("redis"),
+        #[cfg(feature = "memcached")]
+        StoreType::Memcached => {
+            let url = match config.url.as_deref().map(str::trim) {
+                None | Some("") => "memcached://127.0.0.1:11211".to_owned(),
+                Some(u) if u.contains("://") => u.to_owned(),
+                // `type = memcached` with Beaker's bare server list: `h1:11211;h2:11211`.
+                Some(u) if config.store_type.is_some() => format!("memcached://{u}"),
+                // The scheme alone chose the store: `memcached:h1:11211,h2:11211`.
+                Some(u) => format!("memcached://{}", u.split_once(':').map_or(u, |(_, rest)| rest)),
+            };
+            let mut options = beaker_memcached::MemcachedOptions::default().with_timeout(config.store_timeout);
+            if let Some(prefix) = config.backend_options.get("key_prefix") {
+                options = options.with_session_prefix(prefix.clone());
+            }
+            let store =
+                beaker_memcached::MemcachedStore::connect(&url, options).await.map_err(|e| opened(e.into()))?;
+            Ok(std::sync::Arc::new(store))
+        }
+        #[cfg(not(feature = "memcached"))]
         StoreType::Memcached => missing("memcached"),
         _ => unreachable!("memory and cookie sessions need no store"),
     }
