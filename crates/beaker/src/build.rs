@@ -142,8 +142,7 @@ async fn open_store(
             if let Some(prefix) = config.backend_options.get("key_prefix") {
                 options = options.with_session_prefix(prefix.clone());
             }
-            let store =
-                beaker_memcached::MemcachedStore::connect(&url, options).await.map_err(|e| opened(e.into()))?;
+            let store = beaker_memcached::MemcachedStore::connect(&url, options).await.map_err(|e| opened(e.into()))?;
             Ok(std::sync::Arc::new(store))
         }
         #[cfg(not(feature = "memcached"))]
