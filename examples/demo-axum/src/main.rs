@@ -92,7 +92,9 @@ async fn app(State(demo): State<Demo>, s: Session) -> Answer {
 
 #[tokio::main]
 async fn main() {
-    let startup = startup_or_exit().await;
+    // Boxed: the start-up future (every store the facade can open) is deep enough to
+    // overflow the layout query depth of `main`'s future otherwise.
+    let startup = Box::pin(startup_or_exit()).await;
     let listener = startup.bind().and_then(|l| {
         tokio::net::TcpListener::from_std(l)
             .map_err(|source| demo_common::StartupError::Bind { addr: startup.addr, source })
