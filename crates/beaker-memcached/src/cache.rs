@@ -92,14 +92,15 @@ impl MemcachedCache {
 
     /// The current generation of `namespace`, started at a random value when there is none
     /// (never created, evicted, or garbage written by someone else). One round trip when
-    /// the counter exists.
-    async fn generation(&self, namespace: &str) -> Result<u64, StoreError> {
+    /// the counter exists. The flag says whether this call started the generation: then
+    /// it holds no entries yet.
+    async fn generation(&self, namespace: &str) -> Result<(u64, bool), StoreError> {
         let gkey = self.generation_key(namespace);
         for _ in 0..3 {
             let get = Get::new(&gkey);
             let got = self.client.run("cache generation", |mc| async move { mc.run(get).await }).await?;
             if let Some(n) = got.value.as_deref().and_then(parse_counter) {
-                return Ok(n);
+                return Ok((n, false));
             }
             let start = random_generation()?;
             let set = Set::new(&gkey, start.to_string()).ttl(Ttl::NEVER);
@@ -108,7 +109,7 @@ impl MemcachedCache {
             let set = if got.value.is_some() { set } else { set.add() };
             let status = self.client.run("cache generation", |mc| async move { mc.run(set).await }).await?.status;
             if status == MutationStatus::Applied {
-                return Ok(start);
+                return Ok((start, true));
             }
         }
         Err(StoreError::Unavailable {
@@ -117,8 +118,11 @@ impl MemcachedCache {
         })
     }
 
-    async fn entry_key_now(&self, namespace: &str, key: &str) -> Result<String, StoreError> {
-        Ok(self.entry_key(self.generation(namespace).await?, namespace, key))
+    /// The key of an entry in the current generation; `None` when the generation was
+    /// only just started, so that there is nothing to read or remove.
+    async fn entry_key_now(&self, namespace: &str, key: &str) -> Result<(String, bool), StoreError> {
+        let (generation, started) = self.generation(namespace).await?;
+        Ok((self.entry_key(generation, namespace, key), started))
     }
 }
 
@@ -147,11 +151,15 @@ impl CacheBackend for MemcachedCache {
         let got = self
             .client
             .bounded("cache get", async {
-                let get = Get::new(self.entry_key_now(namespace, key).await?);
-                self.client.run("cache get", |mc| async move { mc.run(get).await }).await
+                let (mkey, started) = self.entry_key_now(namespace, key).await?;
+                if started {
+                    return Ok(None);
+                }
+                let get = Get::new(mkey);
+                Ok(self.client.run("cache get", |mc| async move { mc.run(get).await }).await?.value)
             })
             .await?;
-        got.value.map(|b| CacheEntry::from_bytes(&b)).transpose()
+        got.map(|b| CacheEntry::from_bytes(&b)).transpose()
     }
 
     async fn put(
@@ -165,7 +173,7 @@ impl CacheBackend for MemcachedCache {
         self.client.check_size("cache put", bytes.len())?;
         self.client
             .bounded("cache put", async {
-                let set = Set::new(self.entry_key_now(namespace, key).await?, &bytes).ttl(ttl_for(hard_ttl));
+                let set = Set::new(self.entry_key_now(namespace, key).await?.0, &bytes).ttl(ttl_for(hard_ttl));
                 self.client.run("cache put", |mc| async move { mc.run(set).await }).await
             })
             .await?;
@@ -173,14 +181,16 @@ impl CacheBackend for MemcachedCache {
     }
 
     async fn remove(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
-        let done = self
-            .client
+        self.client
             .bounded("cache remove", async {
-                let delete = Delete::new(self.entry_key_now(namespace, key).await?);
-                self.client.run("cache remove", |mc| async move { mc.run(delete).await }).await
+                let (mkey, started) = self.entry_key_now(namespace, key).await?;
+                if started {
+                    return Ok(false);
+                }
+                let delete = Delete::new(mkey);
+                Ok(self.client.run("cache remove", |mc| async move { mc.run(delete).await }).await?.applied())
             })
-            .await?;
-        Ok(done.applied())
+            .await
     }
 
     async fn clear(&self, namespace: &str) -> Result<(), StoreError> {

@@ -86,6 +86,12 @@ impl MemcachedOptions {
         self
     }
 
+    /// Sets [`max_cas_retries`](Self::max_cas_retries).
+    pub fn with_max_cas_retries(mut self, retries: u32) -> Self {
+        self.max_cas_retries = retries;
+        self
+    }
+
     fn validate(&self) -> Result<(), ConnectError> {
         let printable = |s: &str| s.bytes().all(|b| b.is_ascii_graphic());
         if self.timeout.is_zero() {

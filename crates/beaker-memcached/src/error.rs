@@ -35,27 +35,23 @@ impl ConnectError {
 /// `SERVER_ERROR object too large for cache` / `out of memory storing object`, which the
 /// client may report wrapped as an ambiguous write).
 pub(crate) fn map(what: &str, e: McError) -> StoreError {
-    match server_message(&e) {
-        Some(msg) if msg.contains("too large") || msg.contains("out of memory") => {
+    // The client wraps the server's answer to a write it could not confirm in
+    // `Ambiguous`; what the server said is what counts.
+    match cause(&e) {
+        McError::Io(_) | McError::Timeout { .. } => StoreError::unavailable(format!("memcached: {what}"), e),
+        McError::Server(msg) if msg.contains("too large") || msg.contains("out of memory") => {
             let message = format!("memcached: {what}: {msg}");
             StoreError::rejected(message, Some(e.into()))
         }
-        Some(_) => StoreError::backend(format!("memcached: {what}"), e),
-        None => match e {
-            McError::Io(_) | McError::Timeout { .. } | McError::Ambiguous { .. } => {
-                StoreError::unavailable(format!("memcached: {what}"), e)
-            }
-            _ => StoreError::backend(format!("memcached: {what}"), e),
-        },
+        _ => StoreError::backend(format!("memcached: {what}"), e),
     }
 }
 
-/// The `SERVER_ERROR` text of an error, looking inside an ambiguous write.
-fn server_message(e: &McError) -> Option<&str> {
+/// The error under any `Ambiguous` wrapping.
+fn cause(e: &McError) -> &McError {
     match e {
-        McError::Server(msg) => Some(msg),
-        McError::Ambiguous { source, .. } => server_message(source),
-        _ => None,
+        McError::Ambiguous { source, .. } => cause(source),
+        other => other,
     }
 }
 

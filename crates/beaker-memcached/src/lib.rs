@@ -42,12 +42,13 @@
 //! | `SessionStore::apply`, `touch` | 1 right after a `load` of the same session in this process (its CAS value is remembered), else 2; each lost CAS race costs 2 more |
 //! | `SessionStore::create` | 1 (3 when an expired record still sits under the key) |
 //! | `SessionStore::delete` | 1 |
-//! | `CacheBackend::get`, `put`, `remove` | 2 (namespace generation, then the entry) |
+//! | `CacheBackend::get`, `put`, `remove` | 2 (namespace generation, then the entry; `put` 3 the first time a namespace is used) |
 //! | `CacheBackend::clear` | 1 |
 //! | `CacheBackend::try_lock` | 1; `unlock` 2 |
 //!
-//! So a session request costs: untouched 0, read-only 1 (plus 2 for a due touch), and
-//! modified 2 (a load and a CAS write).
+//! So a session request costs: untouched 0, read-only 1 (plus 1 for a due touch), and
+//! modified 2 (a load and a CAS write); the integration tests check these numbers against
+//! memcached's own command counters.
 //!
 //! ## Features
 //!

@@ -343,6 +343,25 @@ async fn clearing_one_namespace_leaves_the_others() {
     cache.clear("never-written").await.unwrap();
     assert!(!cache.remove("never-written", "k").await.unwrap());
 
+    // Under the hood: `<prefix>g:<ns>` holds the generation, entries live under
+    // `<prefix><generation>:<ns>:<key>`. A foreign value in either place is handled.
+    let raw = server.raw().await;
+    let prefix = cache.client().options().cache_prefix.clone();
+    cache.put("n", "k", &entry(b"v"), None).await.unwrap();
+    let generation = raw.run(Get::new(format!("{prefix}g:n"))).await.unwrap().value.expect("generation counter");
+    let generation = String::from_utf8(generation).unwrap();
+    let ekey = format!("{prefix}{generation}:n:k");
+    assert!(raw.run(Get::new(&ekey)).await.unwrap().hit(), "entry not under {ekey}");
+    raw.run(Set::new(&ekey, b"not an entry")).await.unwrap();
+    assert!(matches!(cache.get("n", "k").await, Err(StoreError::Corrupt { .. })));
+    raw.run(Set::new(format!("{prefix}g:n"), b"garbage")).await.unwrap();
+    assert!(cache.get("n", "k").await.unwrap().is_none(), "a reset generation must not find old entries");
+    cache.put("n", "k", &entry(b"v2"), None).await.unwrap();
+    assert_eq!(cache.get("n", "k").await.unwrap().map(|e| e.value), Some(b"v2".to_vec()));
+    raw.run(Set::new(format!("{prefix}g:n"), b"garbage")).await.unwrap();
+    cache.clear("n").await.unwrap();
+    assert!(cache.get("n", "k").await.unwrap().is_none());
+
     // The lock lives outside every generation: clearing does not release it.
     let LockOutcome::Acquired(token) = cache.try_lock("n", "k", Duration::from_secs(30)).await.unwrap() else {
         panic!("free lock not granted")
@@ -546,4 +565,31 @@ async fn round_trips_per_session_request_keep_the_promise() {
     let session = manager.start([cookie.as_str()]);
     assert_eq!(session.get::<u32>("visits").await.unwrap(), Some(1));
     assert_eq!(session.get::<String>("user").await.unwrap().as_deref(), Some("ada"));
+
+    // The cache: the namespace generation, then the entry.
+    let cache = MemcachedCache::connect(&format!("memcached://{addr}"), options("rt")).await.unwrap();
+    let count = |what: &'static str, expected: u64, before: u64| {
+        let addr = addr.clone();
+        async move { assert_eq!(commands_served(&addr).await - before, expected, "cache {what}") }
+    };
+    let before = commands_served(&addr).await;
+    cache.put("ns", "k", &entry(b"v"), None).await.unwrap();
+    count("put in a new namespace", 3, before).await;
+    let before = commands_served(&addr).await;
+    cache.get("ns", "k").await.unwrap().expect("entry");
+    count("get", 2, before).await;
+    let before = commands_served(&addr).await;
+    cache.put("ns", "k", &entry(b"v"), None).await.unwrap();
+    count("put", 2, before).await;
+    let before = commands_served(&addr).await;
+    cache.clear("ns").await.unwrap();
+    count("clear", 1, before).await;
+    let before = commands_served(&addr).await;
+    let LockOutcome::Acquired(token) = cache.try_lock("ns", "k", Duration::from_secs(5)).await.unwrap() else {
+        panic!("free lock not granted")
+    };
+    count("try_lock", 1, before).await;
+    let before = commands_served(&addr).await;
+    cache.unlock("ns", "k", &token).await.unwrap();
+    count("unlock", 2, before).await;
 }
