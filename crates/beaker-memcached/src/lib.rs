@@ -52,9 +52,12 @@
 //!
 //! ## Features
 //!
+//! This crate has no optional features of its own (TLS and SASL authentication are not
+//! supported yet). It is switched on in the facade:
+//!
 //! | Name | Description | Default |
 //! |---|---|---|
-//! | — | no optional features; TLS and SASL are not supported | |
+//! | `beaker/memcached` | `memcached://` session URLs open a [`MemcachedStore`] | no |
 //!
 //! ## MSRV
 //!

@@ -566,6 +566,25 @@ async fn round_trips_per_session_request_keep_the_promise() {
     assert_eq!(session.get::<u32>("visits").await.unwrap(), Some(1));
     assert_eq!(session.get::<String>("user").await.unwrap().as_deref(), Some("ada"));
 
+    // Read-only with a touch due (idle timeout, touch on every request): one read and
+    // one CAS write.
+    let store = MemcachedStore::connect(&format!("memcached://{addr}"), options("rt-touch")).await.unwrap();
+    let config = SessionConfig::new()
+        .with_secret("a secret of sixteen+ bytes")
+        .unwrap()
+        .with_timeout(Duration::from_secs(3600))
+        .with_touch_interval(Duration::ZERO);
+    let manager = SessionManager::builder(config).store(store.clone()).build().unwrap();
+    let session = manager.start(std::iter::empty::<&str>());
+    session.insert("user", "ada").await.unwrap();
+    let set_cookie = manager.finish(&session).await.unwrap();
+    let cookie = set_cookie[0].as_str().split(';').next().unwrap().to_owned();
+    let before = commands_served(&addr).await;
+    let session = manager.start([cookie.as_str()]);
+    assert_eq!(session.get::<String>("user").await.unwrap().as_deref(), Some("ada"));
+    manager.finish(&session).await.unwrap();
+    assert_eq!(commands_served(&addr).await - before, 2, "read-only session with a touch due");
+
     // The cache: the namespace generation, then the entry.
     let cache = MemcachedCache::connect(&format!("memcached://{addr}"), options("rt")).await.unwrap();
     let count = |what: &'static str, expected: u64, before: u64| {
