@@ -1,0 +1,42 @@
+//! The demo contract (`shared/DEMO-CONTRACT.md`), black-box, on the actix demo.
+
+use std::path::Path;
+
+use beaker_testkit::adapter::{idle_timeout, secure_cookie, ContractSuite, DemoServer};
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_demo-actix"))
+}
+
+#[tokio::test]
+async fn memory_store_passes_the_contract() {
+    let mut server = DemoServer::spawn(binary(), &[("BEAKER_SESSION_TYPE", "memory")]);
+    ContractSuite::new(server.base_url()).expect_secure(false).run().await;
+    server.restart();
+    let again = ContractSuite::new(server.base_url());
+    again.untouched_requests().await;
+    again.first_write().await;
+    let status = server.stop().expect("the demo was running");
+    assert!(status.success(), "the demo must exit cleanly on SIGTERM: {status}; output:\n{}", server.output());
+}
+
+#[tokio::test]
+async fn cookie_sessions_pass_the_contract() {
+    let server = DemoServer::spawn(binary(), &[("BEAKER_SESSION_TYPE", "cookie")]);
+    ContractSuite::new(server.base_url()).cookie_only().expect_secure(false).run().await;
+}
+
+#[tokio::test]
+async fn idle_timeout_and_secure_cookies() {
+    let idle = DemoServer::spawn(binary(), &[("BEAKER_SESSION_TYPE", "memory"), ("BEAKER_SESSION_TIMEOUT", "1")]);
+    let secure = DemoServer::spawn(binary(), &[("BEAKER_SESSION_TYPE", "memory"), ("BEAKER_SESSION_SECURE", "true")]);
+    tokio::join!(idle_timeout(idle.base_url()), secure_cookie(secure.base_url()));
+}
+
+#[test]
+fn bad_configuration_exits_with_one_line_naming_the_variable() {
+    let err = DemoServer::try_spawn(binary(), &[("BEAKER_SESSION_TIMEOUT", "soon")]).expect_err("must not start");
+    assert!(err.status.is_some_and(|s| !s.success()), "{err}");
+    let lines: Vec<&str> = err.output.lines().filter(|l| !l.starts_with("warning:")).collect();
+    assert!(lines.len() == 1 && lines[0].contains("BEAKER_SESSION_TIMEOUT"), "{err}");
+}
