@@ -107,11 +107,13 @@ pub(crate) fn expand(options: Options, function: ItemFn) -> syn::Result<TokenStr
         let ident = &a.ident;
         a.rebind.as_ref().map(|pat| quote!(let #pat = #ident;))
     });
+    // The statements are spliced, not the block: `{ { x } }` would trip `unused_braces`.
+    let stmts = &block.stmts;
     let is_async = parts.sig.asyncness.is_some();
     let body_closure = if is_async {
-        quote!(move || #private::async_body::<#ret, _>(async move { #(#rebinds)* #block }))
+        quote!(move || #private::async_body::<#ret, _>(async move { #(#rebinds)* #(#stmts)* }))
     } else {
-        quote!(move || -> #ret { #(#rebinds)* #block })
+        quote!(move || -> #ret { #(#rebinds)* #(#stmts)* })
     };
     let (call_body, get_or_create, wait) = if is_async {
         (quote!(#body().await), quote!(get_or_create_with), quote!(.await))
@@ -149,7 +151,9 @@ pub(crate) fn expand(options: Options, function: ItemFn) -> syn::Result<TokenStr
                 }
                 ::core::option::Option::None => ::core::option::Option::None,
             };
-            let #body = #body_closure;
+            // `mut`: a body that mutates an argument makes the closure `FnMut`.
+            #[allow(unused_mut)]
+            let mut #body = #body_closure;
             match #cache {
                 ::core::option::Option::Some((#region_var, #key_var)) => #cached_call,
                 ::core::option::Option::None => #call_body,

@@ -543,3 +543,37 @@ async fn cached_futures_are_send_and_concurrent_callers_share_one_run() {
     }
     assert_eq!(runs(&SPAWN_RUNS), 1, "the dogpile rule: one run for eight callers");
 }
+
+// ---- lints ------------------------------------------------------------------------------
+
+/// Single-expression bodies, unused sources and unused companions compile without
+/// warnings (this crate's tests build with `-D warnings` under clippy).
+mod quiet {
+    #![deny(warnings)]
+
+    use beaker_core::cache::CacheManager;
+    use beaker_macros::cached;
+
+    #[cached(region = "r")]
+    pub(super) fn one_expression(caches: &CacheManager, x: u32) -> u32 {
+        x
+    }
+
+    #[cached(region = "r")]
+    pub(super) async fn one_expression_async(caches: &CacheManager, x: u32) -> u32 {
+        x
+    }
+
+    #[cached(region = "r")]
+    fn never_called(caches: &CacheManager, (a, _): (u32, u32), mut b: u32) {
+        b += a;
+        let _ = b;
+    }
+}
+
+#[tokio::test]
+async fn single_expression_bodies_work() {
+    let caches = caches();
+    assert_eq!(quiet::one_expression(&caches, 4), 4);
+    assert_eq!(quiet::one_expression_async(&caches, 5).await, 5);
+}

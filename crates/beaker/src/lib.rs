@@ -31,10 +31,13 @@
 //! | `memcached` | Memcached (`memcached://h1:11211,h2:11211`) | no |
 //! | `all-stores` | all of the above | no |
 //! | `bincode` | the bincode 2 serializer | no |
+//! | `macros` | `#[beaker::cached(region = "…", crate = "::beaker")]` memoisation | no |
 //!
 //! Memory and cookie-only sessions need no feature.
 
 pub use beaker_core::*;
+#[cfg(feature = "macros")]
+pub use beaker_macros::cached;
 
 mod build;
 mod cache_build;

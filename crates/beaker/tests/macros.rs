@@ -1,0 +1,63 @@
+//! `#[beaker::cached]` through the facade: with `crate = "::beaker"` the generated code
+//! names only `::beaker::cache::...`, so an application needs no `beaker-core` dependency.
+#![cfg(feature = "macros")]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use beaker::cache::{CacheManager, CacheSource};
+use beaker::config::{CacheConfig, RegionConfig};
+
+fn caches() -> CacheManager {
+    CacheManager::new(CacheConfig::new().with_region("short_term", RegionConfig::memory(None))).unwrap()
+}
+
+static ASYNC_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[beaker::cached(region = "short_term", crate = "::beaker")]
+async fn greeting(caches: &CacheManager, name: &str) -> Result<String, std::fmt::Error> {
+    ASYNC_RUNS.fetch_add(1, Ordering::SeqCst);
+    Ok(format!("hello {name}"))
+}
+
+#[tokio::test]
+async fn async_functions_cache_and_invalidate_through_the_facade() -> Result<(), beaker::Error> {
+    let caches = caches();
+    assert_eq!(greeting(&caches, "ada").await.unwrap(), "hello ada");
+    assert_eq!(greeting(&caches, "ada").await.unwrap(), "hello ada");
+    assert_eq!(ASYNC_RUNS.load(Ordering::SeqCst), 1);
+    // The companion's error converts into the facade's own `Error`.
+    assert!(greeting_invalidate(&caches, "ada").await?);
+    assert_eq!(greeting_uncached(&caches, "ada").await.unwrap(), "hello ada");
+    assert_eq!(ASYNC_RUNS.load(Ordering::SeqCst), 2);
+    Ok(())
+}
+
+struct State {
+    caches: CacheManager,
+    runs: AtomicUsize,
+}
+
+impl CacheSource for State {
+    fn cache_manager(&self) -> &CacheManager {
+        &self.caches
+    }
+}
+
+impl State {
+    #[beaker::cached(region = "short_term", crate = "::beaker", expire = 60)]
+    fn length(&self, text: String) -> Option<usize> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        (!text.is_empty()).then_some(text.len())
+    }
+}
+
+#[test]
+fn sync_methods_cache_through_the_facade() {
+    let state = State { caches: caches(), runs: AtomicUsize::new(0) };
+    assert_eq!(state.length("abc".into()), Some(3));
+    assert_eq!(state.length("abc".into()), Some(3));
+    assert_eq!(state.length(String::new()), None);
+    assert_eq!(state.length(String::new()), None);
+    assert_eq!(state.runs.load(Ordering::SeqCst), 3, "Some once, None every time");
+    assert!(state.length_invalidate("abc".into()).unwrap());
+}
