@@ -65,13 +65,7 @@ impl DataSerializer {
             TAG_JSON => Ok(serde_json::from_slice(body)?),
             TAG_MSGPACK => Ok(rmp_serde::from_slice(body)?),
             #[cfg(feature = "bincode")]
-            TAG_BINCODE => {
-                let (v, used) = bincode::serde::decode_from_slice(body, bincode::config::standard())?;
-                if used != body.len() {
-                    return Err("trailing bytes after a bincode value".into());
-                }
-                Ok(v)
-            }
+            TAG_BINCODE => decode_bincode(body),
             other => Err(format!("unknown serializer tag {other:#04x}").into()),
         }
     }
@@ -83,6 +77,31 @@ impl DataSerializer {
             Some(&TAG_BINCODE) => cfg!(feature = "bincode"),
             _ => false,
         }
+    }
+}
+
+/// Decodes a bincode body under a byte limit that grows with the input.
+///
+/// bincode allocates a string's or a byte vector's declared length before reading it, so
+/// without a limit a few garbage bytes can ask for an allocation of any size (found by the
+/// `record_decode` fuzz target). A decoder claims at most 16 bytes of memory per input byte
+/// (an `u128` in one varint byte), so 16 × the input's size class bounds every valid value.
+#[cfg(feature = "bincode")]
+fn decode_bincode<T: DeserializeOwned>(body: &[u8]) -> Result<T, BoxError> {
+    fn with_limit<T: DeserializeOwned, const LIMIT: usize>(body: &[u8]) -> Result<T, BoxError> {
+        let config = bincode::config::standard().with_limit::<LIMIT>();
+        let (v, used) = bincode::serde::decode_from_slice(body, config)?;
+        if used != body.len() {
+            return Err("trailing bytes after a bincode value".into());
+        }
+        Ok(v)
+    }
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * KIB;
+    match body.len() {
+        n if n <= 64 * KIB => with_limit::<T, { 16 * 64 * KIB }>(body),
+        n if n <= 4 * MIB => with_limit::<T, { 16 * 4 * MIB }>(body),
+        _ => with_limit::<T, { 1024 * MIB }>(body),
     }
 }
 
@@ -162,6 +181,20 @@ mod tests {
         }
         assert!(!DataSerializer::is_known_tag(b"x"));
         assert!(DataSerializer::is_known_tag(b"j1"));
+    }
+
+    #[cfg(feature = "bincode")]
+    #[test]
+    fn bincode_lengths_past_the_input_are_refused_before_allocating() {
+        // Found by the `record_decode` fuzz target: a map whose first key claims a length
+        // near u64::MAX made bincode allocate (and abort) before reading it.
+        let crash = b"bj\xfd\x00\x00\x00\x00\x00\xa5\xdd\xd3\xcc\x7f";
+        assert!(DataSerializer::decode::<std::collections::BTreeMap<String, i64>>(crash).is_err());
+        let huge_string = [&[TAG_BINCODE, 0xfc][..], &u32::MAX.to_le_bytes()].concat();
+        assert!(DataSerializer::decode::<String>(&huge_string).is_err());
+        let long = "x".repeat(200_000);
+        let bytes = DataSerializer::Bincode.encode(&long).unwrap();
+        assert_eq!(DataSerializer::decode::<String>(&bytes).unwrap(), long);
     }
 
     #[test]
