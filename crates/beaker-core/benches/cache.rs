@@ -34,7 +34,9 @@ fn memory_hit(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("memory_hit");
 
-    let region = region(&ManualClock::new());
+    // The system clock, as in production: freshness is judged on its coarse reading.
+    let config = CacheConfig::new().with_region("bench", RegionConfig::memory(Some(Duration::from_secs(60))));
+    let region = CacheManager::new(config).unwrap().region("bench").unwrap();
     rt.block_on(region.put("hot", &42u64, None)).unwrap();
     group.bench_function("beaker_region_get", |b| {
         b.to_async(&rt).iter(|| async { std::hint::black_box(region.get::<u64>("hot").await.unwrap()) })

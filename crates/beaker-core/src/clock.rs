@@ -9,15 +9,63 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub trait Clock: Send + Sync + Debug + 'static {
     /// The current time.
     fn now(&self) -> SystemTime;
+
+    /// Milliseconds since the Unix epoch, possibly a few milliseconds behind
+    /// [`now`](Self::now). Memory cache regions judge freshness with it on every hit,
+    /// where a system call would cost more than the whole lookup. The default is exact.
+    fn now_millis_coarse(&self) -> u64 {
+        to_millis(self.now())
+    }
 }
 
 /// The system clock.
+///
+/// Its [`now_millis_coarse`](Clock::now_millis_coarse) reads a process-wide value that
+/// one background thread (`beaker-clock`, started on first use) refreshes every
+/// [`COARSE_RESOLUTION`]; if that thread cannot be started, it reads the clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
+
+/// How often the coarse system time behind [`SystemClock::now_millis_coarse`] is refreshed.
+pub const COARSE_RESOLUTION: Duration = Duration::from_millis(4);
 
 impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
         SystemTime::now()
+    }
+
+    fn now_millis_coarse(&self) -> u64 {
+        coarse::now_ms()
+    }
+}
+
+mod coarse {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    use std::time::SystemTime;
+
+    use super::{to_millis, COARSE_RESOLUTION};
+
+    static NOW_MS: AtomicU64 = AtomicU64::new(0);
+    /// Whether the refreshing thread runs.
+    static TICKER: OnceLock<bool> = OnceLock::new();
+
+    pub(super) fn now_ms() -> u64 {
+        let ticking = *TICKER.get_or_init(|| {
+            NOW_MS.store(to_millis(SystemTime::now()), Ordering::Relaxed);
+            std::thread::Builder::new()
+                .name("beaker-clock".into())
+                .spawn(|| loop {
+                    std::thread::sleep(COARSE_RESOLUTION);
+                    NOW_MS.store(to_millis(SystemTime::now()), Ordering::Relaxed);
+                })
+                .is_ok()
+        });
+        if ticking {
+            NOW_MS.load(Ordering::Relaxed)
+        } else {
+            to_millis(SystemTime::now())
+        }
     }
 }
 

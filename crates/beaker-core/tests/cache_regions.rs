@@ -183,3 +183,29 @@ fn unknown_regions_are_a_clear_error() {
     let e = caches.region("nope").unwrap_err().to_string();
     assert!(e.contains("nope"), "{e}");
 }
+
+#[test]
+fn the_coarse_system_clock_follows_the_real_one() {
+    use beaker_core::{Clock, SystemClock};
+    use std::time::UNIX_EPOCH;
+    let ms = |t: std::time::SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    for _ in 0..3 {
+        let before = ms(SystemClock.now());
+        let coarse = SystemClock.now_millis_coarse();
+        let after = ms(SystemClock.now());
+        assert!(coarse <= after, "never ahead of the real clock: {coarse} > {after}");
+        // Generous: the refreshing thread may be descheduled on a busy machine.
+        assert!(coarse + 1_000 >= before, "at most a little behind: {coarse} vs {before}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn values_expire_on_the_system_clock_too() {
+    let config = CacheConfig::new().with_region("real", RegionConfig::memory(Some(Duration::from_millis(50))));
+    let region = CacheManager::new(config).unwrap().region("real").unwrap();
+    region.put("k", &1u64, None).await.unwrap();
+    assert_eq!(region.get::<u64>("k").await.unwrap(), Some(1));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(region.get::<u64>("k").await.unwrap(), None);
+}

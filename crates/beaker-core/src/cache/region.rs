@@ -214,7 +214,13 @@ impl Region {
             return Ok(None);
         }
         let key = limit_key(key, s.config.key_length);
-        match self.lookup::<T>(&key).await? {
+        // Memory regions answer without entering the backend's async path: a hit is a
+        // hash lookup, a few atomic loads and a clone.
+        let found = match &s.storage {
+            Storage::Memory(engine) => self.memory_lookup::<T>(engine, &key)?,
+            Storage::Backend { .. } => self.lookup::<T>(&key).await?,
+        };
+        match found {
             Lookup::Fresh(v) => {
                 s.stats.hit();
                 Ok(Some(v))
@@ -346,11 +352,11 @@ impl Region {
         if e.hard_gen != s.hard_gen.load(Ordering::Acquire) || e.ns_gen != self.ns.clear_gen.load(Ordering::Acquire) {
             return None;
         }
-        // The clock is read only for values that can expire: a hit on an eternal value
-        // costs no system call.
+        // The clock is read only for values that can expire, and then the coarse clock: a
+        // hit costs no system call.
         Some(
             e.soft_gen == s.soft_gen.load(Ordering::Acquire)
-                && (e.fresh_until_ms == 0 || s.now_ms() < e.fresh_until_ms),
+                && (e.fresh_until_ms == 0 || s.clock.now_millis_coarse() < e.fresh_until_ms),
         )
     }
 
@@ -360,18 +366,19 @@ impl Region {
     }
 
     /// Reads `key` (already length-limited).
+    fn memory_lookup<T: CacheValue>(&self, engine: &MemoryEngine, key: &str) -> Result<Lookup<T>, Error> {
+        let Some(entry) = engine.get(self.ns.id, key) else { return Ok(Lookup::Absent) };
+        let Some(fresh) = self.judge(&entry) else { return Ok(Lookup::Absent) };
+        let Some(value) = entry.value.downcast_ref::<T>() else {
+            let why = format!("the cached value is a {}, not a {}", entry.type_name, std::any::type_name::<T>());
+            return Err(Error::Deserialize { key: key.to_owned(), source: why.into() });
+        };
+        Ok(if fresh { Lookup::Fresh(value.clone()) } else { Lookup::Stale(value.clone()) })
+    }
+
     pub(crate) async fn lookup<T: CacheValue>(&self, key: &str) -> Result<Lookup<T>, Error> {
         match &self.shared.storage {
-            Storage::Memory(engine) => {
-                let Some(entry) = engine.get(self.ns.id, key) else { return Ok(Lookup::Absent) };
-                let Some(fresh) = self.judge(&entry) else { return Ok(Lookup::Absent) };
-                let Some(value) = entry.value.downcast_ref::<T>() else {
-                    let why =
-                        format!("the cached value is a {}, not a {}", entry.type_name, std::any::type_name::<T>());
-                    return Err(Error::Deserialize { key: key.to_owned(), source: why.into() });
-                };
-                Ok(if fresh { Lookup::Fresh(value.clone()) } else { Lookup::Stale(value.clone()) })
-            }
+            Storage::Memory(engine) => self.memory_lookup(engine, key),
             Storage::Backend { backend, .. } => {
                 let Some(entry) = backend.get(&self.backend_namespace(), key).await? else {
                     return Ok(Lookup::Absent);
