@@ -13,6 +13,11 @@ use futures_util::future::LocalBoxFuture;
 use crate::error::SessionError;
 
 /// Middleware giving every request a session from its manager: `App::new().wrap(SessionMiddleware::new(manager))`.
+///
+/// A handler's error is a response in actix-web, so the session is finished after it like
+/// after any other. A middleware wrapped *inside* this one that fails with `Err` ends the
+/// request before the session can be finished (the request is gone by then): nothing the
+/// request changed in the session is saved. Answer with an error *response* instead.
 #[derive(Debug, Clone)]
 pub struct SessionMiddleware {
     manager: SessionManager,
