@@ -208,7 +208,8 @@ impl MemcachedClient {
             .map_err(|e| error::map("resolve servers", e))?;
         let client = MemcachedClient { mc, options, servers };
         // The client dials lazily; fail here, not on the first request, when a server is down.
-        client.run("noop", |mc| async move { mc.noop().await }).await?;
+        let what = format!("connect to {}", client.servers.join(","));
+        client.run(&what, |mc| async move { mc.noop().await }).await?;
         Ok(client)
     }
 
