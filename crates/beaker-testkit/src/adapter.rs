@@ -36,6 +36,7 @@ use futures_util::FutureExt as _;
 use reqwest::Method;
 
 use self::http::{Answer, Body, Cx, Http};
+pub use self::scenarios::SessionProbe;
 pub use self::server::{DemoServer, SpawnError};
 
 /// The session cookie name under the library's defaults.

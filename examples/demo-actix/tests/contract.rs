@@ -9,21 +9,37 @@ fn binary() -> &'static Path {
 }
 
 #[tokio::test]
-async fn memory_store_passes_the_contract() {
+async fn memory_store_passes_the_contract_and_forgets_in_a_restart() {
     let mut server = DemoServer::spawn(binary(), &[("BEAKER_SESSION_TYPE", "memory")]);
     ContractSuite::new(server.base_url()).expect_secure(false).run().await;
+    let probe = ContractSuite::new(server.base_url()).before_restart().await;
     server.restart();
     let again = ContractSuite::new(server.base_url());
-    again.untouched_requests().await;
+    again.lost_in_restart(&probe).await;
     again.first_write().await;
     let status = server.stop().expect("the demo was running");
     assert!(status.success(), "the demo must exit cleanly on SIGTERM: {status}; output:\n{}", server.output());
 }
 
 #[tokio::test]
-async fn cookie_sessions_pass_the_contract() {
-    let server = DemoServer::spawn(binary(), &[("BEAKER_SESSION_TYPE", "cookie")]);
-    ContractSuite::new(server.base_url()).cookie_only().expect_secure(false).run().await;
+async fn cookie_sessions_pass_the_contract_and_survive_a_restart() {
+    let mut server = DemoServer::spawn(binary(), &[("BEAKER_SESSION_TYPE", "cookie")]);
+    let suite = ContractSuite::new(server.base_url()).cookie_only();
+    let probe = suite.before_restart().await;
+    suite.expect_secure(false).run().await;
+    // The same secret after a restart: cookie-only sessions live on.
+    server.restart();
+    ContractSuite::new(server.base_url()).cookie_only().survived_restart(&probe).await;
+}
+
+#[tokio::test]
+async fn file_store_passes_the_contract_and_survives_a_restart() {
+    let mut server = DemoServer::spawn(binary(), &[("BEAKER_SESSION_TYPE", "file")]);
+    let suite = ContractSuite::new(server.base_url());
+    let probe = suite.before_restart().await;
+    suite.run().await;
+    server.restart();
+    ContractSuite::new(server.base_url()).survived_restart(&probe).await;
 }
 
 #[tokio::test]

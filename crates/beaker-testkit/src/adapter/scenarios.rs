@@ -447,4 +447,49 @@ impl ContractSuite {
         cx.ensure(removal.is_removal(), || format!("expected a removal cookie; {bye}"));
         removal.expect_attributes(cx, secure);
     }
+
+    /// Writes a session to look at again after [`DemoServer::restart`](super::DemoServer::restart):
+    /// the counter at 1, `user` = `ada` (logged in), and a key `probe`.
+    pub async fn before_restart(&self) -> SessionProbe {
+        let cx = Cx("before_restart");
+        let mut a = self.agent(cx);
+        a.get("/counter").await.expect(cx, 200, "1");
+        a.post_form("/login", "user=ada").await.expect(cx, 200, "ada");
+        let value = unique();
+        a.put("/kv/probe", &value).await.expect(cx, 200, "ok");
+        SessionProbe { cookie: a.cookie(), value }
+    }
+
+    /// After a restart, the probe's session is still there (persistent stores, cookie-only
+    /// sessions): same data, logged in, and reading it sets no cookie.
+    pub async fn survived_restart(&self, probe: &SessionProbe) {
+        let cx = Cx("survived_restart");
+        let cookie = Some(probe.cookie.as_str());
+        self.get(cx, "/read", cookie).await.expect(cx, 200, "1").expect_no_cookie(cx);
+        self.get(cx, "/whoami", cookie).await.expect(cx, 200, "ada").expect_no_cookie(cx);
+        self.get(cx, "/kv/probe", cookie).await.expect(cx, 200, &probe.value).expect_no_cookie(cx);
+    }
+
+    /// After a restart, the probe's session is gone (the memory store): its cookie reads as
+    /// no session, and a write under it gets a new id (a restart must not resurrect ids).
+    pub async fn lost_in_restart(&self, probe: &SessionProbe) {
+        let cx = Cx("lost_in_restart");
+        let cookie = Some(probe.cookie.as_str());
+        self.get(cx, "/read", cookie).await.expect(cx, 200, "none").expect_no_cookie(cx);
+        self.get(cx, "/whoami", cookie).await.expect(cx, 200, "anonymous").expect_no_cookie(cx);
+        let write = self.get(cx, "/counter", cookie).await;
+        write.expect(cx, 200, "1");
+        let fresh = write.cookie(cx, &self.cookie_name);
+        let old = probe.cookie.split_once('=').map_or("", |(_, v)| v);
+        cx.ensure(self.id_part(&fresh.value) != self.id_part(old), || {
+            format!("the id of a session lost in a restart was adopted; {write}")
+        });
+    }
+}
+
+/// A session written by [`ContractSuite::before_restart`], to check after a restart.
+#[derive(Debug, Clone)]
+pub struct SessionProbe {
+    cookie: String,
+    value: String,
 }
