@@ -625,3 +625,41 @@ async fn round_trips_per_session_request_keep_the_promise() {
     cache.unlock("ns", "k", &token).await.unwrap();
     count("unlock", 2, before).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_server_is_unavailable_within_the_timeout_and_recovers() {
+    let suite = "memcached stalled server";
+    let Some(mut server) = OwnMemcached::start().await else {
+        return skip_or_fail(suite, "cannot start memcached");
+    };
+    let timeout = Duration::from_millis(400);
+    let url = format!("memcached://{}", server.addr());
+    let client = MemcachedClient::connect(&url, options("stall").with_timeout(timeout)).await.unwrap();
+    let store = MemcachedStore::new(client.clone());
+    let cache = MemcachedCache::new(client);
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    assert!(store.create(&key, &record(None)).await.unwrap());
+    cache.put("ns", "k", &entry(b"v"), None).await.unwrap();
+    store.load(&key).await.unwrap().expect("record");
+
+    // SIGSTOP: the server keeps its connections open and answers nothing.
+    let pid = server.child.as_ref().unwrap().id().to_string();
+    let signal = |sig: &str| Command::new("kill").args([sig, &pid]).status().unwrap().success();
+    assert!(signal("-STOP"));
+    let started = std::time::Instant::now();
+    let e = store.apply(&key, &changes(&[("k", "v")], None)).await.unwrap_err();
+    assert!(e.is_unavailable(), "{e:?}");
+    let e = cache.get("ns", "k").await.unwrap_err();
+    assert!(e.is_unavailable(), "{e:?}");
+    let elapsed = started.elapsed();
+    assert!(signal("-CONT"));
+    assert!(
+        elapsed < timeout * 2 + Duration::from_millis(300),
+        "two calls took {elapsed:?} with a {timeout:?} timeout"
+    );
+
+    // The stalled connections were dropped; the next calls answer.
+    assert!(store.load(&key).await.unwrap().is_some());
+    assert_eq!(cache.get("ns", "k").await.unwrap().map(|e| e.value), Some(b"v".to_vec()));
+    server.stop();
+}
