@@ -121,11 +121,11 @@ impl CacheBackend for SqlCache {
         self.ensure_tables().await?;
         let (ns, k) = (column_key(namespace, NAMESPACE_MAX), column_key(key, CACHE_KEY_MAX));
         let now = self.client.now_ms();
-        let row = self
+        let row: Option<(Vec<u8>, i64, Option<i64>)> = self
             .client
             .run("cache get", || async {
                 on_pool!(self.client.pool(), p => {
-                    sqlx::query_as::<_, (Vec<u8>, i64, Option<i64>)>(&self.sql.get)
+                    sqlx::query_as(&self.sql.get)
                         .bind(ns.as_ref())
                         .bind(k.as_ref())
                         .bind(now)
@@ -174,7 +174,7 @@ impl CacheBackend for SqlCache {
     async fn remove(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
         self.ensure_tables().await?;
         let (ns, k) = (column_key(namespace, NAMESPACE_MAX), column_key(key, CACHE_KEY_MAX));
-        let removed = self
+        let removed: u64 = self
             .client
             .run("cache remove", || async {
                 on_pool!(self.client.pool(), p => {
@@ -193,7 +193,7 @@ impl CacheBackend for SqlCache {
     async fn clear(&self, namespace: &str) -> Result<(), StoreError> {
         self.ensure_tables().await?;
         let ns = column_key(namespace, NAMESPACE_MAX);
-        let removed = self
+        let removed: u64 = self
             .client
             .run("cache clear", || async {
                 on_pool!(self.client.pool(), p => {

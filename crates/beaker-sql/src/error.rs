@@ -51,8 +51,7 @@ const TRANSIENT: &[&str] = &[
 /// Codes of values the database refused for their size.
 const TOO_LARGE: &[&str] = &[
     // SQLite: TOOBIG. PostgreSQL: string too long, program limit (row/index too big).
-    "18", "22001", "54000",
-    // MySQL: data too long, packet too large, row size too large, key too long.
+    "18", "22001", "54000", // MySQL: data too long, packet too large, row size too large, key too long.
     "1406", "1153", "1118", "1071",
 ];
 

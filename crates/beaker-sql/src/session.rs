@@ -335,7 +335,7 @@ impl SessionStore for SqlStore {
         self.ensure_tables().await?;
         let now = self.client.now_ms();
         let (accessed, expires) = (to_ms(accessed), expires.map(to_ms));
-        let touched = self
+        let touched: u64 = self
             .client
             .run("touch", || async {
                 on_pool!(self.client.pool(), p => {

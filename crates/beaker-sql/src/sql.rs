@@ -195,10 +195,9 @@ impl SessionSql {
             ),
             insert: match dialect {
                 // MySQL has no ON CONFLICT; its duplicate-key error is caught instead.
-                Dialect::Mysql => format!(
-                    "INSERT INTO {sessions} (id, created, accessed, expires) VALUES ({})",
-                    dialect.params(1, 4)
-                ),
+                Dialect::Mysql => {
+                    format!("INSERT INTO {sessions} (id, created, accessed, expires) VALUES ({})", dialect.params(1, 4))
+                }
                 _ => format!(
                     "INSERT INTO {sessions} (id, created, accessed, expires) VALUES ({}) ON CONFLICT (id) DO NOTHING",
                     dialect.params(1, 4)
@@ -209,7 +208,13 @@ impl SessionSql {
                 p(1),
                 p(2)
             ),
-            touch: format!("UPDATE {sessions} SET accessed = {}, expires = {} WHERE id = {} AND {}", p(1), p(2), p(3), live(4)),
+            touch: format!(
+                "UPDATE {sessions} SET accessed = {}, expires = {} WHERE id = {} AND {}",
+                p(1),
+                p(2),
+                p(3),
+                live(4)
+            ),
             delete: format!("DELETE FROM {sessions} WHERE id = {}", p(1)),
             clear_entries: format!("DELETE FROM {entries} WHERE id = {}", p(1)),
             cleanup: format!("DELETE FROM {sessions} WHERE expires IS NOT NULL AND expires <= {}", p(1)),
@@ -221,7 +226,12 @@ impl SessionSql {
 
     /// id, then `count` names → deletes those entries.
     pub(crate) fn remove_entries(&self, count: usize) -> String {
-        format!("DELETE FROM {} WHERE id = {} AND name IN ({})", self.entries, self.dialect.param(1), self.dialect.params(2, count))
+        format!(
+            "DELETE FROM {} WHERE id = {} AND name IN ({})",
+            self.entries,
+            self.dialect.param(1),
+            self.dialect.params(2, count)
+        )
     }
 
     /// `rows` × (id, name, value) → inserts or replaces those entries.
@@ -325,7 +335,10 @@ impl CacheSql {
             unlock_expired: format!("DELETE FROM {locks} WHERE {row} AND expires <= {}", p(3)),
             lock: match dialect {
                 Dialect::Mysql => {
-                    format!("INSERT INTO {locks} (namespace, cache_key, token, expires) VALUES ({})", dialect.params(1, 4))
+                    format!(
+                        "INSERT INTO {locks} (namespace, cache_key, token, expires) VALUES ({})",
+                        dialect.params(1, 4)
+                    )
                 }
                 _ => format!(
                     "INSERT INTO {locks} (namespace, cache_key, token, expires) VALUES ({}) \
@@ -350,10 +363,7 @@ mod tests {
         let pg = SessionSql::new(Dialect::Postgres, Some("web"), "s");
         assert_eq!(pg.migrate[0], "CREATE SCHEMA IF NOT EXISTS web");
         assert!(pg.touch.contains("$3") && pg.touch.contains("$4") && pg.touch.contains("web.s "), "{}", pg.touch);
-        assert_eq!(
-            pg.remove_entries(2),
-            "DELETE FROM web.s_entries WHERE id = $1 AND name IN ($2, $3)"
-        );
+        assert_eq!(pg.remove_entries(2), "DELETE FROM web.s_entries WHERE id = $1 AND name IN ($2, $3)");
         assert!(pg.upsert_entries(2).contains("($1, $2, $3), ($4, $5, $6) ON CONFLICT"));
         let my = SessionSql::new(Dialect::Mysql, Some("ignored"), "s");
         assert!(!my.migrate.iter().any(|m| m.contains("SCHEMA")));

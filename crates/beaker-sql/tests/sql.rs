@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use beaker_core::cache::CacheBackend;
+use beaker_core::cache::{CacheBackend, CacheEntry};
 use beaker_core::{Changes, ManualClock, Record, SessionId, SessionStore, StoreError, StoreKey};
 use beaker_sql::{SqlCache, SqlClient, SqlOptions, SqlStore};
 use beaker_testkit::store::{CacheBackendSuite, Corruptor, SessionStoreSuite};
@@ -137,8 +137,23 @@ impl Env {
         SqlStore::connect(&self.url, self.options.clone()).await.unwrap()
     }
 
+    /// Runs `body`, then drops this run's tables even if `body` panicked.
+    async fn run<F, Fut>(self, body: F)
+    where
+        F: FnOnce(Arc<Env>) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        use futures_util::FutureExt as _;
+        let env = Arc::new(self);
+        let outcome = std::panic::AssertUnwindSafe(body(env.clone())).catch_unwind().await;
+        env.teardown().await;
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
     /// Drops everything this run created.
-    async fn teardown(self) {
+    async fn teardown(&self) {
         match self.kind {
             Kind::Sqlite => {}
             Kind::Postgres => {
@@ -160,8 +175,10 @@ impl Env {
             let (sessions, entries, raw) = (sessions.clone(), entries.clone(), raw.clone());
             Box::pin(async move {
                 let id = key.as_str();
-                raw.exec(&format!("INSERT INTO {sessions} (id, created, accessed, expires) VALUES ('{id}', 1, 1, NULL)"))
-                    .await;
+                raw.exec(&format!(
+                    "INSERT INTO {sessions} (id, created, accessed, expires) VALUES ('{id}', 1, 1, NULL)"
+                ))
+                .await;
                 let (name, value) = (raw.blob(&[0xff, 0xfe]), raw.blob(b"j1"));
                 raw.exec(&format!("INSERT INTO {entries} (id, name, value) VALUES ('{id}', {name}, {value})")).await;
             })
@@ -196,6 +213,10 @@ fn set(key: &str, value: &[u8], expires: Option<SystemTime>) -> Changes {
 async fn conformance(kind: Kind) {
     let suite = format!("{kind:?} conformance suites");
     let Some(env) = Env::open(kind, &suite).await else { return };
+    env.run(conformance_checks).await;
+}
+
+async fn conformance_checks(env: Arc<Env>) {
     let client = env.client().await;
     let store = SqlStore::new(client.clone());
     SessionStoreSuite::new(Arc::new(store.clone()))
@@ -206,15 +227,14 @@ async fn conformance(kind: Kind) {
     let cache = SqlCache::new(client.clone());
     CacheBackendSuite::new(Arc::new(cache.clone())).with_real_time_expiry().run().await;
     // Long namespaces and keys are hashed to fit, and still isolated from each other.
-    let entry = beaker_core::cache::CacheEntry { value: b"v".to_vec(), stored_at: SystemTime::now(), fresh_until: None };
+    let entry = CacheEntry { value: b"v".to_vec(), stored_at: SystemTime::now(), fresh_until: None };
     let (long_ns, long_key) = ("n".repeat(400), "k".repeat(2000));
     cache.put(&long_ns, &long_key, &entry, None).await.unwrap();
-    assert_eq!(cache.get(&long_ns, &long_key).await.unwrap(), Some(entry.clone()));
+    assert_eq!(cache.get(&long_ns, &long_key).await.unwrap().map(|e| e.value), Some(b"v".to_vec()));
     assert_eq!(cache.get(&long_ns, &"k".repeat(2001)).await.unwrap(), None);
     cache.clear(&long_ns).await.unwrap();
     assert_eq!(cache.get(&long_ns, &long_key).await.unwrap(), None);
     client.close().await;
-    env.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,6 +256,11 @@ async fn mysql_passes_the_conformance_suites() {
 async fn behaviour(kind: Kind) {
     let suite = format!("{kind:?} behaviour");
     let Some(env) = Env::open(kind, &suite).await else { return };
+    env.run(behaviour_checks).await;
+}
+
+async fn behaviour_checks(env: Arc<Env>) {
+    let kind = env.kind;
     let store = env.store().await;
     let later = Some(SystemTime::now() + Duration::from_secs(3600));
 
@@ -244,11 +269,12 @@ async fn behaviour(kind: Kind) {
     let k = key();
     assert!(store.create(&k, &record(&[("base", b"j0")], later)).await.unwrap());
     for round in 0..10 {
-        let (a, b) = tokio::join!(
-            store.apply(&k, &set("left", format!("j{round}").as_bytes(), later)),
-            store.apply(&k, &set("right", format!("j{round}").as_bytes(), later)),
-        );
-        assert!(a.unwrap() && b.unwrap());
+        let value = format!("j{round}");
+        let [left, right] = ["left", "right"].map(|name| {
+            let (store, k, changes) = (store.clone(), k.clone(), set(name, value.as_bytes(), later));
+            tokio::spawn(async move { store.apply(&k, &changes).await })
+        });
+        assert!(left.await.unwrap().unwrap() && right.await.unwrap().unwrap());
         let loaded = store.load(&k).await.unwrap().unwrap();
         let want = format!("j{round}").into_bytes();
         assert_eq!(loaded.entries.get("left"), Some(&want), "{kind:?}: concurrent apply lost `left`");
@@ -306,9 +332,16 @@ async fn behaviour(kind: Kind) {
     // A live record is never replaced.
     assert!(!timed.create(&long, &record(&[("fresh", b"j")], later)).await.unwrap());
     assert!(timed.load(&long).await.unwrap().unwrap().entries.contains_key("a"));
+    // An expired one is, and none of its entries come back with the new record.
+    let old = key();
+    let soon = Some(clock_now(&clock) + Duration::from_secs(10));
+    assert!(timed.create(&old, &record(&[("old", b"j1"), ("both", b"j1")], soon)).await.unwrap());
+    clock.advance(Duration::from_secs(11));
+    let fresh = record(&[("both", b"j2")], later);
+    assert!(timed.create(&old, &fresh).await.unwrap(), "{kind:?}: an expired record blocked create");
+    assert_eq!(timed.load(&old).await.unwrap().unwrap().entries, fresh.entries, "{kind:?}");
     timed.client().close().await;
     reopened.client().close().await;
-    env.teardown().await;
 }
 
 fn clock_now(clock: &ManualClock) -> SystemTime {
@@ -328,21 +361,6 @@ async fn postgres_behaviour() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_behaviour() {
     behaviour(Kind::Mysql).await;
-}
-
-#[tokio::test]
-async fn expired_records_are_replaced_with_their_old_entries_gone() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new();
-    let url = format!("sqlite:{}", dir.path().join("s.db").display());
-    let store = SqlStore::connect(&url, SqlOptions::new().clock(clock.clone())).await.unwrap();
-    let k = key();
-    let soon = Some(clock_now(&clock) + Duration::from_secs(10));
-    assert!(store.create(&k, &record(&[("old", b"j1"), ("both", b"j1")], soon)).await.unwrap());
-    clock.advance(Duration::from_secs(11));
-    let fresh = record(&[("both", b"j2")], Some(clock_now(&clock) + Duration::from_secs(10)));
-    assert!(store.create(&k, &fresh).await.unwrap(), "an expired record blocked create");
-    assert_eq!(store.load(&k).await.unwrap().unwrap().entries, fresh.entries);
 }
 
 #[tokio::test]
@@ -427,6 +445,11 @@ fn via(url: &str, port: u16) -> (String, String) {
 async fn outage(kind: Kind) {
     let suite = format!("{kind:?} outage");
     let Some(env) = Env::open(kind, &suite).await else { return };
+    env.run(outage_checks).await;
+}
+
+async fn outage_checks(env: Arc<Env>) {
+    let kind = env.kind;
     let (_, target) = via(&env.url, 0);
     let mut relay = Relay::start(target).await;
     let (url, _) = via(&env.url, relay.port);
@@ -454,7 +477,6 @@ async fn outage(kind: Kind) {
     assert!(store.apply(&k, &set("b", b"j2", None)).await.unwrap());
     store.client().close().await;
     relay.cut();
-    env.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
