@@ -11,7 +11,9 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{Attribute, Block, FnArg, Ident, ItemFn, Meta, Pat, PatIdent, Receiver, ReturnType, Signature, Type};
+use syn::{
+    AttrStyle, Attribute, Block, FnArg, Ident, ItemFn, Meta, Pat, PatIdent, Receiver, ReturnType, Signature, Type,
+};
 
 use crate::args::Options;
 
@@ -55,10 +57,31 @@ struct Parts {
     source: Source,
 }
 
+impl Parts {
+    /// A shared borrow of the cache source, whatever its form: `&*x` for a reference
+    /// (there is no `CacheSource` for `&mut T`), `&x` for an owned value or a smart pointer.
+    /// Spanned on the source, so that "`CacheSource` is not implemented" points at it.
+    fn source_ref(&self) -> TokenStream {
+        let (name, ty) = match &self.source {
+            Source::Receiver(r) => (r.self_token.to_token_stream(), &*r.ty),
+            Source::Arg(i) => (self.args[*i].ident.to_token_stream(), &self.args[*i].ty),
+        };
+        match ty {
+            Type::Reference(_) => quote_spanned!(name.span()=> &*#name),
+            _ => quote_spanned!(name.span()=> &#name),
+        }
+    }
+}
+
 /// Expands `#[cached(...)]` on `function`.
 pub(crate) fn expand(options: Options, function: ItemFn) -> syn::Result<TokenStream> {
-    let ItemFn { attrs, vis, sig, block } = function;
+    let ItemFn { mut attrs, vis, sig, block } = function;
     check_signature(&sig)?;
+    // syn hands the body's inner attributes (`#![allow(..)]`) to the function; as outer
+    // attributes they mean the same and can be placed on each generated item.
+    for attr in &mut attrs {
+        attr.style = AttrStyle::Outer;
+    }
     let parts = split(sig)?;
     let key_args = key_args(&options, &parts)?;
     let (ret, returns) = return_type(&parts.sig.output)?;
@@ -80,12 +103,7 @@ pub(crate) fn expand(options: Options, function: ItemFn) -> syn::Result<TokenStr
         Some(secs) => quote!(::core::option::Option::Some(::core::time::Duration::from_secs(#secs))),
         None => quote!(::core::option::Option::None),
     };
-    let source = match &parts.source {
-        Source::Receiver(r) => r.self_token.to_token_stream(),
-        Source::Arg(i) => parts.args[*i].ident.to_token_stream(),
-    };
-    // Spanned on the source so that "CacheSource is not implemented" points at it.
-    let source_ref = quote_spanned!(source.span()=> &#source);
+    let source_ref = parts.source_ref();
     let key_tuple = {
         let idents = key_args.iter().map(|a| &a.ident);
         quote!((#(&#idents,)*))
@@ -329,7 +347,7 @@ fn uncached_fn(sig: &Signature, vis: &syn::Visibility, attrs: &[&Attribute], blo
     quote! {
         #[doc = #doc]
         #(#attrs)*
-        #[allow(dead_code, unused_variables)]
+        #[allow(dead_code, unused_variables, clippy::missing_const_for_fn)]
         #vis #sig #block
     }
 }
@@ -348,11 +366,11 @@ fn invalidate_fn(
     let sig = &parts.sig;
     let fname = sig.ident.unraw();
     let name = format_ident!("{}_invalidate", fname, span = sig.ident.span());
-    let (source_param, source) = match &parts.source {
-        Source::Receiver(r) => (invalidate_receiver(r), r.self_token.to_token_stream()),
+    let source_param = match &parts.source {
+        Source::Receiver(r) => invalidate_receiver(r),
         Source::Arg(i) => {
             let Arg { ident, ty, .. } = &parts.args[*i];
-            (quote!(#ident: #ty), ident.to_token_stream())
+            quote!(#ident: #ty)
         }
     };
     let key_params = key_args.iter().map(|Arg { ident, ty, .. }| quote!(#ident: #ty));
@@ -363,7 +381,7 @@ fn invalidate_fn(
     let region_var = Ident::new("__beaker_region", Span::mixed_site());
     let key_var = Ident::new("__beaker_key", Span::mixed_site());
     let remove = if asyncness.is_some() { quote!(remove(&#key_var).await) } else { quote!(remove_blocking(&#key_var)) };
-    let source_ref = quote_spanned!(source.span()=> &#source);
+    let source_ref = parts.source_ref();
     let doc = format!(
         "Removes what `{fname}` cached for these arguments; `Ok(true)` when there was an entry \
          (from `#[cached]`).\n\n# Errors\n\nWhen region `{region}` is not configured or its backend fails{}.",

@@ -565,6 +565,13 @@ mod quiet {
     }
 
     #[cached(region = "r")]
+    fn inner_attributes(caches: &CacheManager, x: u32) -> u32 {
+        #![allow(clippy::let_and_return)]
+        let y = x;
+        y
+    }
+
+    #[cached(region = "r")]
     fn never_called(caches: &CacheManager, (a, _): (u32, u32), mut b: u32) {
         b += a;
         let _ = b;
@@ -576,4 +583,69 @@ async fn single_expression_bodies_work() {
     let caches = caches();
     assert_eq!(quiet::one_expression(&caches, 4), 4);
     assert_eq!(quiet::one_expression_async(&caches, 5).await, 5);
+}
+
+// ---- signatures -------------------------------------------------------------------------
+
+static GENERIC_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(region = "r")]
+async fn show<T>(caches: &CacheManager, value: T, suffix: impl AsRef<str> + serde::Serialize) -> String
+where
+    T: std::fmt::Display + serde::Serialize,
+{
+    GENERIC_RUNS.fetch_add(1, Ordering::SeqCst);
+    format!("{value}{}", suffix.as_ref())
+}
+
+#[tokio::test]
+async fn generic_functions_and_impl_trait_arguments() {
+    let caches = caches();
+    assert_eq!(show(&caches, 1, "!").await, "1!");
+    assert_eq!(show(&caches, 1, "!").await, "1!");
+    assert_eq!(show(&caches, 1, "?").await, "1?");
+    assert_eq!(runs(&GENERIC_RUNS), 2);
+    assert!(show_invalidate(&caches, 1, "!").await.unwrap());
+}
+
+/// A state behind `&mut self` and `Arc<Self>` receivers.
+struct Counter {
+    caches: CacheManager,
+    bumps: u32,
+}
+
+impl CacheSource for Counter {
+    fn cache_manager(&self) -> &CacheManager {
+        &self.caches
+    }
+}
+
+impl Counter {
+    #[cached(region = "r")]
+    async fn bump(&mut self, by: u32) -> u32 {
+        self.bumps += by;
+        self.bumps
+    }
+
+    #[cached(region = "r")]
+    async fn shared(self: Arc<Self>, x: u32) -> u32 {
+        self.bumps + x
+    }
+}
+
+#[tokio::test]
+async fn mut_self_and_arc_self_receivers() {
+    let mut counter = Counter { caches: caches(), bumps: 0 };
+    assert_eq!(counter.bump(2).await, 2);
+    assert_eq!(counter.bump(2).await, 2, "cached: the body did not run again");
+    assert_eq!(counter.bumps, 2);
+    // `_invalidate` borrows `self` shared, even for a `&mut self` method.
+    let counter_ref = &counter;
+    assert!(counter_ref.bump_invalidate(2).await.unwrap());
+    assert_eq!(counter.bump(2).await, 4);
+
+    let counter = Arc::new(counter);
+    assert_eq!(Arc::clone(&counter).shared(1).await, 5);
+    assert_eq!(Arc::clone(&counter).shared(1).await, 5);
+    assert!(Arc::clone(&counter).shared_invalidate(1).await.unwrap());
 }
