@@ -132,7 +132,8 @@ impl ContractSuite {
 
     /// One request with `cookie` as the whole `Cookie` header.
     async fn send(&self, cx: Cx, method: Method, path: &str, cookie: Option<&str>, body: Option<Body>) -> Answer {
-        self.http.send(cx, method, path, cookie.map(str::as_bytes), body).await
+        let lines: Vec<&[u8]> = cookie.map(str::as_bytes).into_iter().collect();
+        self.http.send(cx, method, path, &lines, body).await
     }
 
     async fn get(&self, cx: Cx, path: &str, cookie: Option<&str>) -> Answer {

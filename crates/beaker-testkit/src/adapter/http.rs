@@ -51,20 +51,25 @@ impl Http {
         Http { client, base: base_url.trim_end_matches('/').to_owned() }
     }
 
-    /// Sends one request with `cookie` as the whole `Cookie` header (none when `None`).
+    /// Sends one request with one `Cookie` header line per item of `cookies`.
     pub(crate) async fn send(
         &self,
         cx: Cx,
         method: Method,
         path: &str,
-        cookie: Option<&[u8]>,
+        cookies: &[&[u8]],
         body: Option<Body>,
     ) -> Answer {
-        let what = format!("{method} {path}{}", if cookie.is_some() { " (with a Cookie header)" } else { "" });
+        let what = match cookies.len() {
+            0 => format!("{method} {path}"),
+            1 => format!("{method} {path} (with a Cookie header)"),
+            n => format!("{method} {path} (with {n} Cookie header lines)"),
+        };
         let mut req = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(cookie) = cookie {
+        for cookie in cookies {
             let value =
                 HeaderValue::from_bytes(cookie).unwrap_or_else(|e| cx.fail(format!("{what}: bad test cookie: {e}")));
+            // Appends: several lines stay several lines.
             req = req.header(COOKIE, value);
         }
         req = match body {
