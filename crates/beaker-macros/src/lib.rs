@@ -79,6 +79,7 @@
 //! never share entries; override it with `namespace = "..."`, which you should for an
 //! associated function without a receiver whose name repeats in the module, and for values
 //! in a shared backend that must survive a change of compiler (type names may change).
+//! The instantiations of a generic function share its namespace.
 //!
 //! The key is the JSON form of the remaining arguments as a tuple, in order (`f(&caches,
 //! 7, "a")` is keyed `[7,"a"]`); they must implement `serde::Serialize`. Leave arguments
@@ -101,7 +102,8 @@
 //!   neither reads nor stores).
 //! - `fname_invalidate(source, key arguments)`: removes the entry of one argument tuple
 //!   and returns whether there was one, as `Result<bool, beaker_core::Error>` (async for
-//!   async functions); an unconfigured region is an error here.
+//!   async functions); an unconfigured region is an error here. A `&mut self` method's
+//!   companion takes `&self`.
 //!
 //! Both have the function's visibility, and its `cfg`, lint and `deprecated` attributes.
 //! Because of them, `#[cached]` cannot be used in a trait or a trait `impl`.
@@ -122,6 +124,10 @@
 //! | `skip = "a, b"` | arguments left out of the key |
 //! | `expire = 30` | seconds, instead of the region's `expire` |
 //! | `crate = "::beaker"` | where beaker-core's items are (for re-exports; default `::beaker_core`); the generated code names `<crate>::cache::...` |
+//!
+//! Through the `beaker` facade (feature `macros`), which re-exports this attribute, write
+//! `#[beaker::cached(region = "short_term", crate = "::beaker")]`: the application then
+//! needs no dependency on `beaker-core` or `beaker-macros`.
 //!
 //! [`CacheSource`]: https://docs.rs/beaker-core/latest/beaker_core/cache/trait.CacheSource.html
 //! [`CacheValue`]: https://docs.rs/beaker-core/latest/beaker_core/cache/trait.CacheValue.html
