@@ -8,10 +8,16 @@
 //! | `services` | starts the throwaway services and prints their URLs until Ctrl-C |
 //! | `purity` | the core-purity check alone |
 //! | `fuzz TARGET [--seconds N]` | runs one cargo-fuzz target for N seconds (default 30); `fuzz all` runs each |
+//! | `soak [--seconds N] [--clients N] [--stores ...] [--debug]` | many clients against demo-axum over memory, SQLite and Redis: no lost update, flat memory, zero errors |
+//! | `e2e [--debug]` | headless Chromium through demo-axum's `/app` (screenshots in `target/e2e/`) |
 
 mod checks;
+mod demo;
+mod e2e;
 mod fuzz;
+mod http;
 mod services;
+mod soak;
 
 use std::process::{Command, ExitCode};
 
@@ -24,8 +30,10 @@ fn main() -> ExitCode {
         Some("services") => services::hold(),
         Some("purity") => checks::core_purity(),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
+        Some("e2e") => e2e::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test | lint | ci | services | purity | fuzz TARGET|all [--seconds N]>");
+            eprintln!("usage: cargo xtask <test | lint | ci | services | purity | fuzz TARGET|all [--seconds N] | soak [--seconds N] | e2e>");
             return ExitCode::from(2);
         }
     };

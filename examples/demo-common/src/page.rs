@@ -45,11 +45,11 @@ pub(crate) fn app(user: Option<&str>, n: Option<i64>) -> String {
     let n = n.map_or_else(|| "none".to_owned(), |n| n.to_string());
     format!(
         "{HEAD}<h1>beaker-rs session</h1>\n\
-<p>You are {who}. Counter: <b>{n}</b>.</p>\n\
-<form method=\"post\" action=\"/login\"><input name=\"user\" placeholder=\"name\"> <button>log in</button></form>\n\
-<form method=\"post\" action=\"/logout\"><button>log out</button></form>\n\
-<form method=\"get\" action=\"/counter\"><button>increment</button></form>\n\
-<form method=\"post\" action=\"/flash\"><input name=\"msg\" placeholder=\"message\"> <button>flash</button></form>\n\
+<p id=\"status\">You are {who}. Counter: <b id=\"counter\">{n}</b>.</p>\n\
+<form method=\"post\" action=\"/login\"><input id=\"user\" name=\"user\" placeholder=\"name\"> <button id=\"login\">log in</button></form>\n\
+<form method=\"post\" action=\"/logout\"><button id=\"logout\">log out</button></form>\n\
+<form method=\"get\" action=\"/counter\"><button id=\"increment\">increment</button></form>\n\
+<form method=\"post\" action=\"/flash\"><input id=\"msg\" name=\"msg\" placeholder=\"message\"> <button id=\"flash\">flash</button></form>\n\
 <p><a href=\"/flash\">read flash messages</a> &middot; <a href=\"/app\">reload</a> &middot; <a href=\"/\">about</a></p>\n\
 {TAIL}"
     )
