@@ -18,12 +18,16 @@
 //! failure is also printed as it happens). Every scenario is a `pub async fn` of its own,
 //! so a test can run one. Two scenarios need a server configured for them and are not
 //! part of `run`: [`idle_timeout`] (`BEAKER_SESSION_TIMEOUT=1`) and [`secure_cookie`]
-//! (`BEAKER_SESSION_SECURE=true`).
+//! (`BEAKER_SESSION_SECURE=true`). Restarts are checked with a probe:
+//! [`ContractSuite::before_restart`], then [`DemoServer::restart`], then
+//! [`ContractSuite::survived_restart`] (persistent stores, cookie-only sessions) or
+//! [`ContractSuite::lost_in_restart`] (the memory store).
 //!
 //! Every scenario uses sessions of its own, so scenarios (and suites) may share a server.
 //! `run` expects the library's cookie defaults (`Path=/`, `HttpOnly`, `SameSite=Lax`, a
 //! browser-session cookie with neither `Max-Age` nor `Expires`).
 
+mod configured;
 mod http;
 mod scenarios;
 mod server;
@@ -35,8 +39,8 @@ use std::pin::Pin;
 use futures_util::FutureExt as _;
 use reqwest::Method;
 
+pub use self::configured::SessionProbe;
 use self::http::{Answer, Body, Cx, Http};
-pub use self::scenarios::SessionProbe;
 pub use self::server::{DemoServer, SpawnError};
 
 /// The session cookie name under the library's defaults.
@@ -109,6 +113,7 @@ impl ContractSuite {
             ("concurrent_writes", Box::pin(self.concurrent_writes())),
             ("foreign_cookies", Box::pin(self.foreign_cookies())),
             ("oversized_value", Box::pin(self.oversized_value())),
+            ("app_page", Box::pin(self.app_page())),
             ("unknown_route", Box::pin(self.unknown_route())),
         ];
         let mut failed = Vec::new();
