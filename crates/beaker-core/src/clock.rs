@@ -22,12 +22,12 @@ pub trait Clock: Send + Sync + Debug + 'static {
 ///
 /// Its [`now_millis_coarse`](Clock::now_millis_coarse) reads a process-wide value that
 /// one background thread (`beaker-clock`, started on first use) refreshes every
-/// [`COARSE_RESOLUTION`]; if that thread cannot be started, it reads the clock.
+/// 4 ms; if that thread cannot be started, it reads the clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 /// How often the coarse system time behind [`SystemClock::now_millis_coarse`] is refreshed.
-pub const COARSE_RESOLUTION: Duration = Duration::from_millis(4);
+pub(crate) const COARSE_RESOLUTION: Duration = Duration::from_millis(4);
 
 impl Clock for SystemClock {
     fn now(&self) -> SystemTime {

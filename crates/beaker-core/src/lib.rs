@@ -42,7 +42,7 @@
 //!
 //! ## MSRV
 //!
-//! The minimum supported Rust version is 1.80; raising it is a minor-version change.
+//! The minimum supported Rust version is 1.82; raising it is a minor-version change.
 
 pub mod cache;
 mod clock;

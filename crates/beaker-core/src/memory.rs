@@ -1,7 +1,7 @@
 //! [`MemoryStore`]: an in-process, bounded session store for tests and single-process apps.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -76,9 +76,7 @@ impl MemoryStore {
     }
 
     fn shard(&self, key: &StoreKey) -> &Mutex<HashMap<StoreKey, Record>> {
-        let mut h = self.inner.hasher.build_hasher();
-        key.hash(&mut h);
-        &self.inner.shards[(h.finish() as usize) % SHARDS]
+        &self.inner.shards[(self.inner.hasher.hash_one(key) as usize) % SHARDS]
     }
 
     fn make_room(map: &mut HashMap<StoreKey, Record>, limit: usize, now: SystemTime) {

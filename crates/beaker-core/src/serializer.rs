@@ -72,11 +72,8 @@ impl DataSerializer {
 
     /// Whether `bytes` carries a tag this build can decode.
     pub fn is_known_tag(bytes: &[u8]) -> bool {
-        match bytes.first() {
-            Some(&TAG_JSON) | Some(&TAG_MSGPACK) => true,
-            Some(&TAG_BINCODE) => cfg!(feature = "bincode"),
-            _ => false,
-        }
+        matches!(bytes.first(), Some(&TAG_JSON | &TAG_MSGPACK))
+            || (cfg!(feature = "bincode") && bytes.first() == Some(&TAG_BINCODE))
     }
 }
 

@@ -265,6 +265,6 @@ impl Session {
     /// Whether the session was loaded, changed or ended in this request (adapters need not
     /// call this; [`SessionManager::finish`](crate::SessionManager::finish) decides).
     pub fn is_touched(&self) -> bool {
-        self.inner.state.try_lock().map_or(true, |st| st.loaded)
+        self.inner.state.try_lock().is_none_or(|st| st.loaded)
     }
 }

@@ -153,7 +153,12 @@ impl SessionStore for Spy {
         }
         self.inner.apply(key, changes).await
     }
-    async fn touch(&self, key: &StoreKey, accessed: SystemTime, expires: Option<SystemTime>) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        accessed: SystemTime,
+        expires: Option<SystemTime>,
+    ) -> Result<bool, StoreError> {
         self.saw(key.as_str().as_bytes());
         self.inner.touch(key, accessed, expires).await
     }

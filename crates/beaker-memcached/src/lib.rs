@@ -61,7 +61,7 @@
 //!
 //! ## MSRV
 //!
-//! Rust 1.88, the minimum of the `memcache` 0.21 client (the rest of beaker-rs needs 1.80).
+//! Rust 1.88, the minimum of the `memcache` 0.21 client (the rest of beaker-rs needs 1.82).
 
 mod cache;
 mod client;

@@ -30,7 +30,7 @@
 //!
 //! ## MSRV
 //!
-//! Rust 1.88, the minimum of the `redis` 1.x client (the rest of beaker-rs needs 1.80).
+//! Rust 1.88, the minimum of the `redis` 1.x client (the rest of beaker-rs needs 1.82).
 
 mod cache;
 mod client;

@@ -32,7 +32,7 @@ pub(crate) fn as_u64(key: &str, value: &str) -> Result<u64, ConfigError> {
 pub(crate) fn as_seconds(key: &str, value: &str) -> Result<Duration, ConfigError> {
     let v = non_blank(key, value)?;
     let secs: f64 = v.parse().map_err(|_| ConfigError::invalid(key, value, "a number of seconds"))?;
-    if !secs.is_finite() || secs < 0.0 || secs > 1e12 {
+    if !secs.is_finite() || !(0.0..=1e12).contains(&secs) {
         return Err(ConfigError::invalid(key, value, "a number of seconds between 0 and 10^12"));
     }
     Ok(Duration::from_secs_f64(secs))
