@@ -253,7 +253,7 @@ fn config(addr: SocketAddr) -> Config {
         // Nothing stands in front of the demo that would set X-Real-IP honestly.
         ip_header: None,
         limits: Limits::default().limit("bytes", body),
-        shutdown: Shutdown { ctrlc: false, signals: Default::default(), grace: 2, mercy: 1, ..Shutdown::default() },
+        shutdown: Shutdown { ctrlc: false, signals: Default::default(), grace: 1, mercy: 1, ..Shutdown::default() },
         ..Config::default()
     }
 }
