@@ -32,9 +32,7 @@ pub(crate) fn run(args: &[String]) -> Result {
     }
     for tool in [CHROMIUM, CHROMEDRIVER] {
         if !Path::new(tool).exists() {
-            return Err(format!(
-                "{tool} is missing: apt-get install -y chromium chromium-driver (Debian's packages)"
-            ));
+            return Err(format!("{tool} is missing: apt-get install -y chromium chromium-driver (Debian's packages)"));
         }
     }
     let profile = if args.is_empty() { Profile::Release } else { Profile::Debug };
@@ -143,7 +141,10 @@ impl Driver {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
         }}});
-        let mut b = Browser { conn: std::cell::RefCell::new(Conn::new(self.addr, Duration::from_secs(60))), session: String::new() };
+        let mut b = Browser {
+            conn: std::cell::RefCell::new(Conn::new(self.addr, Duration::from_secs(60))),
+            session: String::new(),
+        };
         let v = b.call("POST", "/session", Some(&caps))?;
         b.session = v["sessionId"].as_str().ok_or_else(|| format!("no sessionId in {v}"))?.to_owned();
         Ok(b)
@@ -212,17 +213,27 @@ impl Browser {
     /// Waits (up to 10 s: a click's navigation is asynchronous) until `css`'s text
     /// contains `want`.
     fn expect_text(&self, css: &str, want: &str) -> Result {
-        self.wait_for(&format!("{css} to contain {want:?}"), || {
-            let e = self.element(css)?;
-            Ok(self.cmd("GET", &format!("/element/{e}/text"), None)?.as_str().unwrap_or_default().to_owned())
-        }, |text| text.contains(want))
+        self.wait_for(
+            &format!("{css} to contain {want:?}"),
+            || {
+                let e = self.element(css)?;
+                Ok(self.cmd("GET", &format!("/element/{e}/text"), None)?.as_str().unwrap_or_default().to_owned())
+            },
+            |text| text.contains(want),
+        )
     }
 
     /// Waits until the page's whole text is exactly `want` (the plain-text routes).
     fn expect_body(&self, want: &str) -> Result {
         self.wait_for(
             &format!("the page to read {want:?}"),
-            || Ok(self.script("return document.body ? document.body.innerText : ''")?.as_str().unwrap_or_default().to_owned()),
+            || {
+                Ok(self
+                    .script("return document.body ? document.body.innerText : ''")?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned())
+            },
             |text| text.trim() == want,
         )
     }

@@ -210,8 +210,10 @@ fn soak_store(binary: &std::path::Path, store: &str, opts: &Options) -> Result<O
         }
     }
     stop.store(true, Ordering::Relaxed);
-    let results: Vec<ClientResult> =
-        handles.into_iter().map(|h| h.join().map_err(|_| "a soak client panicked".to_owned())).collect::<Result<_>>()?;
+    let results: Vec<ClientResult> = handles
+        .into_iter()
+        .map(|h| h.join().map_err(|_| "a soak client panicked".to_owned()))
+        .collect::<Result<_>>()?;
     let seconds = started.elapsed().as_secs_f64();
 
     let mut problems = Vec::new();

@@ -1,0 +1,162 @@
+//! The file store on a real full disk and a real read-only file system: a small tmpfs
+//! mounted for the test (so this needs root and permission to mount; otherwise the test
+//! says loudly that it skipped). Every failed write is a clear error, leaves no partial or
+//! temporary file behind, and never damages the record that was there before.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use beaker_core::{Changes, Record, SessionId, SessionStore, StoreKey};
+use beaker_file::{FileOptions, FileStore};
+
+/// A tmpfs of `size` mounted on a fresh directory; unmounted on drop.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = std::env::temp_dir().join(format!("beaker-file-faults-{}-{size}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
+            .arg(&dir)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            let _ = std::fs::remove_dir(&dir);
+            eprintln!(
+                "!! SKIPPED file store disk-fault test: cannot mount a tmpfs here (needs root and mount rights) !!"
+            );
+            return None;
+        }
+        Some(Tmpfs { dir })
+    }
+
+    fn remount_read_only(&self) {
+        let ok = Command::new("mount").args(["-o", "remount,ro"]).arg(&self.dir).status().is_ok_and(|s| s.success());
+        assert!(ok, "remount read-only failed");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+fn key() -> StoreKey {
+    StoreKey::for_id(&SessionId::generate(), true)
+}
+
+fn record(entries: &[(&str, &[u8])]) -> Record {
+    // Whole milliseconds: what the record format keeps.
+    let ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let now = UNIX_EPOCH + Duration::from_millis(ms);
+    Record {
+        entries: entries.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect(),
+        created: now,
+        accessed: now,
+        expires: None,
+    }
+}
+
+fn set(key: &str, value: &[u8]) -> Changes {
+    Changes {
+        clear: false,
+        set: [(key.to_string(), value.to_vec())].into(),
+        remove: Default::default(),
+        accessed: SystemTime::now(),
+        expires: None,
+    }
+}
+
+/// Every file under `dir`, recursively, relative to it.
+fn files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path().strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The error and its causes, as one line (the I/O error is kept as the `source`).
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    files(dir).into_iter().filter(|f| f.contains(".tmp.") || f.contains(".trash.")).collect()
+}
+
+#[tokio::test]
+async fn a_full_disk_is_a_clear_error_and_leaves_no_partial_files() {
+    let Some(fs) = Tmpfs::mount("256k") else { return };
+    let store = FileStore::open(&fs.dir, FileOptions::new()).await.expect("open on the tmpfs");
+    let k = key();
+    let small = record(&[("user", b"j\"ada\"")]);
+    assert!(store.create(&k, &small).await.unwrap());
+    let before = files(&fs.dir);
+
+    // A new session too large for the disk.
+    let big = vec![b'x'; 512 * 1024];
+    let err = store.create(&key(), &record(&[("blob", &big)])).await.unwrap_err();
+    let msg = chain(&err);
+    assert!(err.is_unavailable(), "a full disk is an outage, not corruption: {err}");
+    assert!(msg.to_lowercase().contains("space"), "the error should say the disk is full: {msg}");
+    assert!(!msg.contains(k.as_str()), "the store key leaked into the error: {msg}");
+    assert_eq!(leftovers(&fs.dir), Vec::<String>::new(), "a failed create left files behind");
+    assert_eq!(files(&fs.dir), before, "a failed create changed the directory");
+
+    // An update of the existing session that does not fit either.
+    let err = store.apply(&k, &set("blob", &big)).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert_eq!(leftovers(&fs.dir), Vec::<String>::new(), "a failed apply left files behind");
+    assert_eq!(store.load(&k).await.unwrap(), Some(small.clone()), "the old record was damaged by the failed write");
+
+    // Once there is room again, writes work.
+    let mut done = small.clone();
+    done.apply(&set("n", b"j1"));
+    assert!(store.apply(&k, &set("n", b"j1")).await.unwrap());
+    let loaded = store.load(&k).await.unwrap().unwrap();
+    assert_eq!(loaded.entries, done.entries);
+}
+
+#[tokio::test]
+async fn a_read_only_file_system_is_a_clear_error_and_reads_still_work() {
+    let Some(fs) = Tmpfs::mount("1m") else { return };
+    let store = FileStore::open(&fs.dir, FileOptions::new()).await.expect("open on the tmpfs");
+    let k = key();
+    let r = record(&[("user", b"j\"ada\"")]);
+    assert!(store.create(&k, &r).await.unwrap());
+    fs.remount_read_only();
+    let before = files(&fs.dir);
+
+    let err = store.create(&key(), &r).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    let msg = chain(&err);
+    assert!(msg.to_lowercase().contains("read-only"), "the error should say why: {msg}");
+    let err = store.apply(&k, &set("n", b"j1")).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    let err = store.delete(&k).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert_eq!(store.load(&k).await.unwrap(), Some(r), "reads keep working on a read-only disk");
+    assert_eq!(files(&fs.dir), before, "nothing may change on a read-only disk");
+}
