@@ -33,8 +33,12 @@ pub(crate) enum Profile {
     Debug,
 }
 
-/// Builds `demo-axum` and returns the path of its binary.
+/// Builds `demo-axum` and returns the path of its binary; `XTASK_DEMO_BINARY=PATH` skips
+/// the build and uses that binary instead.
 pub(crate) fn build(profile: Profile) -> Result<PathBuf> {
+    if let Some(binary) = std::env::var_os("XTASK_DEMO_BINARY") {
+        return Ok(PathBuf::from(binary));
+    }
     let mut cmd = crate::cargo();
     cmd.current_dir(root()).arg("build");
     match profile {
