@@ -57,10 +57,11 @@ pub(crate) use on_pool;
 ///
 /// Every call is bounded by [`SqlOptions::timeout`], waiting for a pooled connection
 /// included, and fails with `StoreError::Unavailable` when it passes or when the server
-/// cannot be reached. The pool checks a connection before handing it out and opens a new
-/// one when the old one died, so the first call after the server comes back succeeds. A
-/// transaction chosen as a deadlock victim is run again (at most twice) within the same
-/// deadline.
+/// cannot be reached. A pooled connection that sat idle for a second or more is pinged
+/// before use (one that was just used was checked when it went back to the pool, off the
+/// request path), and a call whose connection turns out dead, or whose transaction the
+/// database chose as a deadlock victim, runs again (at most twice) within the same
+/// deadline, so the first call after the server comes back succeeds.
 ///
 /// ```no_run
 /// use beaker_sql::{SqlCache, SqlClient, SqlOptions, SqlStore};
@@ -120,10 +121,12 @@ fn normalize(url: &str) -> Result<(Dialect, String), OpenError> {
     }
 }
 
-/// A valid unquoted identifier on every database: it is spliced into SQL text.
+/// A valid unquoted identifier on every database: it is spliced into SQL text. At most 40
+/// characters, so that derived names (`<table>_entries_session`) fit PostgreSQL's 63 and
+/// MySQL's 64.
 fn check_identifier(option: &'static str, value: &str) -> Result<(), OpenError> {
     let mut chars = value.chars();
-    let ok = value.len() <= 48
+    let ok = value.len() <= 40
         && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     if ok {
@@ -132,7 +135,7 @@ fn check_identifier(option: &'static str, value: &str) -> Result<(), OpenError> 
         Err(OpenError::InvalidOption {
             option,
             value: value.to_owned(),
-            expected: "1 to 48 ASCII letters, digits and underscores, not starting with a digit",
+            expected: "1 to 40 ASCII letters, digits and underscores, not starting with a digit",
         })
     }
 }
@@ -305,11 +308,38 @@ async fn connect_within<DB: sqlx::Database>(
     }
 }
 
+/// How long a pooled connection may sit idle before it is pinged on its way out.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// The pool settings every database shares. sqlx pings each connection before handing it
+/// out by default: a round trip on every call. It already pings each connection when it
+/// goes back to the pool (off the request path), so only one that sat idle since then
+/// (through a possible server restart) is pinged again; a connection that dies in
+/// between fails its call with an I/O error, which `run` retries on another.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+fn pool_options<DB: sqlx::Database>(options: &SqlOptions) -> sqlx::pool::PoolOptions<DB> {
+    use sqlx::Connection as _;
+
+    sqlx::pool::PoolOptions::new()
+        .max_connections(options.pool_size)
+        .acquire_timeout(options.timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn: &mut DB::Connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 #[cfg(feature = "sqlite")]
 async fn sqlite(url: &str, options: &SqlOptions) -> Result<Pool, OpenError> {
     use std::str::FromStr;
 
-    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 
     let mut connect = SqliteConnectOptions::from_str(url).map_err(|e| bad_url(url, e))?;
     let memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -321,12 +351,12 @@ async fn sqlite(url: &str, options: &SqlOptions) -> Result<Pool, OpenError> {
     }
     // A writer waits for the lock as long as the call may take, then the deadline decides.
     connect = connect.busy_timeout(options.timeout).foreign_keys(true);
-    let mut pool = SqlitePoolOptions::new().acquire_timeout(options.timeout);
-    pool = if memory {
+    let pool = pool_options::<sqlx::Sqlite>(options);
+    let pool = if memory {
         // An in-memory database lives as long as its last connection: keep exactly one.
         pool.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
     } else {
-        pool.max_connections(options.pool_size)
+        pool
     };
     Ok(Pool::Sqlite(connect_within(options, pool.connect_with(connect)).await?))
 }
@@ -340,7 +370,7 @@ async fn sqlite(_: &str, _: &SqlOptions) -> Result<Pool, OpenError> {
 async fn postgres(url: &str, options: &SqlOptions) -> Result<Pool, OpenError> {
     use std::str::FromStr;
 
-    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    use sqlx::postgres::PgConnectOptions;
 
     // The server gives up on a statement (or a lock wait) when the caller would have
     // stopped waiting anyway, so an abandoned call does not keep holding locks.
@@ -348,7 +378,7 @@ async fn postgres(url: &str, options: &SqlOptions) -> Result<Pool, OpenError> {
     let connect = PgConnectOptions::from_str(url)
         .map_err(|e| bad_url(url, e))?
         .options([("statement_timeout", ms.as_str()), ("lock_timeout", ms.as_str())]);
-    let pool = PgPoolOptions::new().max_connections(options.pool_size).acquire_timeout(options.timeout);
+    let pool = pool_options::<sqlx::Postgres>(options);
     Ok(Pool::Postgres(connect_within(options, pool.connect_with(connect)).await?))
 }
 
@@ -361,23 +391,20 @@ async fn postgres(_: &str, _: &SqlOptions) -> Result<Pool, OpenError> {
 async fn mysql(url: &str, options: &SqlOptions) -> Result<Pool, OpenError> {
     use std::str::FromStr;
 
-    use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+    use sqlx::mysql::MySqlConnectOptions;
     use sqlx::Executor as _;
 
     let connect = MySqlConnectOptions::from_str(url).map_err(|e| bad_url(url, e))?;
     let lock_wait = options.timeout.as_secs().max(1);
-    let pool = MySqlPoolOptions::new()
-        .max_connections(options.pool_size)
-        .acquire_timeout(options.timeout)
-        .after_connect(move |conn, _| {
-            Box::pin(async move {
-                // READ COMMITTED: no gap locks, so concurrent requests on different sessions
-                // never deadlock on the space between their keys.
-                conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED").await?;
-                conn.execute(format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}").as_str()).await?;
-                Ok(())
-            })
-        });
+    let pool = pool_options::<sqlx::MySql>(options).after_connect(move |conn, _| {
+        Box::pin(async move {
+            // READ COMMITTED: no gap locks, so concurrent requests on different sessions
+            // never deadlock on the space between their keys.
+            conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED").await?;
+            conn.execute(format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}").as_str()).await?;
+            Ok(())
+        })
+    });
     Ok(Pool::Mysql(connect_within(options, pool.connect_with(connect)).await?))
 }
 
@@ -405,7 +432,7 @@ mod tests {
     #[test]
     fn identifiers_are_checked_because_they_are_spliced_into_sql() {
         assert!(check_identifier("t", "beaker_sessions").is_ok());
-        for bad in ["", "1abc", "a-b", "a;drop table x", "a.b", "ключ", &"x".repeat(49)] {
+        for bad in ["", "1abc", "a-b", "a;drop table x", "a.b", "ключ", &"x".repeat(41)] {
             assert!(check_identifier("t", bad).is_err(), "{bad:?} accepted");
         }
         assert!(check_options(&SqlOptions::new().pool_size(0)).is_err());

@@ -10,7 +10,8 @@ pub enum OpenError {
     /// An option has a value the store cannot use.
     #[error("invalid {option} {value:?}: {expected}")]
     InvalidOption {
-        /// The option (`table_name`, `schema_name`, `pool_size`, `url`).
+        /// The option (`url`, `table_name`, `cache_table_name`, `schema_name`, `pool_size`,
+        /// `timeout`).
         option: &'static str,
         /// The value given.
         value: String,
@@ -59,10 +60,15 @@ const TOO_LARGE: &[&str] = &[
 /// PostgreSQL serialization failure and deadlock, MySQL deadlock, SQLite BUSY_SNAPSHOT.
 const RETRYABLE: &[&str] = &["40001", "40P01", "1213", "517"];
 
-/// Whether the whole operation may be retried (a deadlock victim, a stale snapshot).
+/// Whether the whole operation may be run again at once: its transaction was a deadlock
+/// victim or saw a stale snapshot, or its connection broke (another one may be fine; an
+/// unreachable server fails again quickly). Every operation may be repeated: `apply`,
+/// `touch` and `delete` are idempotent, and a `create` whose commit was lost with its
+/// connection reports `false`, after which the engine uses a fresh id.
 pub(crate) fn is_retryable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => db.code().is_some_and(|c| RETRYABLE.contains(&c.as_ref())),
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
         _ => false,
     }
 }

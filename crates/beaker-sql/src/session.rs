@@ -11,7 +11,7 @@ use tokio::sync::OnceCell;
 use crate::client::{from_ms, on_pool, to_ms, SqlClient};
 use crate::error::OpenError;
 use crate::options::SqlOptions;
-use crate::sql::{SessionSql, ROWS_PER_INSERT};
+use crate::sql::{Dialect, SessionSql, ENTRY_NAME_MAX, ROWS_PER_INSERT};
 
 /// A [`SessionStore`] on SQLite, PostgreSQL or MySQL/MariaDB.
 ///
@@ -47,10 +47,15 @@ use crate::sql::{SessionSql, ROWS_PER_INSERT};
 /// | `create` | 4 (3 without entries) | `BEGIN`, `INSERT` session, `INSERT` entries, `COMMIT` (+2 when an expired record is replaced) |
 /// | `apply` | 3 to 5 | `BEGIN`, `UPDATE` timestamps (which also checks the record is live and locks it), `DELETE` removed or cleared entries (if any), upsert set entries (if any), `COMMIT` |
 ///
-/// (An entry list longer than 500 keys takes one more statement per 500.) So a session
-/// request costs: untouched 0; read-only 1 (`load`, plus 1 for a `touch` once per touch
-/// interval when an idle timeout is set); modified 1 + 3..5 (`load` + `apply`), or 1 + 4
-/// for a new session (`create`).
+/// An entry list longer than 500 keys takes one more statement per 500. A pooled
+/// connection idle for a second or more costs one ping before use; the ping sqlx sends
+/// when a connection goes back to the pool runs in the background, off the request path.
+/// On SQLite a "round trip" is a hand-off to the connection's worker thread, not the
+/// network.
+///
+/// So a session request costs: untouched 0; read-only 1 (`load`, plus 1 for a `touch`
+/// once per touch interval when an idle timeout is set); modified 1 + 3..5 (`load` +
+/// `apply`), or 4 for a brand-new session (`create`, no `load`: it has no id yet).
 ///
 /// # Concurrency
 ///
@@ -149,6 +154,21 @@ impl SqlStore {
         self.client.run_ddl("create session tables", &self.sql.migrate).await
     }
 
+    /// MySQL keeps entry names in a `VARBINARY(512)` (they are part of the primary key); a
+    /// server without strict mode would cut a longer one silently, so it is refused here.
+    fn check_names<'a>(&self, mut names: impl Iterator<Item = &'a String>) -> Result<(), StoreError> {
+        if self.client.dialect() != Dialect::Mysql {
+            return Ok(());
+        }
+        match names.find(|n| n.len() > ENTRY_NAME_MAX) {
+            Some(n) => Err(StoreError::rejected(
+                format!("sql store: session key of {} bytes; MySQL allows {ENTRY_NAME_MAX}", n.len()),
+                None,
+            )),
+            None => Ok(()),
+        }
+    }
+
     async fn ensure_tables(&self) -> Result<(), StoreError> {
         if !self.client.options().create_tables {
             return Ok(());
@@ -214,6 +234,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
+        self.check_names(record.entries.keys())?;
         self.ensure_tables().await?;
         let now = self.client.now_ms();
         let entries: Vec<(&String, &Vec<u8>)> = record.entries.iter().collect();
@@ -276,6 +297,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
+        self.check_names(changes.set.keys())?;
         self.ensure_tables().await?;
         let now = self.client.now_ms();
         let sets: Vec<(&String, &Vec<u8>)> = changes.set.iter().collect();
