@@ -224,8 +224,8 @@ impl SqlClient {
         to_ms(self.inner.options.clock.now())
     }
 
-    /// Runs `op` within the deadline, again (at most twice) when the database chose it as
-    /// a deadlock victim, and maps its error.
+    /// Runs `op` within the deadline, again (at most twice) when its connection broke or
+    /// the database chose it as a deadlock victim (see `is_retryable`), and maps its error.
     pub(crate) async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T, StoreError>
     where
         F: Fn() -> Fut,
@@ -239,7 +239,7 @@ impl SqlClient {
                     Ok(v) => return Ok(v),
                     Err(e) if retries < 2 && is_retryable(&e) => {
                         retries += 1;
-                        tracing::debug!(what, error = %e, "sql store: transaction retried");
+                        tracing::debug!(what, error = %e, "sql store: call retried");
                     }
                     Err(e) => return Err(map_sqlx(what, e)),
                 }

@@ -60,8 +60,8 @@
 //! | name | enables | default |
 //! |---|---|---|
 //! | `sqlite` | `sqlite:` URLs (libsqlite3 bundled, nothing to install) | no |
-//! | `postgres` | `postgres://` and `postgresql://` URLs | no |
-//! | `mysql` | `mysql://` and `mariadb://` URLs (MySQL 8, MariaDB 10.5+) | no |
+//! | `postgres` | `postgres://` and `postgresql://` URLs (tested on PostgreSQL 15) | no |
+//! | `mysql` | `mysql://` and `mariadb://` URLs (InnoDB; tested on MariaDB 10.11) | no |
 //!
 //! With none enabled the crate compiles, and every URL is refused with
 //! [`OpenError::UnsupportedScheme`] naming the feature to turn on. tokio is always a
