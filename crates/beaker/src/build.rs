@@ -59,7 +59,15 @@ pub async fn session_manager(config: SessionConfig) -> Result<SessionManager, Er
 }
 
 async fn build_session_manager(config: SessionConfig, from_env: bool) -> Result<SessionManager, Error> {
-    let store_type = config.resolved_store_type()?;
+    let store_type = config.resolved_store_type().map_err(|e| match e {
+        // Name the variable the user set, not the option it maps to.
+        ConfigError::Invalid { key, value, expected } if from_env => ConfigError::Invalid {
+            key: format!("BEAKER_{}", key.to_ascii_uppercase().replace('.', "_")),
+            value,
+            expected,
+        },
+        other => other,
+    })?;
     let key = match (config.store_type.is_some(), from_env) {
         (true, true) => "BEAKER_SESSION_TYPE",
         (true, false) => "session.type",
@@ -83,7 +91,9 @@ async fn open_store(
     store: StoreType,
     config: &SessionConfig,
 ) -> Result<std::sync::Arc<dyn beaker_core::SessionStore>, Error> {
-    let missing = |feature| Err(Error::MissingFeature { key: key.to_owned(), store, feature });
+    let missing = |feature| -> Result<std::sync::Arc<dyn beaker_core::SessionStore>, Error> {
+        Err(Error::MissingFeature { key: key.to_owned(), store, feature })
+    };
     let opened = |source: beaker_core::BoxError| Error::Store { key: key.to_owned(), store, source };
     match store {
         #[cfg(feature = "file")]
@@ -130,14 +140,7 @@ async fn open_store(
         StoreType::Redis | StoreType::RedisCluster => missing("redis"),
         #[cfg(feature = "memcached")]
         StoreType::Memcached => {
-            let url = match config.url.as_deref().map(str::trim) {
-                None | Some("") => "memcached://127.0.0.1:11211".to_owned(),
-                Some(u) if u.contains("://") => u.to_owned(),
-                // `type = memcached` with Beaker's bare server list: `h1:11211;h2:11211`.
-                Some(u) if config.store_type.is_some() => format!("memcached://{u}"),
-                // The scheme alone chose the store: `memcached:h1:11211,h2:11211`.
-                Some(u) => format!("memcached://{}", u.split_once(':').map_or(u, |(_, rest)| rest)),
-            };
+            let url = memcached_url(config.url.as_deref(), config.store_type.is_some());
             let mut options = beaker_memcached::MemcachedOptions::default().with_timeout(config.store_timeout);
             if let Some(prefix) = config.backend_options.get("key_prefix") {
                 options = options.with_session_prefix(prefix.clone());
@@ -148,6 +151,19 @@ async fn open_store(
         #[cfg(not(feature = "memcached"))]
         StoreType::Memcached => missing("memcached"),
         _ => unreachable!("memory and cookie sessions need no store"),
+    }
+}
+
+/// A `memcached://` URL from what the configuration says: nothing (the local default), a
+/// full URL, Beaker's bare server list with `type = memcached` (`h1:11211;h2:11211`), or
+/// the scheme alone (`memcached:h1:11211,h2:11211`).
+#[cfg_attr(not(feature = "memcached"), allow(dead_code))]
+pub(crate) fn memcached_url(url: Option<&str>, type_given: bool) -> String {
+    match url.map(str::trim) {
+        None | Some("") => "memcached://127.0.0.1:11211".to_owned(),
+        Some(u) if u.contains("://") => u.to_owned(),
+        Some(u) if type_given => format!("memcached://{u}"),
+        Some(u) => format!("memcached://{}", u.split_once(':').map_or(u, |(_, rest)| rest)),
     }
 }
 

@@ -52,8 +52,18 @@ async fn build_cache_manager(config: CacheConfig, from_env: bool) -> Result<Cach
 #[allow(unused_variables)]
 async fn open_backend(key: String, region: &RegionConfig) -> Result<Arc<dyn CacheBackend>, Error> {
     let store = region.store_type;
-    let missing = |feature| Err(Error::MissingFeature { key: key.clone(), store, feature });
+    let missing = |feature| -> Result<Arc<dyn CacheBackend>, Error> {
+        Err(Error::MissingFeature { key: key.clone(), store, feature })
+    };
     let opened = |source: beaker_core::BoxError| Error::Store { key: key.clone(), store, source };
+    #[allow(unused)]
+    let missing_url = || -> Result<Arc<dyn CacheBackend>, Error> {
+        Err(Error::Config(beaker_core::ConfigError::Invalid {
+            key: key.clone(),
+            value: String::new(),
+            expected: format!("a {store} URL (only sqlite has a default)"),
+        }))
+    };
     match store {
         #[cfg(feature = "file")]
         StoreType::File => {
@@ -77,9 +87,40 @@ async fn open_backend(key: String, region: &RegionConfig) -> Result<Arc<dyn Cach
         }
         #[cfg(not(feature = "redis"))]
         StoreType::Redis | StoreType::RedisCluster => missing("redis"),
+        #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+        StoreType::Sqlite | StoreType::Postgres | StoreType::Mysql if sql_enabled(store) => {
+            let url = match (region.url.as_deref(), store) {
+                (Some(url), _) => url.to_owned(),
+                (None, StoreType::Sqlite) => "sqlite:".to_owned(),
+                (None, _) => return missing_url(),
+            };
+            let mut options = beaker_sql::SqlOptions::new();
+            if let Some(table) = region.backend_options.get("table_name") {
+                options = options.cache_table_name(table.clone());
+            }
+            if let Some(schema) = region.backend_options.get("schema_name") {
+                options = options.schema(schema.clone());
+            }
+            let cache = beaker_sql::SqlCache::connect(&url, options).await.map_err(|e| opened(e.into()))?;
+            Ok(Arc::new(cache))
+        }
         StoreType::Sqlite => missing("sqlite"),
         StoreType::Postgres => missing("postgres"),
         StoreType::Mysql => missing("mysql"),
+        #[cfg(feature = "memcached")]
+        StoreType::Memcached => {
+            let url = crate::build::memcached_url(
+                region.url.as_deref(),
+                region.url.as_deref().is_some_and(|u| !u.starts_with("memcached:")),
+            );
+            let mut options = beaker_memcached::MemcachedOptions::default();
+            if let Some(prefix) = region.backend_options.get("key_prefix") {
+                options = options.with_cache_prefix(prefix.clone());
+            }
+            let cache = beaker_memcached::MemcachedCache::connect(&url, options).await.map_err(|e| opened(e.into()))?;
+            Ok(Arc::new(cache))
+        }
+        #[cfg(not(feature = "memcached"))]
         StoreType::Memcached => missing("memcached"),
         // Cookie "caches" do not exist; memory regions never get here.
         other => Err(Error::Config(beaker_core::ConfigError::Invalid {
@@ -88,6 +129,14 @@ async fn open_backend(key: String, region: &RegionConfig) -> Result<Arc<dyn Cach
             expected: "memory, file, sqlite, postgres, mysql, redis, redis+cluster or memcached".to_owned(),
         })),
     }
+}
+
+/// Whether this build has the SQL driver for `store`.
+#[allow(dead_code)]
+fn sql_enabled(store: StoreType) -> bool {
+    (matches!(store, StoreType::Sqlite) && cfg!(feature = "sqlite"))
+        || (matches!(store, StoreType::Postgres) && cfg!(feature = "postgres"))
+        || (matches!(store, StoreType::Mysql) && cfg!(feature = "mysql"))
 }
 
 #[cfg(test)]

@@ -55,8 +55,9 @@ pub struct Startup {
     pub demo: Demo,
 }
 
-/// The demo's session store when `BEAKER_SESSION_TYPE` and `BEAKER_SESSION_URL` are unset.
-pub const DEFAULT_SESSION_URL: &str = "memory:";
+/// The demo's session store when `BEAKER_SESSION_TYPE` and `BEAKER_SESSION_URL` are unset:
+/// an embedded SQLite file in the working directory, so sessions survive a restart.
+pub const DEFAULT_SESSION_URL: &str = "sqlite:beaker-demo.sqlite3";
 
 /// The demo's cache when `BEAKER_CACHE_REGIONS` is unset: region `demo`, memory, 5 s.
 pub fn default_cache_config() -> CacheConfig {
