@@ -81,6 +81,9 @@ pub struct SessionManagerBuilder {
     clock: Arc<dyn Clock>,
 }
 
+/// How many cookies of our name a cookie-only session tries to open.
+const MAX_SEALED_CANDIDATES: usize = 4;
+
 impl SessionManager {
     /// Starts building a manager from `config`.
     pub fn builder(config: SessionConfig) -> SessionManagerBuilder {
@@ -113,9 +116,13 @@ impl SessionManager {
                     None => tracing::debug!("session cookie with a bad signature; ignored"),
                 },
                 Backend::Cookie => {
-                    // Decrypted lazily: a request that never touches its session pays nothing.
-                    st.sealed = Some(value.to_owned());
-                    break;
+                    // Decrypted lazily: a request that never touches its session pays
+                    // nothing. Several cookies of our name (a stale one on another path,
+                    // an injected one) are all kept, a few at most, and the first that
+                    // opens wins.
+                    if st.sealed.len() < MAX_SEALED_CANDIDATES {
+                        st.sealed.push(value.to_owned());
+                    }
                 }
             }
         }
@@ -231,15 +238,16 @@ impl ManagerInner {
     pub(crate) async fn load(&self, st: &mut State) -> Result<(), Error> {
         let now = self.clock.now();
         let found = match &self.backend {
-            Backend::Cookie => st.sealed.as_deref().and_then(|sealed| {
-                let opened = cookie_store::open(&self.keys, &self.config.key, sealed);
-                if opened.is_none() {
+            Backend::Cookie => {
+                let opened =
+                    st.sealed.iter().find_map(|sealed| cookie_store::open(&self.keys, &self.config.key, sealed));
+                if opened.is_none() && !st.sealed.is_empty() {
                     tracing::debug!(
                         "cookie session could not be opened (tampered, foreign key or corrupt); starting fresh"
                     );
                 }
                 opened
-            }),
+            }
             Backend::Server(store) => match st.cookie_id.clone() {
                 None => None,
                 Some(id) => match self.call("load", store.load(&self.key(&id))).await {

@@ -46,8 +46,9 @@ pub(crate) struct SessionInner {
 pub(crate) struct State {
     /// A correctly signed id (server-side) read from the request; not yet known to exist.
     pub(crate) cookie_id: Option<SessionId>,
-    /// The sealed payload of a cookie-only session, not yet decrypted.
-    pub(crate) sealed: Option<String>,
+    /// The sealed payloads of a cookie-only session (every cookie of our name, a few at
+    /// most), not yet decrypted.
+    pub(crate) sealed: Vec<String>,
     /// The request carried our cookie (valid or not).
     pub(crate) cookie_seen: bool,
     /// The cookie was signed or sealed with an older secret.
@@ -232,7 +233,7 @@ impl Session {
         if let Some(id) = st.id.take().or_else(|| st.cookie_id.take()) {
             st.doomed.push(id);
         }
-        st.sealed = None;
+        st.sealed.clear();
         st.cookie_id = None;
         st.reset_to_fresh();
         st.loaded = true;

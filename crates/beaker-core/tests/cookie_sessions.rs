@@ -104,3 +104,18 @@ async fn expired_cookie_sessions_are_not_loaded() {
     clock.advance(Duration::from_secs(61));
     assert!(m.start([cookie.as_str()]).is_new().await.unwrap(), "an expired cookie session was replayed");
 }
+
+#[tokio::test]
+async fn a_bad_cookie_of_our_name_does_not_hide_the_good_one() {
+    let (m, _) = manager(config());
+    let s = m.start(std::iter::empty());
+    s.insert("user", "ada").await.unwrap();
+    let good = pair(&m.finish(&s).await.unwrap()[0]);
+    // A stale cookie on another path, or one planted by a sibling domain, comes first.
+    for header in [format!("beaker.session.id=garbage; {good}"), format!("beaker.session.id=AAAA; x=1; {good}")] {
+        let s = m.start([header.as_str()]);
+        assert_eq!(s.get::<String>("user").await.unwrap().as_deref(), Some("ada"), "{header:.40}");
+    }
+    let two_headers = m.start(["beaker.session.id=garbage", good.as_str()]);
+    assert_eq!(two_headers.get::<String>("user").await.unwrap().as_deref(), Some("ada"));
+}
