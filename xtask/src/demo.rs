@@ -125,8 +125,13 @@ impl Demo {
         self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 
-    pub(crate) fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+    /// `None` while running, else how it ended.
+    pub(crate) fn exit_status(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(None) => None,
+            Ok(Some(status)) => Some(status.to_string()),
+            Err(e) => Some(e.to_string()),
+        }
     }
 
     /// The resident set size in KiB (`VmRSS` of `/proc/PID/status`).

@@ -28,13 +28,16 @@ pub(crate) fn run(args: &[String]) -> Result {
         let scratch = std::env::temp_dir().join(format!("beaker-fuzz-{t}"));
         std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
         let seeds = Path::new("fuzz/corpus").join(t);
-        crate::run(Command::new("cargo")
-            // cargo-fuzz needs -Z flags; the stable toolchain accepts them with this switch.
-            .env("RUSTC_BOOTSTRAP", "1")
-            .args(["fuzz", "run", "--fuzz-dir", "fuzz", t])
-            .arg(&scratch)
-            .arg(&seeds)
-            .args(["--", &format!("-max_total_time={seconds}"), "-rss_limit_mb=2048", "-max_len=65536"]))?;
+        crate::run(
+            Command::new("cargo")
+                // cargo-fuzz needs -Z flags; the stable toolchain accepts them with this switch.
+                .env("RUSTC_BOOTSTRAP", "1")
+                .args(["fuzz", "run", "--fuzz-dir", "fuzz", t])
+                .arg(&scratch)
+                .arg(&seeds)
+                .args(["--", &format!("-max_total_time={seconds}"), "-rss_limit_mb=2048", "-max_len=65536"])
+                .arg("-print_final_stats=1"),
+        )?;
     }
     Ok(())
 }

@@ -217,8 +217,8 @@ fn soak_store(binary: &std::path::Path, store: &str, opts: &Options) -> Result<O
     let seconds = started.elapsed().as_secs_f64();
 
     let mut problems = Vec::new();
-    if !server.is_running() {
-        problems.push(format!("the demo exited during the run; output:\n{}", server.output()));
+    if let Some(status) = server.exit_status() {
+        problems.push(format!("the demo exited during the run ({status}); output:\n{}", server.output()));
     }
     let requests: u64 = results.iter().map(|r| r.requests).sum();
     let errors: u64 = results.iter().map(|r| r.errors.len() as u64).sum();
