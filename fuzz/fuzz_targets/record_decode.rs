@@ -9,6 +9,13 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(r) = Record::from_bytes(data) {
         assert_eq!(Record::from_bytes(&r.to_bytes()).unwrap(), r);
+        // What a session read does with each stored value.
+        for v in r.entries.values() {
+            let _ = DataSerializer::decode::<serde_json::Value>(v);
+            let _ = DataSerializer::decode::<i64>(v);
+            let _ = DataSerializer::decode::<String>(v);
+            let _ = DataSerializer::decode::<Vec<String>>(v);
+        }
     }
     if let Ok(e) = CacheEntry::from_bytes(data) {
         assert_eq!(CacheEntry::from_bytes(&e.to_bytes()).unwrap(), e);
