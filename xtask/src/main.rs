@@ -7,10 +7,12 @@
 //! | `ci` | `test` then `lint` (what `.ci/run` runs) |
 //! | `services` | starts the throwaway services and prints their URLs until Ctrl-C |
 //! | `purity` | the core-purity check alone |
+//! | `bench [criterion/http] [--quick]` | criterion micro-benchmarks and the HTTP load run against the peers; writes `docs/benchmarks.md` and `.svg` |
 //! | `fuzz TARGET [--seconds N]` | runs one cargo-fuzz target for N seconds (default 30); `fuzz all` runs each |
 //! | `soak [--seconds N] [--clients N] [--stores ...] [--debug]` | many clients against demo-axum over memory, SQLite and Redis: no lost update, flat memory, zero errors |
 //! | `e2e [--debug]` | headless Chromium through demo-axum's `/app` (screenshots in `target/e2e/`) |
 
+mod bench;
 mod checks;
 mod demo;
 mod e2e;
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
         Some("e2e") => e2e::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         _ => {
             eprintln!("usage: cargo xtask <test | lint | ci | services | purity | fuzz TARGET|all [--seconds N] | soak [--seconds N] | e2e>");
             return ExitCode::from(2);

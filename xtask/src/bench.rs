@@ -1,0 +1,831 @@
+//! `cargo xtask bench [criterion | http] [--quick] [--repeats N] [--seconds S]
+//! [--connections N]`: the criterion micro-benchmarks and the HTTP load benchmark against
+//! the peers, measured in one run; writes `docs/benchmarks.md` and `docs/benchmarks.svg`.
+//!
+//! The HTTP run builds the demos and the `beaker-bench` binaries with `--release`, then, for
+//! each repeat and each configuration (interleaved, so that drift hits every row alike):
+//! starts the server pinned to CPU 0 (`taskset`, one worker thread: `TOKIO_WORKER_THREADS=1`,
+//! and actix sizes its workers by the one CPU it may use), loads `/counter`, `/read` and `/`
+//! with `bench-load` pinned to CPU 1 (a fixed number of keep-alive connections, each with
+//! its own session cookie), and stops the server. `bench-load` reads the server's CPU time
+//! from `/proc/PID/stat`, so per-core throughput is requests/s divided by the CPU share the
+//! server used.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::{cargo, run as run_cmd, Result};
+
+const ROUTES: [&str; 3] = ["/counter", "/read", "/"];
+const REDIS_ADDR: &str = "127.0.0.1:6379";
+const REDIS_URL: &str = "redis://127.0.0.1:6379";
+const SECRET: &str = "beaker-bench secret: loopback benchmark only";
+
+struct Options {
+    criterion: bool,
+    http: bool,
+    quick: bool,
+    repeats: usize,
+    warmup_ms: u64,
+    duration_ms: u64,
+    connections: usize,
+    command: String,
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut o = Options {
+        criterion: true,
+        http: true,
+        quick: false,
+        repeats: 5,
+        warmup_ms: 1000,
+        duration_ms: 5000,
+        connections: 32,
+        command: std::iter::once("cargo xtask bench".to_owned())
+            .chain(args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    let (mut repeats, mut seconds) = (None, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| -> Result<f64> {
+            it.next().and_then(|v| v.parse().ok()).ok_or_else(|| format!("{name} needs a number"))
+        };
+        match a.as_str() {
+            "http" => o.criterion = false,
+            "criterion" => o.http = false,
+            "--quick" => o.quick = true,
+            "--repeats" => repeats = Some(value("--repeats")?.max(1.0) as usize),
+            "--seconds" => seconds = Some(value("--seconds")?.max(0.1)),
+            "--connections" => o.connections = value("--connections")?.max(1.0) as usize,
+            other => return Err(format!("bench: unknown argument {other:?} (try: bench [criterion|http] [--quick])")),
+        }
+    }
+    if o.quick {
+        o.repeats = 3;
+        o.warmup_ms = 250;
+        o.duration_ms = 1000;
+    }
+    if let Some(r) = repeats {
+        o.repeats = r;
+    }
+    if let Some(s) = seconds {
+        o.duration_ms = (s * 1000.0) as u64;
+    }
+    Ok(o)
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
+fn reachable(addr: &str) -> bool {
+    addr.parse::<SocketAddr>().is_ok_and(|a| TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())
+}
+
+fn have(binary: &str, arg: &str) -> bool {
+    Command::new(binary).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+fn output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).stderr(Stdio::null()).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// `cargo xtask bench ...`.
+pub(crate) fn run(args: &[String]) -> Result {
+    let started = Instant::now();
+    let o = parse(args)?;
+    let mut criterion = Vec::new();
+    if o.criterion {
+        criterion = criterion_run(&o)?;
+    }
+    let mut http = None;
+    if o.http {
+        http = Some(http_run(&o)?);
+    }
+    let elapsed = started.elapsed();
+    eprintln!("bench: done in {:.0} s", elapsed.as_secs_f64());
+    if let Some(h) = &http {
+        write_docs(&o, h, &criterion, elapsed)?;
+    } else {
+        eprintln!("bench: docs/benchmarks.md is written by runs that include `http`");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// criterion
+
+struct CriterionFigure {
+    id: String,
+    mean_ns: f64,
+}
+
+fn criterion_run(o: &Options) -> Result<Vec<CriterionFigure>> {
+    let since = std::time::SystemTime::now();
+    let services = crate::services::Services::start()?;
+    services.report();
+    let mut flags = vec!["--noplot"];
+    if o.quick {
+        flags.extend(["--warm-up-time", "0.3", "--measurement-time", "0.6", "--sample-size", "10"]);
+    }
+    let benches: [(&str, &str); 2] = [("beaker-core", "cache"), ("beaker-bench", "sessions")];
+    for (package, bench) in benches {
+        let mut cmd = cargo();
+        cmd.args(["bench", "-p", package, "--bench", bench, "--all-features", "--"]).args(&flags);
+        for (k, v) in &services.env {
+            cmd.env(k, v);
+        }
+        run_cmd(&mut cmd)?;
+    }
+    let mut figures = Vec::new();
+    collect_estimates(&target_dir().join("criterion"), &mut figures, since);
+    figures.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(figures)
+}
+
+fn collect_estimates(dir: &Path, out: &mut Vec<CriterionFigure>, since: std::time::SystemTime) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() && path.file_name().is_some_and(|n| n != "report" && n != "base" && n != "change") {
+            if path.file_name().is_some_and(|n| n == "new") {
+                let file = path.join("estimates.json");
+                let fresh = std::fs::metadata(&file).and_then(|m| m.modified()).is_ok_and(|t| t >= since);
+                let bench = path.parent().unwrap_or(&path);
+                let id = bench.join("benchmark.json");
+                if let (true, Ok(est), Ok(meta)) = (fresh, std::fs::read_to_string(&file), std::fs::read_to_string(&id))
+                {
+                    if let (Some(mean), Some(full)) =
+                        (json_number_after(&est, "\"mean\"", "\"point_estimate\":"), json_string(&meta, "\"full_id\":"))
+                    {
+                        out.push(CriterionFigure { id: full, mean_ns: mean });
+                    }
+                }
+            } else {
+                collect_estimates(&path, out, since);
+            }
+        }
+    }
+}
+
+fn json_number_after(text: &str, section: &str, key: &str) -> Option<f64> {
+    let rest = &text[text.find(section)?..];
+    let rest = &rest[rest.find(key)? + key.len()..];
+    let end = rest.find([',', '}'])?;
+    rest[..end].trim().parse().ok()
+}
+
+fn json_string(text: &str, key: &str) -> Option<String> {
+    let rest = &text[text.find(key)? + key.len()..];
+    let rest = &rest[rest.find('"')? + 1..];
+    Some(rest[..rest.find('"')?].to_owned())
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Framework {
+    Axum,
+    Actix,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Bare,
+    Beaker,
+    Peer,
+}
+
+struct Config {
+    name: &'static str,
+    framework: Framework,
+    kind: Kind,
+    /// The configuration beaker rows are compared with (same framework and store family).
+    peer: Option<&'static str>,
+    program: &'static str,
+    args: Vec<&'static str>,
+    env: Vec<(&'static str, String)>,
+    redis: bool,
+}
+
+fn configs(prefix: &str) -> Vec<Config> {
+    let memory = || vec![("BEAKER_SESSION_URL", "memory:".to_owned())];
+    let cookie = || vec![("BEAKER_SESSION_URL", "cookie:".to_owned())];
+    let redis = || vec![("BEAKER_SESSION_URL", REDIS_URL.to_owned()), ("BEAKER_SESSION_KEY_PREFIX", prefix.to_owned())];
+    let peer = |name, framework, kind, program_arg| Config {
+        name,
+        framework,
+        kind,
+        peer: None,
+        program: "bench-peers",
+        args: vec![program_arg],
+        env: vec![("BEAKER_BENCH_REDIS_URL", REDIS_URL.to_owned())],
+        redis: program_arg.ends_with("redis"),
+    };
+    let beaker = |name, framework, program, peer, env: Vec<(&'static str, String)>| Config {
+        name,
+        framework,
+        kind: Kind::Beaker,
+        peer: Some(peer),
+        program,
+        args: vec![],
+        redis: env.iter().any(|(_, v)| v.starts_with("redis")),
+        env,
+    };
+    vec![
+        peer("axum (bare)", Framework::Axum, Kind::Bare, "axum-bare"),
+        beaker("axum + beaker memory", Framework::Axum, "demo-axum", "axum + tower-sessions 0.15 memory", memory()),
+        peer("axum + tower-sessions 0.15 memory", Framework::Axum, Kind::Peer, "axum-tower-sessions"),
+        beaker("axum + beaker redis", Framework::Axum, "demo-axum", "axum + tower-sessions 0.14 redis", redis()),
+        peer("axum + tower-sessions 0.14 redis", Framework::Axum, Kind::Peer, "axum-tower-sessions-redis"),
+        peer("actix (bare)", Framework::Actix, Kind::Bare, "actix-bare"),
+        beaker("actix + beaker memory", Framework::Actix, "demo-actix", "actix + actix-session cookie", memory()),
+        beaker("actix + beaker cookie", Framework::Actix, "demo-actix", "actix + actix-session cookie", cookie()),
+        peer("actix + actix-session cookie", Framework::Actix, Kind::Peer, "actix-session-cookie"),
+        beaker("actix + beaker redis", Framework::Actix, "demo-actix", "actix + actix-session redis", redis()),
+        peer("actix + actix-session redis", Framework::Actix, Kind::Peer, "actix-session-redis"),
+    ]
+}
+
+/// One measurement: one configuration, one route, one repeat.
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    rps: f64,
+    cpu: f64,
+    p50_us: f64,
+    p99_us: f64,
+    errors: f64,
+}
+
+impl Sample {
+    fn per_core(&self) -> f64 {
+        if self.cpu > 0.01 {
+            self.rps / self.cpu
+        } else {
+            f64::NAN
+        }
+    }
+
+    fn parse(line: &str) -> Option<Sample> {
+        let field = |name: &str| -> Option<f64> {
+            line.split_whitespace().find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+        };
+        Some(Sample {
+            rps: field("rps")?,
+            cpu: field("cpu").unwrap_or(f64::NAN),
+            p50_us: field("p50_us")?,
+            p99_us: field("p99_us")?,
+            errors: field("errors")?,
+        })
+    }
+}
+
+struct Http {
+    /// (configuration index, route) -> samples of every repeat.
+    samples: BTreeMap<(usize, &'static str), Vec<Sample>>,
+    configs: Vec<Config>,
+    skipped: Vec<String>,
+    pinned: bool,
+    load_before: String,
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+    pid: u32,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(bin: &Path, config: &Config, pinned: bool, log: &Path) -> Result<Server> {
+    let mut cmd = if pinned {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0"]).arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    };
+    let stderr = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    cmd.args(&config.args)
+        .env("BEAKER_DEMO_ADDR", "127.0.0.1:0")
+        .env("TOKIO_WORKER_THREADS", "1")
+        .env("BEAKER_SESSION_SECRET", SECRET)
+        .envs(config.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr);
+    let mut child = cmd.spawn().map_err(|e| format!("could not start {}: {e}", bin.display()))?;
+    let pid = child.id();
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Reads every line, so that the server never blocks on a full pipe.
+        for line in BufReader::new(stdout).lines().map_while(std::result::Result::ok) {
+            if let Some(addr) = line.strip_prefix("listening on http://") {
+                let _ = tx.send(addr.trim().to_owned());
+            }
+        }
+    });
+    let mut server = Server { child, addr: String::new(), pid };
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(addr) => {
+            server.addr = addr;
+            Ok(server)
+        }
+        Err(_) => {
+            drop(server);
+            let why = std::fs::read_to_string(log).unwrap_or_default();
+            Err(format!("{} did not announce its address: {}", config.name, why.trim()))
+        }
+    }
+}
+
+fn load(bin: &Path, server: &Server, route: &str, o: &Options, pinned: bool, clk_tck: &str) -> Result<Sample> {
+    let mut cmd = if pinned {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "1"]).arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    };
+    cmd.args(["--url", &format!("http://{}", server.addr), "--path", route, "--prime", "/counter"])
+        .args(["--connections", &o.connections.to_string()])
+        .args(["--warmup-ms", &o.warmup_ms.to_string(), "--duration-ms", &o.duration_ms.to_string()])
+        .args(["--server-pid", &server.pid.to_string(), "--clk-tck", clk_tck])
+        .stderr(Stdio::inherit());
+    let out = cmd.output().map_err(|e| format!("could not start {}: {e}", bin.display()))?;
+    let line = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!("bench-load failed ({}) on {route}", out.status));
+    }
+    Sample::parse(&line).ok_or_else(|| format!("bench-load printed {line:?}"))
+}
+
+fn http_run(o: &Options) -> Result<Http> {
+    run_cmd(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "demo-axum",
+        "-p",
+        "demo-actix",
+        "-p",
+        "beaker-bench",
+        "--bins",
+    ]))?;
+    let bin_dir = target_dir().join("release");
+    let pinned = have("taskset", "--version") && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
+    if !pinned {
+        eprintln!("bench: WARNING: taskset or a second CPU is missing; server and load generator are not pinned");
+    }
+    let clk_tck = output("getconf", &["CLK_TCK"]).unwrap_or_else(|| "100".into());
+    let prefix = format!("beaker-bench:{}:", std::process::id());
+    let configs = configs(&prefix);
+    let redis_up = reachable(REDIS_ADDR);
+    let mut skipped = Vec::new();
+    if !redis_up {
+        let line = format!("nothing listens on {REDIS_ADDR}: the Redis rows are skipped");
+        eprintln!("\n!!! SKIPPED: {line}\n");
+        skipped.push(line);
+    }
+    let log_dir = std::env::temp_dir().join(format!("beaker-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&log_dir).map_err(|e| format!("{}: {e}", log_dir.display()))?;
+    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim().to_owned();
+    let mut samples: BTreeMap<(usize, &'static str), Vec<Sample>> = BTreeMap::new();
+    let mut failed: Vec<usize> = Vec::new();
+    for repeat in 1..=o.repeats {
+        for (i, config) in configs.iter().enumerate() {
+            if (config.redis && !redis_up) || failed.contains(&i) {
+                continue;
+            }
+            let log = log_dir.join(format!("server-{i}.log"));
+            let server = match start_server(&bin_dir.join(config.program), config, pinned, &log) {
+                Ok(s) => s,
+                Err(e) => {
+                    let line = format!("{}: {e}", config.name);
+                    eprintln!("\n!!! SKIPPED {line}\n");
+                    skipped.push(line);
+                    failed.push(i);
+                    continue;
+                }
+            };
+            for route in ROUTES {
+                match load(&bin_dir.join("bench-load"), &server, route, o, pinned, &clk_tck) {
+                    Ok(s) => {
+                        eprintln!(
+                            "bench: [{repeat}/{}] {:<36} {:<9} {:>9.0} req/s  cpu {:.2}  per-core {:>9.0}  p50 {:>6} us  p99 {:>6} us{}",
+                            o.repeats,
+                            config.name,
+                            route,
+                            s.rps,
+                            s.cpu,
+                            s.per_core(),
+                            s.p50_us,
+                            s.p99_us,
+                            if s.errors > 0.0 { format!("  ERRORS {}", s.errors) } else { String::new() }
+                        );
+                        samples.entry((i, route)).or_default().push(s);
+                    }
+                    Err(e) => {
+                        let line = format!("{} {route}: {e}", config.name);
+                        eprintln!("\n!!! FAILED {line}\n");
+                        skipped.push(line);
+                    }
+                }
+            }
+            drop(server);
+        }
+    }
+    if redis_up {
+        clean_redis(&prefix);
+    }
+    let h = Http { samples, configs, skipped, pinned, load_before };
+    print!("{}", table(&h, o));
+    Ok(h)
+}
+
+/// Deletes the session keys the beaker and actix-session rows left in Redis.
+fn clean_redis(prefix: &str) {
+    if !have("redis-cli", "--version") {
+        return;
+    }
+    for pattern in [format!("{prefix}*"), "beaker-bench:actix-session:*".to_owned()] {
+        let Some(keys) = output("redis-cli", &["-h", "127.0.0.1", "-p", "6379", "--scan", "--pattern", &pattern])
+        else {
+            continue;
+        };
+        for chunk in keys.lines().collect::<Vec<_>>().chunks(500) {
+            let _ = Command::new("redis-cli")
+                .args(["-h", "127.0.0.1", "-p", "6379", "DEL"])
+                .args(chunk)
+                .stdout(Stdio::null())
+                .status();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// figures
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn min_max(v: &[f64]) -> (f64, f64) {
+    v.iter().filter(|x| x.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)))
+}
+
+/// The medians of one row.
+#[derive(Clone, Copy)]
+struct Row {
+    rps: f64,
+    rps_min: f64,
+    rps_max: f64,
+    per_core: f64,
+    pc_min: f64,
+    pc_max: f64,
+    cpu: f64,
+    p50_us: f64,
+    p99_us: f64,
+    errors: f64,
+}
+
+impl Http {
+    fn row(&self, config: usize, route: &str) -> Option<Row> {
+        let s = self.samples.iter().find(|((c, r), _)| *c == config && *r == route)?.1;
+        let rps: Vec<f64> = s.iter().map(|x| x.rps).collect();
+        let pc: Vec<f64> = s.iter().map(Sample::per_core).collect();
+        let (rps_min, rps_max) = min_max(&rps);
+        let (pc_min, pc_max) = min_max(&pc);
+        Some(Row {
+            rps: median(rps),
+            rps_min,
+            rps_max,
+            per_core: median(pc),
+            pc_min,
+            pc_max,
+            cpu: median(s.iter().map(|x| x.cpu).collect()),
+            p50_us: median(s.iter().map(|x| x.p50_us).collect()),
+            p99_us: median(s.iter().map(|x| x.p99_us).collect()),
+            errors: s.iter().map(|x| x.errors).sum(),
+        })
+    }
+
+    fn index(&self, name: &str) -> Option<usize> {
+        self.configs.iter().position(|c| c.name == name)
+    }
+
+    fn bare(&self, config: usize) -> Option<usize> {
+        let f = self.configs[config].framework;
+        self.configs.iter().position(|c| c.framework == f && c.kind == Kind::Bare)
+    }
+
+    /// (ratio of requests/s, ratio of per-core requests/s) of `config` to `other` on `route`.
+    fn ratio(&self, config: usize, other: Option<usize>, route: &str) -> Option<(f64, f64)> {
+        let a = self.row(config, route)?;
+        let b = self.row(other?, route)?;
+        Some((a.rps / b.rps, a.per_core / b.per_core))
+    }
+}
+
+fn ratio_text(r: Option<(f64, f64)>) -> String {
+    r.map_or_else(|| "–".into(), |(raw, pc)| format!("{pc:.2}× ({raw:.2}×)"))
+}
+
+fn table(h: &Http, o: &Options) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "| configuration | route | req/s median (min–max) | server CPU | per-core req/s median (min–max) | p50 µs | p99 µs | × bare | × peer |"
+    );
+    let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|");
+    for (i, c) in h.configs.iter().enumerate() {
+        for route in ROUTES {
+            let Some(r) = h.row(i, route) else { continue };
+            let vs_bare = if c.kind == Kind::Bare { "1.00×".into() } else { ratio_text(h.ratio(i, h.bare(i), route)) };
+            let vs_peer = match c.kind {
+                Kind::Beaker => ratio_text(h.ratio(i, c.peer.and_then(|p| h.index(p)), route)),
+                _ => "–".into(),
+            };
+            let _ = writeln!(
+                t,
+                "| {} | `{route}` | {:.0} ({:.0}–{:.0}) | {:.2} | {:.0} ({:.0}–{:.0}) | {:.0} | {:.0} | {vs_bare} | {vs_peer} |{}",
+                c.name,
+                r.rps,
+                r.rps_min,
+                r.rps_max,
+                r.cpu,
+                r.per_core,
+                r.pc_min,
+                r.pc_max,
+                r.p50_us,
+                r.p99_us,
+                if r.errors > 0.0 { format!(" {} errors", r.errors) } else { String::new() }
+            );
+        }
+    }
+    let _ = writeln!(
+        t,
+        "\nRatios: per-core throughput, with the raw requests/s ratio in parentheses; {} repeats of {} ms after {} ms of warm-up, {} connections.",
+        o.repeats, o.duration_ms, o.warmup_ms, o.connections
+    );
+    t
+}
+
+/// The targets of issue 6, judged on per-core throughput.
+fn targets(h: &Http) -> String {
+    let mut t = String::new();
+    let mut check = |what: String, value: Option<(f64, f64)>, goal: f64| {
+        let line = match value {
+            Some((raw, pc)) => format!(
+                "- {} {what}: {pc:.2}× per core ({raw:.2}× raw), target ≥ {goal:.2}×",
+                if pc >= goal { "MET" } else { "NOT MET" }
+            ),
+            None => format!("- NOT MEASURED {what} (a row is missing, see the skipped list)"),
+        };
+        let _ = writeln!(t, "{line}");
+    };
+    for (name, bare, peer) in [
+        ("axum + beaker memory", "axum (bare)", "axum + tower-sessions 0.15 memory"),
+        ("actix + beaker memory", "actix (bare)", "actix + actix-session cookie"),
+    ] {
+        if let (Some(i), Some(b), Some(p)) = (h.index(name), h.index(bare), h.index(peer)) {
+            check(format!("{name} `/counter` vs {bare}"), h.ratio(i, Some(b), "/counter"), 0.90);
+            check(format!("{name} `/counter` vs {peer}"), h.ratio(i, Some(p), "/counter"), 1.2);
+        }
+    }
+    for (name, peer) in [
+        ("axum + beaker redis", "axum + tower-sessions 0.14 redis"),
+        ("actix + beaker redis", "actix + actix-session redis"),
+    ] {
+        if let (Some(i), Some(p)) = (h.index(name), h.index(peer)) {
+            check(format!("{name} `/counter` vs {peer}"), h.ratio(i, Some(p), "/counter"), 1.2);
+        }
+    }
+    for (name, bare) in [("axum + beaker memory", "axum (bare)"), ("actix + beaker memory", "actix (bare)")] {
+        if let (Some(i), Some(b)) = (h.index(name), h.index(bare)) {
+            check(format!("{name} `/` (untouched) vs {bare}"), h.ratio(i, Some(b), "/"), 0.97);
+        }
+    }
+    t
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_owned()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let nproc = output("nproc", &[]).unwrap_or_else(|| "?".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<f64>().unwrap_or(0.0))
+        })
+        .map_or_else(String::new, |kb| format!(", {:.1} GiB RAM", kb / 1024.0 / 1024.0));
+    let rustc = output("rustc", &["-V"]).unwrap_or_default();
+    format!("{model}, nproc = {nproc}{mem}, Linux {}, {rustc}", kernel.trim())
+}
+
+fn write_docs(o: &Options, h: &Http, criterion: &[CriterionFigure], elapsed: Duration) -> Result {
+    let docs = root().join("docs");
+    std::fs::create_dir_all(&docs).map_err(|e| format!("{}: {e}", docs.display()))?;
+    let md_path = docs.join("benchmarks.md");
+    // The hand-written analysis below `## Analysis` survives regeneration.
+    let analysis = std::fs::read_to_string(&md_path)
+        .ok()
+        .and_then(|old| old.find("\n## Analysis").map(|at| old[at..].to_owned()))
+        .unwrap_or_else(|| "\n## Analysis\n\n(hand-written; kept when the file is regenerated)\n".into());
+    let date = output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
+    let commit =
+        output("git", &["-C", &root().display().to_string(), "rev-parse", "--short", "HEAD"]).unwrap_or_default();
+    let mut md = String::new();
+    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Generated by `cargo xtask bench` (`xtask/src/bench.rs`); everything above **Analysis** is rewritten by each run.\n"
+    );
+    let _ = writeln!(md, "- Command: `{}` ({:.0} s in all, including the builds)", o.command, elapsed.as_secs_f64());
+    let _ = writeln!(md, "- Date: {date}, commit `{commit}`");
+    let _ = writeln!(md, "- Machine: {}", machine());
+    let _ = writeln!(md, "- Load average before the HTTP run: `{}`", h.load_before);
+    let _ = writeln!(
+        md,
+        "- Pinning: {}",
+        if h.pinned {
+            "server on CPU 0, load generator on CPU 1 (`taskset`); the Redis server is not pinned"
+        } else {
+            "none (taskset or a second CPU missing)"
+        }
+    );
+    let _ = writeln!(md, "\nReproduce: `cargo xtask bench` (criterion + HTTP), `cargo xtask bench http`, `cargo xtask bench criterion`, `cargo xtask bench --quick` (short runs, under 5 minutes on 2 cores).\n");
+    let _ = writeln!(md, "## HTTP load\n");
+    let _ = writeln!(
+        md,
+        "Each server runs with one worker thread (`TOKIO_WORKER_THREADS=1`; actix-web sizes its workers by the CPUs it may use, \
+         one under `taskset`, and the peers set `workers(1)`). `bench-load` (in `bench/`) opens {} keep-alive HTTP/1.1 connections; \
+         each primes its own session with one `GET /counter` and then sends its cookie on every request. \
+         Per-core throughput is requests/s divided by the server process's CPU share (`utime + stime` of `/proc/PID/stat` over the \
+         measured phase), which removes the load generator's limit from the comparison: on two cores the generator usually saturates first. \
+         Every figure is the median of {} interleaved repeats of {} ms (after {} ms warm-up); min–max shows the noise. \
+         `/counter` reads and writes the integer `n`, `/read` reads it, `/` does not touch the session.\n",
+        o.connections, o.repeats, o.duration_ms, o.warmup_ms
+    );
+    md.push_str(&table(h, o));
+    let _ = writeln!(md, "\n![throughput per configuration](benchmarks.svg)\n");
+    let _ = writeln!(md, "## Targets (issue 6), on per-core throughput\n");
+    md.push_str(&targets(h));
+    if !h.skipped.is_empty() {
+        let _ = writeln!(md, "\nSkipped or failed:\n");
+        for s in &h.skipped {
+            let _ = writeln!(md, "- {s}");
+        }
+    }
+    if !criterion.is_empty() {
+        let _ = writeln!(md, "\n## Criterion micro-benchmarks\n");
+        let _ = writeln!(
+            md,
+            "Mean time per iteration. `request/load_modify_save/*`: one whole modifying request on an existing session \
+             (`start` + read + write + `finish`). Cache peers (quick_cache, moka) are measured in the same run.\n"
+        );
+        let _ = writeln!(md, "| benchmark | mean |\n|---|---|");
+        for f in criterion {
+            let _ = writeln!(md, "| `{}` | {} |", f.id, human_ns(f.mean_ns));
+        }
+    }
+    md.push_str(&analysis);
+    std::fs::write(&md_path, md).map_err(|e| format!("{}: {e}", md_path.display()))?;
+    let svg_path = docs.join("benchmarks.svg");
+    std::fs::write(&svg_path, svg(h)).map_err(|e| format!("{}: {e}", svg_path.display()))?;
+    eprintln!("bench: wrote {} and {}", md_path.display(), svg_path.display());
+    print!("\nTargets:\n{}", targets(h));
+    Ok(())
+}
+
+fn human_ns(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.2} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.1} ns")
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// A horizontal grouped bar chart of per-core throughput (median, min–max whiskers).
+fn svg(h: &Http) -> String {
+    const COLORS: [&str; 3] = ["#d62728", "#1f77b4", "#2ca02c"];
+    let rows: Vec<(usize, &Config)> =
+        h.configs.iter().enumerate().filter(|(i, _)| ROUTES.iter().any(|r| h.row(*i, r).is_some())).collect();
+    let max = rows
+        .iter()
+        .flat_map(|(i, _)| ROUTES.iter().filter_map(|r| h.row(*i, r)).map(|r| r.pc_max.max(r.per_core)))
+        .filter(|x| x.is_finite())
+        .fold(1.0, f64::max);
+    let (left, top, bar, gap, width) = (300.0, 60.0, 9.0, 12.0, 560.0);
+    let group = bar * ROUTES.len() as f64 + gap;
+    let height = top + group * rows.len() as f64 + 50.0;
+    let scale = |v: f64| left + width * v / max;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{:.0}" height="{height:.0}" font-family="sans-serif" font-size="12">"#,
+        left + width + 40.0
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="10" y="20" font-size="15" font-weight="bold">Per-core throughput (requests/s per server CPU), median of repeats, min–max whiskers</text>"#
+    );
+    for (k, route) in ROUTES.iter().enumerate() {
+        let x = left + 120.0 * k as f64;
+        let _ = writeln!(s, r#"<rect x="{x}" y="32" width="12" height="12" fill="{}"/>"#, COLORS[k]);
+        let _ = writeln!(s, r#"<text x="{}" y="42">{route}</text>"#, x + 16.0);
+    }
+    let ticks = 5;
+    for t in 0..=ticks {
+        let v = max * t as f64 / ticks as f64;
+        let x = scale(v);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{:.0}k</text>"##,
+            height - 40.0,
+            height - 25.0,
+            v / 1000.0
+        );
+    }
+    for (n, (i, c)) in rows.iter().enumerate() {
+        let y0 = top + group * n as f64;
+        let weight = if c.kind == Kind::Beaker { "bold" } else { "normal" };
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end" font-weight="{weight}">{}</text>"#,
+            left - 8.0,
+            y0 + bar * 1.5 + 4.0,
+            escape(c.name)
+        );
+        for (k, route) in ROUTES.iter().enumerate() {
+            let Some(r) = h.row(*i, route) else { continue };
+            if !r.per_core.is_finite() {
+                continue;
+            }
+            let y = y0 + bar * k as f64;
+            let _ = writeln!(
+                s,
+                r#"<rect x="{left}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} {route}: {:.0} req/s per core</title></rect>"#,
+                scale(r.per_core) - left,
+                bar - 1.0,
+                COLORS[k],
+                escape(c.name),
+                r.per_core
+            );
+            if r.pc_min.is_finite() && r.pc_max.is_finite() {
+                let ym = y + (bar - 1.0) / 2.0;
+                let _ = writeln!(
+                    s,
+                    r#"<line x1="{:.1}" y1="{ym:.1}" x2="{:.1}" y2="{ym:.1}" stroke="black"/>"#,
+                    scale(r.pc_min),
+                    scale(r.pc_max)
+                );
+            }
+        }
+    }
+    let _ = writeln!(s, "</svg>");
+    s
+}
