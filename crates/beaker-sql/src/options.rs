@@ -1,11 +1,12 @@
-//! [`SqlOptions`]: table names, pool size, timeout.
+//! [`SqlOptions`]: table names, schema, pool size, timeout, clock.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use beaker_core::{Clock, SystemClock};
 
-/// Options of a [`SqlStore`](crate::SqlStore).
+/// Options of a [`SqlClient`](crate::SqlClient), and so of the [`SqlStore`](crate::SqlStore)
+/// and [`SqlCache`](crate::SqlCache) on it.
 ///
 /// ```
 /// use std::time::Duration;
