@@ -104,7 +104,7 @@ impl SqlCache {
         self.ensure_tables().await?;
         let now = self.client.now_ms();
         self.client
-            .run("cache cleanup", || async {
+            .run_write("cache cleanup", || async {
                 on_pool!(self.client.pool(), p => {
                     let removed = sqlx::query(&self.sql.cleanup).bind(now).execute(p).await?.rows_affected();
                     sqlx::query(&self.sql.cleanup_locks).bind(now).execute(p).await?;
@@ -154,7 +154,7 @@ impl CacheBackend for SqlCache {
         let expires = hard_ttl.map(|ttl| self.client.now_ms().saturating_add(ttl_ms(ttl)));
         let (stored_at, fresh_until) = (to_ms(entry.stored_at), entry.fresh_until.map(to_ms));
         self.client
-            .run("cache put", || async {
+            .run_write("cache put", || async {
                 on_pool!(self.client.pool(), p => {
                     sqlx::query(&self.sql.put)
                         .bind(ns.as_ref())
@@ -176,7 +176,7 @@ impl CacheBackend for SqlCache {
         let (ns, k) = (column_key(namespace, NAMESPACE_MAX), column_key(key, CACHE_KEY_MAX));
         let removed: u64 = self
             .client
-            .run("cache remove", || async {
+            .run_write("cache remove", || async {
                 on_pool!(self.client.pool(), p => {
                     sqlx::query(&self.sql.remove)
                         .bind(ns.as_ref())
@@ -195,7 +195,7 @@ impl CacheBackend for SqlCache {
         let ns = column_key(namespace, NAMESPACE_MAX);
         let removed: u64 = self
             .client
-            .run("cache clear", || async {
+            .run_write("cache clear", || async {
                 on_pool!(self.client.pool(), p => {
                     sqlx::query(&self.sql.clear).bind(ns.as_ref()).execute(p).await.map(|done| done.rows_affected())
                 })
@@ -214,7 +214,7 @@ impl CacheBackend for SqlCache {
         let expires = now.saturating_add(ttl_ms(ttl).max(1));
         let taken = self
             .client
-            .run("cache lock", || async {
+            .run_write("cache lock", || async {
                 on_pool!(self.client.pool(), p => {
                     // A lock whose holder died is free once its TTL passed.
                     sqlx::query(&self.sql.unlock_expired)
@@ -245,7 +245,7 @@ impl CacheBackend for SqlCache {
         self.ensure_tables().await?;
         let (ns, k) = (column_key(namespace, NAMESPACE_MAX), column_key(key, CACHE_KEY_MAX));
         self.client
-            .run("cache unlock", || async {
+            .run_write("cache unlock", || async {
                 on_pool!(self.client.pool(), p => {
                     sqlx::query(&self.sql.unlock)
                         .bind(ns.as_ref())

@@ -80,6 +80,12 @@ struct Inner {
     pool: Pool,
     dialect: Dialect,
     options: SqlOptions,
+    /// SQLite lets one writer in at a time and its busy handler polls with growing sleeps,
+    /// so under contention a writer that has waited long polls rarely and can starve past
+    /// the deadline while newer ones take the lock (found by `cargo xtask soak`: a few 503s
+    /// a minute with 32 clients). This process's SQLite writers queue here instead, first
+    /// come, first served (see [`SqlClient::run_write`]).
+    writer: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for SqlClient {
@@ -185,7 +191,7 @@ impl SqlClient {
             Dialect::Mysql => mysql(&url, &options).await?,
         };
         tracing::debug!(database = dialect.name(), "sql store: connected");
-        Ok(SqlClient { inner: Arc::new(Inner { pool, dialect, options }) })
+        Ok(SqlClient { inner: Arc::new(Inner { pool, dialect, options, writer: tokio::sync::Mutex::new(()) }) })
     }
 
     /// The options the client was opened with.
@@ -231,7 +237,32 @@ impl SqlClient {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
+        self.run_within(what, op, self.inner.options.timeout).await
+    }
+
+    /// [`run`](Self::run) for a call that writes: on SQLite it first waits for its turn
+    /// among this process's writers, within the same deadline.
+    pub(crate) async fn run_write<T, F, Fut>(&self, what: &str, op: F) -> Result<T, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
         let timeout = self.inner.options.timeout;
+        if self.inner.dialect != Dialect::Sqlite {
+            return self.run_within(what, op, timeout).await;
+        }
+        let started = tokio::time::Instant::now();
+        let Ok(_turn) = tokio::time::timeout(timeout, self.inner.writer.lock()).await else {
+            return Err(timed_out(what, timeout));
+        };
+        self.run_within(what, op, timeout.saturating_sub(started.elapsed())).await
+    }
+
+    async fn run_within<T, F, Fut>(&self, what: &str, op: F, timeout: Duration) -> Result<T, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
         let attempts = async {
             let mut retries = 0;
             loop {
@@ -303,7 +334,8 @@ async fn connect_within<DB: sqlx::Database>(
 ) -> Result<sqlx::Pool<DB>, OpenError> {
     match tokio::time::timeout(options.timeout, connecting).await {
         Ok(Ok(pool)) => Ok(pool),
-        Ok(Err(e)) => Err(OpenError::Store(map_sqlx("connect", e))),
+        // Start-up errors are read by people: say what went wrong in the message itself.
+        Ok(Err(e)) => Err(OpenError::Store(map_sqlx(&format!("connect ({e})"), e))),
         Err(_) => Err(OpenError::Store(timed_out("connect", options.timeout))),
     }
 }

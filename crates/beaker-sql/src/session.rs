@@ -242,7 +242,7 @@ impl SessionStore for SqlStore {
         let sql = &*self.sql;
         let begin = self.client.dialect().begin();
         self.client
-            .run("create", || async {
+            .run_write("create", || async {
                 on_pool!(self.client.pool(), p => {
                     let mut tx = p.begin_with(begin).await?;
                     let mut inserted = false;
@@ -306,7 +306,7 @@ impl SessionStore for SqlStore {
         let sql = &*self.sql;
         let begin = self.client.dialect().begin();
         self.client
-            .run("apply", || async {
+            .run_write("apply", || async {
                 on_pool!(self.client.pool(), p => {
                     let mut tx = p.begin_with(begin).await?;
                     // Checks that the record is live and locks its row for the transaction.
@@ -359,7 +359,7 @@ impl SessionStore for SqlStore {
         let (accessed, expires) = (to_ms(accessed), expires.map(to_ms));
         let touched: u64 = self
             .client
-            .run("touch", || async {
+            .run_write("touch", || async {
                 on_pool!(self.client.pool(), p => {
                     sqlx::query(&self.sql.touch)
                         .bind(accessed)
@@ -378,7 +378,7 @@ impl SessionStore for SqlStore {
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         self.ensure_tables().await?;
         self.client
-            .run("delete", || async {
+            .run_write("delete", || async {
                 on_pool!(self.client.pool(), p => {
                     sqlx::query(&self.sql.delete).bind(key.as_str()).execute(p).await.map(|_| ())
                 })
@@ -390,7 +390,7 @@ impl SessionStore for SqlStore {
         self.ensure_tables().await?;
         let now = self.client.now_ms();
         self.client
-            .run("cleanup", || async {
+            .run_write("cleanup", || async {
                 on_pool!(self.client.pool(), p => {
                     sqlx::query(&self.sql.cleanup).bind(now).execute(p).await.map(|done| done.rows_affected())
                 })
