@@ -39,6 +39,12 @@ impl Clock for SystemClock {
     }
 }
 
+/// [`SystemClock`]'s coarse reading, for callers that know they use the system clock.
+#[inline]
+pub(crate) fn system_coarse_ms() -> u64 {
+    coarse::now_ms()
+}
+
 mod coarse {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
@@ -50,6 +56,7 @@ mod coarse {
     /// Whether the refreshing thread runs.
     static TICKER: OnceLock<bool> = OnceLock::new();
 
+    #[inline]
     pub(super) fn now_ms() -> u64 {
         let ticking = *TICKER.get_or_init(|| {
             NOW_MS.store(to_millis(SystemTime::now()), Ordering::Relaxed);

@@ -8,10 +8,16 @@ use sha2::{Digest, Sha256};
 
 /// `key` itself when it fits in `max_len` bytes, otherwise the lowercase hex SHA-256 of
 /// it, cut to `max_len` characters when that is shorter than the 64-character digest.
+#[inline]
 pub(crate) fn limit_key(key: &str, max_len: usize) -> Cow<'_, str> {
     if key.len() <= max_len {
         return Cow::Borrowed(key);
     }
+    hashed_key(key, max_len)
+}
+
+#[cold]
+fn hashed_key(key: &str, max_len: usize) -> Cow<'_, str> {
     let digest = Sha256::digest(key.as_bytes());
     let mut hex = String::with_capacity(64);
     for byte in digest {

@@ -83,6 +83,7 @@ impl CacheManager {
             config,
             backends: BTreeMap::new(),
             clock: Arc::new(SystemClock),
+            system_clock: true,
             serializer: DataSerializer::default(),
             lock_timeout: CacheManagerBuilder::DEFAULT_LOCK_TIMEOUT,
             sleeper: None,
@@ -118,6 +119,8 @@ pub struct CacheManagerBuilder {
     config: CacheConfig,
     backends: BTreeMap<String, Arc<dyn CacheBackend>>,
     clock: Arc<dyn Clock>,
+    /// Whether `clock` is still the system clock (whose coarse reading has a fast path).
+    system_clock: bool,
     serializer: DataSerializer,
     lock_timeout: Duration,
     sleeper: Option<Sleeper>,
@@ -149,6 +152,7 @@ impl CacheManagerBuilder {
     /// The clock that decides freshness (a [`ManualClock`](crate::ManualClock) in tests).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
+        self.system_clock = false;
         self
     }
 
@@ -216,6 +220,7 @@ impl CacheManagerBuilder {
                 config,
                 storage,
                 Arc::clone(&self.clock),
+                self.system_clock,
                 self.lock_timeout,
                 self.sleeper.clone(),
             );

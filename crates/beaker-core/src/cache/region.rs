@@ -61,6 +61,8 @@ pub(crate) struct RegionShared {
     pub(crate) config: RegionConfig,
     pub(crate) storage: Storage,
     pub(crate) clock: Arc<dyn Clock>,
+    /// `clock` is the system clock: hits read the process-wide coarse time directly.
+    system_clock: bool,
     pub(crate) stats: Counters,
     pub(crate) locks: Arc<LockTable>,
     /// How long a distributed dogpile lock may be held (its TTL) and waited for.
@@ -93,6 +95,7 @@ impl RegionShared {
         config: RegionConfig,
         storage: Storage,
         clock: Arc<dyn Clock>,
+        system_clock: bool,
         lock_timeout: Duration,
         sleeper: Option<Sleeper>,
     ) -> Self {
@@ -101,6 +104,7 @@ impl RegionShared {
             config,
             storage,
             clock,
+            system_clock,
             stats: Counters::default(),
             locks: Arc::default(),
             lock_timeout,
@@ -130,6 +134,16 @@ impl RegionShared {
 
     pub(crate) fn now_ms(&self) -> u64 {
         to_millis(self.clock.now())
+    }
+
+    /// Milliseconds for freshness checks on the hit path (see [`Clock::now_millis_coarse`]).
+    #[inline]
+    fn coarse_now_ms(&self) -> u64 {
+        if self.system_clock {
+            crate::clock::system_coarse_ms()
+        } else {
+            self.clock.now_millis_coarse()
+        }
     }
 }
 
@@ -356,7 +370,7 @@ impl Region {
         // hit costs no system call.
         Some(
             e.soft_gen == s.soft_gen.load(Ordering::Acquire)
-                && (e.fresh_until_ms == 0 || s.clock.now_millis_coarse() < e.fresh_until_ms),
+                && (e.fresh_until_ms == 0 || s.coarse_now_ms() < e.fresh_until_ms),
         )
     }
 
@@ -366,6 +380,7 @@ impl Region {
     }
 
     /// Reads `key` (already length-limited).
+    #[inline]
     fn memory_lookup<T: CacheValue>(&self, engine: &MemoryEngine, key: &str) -> Result<Lookup<T>, Error> {
         let Some(entry) = engine.get(self.ns.id, key) else { return Ok(Lookup::Absent) };
         let Some(fresh) = self.judge(&entry) else { return Ok(Lookup::Absent) };
