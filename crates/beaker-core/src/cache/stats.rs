@@ -1,6 +1,6 @@
 //! Per-region counters: hits, misses, creations, stale serves, errors.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// A snapshot of a region's counters, from [`Region::stats`](super::Region::stats).
 ///
@@ -24,10 +24,29 @@ pub struct CacheStats {
     pub errors: u64,
 }
 
-/// The live counters behind [`CacheStats`].
+/// How many stripes the hit counter is split into.
+const HIT_STRIPES: usize = 8;
+
+/// One counter on a cache line of its own, so that threads counting hits do not evict
+/// each other's lines (or the region's generations, which every hit reads).
 #[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
+/// This thread's hit stripe.
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % HIT_STRIPES;
+    }
+    STRIPE.try_with(|s| *s).unwrap_or(0)
+}
+
+/// The live counters behind [`CacheStats`]. Hits, the hot path, are striped per thread.
+#[derive(Debug, Default)]
+#[repr(align(128))]
 pub(crate) struct Counters {
-    hits: AtomicU64,
+    hits: [Padded; HIT_STRIPES],
     misses: AtomicU64,
     creations: AtomicU64,
     stale_serves: AtomicU64,
@@ -36,7 +55,7 @@ pub(crate) struct Counters {
 
 impl Counters {
     pub(crate) fn hit(&self) {
-        self.hits.fetch_add(1, Ordering::Relaxed);
+        self.hits[stripe()].0.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn miss(&self) {
@@ -57,7 +76,7 @@ impl Counters {
 
     pub(crate) fn snapshot(&self) -> CacheStats {
         CacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
+            hits: self.hits.iter().map(|h| h.0.load(Ordering::Relaxed)).sum(),
             misses: self.misses.load(Ordering::Relaxed),
             creations: self.creations.load(Ordering::Relaxed),
             stale_serves: self.stale_serves.load(Ordering::Relaxed),
