@@ -45,7 +45,7 @@ pub struct MemcachedOptions {
     /// slightly under it (its limit includes the key and item header): that is
     /// `Rejected` too.
     pub item_size_limit: usize,
-    /// How often `apply` and `touch` retry after losing a compare-and-swap race (default 32).
+    /// How often `apply` and `touch` retry after losing a compare-and-swap race (default 64, with a random, growing pause between tries).
     pub max_cas_retries: u32,
 }
 
@@ -56,7 +56,7 @@ impl Default for MemcachedOptions {
             session_prefix: "beaker:session:".to_owned(),
             cache_prefix: "beaker_cache:".to_owned(),
             item_size_limit: 1024 * 1024,
-            max_cas_retries: 32,
+            max_cas_retries: 64,
         }
     }
 }

@@ -181,7 +181,7 @@ impl MemcachedStore {
                 _ => tracing::debug!("memcached: {what}: the session changed since it was loaded; merging again"),
             }
         }
-        for _ in 0..=self.client.options.max_cas_retries {
+        for attempt in 0..=self.client.options.max_cas_retries {
             let Some((mut record, cas, _)) = self.read(what, mkey).await? else { return Ok(false) };
             edit(&mut record);
             match self.write_if(what, mkey, &record, cas).await? {
@@ -189,6 +189,9 @@ impl MemcachedStore {
                 MutationStatus::NotFound => return Ok(false),
                 _ => tracing::debug!("memcached: {what}: lost a CAS race, retrying"),
             }
+            // Many writers on one session (a page firing requests in parallel): back off
+            // a random, growing while, so that they stop colliding.
+            tokio::time::sleep(cas_backoff(attempt)).await;
         }
         Err(StoreError::Unavailable {
             message: format!(
@@ -272,6 +275,15 @@ impl SessionStore for MemcachedStore {
     fn name(&self) -> &'static str {
         "memcached"
     }
+}
+
+/// A random pause in `[0, 0.5 ms × 2^attempt)`, at most 32 ms: jittered exponential backoff
+/// after a lost compare-and-swap race.
+fn cas_backoff(attempt: u32) -> std::time::Duration {
+    let cap_us = 500u64 << attempt.min(6);
+    let mut buf = [0u8; 8];
+    let random = getrandom::getrandom(&mut buf).map_or(cap_us / 2, |()| u64::from_le_bytes(buf));
+    std::time::Duration::from_micros(random % cap_us)
 }
 
 #[cfg(test)]
