@@ -1,4 +1,4 @@
-//! `cargo xtask soak [--seconds N] [--clients N] [--stores memory,sqlite,redis] [--debug]`:
+//! `cargo xtask soak [--seconds N] [--clients N] [--stores memory,sqlite,redis] [--debug] [--env K=V]...`:
 //! drives `demo-axum` with many concurrent clients, each with its own session, for a
 //! bounded time per store (default 60 s, loopback only), and checks that
 //!
@@ -10,7 +10,9 @@
 //!
 //! Stores: `memory:`, SQLite on a scratch file, and Redis (`redis://127.0.0.1:6379` when
 //! something answers there, else a throwaway `redis-server` on a free port). `--debug`
-//! reuses the debug build of `cargo xtask test` instead of building a release binary (for CI).
+//! reuses the debug build of `cargo xtask test` instead of building a release binary (for CI);
+//! `--env KEY=VALUE` (repeatable) adds a variable to the demo's environment (for example
+//! `--env BEAKER_SESSION_POOL_SIZE=4`).
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +23,8 @@ use crate::demo::{self, Demo, Profile, Scratch};
 use crate::http::Conn;
 use crate::Result;
 
-const USAGE: &str = "usage: cargo xtask soak [--seconds N] [--clients N] [--stores memory,sqlite,redis] [--debug]";
+const USAGE: &str =
+    "usage: cargo xtask soak [--seconds N] [--clients N] [--stores memory,sqlite,redis] [--debug] [--env K=V]...";
 /// Allowed growth of the resident set after the warm-up: a fraction and a constant.
 const RSS_GROWTH_FRACTION: f64 = 0.25;
 const RSS_GROWTH_KIB: u64 = 16 * 1024;
@@ -31,6 +34,7 @@ struct Options {
     clients: usize,
     stores: Vec<String>,
     profile: Profile,
+    env: Vec<(String, String)>,
 }
 
 fn value<T: std::str::FromStr>(args: &[String], flag: &str) -> Result<Option<T>> {
@@ -42,7 +46,7 @@ fn value<T: std::str::FromStr>(args: &[String], flag: &str) -> Result<Option<T>>
 
 fn options(args: &[String]) -> Result<Options> {
     for a in args.iter().filter(|a| a.starts_with("--")) {
-        if !["--seconds", "--clients", "--stores", "--debug"].contains(&a.as_str()) {
+        if !["--seconds", "--clients", "--stores", "--debug", "--env"].contains(&a.as_str()) {
             return Err(format!("unknown option {a}; {USAGE}"));
         }
     }
@@ -60,7 +64,15 @@ fn options(args: &[String]) -> Result<Options> {
         return Err(format!("unknown store {bad}; stores: memory, sqlite, redis"));
     }
     let profile = if args.iter().any(|a| a == "--debug") { Profile::Debug } else { Profile::Release };
-    Ok(Options { seconds, clients, stores, profile })
+    let mut env = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        if a == "--env" {
+            let pair =
+                args.get(i + 1).and_then(|kv| kv.split_once('=')).ok_or_else(|| format!("--env K=V; {USAGE}"))?;
+            env.push((pair.0.to_owned(), pair.1.to_owned()));
+        }
+    }
+    Ok(Options { seconds, clients, stores, profile, env })
 }
 
 pub(crate) fn run(args: &[String]) -> Result {
@@ -187,7 +199,9 @@ fn soak_store(binary: &std::path::Path, store: &str, opts: &Options) -> Result<O
             None => return Ok(None),
         },
     };
-    let mut server = Demo::spawn(binary, &scratch.0, &[("BEAKER_SESSION_URL", &url)])?;
+    let mut env: Vec<(&str, &str)> = vec![("BEAKER_SESSION_URL", &url)];
+    env.extend(opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let mut server = Demo::spawn(binary, &scratch.0, &env)?;
     let addr = server.addr;
     let duration = Duration::from_secs(opts.seconds);
     let warm_up = duration / 4;
