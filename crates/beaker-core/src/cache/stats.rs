@@ -1,5 +1,6 @@
 //! Per-region counters: hits, misses, creations, stale serves, errors.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// A snapshot of a region's counters, from [`Region::stats`](super::Region::stats).
@@ -34,12 +35,22 @@ const HIT_STRIPES: usize = 8;
 struct Padded(AtomicU64);
 
 /// This thread's hit stripe.
+#[inline]
 fn stripe() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % HIT_STRIPES;
+        // A const initialiser without drop glue: a plain thread-local slot, no lazy-init
+        // state to check on the hit path.
+        static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
     }
-    STRIPE.try_with(|s| *s).unwrap_or(0)
+    STRIPE.with(|s| match s.get() {
+        usize::MAX => {
+            let stripe = NEXT.fetch_add(1, Ordering::Relaxed) % HIT_STRIPES;
+            s.set(stripe);
+            stripe
+        }
+        stripe => stripe,
+    })
 }
 
 /// The live counters behind [`CacheStats`]. Hits, the hot path, are striped per thread.
@@ -54,6 +65,7 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
+    #[inline]
     pub(crate) fn hit(&self) {
         self.hits[stripe()].0.fetch_add(1, Ordering::Relaxed);
     }
