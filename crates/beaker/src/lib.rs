@@ -39,6 +39,19 @@ pub use beaker_core::*;
 #[cfg(feature = "macros")]
 pub use beaker_macros::cached;
 
+/// The file-system store, for options the URL cannot carry (feature `file`).
+#[cfg(feature = "file")]
+pub use beaker_file as file;
+/// The Memcached store and cache backend (feature `memcached`).
+#[cfg(feature = "memcached")]
+pub use beaker_memcached as memcached;
+/// The Redis store and cache backend (feature `redis`).
+#[cfg(feature = "redis")]
+pub use beaker_redis as redis;
+/// The SQL stores and cache backend (features `sqlite`, `postgres`, `mysql`).
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub use beaker_sql as sql;
+
 mod build;
 mod cache_build;
 
