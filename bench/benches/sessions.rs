@@ -149,7 +149,7 @@ fn session_data(items: usize) -> SessionData {
 fn serializers(c: &mut Criterion) {
     let small = session_data(2);
     // About 10 KiB as JSON.
-    let large = session_data(230);
+    let large = session_data(257);
     let mut group = c.benchmark_group("serializer");
     for (format, serializer) in
         [("json", DataSerializer::Json), ("msgpack", DataSerializer::MessagePack), ("bincode", DataSerializer::Bincode)]
