@@ -16,8 +16,14 @@ fn key() -> StoreKey {
     StoreKey::for_id(&SessionId::generate(), true)
 }
 
+/// The current time at the millisecond resolution the store keeps.
+fn now_ms() -> SystemTime {
+    let ms = SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    std::time::UNIX_EPOCH + Duration::from_millis(ms)
+}
+
 fn record(entries: &[(&str, &[u8])], expires: Option<SystemTime>) -> Record {
-    let now = SystemTime::now();
+    let now = now_ms();
     Record {
         entries: entries.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect(),
         created: now,
@@ -31,7 +37,7 @@ fn set(key: &str, value: &[u8], expires: Option<SystemTime>) -> Changes {
         clear: false,
         set: [(key.to_string(), value.to_vec())].into(),
         remove: Default::default(),
-        accessed: SystemTime::now(),
+        accessed: now_ms(),
         expires,
     }
 }
@@ -86,7 +92,7 @@ async fn cache_conformance_suite() {
 async fn sessions_survive_reopening_the_directory() {
     let dir = tempfile::tempdir().unwrap();
     let k = key();
-    let r = record(&[("user", b"j\"ada\"")], Some(SystemTime::now() + HOUR));
+    let r = record(&[("user", b"j\"ada\"")], Some(now_ms() + HOUR));
     assert!(open(dir.path()).await.create(&k, &r).await.unwrap());
     let reopened = open(dir.path()).await;
     assert_eq!(reopened.load(&k).await.unwrap(), Some(r));
@@ -147,7 +153,7 @@ async fn namespaces_and_keys_never_escape_the_directory() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
     let store = open(&root).await;
-    let e = CacheEntry { value: b"j1".to_vec(), stored_at: SystemTime::now(), fresh_until: None };
+    let e = CacheEntry { value: b"j1".to_vec(), stored_at: now_ms(), fresh_until: None };
     for (ns, k) in [("../../escape", "../../../x"), ("/etc", "/etc/passwd"), ("a\0b", "\u{202e}.."), ("", "")] {
         store.put(ns, k, &e, None).await.unwrap();
         assert_eq!(store.get(ns, k).await.unwrap(), Some(e.clone()), "{ns:?}/{k:?}");
@@ -165,12 +171,12 @@ async fn concurrent_applies_of_different_keys_all_survive() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
     let k = key();
-    assert!(store.create(&k, &record(&[], Some(SystemTime::now() + HOUR))).await.unwrap());
+    assert!(store.create(&k, &record(&[], Some(now_ms() + HOUR))).await.unwrap());
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let (store, k) = (store.clone(), k.clone());
             tokio::spawn(
-                async move { store.apply(&k, &set(&format!("k{i}"), b"j", Some(SystemTime::now() + HOUR))).await },
+                async move { store.apply(&k, &set(&format!("k{i}"), b"j", Some(now_ms() + HOUR))).await },
             )
         })
         .collect();
