@@ -36,6 +36,8 @@ pub(crate) fn run(args: &[String]) -> Result {
                 .arg(&scratch)
                 .arg(&seeds)
                 .args(["--", &format!("-max_total_time={seconds}"), "-rss_limit_mb=2048", "-max_len=65536"])
+                // No input of at most 64 KiB may ask for one allocation over 128 MiB.
+                .arg("-malloc_limit_mb=128")
                 .arg("-print_final_stats=1"),
         )?;
     }
