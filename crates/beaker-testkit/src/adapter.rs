@@ -28,6 +28,7 @@
 //! browser-session cookie with neither `Max-Age` nor `Expires`).
 
 mod configured;
+pub mod demo;
 mod http;
 mod scenarios;
 mod server;
