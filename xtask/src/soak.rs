@@ -199,7 +199,8 @@ fn soak_store(binary: &std::path::Path, store: &str, opts: &Options) -> Result<O
             None => return Ok(None),
         },
     };
-    let mut env: Vec<(&str, &str)> = vec![("BEAKER_SESSION_URL", &url)];
+    // An idle timeout, so that the sessions left in a shared Redis expire on their own.
+    let mut env: Vec<(&str, &str)> = vec![("BEAKER_SESSION_URL", &url), ("BEAKER_SESSION_TIMEOUT", "3600")];
     env.extend(opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let mut server = Demo::spawn(binary, &scratch.0, &env)?;
     let addr = server.addr;
