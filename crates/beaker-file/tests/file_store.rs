@@ -175,9 +175,7 @@ async fn concurrent_applies_of_different_keys_all_survive() {
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let (store, k) = (store.clone(), k.clone());
-            tokio::spawn(
-                async move { store.apply(&k, &set(&format!("k{i}"), b"j", Some(now_ms() + HOUR))).await },
-            )
+            tokio::spawn(async move { store.apply(&k, &set(&format!("k{i}"), b"j", Some(now_ms() + HOUR))).await })
         })
         .collect();
     for t in tasks {
