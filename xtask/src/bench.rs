@@ -174,6 +174,9 @@ fn criterion_run(o: &Options) -> Result<Vec<CriterionFigure>> {
         }
         run_cmd(&mut cmd)?;
     }
+    if reachable(REDIS_ADDR) {
+        clean_redis();
+    }
     let mut figures = Vec::new();
     collect_estimates(&target_dir().join("criterion"), &mut figures, since);
     figures.sort_by(|a, b| a.id.cmp(&b.id));
@@ -469,30 +472,31 @@ fn http_run(o: &Options) -> Result<Http> {
         }
     }
     if redis_up {
-        clean_redis(&prefix);
+        clean_redis();
     }
     let h = Http { samples, configs, skipped, pinned, load_before };
     print!("{}", table(&h, o));
     Ok(h)
 }
 
-/// Deletes the session keys the beaker and actix-session rows left in Redis.
-fn clean_redis(prefix: &str) {
+/// Deletes the session keys the benchmarks left in Redis.
+fn clean_redis() {
+    // Every key of the benchmarks is under `beaker-bench:` (the HTTP rows' prefix, the
+    // criterion runs' `beaker-bench:criterion:PID:`, actix-session's rows); tower-sessions'
+    // Redis store allows no prefix, its few keys expire on their own (two weeks).
     if !have("redis-cli", "--version") {
         return;
     }
-    for pattern in [format!("{prefix}*"), "beaker-bench:actix-session:*".to_owned()] {
-        let Some(keys) = output("redis-cli", &["-h", "127.0.0.1", "-p", "6379", "--scan", "--pattern", &pattern])
-        else {
-            continue;
-        };
-        for chunk in keys.lines().collect::<Vec<_>>().chunks(500) {
-            let _ = Command::new("redis-cli")
-                .args(["-h", "127.0.0.1", "-p", "6379", "DEL"])
-                .args(chunk)
-                .stdout(Stdio::null())
-                .status();
-        }
+    let Some(keys) = output("redis-cli", &["-h", "127.0.0.1", "-p", "6379", "--scan", "--pattern", "beaker-bench:*"])
+    else {
+        return;
+    };
+    for chunk in keys.lines().collect::<Vec<_>>().chunks(500) {
+        let _ = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", "6379", "DEL"])
+            .args(chunk)
+            .stdout(Stdio::null())
+            .status();
     }
 }
 
