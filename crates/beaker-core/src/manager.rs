@@ -81,8 +81,8 @@ pub struct SessionManagerBuilder {
     clock: Arc<dyn Clock>,
 }
 
-/// How many cookies of our name a cookie-only session tries to open.
-const MAX_SEALED_CANDIDATES: usize = 4;
+/// How many cookies of our name a session tries to verify or open.
+const MAX_COOKIE_CANDIDATES: usize = 4;
 
 impl SessionManager {
     /// Starts building a manager from `config`.
@@ -103,27 +103,11 @@ impl SessionManager {
         let cfg = &self.inner.config;
         for value in cookies::values_named(cookie_headers, &cfg.key) {
             st.cookie_seen = true;
-            match self.inner.backend {
-                Backend::Server(_) => match self.inner.keys.verify(&cfg.key, value) {
-                    Some((raw, old)) => match SessionId::parse(raw) {
-                        Some(id) => {
-                            st.cookie_id = Some(id);
-                            st.stale_key = old;
-                            break;
-                        }
-                        None => tracing::warn!("signed session cookie holds a malformed id; ignored"),
-                    },
-                    None => tracing::debug!("session cookie with a bad signature; ignored"),
-                },
-                Backend::Cookie => {
-                    // Decrypted lazily: a request that never touches its session pays
-                    // nothing. Several cookies of our name (a stale one on another path,
-                    // an injected one) are all kept, a few at most, and the first that
-                    // opens wins.
-                    if st.sealed.len() < MAX_SEALED_CANDIDATES {
-                        st.sealed.push(value.to_owned());
-                    }
-                }
+            // Verified (or decrypted) lazily: a request that never touches its session
+            // pays for no HMAC or AES. Several cookies of our name (a stale one on another
+            // path, an injected one) are all kept, a few at most; the first valid one wins.
+            if st.candidates.len() < MAX_COOKIE_CANDIDATES {
+                st.candidates.push(value.to_owned());
             }
         }
         Session { inner: Arc::new(SessionInner { manager: self.inner.clone(), state: async_lock::Mutex::new(st) }) }
@@ -234,21 +218,42 @@ impl ManagerInner {
         true
     }
 
+    /// The id of the first correctly signed, well-formed cookie among the candidates
+    /// (server-side stores), verified on first use and remembered in `st`.
+    pub(crate) fn verified_cookie_id(&self, st: &mut State) -> Option<SessionId> {
+        if matches!(self.backend, Backend::Server(_)) {
+            for value in std::mem::take(&mut st.candidates) {
+                match self.keys.verify(&self.config.key, &value) {
+                    Some((raw, old)) => match SessionId::parse(raw) {
+                        Some(id) => {
+                            st.cookie_id = Some(id);
+                            st.stale_key = old;
+                            break;
+                        }
+                        None => tracing::warn!("signed session cookie holds a malformed id; ignored"),
+                    },
+                    None => tracing::debug!("session cookie with a bad signature; ignored"),
+                }
+            }
+        }
+        st.cookie_id.clone()
+    }
+
     /// Loads the session's record into `st` (called once, on first use).
     pub(crate) async fn load(&self, st: &mut State) -> Result<(), Error> {
         let now = self.clock.now();
         let found = match &self.backend {
             Backend::Cookie => {
                 let opened =
-                    st.sealed.iter().find_map(|sealed| cookie_store::open(&self.keys, &self.config.key, sealed));
-                if opened.is_none() && !st.sealed.is_empty() {
+                    st.candidates.iter().find_map(|sealed| cookie_store::open(&self.keys, &self.config.key, sealed));
+                if opened.is_none() && !st.candidates.is_empty() {
                     tracing::debug!(
                         "cookie session could not be opened (tampered, foreign key or corrupt); starting fresh"
                     );
                 }
                 opened
             }
-            Backend::Server(store) => match st.cookie_id.clone() {
+            Backend::Server(store) => match self.verified_cookie_id(st) {
                 None => None,
                 Some(id) => match self.call("load", store.load(&self.key(&id))).await {
                     Ok(Some(record)) => Some((record, id, st.stale_key)),

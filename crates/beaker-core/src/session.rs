@@ -44,11 +44,12 @@ pub(crate) struct SessionInner {
 /// Where the data came from and what this request did to it.
 #[derive(Default)]
 pub(crate) struct State {
-    /// A correctly signed id (server-side) read from the request; not yet known to exist.
+    /// A correctly signed id (server-side) read from the request, once verified; not yet
+    /// known to exist.
     pub(crate) cookie_id: Option<SessionId>,
-    /// The sealed payloads of a cookie-only session (every cookie of our name, a few at
-    /// most), not yet decrypted.
-    pub(crate) sealed: Vec<String>,
+    /// The values of every cookie of our name (a few at most), not yet verified
+    /// (server-side) or decrypted (cookie-only).
+    pub(crate) candidates: Vec<String>,
     /// The request carried our cookie (valid or not).
     pub(crate) cookie_seen: bool,
     /// The cookie was signed or sealed with an older secret.
@@ -230,10 +231,11 @@ impl Session {
     pub async fn invalidate(&self) -> Result<(), Error> {
         let mut st = self.inner.state.lock().await;
         // No need to load: the record goes whatever it holds.
-        if let Some(id) = st.id.take().or_else(|| st.cookie_id.take()) {
+        let cookie_id = self.inner.manager.verified_cookie_id(&mut st);
+        if let Some(id) = st.id.take().or(cookie_id) {
             st.doomed.push(id);
         }
-        st.sealed.clear();
+        st.candidates.clear();
         st.cookie_id = None;
         st.reset_to_fresh();
         st.loaded = true;
