@@ -1,0 +1,378 @@
+//! The report of `cargo xtask bench`: medians and ratios, the Markdown table, the targets,
+//! and the SVG plot written to `docs/`.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::*;
+
+pub(super) fn median(mut v: Vec<f64>) -> f64 {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+pub(super) fn min_max(v: &[f64]) -> (f64, f64) {
+    v.iter().filter(|x| x.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)))
+}
+
+/// The medians of one row.
+#[derive(Clone, Copy)]
+pub(super) struct Row {
+    rps: f64,
+    rps_min: f64,
+    rps_max: f64,
+    per_core: f64,
+    pc_min: f64,
+    pc_max: f64,
+    cpu: f64,
+    p50_us: f64,
+    p99_us: f64,
+    errors: f64,
+}
+
+impl Http {
+    fn row(&self, config: usize, route: &str) -> Option<Row> {
+        let s = self.samples.iter().find(|((c, r), _)| *c == config && *r == route)?.1;
+        let rps: Vec<f64> = s.iter().map(|x| x.rps).collect();
+        let pc: Vec<f64> = s.iter().map(Sample::per_core).collect();
+        let (rps_min, rps_max) = min_max(&rps);
+        let (pc_min, pc_max) = min_max(&pc);
+        Some(Row {
+            rps: median(rps),
+            rps_min,
+            rps_max,
+            per_core: median(pc),
+            pc_min,
+            pc_max,
+            cpu: median(s.iter().map(|x| x.cpu).collect()),
+            p50_us: median(s.iter().map(|x| x.p50_us).collect()),
+            p99_us: median(s.iter().map(|x| x.p99_us).collect()),
+            errors: s.iter().map(|x| x.errors).sum(),
+        })
+    }
+
+    fn index(&self, name: &str) -> Option<usize> {
+        self.configs.iter().position(|c| c.name == name)
+    }
+
+    fn bare(&self, config: usize) -> Option<usize> {
+        let f = self.configs[config].framework;
+        self.configs.iter().position(|c| c.framework == f && c.kind == Kind::Bare)
+    }
+
+    /// (ratio of requests/s, ratio of per-core requests/s) of `config` to `other` on `route`.
+    fn ratio(&self, config: usize, other: Option<usize>, route: &str) -> Option<(f64, f64)> {
+        let a = self.row(config, route)?;
+        let b = self.row(other?, route)?;
+        Some((a.rps / b.rps, a.per_core / b.per_core))
+    }
+}
+
+pub(super) fn ratio_text(r: Option<(f64, f64)>) -> String {
+    r.map_or_else(|| "–".into(), |(raw, pc)| format!("{pc:.2}× ({raw:.2}×)"))
+}
+
+pub(super) fn table(h: &Http, o: &Options) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "| configuration | route | req/s median (min–max) | server CPU | per-core req/s median (min–max) | p50 µs | p99 µs | × bare | × peer |"
+    );
+    let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|");
+    for (i, c) in h.configs.iter().enumerate() {
+        for route in ROUTES {
+            let Some(r) = h.row(i, route) else { continue };
+            let vs_bare = if c.kind == Kind::Bare { "1.00×".into() } else { ratio_text(h.ratio(i, h.bare(i), route)) };
+            let vs_peer = match c.kind {
+                Kind::Beaker => ratio_text(h.ratio(i, c.peer.and_then(|p| h.index(p)), route)),
+                _ => "–".into(),
+            };
+            let _ = writeln!(
+                t,
+                "| {} | `{route}` | {:.0} ({:.0}–{:.0}) | {:.2} | {:.0} ({:.0}–{:.0}) | {:.0} | {:.0} | {vs_bare} | {vs_peer} |{}",
+                c.name,
+                r.rps,
+                r.rps_min,
+                r.rps_max,
+                r.cpu,
+                r.per_core,
+                r.pc_min,
+                r.pc_max,
+                r.p50_us,
+                r.p99_us,
+                if r.errors > 0.0 { format!(" {} errors", r.errors) } else { String::new() }
+            );
+        }
+    }
+    let _ = writeln!(
+        t,
+        "\nRatios: per-core throughput, with the raw requests/s ratio in parentheses; {} repeats of {} ms after {} ms of warm-up, {} connections.",
+        o.repeats, o.duration_ms, o.warmup_ms, o.connections
+    );
+    t
+}
+
+/// The targets of issue 6, judged on per-core throughput.
+pub(super) fn targets(h: &Http) -> String {
+    let mut t = String::new();
+    let mut check = |what: String, value: Option<(f64, f64)>, goal: f64| {
+        let line = match value {
+            Some((raw, pc)) => format!(
+                "- {} {what}: {pc:.2}× per core ({raw:.2}× raw), target ≥ {goal:.2}×",
+                if pc >= goal { "MET" } else { "NOT MET" }
+            ),
+            None => format!("- NOT MEASURED {what} (a row is missing, see the skipped list)"),
+        };
+        let _ = writeln!(t, "{line}");
+    };
+    for (name, bare, peer) in [
+        ("axum + beaker memory", "axum (bare)", "axum + tower-sessions 0.15 memory"),
+        ("actix + beaker memory", "actix (bare)", "actix + actix-session cookie"),
+    ] {
+        if let (Some(i), Some(b), Some(p)) = (h.index(name), h.index(bare), h.index(peer)) {
+            check(format!("{name} `/counter` vs {bare}"), h.ratio(i, Some(b), "/counter"), 0.90);
+            check(format!("{name} `/counter` vs {peer}"), h.ratio(i, Some(p), "/counter"), 1.2);
+        }
+    }
+    for (name, peer) in [
+        ("axum + beaker redis", "axum + tower-sessions 0.14 redis"),
+        ("actix + beaker redis", "actix + actix-session redis"),
+    ] {
+        if let (Some(i), Some(p)) = (h.index(name), h.index(peer)) {
+            check(format!("{name} `/counter` vs {peer}"), h.ratio(i, Some(p), "/counter"), 1.2);
+        }
+    }
+    for (name, bare) in [("axum + beaker memory", "axum (bare)"), ("actix + beaker memory", "actix (bare)")] {
+        if let (Some(i), Some(b)) = (h.index(name), h.index(bare)) {
+            check(format!("{name} `/` (untouched) vs {bare}"), h.ratio(i, Some(b), "/"), 0.97);
+        }
+    }
+    t
+}
+
+pub(super) fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_owned()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let nproc = output("nproc", &[]).unwrap_or_else(|| "?".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<f64>().unwrap_or(0.0))
+        })
+        .map_or_else(String::new, |kb| format!(", {:.1} GiB RAM", kb / 1024.0 / 1024.0));
+    let rustc = output("rustc", &["-V"]).unwrap_or_default();
+    format!("{model}, nproc = {nproc}{mem}, Linux {}, {rustc}", kernel.trim())
+}
+
+/// The cache target of issue 6: a memory-region hit within 1.5× of the raw engine.
+pub(super) fn cache_target(criterion: &[CriterionFigure]) -> String {
+    let mean = |id: &str| criterion.iter().find(|f| f.id == id).map(|f| f.mean_ns);
+    match (mean("memory_hit/beaker_region_get"), mean("memory_hit/quick_cache_get")) {
+        (Some(region), Some(raw)) => format!(
+            "- {} memory cache hit vs the raw quick_cache get: {:.2}× the time ({} vs {}), target ≤ 1.50×\n",
+            if region / raw <= 1.5 { "MET" } else { "NOT MET" },
+            region / raw,
+            human_ns(region),
+            human_ns(raw)
+        ),
+        _ => String::new(),
+    }
+}
+
+pub(super) fn write_docs(o: &Options, h: &Http, criterion: &[CriterionFigure], elapsed: Duration) -> Result {
+    let docs = root().join("docs");
+    std::fs::create_dir_all(&docs).map_err(|e| format!("{}: {e}", docs.display()))?;
+    let md_path = docs.join("benchmarks.md");
+    // The hand-written analysis below `## Analysis` survives regeneration.
+    let analysis = std::fs::read_to_string(&md_path)
+        .ok()
+        .and_then(|old| old.find("\n## Analysis").map(|at| old[at..].to_owned()))
+        .unwrap_or_else(|| "\n## Analysis\n\n(hand-written; kept when the file is regenerated)\n".into());
+    let date = output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
+    let commit =
+        output("git", &["-C", &root().display().to_string(), "rev-parse", "--short", "HEAD"]).unwrap_or_default();
+    let mut md = String::new();
+    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Generated by `cargo xtask bench` (`xtask/src/bench.rs`); everything above **Analysis** is rewritten by each run.\n"
+    );
+    let build_s = BUILD_MS.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0;
+    let _ = writeln!(
+        md,
+        "- Command: `{}`: {:.0} s in all, of which {build_s:.0} s compiling and {:.0} s measuring",
+        o.command,
+        elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() - build_s
+    );
+    let _ = writeln!(md, "- Date: {date}, commit `{commit}`");
+    let _ = writeln!(md, "- Machine: {}", machine());
+    let _ = writeln!(md, "- Load average before the HTTP run: `{}`", h.load_before);
+    let _ = writeln!(
+        md,
+        "- Pinning: {}",
+        if h.pinned {
+            "server on CPU 0, load generator on CPU 1 (`taskset`); the Redis server is not pinned"
+        } else {
+            "none (taskset or a second CPU missing)"
+        }
+    );
+    let _ = writeln!(md, "\nReproduce: `cargo xtask bench` (criterion + HTTP), `cargo xtask bench http`, `cargo xtask bench criterion`, `cargo xtask bench --quick` (short runs, under 5 minutes on 2 cores).\n");
+    let _ = writeln!(md, "## HTTP load\n");
+    let _ = writeln!(
+        md,
+        "Each server runs with one worker thread (`TOKIO_WORKER_THREADS=1`; actix-web sizes its workers by the CPUs it may use, \
+         one under `taskset`, and the peers set `workers(1)`). `bench-load` (in `bench/`) opens {} keep-alive HTTP/1.1 connections; \
+         each primes its own session with one `GET /counter` and then sends its cookie on every request. \
+         Per-core throughput is requests/s divided by the server process's CPU share (`utime + stime` of `/proc/PID/stat` over the \
+         measured phase), which removes the load generator's limit from the comparison: on two cores the generator usually saturates first. \
+         Every figure is the median of {} interleaved repeats of {} ms (after {} ms warm-up); min–max shows the noise. \
+         `/counter` reads and writes the integer `n`, `/read` reads it, `/` does not touch the session.\n",
+        o.connections, o.repeats, o.duration_ms, o.warmup_ms
+    );
+    md.push_str(&table(h, o));
+    let _ = writeln!(md, "\n![throughput per configuration](benchmarks.svg)\n");
+    let _ = writeln!(md, "## Targets (issue 6), on per-core throughput\n");
+    md.push_str(&targets(h));
+    md.push_str(&cache_target(criterion));
+    if !h.skipped.is_empty() {
+        let _ = writeln!(md, "\nSkipped or failed:\n");
+        for s in &h.skipped {
+            let _ = writeln!(md, "- {s}");
+        }
+    }
+    if !criterion.is_empty() {
+        let _ = writeln!(md, "\n## Criterion micro-benchmarks\n");
+        let _ = writeln!(
+            md,
+            "Mean time per iteration. `request/load_modify_save/*`: one whole modifying request on an existing session \
+             (`start` + read + write + `finish`). Cache peers (quick_cache, moka) are measured in the same run.\n"
+        );
+        let _ = writeln!(md, "| benchmark | mean |\n|---|---|");
+        for f in criterion {
+            let _ = writeln!(md, "| `{}` | {} |", f.id, human_ns(f.mean_ns));
+        }
+    }
+    md.push_str(&analysis);
+    std::fs::write(&md_path, md).map_err(|e| format!("{}: {e}", md_path.display()))?;
+    let svg_path = docs.join("benchmarks.svg");
+    std::fs::write(&svg_path, svg(h)).map_err(|e| format!("{}: {e}", svg_path.display()))?;
+    eprintln!("bench: wrote {} and {}", md_path.display(), svg_path.display());
+    print!("\nTargets:\n{}{}", targets(h), cache_target(criterion));
+    Ok(())
+}
+
+pub(super) fn human_ns(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.2} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.1} ns")
+    }
+}
+
+pub(super) fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// A horizontal grouped bar chart of per-core throughput (median, min–max whiskers).
+pub(super) fn svg(h: &Http) -> String {
+    const COLORS: [&str; 3] = ["#d62728", "#1f77b4", "#2ca02c"];
+    let rows: Vec<(usize, &Config)> =
+        h.configs.iter().enumerate().filter(|(i, _)| ROUTES.iter().any(|r| h.row(*i, r).is_some())).collect();
+    let max = rows
+        .iter()
+        .flat_map(|(i, _)| ROUTES.iter().filter_map(|r| h.row(*i, r)).map(|r| r.pc_max.max(r.per_core)))
+        .filter(|x| x.is_finite())
+        .fold(1.0, f64::max);
+    // Round the axis up to five ticks of 1, 2 or 5 × 10^k.
+    let magnitude = 10f64.powf((max / 5.0).log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).find(|s| s * 5.0 >= max).unwrap_or(max / 5.0);
+    let max = step * 5.0;
+    let (left, top, bar, gap, width) = (300.0, 60.0, 9.0, 12.0, 560.0);
+    let group = bar * ROUTES.len() as f64 + gap;
+    let height = top + group * rows.len() as f64 + 50.0;
+    let scale = |v: f64| left + width * v / max;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{:.0}" height="{height:.0}" font-family="sans-serif" font-size="12">"#,
+        left + width + 40.0
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="10" y="20" font-size="15" font-weight="bold">Per-core throughput (requests/s per server CPU), median of repeats, min–max whiskers</text>"#
+    );
+    for (k, route) in ROUTES.iter().enumerate() {
+        let x = left + 120.0 * k as f64;
+        let _ = writeln!(s, r#"<rect x="{x}" y="32" width="12" height="12" fill="{}"/>"#, COLORS[k]);
+        let _ = writeln!(s, r#"<text x="{}" y="42">{route}</text>"#, x + 16.0);
+    }
+    let ticks = 5;
+    for t in 0..=ticks {
+        let v = max * t as f64 / ticks as f64;
+        let x = scale(v);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{:.0}k</text>"##,
+            height - 40.0,
+            height - 25.0,
+            v / 1000.0
+        );
+    }
+    for (n, (i, c)) in rows.iter().enumerate() {
+        let y0 = top + group * n as f64;
+        let weight = if c.kind == Kind::Beaker { "bold" } else { "normal" };
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end" font-weight="{weight}">{}</text>"#,
+            left - 8.0,
+            y0 + bar * 1.5 + 4.0,
+            escape(c.name)
+        );
+        for (k, route) in ROUTES.iter().enumerate() {
+            let Some(r) = h.row(*i, route) else { continue };
+            if !r.per_core.is_finite() {
+                continue;
+            }
+            let y = y0 + bar * k as f64;
+            let _ = writeln!(
+                s,
+                r#"<rect x="{left}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} {route}: {:.0} req/s per core</title></rect>"#,
+                scale(r.per_core) - left,
+                bar - 1.0,
+                COLORS[k],
+                escape(c.name),
+                r.per_core
+            );
+            if r.pc_min.is_finite() && r.pc_max.is_finite() {
+                let ym = y + (bar - 1.0) / 2.0;
+                let _ = writeln!(
+                    s,
+                    r#"<line x1="{:.1}" y1="{ym:.1}" x2="{:.1}" y2="{ym:.1}" stroke="black"/>"#,
+                    scale(r.pc_min),
+                    scale(r.pc_max)
+                );
+            }
+        }
+    }
+    let _ = writeln!(s, "</svg>");
+    s
+}
