@@ -51,9 +51,8 @@ impl Equivalent<MemKey> for MemKeyRef<'_> {
 }
 
 /// One value of a memory region, with what the region needs to judge it.
-#[derive(Clone)]
 pub(crate) struct MemEntry {
-    pub(crate) value: Arc<dyn Any + Send + Sync>,
+    pub(crate) value: Box<dyn Any + Send + Sync>,
     /// `std::any::type_name` of the value, for the wrong-type error.
     pub(crate) type_name: &'static str,
     /// Milliseconds since the epoch until which the value is fresh; 0 = always.
@@ -81,8 +80,8 @@ impl std::fmt::Debug for MemEntry {
 #[derive(Debug, Clone, Copy)]
 struct EntryWeighter;
 
-impl Weighter<MemKey, MemEntry> for EntryWeighter {
-    fn weight(&self, _key: &MemKey, val: &MemEntry) -> u64 {
+impl Weighter<MemKey, Arc<MemEntry>> for EntryWeighter {
+    fn weight(&self, _key: &MemKey, val: &Arc<MemEntry>) -> u64 {
         val.weight
     }
 }
@@ -98,7 +97,8 @@ pub(crate) enum Bound {
 
 /// The engine of one memory region.
 pub(crate) struct MemoryEngine {
-    cache: Cache<MemKey, MemEntry, EntryWeighter>,
+    // Entries behind an `Arc`: a hit clones one pointer out of the engine.
+    cache: Cache<MemKey, Arc<MemEntry>, EntryWeighter>,
     bound: Bound,
 }
 
@@ -136,12 +136,12 @@ impl MemoryEngine {
     }
 
     #[inline]
-    pub(crate) fn get(&self, namespace: u64, key: &str) -> Option<MemEntry> {
+    pub(crate) fn get(&self, namespace: u64, key: &str) -> Option<Arc<MemEntry>> {
         self.cache.get(&MemKeyRef { namespace, key })
     }
 
     pub(crate) fn insert(&self, namespace: u64, key: &str, entry: MemEntry) {
-        self.cache.insert(MemKey { namespace, key: key.into() }, entry);
+        self.cache.insert(MemKey { namespace, key: key.into() }, Arc::new(entry));
     }
 
     pub(crate) fn remove(&self, namespace: u64, key: &str) -> bool {

@@ -380,7 +380,8 @@ impl Region {
     }
 
     /// Reads `key` (already length-limited).
-    #[inline]
+    // Always inlined: on the hit path a call frame costs more than the lookup's own logic.
+    #[inline(always)]
     fn memory_lookup<T: CacheValue>(&self, engine: &MemoryEngine, key: &str) -> Result<Lookup<T>, Error> {
         let Some(entry) = engine.get(self.ns.id, key) else { return Ok(Lookup::Absent) };
         let Some(fresh) = self.judge(&entry) else { return Ok(Lookup::Absent) };
@@ -423,7 +424,7 @@ impl Region {
                     None => 0,
                 };
                 let entry = MemEntry {
-                    value: Arc::new(value.clone()),
+                    value: Box::new(value.clone()),
                     type_name: std::any::type_name::<T>(),
                     fresh_until_ms,
                     soft_gen: s.soft_gen.load(Ordering::Acquire),
