@@ -7,7 +7,6 @@
 //! and kills it at the end. No server at all skips with a loud line, unless `CI=true`,
 //! where it fails. The outage test always runs its own server, since it kills it.
 
-use std::io::Write as _;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -16,17 +15,9 @@ use std::time::{Duration, SystemTime};
 use beaker_core::cache::{CacheBackend, CacheEntry, LockOutcome};
 use beaker_core::{Changes, Record, SessionId, SessionStore, StoreError, StoreKey};
 use beaker_memcached::{MemcachedCache, MemcachedClient, MemcachedOptions, MemcachedStore};
+use beaker_testkit::skip_or_fail;
 use beaker_testkit::store::{CacheBackendSuite, SessionStoreSuite};
 use memcache::exp::{AsyncMetaClient, Get, Meta, Set};
-
-fn skip_or_fail(suite: &str, why: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{suite}: {why} (CI=true: a missing service is a failure)");
-    }
-    // Straight to the stderr handle: libtest captures `eprintln!` of passing tests, and a
-    // skip must be seen.
-    let _ = writeln!(std::io::stderr(), "\n=== SKIPPED: {suite}: {why} ===\n");
-}
 
 /// A memcached of our own on a free port; killed when dropped.
 struct OwnMemcached {

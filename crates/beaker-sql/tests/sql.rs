@@ -15,17 +15,11 @@ use std::time::{Duration, SystemTime};
 use beaker_core::cache::{CacheBackend, CacheEntry};
 use beaker_core::{Changes, ManualClock, Record, SessionId, SessionStore, StoreError, StoreKey};
 use beaker_sql::{SqlCache, SqlClient, SqlOptions, SqlStore};
+use beaker_testkit::skip_or_fail;
 use beaker_testkit::store::{CacheBackendSuite, Corruptor, SessionStoreSuite};
 use sqlx::Executor as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-
-fn skip_or_fail(suite: &str, why: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{suite}: {why} (CI=true: a missing service is a failure)");
-    }
-    eprintln!("\n=== SKIPPED: {suite}: {why} ===\n");
-}
 
 fn postgres_url() -> String {
     std::env::var("BEAKER_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
