@@ -13,6 +13,22 @@ use crate::error::OpenError;
 use crate::options::SqlOptions;
 use crate::sql::{Dialect, SessionSql, ENTRY_NAME_MAX, ROWS_PER_INSERT};
 
+/// Upserts the `(name, value)` pairs `$entries` of session `$key` in batches inside the
+/// transaction `$tx`. A macro, not a function: it runs inside `on_pool!`, once per
+/// database type, where the transaction's type differs.
+macro_rules! upsert_entries {
+    ($tx:ident, $sql:expr, $key:expr, $entries:expr) => {
+        for chunk in $entries.chunks(ROWS_PER_INSERT) {
+            let text = $sql.upsert_entries(chunk.len());
+            let mut query = sqlx::query(&text);
+            for (name, value) in chunk {
+                query = query.bind($key.as_str()).bind(name.as_bytes()).bind(value.as_slice());
+            }
+            query.execute(&mut *$tx).await?;
+        }
+    };
+}
+
 /// A [`SessionStore`] on SQLite, PostgreSQL or MySQL/MariaDB.
 ///
 /// # Tables
@@ -76,6 +92,7 @@ use crate::sql::{Dialect, SessionSql, ENTRY_NAME_MAX, ROWS_PER_INSERT};
 /// let manager = SessionManager::builder(config).store(store).build()?;
 /// # Ok(()) }
 /// ```
+
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     client: SqlClient,
@@ -281,14 +298,7 @@ impl SessionStore for SqlStore {
                         tx.rollback().await?;
                         return Ok(false);
                     }
-                    for chunk in entries.chunks(ROWS_PER_INSERT) {
-                        let text = sql.upsert_entries(chunk.len());
-                        let mut query = sqlx::query(&text);
-                        for (name, value) in chunk {
-                            query = query.bind(key.as_str()).bind(name.as_bytes()).bind(value.as_slice());
-                        }
-                        query.execute(&mut *tx).await?;
-                    }
+                    upsert_entries!(tx, sql, key, entries);
                     tx.commit().await?;
                     Ok(true)
                 })
@@ -333,14 +343,7 @@ impl SessionStore for SqlStore {
                         }
                         query.execute(&mut *tx).await?;
                     }
-                    for chunk in sets.chunks(ROWS_PER_INSERT) {
-                        let text = sql.upsert_entries(chunk.len());
-                        let mut query = sqlx::query(&text);
-                        for (name, value) in chunk {
-                            query = query.bind(key.as_str()).bind(name.as_bytes()).bind(value.as_slice());
-                        }
-                        query.execute(&mut *tx).await?;
-                    }
+                    upsert_entries!(tx, sql, key, sets);
                     tx.commit().await?;
                     Ok(true)
                 })
