@@ -3,25 +3,101 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
+use beaker_core::{Session, SessionManager};
+use http::header::SET_COOKIE;
+use http::HeaderValue;
+use pin_project_lite::pin_project;
 
-/// Runs the inner service, then finishes the session. Boxed because finishing is an
-/// `async fn` of the manager, whose future type cannot be named.
-pub struct ResponseFuture<E> {
-    pub(crate) inner: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>,
-}
+use crate::error::SessionError;
 
-impl<E> Future for ResponseFuture<E> {
-    type Output = Result<Response, E>;
+type Finishing = Pin<Box<dyn Future<Output = Response> + Send>>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+pin_project! {
+    /// Runs the inner service's future, then finishes the session. A request that never
+    /// used its session is answered as soon as the inner future is (no allocation, no
+    /// store call); otherwise finishing runs as a boxed future (the manager's `finish` is
+    /// an `async fn`, whose type cannot be named).
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
     }
 }
 
-impl<E> fmt::Debug for ResponseFuture<E> {
+pin_project! {
+    #[project = StateProj]
+    #[project_replace = StateReplace]
+    enum State<F> {
+        Inner { #[pin] inner: F, session: Session, manager: SessionManager },
+        Finishing { finish: Finishing },
+        Done,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(inner: F, session: Session, manager: SessionManager) -> Self {
+        ResponseFuture { state: State::Inner { inner, session, manager } }
+    }
+}
+
+/// Finishes `session` and puts its cookies on `res`, or replaces `res` by the error's
+/// response.
+async fn finish(manager: SessionManager, session: Session, mut res: Response) -> Response {
+    match manager.finish(&session).await {
+        Ok(set_cookies) => {
+            for cookie in set_cookies {
+                match HeaderValue::try_from(cookie.into_string()) {
+                    Ok(value) => {
+                        res.headers_mut().append(SET_COOKIE, value);
+                    }
+                    // Core only emits visible ASCII; losing a cookie silently would lose
+                    // the session, so fail loudly instead.
+                    Err(_) => return SessionError::InvalidHeader.into_response(),
+                }
+            }
+            res
+        }
+        Err(e) => SessionError::from(e).into_response(),
+    }
+}
+
+impl<F, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                StateProj::Inner { inner, .. } => {
+                    // An inner error ends the request: nothing of it can be saved.
+                    let res = ready!(inner.poll(cx));
+                    let StateReplace::Inner { session, manager, .. } = state.as_mut().project_replace(State::Done)
+                    else {
+                        unreachable!("the state was Inner")
+                    };
+                    let res = match res {
+                        Ok(res) if session.is_touched() => res,
+                        other => return Poll::Ready(other),
+                    };
+                    state.set(State::Finishing { finish: Box::pin(finish(manager, session, res)) });
+                }
+                StateProj::Finishing { finish } => {
+                    let res = ready!(finish.as_mut().poll(cx));
+                    state.set(State::Done);
+                    return Poll::Ready(Ok(res));
+                }
+                StateProj::Done => panic!("beaker_axum::ResponseFuture polled after completion"),
+            }
+        }
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }

@@ -23,21 +23,13 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicI64;
-use std::sync::OnceLock;
-use std::time::Duration;
 
 const TEXT: &str = "text/plain; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
 
 /// The demo's index page, so that `/` answers the same bytes as the demos.
 fn index_page() -> &'static str {
-    static PAGE: OnceLock<String> = OnceLock::new();
-    PAGE.get_or_init(|| {
-        let caches = beaker_core::cache::CacheManager::builder(demo_common::default_cache_config())
-            .build()
-            .expect("the demo's default cache configuration");
-        demo_common::Demo::new(Duration::ZERO, caches).index().body
-    })
+    demo_common::index_page()
 }
 
 static BARE_COUNTER: AtomicI64 = AtomicI64::new(0);

@@ -47,23 +47,34 @@ impl fmt::Debug for SetCookie {
     }
 }
 
-/// The values of every cookie named `name` in the given `Cookie` header values, in order.
-/// Malformed pairs and other cookies are skipped; nothing here can fail.
-pub(crate) fn values_named<'a>(headers: impl IntoIterator<Item = &'a str>, name: &str) -> Vec<&'a str> {
-    let mut out = Vec::new();
+/// The values of every cookie named `name` in a `Cookie` header value (several header
+/// values joined with `"; "`, as HTTP/2 prescribes), in order. Malformed pairs and other
+/// cookies are skipped; nothing here can fail.
+pub(crate) fn values_named<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    // Only the pairs that can be ours go through the parser: other cookies cost a split.
+    let header = if header.contains(name) { header } else { "" };
+    header
+        .split(';')
+        .filter(move |pair| pair.trim_start().strip_prefix(name).is_some_and(|rest| rest.trim_start().starts_with('=')))
+        .filter_map(|pair| Cookie::parse(pair).ok())
+        // Parsed from a borrowed &str, so the raw value is always there.
+        .filter_map(move |c| (c.name() == name).then(|| c.value_raw()).flatten())
+}
+
+/// Joins the `Cookie` header values that may hold a cookie named `name` into one string
+/// (`"; "` between values), unparsed: parsing waits until the session is used.
+pub(crate) fn raw_header<'a>(headers: impl IntoIterator<Item = &'a str>, name: &str) -> String {
+    let mut raw = String::new();
     for header in headers {
-        // Cheap pre-check: most requests carry other cookies only.
-        if !header.contains(name) {
-            continue;
-        }
-        for c in Cookie::split_parse(header).flatten() {
-            // Parsed from a borrowed &str, so the raw value is always there.
-            if let (true, Some(v)) = (c.name() == name, c.value_raw()) {
-                out.push(v);
+        // Cheap pre-check: most requests without a session carry other cookies only.
+        if header.contains(name) {
+            if !raw.is_empty() {
+                raw.push_str("; ");
             }
+            raw.push_str(header);
         }
     }
-    out
+    raw
 }
 
 fn base<'c>(config: &SessionConfig, value: String) -> cookie::CookieBuilder<'c> {
@@ -118,10 +129,19 @@ mod tests {
 
     #[test]
     fn finds_our_cookie_among_others_and_garbage() {
-        let headers = ["a=1; beaker.session.id=abc.def; b", "=; ;;; beaker.session.id=second", "other=x"];
-        assert_eq!(values_named(headers, "beaker.session.id"), vec!["abc.def", "second"]);
-        assert!(values_named(["\u{0}\u{ff}garbage"], "beaker.session.id").is_empty());
-        assert!(values_named(["beaker.session.idx=1"], "beaker.session.id").is_empty());
+        let name = "beaker.session.id";
+        let headers = ["a=1; beaker.session.id=abc.def; b", "=; ;;; beaker.session.id =second", "other=x"];
+        let raw = raw_header(headers, name);
+        assert_eq!(raw, "a=1; beaker.session.id=abc.def; b; =; ;;; beaker.session.id =second");
+        assert_eq!(values_named(&raw, name).collect::<Vec<_>>(), vec!["abc.def", "second"]);
+        assert_eq!(
+            values_named("x=\"beaker.session.id=forged\"; beaker.session.id=real", name).collect::<Vec<_>>(),
+            ["real"]
+        );
+        assert_eq!(values_named("beaker.session.id=\"quoted\"", name).collect::<Vec<_>>(), ["\"quoted\""]);
+        assert_eq!(values_named("\u{0}\u{ff}garbage", name).count(), 0);
+        assert_eq!(values_named("beaker.session.idx=1; xbeaker.session.id=2", name).count(), 0);
+        assert!(raw_header(["other=1", "more=2"], name).is_empty());
     }
 
     #[test]

@@ -99,17 +99,9 @@ impl SessionManager {
     /// cannot fail: a missing, malformed, badly signed or foreign cookie gives a handle on a
     /// fresh session (logged at debug level).
     pub fn start<'a>(&self, cookie_headers: impl IntoIterator<Item = &'a str>) -> Session {
-        let mut st = State::default();
-        let cfg = &self.inner.config;
-        for value in cookies::values_named(cookie_headers, &cfg.key) {
-            st.cookie_seen = true;
-            // Verified (or decrypted) lazily: a request that never touches its session
-            // pays for no HMAC or AES. Several cookies of our name (a stale one on another
-            // path, an injected one) are all kept, a few at most; the first valid one wins.
-            if st.candidates.len() < MAX_COOKIE_CANDIDATES {
-                st.candidates.push(value.to_owned());
-            }
-        }
+        // Parsed and verified (or decrypted) lazily: a request that never touches its
+        // session pays for no cookie parsing, HMAC or AES, only for one copy of the header.
+        let st = State { raw_cookies: cookies::raw_header(cookie_headers, &self.inner.config.key), ..State::default() };
         Session { inner: Arc::new(SessionInner { manager: self.inner.clone(), state: async_lock::Mutex::new(st) }) }
     }
 
@@ -218,23 +210,43 @@ impl ManagerInner {
         true
     }
 
-    /// The id of the first correctly signed, well-formed cookie among the candidates
+    /// Runs `f` on the values of our cookies in the request (parsed on first use, a few at
+    /// most), until it returns `Some`. Sets `cookie_seen`; later calls see no cookie.
+    fn first_cookie<T>(&self, st: &mut State, mut f: impl FnMut(&str) -> Option<T>) -> Option<T> {
+        let raw = std::mem::take(&mut st.raw_cookies);
+        for value in cookies::values_named(&raw, &self.config.key).take(MAX_COOKIE_CANDIDATES) {
+            // Several cookies of our name (a stale one on another path, an injected one)
+            // may come: the first valid one wins.
+            st.cookie_seen = true;
+            if let Some(found) = f(value) {
+                return Some(found);
+            }
+        }
+        None
+    }
+
+    /// The id of the first correctly signed, well-formed cookie of the request
     /// (server-side stores), verified on first use and remembered in `st`.
     pub(crate) fn verified_cookie_id(&self, st: &mut State) -> Option<SessionId> {
-        if matches!(self.backend, Backend::Server(_)) {
-            for value in std::mem::take(&mut st.candidates) {
-                match self.keys.verify(&self.config.key, &value) {
-                    Some((raw, old)) => match SessionId::parse(raw) {
-                        Some(id) => {
-                            st.cookie_id = Some(id);
-                            st.stale_key = old;
-                            break;
-                        }
-                        None => tracing::warn!("signed session cookie holds a malformed id; ignored"),
-                    },
-                    None => tracing::debug!("session cookie with a bad signature; ignored"),
+        let verified = self.first_cookie(st, |value| match self.backend {
+            Backend::Cookie => None,
+            Backend::Server(_) => match self.keys.verify(&self.config.key, value) {
+                Some((raw, old)) => match SessionId::parse(raw) {
+                    Some(id) => Some((id, old)),
+                    None => {
+                        tracing::warn!("signed session cookie holds a malformed id; ignored");
+                        None
+                    }
+                },
+                None => {
+                    tracing::debug!("session cookie with a bad signature; ignored");
+                    None
                 }
-            }
+            },
+        });
+        if let Some((id, old)) = verified {
+            st.cookie_id = Some(id);
+            st.stale_key = old;
         }
         st.cookie_id.clone()
     }
@@ -244,9 +256,8 @@ impl ManagerInner {
         let now = self.clock.now();
         let found = match &self.backend {
             Backend::Cookie => {
-                let opened =
-                    st.candidates.iter().find_map(|sealed| cookie_store::open(&self.keys, &self.config.key, sealed));
-                if opened.is_none() && !st.candidates.is_empty() {
+                let opened = self.first_cookie(st, |sealed| cookie_store::open(&self.keys, &self.config.key, sealed));
+                if opened.is_none() && st.cookie_seen {
                     tracing::debug!(
                         "cookie session could not be opened (tampered, foreign key or corrupt); starting fresh"
                     );

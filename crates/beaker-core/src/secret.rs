@@ -47,7 +47,9 @@ impl fmt::Debug for Secret {
 }
 
 struct KeyPair {
-    sign: [u8; 32],
+    /// HMAC-SHA256 already keyed with the signing key: each use clones it, which skips the
+    /// two key-schedule compressions of a fresh `new_from_slice`.
+    sign: Hmac<Sha256>,
     cipher: Aes256Gcm,
 }
 
@@ -84,14 +86,15 @@ impl Keys {
                 // Both lengths are valid for HKDF-SHA256 (at most 255 * 32 bytes).
                 hk.expand(b"beaker-rs v1 cookie signing", &mut sign).expect("valid HKDF length");
                 hk.expand(b"beaker-rs v1 cookie encryption", &mut enc).expect("valid HKDF length");
+                let sign = <Hmac<Sha256> as Mac>::new_from_slice(&sign).expect("HMAC takes any key length");
                 KeyPair { sign, cipher: Aes256Gcm::new(&enc.into()) }
             })
             .collect();
         Ok(Keys { pairs })
     }
 
-    fn mac(key: &[u8; 32], context: &str, value: &str) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    fn mac(keyed: &Hmac<Sha256>, context: &str, value: &str) -> Hmac<Sha256> {
+        let mut mac = keyed.clone();
         mac.update(context.as_bytes());
         mac.update(&[0]);
         mac.update(value.as_bytes());

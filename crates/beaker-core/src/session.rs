@@ -47,10 +47,11 @@ pub(crate) struct State {
     /// A correctly signed id (server-side) read from the request, once verified; not yet
     /// known to exist.
     pub(crate) cookie_id: Option<SessionId>,
-    /// The values of every cookie of our name (a few at most), not yet verified
-    /// (server-side) or decrypted (cookie-only).
-    pub(crate) candidates: Vec<String>,
-    /// The request carried our cookie (valid or not).
+    /// The request's `Cookie` header values that mention our cookie name, unparsed (empty
+    /// once parsed): our cookies are read, verified (server-side) or decrypted
+    /// (cookie-only) on first use.
+    pub(crate) raw_cookies: String,
+    /// The request carried our cookie (valid or not); known once `raw_cookies` is parsed.
     pub(crate) cookie_seen: bool,
     /// The cookie was signed or sealed with an older secret.
     pub(crate) stale_key: bool,
@@ -235,7 +236,6 @@ impl Session {
         if let Some(id) = st.id.take().or(cookie_id) {
             st.doomed.push(id);
         }
-        st.candidates.clear();
         st.cookie_id = None;
         st.reset_to_fresh();
         st.loaded = true;
@@ -267,7 +267,11 @@ impl Session {
 
     /// Whether the session was loaded, changed or ended in this request (adapters need not
     /// call this; [`SessionManager::finish`](crate::SessionManager::finish) decides).
+    ///
+    /// When it returns `false`, [`finish`](crate::SessionManager::finish) has nothing to
+    /// do and would return no cookie: adapters may skip it (and the allocation of its
+    /// future) on requests that never used their session.
     pub fn is_touched(&self) -> bool {
-        self.inner.state.try_lock().is_none_or(|st| st.loaded)
+        self.inner.state.try_lock().is_none_or(|st| st.loaded || st.failure.is_some() || !st.doomed.is_empty())
     }
 }

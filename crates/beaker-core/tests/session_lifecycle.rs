@@ -20,8 +20,16 @@ async fn untouched_session_does_no_io_and_sets_no_cookie() {
     let c = f.manager.finish(&s).await.unwrap();
     let before = f.store.counts.total();
     let s = f.manager.start([pair(&c[0]).as_str()]);
+    // Adapters skip `finish` (and its future) when the handler never used the session.
+    assert!(!s.is_touched());
     assert!(f.manager.finish(&s).await.unwrap().is_empty());
     assert_eq!(f.store.counts.total(), before, "an untouched session reached the store");
+    let s = f.manager.start([pair(&c[0]).as_str()]);
+    assert!(s.contains_key("a").await.unwrap());
+    assert!(s.is_touched(), "a loaded session must be finished");
+    let s = f.manager.start([pair(&c[0]).as_str()]);
+    s.invalidate().await.unwrap();
+    assert!(s.is_touched(), "an invalidated session must be finished");
 }
 
 #[tokio::test]
@@ -391,6 +399,7 @@ async fn store_outage_fails_fast_and_finish_reports_it_even_if_swallowed() {
     let err = s.get::<i32>("n").await.unwrap_err();
     assert!(err.is_unavailable());
     assert_eq!(err.status_code(), 503);
+    assert!(s.is_touched(), "adapters must still finish a session whose load failed");
     let err = f.manager.finish(&s).await.unwrap_err();
     assert_eq!(err.status_code(), 503, "finish must report a swallowed load failure");
     // A write to a new session during the outage fails too, never silently.

@@ -7,8 +7,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
-use beaker_axum::{Session, SessionError, SessionLayer};
+use axum::{Router, ServiceExt};
+use beaker_axum::{Session, SessionError, SessionService};
 use demo_common::{announce, exit_with, shutdown_signal, startup_or_exit, Demo, Reply};
 
 type Answer = Result<Response, SessionError>;
@@ -22,8 +22,10 @@ fn answer(reply: Result<Reply, beaker_core::Error>) -> Answer {
     Ok(respond(reply?))
 }
 
-async fn index(State(demo): State<Demo>) -> Response {
-    respond(demo.index())
+/// `GET /`: the same bytes every time, the session untouched; no extractor, so that
+/// axum need not take the request apart.
+async fn index() -> Response {
+    ([(CONTENT_TYPE, demo_common::HTML)], demo_common::index_page()).into_response()
 }
 
 async fn healthz(State(demo): State<Demo>) -> Response {
@@ -115,13 +117,18 @@ async fn main() {
         .route("/cached", get(cached))
         .route("/cached/stats", get(cached_stats))
         .route("/app", get(app))
-        .layer(SessionLayer::new(startup.manager))
         .with_state(startup.demo);
+    // The layer wraps the whole router (not each route, as `Router::layer` does): one
+    // service and one future fewer per request.
+    let app = SessionService::new(router, startup.manager);
     match listener.local_addr() {
         Ok(addr) => announce(addr),
         Err(source) => exit_with(&demo_common::StartupError::Bind { addr: startup.addr, source }),
     }
-    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await {
+    if let Err(e) = axum::serve(listener, ServiceExt::<axum::extract::Request>::into_make_service(app))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+    {
         eprintln!("error: server failed: {e}");
         std::process::exit(1);
     }

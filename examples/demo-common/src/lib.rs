@@ -11,7 +11,8 @@ mod page;
 mod routes;
 mod startup;
 
-pub use routes::{Demo, Reply, DEMO_REGION};
+pub use page::index as index_page;
+pub use routes::{Demo, Reply, DEMO_REGION, HTML};
 pub use startup::{
     announce, default_cache_config, exit_with, shutdown_signal, startup_or_exit, Startup, StartupError,
     DEFAULT_SESSION_URL,

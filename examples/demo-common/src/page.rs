@@ -20,8 +20,10 @@ const HEAD: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf
 <style>body{font-family:sans-serif;max-width:40em;margin:2em auto}form{margin:.5em 0}</style></head><body>\n";
 const TAIL: &str = "</body></html>\n";
 
-pub(crate) fn index() -> String {
-    format!(
+/// The index page (`GET /`): the same bytes for every request, built once.
+pub fn index() -> &'static str {
+    static PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
         "{HEAD}<h1>beaker-rs demo</h1>\n\
 <p>Sessions and caching in the spirit of Python's Beaker. Try the <a href=\"/app\">interactive page</a>, or the plain routes:</p>\n\
 <ul>\n\
@@ -34,7 +36,9 @@ pub(crate) fn index() -> String {
 </ul>\n\
 <form method=\"post\" action=\"/login\"><input name=\"user\" placeholder=\"name\"> <button>log in</button></form>\n\
 {TAIL}"
-    )
+        )
+    });
+    &PAGE
 }
 
 pub(crate) fn app(user: Option<&str>, n: Option<i64>) -> String {

@@ -1,5 +1,6 @@
 //! The routes of the demo contract, one function each.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,27 +18,28 @@ pub struct Reply {
     pub status: u16,
     /// The `Content-Type` header value.
     pub content_type: &'static str,
-    /// The body.
-    pub body: String,
+    /// The body (borrowed when it never changes, like the index page).
+    pub body: Cow<'static, str>,
 }
 
 const TEXT: &str = "text/plain; charset=utf-8";
-const HTML: &str = "text/html; charset=utf-8";
+/// The `Content-Type` of the HTML pages.
+pub const HTML: &str = "text/html; charset=utf-8";
 
 impl Reply {
     /// A 200 `text/plain` reply.
-    pub fn text(body: impl Into<String>) -> Reply {
+    pub fn text(body: impl Into<Cow<'static, str>>) -> Reply {
         Reply::status(200, body)
     }
 
     /// A `text/plain` reply with another status.
-    pub fn status(status: u16, body: impl Into<String>) -> Reply {
+    pub fn status(status: u16, body: impl Into<Cow<'static, str>>) -> Reply {
         Reply { status, content_type: TEXT, body: body.into() }
     }
 
     /// A 200 `text/html` reply.
-    pub fn html(body: String) -> Reply {
-        Reply { status: 200, content_type: HTML, body }
+    pub fn html(body: impl Into<Cow<'static, str>>) -> Reply {
+        Reply { status: 200, content_type: HTML, body: body.into() }
     }
 
     /// The reply for a session error ending a handler: [`Error::status_code`] and

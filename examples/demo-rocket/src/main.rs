@@ -57,6 +57,10 @@ struct Answer(Reply);
 impl<'r> Responder<'r, 'static> for Answer {
     fn respond_to(self, _req: &'r Request<'_>) -> response::Result<'static> {
         let Reply { status, content_type, body } = self.0;
+        let body: std::borrow::Cow<'static, [u8]> = match body {
+            std::borrow::Cow::Borrowed(s) => s.as_bytes().into(),
+            std::borrow::Cow::Owned(s) => s.into_bytes().into(),
+        };
         Response::build()
             .status(Status::from_code(status).unwrap_or(Status::InternalServerError))
             .raw_header("Content-Type", content_type)

@@ -19,7 +19,10 @@ use warp::{Buf, Filter, Rejection, Reply as _, Stream};
 const BODY_LIMIT: u64 = 2 * 1024 * 1024;
 
 fn respond(reply: Reply) -> Response {
-    let mut res = reply.body.into_response();
+    let mut res = match reply.body {
+        std::borrow::Cow::Borrowed(s) => s.into_response(),
+        std::borrow::Cow::Owned(s) => s.into_response(),
+    };
     *res.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
     res
