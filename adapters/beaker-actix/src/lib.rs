@@ -41,4 +41,4 @@ mod middleware;
 
 pub use error::SessionError;
 pub use extract::{Session, SessionExt};
-pub use middleware::{SessionMiddleware, SessionMiddlewareService};
+pub use middleware::{SessionFuture, SessionMiddleware, SessionMiddlewareService};

@@ -1,14 +1,17 @@
 //! [`SessionMiddleware`]: the per-request session lifecycle around the app's services.
 
-use std::future::{ready, Ready};
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{ready, Context, Poll};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{HeaderValue, COOKIE, SET_COOKIE};
 use actix_web::{HttpMessage as _, ResponseError as _};
-use beaker_core::SessionManager;
+use beaker_core::{Session, SessionManager};
 use futures_util::future::LocalBoxFuture;
+use pin_project_lite::pin_project;
 
 use crate::error::SessionError;
 
@@ -61,7 +64,7 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = actix_web::Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+    type Future = SessionFuture<S::Future, B>;
 
     forward_ready!(service);
 
@@ -69,31 +72,100 @@ where
         let cookies = req.headers().get_all(COOKIE).filter_map(|v| v.to_str().ok());
         let session = self.manager.start(cookies);
         req.extensions_mut().insert(session.clone());
-        let manager = self.manager.clone();
-        let service = Rc::clone(&self.service);
-        Box::pin(async move {
-            let res = service.call(req).await?;
-            let failure = match manager.finish(&session).await {
-                Ok(set_cookies) => {
-                    let values: Result<Vec<HeaderValue>, _> =
-                        set_cookies.into_iter().map(|c| HeaderValue::try_from(c.into_string())).collect();
-                    match values {
-                        Ok(values) => {
-                            let mut res = res.map_into_left_body();
-                            for value in values {
-                                res.headers_mut().append(SET_COOKIE, value);
-                            }
-                            return Ok(res);
-                        }
-                        // Core only emits visible ASCII; losing a cookie silently would
-                        // lose the session, so fail loudly instead.
-                        Err(_) => SessionError::InvalidHeader,
+        SessionFuture { state: State::Inner { inner: self.service.call(req), session, manager: self.manager.clone() } }
+    }
+}
+
+type Finishing<B> = LocalBoxFuture<'static, Result<ServiceResponse<EitherBody<B>>, actix_web::Error>>;
+
+pin_project! {
+    /// The future of a [`SessionMiddlewareService`] call: runs the inner service, then
+    /// finishes the session. A request that never used its session is answered as soon as
+    /// the inner service is (no allocation, no store call); otherwise finishing runs as a
+    /// boxed future (the manager's `finish` is an `async fn`).
+    pub struct SessionFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    #[project_replace = StateReplace]
+    enum State<F, B> {
+        Inner { #[pin] inner: F, session: Session, manager: SessionManager },
+        Finishing { finish: Finishing<B> },
+        Done,
+    }
+}
+
+impl<F, B> std::fmt::Debug for SessionFuture<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionFuture").finish_non_exhaustive()
+    }
+}
+
+/// Finishes `session` and puts its cookies on `res`, or replaces `res` by the error's
+/// response.
+async fn finish<B: MessageBody + 'static>(
+    manager: SessionManager,
+    session: Session,
+    res: ServiceResponse<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let failure = match manager.finish(&session).await {
+        Ok(set_cookies) => {
+            let values: Result<Vec<HeaderValue>, _> =
+                set_cookies.into_iter().map(|c| HeaderValue::try_from(c.into_string())).collect();
+            match values {
+                Ok(values) => {
+                    let mut res = res.map_into_left_body();
+                    for value in values {
+                        res.headers_mut().append(SET_COOKIE, value);
                     }
+                    return Ok(res);
                 }
-                Err(e) => SessionError::from(e),
-            };
-            let (req, _) = res.into_parts();
-            Ok(ServiceResponse::new(req, failure.error_response()).map_into_right_body())
-        })
+                // Core only emits visible ASCII; losing a cookie silently would lose the
+                // session, so fail loudly instead.
+                Err(_) => SessionError::InvalidHeader,
+            }
+        }
+        Err(e) => SessionError::from(e),
+    };
+    let (req, _) = res.into_parts();
+    Ok(ServiceResponse::new(req, failure.error_response()).map_into_right_body())
+}
+
+impl<F, B> Future for SessionFuture<F, B>
+where
+    F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
+    B: MessageBody + 'static,
+{
+    type Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                StateProj::Inner { inner, .. } => {
+                    // An inner error ends the request: nothing of it can be saved.
+                    let res = ready!(inner.poll(cx));
+                    let StateReplace::Inner { session, manager, .. } = state.as_mut().project_replace(State::Done)
+                    else {
+                        unreachable!("the state was Inner")
+                    };
+                    let res = match res {
+                        Ok(res) if session.is_touched() => res,
+                        other => return Poll::Ready(other.map(ServiceResponse::map_into_left_body)),
+                    };
+                    state.set(State::Finishing { finish: Box::pin(finish(manager, session, res)) });
+                }
+                StateProj::Finishing { finish } => {
+                    let res = ready!(finish.as_mut().poll(cx));
+                    state.set(State::Done);
+                    return Poll::Ready(res);
+                }
+                StateProj::Done => panic!("beaker_actix::SessionFuture polled after completion"),
+            }
+        }
     }
 }

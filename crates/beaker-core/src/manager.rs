@@ -166,6 +166,19 @@ impl ManagerInner {
         StoreKey::for_id(id, self.config.hash_ids)
     }
 
+    /// The store key of `id`, derived once per request (a load and the write that follows
+    /// share it: hashed ids cost a SHA-256 each).
+    fn cached_key(&self, st: &mut State, id: &SessionId) -> StoreKey {
+        match &st.store_key {
+            Some((for_id, key)) if for_id == id => key.clone(),
+            _ => {
+                let key = self.key(id);
+                st.store_key = Some((id.clone(), key.clone()));
+                key
+            }
+        }
+    }
+
     /// Runs one store call inside a span naming the store and operation, and logs the
     /// outcome (never the id or the data).
     async fn call<T>(
@@ -266,7 +279,7 @@ impl ManagerInner {
             }
             Backend::Server(store) => match self.verified_cookie_id(st) {
                 None => None,
-                Some(id) => match self.call("load", store.load(&self.key(&id))).await {
+                Some(id) => match self.call("load", store.load(&self.cached_key(st, &id))).await {
                     Ok(Some(record)) => Some((record, id, st.stale_key)),
                     Ok(None) => None,
                     Err(StoreError::Corrupt { message }) if self.config.invalidate_corrupt => {
@@ -335,7 +348,8 @@ impl ManagerInner {
             }
             let id = st.id.clone().expect("existing session has an id");
             let created = st.created.unwrap_or(now);
-            let touched = self.call("touch", store.touch(&self.key(&id), now, self.expiry(created, now))).await?;
+            let key = self.cached_key(st, &id);
+            let touched = self.call("touch", store.touch(&key, now, self.expiry(created, now))).await?;
             return Ok((touched && self.cookie_refresh(st)).then(|| self.cookie_for(&id, now)));
         }
         if st.exists && !st.regenerate {
@@ -348,7 +362,8 @@ impl ManagerInner {
                 expires: self.expiry(st.created.unwrap_or(now), now),
             };
             st.clear = false;
-            if self.call("apply", store.apply(&self.key(&id), &changes)).await? {
+            let key = self.cached_key(st, &id);
+            if self.call("apply", store.apply(&key, &changes)).await? {
                 return Ok(self.cookie_refresh(st).then(|| self.cookie_for(&id, now)));
             }
             // The record went away under us (expired, deleted by a logout elsewhere): never

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::id::SessionId;
+use crate::id::{SessionId, StoreKey};
 use crate::manager::ManagerInner;
 use crate::serializer::DataSerializer;
 
@@ -59,6 +59,8 @@ pub(crate) struct State {
     /// A live record was loaded (or written) under `id`.
     pub(crate) exists: bool,
     pub(crate) id: Option<SessionId>,
+    /// The store key of the last id this request used, and that id.
+    pub(crate) store_key: Option<(SessionId, StoreKey)>,
     /// The current view: loaded entries with this request's changes applied.
     pub(crate) entries: BTreeMap<String, Vec<u8>>,
     pub(crate) set: BTreeMap<String, Vec<u8>>,

@@ -128,7 +128,7 @@ async fn sessions_use_native_ttl_and_a_hash_tag() {
     let pttl: i64 = conn.pttl(&rkey).await.unwrap();
     assert_eq!(pttl, -1, "a record without expiry got a TTL");
     let fields: Vec<String> = conn.hkeys(&rkey).await.unwrap();
-    assert!(fields.contains(&"k:ключ 🔑".to_string()) && fields.contains(&"m:e".to_string()), "{fields:?}");
+    assert!(fields.contains(&"k:ключ 🔑".to_string()) && fields.contains(&"m".to_string()), "{fields:?}");
 
     // touch sets and later extends the native TTL.
     let soon = SystemTime::now() + Duration::from_secs(60);
@@ -164,6 +164,42 @@ async fn sessions_use_native_ttl_and_a_hash_tag() {
     // A record created already expired is gone at once.
     assert!(store.create(&key, &record(Some(SystemTime::now() - Duration::from_secs(1)))).await.unwrap());
     assert!(store.load(&key).await.unwrap().is_none());
+    cleanup(&url, &opts).await;
+}
+
+#[tokio::test]
+async fn records_of_the_legacy_layout_load_and_are_never_written_in_place() {
+    let url = single_url();
+    let opts = options("legacy");
+    let Some(client) = connect("redis legacy records", &url, opts.clone()).await else { return };
+    let store = RedisStore::new(client);
+    let mut conn = raw(&url).await;
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    let rkey = store.redis_key(&key);
+    let created = SystemTime::now() - Duration::from_secs(5);
+    let ms = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis().to_string();
+    let _: () = redis::cmd("HSET")
+        .arg(&rkey)
+        .arg(&[("m:c", ms(created)), ("m:a", ms(created)), ("m:e", "0".into()), ("k:n", "7".into())])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let loaded = store.load(&key).await.unwrap().expect("a legacy record loads");
+    assert_eq!(loaded.entries.get("n"), Some(&b"7".to_vec()));
+    assert_eq!(ms(loaded.created), ms(created));
+    // A write finds no `m` field: it reports "gone", so the manager moves the data to a
+    // fresh record (never a half-updated mix of both layouts).
+    let changes = Changes {
+        clear: false,
+        set: [("n".to_string(), b"8".to_vec())].into(),
+        remove: Default::default(),
+        accessed: SystemTime::now(),
+        expires: None,
+    };
+    assert!(!store.apply(&key, &changes).await.unwrap());
+    assert!(!store.touch(&key, SystemTime::now(), None).await.unwrap());
+    let n: Option<String> = conn.hget(&rkey, "k:n").await.unwrap();
+    assert_eq!(n.as_deref(), Some("7"), "a legacy record was changed in place");
     cleanup(&url, &opts).await;
 }
 
