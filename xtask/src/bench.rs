@@ -37,6 +37,10 @@ fn build(cmd: &mut Command) -> Result {
     BUILD_MS.fetch_add(t.elapsed().as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
     outcome
 }
+/// Every request carries a `Cookie` header of at least this many bytes (`bench-load
+/// --cookie-floor`): about one beaker signed id cookie, so that the bare rows parse the same
+/// request shape as the session rows.
+pub(crate) const COOKIE_FLOOR: usize = 100;
 const REDIS_ADDR: &str = "127.0.0.1:6379";
 const REDIS_URL: &str = "redis://127.0.0.1:6379";
 const SECRET: &str = "beaker-bench secret: loopback benchmark only";
@@ -397,6 +401,7 @@ fn load(bin: &Path, server: &Server, route: &str, o: &Options, pinned: bool, clk
         .args(["--connections", &o.connections.to_string()])
         .args(["--warmup-ms", &o.warmup_ms.to_string(), "--duration-ms", &o.duration_ms.to_string()])
         .args(["--server-pid", &server.pid.to_string(), "--clk-tck", clk_tck])
+        .args(["--cookie-floor", &COOKIE_FLOOR.to_string()])
         .stderr(Stdio::inherit());
     let out = cmd.output().map_err(|e| format!("could not start {}: {e}", bin.display()))?;
     let line = String::from_utf8_lossy(&out.stdout);

@@ -29,6 +29,25 @@
 //! # Ok(()) }
 //! ```
 //!
+//! `Router::layer` wraps every route in its own [`SessionService`]. To wrap the whole
+//! router once instead (one service and one boxed future fewer per request), serve
+//! `SessionService::new(router, manager)`:
+//!
+//! ```
+//! # use axum::{routing::get, Router};
+//! # use beaker_axum::SessionService;
+//! # use beaker_core::{SessionConfig, SessionManager};
+//! # async fn run(listener: tokio::net::TcpListener) -> Result<(), Box<dyn std::error::Error>> {
+//! # let manager = SessionManager::builder(SessionConfig::new().with_dev_secret_if_missing()).build()?;
+//! let router = Router::new().route("/", get(|| async { "hello" }));
+//! let app = SessionService::new(router, manager);
+//! axum::serve(listener, axum::ServiceExt::<axum::extract::Request>::into_make_service(app)).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! A request whose handler never touches its session costs no store call, no cookie
+//! parsing and no boxed future.
+//!
 //! Application state such as a cache manager travels the axum way, with
 //! [`State`](axum::extract::State) or [`Extension`](axum::Extension); the layer does not
 //! need to know about it.

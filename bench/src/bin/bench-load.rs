@@ -17,7 +17,13 @@
 //! bench-load --url http://127.0.0.1:PORT --path /counter [--prime /counter]
 //!            [--connections 32] [--warmup-ms 500] [--duration-ms 3000]
 //!            [--max-requests 2000000] [--server-pid PID] [--clk-tck 100]
+//!            [--cookie-floor 0]
 //! ```
+//!
+//! `--cookie-floor N`: after priming, a connection whose `Cookie` header is shorter than
+//! N bytes (a bare server sets none, tower-sessions a short id) appends a padding cookie
+//! `bench-pad=xxx…` up to N bytes, so that every configuration parses requests of the same
+//! shape and header parsing is not charged to the session layer.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,13 +47,14 @@ struct Args {
     max_requests: u64,
     server_pid: Option<u32>,
     clk_tck: f64,
+    cookie_floor: usize,
 }
 
 fn usage(problem: &str) -> ! {
     eprintln!("bench-load: {problem}");
     eprintln!(
         "usage: bench-load --url http://127.0.0.1:PORT --path /ROUTE [--prime /ROUTE] [--connections N] \
-         [--warmup-ms N] [--duration-ms N] [--max-requests N] [--server-pid PID] [--clk-tck N]"
+         [--warmup-ms N] [--duration-ms N] [--max-requests N] [--server-pid PID] [--clk-tck N] [--cookie-floor N]"
     );
     std::process::exit(2)
 }
@@ -64,6 +71,7 @@ fn parse_args() -> Args {
         max_requests: 2_000_000,
         server_pid: None,
         clk_tck: 100.0,
+        cookie_floor: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -79,6 +87,7 @@ fn parse_args() -> Args {
             "--max-requests" => args.max_requests = number().max(1),
             "--server-pid" => args.server_pid = Some(number() as u32),
             "--clk-tck" => args.clk_tck = number().max(1) as f64,
+            "--cookie-floor" => args.cookie_floor = number().min(4096) as usize,
             _ => usage(&format!("unknown flag {flag}")),
         }
     }
@@ -165,6 +174,20 @@ impl Client {
         self.cookie =
             (!jar.is_empty()).then(|| jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; "));
     }
+
+    /// Pads the `Cookie` header to at least `floor` bytes with a cookie no server reads.
+    fn pad_cookie(&mut self, floor: usize) {
+        let have = self.cookie.as_ref().map_or(0, |c| c.len() + 2);
+        let name = "bench-pad=";
+        if have + name.len() >= floor {
+            return;
+        }
+        let pad = format!("{name}{}", "x".repeat(floor - have - name.len()));
+        self.cookie = Some(match self.cookie.take() {
+            Some(c) => format!("{c}; {pad}"),
+            None => pad,
+        });
+    }
 }
 
 #[derive(Default)]
@@ -221,6 +244,7 @@ async fn run(args: Args) -> Result<String, String> {
         if !(200..300).contains(&status) {
             return Err(format!("priming GET {} answered {status}", args.prime));
         }
+        c.pad_cookie(args.cookie_floor);
         clients.push(c);
     }
 

@@ -38,8 +38,9 @@ impl SessionId {
             return None;
         }
         // The last character must encode only whole bits of the 24-byte value.
-        let decoded = URL_SAFE_NO_PAD.decode(s).ok()?;
-        (decoded.len() == ID_BYTES).then(|| SessionId(s.to_owned()))
+        let mut buf = [0u8; ID_BYTES];
+        let len = URL_SAFE_NO_PAD.decode_slice(s, &mut buf).ok()?;
+        (len == ID_BYTES).then(|| SessionId(s.to_owned()))
     }
 
     /// The raw id. Treat it as a secret: it is a bearer token.

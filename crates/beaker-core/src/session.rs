@@ -99,7 +99,12 @@ impl State {
         }
         self.remove.remove(key);
         self.set.insert(key.to_owned(), bytes.clone());
-        self.entries.insert(key.to_owned(), bytes);
+        match self.entries.get_mut(key) {
+            Some(value) => *value = bytes,
+            None => {
+                self.entries.insert(key.to_owned(), bytes);
+            }
+        }
     }
 
     fn take(&mut self, key: &str) -> Option<Vec<u8>> {

@@ -236,12 +236,18 @@ pub(super) fn write_docs(o: &Options, h: &Http, criterion: &[CriterionFigure], e
         md,
         "Each server runs with one worker thread (`TOKIO_WORKER_THREADS=1`; actix-web sizes its workers by the CPUs it may use, \
          one under `taskset`, and the peers set `workers(1)`). `bench-load` (in `bench/`) opens {} keep-alive HTTP/1.1 connections; \
-         each primes its own session with one `GET /counter` and then sends its cookie on every request. \
+         each primes its own session with one `GET /counter` and then sends its cookie on every request; a connection whose \
+         `Cookie` header would be shorter than {} bytes (bare servers set none, tower-sessions a short id) pads it with a cookie \
+         no server reads, so that every configuration parses requests of the same shape. \
          Per-core throughput is requests/s divided by the server process's CPU share (`utime + stime` of `/proc/PID/stat` over the \
          measured phase), which removes the load generator's limit from the comparison: on two cores the generator usually saturates first. \
          Every figure is the median of {} interleaved repeats of {} ms (after {} ms warm-up); min–max shows the noise. \
          `/counter` reads and writes the integer `n`, `/read` reads it, `/` does not touch the session.\n",
-        o.connections, o.repeats, o.duration_ms, o.warmup_ms
+        o.connections,
+        super::COOKIE_FLOOR,
+        o.repeats,
+        o.duration_ms,
+        o.warmup_ms
     );
     md.push_str(&table(h, o));
     let _ = writeln!(md, "\n![throughput per configuration](benchmarks.svg)\n");
