@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::{cargo, run as run_cmd, Result};
 
+mod instructions;
 mod report;
 
 use report::*;
@@ -331,6 +332,8 @@ struct Http {
     skipped: Vec<String>,
     pinned: bool,
     load_before: String,
+    /// Instructions per request (callgrind), when valgrind is installed.
+    instructions: instructions::Counts,
 }
 
 struct Server {
@@ -363,7 +366,15 @@ fn start_server(bin: &Path, config: &Config, pinned: bool, log: &Path) -> Result
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr);
-    let mut child = cmd.spawn().map_err(|e| format!("could not start {}: {e}", bin.display()))?;
+    spawn_announcing(cmd, Duration::from_secs(30)).map_err(|e| {
+        let why = std::fs::read_to_string(log).unwrap_or_default();
+        format!("{}: {e}: {}", config.name, why.trim())
+    })
+}
+
+/// Spawns a server (stdout piped) and waits until it prints `listening on http://ADDR`.
+fn spawn_announcing(mut cmd: Command, timeout: Duration) -> Result<Server> {
+    let mut child = cmd.spawn().map_err(|e| format!("could not start {:?}: {e}", cmd.get_program()))?;
     let pid = child.id();
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let (tx, rx) = mpsc::channel();
@@ -376,16 +387,12 @@ fn start_server(bin: &Path, config: &Config, pinned: bool, log: &Path) -> Result
         }
     });
     let mut server = Server { child, addr: String::new(), pid };
-    match rx.recv_timeout(Duration::from_secs(30)) {
+    match rx.recv_timeout(timeout) {
         Ok(addr) => {
             server.addr = addr;
             Ok(server)
         }
-        Err(_) => {
-            drop(server);
-            let why = std::fs::read_to_string(log).unwrap_or_default();
-            Err(format!("{} did not announce its address: {}", config.name, why.trim()))
-        }
+        Err(_) => Err("did not announce its address".into()),
     }
 }
 
@@ -476,10 +483,20 @@ fn http_run(o: &Options) -> Result<Http> {
             drop(server);
         }
     }
+    let mut instructions = instructions::Counts::new();
+    if instructions::available() {
+        let (counts, mut more) = instructions::run(o, &configs, &bin_dir, &|c: &Config| c.redis && !redis_up);
+        instructions = counts;
+        skipped.append(&mut more);
+    } else {
+        let line = "valgrind (callgrind) is not installed: the instructions-per-request table is skipped".to_owned();
+        eprintln!("\n!!! SKIPPED: {line}\n");
+        skipped.push(line);
+    }
     if redis_up {
         clean_redis();
     }
-    let h = Http { samples, configs, skipped, pinned, load_before };
+    let h = Http { samples, configs, skipped, pinned, load_before, instructions };
     print!("{}", table(&h, o));
     Ok(h)
 }
