@@ -349,14 +349,20 @@ impl Drop for Server {
     }
 }
 
-fn start_server(bin: &Path, config: &Config, pinned: bool, log: &Path) -> Result<Server> {
-    let mut cmd = if pinned {
+/// `taskset -c 0 BIN` when pinned, else `BIN`.
+fn pinned_command(bin: &Path, pinned: bool) -> Command {
+    if pinned {
         let mut c = Command::new("taskset");
         c.args(["-c", "0"]).arg(bin);
         c
     } else {
         Command::new(bin)
-    };
+    }
+}
+
+/// Starts `config`'s server with `cmd` (its binary, or a launcher ending with it), one
+/// worker thread, stderr to `log`; returns once it announced its address.
+fn start_server(mut cmd: Command, config: &Config, log: &Path, timeout: Duration) -> Result<Server> {
     let stderr = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
     cmd.args(&config.args)
         .env("BEAKER_DEMO_ADDR", "127.0.0.1:0")
@@ -366,7 +372,7 @@ fn start_server(bin: &Path, config: &Config, pinned: bool, log: &Path) -> Result
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr);
-    spawn_announcing(cmd, Duration::from_secs(30)).map_err(|e| {
+    spawn_announcing(cmd, timeout).map_err(|e| {
         let why = std::fs::read_to_string(log).unwrap_or_default();
         format!("{}: {e}: {}", config.name, why.trim())
     })
@@ -446,7 +452,8 @@ fn http_run(o: &Options) -> Result<Http> {
                 continue;
             }
             let log = log_dir.join(format!("server-{i}.log"));
-            let server = match start_server(&bin_dir.join(config.program), config, pinned, &log) {
+            let cmd = pinned_command(&bin_dir.join(config.program), pinned);
+            let server = match start_server(cmd, config, &log, Duration::from_secs(30)) {
                 Ok(s) => s,
                 Err(e) => {
                     let line = format!("{}: {e}", config.name);

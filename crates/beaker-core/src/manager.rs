@@ -186,8 +186,13 @@ impl ManagerInner {
         op: &'static str,
         fut: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        let span = tracing::debug_span!("beaker.store", store = self.backend_name(), op);
-        let result = fut.instrument(span).await;
+        // The span only when some subscriber may want debug spans at all: building and
+        // entering a disabled span still costs a few hundred instructions per call.
+        let result = if tracing::level_enabled!(tracing::Level::DEBUG) {
+            fut.instrument(tracing::debug_span!("beaker.store", store = self.backend_name(), op)).await
+        } else {
+            fut.await
+        };
         match &result {
             Ok(_) => tracing::trace!(store = self.backend_name(), op, "ok"),
             Err(e) => tracing::warn!(store = self.backend_name(), op, error = %e, "store call failed"),

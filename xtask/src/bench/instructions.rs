@@ -13,13 +13,28 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{have, Config, Options, Result, COOKIE_FLOOR, ROUTES, SECRET};
+use super::{have, Config, Options, Result, COOKIE_FLOOR, ROUTES};
 
 /// Connections of the counted runs (few: valgrind runs the server on one thread anyway).
 const CONNECTIONS: usize = 4;
 
+/// Instructions per request: all of them, and those of software SHA-256 among them.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Count {
+    pub(super) total: f64,
+    pub(super) soft_sha: f64,
+}
+
+impl Count {
+    /// The count without the software SHA-256 compressions (which a CPU with SHA-NI
+    /// replaces by a few dozen instructions).
+    pub(super) fn without_soft_sha(&self) -> f64 {
+        self.total - self.soft_sha
+    }
+}
+
 /// `(configuration index, route)` → instructions per request.
-pub(super) type Counts = BTreeMap<(usize, &'static str), f64>;
+pub(super) type Counts = BTreeMap<(usize, &'static str), Count>;
 
 pub(super) fn available() -> bool {
     have("valgrind", "--version") && have("callgrind_control", "--version")
@@ -47,7 +62,10 @@ pub(super) fn run(
         match count_config(config, bin_dir, &dir.join(format!("config-{i}")), requests) {
             Ok(per_route) => {
                 for (route, n) in per_route {
-                    eprintln!("bench: callgrind {:<36} {:<9} {:>9.0} instructions/request", config.name, route, n);
+                    eprintln!(
+                        "bench: callgrind {:<36} {:<9} {:>9.0} instructions/request ({:.0} of them software SHA-256)",
+                        config.name, route, n.total, n.soft_sha
+                    );
                     counts.insert((i, route), n);
                 }
             }
@@ -62,26 +80,16 @@ pub(super) fn run(
     (counts, skipped)
 }
 
-fn count_config(config: &Config, bin_dir: &Path, dir: &Path, requests: u64) -> Result<Vec<(&'static str, f64)>> {
+fn count_config(config: &Config, bin_dir: &Path, dir: &Path, requests: u64) -> Result<Vec<(&'static str, Count)>> {
     // A directory of its own per configuration: dumps are told apart by their number.
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let out_file = dir.join("callgrind.out");
     let log = dir.join("server.log");
-    let stderr = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     let mut cmd = Command::new("valgrind");
     cmd.arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", out_file.display()))
-        .arg(bin_dir.join(config.program))
-        .args(&config.args)
-        .env("BEAKER_DEMO_ADDR", "127.0.0.1:0")
-        .env("TOKIO_WORKER_THREADS", "1")
-        .env("BEAKER_SESSION_SECRET", SECRET)
-        .envs(config.env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr);
-    let server = super::spawn_announcing(cmd, Duration::from_secs(120))
-        .map_err(|e| format!("{e}: {}", std::fs::read_to_string(&log).unwrap_or_default().trim()))?;
+        .arg(bin_dir.join(config.program));
+    let server = super::start_server(cmd, config, &log, Duration::from_secs(120))?;
     let pid = server.pid.to_string();
     let mut out = Vec::new();
     for route in ROUTES {
@@ -90,9 +98,11 @@ fn count_config(config: &Config, bin_dir: &Path, dir: &Path, requests: u64) -> R
         load(bin_dir, &server.addr, route, requests)?;
         let before = dumps(dir, &out_file);
         control(&["-d", &pid])?;
-        let total = wait_for_new_dump(dir, &out_file, &before)?;
+        let dump = wait_for_new_dump(dir, &out_file, &before)?;
+        let total = summary(&dump).ok_or("a callgrind dump without its summary line")?;
         // Each connection's priming request is counted too.
-        out.push((route, total / (requests + CONNECTIONS as u64) as f64));
+        let n = (requests + CONNECTIONS as u64) as f64;
+        out.push((route, Count { total: total / n, soft_sha: self_cost(&dump, SOFT_SHA256) / n }));
     }
     drop(server);
     Ok(out)
@@ -142,14 +152,14 @@ fn dumps(dir: &Path, out_file: &Path) -> Vec<std::path::PathBuf> {
     v
 }
 
-/// Waits for the dump `callgrind_control -d` asked for; returns its instruction count.
-fn wait_for_new_dump(dir: &Path, out_file: &Path, before: &[std::path::PathBuf]) -> Result<f64> {
+/// Waits for the dump `callgrind_control -d` asked for; returns its text.
+fn wait_for_new_dump(dir: &Path, out_file: &Path, before: &[std::path::PathBuf]) -> Result<String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Some(p) = dumps(dir, out_file).into_iter().find(|p| !before.contains(p)) {
             // Complete once its summary line is there.
-            if let Some(n) = std::fs::read_to_string(&p).ok().as_deref().and_then(summary) {
-                return Ok(n);
+            if let Some(text) = std::fs::read_to_string(&p).ok().filter(|t| summary(t).is_some()) {
+                return Ok(text);
             }
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -162,4 +172,57 @@ fn summary(text: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// The software SHA-256 block function of the `sha2` crate (a leaf: its self cost is all
+/// of it), run under valgrind because valgrind's CPUID hides SHA-NI.
+const SOFT_SHA256: &str = "sha2::sha256::compress256";
+
+/// The self cost of the functions whose name contains `needle`, from a callgrind dump
+/// (names are compressed: `fn=(id) name` the first time, `fn=(id)` after; `cfn=` lines
+/// share the table; the cost line after `calls=` is a callee's inclusive cost).
+fn self_cost(text: &str, needle: &str) -> f64 {
+    let mut matches: std::collections::HashMap<&str, bool> = std::collections::HashMap::new();
+    fn resolve<'t>(matches: &mut std::collections::HashMap<&'t str, bool>, spec: &'t str, needle: &str) -> bool {
+        let spec = spec.trim();
+        match spec.strip_prefix('(').and_then(|r| r.split_once(')')) {
+            Some((id, name)) if !name.trim().is_empty() => *matches.entry(id).or_insert(name.contains(needle)),
+            Some((id, _)) => matches.get(id).copied().unwrap_or(false),
+            None => spec.contains(needle),
+        }
+    }
+    let (mut current, mut callee_line, mut total) = (false, false, 0.0);
+    for line in text.lines() {
+        if let Some(spec) = line.strip_prefix("fn=") {
+            current = resolve(&mut matches, spec, needle);
+        } else if let Some(spec) = line.strip_prefix("cfn=") {
+            resolve(&mut matches, spec, needle);
+        } else if line.starts_with("calls=") {
+            callee_line = true;
+        } else if line.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '+' | '-' | '*')) {
+            if std::mem::take(&mut callee_line) {
+                continue;
+            }
+            if current {
+                total += line.split_whitespace().nth(1).and_then(|c| c.parse::<f64>().ok()).unwrap_or(0.0);
+            }
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_cost_follows_compressed_names_and_skips_callee_costs() {
+        let dump =
+            "events: Ir\nsummary: 1000\n\nfn=(1) main\n1 100\ncfn=(2) sha2::sha256::compress256\ncalls=2 5\n3 400\n\
+                    +1 50\n\nfn=(2)\n5 300\n+2 100\n\nfn=(3) other\n* 50\n";
+        assert_eq!(summary(dump), Some(1000.0));
+        assert_eq!(self_cost(dump, SOFT_SHA256), 400.0);
+        assert_eq!(self_cost(dump, "main"), 150.0);
+        assert_eq!(self_cost(dump, "other"), 50.0);
+    }
 }

@@ -74,7 +74,14 @@ impl Http {
     fn instr_ratio(&self, config: usize, other: Option<usize>, route: &str) -> Option<f64> {
         let a = self.instructions.get(&(config, route))?;
         let b = self.instructions.get(&(other?, route))?;
-        Some(b / a)
+        Some(b.total / a.total)
+    }
+
+    /// [`instr_ratio`](Self::instr_ratio) without software SHA-256 on either side.
+    fn instr_ratio_hw_sha(&self, config: usize, other: Option<usize>, route: &str) -> Option<f64> {
+        let a = self.instructions.get(&(config, route))?;
+        let b = self.instructions.get(&(other?, route))?;
+        Some(b.without_soft_sha() / a.without_soft_sha())
     }
 
     /// (ratio of requests/s, ratio of per-core requests/s) of `config` to `other` on `route`.
@@ -135,18 +142,28 @@ pub(super) fn instructions_table(h: &Http) -> String {
     if h.instructions.is_empty() {
         return t;
     }
-    let _ = writeln!(t, "| configuration | route | instructions / request | × bare | × peer |\n|---|---|---|---|---|");
+    let _ = writeln!(
+        t,
+        "| configuration | route | instructions / request | × bare | × peer | of which software SHA-256 | × bare without it | × peer without it |\n|---|---|---|---|---|---|---|---|"
+    );
     for (i, c) in h.configs.iter().enumerate() {
         for route in ROUTES {
             let Some(n) = h.instructions.get(&(i, route)) else { continue };
             let ratio = |r: Option<f64>| r.map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×"));
-            let vs_bare =
-                if c.kind == Kind::Bare { "1.00×".into() } else { ratio(h.instr_ratio(i, h.bare(i), route)) };
-            let vs_peer = match c.kind {
-                Kind::Beaker => ratio(h.instr_ratio(i, c.peer.and_then(|p| h.index(p)), route)),
-                _ => "–".into(),
+            let peer = c.peer.and_then(|p| h.index(p));
+            let (vs_bare, vs_bare_hw) = match c.kind {
+                Kind::Bare => ("1.00×".into(), "1.00×".into()),
+                _ => (ratio(h.instr_ratio(i, h.bare(i), route)), ratio(h.instr_ratio_hw_sha(i, h.bare(i), route))),
             };
-            let _ = writeln!(t, "| {} | `{route}` | {n:.0} | {vs_bare} | {vs_peer} |", c.name);
+            let (vs_peer, vs_peer_hw) = match c.kind {
+                Kind::Beaker => (ratio(h.instr_ratio(i, peer, route)), ratio(h.instr_ratio_hw_sha(i, peer, route))),
+                _ => ("–".into(), "–".into()),
+            };
+            let _ = writeln!(
+                t,
+                "| {} | `{route}` | {:.0} | {vs_bare} | {vs_peer} | {:.0} | {vs_bare_hw} | {vs_peer_hw} |",
+                c.name, n.total, n.soft_sha
+            );
         }
     }
     t
@@ -155,9 +172,13 @@ pub(super) fn instructions_table(h: &Http) -> String {
 /// The targets of issue 6, judged on per-core throughput.
 pub(super) fn targets(h: &Http) -> String {
     let mut t = String::new();
-    let mut check = |what: String, value: Option<(f64, f64)>, instr: Option<f64>, goal: f64| {
-        let instr = instr.map_or_else(String::new, |r| {
-            format!("; by instructions per request {r:.2}× ({})", if r >= goal { "met" } else { "not met" })
+    let mut check = |what: String, value: Option<(f64, f64)>, instr: Option<(f64, f64)>, goal: f64| {
+        let instr = instr.map_or_else(String::new, |(r, hw)| {
+            format!(
+                "; by instructions per request {r:.2}× ({}), {hw:.2}× without software SHA-256 ({})",
+                if r >= goal { "met" } else { "not met" },
+                if hw >= goal { "met" } else { "not met" }
+            )
         });
         let line = match value {
             Some((raw, pc)) => format!(
@@ -177,13 +198,13 @@ pub(super) fn targets(h: &Http) -> String {
             check(
                 format!("{name} `{route}` vs {bare}"),
                 h.ratio(i, Some(b), route),
-                h.instr_ratio(i, Some(b), route),
+                h.instr_ratio(i, Some(b), route).zip(h.instr_ratio_hw_sha(i, Some(b), route)),
                 0.90,
             );
             check(
                 format!("{name} `{route}` vs {peer}"),
                 h.ratio(i, Some(p), route),
-                h.instr_ratio(i, Some(p), route),
+                h.instr_ratio(i, Some(p), route).zip(h.instr_ratio_hw_sha(i, Some(p), route)),
                 1.2,
             );
         }
@@ -197,7 +218,7 @@ pub(super) fn targets(h: &Http) -> String {
             check(
                 format!("{name} `{route}` vs {peer}"),
                 h.ratio(i, Some(p), route),
-                h.instr_ratio(i, Some(p), route),
+                h.instr_ratio(i, Some(p), route).zip(h.instr_ratio_hw_sha(i, Some(p), route)),
                 1.2,
             );
         }
@@ -207,7 +228,7 @@ pub(super) fn targets(h: &Http) -> String {
             check(
                 format!("{name} `/` (untouched) vs {bare}"),
                 h.ratio(i, Some(b), "/"),
-                h.instr_ratio(i, Some(b), "/"),
+                h.instr_ratio(i, Some(b), "/").zip(h.instr_ratio_hw_sha(i, Some(b), "/")),
                 0.97,
             );
         }
