@@ -32,8 +32,9 @@ fn query(req: &HttpRequest) -> Option<&str> {
     req.uri().query()
 }
 
-async fn index(demo: Data<Demo>) -> HttpResponse {
-    respond(demo.index())
+/// `GET /`: the same bytes every time, the session untouched; no extractor.
+async fn index() -> HttpResponse {
+    HttpResponse::Ok().content_type(demo_common::HTML).body(demo_common::index_page())
 }
 
 async fn healthz(demo: Data<Demo>) -> HttpResponse {
