@@ -1,5 +1,5 @@
 //! The beaker-rs demo app on axum (see `shared/DEMO-CONTRACT.md`): the routes of
-//! [`demo_common::Demo`], translated to axum handlers behind a [`SessionLayer`].
+//! [`demo_common::Demo`], translated to axum handlers, the whole router wrapped in one [`SessionService`].
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
