@@ -109,32 +109,17 @@ fn count_config(config: &Config, bin_dir: &Path, dir: &Path, requests: u64) -> R
 }
 
 fn load(bin_dir: &Path, addr: &str, route: &str, requests: u64) -> Result {
-    let status = Command::new(bin_dir.join("bench-load"))
-        .args(["--url", &format!("http://{addr}"), "--path", route, "--prime", "/counter"])
-        .args(["--connections", &CONNECTIONS.to_string(), "--warmup-ms", "0", "--duration-ms", "600000"])
-        .args(["--max-requests", &requests.to_string(), "--cookie-floor", &COOKIE_FLOOR.to_string()])
-        .stdout(Stdio::null())
-        .status()
-        .map_err(|e| format!("bench-load: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("bench-load failed ({status}) on {route}"))
-    }
+    crate::run(
+        Command::new(bin_dir.join("bench-load"))
+            .args(["--url", &format!("http://{addr}"), "--path", route, "--prime", "/counter"])
+            .args(["--connections", &CONNECTIONS.to_string(), "--warmup-ms", "0", "--duration-ms", "600000"])
+            .args(["--max-requests", &requests.to_string(), "--cookie-floor", &COOKIE_FLOOR.to_string()])
+            .stdout(Stdio::null()),
+    )
 }
 
 fn control(args: &[&str]) -> Result {
-    let status = Command::new("callgrind_control")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|e| format!("callgrind_control: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("callgrind_control {} failed ({status})", args.join(" ")))
-    }
+    crate::run(Command::new("callgrind_control").args(args).stdout(Stdio::null()).stderr(Stdio::null()))
 }
 
 /// The dump files callgrind wrote so far for `out_file` (`NAME.1`, `NAME.2`, …).
