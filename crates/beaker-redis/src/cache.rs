@@ -9,7 +9,7 @@ use beaker_core::cache::{CacheBackend, CacheEntry, LockOutcome, LockToken};
 use beaker_core::{async_trait, StoreError};
 use redis::Script;
 
-use crate::client::{glob_escape, RedisClient};
+use crate::client::{evalsha, glob_escape, RedisClient};
 use crate::error::ConnectError;
 use crate::options::RedisOptions;
 
@@ -164,15 +164,9 @@ impl CacheBackend for RedisCache {
 
     async fn unlock(&self, namespace: &str, key: &str, token: &LockToken) -> Result<(), StoreError> {
         let lkey = self.lock_key(namespace, key);
-        let mut inv = UNLOCK.prepare_invoke();
-        inv.key(&lkey).arg(&token.0);
-        let _: i64 = self
-            .client
-            .run("cache unlock", |mut c| {
-                let inv = &inv;
-                async move { inv.invoke_async(&mut c).await }
-            })
-            .await?;
+        let mut call = evalsha(&UNLOCK, &lkey);
+        call.arg(&token.0);
+        let _: i64 = self.client.eval("cache unlock", &UNLOCK, &call).await?;
         Ok(())
     }
 

@@ -13,7 +13,10 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
-use redis::{AsyncConnectionConfig, Cmd, ConnectionAddr, Pipeline, RedisFuture, RedisResult, Value};
+use redis::{
+    AsyncConnectionConfig, Cmd, ConnectionAddr, ErrorKind, FromRedisValue, Pipeline, RedisFuture, RedisResult, Script,
+    ServerErrorKind, Value,
+};
 
 use crate::error::{self, is_connection_error, ConnectError};
 use crate::options::{RedisOptions, Target};
@@ -258,6 +261,27 @@ impl RedisClient {
         }
     }
 
+    /// Runs a script call built by [`evalsha`], within the call deadline. A server that
+    /// does not know the script yet (`NOSCRIPT`: new, restarted or flushed) gets it by
+    /// `SCRIPT LOAD`, and the call is sent again.
+    pub(crate) async fn eval<T: FromRedisValue>(
+        &self,
+        what: &str,
+        script: &Script,
+        call: &Cmd,
+    ) -> Result<T, StoreError> {
+        self.run(what, |mut c| async move {
+            match call.query_async(&mut c).await {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    script.load_async(&mut c).await?;
+                    call.query_async(&mut c).await
+                }
+                other => other,
+            }
+        })
+        .await
+    }
+
     /// Deletes every key matching the glob `pattern` with `SCAN` + `UNLINK`, on every
     /// master of a cluster; never `KEYS`, never `FLUSHDB`. Each step has the call deadline,
     /// not the whole sweep, so a large namespace can be cleared. Returns how many went.
@@ -350,6 +374,16 @@ impl RedisClient {
         }
         Ok(masters)
     }
+}
+
+/// `EVALSHA <sha1 of script> 1 <key>`: a script call on one key, to which the caller
+/// appends the arguments (`ARGV`) and which [`RedisClient::eval`] runs. Built as one
+/// command buffer: `redis::ScriptInvocation` would allocate every argument on its own
+/// and copy them all into a command again.
+pub(crate) fn evalsha(script: &Script, key: &str) -> Cmd {
+    let mut call = Cmd::with_capacity(16, 128);
+    call.arg("EVALSHA").arg(script.get_hash()).arg(1).arg(key);
+    call
 }
 
 /// Escapes the glob metacharacters of `SCAN MATCH` so that `s` matches only itself.
