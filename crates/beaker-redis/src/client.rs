@@ -135,9 +135,13 @@ impl RedisClient {
             let backend = match target {
                 Target::Single(url) => {
                     let client = redis::Client::open(url.as_str()).map_err(invalid)?;
+                    // No response timeout of its own: `run` puts the call deadline around
+                    // every call already, and a second timer per command costs CPU on
+                    // every request. A server that stops answering fails the call at the
+                    // same deadline either way.
                     let config = ConnectionManagerConfig::new()
                         .set_connection_timeout(Some(timeout))
-                        .set_response_timeout(Some(timeout))
+                        .set_response_timeout(None)
                         .set_number_of_retries(2)
                         .set_min_delay(Duration::from_millis(20))
                         .set_max_delay(Duration::from_millis(500));
@@ -172,7 +176,7 @@ impl RedisClient {
                         current: Mutex::new(None),
                         config: AsyncConnectionConfig::new()
                             .set_connection_timeout(Some(timeout))
-                            .set_response_timeout(Some(timeout)),
+                            .set_response_timeout(None),
                     };
                     Backend::Sentinel(Box::new(state))
                 }

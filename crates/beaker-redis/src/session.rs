@@ -157,11 +157,21 @@ fn expiry_arg(expires: Option<SystemTime>) -> u64 {
 }
 
 fn parse_ms(raw: &[u8], name: &str) -> Result<u64, StoreError> {
-    std::str::from_utf8(raw)
-        .ok()
-        .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| StoreError::corrupt(format!("redis session field {name} is not a number")))
+    digits(raw).ok_or_else(|| StoreError::corrupt(format!("redis session field {name} is not a number")))
+}
+
+/// A non-empty run of ASCII digits as a number; `None` for anything else or on overflow.
+fn digits(raw: &[u8]) -> Option<u64> {
+    if raw.is_empty() {
+        return None;
+    }
+    raw.iter().try_fold(0u64, |n, &b| {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
 }
 
 /// The `(created, accessed, expires)` milliseconds of a record's meta field (or of the
@@ -205,7 +215,7 @@ fn pairs(mut raw: &[u8]) -> Result<Vec<(&[u8], &[u8])>, StoreError> {
 fn next_item<'r>(raw: &mut &'r [u8]) -> Result<&'r [u8], StoreError> {
     let bad = || StoreError::corrupt("redis session reply is not a list of length-prefixed items");
     let colon = raw.iter().position(|b| *b == b':').ok_or_else(bad)?;
-    let len = usize::try_from(parse_ms(&raw[..colon], "length").map_err(|_| bad())?).map_err(|_| bad())?;
+    let len = digits(&raw[..colon]).and_then(|n| usize::try_from(n).ok()).ok_or_else(bad)?;
     let rest = &raw[colon + 1..];
     if rest.len() < len {
         return Err(bad());
@@ -388,6 +398,16 @@ mod tests {
             (UNIX_EPOCH + Duration::from_secs(1), UNIX_EPOCH + Duration::from_secs(2), None)
         );
         assert!(matches!(load(&[(b"m:c", b"1"), (b"m:a", b"1")]), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn digits_accepts_only_plain_decimal_numbers_that_fit() {
+        assert_eq!(digits(b"0"), Some(0));
+        assert_eq!(digits(b"1732650000123"), Some(1_732_650_000_123));
+        assert_eq!(digits(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [&b""[..], b"18446744073709551616", b"+1", b"-1", b" 1", b"1 ", b"1.5", b"0x10", b"\xd9\xa1"] {
+            assert_eq!(digits(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

@@ -309,6 +309,41 @@ async fn outage_is_unavailable_and_the_first_call_after_it_succeeds() {
     assert!(store.load(&key).await.unwrap().is_some());
 }
 
+/// Sends `signal` (`STOP`, `CONT`) to a process.
+fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_answering_fails_calls_at_the_deadline_and_recovers() {
+    let suite = "redis hung server";
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = match OwnRedis::start(port) {
+        Ok(child) => OwnRedis { port, child: Some(child) },
+        Err(e) => return skip_or_fail(suite, &format!("cannot start redis-server: {e}")),
+    };
+    assert!(server.wait_ready().await, "own redis-server did not start");
+    let url = format!("redis://127.0.0.1:{port}");
+    let store =
+        RedisStore::connect(&url, RedisOptions::default().with_timeout(Duration::from_millis(500))).await.unwrap();
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    assert!(store.create(&key, &record(None)).await.unwrap());
+
+    // The connection stays open but nothing answers: only the call deadline ends the call.
+    let child = server.child.as_ref().unwrap();
+    signal(child, "STOP");
+    for _ in 0..2 {
+        let outcome = tokio::time::timeout(Duration::from_secs(10), store.load(&key)).await;
+        let err = outcome.expect("a call on a server that stopped answering never ended").unwrap_err();
+        assert!(err.is_unavailable(), "a hung server reported as {err:?}");
+    }
+    signal(child, "CONT");
+    // The late replies to the abandoned calls are dropped; the next call gets its own.
+    let record = store.load(&key).await.unwrap().expect("the record is still there");
+    assert!(record.entries.contains_key("user"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_passes_the_conformance_suites() {
     let suite = "redis cluster suites";
