@@ -199,8 +199,11 @@ fn parse_meta(meta: Option<&[u8]>, legacy: [Option<&[u8]>; 3]) -> Result<[u64; 3
     Ok(out)
 }
 
+/// One `(field, value)` of a session hash, borrowed from the load reply.
+type Field<'r> = (&'r [u8], &'r [u8]);
+
 /// Splits the load script's reply (`<length>:<bytes>` items) into `(field, value)` pairs.
-fn pairs(mut raw: &[u8]) -> Result<Vec<(&[u8], &[u8])>, StoreError> {
+fn pairs(mut raw: &[u8]) -> Result<Vec<Field<'_>>, StoreError> {
     let mut out = Vec::with_capacity(4);
     loop {
         let field = next_item(&mut raw)?;
@@ -226,7 +229,7 @@ fn next_item<'r>(raw: &mut &'r [u8]) -> Result<&'r [u8], StoreError> {
 }
 
 /// Turns the fields of a session hash into a record; `None` if there are none (no key).
-fn decode(raw: &[(&[u8], &[u8])]) -> Result<Option<Record>, StoreError> {
+fn decode(raw: &[Field<'_>]) -> Result<Option<Record>, StoreError> {
     if raw.is_empty() {
         return Ok(None);
     }
@@ -339,7 +342,7 @@ mod tests {
     use super::*;
 
     /// The load script's encoding of a hash, as the Lua script builds it.
-    fn encode(fields: &[(&[u8], &[u8])]) -> Vec<u8> {
+    fn encode(fields: &[Field<'_>]) -> Vec<u8> {
         let mut out = Vec::new();
         for item in fields.iter().flat_map(|(f, v)| [*f, *v]) {
             out.extend_from_slice(format!("{}:", item.len()).as_bytes());
@@ -348,7 +351,7 @@ mod tests {
         out
     }
 
-    fn load(fields: &[(&[u8], &[u8])]) -> Result<Option<Record>, StoreError> {
+    fn load(fields: &[Field<'_>]) -> Result<Option<Record>, StoreError> {
         decode(&pairs(&encode(fields))?)
     }
 
