@@ -168,15 +168,11 @@ impl ManagerInner {
 
     /// The store key of `id`, derived once per request (a load and the write that follows
     /// share it: hashed ids cost a SHA-256 each).
-    fn cached_key(&self, st: &mut State, id: &SessionId) -> StoreKey {
-        match &st.store_key {
-            Some((for_id, key)) if for_id == id => key.clone(),
-            _ => {
-                let key = self.key(id);
-                st.store_key = Some((id.clone(), key.clone()));
-                key
-            }
+    fn cached_key<'s>(&self, st: &'s mut State, id: &SessionId) -> &'s StoreKey {
+        if !st.store_key.as_ref().is_some_and(|(for_id, _)| for_id == id) {
+            st.store_key = None;
         }
+        &st.store_key.get_or_insert_with(|| (id.clone(), self.key(id))).1
     }
 
     /// Runs one store call inside a span naming the store and operation, and logs the
@@ -284,7 +280,7 @@ impl ManagerInner {
             }
             Backend::Server(store) => match self.verified_cookie_id(st) {
                 None => None,
-                Some(id) => match self.call("load", store.load(&self.cached_key(st, &id))).await {
+                Some(id) => match self.call("load", store.load(self.cached_key(st, &id))).await {
                     Ok(Some(record)) => Some((record, id, st.stale_key)),
                     Ok(None) => None,
                     Err(StoreError::Corrupt { message }) if self.config.invalidate_corrupt => {
@@ -353,8 +349,8 @@ impl ManagerInner {
             }
             let id = st.id.clone().expect("existing session has an id");
             let created = st.created.unwrap_or(now);
-            let key = self.cached_key(st, &id);
-            let touched = self.call("touch", store.touch(&key, now, self.expiry(created, now))).await?;
+            let expires = self.expiry(created, now);
+            let touched = self.call("touch", store.touch(self.cached_key(st, &id), now, expires)).await?;
             return Ok((touched && self.cookie_refresh(st)).then(|| self.cookie_for(&id, now)));
         }
         if st.exists && !st.regenerate {
@@ -367,8 +363,7 @@ impl ManagerInner {
                 expires: self.expiry(st.created.unwrap_or(now), now),
             };
             st.clear = false;
-            let key = self.cached_key(st, &id);
-            if self.call("apply", store.apply(&key, &changes)).await? {
+            if self.call("apply", store.apply(self.cached_key(st, &id), &changes)).await? {
                 return Ok(self.cookie_refresh(st).then(|| self.cookie_for(&id, now)));
             }
             // The record went away under us (expired, deleted by a logout elsewhere): never
