@@ -16,37 +16,27 @@ use crate::options::RedisOptions;
 /// Field-name prefix of the session's own entries, keeping them apart from the meta field.
 const ENTRY: &str = "k:";
 /// The meta field: `"<created> <accessed> <expires>"`, Unix ms (`0`: no expiry). One field
-/// rather than three keeps `HGETALL` short (the reply parse is most of a load's CPU).
+/// rather than three keeps the load reply short (parsing it is much of a load's CPU).
 const META: &str = "m";
 /// The meta fields of records written before 0.1 (`m:c`, `m:a`, `m:e`): still read; a
 /// write to such a record moves its data to a fresh id (the scripts find no `m`).
 const LEGACY_META: [&str; 3] = ["m:c", "m:a", "m:e"];
 
-// Every writing script starts by reading `m`: Redis never reports an expired key, so "no
-// live record" is decided by the server's own clock and TTL.
-
-/// KEYS[1] session. The whole hash as one bulk string of `<length>:<bytes>` items (field,
-/// value, field, value, …), or nil when there is no such key. One bulk reply costs the
-/// client a fraction of what parsing `HGETALL`'s array of fields does.
-static LOAD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local t = redis.call('HGETALL', KEYS[1])
-if #t == 0 then return false end
-local out = {}
-for i = 1, #t do out[i] = #t[i] .. ':' .. t[i] end
-return table.concat(out)
-",
-    )
-});
+// `load` is a plain `HGETALL`, not a script: a script call costs the Redis server several
+// times the command's own work (measured with `INFO commandstats` on Redis 7.0: `HGETALL`
+// 0.95 µs, an `EVALSHA` returning the same hash as one string 8.7 µs), and the Redis
+// server is the part every application instance shares.
+//
+// Every script starts by reading `m`: Redis never reports an expired key, so "no live
+// record" is decided by the server's own clock and TTL.
 
 /// KEYS[1] session; ARGV: meta (`"c a e"`), expires (ms, 0 = none), then field/value pairs.
 static CREATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'm', ARGV[1])
-for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[1], 'm', ARGV[1], unpack(ARGV, 3, math.min(1000, #ARGV)))
+for i = 1001, #ARGV, 1000 do redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV))) end
 if ARGV[2] ~= '0' then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
 return 1
 ",
@@ -54,7 +44,9 @@ return 1
 });
 
 /// KEYS[1] session; ARGV: clear (0/1), accessed, expires, number of removals, the removed
-/// fields, then field/value pairs to set.
+/// fields, then field/value pairs to set. Fields go in one `HDEL` and one `HSET` (with the
+/// meta field) per thousand arguments: each `redis.call` costs the server about a
+/// microsecond, and Lua's `unpack` has a stack limit.
 static APPLY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -66,9 +58,11 @@ if ARGV[1] == '1' then
   end
 end
 local n = tonumber(ARGV[4])
-for i = 5, 4 + n do redis.call('HDEL', KEYS[1], ARGV[i]) end
-for i = 5 + n, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('HSET', KEYS[1], 'm', (string.match(m, '^%d+') or '0') .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
+for i = 5, 4 + n, 1000 do redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, 4 + n))) end
+local first = 5 + n
+local meta = (string.match(m, '^%d+') or '0') .. ' ' .. ARGV[2] .. ' ' .. ARGV[3]
+redis.call('HSET', KEYS[1], 'm', meta, unpack(ARGV, first, math.min(first + 997, #ARGV)))
+for i = first + 998, #ARGV, 1000 do redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV))) end
 if ARGV[3] == '0' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
 return 1
 ",
@@ -96,10 +90,9 @@ return 1
 /// milliseconds, `0` for no expiry), and the record's
 /// expiry as the key's native TTL (`PEXPIREAT`; no TTL when the record has no expiry).
 ///
-/// Round trips per call, in the steady state: one each. `load` is an `EVALSHA` of a script
-/// that returns the whole hash as one length-prefixed bulk string (`HGETALL` on the
-/// server); `create`, `apply` and `touch` are an `EVALSHA` of a script that checks the key
-/// exists and writes; `delete` is `DEL`. The first time a script runs on a server it costs
+/// Round trips per call, in the steady state: one each. `load` is `HGETALL`; `create`,
+/// `apply` and `touch` are an `EVALSHA` of a script that checks the key exists and writes;
+/// `delete` is `DEL`. The first time a script runs on a server it costs
 /// two more (`NOSCRIPT`, then `SCRIPT LOAD`). `apply` changes only the named fields,
 /// atomically, so concurrent requests that change different keys of one session both
 /// survive.
@@ -199,54 +192,27 @@ fn parse_meta(meta: Option<&[u8]>, legacy: [Option<&[u8]>; 3]) -> Result<[u64; 3
     Ok(out)
 }
 
-/// One `(field, value)` of a session hash, borrowed from the load reply.
-type Field<'r> = (&'r [u8], &'r [u8]);
-
-/// Splits the load script's reply (`<length>:<bytes>` items) into `(field, value)` pairs.
-fn pairs(mut raw: &[u8]) -> Result<Vec<Field<'_>>, StoreError> {
-    let mut out = Vec::with_capacity(4);
-    loop {
-        let field = next_item(&mut raw)?;
-        out.push((field, next_item(&mut raw)?));
-        if raw.is_empty() {
-            return Ok(out);
-        }
-    }
-}
-
-/// Takes one `<length>:<bytes>` item off the front of `raw`.
-fn next_item<'r>(raw: &mut &'r [u8]) -> Result<&'r [u8], StoreError> {
-    let bad = || StoreError::corrupt("redis session reply is not a list of length-prefixed items");
-    let colon = raw.iter().position(|b| *b == b':').ok_or_else(bad)?;
-    let len = digits(&raw[..colon]).and_then(|n| usize::try_from(n).ok()).ok_or_else(bad)?;
-    let rest = &raw[colon + 1..];
-    if rest.len() < len {
-        return Err(bad());
-    }
-    let (item, tail) = rest.split_at(len);
-    *raw = tail;
-    Ok(item)
-}
-
-/// Turns the fields of a session hash into a record; `None` if there are none (no key).
-fn decode(raw: &[Field<'_>]) -> Result<Option<Record>, StoreError> {
+/// Turns `HGETALL` output into a record; `None` if the hash is empty (no key). Fields and
+/// values move into the record as they are (no copies).
+fn decode(raw: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>, StoreError> {
     if raw.is_empty() {
         return Ok(None);
     }
     let mut meta = None;
-    let mut legacy: [Option<&[u8]>; 3] = [None; 3];
+    let mut legacy: [Option<Vec<u8>>; 3] = Default::default();
     let mut entries = BTreeMap::new();
-    for &(field, value) in raw {
-        if let Some(key) = field.strip_prefix(ENTRY.as_bytes()) {
-            let key = std::str::from_utf8(key).map_err(|_| StoreError::corrupt("redis session field is not UTF-8"))?;
-            entries.insert(key.to_owned(), value.to_vec());
+    for (mut field, value) in raw {
+        if field.starts_with(ENTRY.as_bytes()) {
+            field.drain(..ENTRY.len());
+            let key = String::from_utf8(field).map_err(|_| StoreError::corrupt("redis session field is not UTF-8"))?;
+            entries.insert(key, value);
         } else if field == META.as_bytes() {
             meta = Some(value);
-        } else if let Some(i) = LEGACY_META.iter().position(|m| m.as_bytes() == field) {
+        } else if let Some(i) = LEGACY_META.iter().position(|m| m.as_bytes() == field.as_slice()) {
             legacy[i] = Some(value);
         }
     }
-    let [created, accessed, expires] = parse_meta(meta, legacy)?;
+    let [created, accessed, expires] = parse_meta(meta.as_deref(), legacy.each_ref().map(|v| v.as_deref()))?;
     let from_ms = |ms| UNIX_EPOCH + Duration::from_millis(ms);
     Ok(Some(Record {
         entries,
@@ -267,11 +233,17 @@ fn entry_arg(call: &mut Cmd, key: &str) {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        let raw: Option<Vec<u8>> = self.client.eval("load", &LOAD, &evalsha(&LOAD, &self.redis_key(key))).await?;
-        let Some(raw) = raw else { return Ok(None) };
+        let rkey = self.redis_key(key);
+        let raw: Vec<(Vec<u8>, Vec<u8>)> = self
+            .client
+            .run("load", |mut c| {
+                let rkey = &rkey;
+                async move { redis::cmd("HGETALL").arg(rkey).query_async(&mut c).await }
+            })
+            .await?;
         // Redis expires on its own clock; the record's own expiry is checked too, so that
         // a skew between the two never hands out a record the engine considers expired.
-        Ok(decode(&pairs(&raw)?)?.filter(|r| !r.is_expired(SystemTime::now())))
+        Ok(decode(raw)?.filter(|r| !r.is_expired(SystemTime::now())))
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
@@ -341,18 +313,8 @@ fn meta_arg(created: SystemTime, accessed: SystemTime, expires: u64) -> String {
 mod tests {
     use super::*;
 
-    /// The load script's encoding of a hash, as the Lua script builds it.
-    fn encode(fields: &[Field<'_>]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for item in fields.iter().flat_map(|(f, v)| [*f, *v]) {
-            out.extend_from_slice(format!("{}:", item.len()).as_bytes());
-            out.extend_from_slice(item);
-        }
-        out
-    }
-
-    fn load(fields: &[Field<'_>]) -> Result<Option<Record>, StoreError> {
-        decode(&pairs(&encode(fields))?)
+    fn load(fields: &[(&[u8], &[u8])]) -> Result<Option<Record>, StoreError> {
+        decode(fields.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect())
     }
 
     #[test]
@@ -366,31 +328,12 @@ mod tests {
         assert_eq!(r.accessed, UNIX_EPOCH + Duration::from_secs(2));
         let r = load(&[(b"m", b"1 2 3000")]).unwrap().unwrap();
         assert_eq!(r.expires, Some(UNIX_EPOCH + Duration::from_secs(3)));
-        assert!(decode(&[]).unwrap().is_none());
+        assert!(decode(Vec::new()).unwrap().is_none());
         assert!(matches!(load(&[(b"k:a", b"v")]), Err(StoreError::Corrupt { .. })));
         for bad in ["soon 1 0", "1 2", "1 2 3 4", "", "1  2 3", "-1 2 3", "+1 2 3"] {
             assert!(matches!(load(&[(b"m", bad.as_bytes())]), Err(StoreError::Corrupt { .. })), "{bad:?} was accepted");
         }
         assert!(matches!(load(&[(b"m", b"1 2 0"), (b"k:\xff", b"v")]), Err(StoreError::Corrupt { .. })));
-    }
-
-    #[test]
-    fn the_load_reply_keeps_binary_items_whole_and_rejects_garbage() {
-        let tricky: &[u8] = b"12:3:a\x00:";
-        let raw = encode(&[(b"m", b"1 2 0"), (b"k:", tricky), (b"k:e", b"")]);
-        let got = pairs(&raw).unwrap();
-        assert_eq!(got, vec![(&b"m"[..], &b"1 2 0"[..]), (&b"k:"[..], tricky), (&b"k:e"[..], &b""[..])]);
-        let r = decode(&got).unwrap().unwrap();
-        assert_eq!(r.entries.get(""), Some(&tricky.to_vec()));
-        assert_eq!(r.entries.get("e"), Some(&Vec::new()));
-        for bad in [&b""[..], b"1:m", b"1:m6:1 2 0", b"x:m5:1 2 0", b"1m5:1 2 0", b"-1:m", b"99999999999999999999999:m"]
-        {
-            assert!(
-                matches!(pairs(bad), Err(StoreError::Corrupt { .. })),
-                "{:?} was accepted",
-                String::from_utf8_lossy(bad)
-            );
-        }
     }
 
     #[test]

@@ -309,6 +309,37 @@ async fn outage_is_unavailable_and_the_first_call_after_it_succeeds() {
     assert!(store.load(&key).await.unwrap().is_some());
 }
 
+#[tokio::test]
+async fn changes_of_thousands_of_keys_cross_the_scripts_argument_chunks() {
+    // The scripts pass fields to `HSET`/`HDEL` a thousand arguments at a time.
+    let url = single_url();
+    let opts = options("chunks");
+    let Some(client) = connect("redis chunks", &url, opts.clone()).await else { return };
+    let store = RedisStore::new(client);
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    let mut rec = record(None);
+    rec.entries = (0..1203).map(|i| (format!("key {i}"), format!("value {i}").into_bytes())).collect();
+    assert!(store.create(&key, &rec).await.unwrap());
+    assert_eq!(store.load(&key).await.unwrap().unwrap().entries, rec.entries);
+
+    let changes = Changes {
+        clear: false,
+        set: (1000..1701).map(|i| (format!("key {i}"), format!("new {i}").into_bytes())).collect(),
+        remove: (0..999).map(|i| format!("key {i}")).collect(),
+        accessed: SystemTime::now(),
+        expires: None,
+    };
+    assert!(store.apply(&key, &changes).await.unwrap());
+    for k in &changes.remove {
+        rec.entries.remove(k);
+    }
+    rec.entries.extend(changes.set.clone());
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(loaded.entries.len(), 1701 - 999);
+    assert_eq!(loaded.entries, rec.entries);
+    cleanup(&url, &opts).await;
+}
+
 /// Sends `signal` (`STOP`, `CONT`) to a process.
 fn signal(child: &Child, signal: &str) {
     let status = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
