@@ -92,10 +92,9 @@ return 1
 ///
 /// Round trips per call, in the steady state: one each. `load` is `HGETALL`; `create`,
 /// `apply` and `touch` are an `EVALSHA` of a script that checks the key exists and writes;
-/// `delete` is `DEL`. The first time a script runs on a server it costs
-/// two more (`NOSCRIPT`, then `SCRIPT LOAD`). `apply` changes only the named fields,
-/// atomically, so concurrent requests that change different keys of one session both
-/// survive.
+/// `delete` is `DEL`. The first time a script runs on a server it costs two more
+/// (`NOSCRIPT`, then `SCRIPT LOAD`). `apply` changes only the named fields, atomically, so
+/// concurrent requests that change different keys of one session both survive.
 ///
 /// ```no_run
 /// use beaker_core::{MemoryStore, SessionConfig, SessionManager};
