@@ -41,6 +41,14 @@ async fn connect(suite: &str, url: &str, options: RedisOptions) -> Option<RedisC
     }
 }
 
+/// The shared server's URL, this test's options (own prefixes) and a client on them;
+/// `None` (after a loud skip, or a failure under `CI=true`) when the server is unreachable.
+async fn single(tag: &str, suite: &str) -> Option<(String, RedisOptions, RedisClient)> {
+    let (url, opts) = (single_url(), options(tag));
+    let client = connect(suite, &url, opts.clone()).await?;
+    Some((url, opts, client))
+}
+
 fn single_url() -> String {
     std::env::var("BEAKER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
@@ -88,9 +96,7 @@ fn corruptor(store: RedisStore, url: String) -> beaker_testkit::store::Corruptor
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_node_passes_the_conformance_suites() {
-    let url = single_url();
-    let opts = options("suite");
-    let Some(client) = connect("redis single-node suites", &url, opts.clone()).await else { return };
+    let Some((url, opts, client)) = single("suite", "redis single-node suites").await else { return };
     let store = RedisStore::new(client.clone());
     SessionStoreSuite::new(Arc::new(store.clone()))
         .with_corruptor(corruptor(store, url.clone()))
@@ -114,9 +120,7 @@ fn record(expires: Option<SystemTime>) -> Record {
 
 #[tokio::test]
 async fn sessions_use_native_ttl_and_a_hash_tag() {
-    let url = single_url();
-    let opts = options("ttl");
-    let Some(client) = connect("redis TTL checks", &url, opts.clone()).await else { return };
+    let Some((url, opts, client)) = single("ttl", "redis TTL checks").await else { return };
     let store = RedisStore::new(client);
     let mut conn = raw(&url).await;
     let key = StoreKey::for_id(&SessionId::generate(), true);
@@ -169,9 +173,7 @@ async fn sessions_use_native_ttl_and_a_hash_tag() {
 
 #[tokio::test]
 async fn records_of_the_legacy_layout_load_and_are_never_written_in_place() {
-    let url = single_url();
-    let opts = options("legacy");
-    let Some(client) = connect("redis legacy records", &url, opts.clone()).await else { return };
+    let Some((url, opts, client)) = single("legacy", "redis legacy records").await else { return };
     let store = RedisStore::new(client);
     let mut conn = raw(&url).await;
     let key = StoreKey::for_id(&SessionId::generate(), true);
@@ -205,9 +207,7 @@ async fn records_of_the_legacy_layout_load_and_are_never_written_in_place() {
 
 #[tokio::test]
 async fn cache_namespaces_with_glob_characters_are_isolated() {
-    let url = single_url();
-    let opts = options("glob");
-    let Some(client) = connect("redis cache namespaces", &url, opts.clone()).await else { return };
+    let Some((url, opts, client)) = single("glob", "redis cache namespaces").await else { return };
     let cache = RedisCache::new(client);
     let entry = CacheEntry { value: b"v".to_vec(), stored_at: SystemTime::now(), fresh_until: None };
     // Each pair would alias under a naive `prefix + ns + ":" + key` / `ns:*` scheme.
@@ -243,6 +243,25 @@ struct OwnRedis {
 }
 
 impl OwnRedis {
+    /// One on a free port, up and answering; `None` (after a loud skip, or a failure under
+    /// `CI=true`) when `redis-server` cannot be started.
+    async fn launch(suite: &str) -> Option<OwnRedis> {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let server = match OwnRedis::start(port) {
+            Ok(child) => OwnRedis { port, child: Some(child) },
+            Err(e) => {
+                skip_or_fail(suite, &format!("cannot start redis-server: {e}"));
+                return None;
+            }
+        };
+        assert!(server.wait_ready().await, "own redis-server did not start");
+        Some(server)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
     fn start(port: u16) -> std::io::Result<Child> {
         Command::new("redis-server")
             .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
@@ -278,13 +297,8 @@ impl Drop for OwnRedis {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_is_unavailable_and_the_first_call_after_it_succeeds() {
     let suite = "redis reconnect";
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = match OwnRedis::start(port) {
-        Ok(child) => OwnRedis { port, child: Some(child) },
-        Err(e) => return skip_or_fail(suite, &format!("cannot start redis-server: {e}")),
-    };
-    assert!(server.wait_ready().await, "own redis-server did not start");
-    let url = format!("redis://127.0.0.1:{port}");
+    let Some(mut server) = OwnRedis::launch(suite).await else { return };
+    let (port, url) = (server.port, server.url());
     let opts = RedisOptions::default().with_timeout(Duration::from_millis(700));
     let store = RedisStore::connect(&url, opts).await.unwrap();
     let key = StoreKey::for_id(&SessionId::generate(), true);
@@ -312,9 +326,7 @@ async fn outage_is_unavailable_and_the_first_call_after_it_succeeds() {
 #[tokio::test]
 async fn changes_of_thousands_of_keys_cross_the_scripts_argument_chunks() {
     // The scripts pass fields to `HSET`/`HDEL` a thousand arguments at a time.
-    let url = single_url();
-    let opts = options("chunks");
-    let Some(client) = connect("redis chunks", &url, opts.clone()).await else { return };
+    let Some((url, opts, client)) = single("chunks", "redis chunks").await else { return };
     let store = RedisStore::new(client);
     let key = StoreKey::for_id(&SessionId::generate(), true);
     let mut rec = record(None);
@@ -349,13 +361,8 @@ fn signal(child: &Child, signal: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_stops_answering_fails_calls_at_the_deadline_and_recovers() {
     let suite = "redis hung server";
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let server = match OwnRedis::start(port) {
-        Ok(child) => OwnRedis { port, child: Some(child) },
-        Err(e) => return skip_or_fail(suite, &format!("cannot start redis-server: {e}")),
-    };
-    assert!(server.wait_ready().await, "own redis-server did not start");
-    let url = format!("redis://127.0.0.1:{port}");
+    let Some(server) = OwnRedis::launch(suite).await else { return };
+    let url = server.url();
     let store =
         RedisStore::connect(&url, RedisOptions::default().with_timeout(Duration::from_millis(500))).await.unwrap();
     let key = StoreKey::for_id(&SessionId::generate(), true);
