@@ -1,6 +1,7 @@
 //! [`SessionManager`]: the request lifecycle every adapter shares.
 
 use std::fmt;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -102,7 +103,8 @@ impl SessionManager {
         // Parsed and verified (or decrypted) lazily: a request that never touches its
         // session pays for no cookie parsing, HMAC or AES, only for one copy of the header.
         let st = State { raw_cookies: cookies::raw_header(cookie_headers, &self.inner.config.key), ..State::default() };
-        Session { inner: Arc::new(SessionInner { manager: self.inner.clone(), state: async_lock::Mutex::new(st) }) }
+        let state = async_lock::Mutex::new(st);
+        Session { inner: Arc::new(SessionInner { manager: self.inner.clone(), state, used: AtomicBool::new(false) }) }
     }
 
     /// Ends the request: persists what changed (one write at most), touches the record

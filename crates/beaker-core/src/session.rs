@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -39,6 +40,9 @@ pub struct Session {
 pub(crate) struct SessionInner {
     pub(crate) manager: Arc<ManagerInner>,
     pub(crate) state: async_lock::Mutex<State>,
+    /// Set before the state is first locked for use: until then `finish` has nothing to
+    /// do, and [`Session::is_touched`] can say so without taking the lock.
+    pub(crate) used: AtomicBool,
 }
 
 /// Where the data came from and what this request did to it.
@@ -131,8 +135,14 @@ fn check_key(key: &str) -> Result<(), Error> {
 }
 
 impl Session {
+    /// The state, locked for use.
+    async fn state(&self) -> async_lock::MutexGuard<'_, State> {
+        self.inner.used.store(true, Ordering::Relaxed);
+        self.inner.state.lock().await
+    }
+
     async fn loaded(&self) -> Result<async_lock::MutexGuard<'_, State>, Error> {
-        let mut st = self.inner.state.lock().await;
+        let mut st = self.state().await;
         if !st.loaded {
             self.inner.manager.load(&mut st).await?;
         }
@@ -237,7 +247,7 @@ impl Session {
     /// Ends the session: its record is deleted and the browser gets a removal cookie. The
     /// handle stays usable: writing to it afterwards starts a brand-new session.
     pub async fn invalidate(&self) -> Result<(), Error> {
-        let mut st = self.inner.state.lock().await;
+        let mut st = self.state().await;
         // No need to load: the record goes whatever it holds.
         let cookie_id = self.inner.manager.verified_cookie_id(&mut st);
         if let Some(id) = st.id.take().or(cookie_id) {
@@ -272,13 +282,16 @@ impl Session {
         Ok(st.take(FLASH_KEY).and_then(|b| DataSerializer::decode(&b).ok()).unwrap_or_default())
     }
 
-    /// Whether the session was loaded, changed or ended in this request (adapters need not
-    /// call this; [`SessionManager::finish`](crate::SessionManager::finish) decides).
+    /// Whether any method that reads, changes or ends the session was called in this request
+    /// (adapters need not call this; [`SessionManager::finish`](crate::SessionManager::finish)
+    /// decides).
     ///
     /// When it returns `false`, [`finish`](crate::SessionManager::finish) has nothing to
     /// do and would return no cookie: adapters may skip it (and the allocation of its
     /// future) on requests that never used their session.
     pub fn is_touched(&self) -> bool {
-        self.inner.state.try_lock().is_none_or(|st| st.loaded || st.failure.is_some() || !st.doomed.is_empty())
+        // A flag rather than a look at the state: no lock to take (and release) on every
+        // request that never used its session.
+        self.inner.used.load(Ordering::Relaxed)
     }
 }
