@@ -69,8 +69,8 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let cookies = req.headers().get_all(COOKIE).filter_map(|v| v.to_str().ok());
-        let session = self.manager.start(cookies);
+        // Bytes, unchecked: core reads them (lossily) only if the session is used.
+        let session = self.manager.start_bytes(req.headers().get_all(COOKIE).map(HeaderValue::as_bytes));
         req.extensions_mut().insert(session.clone());
         SessionFuture { state: State::Inner { inner: self.service.call(req), session, manager: self.manager.clone() } }
     }

@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 use axum::response::Response;
 use beaker_core::SessionManager;
 use http::header::COOKIE;
-use http::Request;
+use http::{HeaderValue, Request};
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
@@ -38,8 +38,8 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let cookies = req.headers().get_all(COOKIE).iter().filter_map(|v| v.to_str().ok());
-        let session = self.manager.start(cookies);
+        // Bytes, unchecked: core reads them (lossily) only if the session is used.
+        let session = self.manager.start_bytes(req.headers().get_all(COOKIE).iter().map(HeaderValue::as_bytes));
         req.extensions_mut().insert(session.clone());
         // The service `poll_ready` readied is the one called, here and now; only its
         // future moves on.

@@ -4,7 +4,7 @@ use std::convert::Infallible;
 
 use beaker_core::SessionManager;
 use warp::http::header::COOKIE;
-use warp::http::HeaderMap;
+use warp::http::{HeaderMap, HeaderValue};
 use warp::Filter;
 
 use crate::session::Session;
@@ -13,8 +13,8 @@ use crate::session::Session;
 /// session loads on first use. Complete it with [`Session::finish`].
 pub fn with_session(manager: SessionManager) -> impl Filter<Extract = (Session,), Error = Infallible> + Clone {
     warp::header::headers_cloned().map(move |headers: HeaderMap| {
-        let cookies = headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok());
-        Session::new(manager.start(cookies), manager.clone())
+        // Bytes, unchecked: core reads them (lossily) only if the session is used.
+        Session::new(manager.start_bytes(headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes)), manager.clone())
     })
 }
 

@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use cookie::{Cookie, Expiration};
+use memchr::memmem::Finder;
 
 use crate::config::{CookieExpires, SameSite, SessionConfig};
 
@@ -52,7 +53,7 @@ impl fmt::Debug for SetCookie {
 /// cookies are skipped; nothing here can fail.
 pub(crate) fn values_named<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     // Only the pairs that can be ours go through the parser: other cookies cost a split.
-    let header = if header.contains(name) { header } else { "" };
+    // (No whole-header search first: `raw_header` kept only headers that mention `name`.)
     header
         .split(';')
         .filter(move |pair| pair.trim_start().strip_prefix(name).is_some_and(|rest| rest.trim_start().starts_with('=')))
@@ -61,17 +62,20 @@ pub(crate) fn values_named<'a>(header: &'a str, name: &'a str) -> impl Iterator<
         .filter_map(move |c| (c.name() == name).then(|| c.value_raw()).flatten())
 }
 
-/// Joins the `Cookie` header values that may hold a cookie named `name` into one string
-/// (`"; "` between values), unparsed: parsing waits until the session is used.
-pub(crate) fn raw_header<'a>(headers: impl IntoIterator<Item = &'a str>, name: &str) -> String {
-    let mut raw = String::new();
+/// Joins the `Cookie` header values that may hold a cookie named `name` into one buffer
+/// (`"; "` between values), unparsed and unchecked: parsing (and reading the bytes as
+/// UTF-8) waits until the session is used. `name` is the cookie name's searcher, built
+/// once per manager (`str::contains` sets one up per call, which costs more than the
+/// search on a typical header).
+pub(crate) fn raw_header<'a>(headers: impl IntoIterator<Item = &'a [u8]>, name: &Finder<'_>) -> Vec<u8> {
+    let mut raw = Vec::new();
     for header in headers {
         // Cheap pre-check: most requests without a session carry other cookies only.
-        if header.contains(name) {
+        if name.find(header).is_some() {
             if !raw.is_empty() {
-                raw.push_str("; ");
+                raw.extend_from_slice(b"; ");
             }
-            raw.push_str(header);
+            raw.extend_from_slice(header);
         }
     }
     raw
@@ -131,8 +135,10 @@ mod tests {
     fn finds_our_cookie_among_others_and_garbage() {
         let name = "beaker.session.id";
         let headers = ["a=1; beaker.session.id=abc.def; b", "=; ;;; beaker.session.id =second", "other=x"];
-        let raw = raw_header(headers, name);
-        assert_eq!(raw, "a=1; beaker.session.id=abc.def; b; =; ;;; beaker.session.id =second");
+        let finder = Finder::new(name);
+        let raw = raw_header(headers.map(str::as_bytes), &finder);
+        assert_eq!(raw, b"a=1; beaker.session.id=abc.def; b; =; ;;; beaker.session.id =second");
+        let raw = String::from_utf8(raw).unwrap();
         assert_eq!(values_named(&raw, name).collect::<Vec<_>>(), vec!["abc.def", "second"]);
         assert_eq!(
             values_named("x=\"beaker.session.id=forged\"; beaker.session.id=real", name).collect::<Vec<_>>(),
@@ -141,7 +147,7 @@ mod tests {
         assert_eq!(values_named("beaker.session.id=\"quoted\"", name).collect::<Vec<_>>(), ["\"quoted\""]);
         assert_eq!(values_named("\u{0}\u{ff}garbage", name).count(), 0);
         assert_eq!(values_named("beaker.session.idx=1; xbeaker.session.id=2", name).count(), 0);
-        assert!(raw_header(["other=1", "more=2"], name).is_empty());
+        assert!(raw_header([&b"other=1"[..], b"more=2"], &finder).is_empty());
     }
 
     #[test]

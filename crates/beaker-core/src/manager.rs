@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use memchr::memmem::Finder;
 use tracing::Instrument as _;
 
 use crate::clock::{Clock, SystemClock};
@@ -68,6 +69,9 @@ pub(crate) enum Backend {
 
 pub(crate) struct ManagerInner {
     pub(crate) config: SessionConfig,
+    /// Finds the cookie name in a `Cookie` header (built once: setting up a substring
+    /// search per request cost more than the search).
+    cookie_name: Finder<'static>,
     keys: Keys,
     backend: Backend,
     clock: Arc<dyn Clock>,
@@ -100,9 +104,19 @@ impl SessionManager {
     /// cannot fail: a missing, malformed, badly signed or foreign cookie gives a handle on a
     /// fresh session (logged at debug level).
     pub fn start<'a>(&self, cookie_headers: impl IntoIterator<Item = &'a str>) -> Session {
+        self.start_bytes(cookie_headers.into_iter().map(str::as_bytes))
+    }
+
+    /// [`start`](Self::start) for header values as raw bytes, as HTTP libraries hold them
+    /// (`HeaderValue::as_bytes`): adapters need not check every request's `Cookie` header
+    /// for UTF-8 first. Values that are not UTF-8 are read lossily when the session is
+    /// first used, so a cookie of ours with a stray byte in it fails verification like any
+    /// other bad cookie, and the rest of the header is unaffected.
+    pub fn start_bytes<'a>(&self, cookie_headers: impl IntoIterator<Item = &'a [u8]>) -> Session {
         // Parsed and verified (or decrypted) lazily: a request that never touches its
         // session pays for no cookie parsing, HMAC or AES, only for one copy of the header.
-        let st = State { raw_cookies: cookies::raw_header(cookie_headers, &self.inner.config.key), ..State::default() };
+        let st =
+            State { raw_cookies: cookies::raw_header(cookie_headers, &self.inner.cookie_name), ..State::default() };
         let state = async_lock::Mutex::new(st);
         Session { inner: Arc::new(SessionInner { manager: self.inner.clone(), state, used: AtomicBool::new(false) }) }
     }
@@ -230,6 +244,12 @@ impl ManagerInner {
     /// most), until it returns `Some`. Sets `cookie_seen`; later calls see no cookie.
     fn first_cookie<T>(&self, st: &mut State, mut f: impl FnMut(&str) -> Option<T>) -> Option<T> {
         let raw = std::mem::take(&mut st.raw_cookies);
+        // `from_utf8` first: its ASCII fast path is several times quicker than the lossy
+        // decoder on the valid headers nearly every request carries.
+        let raw = match std::str::from_utf8(&raw) {
+            Ok(valid) => std::borrow::Cow::Borrowed(valid),
+            Err(_) => String::from_utf8_lossy(&raw),
+        };
         for value in cookies::values_named(&raw, &self.config.key).take(MAX_COOKIE_CANDIDATES) {
             // Several cookies of our name (a stale one on another path, an injected one)
             // may come: the first valid one wins.
@@ -496,6 +516,9 @@ impl SessionManagerBuilder {
                 }
             },
         };
-        Ok(SessionManager { inner: Arc::new(ManagerInner { config: self.config, keys, backend, clock: self.clock }) })
+        let cookie_name = Finder::new(self.config.key.as_bytes()).into_owned();
+        Ok(SessionManager {
+            inner: Arc::new(ManagerInner { config: self.config, cookie_name, keys, backend, clock: self.clock }),
+        })
     }
 }

@@ -54,7 +54,7 @@ pub(crate) struct State {
     /// The request's `Cookie` header values that mention our cookie name, unparsed (empty
     /// once parsed): our cookies are read, verified (server-side) or decrypted
     /// (cookie-only) on first use.
-    pub(crate) raw_cookies: String,
+    pub(crate) raw_cookies: Vec<u8>,
     /// The request carried our cookie (valid or not); known once `raw_cookies` is parsed.
     pub(crate) cookie_seen: bool,
     /// The cookie was signed or sealed with an older secret.

@@ -33,6 +33,31 @@ async fn untouched_session_does_no_io_and_sets_no_cookie() {
 }
 
 #[tokio::test]
+async fn raw_header_bytes_that_are_not_utf8_spoil_only_the_cookie_they_are_in() {
+    let f = fixture(config());
+    let s = f.manager.start(std::iter::empty());
+    s.insert("n", &7u32).await.unwrap();
+    let cookie = pair(&f.manager.finish(&s).await.unwrap()[0]);
+
+    // Stray bytes in other cookies, in the same header or another one: ours still reads.
+    let header = [&b"pref=\xff\xfe; "[..], cookie.as_bytes(), b"; other=\xc3"].concat();
+    let s = f.manager.start_bytes([&header[..], b"\x80\x81=x"]);
+    assert_eq!(s.get::<u32>("n").await.unwrap(), Some(7), "a stray byte elsewhere cost the session");
+    assert!(f.manager.finish(&s).await.unwrap().is_empty());
+
+    // A stray byte inside our cookie's value: a bad cookie like any other, a fresh session.
+    let mut spoiled = cookie.clone().into_bytes();
+    let last = spoiled.len() - 1;
+    spoiled[last] = 0xff;
+    let s = f.manager.start_bytes([&spoiled[..]]);
+    assert!(!s.is_touched());
+    assert_eq!(s.get::<u32>("n").await.unwrap(), None);
+    assert!(s.is_new().await.unwrap());
+    // `start` and `start_bytes` read the same header alike.
+    assert_eq!(f.manager.start([cookie.as_str()]).get::<u32>("n").await.unwrap(), Some(7));
+}
+
+#[tokio::test]
 async fn read_only_requests_set_no_cookie_and_cost_one_load() {
     let f = fixture(config());
     // New session, read only: no id issued, nothing stored.
