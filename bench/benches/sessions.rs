@@ -1,4 +1,5 @@
-//! Session micro-benchmarks (the cache ones are in `beaker-core/benches/cache.rs`):
+//! Session micro-benchmarks (the cache ones are in `caches.rs`, per backend, and in
+//! `beaker-core/benches/cache.rs`, the memory region against its raw engines):
 //!
 //! - `start`: [`SessionManager::start`] on no cookie, a valid signed cookie, a tampered
 //!   cookie (verification fails), and the cookie store's start + first read (decryption).

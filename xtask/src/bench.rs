@@ -166,12 +166,13 @@ fn criterion_run(o: &Options) -> Result<Vec<CriterionFigure>> {
     }
     build(
         cargo()
-            .args(["bench", "-p", "beaker-core", "--bench", "cache", "-p", "beaker-bench", "--bench", "sessions"])
+            .args(["bench", "-p", "beaker-core", "--bench", "cache", "-p", "beaker-bench"])
+            .args(["--bench", "sessions", "--bench", "caches"])
             .args(["--all-features", "--no-run"]),
     )?;
     // Both benches run whole in `--quick` too: the cache stale-storm group fixes its own
     // sample count (about 10 s in all).
-    for (package, bench) in [("beaker-core", "cache"), ("beaker-bench", "sessions")] {
+    for (package, bench) in [("beaker-core", "cache"), ("beaker-bench", "sessions"), ("beaker-bench", "caches")] {
         let mut cmd = cargo();
         cmd.args(["bench", "-p", package, "--bench", bench, "--all-features", "--"]).args(&flags);
         for (k, v) in &services.env {

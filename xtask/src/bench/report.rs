@@ -355,7 +355,10 @@ pub(super) fn write_docs(o: &Options, h: &Http, criterion: &[CriterionFigure], e
         let _ = writeln!(
             md,
             "Mean time per iteration. `request/load_modify_save/*`: one whole modifying request on an existing session \
-             (`start` + read + write + `finish`). Cache peers (quick_cache, moka) are measured in the same run.\n"
+             (`start` + read + write + `finish`). `cache_hit`, `cache_miss`: `Region::get` of a present and an absent \
+             key; `cache_get_or_create`: a new key each time (miss, dogpile lock, creator, write); the value is a \
+             ~100-byte struct, which a memory-region hit clones. `memory_hit/*`: a memory region against the raw \
+             engines (quick_cache, moka), measured in the same run.\n"
         );
         let _ = writeln!(md, "| benchmark | mean |\n|---|---|");
         for f in criterion {
