@@ -7,88 +7,37 @@
 //! and kills it at the end. No server at all skips with a loud line, unless `CI=true`,
 //! where it fails. The outage test always runs its own server, since it kills it.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use beaker_core::cache::{CacheBackend, CacheEntry, LockOutcome};
 use beaker_core::{Changes, Record, SessionId, SessionStore, StoreError, StoreKey};
 use beaker_memcached::{MemcachedCache, MemcachedClient, MemcachedOptions, MemcachedStore};
+use beaker_testkit::process::LocalServer;
 use beaker_testkit::skip_or_fail;
 use beaker_testkit::store::{CacheBackendSuite, SessionStoreSuite};
 use memcache::exp::{AsyncMetaClient, Get, Meta, Set};
 
-/// A memcached of our own on a free port; killed when dropped.
-struct OwnMemcached {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnMemcached {
-    fn spawn(port: u16) -> std::io::Result<Child> {
+/// A `memcached` of the test's own on a free port; `None` when the binary is missing or
+/// does not come up.
+async fn own_memcached() -> Option<LocalServer> {
+    let spawn = |port: u16| {
         Command::new("memcached")
             // `-u` only matters when running as root, where memcached insists on it.
             .args(["-p", &port.to_string(), "-U", "0", "-l", "127.0.0.1", "-m", "64", "-u", "root"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-    }
-
-    /// Starts one on a free port; `None` when the binary is missing or does not come up.
-    async fn start() -> Option<OwnMemcached> {
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-            let child = Self::spawn(port).ok()?;
-            let mut server = OwnMemcached { port, child: Some(child) };
-            let ready = server.wait_ready().await;
-            // Still running: the port is ours, not another test's server that took it
-            // between our probe and memcached's bind.
-            if ready && server.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None))) {
-                return Some(server);
-            }
-        }
-        None
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    async fn wait_ready(&self) -> bool {
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        false
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn restart(&mut self) {
-        self.stop();
-        self.child = Some(Self::spawn(self.port).expect("memcached restarts"));
-    }
-}
-
-impl Drop for OwnMemcached {
-    fn drop(&mut self) {
-        self.stop();
-    }
+    };
+    LocalServer::start(spawn).await.ok()
 }
 
 /// The server a test talks to: the configured one, or a throwaway one kept alive by the
 /// guard.
 struct Server {
     url: String,
-    own: Option<OwnMemcached>,
+    own: Option<LocalServer>,
 }
 
 impl Server {
@@ -112,7 +61,7 @@ async fn server(suite: &str) -> Option<Server> {
     if let Ok(url) = std::env::var("BEAKER_TEST_MEMCACHED_URL") {
         return Some(Server { url, own: None });
     }
-    match OwnMemcached::start().await {
+    match own_memcached().await {
         Some(own) => Some(Server { url: format!("memcached://{}", own.addr()), own: Some(own) }),
         None => {
             skip_or_fail(suite, "BEAKER_TEST_MEMCACHED_URL is unset and no memcached binary could be started");
@@ -377,7 +326,7 @@ async fn clearing_one_namespace_leaves_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_spread_over_several_servers() {
     let suite = "memcached several servers";
-    let (Some(one), Some(two)) = (OwnMemcached::start().await, OwnMemcached::start().await) else {
+    let (Some(one), Some(two)) = (own_memcached().await, own_memcached().await) else {
         return skip_or_fail(suite, "cannot start two memcached servers");
     };
     let url = format!("memcached://{},{}", one.addr(), two.addr());
@@ -406,7 +355,7 @@ async fn keys_spread_over_several_servers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_is_unavailable_and_the_first_call_after_it_succeeds() {
     let suite = "memcached reconnect";
-    let Some(mut server) = OwnMemcached::start().await else {
+    let Some(mut server) = own_memcached().await else {
         return skip_or_fail(suite, "cannot start memcached");
     };
     let url = format!("memcached://{}", server.addr());
@@ -432,8 +381,7 @@ async fn outage_is_unavailable_and_the_first_call_after_it_succeeds() {
     let err = MemcachedStore::connect(&url, MemcachedOptions::default().with_timeout(Duration::from_millis(300))).await;
     assert!(err.as_ref().is_err_and(|e| e.is_unavailable()), "{err:?}");
 
-    server.restart();
-    assert!(server.wait_ready().await, "own memcached did not restart");
+    server.restart().await.expect("own memcached restarts");
     // The data went with the server; what matters is that the very first call answers
     // instead of failing on a dead pooled connection.
     assert_eq!(store.load(&key).await.unwrap(), None);
@@ -530,7 +478,7 @@ async fn commands_served(addr: &str) -> u64 {
 async fn round_trips_per_session_request_keep_the_promise() {
     use beaker_core::{SessionConfig, SessionManager};
     let suite = "memcached round trips";
-    let Some(server) = OwnMemcached::start().await else {
+    let Some(server) = own_memcached().await else {
         return skip_or_fail(suite, "cannot start memcached");
     };
     let addr = server.addr();
@@ -620,7 +568,7 @@ async fn round_trips_per_session_request_keep_the_promise() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_server_is_unavailable_within_the_timeout_and_recovers() {
     let suite = "memcached stalled server";
-    let Some(mut server) = OwnMemcached::start().await else {
+    let Some(mut server) = own_memcached().await else {
         return skip_or_fail(suite, "cannot start memcached");
     };
     let timeout = Duration::from_millis(400);
@@ -634,16 +582,14 @@ async fn a_stalled_server_is_unavailable_within_the_timeout_and_recovers() {
     store.load(&key).await.unwrap().expect("record");
 
     // SIGSTOP: the server keeps its connections open and answers nothing.
-    let pid = server.child.as_ref().unwrap().id().to_string();
-    let signal = |sig: &str| Command::new("kill").args([sig, &pid]).status().unwrap().success();
-    assert!(signal("-STOP"));
+    server.signal("STOP");
     let started = std::time::Instant::now();
     let e = store.apply(&key, &changes(&[("k", "v")], None)).await.unwrap_err();
     assert!(e.is_unavailable(), "{e:?}");
     let e = cache.get("ns", "k").await.unwrap_err();
     assert!(e.is_unavailable(), "{e:?}");
     let elapsed = started.elapsed();
-    assert!(signal("-CONT"));
+    server.signal("CONT");
     assert!(
         elapsed < timeout * 2 + Duration::from_millis(300),
         "two calls took {elapsed:?} with a {timeout:?} timeout"

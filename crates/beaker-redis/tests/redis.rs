@@ -5,14 +5,14 @@
 //! `BEAKER_TEST_REDIS_CLUSTER_URL` (unset = skipped) choose the servers. An unreachable
 //! server skips with a loud line, unless `CI=true`, where it fails.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use beaker_core::cache::{CacheBackend, CacheEntry, LockOutcome};
 use beaker_core::{Changes, Record, SessionId, SessionStore, StoreError, StoreKey};
 use beaker_redis::{RedisCache, RedisClient, RedisOptions, RedisStore};
+use beaker_testkit::process::LocalServer;
 use beaker_testkit::skip_or_fail;
 use beaker_testkit::store::{CacheBackendSuite, SessionStoreSuite};
 use redis::AsyncCommands;
@@ -235,70 +235,34 @@ async fn cache_namespaces_with_glob_characters_are_isolated() {
     cleanup(&url, &opts).await;
 }
 
-/// A redis-server of our own on a free port, so that it can be killed and restarted
-/// without touching the shared one.
-struct OwnRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    /// One on a free port, up and answering; `None` (after a loud skip, or a failure under
-    /// `CI=true`) when `redis-server` cannot be started.
-    async fn launch(suite: &str) -> Option<OwnRedis> {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let server = match OwnRedis::start(port) {
-            Ok(child) => OwnRedis { port, child: Some(child) },
-            Err(e) => {
-                skip_or_fail(suite, &format!("cannot start redis-server: {e}"));
-                return None;
-            }
-        };
-        assert!(server.wait_ready().await, "own redis-server did not start");
-        Some(server)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn start(port: u16) -> std::io::Result<Child> {
+/// A `redis-server` of the test's own on a free port (no persistence), up and answering;
+/// `None` (after a loud skip, or a failure under `CI=true`) when it cannot be started.
+async fn own_redis(suite: &str) -> Option<LocalServer> {
+    let spawn = |port: u16| {
         Command::new("redis-server")
             .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-    }
-
-    async fn wait_ready(&self) -> bool {
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        false
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+    };
+    match LocalServer::start(spawn).await {
+        Ok(server) => Some(server),
+        Err(e) => {
+            skip_or_fail(suite, &format!("cannot start redis-server: {e}"));
+            None
         }
     }
 }
 
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
+fn redis_url(server: &LocalServer) -> String {
+    format!("redis://{}", server.addr())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_is_unavailable_and_the_first_call_after_it_succeeds() {
     let suite = "redis reconnect";
-    let Some(mut server) = OwnRedis::launch(suite).await else { return };
-    let (port, url) = (server.port, server.url());
+    let Some(mut server) = own_redis(suite).await else { return };
+    let url = redis_url(&server);
     let opts = RedisOptions::default().with_timeout(Duration::from_millis(700));
     let store = RedisStore::connect(&url, opts).await.unwrap();
     let key = StoreKey::for_id(&SessionId::generate(), true);
@@ -314,8 +278,7 @@ async fn outage_is_unavailable_and_the_first_call_after_it_succeeds() {
     let err = RedisStore::connect(&url, RedisOptions::default().with_timeout(Duration::from_millis(300))).await;
     assert!(err.as_ref().is_err_and(|e| e.is_unavailable()), "{err:?}");
 
-    server.child = Some(OwnRedis::start(port).unwrap());
-    assert!(server.wait_ready().await, "own redis-server did not restart");
+    server.restart().await.expect("own redis-server restarts");
     // The data went with the server (no persistence); what matters is that the very first
     // call answers instead of failing on the dead connection.
     assert_eq!(store.load(&key).await.unwrap(), None);
@@ -352,31 +315,24 @@ async fn changes_of_thousands_of_keys_cross_the_scripts_argument_chunks() {
     cleanup(&url, &opts).await;
 }
 
-/// Sends `signal` (`STOP`, `CONT`) to a process.
-fn signal(child: &Child, signal: &str) {
-    let status = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
-    assert!(status.success(), "kill -{signal} failed");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_stops_answering_fails_calls_at_the_deadline_and_recovers() {
     let suite = "redis hung server";
-    let Some(server) = OwnRedis::launch(suite).await else { return };
-    let url = server.url();
+    let Some(server) = own_redis(suite).await else { return };
+    let url = redis_url(&server);
     let store =
         RedisStore::connect(&url, RedisOptions::default().with_timeout(Duration::from_millis(500))).await.unwrap();
     let key = StoreKey::for_id(&SessionId::generate(), true);
     assert!(store.create(&key, &record(None)).await.unwrap());
 
     // The connection stays open but nothing answers: only the call deadline ends the call.
-    let child = server.child.as_ref().unwrap();
-    signal(child, "STOP");
+    server.signal("STOP");
     for _ in 0..2 {
         let outcome = tokio::time::timeout(Duration::from_secs(10), store.load(&key)).await;
         let err = outcome.expect("a call on a server that stopped answering never ended").unwrap_err();
         assert!(err.is_unavailable(), "a hung server reported as {err:?}");
     }
-    signal(child, "CONT");
+    server.signal("CONT");
     // The late replies to the abandoned calls are dropped; the next call gets its own.
     let record = store.load(&key).await.unwrap().expect("the record is still there");
     assert!(record.entries.contains_key("user"));

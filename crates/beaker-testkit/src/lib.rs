@@ -7,10 +7,13 @@
 //!   [`CacheBackend`](beaker_core::cache::CacheBackend) suites;
 //! - [`adapter`]: the HTTP scenario table every framework adapter passes, run against a
 //!   real server on a loopback port with a real HTTP client;
-//! - [`model`]: a model check of whole session managers against a plain map (proptest).
+//! - [`model`]: a model check of whole session managers against a plain map (proptest);
+//! - [`process`]: throwaway server processes (a `redis-server`, a `memcached`) for tests
+//!   that stop, restart or freeze their own server.
 
 pub mod adapter;
 pub mod model;
+pub mod process;
 pub mod store;
 
 /// For tests that need a service (a database, Redis, memcached): under `CI=true` a missing

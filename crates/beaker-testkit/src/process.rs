@@ -1,0 +1,150 @@
+//! Throwaway server processes for tests: a `redis-server`, a `memcached`, … of the test's
+//! own on a free loopback port, for tests that stop, restart or freeze their server (outage
+//! tests), or that need a server when no shared one is configured.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use std::process::{Command, Stdio};
+//! use beaker_testkit::process::LocalServer;
+//!
+//! let mut server = LocalServer::start(|port| {
+//!     Command::new("memcached")
+//!         .args(["-p", &port.to_string(), "-U", "0", "-l", "127.0.0.1"])
+//!         .stdout(Stdio::null())
+//!         .stderr(Stdio::null())
+//!         .spawn()
+//! })
+//! .await?;
+//! let url = format!("memcached://{}", server.addr());
+//! server.stop(); // an outage
+//! server.restart().await?; // the same port again
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+type Spawn = Box<dyn Fn(u16) -> io::Result<Child> + Send + Sync>;
+
+/// How many free ports [`LocalServer::start`] tries.
+const TRIES: usize = 5;
+/// How long a server has to start accepting connections.
+const READY_WITHIN: Duration = Duration::from_secs(5);
+const READY_POLL: Duration = Duration::from_millis(50);
+
+/// A server process listening on a loopback port of its own; killed when dropped.
+pub struct LocalServer {
+    port: u16,
+    child: Option<Child>,
+    spawn: Spawn,
+}
+
+impl LocalServer {
+    /// Runs `spawn(port)` on a free port and waits until the port accepts connections.
+    /// When the server exits instead (another process took the port between the probe and
+    /// the server's bind), another port is tried, five in all.
+    ///
+    /// # Errors
+    /// `spawn`'s own error (typically: the binary is not installed), or
+    /// [`io::ErrorKind::TimedOut`] when no try came up within 5 s.
+    pub async fn start(spawn: impl Fn(u16) -> io::Result<Child> + Send + Sync + 'static) -> io::Result<LocalServer> {
+        for _ in 0..TRIES {
+            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let mut child = spawn(port)?;
+            // Still running once the port answers: the port is this server's.
+            if wait_ready(port).await && matches!(child.try_wait(), Ok(None)) {
+                return Ok(LocalServer { port, child: Some(child), spawn: Box::new(spawn) });
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        Err(io::Error::new(io::ErrorKind::TimedOut, format!("the server did not come up on any of {TRIES} free ports")))
+    }
+
+    /// The loopback port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The process id while the server runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends the signal `name` (`"STOP"`, `"CONT"`, …) to the server: `SIGSTOP` keeps its
+    /// connections open while it answers nothing, a hung server.
+    ///
+    /// # Panics
+    /// When the server is stopped or `kill` fails: the test could not do what it says.
+    pub fn signal(&self, name: &str) {
+        let pid = self.pid().expect("signal to a stopped server");
+        let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{name} {pid} failed");
+    }
+
+    /// Kills the server and waits for it to exit (idempotent).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the server and starts it again on the same port; returns once it accepts
+    /// connections.
+    ///
+    /// # Errors
+    /// The spawn error, or [`io::ErrorKind::TimedOut`] when it did not come back within 5 s.
+    pub async fn restart(&mut self) -> io::Result<()> {
+        self.stop();
+        self.child = Some((self.spawn)(self.port)?);
+        if wait_ready(self.port).await {
+            Ok(())
+        } else {
+            Err(io::Error::new(io::ErrorKind::TimedOut, format!("the server did not come back on port {}", self.port)))
+        }
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl fmt::Debug for LocalServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalServer").field("port", &self.port).field("pid", &self.pid()).finish_non_exhaustive()
+    }
+}
+
+/// Whether `port` accepts a connection within [`READY_WITHIN`].
+async fn wait_ready(port: u16) -> bool {
+    let polls = READY_WITHIN.as_millis() / READY_POLL.as_millis();
+    for _ in 0..polls {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        tokio::time::sleep(READY_POLL).await;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_binary_is_an_error_not_a_panic() {
+        let err = LocalServer::start(|_| Command::new("/nonexistent/beaker-test-server").spawn()).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+    }
+}
