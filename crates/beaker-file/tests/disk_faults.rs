@@ -3,12 +3,16 @@
 //! says loudly that it skipped). Every failed write is a clear error, leaves no partial or
 //! temporary file behind, and never damages the record that was there before.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod common;
 
-use beaker_core::{Changes, Record, SessionId, SessionStore, StoreKey};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use beaker_core::SessionStore;
 use beaker_file::{FileOptions, FileStore};
+use beaker_testkit::store::{changes, fresh_key, record};
+use common::{files, leftovers};
 
 /// A tmpfs of `size` mounted on a fresh directory; unmounted on drop.
 struct Tmpfs {
@@ -47,49 +51,6 @@ impl Drop for Tmpfs {
     }
 }
 
-fn key() -> StoreKey {
-    StoreKey::for_id(&SessionId::generate(), true)
-}
-
-fn record(entries: &[(&str, &[u8])]) -> Record {
-    // Whole milliseconds: what the record format keeps.
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-    let now = UNIX_EPOCH + Duration::from_millis(ms);
-    Record {
-        entries: entries.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect(),
-        created: now,
-        accessed: now,
-        expires: None,
-    }
-}
-
-fn set(key: &str, value: &[u8]) -> Changes {
-    Changes {
-        clear: false,
-        set: [(key.to_string(), value.to_vec())].into(),
-        remove: Default::default(),
-        accessed: SystemTime::now(),
-        expires: None,
-    }
-}
-
-/// Every file under `dir`, recursively, relative to it.
-fn files(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path().strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// The error and its causes, as one line (the I/O error is kept as the `source`).
 fn chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
@@ -102,22 +63,18 @@ fn chain(err: &dyn std::error::Error) -> String {
     out
 }
 
-fn leftovers(dir: &Path) -> Vec<String> {
-    files(dir).into_iter().filter(|f| f.contains(".tmp.") || f.contains(".trash.")).collect()
-}
-
 #[tokio::test]
 async fn a_full_disk_is_a_clear_error_and_leaves_no_partial_files() {
     let Some(fs) = Tmpfs::mount("256k") else { return };
     let store = FileStore::open(&fs.dir, FileOptions::new()).await.expect("open on the tmpfs");
-    let k = key();
-    let small = record(&[("user", b"j\"ada\"")]);
+    let k = fresh_key();
+    let small = record(&[("user", b"j\"ada\"")], None);
     assert!(store.create(&k, &small).await.unwrap());
     let before = files(&fs.dir);
 
     // A new session too large for the disk.
     let big = vec![b'x'; 512 * 1024];
-    let err = store.create(&key(), &record(&[("blob", &big)])).await.unwrap_err();
+    let err = store.create(&fresh_key(), &record(&[("blob", &big)], None)).await.unwrap_err();
     let msg = chain(&err);
     assert!(err.is_unavailable(), "a full disk is an outage, not corruption: {err}");
     assert!(msg.to_lowercase().contains("space"), "the error should say the disk is full: {msg}");
@@ -126,7 +83,7 @@ async fn a_full_disk_is_a_clear_error_and_leaves_no_partial_files() {
     assert_eq!(files(&fs.dir), before, "a failed create changed the directory");
 
     // An update of the existing session that does not fit either.
-    let err = store.apply(&k, &set("blob", &big)).await.unwrap_err();
+    let err = store.apply(&k, &changes(&[("blob", &big)], &[], None)).await.unwrap_err();
     assert!(err.is_unavailable(), "{err}");
     assert_eq!(leftovers(&fs.dir), Vec::<String>::new(), "a failed apply left files behind");
     assert_eq!(store.load(&k).await.unwrap(), Some(small.clone()), "the old record was damaged by the failed write");
@@ -136,10 +93,10 @@ async fn a_full_disk_is_a_clear_error_and_leaves_no_partial_files() {
     // runs), so the first write may still meet a full disk; a file the store kept open would
     // keep the space forever and fail this.
     let mut done = small.clone();
-    done.apply(&set("n", b"j1"));
+    done.apply(&changes(&[("n", b"j1")], &[], None));
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        match store.apply(&k, &set("n", b"j1")).await {
+        match store.apply(&k, &changes(&[("n", b"j1")], &[], None)).await {
             Ok(found) => break assert!(found),
             Err(e) if std::time::Instant::now() < deadline && chain(&e).contains("space") => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -155,17 +112,17 @@ async fn a_full_disk_is_a_clear_error_and_leaves_no_partial_files() {
 async fn a_read_only_file_system_is_a_clear_error_and_reads_still_work() {
     let Some(fs) = Tmpfs::mount("1m") else { return };
     let store = FileStore::open(&fs.dir, FileOptions::new()).await.expect("open on the tmpfs");
-    let k = key();
-    let r = record(&[("user", b"j\"ada\"")]);
+    let k = fresh_key();
+    let r = record(&[("user", b"j\"ada\"")], None);
     assert!(store.create(&k, &r).await.unwrap());
     fs.remount_read_only();
     let before = files(&fs.dir);
 
-    let err = store.create(&key(), &r).await.unwrap_err();
+    let err = store.create(&fresh_key(), &r).await.unwrap_err();
     assert!(err.is_unavailable(), "{err}");
     let msg = chain(&err);
     assert!(msg.to_lowercase().contains("read-only"), "the error should say why: {msg}");
-    let err = store.apply(&k, &set("n", b"j1")).await.unwrap_err();
+    let err = store.apply(&k, &changes(&[("n", b"j1")], &[], None)).await.unwrap_err();
     assert!(err.is_unavailable(), "{err}");
     let err = store.delete(&k).await.unwrap_err();
     assert!(err.is_unavailable(), "{err}");

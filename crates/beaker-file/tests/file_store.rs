@@ -1,66 +1,19 @@
 //! The file store against a real temporary directory: the published conformance suites,
 //! then what is specific to files (layout, atomicity, expiry with an injected clock).
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use beaker_core::cache::{CacheBackend, CacheEntry};
-use beaker_core::{Changes, Clock, ManualClock, Record, SessionId, SessionStore, StoreError, StoreKey};
+use beaker_core::{Clock, ManualClock, SessionStore, StoreError, StoreKey};
 use beaker_file::{FileOptions, FileStore};
-use beaker_testkit::store::{CacheBackendSuite, SessionStoreSuite};
+use beaker_testkit::store::{changes, fresh_key, now_ms, record, CacheBackendSuite, SessionStoreSuite};
+use common::{files, leftovers};
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-fn key() -> StoreKey {
-    StoreKey::for_id(&SessionId::generate(), true)
-}
-
-/// The current time at the millisecond resolution the store keeps.
-fn now_ms() -> SystemTime {
-    let ms = SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    std::time::UNIX_EPOCH + Duration::from_millis(ms)
-}
-
-fn record(entries: &[(&str, &[u8])], expires: Option<SystemTime>) -> Record {
-    let now = now_ms();
-    Record {
-        entries: entries.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect(),
-        created: now,
-        accessed: now,
-        expires,
-    }
-}
-
-fn set(key: &str, value: &[u8], expires: Option<SystemTime>) -> Changes {
-    Changes {
-        clear: false,
-        set: [(key.to_string(), value.to_vec())].into(),
-        remove: Default::default(),
-        accessed: now_ms(),
-        expires,
-    }
-}
-
-/// Every file under `dir`, recursively, as paths relative to it.
-fn files(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path().strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out
-}
-
-fn temp_files(dir: &Path) -> Vec<String> {
-    files(dir).into_iter().filter(|f| f.contains(".tmp.") || f.contains(".trash.")).collect()
-}
 
 async fn open(dir: &Path) -> FileStore {
     FileStore::open(dir, FileOptions::new()).await.expect("open")
@@ -78,20 +31,20 @@ async fn session_conformance_suite() {
         }))
         .run()
         .await;
-    assert_eq!(temp_files(dir.path()), Vec::<String>::new(), "temporary files left behind");
+    assert_eq!(leftovers(dir.path()), Vec::<String>::new(), "temporary files left behind");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cache_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
     CacheBackendSuite::new(Arc::new(open(dir.path()).await)).run().await;
-    assert_eq!(temp_files(dir.path()), Vec::<String>::new(), "temporary files left behind");
+    assert_eq!(leftovers(dir.path()), Vec::<String>::new(), "temporary files left behind");
 }
 
 #[tokio::test]
 async fn sessions_survive_reopening_the_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let k = key();
+    let k = fresh_key();
     let r = record(&[("user", b"j\"ada\"")], Some(now_ms() + HOUR));
     assert!(open(dir.path()).await.create(&k, &r).await.unwrap());
     let reopened = open(dir.path()).await;
@@ -104,7 +57,7 @@ async fn expiry_follows_the_injected_clock_and_cleanup_removes_expired_files() {
     let clock = ManualClock::new();
     let store = FileStore::open(dir.path(), FileOptions::new().clock(clock.clone())).await.unwrap();
     let now = clock.now();
-    let (short, long, forever) = (key(), key(), key());
+    let (short, long, forever) = (fresh_key(), fresh_key(), fresh_key());
     assert!(store.create(&short, &record(&[("a", b"j1")], Some(now + Duration::from_secs(60)))).await.unwrap());
     assert!(store.create(&long, &record(&[("a", b"j1")], Some(now + HOUR))).await.unwrap());
     assert!(store.create(&forever, &record(&[("a", b"j1")], None)).await.unwrap());
@@ -116,7 +69,10 @@ async fn expiry_follows_the_injected_clock_and_cleanup_removes_expired_files() {
 
     clock.advance(Duration::from_secs(60));
     assert!(store.load(&short).await.unwrap().is_none(), "an expired record was returned");
-    assert!(!store.apply(&short, &set("b", b"j2", None)).await.unwrap(), "apply revived an expired record");
+    assert!(
+        !store.apply(&short, &changes(&[("b", b"j2")], &[], None)).await.unwrap(),
+        "apply revived an expired record"
+    );
     assert!(!store.touch(&short, now, None).await.unwrap(), "touch revived an expired record");
     assert!(dir.path().join("sessions").join(short.as_str()).exists(), "expired file should wait for cleanup");
 
@@ -170,12 +126,14 @@ async fn namespaces_and_keys_never_escape_the_directory() {
 async fn concurrent_applies_of_different_keys_all_survive() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
-    let k = key();
+    let k = fresh_key();
     assert!(store.create(&k, &record(&[], Some(now_ms() + HOUR))).await.unwrap());
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let (store, k) = (store.clone(), k.clone());
-            tokio::spawn(async move { store.apply(&k, &set(&format!("k{i}"), b"j", Some(now_ms() + HOUR))).await })
+            tokio::spawn(async move {
+                store.apply(&k, &changes(&[(&format!("k{i}"), b"j")], &[], Some(now_ms() + HOUR))).await
+            })
         })
         .collect();
     for t in tasks {
@@ -188,10 +146,10 @@ async fn concurrent_applies_of_different_keys_all_survive() {
 async fn a_corrupt_session_file_is_reported_and_can_be_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
-    let k = key();
+    let k = fresh_key();
     std::fs::write(dir.path().join("sessions").join(k.as_str()), b"\x00\x01garbage").unwrap();
     assert!(matches!(store.load(&k).await, Err(StoreError::Corrupt { .. })));
-    assert!(matches!(store.apply(&k, &set("a", b"j", None)).await, Err(StoreError::Corrupt { .. })));
+    assert!(matches!(store.apply(&k, &changes(&[("a", b"j")], &[], None)).await, Err(StoreError::Corrupt { .. })));
     // Cleanup leaves it for inspection; create may replace it (it is no live record).
     assert_eq!(store.cleanup().await.unwrap(), 0);
     assert!(store.create(&k, &record(&[("a", b"j1")], None)).await.unwrap());
@@ -202,7 +160,7 @@ async fn a_corrupt_session_file_is_reported_and_can_be_replaced() {
 async fn an_unwritable_directory_is_unavailable_and_leaves_no_partial_files() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
-    let k = key();
+    let k = fresh_key();
     let r = record(&[("a", b"j1")], None);
     assert!(store.create(&k, &r).await.unwrap());
 
@@ -211,9 +169,9 @@ async fn an_unwritable_directory_is_unavailable_and_leaves_no_partial_files() {
     let sessions = dir.path().join("sessions");
     std::fs::rename(&sessions, dir.path().join("moved")).unwrap();
     std::fs::write(&sessions, b"not a directory").unwrap();
-    let err = store.create(&key(), &r).await.unwrap_err();
+    let err = store.create(&fresh_key(), &r).await.unwrap_err();
     assert!(err.is_unavailable(), "{err}");
-    let err = store.apply(&k, &set("b", b"j2", None)).await.unwrap_err();
+    let err = store.apply(&k, &changes(&[("b", b"j2")], &[], None)).await.unwrap_err();
     assert!(err.is_unavailable(), "{err}");
     assert!(!err.to_string().contains(k.as_str()), "the store key leaked into an error message: {err}");
     let err = FileStore::open(&sessions, FileOptions::new()).await.unwrap_err();
@@ -222,7 +180,7 @@ async fn an_unwritable_directory_is_unavailable_and_leaves_no_partial_files() {
     std::fs::remove_file(&sessions).unwrap();
     std::fs::rename(dir.path().join("moved"), &sessions).unwrap();
     assert_eq!(store.load(&k).await.unwrap(), Some(r), "the old record was damaged by the failed writes");
-    assert_eq!(temp_files(dir.path()), Vec::<String>::new());
+    assert_eq!(leftovers(dir.path()), Vec::<String>::new());
 }
 
 #[tokio::test]

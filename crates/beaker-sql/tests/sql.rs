@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use beaker_core::cache::{CacheBackend, CacheEntry};
-use beaker_core::{Changes, ManualClock, Record, SessionId, SessionStore, StoreError, StoreKey};
+use beaker_core::{ManualClock, SessionId, SessionStore, StoreError, StoreKey};
 use beaker_sql::{SqlCache, SqlClient, SqlOptions, SqlStore};
 use beaker_testkit::skip_or_fail;
-use beaker_testkit::store::{CacheBackendSuite, Corruptor, SessionStoreSuite};
+use beaker_testkit::store::{changes, fresh_key, record, CacheBackendSuite, Corruptor, SessionStoreSuite};
 use sqlx::Executor as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -180,30 +180,6 @@ impl Env {
     }
 }
 
-fn key() -> StoreKey {
-    StoreKey::for_id(&SessionId::generate(), true)
-}
-
-fn record(entries: &[(&str, &[u8])], expires: Option<SystemTime>) -> Record {
-    let now = SystemTime::now();
-    Record {
-        entries: entries.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect(),
-        created: now,
-        accessed: now,
-        expires,
-    }
-}
-
-fn set(key: &str, value: &[u8], expires: Option<SystemTime>) -> Changes {
-    Changes {
-        clear: false,
-        set: [(key.to_string(), value.to_vec())].into(),
-        remove: Default::default(),
-        accessed: SystemTime::now(),
-        expires,
-    }
-}
-
 async fn conformance(kind: Kind) {
     let suite = format!("{kind:?} conformance suites");
     let Some(env) = Env::open(kind, &suite).await else { return };
@@ -260,12 +236,12 @@ async fn behaviour_checks(env: Arc<Env>) {
 
     // Two requests changing different keys of one session at the same time both survive,
     // round after round.
-    let k = key();
+    let k = fresh_key();
     assert!(store.create(&k, &record(&[("base", b"j0")], later)).await.unwrap());
     for round in 0..10 {
         let value = format!("j{round}");
         let [left, right] = ["left", "right"].map(|name| {
-            let (store, k, changes) = (store.clone(), k.clone(), set(name, value.as_bytes(), later));
+            let (store, k, changes) = (store.clone(), k.clone(), changes(&[(name, value.as_bytes())], &[], later));
             tokio::spawn(async move { store.apply(&k, &changes).await })
         });
         assert!(left.await.unwrap().unwrap() && right.await.unwrap().unwrap());
@@ -277,7 +253,7 @@ async fn behaviour_checks(env: Arc<Env>) {
     }
 
     // A row with a non-UTF-8 key is Corrupt (not data, not "no session").
-    let bad = key();
+    let bad = fresh_key();
     (env.corruptor(&store))(bad.clone()).await;
     match store.load(&bad).await {
         Err(StoreError::Corrupt { .. }) => {}
@@ -285,7 +261,7 @@ async fn behaviour_checks(env: Arc<Env>) {
     }
     // A negative timestamp too.
     let (sessions, _) = store.tables();
-    let negative = key();
+    let negative = fresh_key();
     env.raw
         .exec(&format!(
             "INSERT INTO {sessions} (id, created, accessed, expires) VALUES ('{}', -5, 1, NULL)",
@@ -300,7 +276,7 @@ async fn behaviour_checks(env: Arc<Env>) {
     // A long session key round-trips where the database allows it, and is refused (not
     // cut short) on MySQL.
     let long_name = "n".repeat(600);
-    let long = key();
+    let long = fresh_key();
     let created = store.create(&long, &record(&[(long_name.as_str(), b"j1")], later)).await;
     if kind == Kind::Mysql {
         assert!(matches!(created, Err(StoreError::Rejected { .. })), "{created:?}");
@@ -311,7 +287,7 @@ async fn behaviour_checks(env: Arc<Env>) {
     }
 
     // A session survives closing the store and opening a new one (a restart).
-    let kept = key();
+    let kept = fresh_key();
     let r = record(&[("user", b"j\"ann\""), ("ключ", &[0, 1, 255])], later);
     assert!(store.create(&kept, &r).await.unwrap());
     store.client().close().await;
@@ -323,14 +299,14 @@ async fn behaviour_checks(env: Arc<Env>) {
     // Expiry follows the injected clock: nothing is returned past it, cleanup removes it.
     let clock = ManualClock::new();
     let timed = SqlStore::connect(&env.url, env.options.clone().clock(clock.clone())).await.unwrap();
-    let (short, long) = (key(), key());
+    let (short, long) = (fresh_key(), fresh_key());
     let soon = Some(clock_now(&clock) + Duration::from_secs(60));
     assert!(timed.create(&short, &record(&[("a", b"j1")], soon)).await.unwrap());
     assert!(timed.create(&long, &record(&[("a", b"j1")], later)).await.unwrap());
     clock.advance(Duration::from_secs(61));
     assert_eq!(timed.load(&short).await.unwrap(), None);
     assert!(!timed.touch(&short, clock_now(&clock), later).await.unwrap());
-    assert!(!timed.apply(&short, &set("b", b"j2", later)).await.unwrap());
+    assert!(!timed.apply(&short, &changes(&[("b", b"j2")], &[], later)).await.unwrap());
     assert!(timed.load(&long).await.unwrap().is_some());
     assert!(timed.cleanup().await.unwrap() >= 1);
     // The row is gone for good: the system clock (of `reopened`) does not bring it back.
@@ -340,7 +316,7 @@ async fn behaviour_checks(env: Arc<Env>) {
     assert!(!timed.create(&long, &record(&[("fresh", b"j")], later)).await.unwrap());
     assert!(timed.load(&long).await.unwrap().unwrap().entries.contains_key("a"));
     // An expired one is, and none of its entries come back with the new record.
-    let old = key();
+    let old = fresh_key();
     let soon = Some(clock_now(&clock) + Duration::from_secs(10));
     assert!(timed.create(&old, &record(&[("old", b"j1"), ("both", b"j1")], soon)).await.unwrap());
     clock.advance(Duration::from_secs(11));
@@ -374,7 +350,7 @@ async fn mysql_behaviour() {
 async fn spawned_cleanup_removes_expired_rows() {
     let clock = ManualClock::new();
     let store = SqlStore::connect("sqlite::memory:", SqlOptions::new().clock(clock.clone())).await.unwrap();
-    let (k, kept) = (key(), key());
+    let (k, kept) = (fresh_key(), fresh_key());
     let soon = Some(clock_now(&clock) + Duration::from_secs(5));
     assert!(store.create(&k, &record(&[("a", b"j1")], soon)).await.unwrap());
     assert!(store.create(&kept, &record(&[("a", b"j1")], None)).await.unwrap());
@@ -390,7 +366,7 @@ async fn spawned_cleanup_removes_expired_rows() {
 #[tokio::test]
 async fn in_memory_sqlite_and_bad_urls() {
     let store = SqlStore::connect("sqlite::memory:", SqlOptions::new()).await.unwrap();
-    let k = key();
+    let k = fresh_key();
     assert!(store.create(&k, &record(&[("a", b"j1")], None)).await.unwrap());
     // The single connection is reused: the data is still there on the next call.
     assert!(store.load(&k).await.unwrap().is_some());
@@ -478,7 +454,7 @@ async fn outage_checks(env: Arc<Env>) {
     let (url, _) = via(&env.url, relay.port);
     let options = env.options.clone().timeout(Duration::from_millis(800)).pool_size(2);
     let store = SqlStore::connect(&url, options).await.unwrap();
-    let k = key();
+    let k = fresh_key();
     assert!(store.create(&k, &record(&[("a", b"j1")], None)).await.unwrap());
 
     // A blip: the connections die and the server is back before anyone notices. The
@@ -487,7 +463,7 @@ async fn outage_checks(env: Arc<Env>) {
     relay.cut().await;
     relay.restore().await;
     assert!(store.load(&k).await.unwrap().is_some(), "{kind:?}: a call after a blip failed");
-    assert!(store.apply(&k, &set("a", b"j1", None)).await.unwrap());
+    assert!(store.apply(&k, &changes(&[("a", b"j1")], &[], None)).await.unwrap());
 
     relay.cut().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -499,13 +475,13 @@ async fn outage_checks(env: Arc<Env>) {
         }
         assert!(started.elapsed() < Duration::from_secs(2), "{kind:?}: took {:?}", started.elapsed());
     }
-    assert!(store.apply(&k, &set("b", b"j2", None)).await.unwrap_err().is_unavailable());
+    assert!(store.apply(&k, &changes(&[("b", b"j2")], &[], None)).await.unwrap_err().is_unavailable());
 
     relay.restore().await;
     // The pool replaces its dead connections: the very first call after the return works.
     let loaded = store.load(&k).await.unwrap().expect("record");
     assert_eq!(loaded.entries.keys().collect::<Vec<_>>(), ["a"]);
-    assert!(store.apply(&k, &set("b", b"j2", None)).await.unwrap());
+    assert!(store.apply(&k, &changes(&[("b", b"j2")], &[], None)).await.unwrap());
     store.client().close().await;
     relay.cut().await;
 }

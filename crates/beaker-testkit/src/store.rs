@@ -15,7 +15,8 @@
 //!
 //! The suites panic with a message naming the failed check (they are meant for tests).
 //! Every check uses fresh random keys and deletes what it wrote, so a suite can run against
-//! a shared server.
+//! a shared server. The fixtures the suites build their records from ([`fresh_key`],
+//! [`record`], [`changes`], [`now_ms`]) are public for a store's own tests.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -36,12 +37,22 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// Stores may round expiry to whole seconds (Memcached, some SQL types).
 const EXPIRY_TOLERANCE: Duration = Duration::from_secs(2);
 
-fn fresh_key() -> StoreKey {
+/// A fresh random store key (of a hashed id), for a store's own tests.
+pub fn fresh_key() -> StoreKey {
     StoreKey::for_id(&SessionId::generate(), true)
 }
 
-fn record(entries: &[(&str, &[u8])], expires: Option<SystemTime>) -> Record {
-    let now = SystemTime::now();
+/// Now, in whole milliseconds: what record formats keep, so that a record built from it
+/// compares equal after a round trip through a store.
+pub fn now_ms() -> SystemTime {
+    let ms = SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    std::time::UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// A record holding `entries` (raw bytes, as stores see them), created five seconds ago
+/// and accessed now, in whole milliseconds.
+pub fn record(entries: &[(&str, &[u8])], expires: Option<SystemTime>) -> Record {
+    let now = now_ms();
     Record {
         entries: entries.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect(),
         created: now - Duration::from_secs(5),
@@ -50,12 +61,13 @@ fn record(entries: &[(&str, &[u8])], expires: Option<SystemTime>) -> Record {
     }
 }
 
-fn changes(set: &[(&str, &[u8])], remove: &[&str], expires: Option<SystemTime>) -> Changes {
+/// Changes that set `set` and remove `remove`, accessed now (whole milliseconds).
+pub fn changes(set: &[(&str, &[u8])], remove: &[&str], expires: Option<SystemTime>) -> Changes {
     Changes {
         clear: false,
         set: set.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect(),
         remove: remove.iter().map(|k| k.to_string()).collect(),
-        accessed: SystemTime::now(),
+        accessed: now_ms(),
         expires,
     }
 }
