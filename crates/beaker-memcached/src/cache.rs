@@ -1,6 +1,8 @@
 //! [`MemcachedCache`]: cache entries as items under a per-namespace generation, the
 //! dogpile lock as `add` with a TTL.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -36,8 +38,12 @@ use crate::MemcachedOptions;
 /// (two creators then run at once, which the dogpile rule tolerates: it only costs work),
 /// and locks are not replicated across servers.
 ///
-/// Round trips: `get`, `put`, `remove` 2 each (generation, then entry); `clear` 1;
-/// `try_lock` 1; `unlock` 2.
+/// Round trips: `get` 1 once this instance has seen the namespace's generation (the
+/// counter and the entry under that generation are read in one pipelined exchange, and
+/// the entry is used only if the counter has not moved; a moved counter costs a second
+/// exchange), 2 otherwise; `put`, `remove` 2 each (generation, then entry); `clear` 1;
+/// `try_lock` 1; `unlock` 2. The counter is read on every call, so a `clear` by any
+/// process is seen by the next `get` everywhere.
 ///
 /// ```no_run
 /// use std::time::{Duration, SystemTime};
@@ -54,13 +60,19 @@ use crate::MemcachedOptions;
 #[derive(Debug, Clone)]
 pub struct MemcachedCache {
     client: MemcachedClient,
+    /// The generation last seen per namespace: a guess that lets `get` read the counter
+    /// and the entry in one exchange. Only ever a guess, checked against the counter.
+    seen: Arc<Mutex<HashMap<String, u64>>>,
 }
+
+/// Namespaces whose generation is remembered, at most (the map is emptied beyond it).
+const SEEN_MAX: usize = 4096;
 
 impl MemcachedCache {
     /// A cache on an existing client (which a [`MemcachedStore`](crate::MemcachedStore)
     /// may share).
     pub fn new(client: MemcachedClient) -> Self {
-        MemcachedCache { client }
+        MemcachedCache { client, seen: Arc::default() }
     }
 
     /// Connects a new client; see [`MemcachedClient::connect`].
@@ -100,6 +112,7 @@ impl MemcachedCache {
             let get = Get::new(&gkey);
             let got = self.client.run("cache generation", |mc| async move { mc.run(get).await }).await?;
             if let Some(n) = got.value.as_deref().and_then(parse_counter) {
+                self.remember(namespace, n);
                 return Ok((n, false));
             }
             let start = random_generation()?;
@@ -109,6 +122,7 @@ impl MemcachedCache {
             let set = if got.value.is_some() { set } else { set.add() };
             let status = self.client.run("cache generation", |mc| async move { mc.run(set).await }).await?.status;
             if status == MutationStatus::Applied {
+                self.remember(namespace, start);
                 return Ok((start, true));
             }
         }
@@ -116,6 +130,30 @@ impl MemcachedCache {
             message: format!("memcached: cache generation of {namespace:?} kept changing"),
             source: None,
         })
+    }
+
+    fn remember(&self, namespace: &str, generation: u64) {
+        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.len() >= SEEN_MAX && !seen.contains_key(namespace) {
+            seen.clear();
+        }
+        seen.insert(namespace.to_owned(), generation);
+    }
+
+    fn guess(&self, namespace: &str) -> Option<u64> {
+        self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(namespace).copied()
+    }
+
+    /// The entry under the generation this instance saw last, read with the counter in one
+    /// pipelined exchange; `None` when there is no guess, the counter has moved (a clear)
+    /// or either read failed: the caller then takes the two-step path, which reports errors.
+    async fn get_with_guess(&self, namespace: &str, key: &str) -> Option<Option<Vec<u8>>> {
+        let guess = self.guess(namespace)?;
+        let gets = [Get::new(self.generation_key(namespace)), Get::new(self.entry_key(guess, namespace, key))];
+        let mut both = self.client.run("cache get", |mc| async move { mc.run_many(gets).await }).await.ok()?;
+        let entry = both.pop()?.ok()?;
+        let counter = both.pop()?.ok()?;
+        (counter.value.as_deref().and_then(parse_counter) == Some(guess)).then_some(entry.value)
     }
 
     /// The key of an entry in the current generation; `None` when the generation was
@@ -151,6 +189,9 @@ impl CacheBackend for MemcachedCache {
         let got = self
             .client
             .bounded("cache get", async {
+                if let Some(value) = self.get_with_guess(namespace, key).await {
+                    return Ok(value);
+                }
                 let (mkey, started) = self.entry_key_now(namespace, key).await?;
                 if started {
                     return Ok(None);

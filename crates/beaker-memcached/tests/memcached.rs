@@ -17,7 +17,7 @@ use beaker_memcached::{MemcachedCache, MemcachedClient, MemcachedOptions, Memcac
 use beaker_testkit::process::LocalServer;
 use beaker_testkit::skip_or_fail;
 use beaker_testkit::store::{CacheBackendSuite, SessionStoreSuite};
-use memcache::exp::{AsyncMetaClient, Get, Meta, Set};
+use memcache::exp::{AsyncMetaClient, Delete, Get, Meta, Set};
 
 /// A `memcached` of the test's own on a free port; `None` when the binary is missing or
 /// does not come up.
@@ -140,6 +140,37 @@ async fn passes_the_conformance_suites() {
         .with_real_time_expiry()
         .run()
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_remembering_a_generation_still_sees_every_clear_at_once() {
+    let suite = "memcached cache generations";
+    let Some(server) = server(suite).await else { return };
+    let opts = options("gens");
+    // Two instances with clients of their own: two application processes.
+    let Some(a) = connect(suite, &server.url, opts.clone()).await else { return };
+    let Some(b) = connect(suite, &server.url, opts.clone()).await else { return };
+    let (a, b) = (MemcachedCache::new(a), MemcachedCache::new(b));
+    let value = |e: Option<CacheEntry>| e.map(|e| e.value);
+    a.put("ns", "k", &entry(b"v1"), None).await.unwrap();
+    // `a` has seen the generation now: its reads take the one-exchange path.
+    for _ in 0..2 {
+        assert_eq!(value(a.get("ns", "k").await.unwrap()), Some(b"v1".to_vec()));
+    }
+    b.clear("ns").await.unwrap();
+    assert_eq!(a.get("ns", "k").await.unwrap(), None, "a cleared entry came back through a remembered generation");
+    b.put("ns", "k", &entry(b"v2"), None).await.unwrap();
+    assert_eq!(value(a.get("ns", "k").await.unwrap()), Some(b"v2".to_vec()));
+    assert_eq!(value(a.get("ns", "k").await.unwrap()), Some(b"v2".to_vec()));
+
+    // The counter lost (evicted, or a restart): the remembered generation is not trusted,
+    // a new one starts, and the old entries stay unreachable.
+    let raw = server.raw().await;
+    let gkey = format!("{}g:ns", opts.cache_prefix);
+    assert!(raw.run(Delete::new(&gkey)).await.is_ok());
+    assert_eq!(a.get("ns", "k").await.unwrap(), None, "an entry outlived its generation's counter");
+    assert_eq!(b.get("ns", "k").await.unwrap(), None);
+    a.clear("ns").await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
