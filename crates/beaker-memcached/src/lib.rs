@@ -42,7 +42,8 @@
 //! | `SessionStore::apply`, `touch` | 1 right after a `load` of the same session in this process (its CAS value is remembered), else 2; each lost CAS race costs 2 more |
 //! | `SessionStore::create` | 1 (3 when an expired record still sits under the key) |
 //! | `SessionStore::delete` | 1 |
-//! | `CacheBackend::get`, `put`, `remove` | 2 (namespace generation, then the entry; `put` 3 the first time a namespace is used) |
+//! | `CacheBackend::get` | 1 once this instance has seen the namespace's generation (counter and entry pipelined), else 2 |
+//! | `CacheBackend::put`, `remove` | 2 (namespace generation, then the entry; `put` 3 the first time a namespace is used) |
 //! | `CacheBackend::clear` | 1 |
 //! | `CacheBackend::try_lock` | 1; `unlock` 2 |
 //!
