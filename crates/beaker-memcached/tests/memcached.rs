@@ -87,6 +87,18 @@ async fn connect(suite: &str, url: &str, options: MemcachedOptions) -> Option<Me
     }
 }
 
+/// Two clients with separate pools (and separate CAS hints and remembered generations):
+/// two application processes sharing `server`.
+async fn two_processes(
+    suite: &str,
+    server: &Server,
+    opts: &MemcachedOptions,
+) -> Option<(MemcachedClient, MemcachedClient)> {
+    let a = connect(suite, &server.url, opts.clone()).await?;
+    let b = connect(suite, &server.url, opts.clone()).await?;
+    Some((a, b))
+}
+
 fn record(expires: Option<SystemTime>) -> Record {
     let now = SystemTime::now();
     Record {
@@ -147,9 +159,7 @@ async fn a_cache_remembering_a_generation_still_sees_every_clear_at_once() {
     let suite = "memcached cache generations";
     let Some(server) = server(suite).await else { return };
     let opts = options("gens");
-    // Two instances with clients of their own: two application processes.
-    let Some(a) = connect(suite, &server.url, opts.clone()).await else { return };
-    let Some(b) = connect(suite, &server.url, opts.clone()).await else { return };
+    let Some((a, b)) = two_processes(suite, &server, &opts).await else { return };
     let (a, b) = (MemcachedCache::new(a), MemcachedCache::new(b));
     let value = |e: Option<CacheEntry>| e.map(|e| e.value);
     a.put("ns", "k", &entry(b"v1"), None).await.unwrap();
@@ -178,9 +188,7 @@ async fn concurrent_applies_from_two_processes_on_different_keys_both_survive() 
     let suite = "memcached concurrent applies";
     let Some(server) = server(suite).await else { return };
     let opts = options("cas");
-    // Two clients with separate pools (and separate CAS hints): two application processes.
-    let Some(a) = connect(suite, &server.url, opts.clone()).await else { return };
-    let Some(b) = connect(suite, &server.url, opts).await else { return };
+    let Some((a, b)) = two_processes(suite, &server, &opts).await else { return };
     let (a, b) = (MemcachedStore::new(a), MemcachedStore::new(b));
     let key = StoreKey::for_id(&SessionId::generate(), true);
     let later = Some(SystemTime::now() + Duration::from_secs(600));
