@@ -32,6 +32,11 @@ pub struct RedisOptions {
     pub lock_prefix: String,
     /// The `COUNT` hint of the `SCAN` that clears a namespace (default 500).
     pub scan_count: u32,
+    /// Whether a single-node client called from a current-thread runtime other than the
+    /// one it connected on (an actix-web worker) opens a connection of its own for that
+    /// thread (default `true`; see [`RedisClient`](crate::RedisClient)). `false` keeps
+    /// one connection per client.
+    pub thread_connections: bool,
 }
 
 impl Default for RedisOptions {
@@ -42,6 +47,7 @@ impl Default for RedisOptions {
             cache_prefix: "beaker_cache:".to_owned(),
             lock_prefix: "beaker_lock:".to_owned(),
             scan_count: 500,
+            thread_connections: true,
         }
     }
 }
@@ -68,6 +74,12 @@ impl RedisOptions {
     /// Sets [`lock_prefix`](Self::lock_prefix).
     pub fn with_lock_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.lock_prefix = prefix.into();
+        self
+    }
+
+    /// Sets [`thread_connections`](Self::thread_connections).
+    pub fn with_thread_connections(mut self, on: bool) -> Self {
+        self.thread_connections = on;
         self
     }
 

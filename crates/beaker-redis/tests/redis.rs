@@ -365,3 +365,107 @@ async fn cluster_passes_the_conformance_suites() {
     assert!(cache.get("kept", "key-0").await.unwrap().is_some());
     cache.clear("kept").await.unwrap();
 }
+
+/// A current-thread runtime, as each actix-web worker thread runs one.
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+#[test]
+fn a_worker_thread_calls_on_a_connection_of_its_own() {
+    // The client connects on `origin`, which nobody drives afterwards (like a `main` that
+    // only waits for its server): the first connection's I/O task lives there.
+    let origin = current_thread_runtime();
+    let suite = "redis thread connections";
+    let Some((url, opts, client)) = origin.block_on(single("threads", suite)) else { return };
+    let store = RedisStore::new(client);
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    let worker = std::thread::spawn({
+        let (store, key) = (store.clone(), key.clone());
+        move || {
+            let runtime = current_thread_runtime();
+            let created = runtime.block_on(store.create(&key, &record(None)));
+            // A new runtime on the same thread: the connection of the first one went
+            // with it, and this call must not wait on it.
+            drop(runtime);
+            let loaded = current_thread_runtime().block_on(store.load(&key));
+            (created, loaded)
+        }
+    });
+    let (created, loaded) = worker.join().unwrap();
+    assert!(created.unwrap(), "the worker's create did not create");
+    assert_eq!(loaded.unwrap().map(|r| r.entries), Some(record(None).entries));
+
+    // With one shared connection, the worker's call waits on `origin` until its deadline.
+    let one = opts.clone().with_thread_connections(false).with_timeout(Duration::from_millis(300));
+    let shared = RedisStore::new(origin.block_on(RedisClient::connect(&url, one)).unwrap());
+    let waited = std::thread::spawn(move || current_thread_runtime().block_on(shared.load(&key))).join().unwrap();
+    assert!(waited.as_ref().is_err_and(|e| e.is_unavailable()), "{waited:?}");
+    origin.block_on(cleanup(&url, &opts));
+}
+
+/// `connected_clients` of `server`, once it equals `want` (within 5 s), else the last value.
+async fn clients_become(server: &LocalServer, want: i64) -> i64 {
+    let mut conn = raw(&redis_url(server)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let info: String = redis::cmd("INFO").arg("clients").query_async(&mut conn).await.unwrap();
+        let n = info
+            .lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(-1);
+        // Minus the connection asking.
+        if n - 1 == want || tokio::time::Instant::now() > deadline {
+            return n - 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn a_thread_connection_closes_with_its_thread_or_once_its_client_is_gone() {
+    let main = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let Some(server) = main.block_on(own_redis("redis thread connections")) else { return };
+    let url = redis_url(&server);
+    let connect = || main.block_on(RedisStore::connect(&url, RedisOptions::default())).unwrap();
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+
+    // A worker thread with its own current-thread runtime, loading with whatever store
+    // it is sent; it answers after each load.
+    let (to_worker, jobs) = std::sync::mpsc::channel::<Option<RedisStore>>();
+    let (done, from_worker) = std::sync::mpsc::channel::<Result<(), StoreError>>();
+    let worker = std::thread::spawn(move || {
+        let runtime = current_thread_runtime();
+        while let Ok(Some(store)) = jobs.recv() {
+            let outcome = runtime.block_on(store.load(&key)).map(|_| ());
+            drop(store);
+            done.send(outcome).unwrap();
+        }
+    });
+    let on_worker = |store: RedisStore| {
+        to_worker.send(Some(store)).unwrap();
+        from_worker.recv().unwrap().unwrap();
+    };
+
+    let first = connect();
+    assert_eq!(main.block_on(clients_become(&server, 1)), 1);
+    on_worker(first.clone());
+    assert_eq!(main.block_on(clients_become(&server, 2)), 2, "the worker opened one connection of its own");
+    on_worker(first.clone());
+    assert_eq!(main.block_on(clients_become(&server, 2)), 2, "the worker reuses its connection");
+
+    // The first client is dropped: its shared connection closes at once; the worker's
+    // closes when the worker next opens a connection.
+    drop(first);
+    assert_eq!(main.block_on(clients_become(&server, 1)), 1);
+    let second = connect();
+    on_worker(second.clone());
+    assert_eq!(main.block_on(clients_become(&server, 2)), 2, "the dropped client's connection was let go");
+
+    // The worker thread ends: its connection closes with it.
+    to_worker.send(None).unwrap();
+    worker.join().unwrap();
+    assert_eq!(main.block_on(clients_become(&server, 1)), 1);
+    drop(second);
+}
