@@ -17,8 +17,9 @@ pub(crate) const ID_LEN: usize = 32;
 ///
 /// `Debug` and `Display` never print the id in full, so that logging a session cannot
 /// leak a live token; use [`SessionId::expose`] when the raw value is really needed.
+// Held inline: an id is made, parsed and copied on every request, and never allocates.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(String);
+pub struct SessionId([u8; ID_LEN]);
 
 impl SessionId {
     /// A fresh random id.
@@ -29,7 +30,10 @@ impl SessionId {
     pub fn generate() -> Self {
         let mut bytes = [0u8; ID_BYTES];
         getrandom::getrandom(&mut bytes).expect("the OS random number generator failed");
-        SessionId(URL_SAFE_NO_PAD.encode(bytes))
+        let mut id = [0u8; ID_LEN];
+        let written = URL_SAFE_NO_PAD.encode_slice(bytes, &mut id);
+        debug_assert_eq!(written, Ok(ID_LEN));
+        SessionId(id)
     }
 
     /// Parses an id, accepting exactly the shape [`generate`](Self::generate) produces.
@@ -40,24 +44,27 @@ impl SessionId {
         // The last character must encode only whole bits of the 24-byte value.
         let mut buf = [0u8; ID_BYTES];
         let len = URL_SAFE_NO_PAD.decode_slice(s, &mut buf).ok()?;
-        (len == ID_BYTES).then(|| SessionId(s.to_owned()))
+        let mut id = [0u8; ID_LEN];
+        id.copy_from_slice(s.as_bytes());
+        (len == ID_BYTES).then_some(SessionId(id))
     }
 
     /// The raw id. Treat it as a secret: it is a bearer token.
     pub fn expose(&self) -> &str {
-        &self.0
+        // Always ASCII: both constructors only ever hold URL-safe base64.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SessionId({}…)", &self.0[..4])
+        write!(f, "SessionId({}…)", self.expose().get(..4).unwrap_or_default())
     }
 }
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}…", &self.0[..4])
+        write!(f, "{}…", self.expose().get(..4).unwrap_or_default())
     }
 }
 
@@ -74,9 +81,9 @@ impl StoreKey {
     /// The store key of `id`: its hash when `hashed`, else the id itself.
     pub fn for_id(id: &SessionId, hashed: bool) -> Self {
         if hashed {
-            StoreKey(URL_SAFE_NO_PAD.encode(Sha256::digest(id.0.as_bytes())))
+            StoreKey(URL_SAFE_NO_PAD.encode(Sha256::digest(id.0)))
         } else {
-            StoreKey(id.0.clone())
+            StoreKey(id.expose().to_owned())
         }
     }
 

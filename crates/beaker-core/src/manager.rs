@@ -117,7 +117,7 @@ impl SessionManager {
         // session pays for no cookie parsing, HMAC or AES, only for one copy of the header.
         let st =
             State { raw_cookies: cookies::raw_header(cookie_headers, &self.inner.cookie_name), ..State::default() };
-        let state = async_lock::Mutex::new(st);
+        let state = futures_util::lock::Mutex::new(st);
         Session { inner: Arc::new(SessionInner { manager: self.inner.clone(), state, used: AtomicBool::new(false) }) }
     }
 

@@ -39,7 +39,9 @@ pub struct Session {
 
 pub(crate) struct SessionInner {
     pub(crate) manager: Arc<ManagerInner>,
-    pub(crate) state: async_lock::Mutex<State>,
+    /// futures-util's lock: releasing it uncontended is one atomic operation, where
+    /// async-lock's allocates its waiter list on the first release of every session.
+    pub(crate) state: futures_util::lock::Mutex<State>,
     /// Set before the state is first locked for use: until then `finish` has nothing to
     /// do, and [`Session::is_touched`] can say so without taking the lock.
     pub(crate) used: AtomicBool,
@@ -136,12 +138,12 @@ fn check_key(key: &str) -> Result<(), Error> {
 
 impl Session {
     /// The state, locked for use.
-    async fn state(&self) -> async_lock::MutexGuard<'_, State> {
+    async fn state(&self) -> futures_util::lock::MutexGuard<'_, State> {
         self.inner.used.store(true, Ordering::Relaxed);
         self.inner.state.lock().await
     }
 
-    async fn loaded(&self) -> Result<async_lock::MutexGuard<'_, State>, Error> {
+    async fn loaded(&self) -> Result<futures_util::lock::MutexGuard<'_, State>, Error> {
         let mut st = self.state().await;
         if !st.loaded {
             self.inner.manager.load(&mut st).await?;

@@ -40,7 +40,16 @@ impl Record {
             self.entries.remove(k);
         }
         for (k, v) in &changes.set {
-            self.entries.insert(k.clone(), v.clone());
+            match self.entries.get_mut(k) {
+                // An update reuses the key and, when it fits, the value's buffer.
+                Some(old) => {
+                    old.clear();
+                    old.extend_from_slice(v);
+                }
+                None => {
+                    self.entries.insert(k.clone(), v.clone());
+                }
+            }
         }
         self.accessed = changes.accessed;
         self.expires = changes.expires;
