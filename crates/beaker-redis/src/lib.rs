@@ -14,6 +14,8 @@
 //! - Every call has a deadline ([`RedisOptions::timeout`], default 2 s); an unreachable
 //!   server is `StoreError::Unavailable`, and the first call after it returns succeeds.
 //! - Namespaces are cleared with `SCAN` + `UNLINK`, never `KEYS` or `FLUSHDB`.
+//! - On a thread-per-core server (actix-web), each worker thread gets a connection of its
+//!   own on first use, so commands never cross threads (see [`RedisClient`]).
 //!
 //! ```no_run
 //! use beaker_redis::{RedisCache, RedisClient, RedisOptions, RedisStore};
