@@ -38,8 +38,10 @@ use crate::options::{RedisOptions, Target};
 /// A single-node connection is a `ConnectionManager`: when Redis goes away, calls fail
 /// with `StoreError::Unavailable` within [`RedisOptions::timeout`], and the first call
 /// after Redis is back succeeds (a call that finds the connection broken retries once on
-/// a fresh one). In Sentinel mode a broken connection makes the next call ask the
-/// sentinels for the master again, so a failover is followed.
+/// a fresh one). In Sentinel mode a broken connection, or a write refused with `READONLY`
+/// (the server is a replica now), makes the call ask the sentinels for the master again
+/// and retry once, so a failover is followed (tested with `SENTINEL FAILOVER` and with a
+/// switch that leaves clients connected).
 ///
 /// **Connections per thread.** A connection's I/O runs as a task on the runtime that
 /// opened it. A single-node client called from a current-thread runtime other than the
@@ -303,6 +305,16 @@ impl RedisClient {
         v.iter().find(|t| t.runtime == runtime && self.owns(t)).map(|t| t.conn.clone())
     }
 
+    /// Whether `e` means the connection is no good any more: it broke, or (Sentinel) the
+    /// server behind it is no longer the master. After a switch that leaves clients
+    /// connected (an operator's `REPLICAOF`), the old master answers writes with
+    /// `READONLY` for as long as the connection lasts.
+    fn needs_new_connection(&self, e: &redis::RedisError) -> bool {
+        is_connection_error(e)
+            || (matches!(self.inner.backend, Backend::Sentinel(_))
+                && e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly))
+    }
+
     fn connection_failed(&self) {
         // The connection manager and the cluster connection reconnect on their own; a
         // Sentinel connection is dropped so that the next call finds the current master.
@@ -330,7 +342,7 @@ impl RedisClient {
                     Err(e) => Err(e),
                 };
                 match result {
-                    Err(e) if is_connection_error(&e) => {
+                    Err(e) if self.needs_new_connection(&e) => {
                         self.connection_failed();
                         if attempt >= 2 {
                             return Err(e);

@@ -469,3 +469,142 @@ fn a_thread_connection_closes_with_its_thread_or_once_its_client_is_gone() {
     assert_eq!(main.block_on(clients_become(&server, 1)), 1);
     drop(second);
 }
+
+/// A `redis-server` of the test's own started with `args` after the port and the no-disk
+/// options.
+async fn own_redis_with(suite: &str, args: Vec<String>) -> Option<LocalServer> {
+    let spawn = move |port: u16| {
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+    };
+    match LocalServer::start(spawn).await {
+        Ok(server) => Some(server),
+        Err(e) => {
+            skip_or_fail(suite, &format!("cannot start redis-server: {e}"));
+            None
+        }
+    }
+}
+
+/// Runs `query` against `server` until `done` holds for its answer (within 30 s).
+async fn until<T: redis::FromRedisValue>(
+    server: &LocalServer,
+    what: &str,
+    query: redis::Cmd,
+    done: impl Fn(&T) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        // A fresh connection each time: a failover kills the instances' client connections.
+        if let Ok(answer) = query.query_async::<T>(&mut raw(&redis_url(server)).await).await {
+            if done(&answer) {
+                return;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn info(section: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("INFO");
+    cmd.arg(section);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_passes_the_conformance_suites_and_follows_a_failover() {
+    let suite = "redis sentinel";
+    // A master and its replica, then one sentinel watching them (started once the
+    // replica is in sync, so that its first look at the master already finds it).
+    let Some(master) = own_redis(suite).await else { return };
+    let of_master = vec!["--replicaof".into(), "127.0.0.1".into(), master.port().to_string()];
+    let Some(replica) = own_redis_with(suite, of_master).await else { return };
+    until(&replica, "the replica to sync", info("replication"), |i: &String| i.contains("master_link_status:up")).await;
+    let dir = std::env::temp_dir().join(format!("beaker-sentinel-{}", &run_prefix("s")[13..25]));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sentinel_dir = dir.clone();
+    let master_port = master.port();
+    let conf = dir.join("sentinel.conf");
+    let spawn = move |port: u16| {
+        // The sentinel rewrites its configuration file: one of its own per start.
+        let text = format!(
+            "port {port}\nbind 127.0.0.1\ndir {dir}\nsentinel monitor beakermaster 127.0.0.1 {master_port} 1\n\
+             sentinel down-after-milliseconds beakermaster 1000\nsentinel failover-timeout beakermaster 5000\n",
+            dir = dir.display()
+        );
+        std::fs::write(&conf, text)?;
+        Command::new("redis-server").arg(&conf).arg("--sentinel").stdout(Stdio::null()).stderr(Stdio::null()).spawn()
+    };
+    let sentinel = match LocalServer::start(spawn).await {
+        Ok(s) => s,
+        Err(e) => return skip_or_fail(suite, &format!("cannot start a sentinel: {e}")),
+    };
+    let mut replicas = redis::cmd("SENTINEL");
+    replicas.arg("REPLICAS").arg("beakermaster");
+    until(&sentinel, "the sentinel to see the replica", replicas, |r: &Vec<Vec<String>>| r.len() == 1).await;
+
+    let url = format!("redis+sentinel://{}/beakermaster", sentinel.addr());
+    let client = RedisClient::connect(&url, options("sentinel")).await.expect("connects through the sentinel");
+    let store = RedisStore::new(client.clone());
+    SessionStoreSuite::new(Arc::new(store.clone())).with_real_time_expiry().run().await;
+    CacheBackendSuite::new(Arc::new(RedisCache::new(client))).with_real_time_expiry().run().await;
+
+    // A failover: the replica becomes the master and the old master its replica, alive
+    // and refusing writes. The store follows: the write after it lands on the new master.
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    assert!(store.create(&key, &record(None)).await.unwrap());
+    let _: i64 = redis::cmd("WAIT").arg(1).arg(5000).query_async(&mut raw(&redis_url(&master)).await).await.unwrap();
+    let _: () = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg("beakermaster")
+        .query_async(&mut raw(&redis_url(&sentinel)).await)
+        .await
+        .unwrap();
+    until(&replica, "the replica to be promoted", info("replication"), |i: &String| i.contains("role:master")).await;
+    until(&master, "the old master to follow it", info("replication"), |i: &String| i.contains("role:slave")).await;
+    let mut changes = Changes {
+        clear: false,
+        set: [("after".to_string(), b"\"failover\"".to_vec())].into(),
+        remove: Default::default(),
+        accessed: SystemTime::now(),
+        expires: None,
+    };
+    assert!(store.apply(&key, &changes).await.expect("a write after the failover"), "the record went missing");
+    changes.set.clear();
+    let loaded = store.load(&key).await.unwrap().expect("the record, on the new master");
+    assert_eq!(loaded.entries.get("after").map(Vec::as_slice), Some(b"\"failover\"".as_slice()));
+    let on_new_master: Vec<String> =
+        redis::cmd("HKEYS").arg(store.redis_key(&key)).query_async(&mut raw(&redis_url(&replica)).await).await.unwrap();
+    assert!(on_new_master.iter().any(|f| f.ends_with("after")), "{on_new_master:?}");
+
+    // A switch that leaves clients connected (an operator's `REPLICAOF`, then the sentinel
+    // told of the new master): the store's connection now reaches a replica, which
+    // answers writes with `READONLY`. The store asks the sentinel again.
+    let command = |server: &LocalServer, args: &[String]| {
+        let (url, args) = (redis_url(server), args.to_vec());
+        async move {
+            let mut cmd = redis::cmd(&args[0]);
+            cmd.arg(&args[1..]);
+            let _: redis::Value = cmd.query_async(&mut raw(&url).await).await.unwrap();
+        }
+    };
+    let words = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
+    command(&master, &words("REPLICAOF NO ONE")).await;
+    command(&replica, &words(&format!("REPLICAOF 127.0.0.1 {}", master.port()))).await;
+    until(&replica, "the switch back", info("replication"), |i: &String| i.contains("master_link_status:up")).await;
+    command(&sentinel, &words("SENTINEL REMOVE beakermaster")).await;
+    command(&sentinel, &words(&format!("SENTINEL MONITOR beakermaster 127.0.0.1 {} 1", master.port()))).await;
+    changes.set.insert("again".to_string(), b"\"switched\"".to_vec());
+    changes.accessed = SystemTime::now();
+    assert!(store.apply(&key, &changes).await.expect("a write after the switch"), "the record went missing");
+    let on_master: Vec<String> =
+        redis::cmd("HKEYS").arg(store.redis_key(&key)).query_async(&mut raw(&redis_url(&master)).await).await.unwrap();
+    assert!(on_master.iter().any(|f| f.ends_with("again")), "{on_master:?}");
+    drop(sentinel);
+    let _ = std::fs::remove_dir_all(sentinel_dir);
+}
