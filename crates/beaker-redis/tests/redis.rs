@@ -238,20 +238,7 @@ async fn cache_namespaces_with_glob_characters_are_isolated() {
 /// A `redis-server` of the test's own on a free port (no persistence), up and answering;
 /// `None` (after a loud skip, or a failure under `CI=true`) when it cannot be started.
 async fn own_redis(suite: &str) -> Option<LocalServer> {
-    let spawn = |port: u16| {
-        Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-    };
-    match LocalServer::start(spawn).await {
-        Ok(server) => Some(server),
-        Err(e) => {
-            skip_or_fail(suite, &format!("cannot start redis-server: {e}"));
-            None
-        }
-    }
+    own_redis_with(suite, Vec::new()).await
 }
 
 fn redis_url(server: &LocalServer) -> String {
@@ -470,12 +457,17 @@ fn a_thread_connection_closes_with_its_thread_or_once_its_client_is_gone() {
     drop(second);
 }
 
-/// A `redis-server` of the test's own started with `args` after the port and the no-disk
-/// options.
+/// [`own_redis`] with `args` after its own. Nothing goes to disk: no snapshots, and a
+/// replica loads what it syncs straight from the socket; anything redis-server still
+/// writes lands in the temporary directory, never in the crate.
 async fn own_redis_with(suite: &str, args: Vec<String>) -> Option<LocalServer> {
+    let dir = std::env::temp_dir();
     let spawn = move |port: u16| {
         Command::new("redis-server")
             .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            .args(["--repl-diskless-load", "swapdb", "--dbfilename", &format!("beaker-test-{port}.rdb")])
+            .arg("--dir")
+            .arg(&dir)
             .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
