@@ -280,19 +280,25 @@ impl RedisClient {
     /// connection of an earlier runtime of this thread, or of a dropped client, is let go
     /// when a new one is kept.
     async fn thread_connection(&self, single: &Single, runtime: tokio::runtime::Id) -> RedisResult<ConnectionManager> {
-        if let Some(conn) = THREAD_CONNECTIONS.with_borrow(|v| self.find_thread_connection(v, runtime)) {
-            return Ok(conn);
+        // `try_with`: a call made while the thread is being torn down (from another
+        // thread-local's destructor) takes the shared connection instead of panicking.
+        match THREAD_CONNECTIONS.try_with(|v| self.find_thread_connection(&v.borrow(), runtime)) {
+            Err(_) => return Ok(single.shared.clone()),
+            Ok(Some(conn)) => return Ok(conn),
+            Ok(None) => {}
         }
         let conn = ConnectionManager::new_with_config(single.client.clone(), single.config.clone()).await?;
-        Ok(THREAD_CONNECTIONS.with_borrow_mut(|v| {
+        let kept = THREAD_CONNECTIONS.try_with(|v| {
+            let mut v = v.borrow_mut();
             // Another task of this thread may have opened one meanwhile: keep the first.
-            if let Some(first) = self.find_thread_connection(v, runtime) {
+            if let Some(first) = self.find_thread_connection(&v, runtime) {
                 return first;
             }
             v.retain(|t| t.owner.strong_count() > 0 && !self.owns(t));
             v.push(ThreadConnection { owner: Arc::downgrade(&self.inner), runtime, conn: conn.clone() });
-            conn
-        }))
+            conn.clone()
+        });
+        Ok(kept.unwrap_or(conn))
     }
 
     /// Whether `t` was opened for this client. (A `Weak` keeps its allocation, so no other
