@@ -14,6 +14,8 @@ use crate::id::StoreKey;
 use crate::store::{Changes, Record, SessionStore};
 
 const SHARDS: usize = 16;
+/// A full shard drops this fraction of its records at once (see `make_room`).
+const EVICT_BATCH: usize = 32;
 
 /// foldhash, seeded per map: a store key costs ~20 instructions to hash where SipHash
 /// took ~270, twice per call (shard, then map). Keys that reach the store come from
@@ -24,8 +26,11 @@ type Hasher = foldhash::fast::RandomState;
 /// An in-process session store, bounded by a maximum number of sessions.
 ///
 /// Changes are applied per key under a shard lock, so concurrent requests changing
-/// different keys of one session both survive. When full, it first drops expired records
-/// and then the least recently accessed ones. Sessions are lost when the process exits.
+/// different keys of one session both survive. The bound is kept per shard (16 of them).
+/// When a shard is full, it first drops its expired records and then, if it is still
+/// full, its least recently accessed ones: 1/32 of the shard at once, so that the scan
+/// this takes is paid once per batch of new sessions rather than on each. Sessions are
+/// lost when the process exits.
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     inner: Arc<Inner>,
@@ -91,15 +96,26 @@ impl MemoryStore {
             return;
         }
         map.retain(|_, r| !r.is_expired(now));
-        while map.len() >= limit {
-            let oldest = map.iter().min_by_key(|(_, r)| r.accessed).map(|(k, _)| k.clone());
-            match oldest {
-                Some(k) => {
-                    map.remove(&k);
-                }
-                None => break,
-            }
+        if map.len() < limit {
+            return;
         }
+        // Full of live records: the least recently accessed go, a batch at once (1/32 of
+        // the shard), so that the scan is paid once per batch of inserts, not per insert.
+        let evict = (map.len() + 1 - limit).max(limit / EVICT_BATCH).min(map.len());
+        let mut accessed: Vec<SystemTime> = map.values().map(|r| r.accessed).collect();
+        let cutoff = *accessed.select_nth_unstable(evict - 1).1;
+        // Everything older than the cutoff (fewer than `evict`), then ties up to `evict`.
+        let mut left = evict;
+        map.retain(|_, r| {
+            let go = r.accessed < cutoff;
+            left -= usize::from(go);
+            !go
+        });
+        map.retain(|_, r| {
+            let go = left > 0 && r.accessed == cutoff;
+            left -= usize::from(go);
+            !go
+        });
     }
 }
 
@@ -177,5 +193,82 @@ impl SessionStore for MemoryStore {
 
     fn name(&self) -> &'static str {
         "memory"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::id::SessionId;
+
+    fn record(accessed: SystemTime, expires: Option<SystemTime>) -> Record {
+        Record { entries: BTreeMap::new(), created: accessed, accessed, expires }
+    }
+
+    fn key() -> StoreKey {
+        StoreKey::for_id(&SessionId::generate(), true)
+    }
+
+    #[test]
+    fn a_full_shard_drops_the_least_recently_accessed_batch() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut map = HashMap::default();
+        let keys: Vec<StoreKey> = (0..64).map(|_| key()).collect();
+        for (i, k) in keys.iter().enumerate() {
+            map.insert(k.clone(), record(t0 + Duration::from_secs(i as u64), None));
+        }
+        MemoryStore::make_room(&mut map, 64, t0);
+        // 64 / 32 = 2 go: the two accessed longest ago.
+        assert_eq!(map.len(), 62);
+        assert!(!map.contains_key(&keys[0]) && !map.contains_key(&keys[1]));
+        assert!(keys[2..].iter().all(|k| map.contains_key(k)));
+        // Ties at the cutoff never save an older record: 3 records of one time, 1 older.
+        let mut tied = HashMap::default();
+        let old = key();
+        tied.insert(old.clone(), record(t0, None));
+        for _ in 0..3 {
+            tied.insert(key(), record(t0 + Duration::from_secs(5), None));
+        }
+        MemoryStore::make_room(&mut tied, 3, t0);
+        assert_eq!(tied.len(), 2, "4 records, room for 3: two go");
+        assert!(!tied.contains_key(&old));
+        // Room now: nothing more goes.
+        MemoryStore::make_room(&mut map, 64, t0);
+        assert_eq!(map.len(), 62);
+    }
+
+    #[test]
+    fn expired_records_go_before_live_ones() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut map = HashMap::default();
+        let live = key();
+        map.insert(live.clone(), record(t0, None));
+        for i in 0..63 {
+            // Accessed later than `live`, but expired.
+            map.insert(key(), record(t0 + Duration::from_secs(i + 1), Some(t0 + Duration::from_secs(100))));
+        }
+        MemoryStore::make_room(&mut map, 64, t0 + Duration::from_secs(200));
+        assert_eq!(map.len(), 1);
+        assert!(map.contains_key(&live));
+    }
+
+    #[tokio::test]
+    async fn the_store_never_holds_more_than_its_bound() {
+        let clock = ManualClock::new();
+        let store = MemoryStore::with_clock(16 * 8, Arc::new(clock.clone()));
+        let mut newest = None;
+        for _ in 0..16 * 8 * 4 {
+            clock.advance(Duration::from_millis(1));
+            let k = key();
+            assert!(store.create(&k, &record(clock.now(), None)).await.unwrap());
+            newest = Some(k);
+            assert!(store.len() <= 16 * 8, "{} records", store.len());
+        }
+        // The session created last is always there.
+        assert!(store.load(&newest.unwrap()).await.unwrap().is_some());
     }
 }
