@@ -41,7 +41,9 @@ use crate::MemcachedOptions;
 /// Round trips: `get` 1 once this instance has seen the namespace's generation (the
 /// counter and the entry under that generation are read in one pipelined exchange, and
 /// the entry is used only if the counter has not moved; a moved counter costs a second
-/// exchange), 2 otherwise; `put`, `remove` 2 each (generation, then entry); `clear` 1;
+/// exchange), 2 otherwise; `put` and `remove` likewise, the counter read and the write
+/// under the last-seen generation sent at once on two pooled connections (a moved counter
+/// means the write is made again under the current generation); `clear` 1;
 /// `try_lock` 1; `unlock` 2. The counter is read on every call, so a `clear` by any
 /// process is seen by the next `get` everywhere.
 ///
@@ -132,6 +134,12 @@ impl MemcachedCache {
         })
     }
 
+    /// The namespace's counter as it stands; `None` when it is missing or not a number.
+    async fn counter(&self, what: &str, namespace: &str) -> Result<Option<u64>, StoreError> {
+        let get = Get::new(self.generation_key(namespace));
+        Ok(self.client.run(what, |mc| async move { mc.run(get).await }).await?.value.as_deref().and_then(parse_counter))
+    }
+
     fn remember(&self, namespace: &str, generation: u64) {
         let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if seen.len() >= SEEN_MAX && !seen.contains_key(namespace) {
@@ -214,16 +222,39 @@ impl CacheBackend for MemcachedCache {
         self.client.check_size("cache put", bytes.len())?;
         self.client
             .bounded("cache put", async {
-                let set = Set::new(self.entry_key_now(namespace, key).await?.0, &bytes).ttl(ttl_for(hard_ttl));
-                self.client.run("cache put", |mc| async move { mc.run(set).await }).await
+                let ttl = ttl_for(hard_ttl);
+                if let Some(guess) = self.guess(namespace) {
+                    // Written under the generation seen last while the counter is read.
+                    let set = Set::new(self.entry_key(guess, namespace, key), &bytes).ttl(ttl);
+                    let (counter, written) = tokio::join!(
+                        self.counter("cache put", namespace),
+                        self.client.run("cache put", |mc| async move { mc.run(set).await })
+                    );
+                    if counter? == Some(guess) {
+                        return written.map(drop);
+                    }
+                    // A clear came first: that write went to a generation nobody reads.
+                }
+                let set = Set::new(self.entry_key_now(namespace, key).await?.0, &bytes).ttl(ttl);
+                self.client.run("cache put", |mc| async move { mc.run(set).await }).await.map(drop)
             })
-            .await?;
-        Ok(())
+            .await
     }
 
     async fn remove(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
         self.client
             .bounded("cache remove", async {
+                if let Some(guess) = self.guess(namespace) {
+                    // Deleted under the generation seen last while the counter is read.
+                    let delete = Delete::new(self.entry_key(guess, namespace, key));
+                    let (counter, deleted) = tokio::join!(
+                        self.counter("cache remove", namespace),
+                        self.client.run("cache remove", |mc| async move { mc.run(delete).await })
+                    );
+                    if counter? == Some(guess) {
+                        return Ok(deleted?.applied());
+                    }
+                }
                 let (mkey, started) = self.entry_key_now(namespace, key).await?;
                 if started {
                     return Ok(false);

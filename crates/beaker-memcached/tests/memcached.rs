@@ -173,6 +173,21 @@ async fn a_cache_remembering_a_generation_still_sees_every_clear_at_once() {
     assert_eq!(value(a.get("ns", "k").await.unwrap()), Some(b"v2".to_vec()));
     assert_eq!(value(a.get("ns", "k").await.unwrap()), Some(b"v2".to_vec()));
 
+    // Writes through a remembered generation that a clear elsewhere has moved on from land
+    // in the current one.
+    b.clear("ns").await.unwrap();
+    a.put("ns", "put", &entry(b"after clear"), None).await.unwrap();
+    assert_eq!(
+        value(b.get("ns", "put").await.unwrap()),
+        Some(b"after clear".to_vec()),
+        "a put was lost in a cleared generation"
+    );
+    b.clear("ns").await.unwrap();
+    b.put("ns", "gone", &entry(b"x"), None).await.unwrap();
+    assert!(a.remove("ns", "gone").await.unwrap(), "a remove missed the current generation");
+    assert_eq!(b.get("ns", "gone").await.unwrap(), None);
+    assert!(!a.remove("ns", "gone").await.unwrap());
+
     // The counter lost (evicted, or a restart): the remembered generation is not trusted,
     // a new one starts, and the old entries stay unreachable.
     let raw = server.raw().await;
