@@ -44,18 +44,19 @@ use crate::options::{RedisOptions, Target};
 /// switch that leaves clients connected).
 ///
 /// **Connections per thread.** A connection's I/O runs as a task on the runtime that
-/// opened it. A single-node client called from a current-thread runtime other than the
-/// one it connected on (each actix-web worker is one) opens a connection of its own for
-/// that thread on first use, so that its commands are written and answered on the
-/// caller's thread instead of being handed to another thread and back (measured on
-/// actix-web: about 1.4× the requests per CPU second on a Redis-backed session route),
-/// and so that a call never waits on a runtime nobody drives any more. Calls from a
-/// multi-threaded runtime, or from the runtime the client connected on, share the first
-/// connection. A thread's connection closes when the thread ends, or when the thread
-/// next opens a connection after the client is dropped.
+/// opened it. A client called from a current-thread runtime other than the one it
+/// connected on (each actix-web worker is one) opens a connection of its own for that
+/// thread on first use, so that its commands are written and answered on the caller's
+/// thread instead of being handed to another thread and back (measured on actix-web:
+/// about 1.4× the requests per CPU second on a Redis-backed session route), and so that
+/// a call never waits on a runtime nobody drives any more. Calls from a multi-threaded
+/// runtime, or from the runtime the client connected on, share the first connection. A
+/// thread's connection closes when the thread ends, or when the thread next opens a
+/// connection after the client is dropped.
 /// [`RedisOptions::with_thread_connections(false)`](RedisOptions::with_thread_connections)
-/// keeps every call on the one shared connection. Cluster and Sentinel connections are
-/// always shared.
+/// keeps every call on the one shared connection. All three topologies work this way;
+/// in Sentinel mode a thread's connection also follows the master on its own (see
+/// above).
 ///
 /// ```no_run
 /// use beaker_redis::{RedisCache, RedisClient, RedisOptions, RedisStore};
@@ -73,32 +74,38 @@ pub struct RedisClient {
 struct Inner {
     options: RedisOptions,
     backend: Backend,
+    /// The runtime the client connected on, where the shared connection's I/O task runs.
+    origin: Option<tokio::runtime::Id>,
 }
 
 enum Backend {
     Single(Box<Single>),
-    Cluster(ClusterConnection),
+    Cluster(Box<ClusterState>),
     Sentinel(Box<SentinelState>),
 }
 
 /// A single node: the shared connection, and what opening another one takes.
 struct Single {
     shared: ConnectionManager,
-    /// The runtime `shared` was opened on (its I/O task runs there).
-    origin: Option<tokio::runtime::Id>,
     client: redis::Client,
     config: ConnectionManagerConfig,
+}
+
+/// A cluster: the shared connection, and the client that opens another one.
+struct ClusterState {
+    shared: ClusterConnection,
+    client: ClusterClient,
 }
 
 /// A connection this thread opened for one client, on one runtime.
 struct ThreadConnection {
     owner: Weak<Inner>,
     runtime: tokio::runtime::Id,
-    conn: ConnectionManager,
+    conn: Conn,
 }
 
 thread_local! {
-    /// This thread's own single-node connections, one per live client that used them.
+    /// This thread's own connections, one per live client that used them.
     static THREAD_CONNECTIONS: RefCell<Vec<ThreadConnection>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -188,8 +195,7 @@ impl RedisClient {
                     let shared = ConnectionManager::new_with_config(client.clone(), config.clone())
                         .await
                         .map_err(|e| error::map("connect", e))?;
-                    let origin = Handle::try_current().ok().map(|h| h.id());
-                    Backend::Single(Box::new(Single { shared, origin, client, config }))
+                    Backend::Single(Box::new(Single { shared, client, config }))
                 }
                 Target::Cluster(nodes) => {
                     let client = ClusterClient::builder(nodes)
@@ -197,8 +203,8 @@ impl RedisClient {
                         .response_timeout(timeout)
                         .build()
                         .map_err(invalid)?;
-                    let conn = client.get_async_connection().await.map_err(|e| error::map("connect", e))?;
-                    Backend::Cluster(conn)
+                    let shared = client.get_async_connection().await.map_err(|e| error::map("connect", e))?;
+                    Backend::Cluster(Box::new(ClusterState { shared, client }))
                 }
                 Target::Sentinel { sentinels, master, db, userinfo } => {
                     let addrs = sentinels.into_iter().map(|(host, port)| ConnectionAddr::Tcp(host, port));
@@ -226,7 +232,8 @@ impl RedisClient {
         };
         let backend =
             tokio::time::timeout(timeout, connect).await.map_err(|_| error::timed_out("connect", timeout))??;
-        let client = RedisClient { inner: Arc::new(Inner { options, backend }) };
+        let origin = Handle::try_current().ok().map(|h| h.id());
+        let client = RedisClient { inner: Arc::new(Inner { options, backend, origin }) };
         // Sentinel connects lazily; make a bad master name or dead sentinels fail here.
         let _: String = client.run("PING", |mut c| async move { redis::cmd("PING").query_async(&mut c).await }).await?;
         Ok(client)
@@ -243,12 +250,18 @@ impl RedisClient {
     }
 
     async fn conn(&self) -> RedisResult<Conn> {
+        if let Some(runtime) = self.thread_runtime() {
+            return self.thread_connection(runtime).await;
+        }
+        self.shared_conn().await
+    }
+
+    /// The connection calls from the client's own runtime, or from a multi-threaded one,
+    /// share.
+    async fn shared_conn(&self) -> RedisResult<Conn> {
         match &self.inner.backend {
-            Backend::Single(single) => match self.thread_runtime(single) {
-                Some(runtime) => self.thread_connection(single, runtime).await.map(Conn::Manager),
-                None => Ok(Conn::Manager(single.shared.clone())),
-            },
-            Backend::Cluster(c) => Ok(Conn::Cluster(c.clone())),
+            Backend::Single(single) => Ok(Conn::Manager(single.shared.clone())),
+            Backend::Cluster(c) => Ok(Conn::Cluster(c.shared.clone())),
             Backend::Sentinel(s) => {
                 if let Some(c) = s.current.lock().unwrap_or_else(|p| p.into_inner()).clone() {
                     return Ok(Conn::Plain(c));
@@ -267,27 +280,42 @@ impl RedisClient {
 
     /// The current-thread runtime this call runs on when it should use a connection of
     /// this thread's own (see "Connections per thread" above); `None` for the shared one.
-    fn thread_runtime(&self, single: &Single) -> Option<tokio::runtime::Id> {
+    fn thread_runtime(&self) -> Option<tokio::runtime::Id> {
         if !self.inner.options.thread_connections {
             return None;
         }
         let handle = Handle::try_current().ok()?;
         let runtime = handle.id();
-        (handle.runtime_flavor() == RuntimeFlavor::CurrentThread && single.origin != Some(runtime)).then_some(runtime)
+        (handle.runtime_flavor() == RuntimeFlavor::CurrentThread && self.inner.origin != Some(runtime))
+            .then_some(runtime)
+    }
+
+    /// A new connection of the client's topology, its I/O task on the calling runtime.
+    async fn open(&self) -> RedisResult<Conn> {
+        match &self.inner.backend {
+            Backend::Single(single) => ConnectionManager::new_with_config(single.client.clone(), single.config.clone())
+                .await
+                .map(Conn::Manager),
+            Backend::Cluster(c) => c.client.get_async_connection().await.map(Conn::Cluster),
+            Backend::Sentinel(s) => {
+                let mut client = s.client.lock().await;
+                client.get_async_connection_with_config(&s.config).await.map(Conn::Plain)
+            }
+        }
     }
 
     /// This thread's connection of this client on `runtime`, opened on first use. A
     /// connection of an earlier runtime of this thread, or of a dropped client, is let go
     /// when a new one is kept.
-    async fn thread_connection(&self, single: &Single, runtime: tokio::runtime::Id) -> RedisResult<ConnectionManager> {
+    async fn thread_connection(&self, runtime: tokio::runtime::Id) -> RedisResult<Conn> {
         // `try_with`: a call made while the thread is being torn down (from another
         // thread-local's destructor) takes the shared connection instead of panicking.
         match THREAD_CONNECTIONS.try_with(|v| self.find_thread_connection(&v.borrow(), runtime)) {
-            Err(_) => return Ok(single.shared.clone()),
+            Err(_) => return self.shared_conn().await,
             Ok(Some(conn)) => return Ok(conn),
             Ok(None) => {}
         }
-        let conn = ConnectionManager::new_with_config(single.client.clone(), single.config.clone()).await?;
+        let conn = self.open().await?;
         let kept = THREAD_CONNECTIONS.try_with(|v| {
             let mut v = v.borrow_mut();
             // Another task of this thread may have opened one meanwhile: keep the first.
@@ -307,7 +335,7 @@ impl RedisClient {
         std::ptr::eq(t.owner.as_ptr(), Arc::as_ptr(&self.inner))
     }
 
-    fn find_thread_connection(&self, v: &[ThreadConnection], runtime: tokio::runtime::Id) -> Option<ConnectionManager> {
+    fn find_thread_connection(&self, v: &[ThreadConnection], runtime: tokio::runtime::Id) -> Option<Conn> {
         v.iter().find(|t| t.runtime == runtime && self.owns(t)).map(|t| t.conn.clone())
     }
 
@@ -323,9 +351,11 @@ impl RedisClient {
 
     fn connection_failed(&self) {
         // The connection manager and the cluster connection reconnect on their own; a
-        // Sentinel connection is dropped so that the next call finds the current master.
+        // Sentinel connection (the shared one, and this thread's own) is dropped so that
+        // the next call finds the current master.
         if let Backend::Sentinel(s) = &self.inner.backend {
             *s.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            let _ = THREAD_CONNECTIONS.try_with(|v| v.borrow_mut().retain(|t| !self.owns(t)));
         }
     }
 

@@ -32,7 +32,7 @@ pub struct RedisOptions {
     pub lock_prefix: String,
     /// The `COUNT` hint of the `SCAN` that clears a namespace (default 500).
     pub scan_count: u32,
-    /// Whether a single-node client called from a current-thread runtime other than the
+    /// Whether a client (any topology) called from a current-thread runtime other than the
     /// one it connected on (an actix-web worker) opens a connection of its own for that
     /// thread (default `true`; see [`RedisClient`](crate::RedisClient)). `false` keeps
     /// one connection per client.

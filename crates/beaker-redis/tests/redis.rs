@@ -334,6 +334,7 @@ async fn cluster_passes_the_conformance_suites() {
     let opts = options("cluster");
     let Some(client) = connect(suite, &url, opts.clone()).await else { return };
     assert!(client.is_cluster());
+    assert_worker_round_trip(&url, &opts);
     let store = RedisStore::new(client.clone());
     SessionStoreSuite::new(Arc::new(store)).with_real_time_expiry().run().await;
     let cache = RedisCache::new(client);
@@ -358,37 +359,52 @@ fn current_thread_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
-#[test]
-fn a_worker_thread_calls_on_a_connection_of_its_own() {
-    // The client connects on `origin`, which nobody drives afterwards (like a `main` that
-    // only waits for its server): the first connection's I/O task lives there.
-    let origin = current_thread_runtime();
-    let suite = "redis thread connections";
-    let Some((url, opts, client)) = origin.block_on(single("threads", suite)) else { return };
-    let store = RedisStore::new(client);
-    let key = StoreKey::for_id(&SessionId::generate(), true);
-    let worker = std::thread::spawn({
-        let (store, key) = (store.clone(), key.clone());
-        move || {
+/// Connects to `url` on a current-thread runtime that nobody drives afterwards (like a
+/// `main` that only waits for its server: the shared connection's I/O task lives there).
+/// Then, on another thread with runtimes of its own (an actix-web worker), creates a
+/// record, and reads it back on a second runtime of that thread (the first one's
+/// connection went with it), and deletes it. Everything runs on threads of its own, so
+/// async tests can call it too.
+fn worker_round_trip(url: &str, opts: &RedisOptions) -> (Result<bool, StoreError>, Result<Option<Record>, StoreError>) {
+    let (url, opts) = (url.to_owned(), opts.clone());
+    std::thread::spawn(move || {
+        let origin = current_thread_runtime();
+        let store = RedisStore::new(origin.block_on(RedisClient::connect(&url, opts)).expect("connects"));
+        let worker = std::thread::spawn(move || {
+            let key = StoreKey::for_id(&SessionId::generate(), true);
             let runtime = current_thread_runtime();
             let created = runtime.block_on(store.create(&key, &record(None)));
-            // A new runtime on the same thread: the connection of the first one went
-            // with it, and this call must not wait on it.
             drop(runtime);
-            let loaded = current_thread_runtime().block_on(store.load(&key));
+            let runtime = current_thread_runtime();
+            let loaded = runtime.block_on(store.load(&key));
+            let _ = runtime.block_on(store.delete(&key));
             (created, loaded)
-        }
-    });
-    let (created, loaded) = worker.join().unwrap();
-    assert!(created.unwrap(), "the worker's create did not create");
-    assert_eq!(loaded.unwrap().map(|r| r.entries), Some(record(None).entries));
+        });
+        worker.join().unwrap()
+    })
+    .join()
+    .unwrap()
+}
 
+/// [`worker_round_trip`] succeeds, on a connection of the worker's own.
+fn assert_worker_round_trip(url: &str, opts: &RedisOptions) {
+    let (created, loaded) = worker_round_trip(url, opts);
+    assert!(created.expect("the worker's create"), "the worker's create did not create");
+    assert_eq!(loaded.expect("the worker's load").map(|r| r.entries), Some(record(None).entries));
+}
+
+#[test]
+fn a_worker_thread_calls_on_a_connection_of_its_own() {
+    let (url, opts) = (single_url(), options("threads"));
+    if current_thread_runtime().block_on(connect("redis thread connections", &url, opts.clone())).is_none() {
+        return;
+    }
+    assert_worker_round_trip(&url, &opts);
     // With one shared connection, the worker's call waits on `origin` until its deadline.
     let one = opts.clone().with_thread_connections(false).with_timeout(Duration::from_millis(300));
-    let shared = RedisStore::new(origin.block_on(RedisClient::connect(&url, one)).unwrap());
-    let waited = std::thread::spawn(move || current_thread_runtime().block_on(shared.load(&key))).join().unwrap();
-    assert!(waited.as_ref().is_err_and(|e| e.is_unavailable()), "{waited:?}");
-    origin.block_on(cleanup(&url, &opts));
+    let (created, _) = worker_round_trip(&url, &one);
+    assert!(created.as_ref().is_err_and(|e| e.is_unavailable()), "{created:?}");
+    current_thread_runtime().block_on(cleanup(&url, &opts));
 }
 
 /// `connected_clients` of `server`, once it equals `want` (within 5 s), else the last value.
@@ -492,14 +508,49 @@ async fn until<T: redis::FromRedisValue>(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         // A fresh connection each time: a failover kills the instances' client connections.
-        if let Ok(answer) = query.query_async::<T>(&mut raw(&redis_url(server)).await).await {
-            if done(&answer) {
-                return;
-            }
+        // Any failure, connecting included, is "not yet".
+        let answer = match redis::Client::open(redis_url(server)).unwrap().get_multiplexed_async_connection().await {
+            Ok(mut conn) => query.query_async::<T>(&mut conn).await.ok(),
+            Err(_) => None,
+        };
+        if answer.as_ref().is_some_and(&done) {
+            return;
         }
         assert!(tokio::time::Instant::now() < deadline, "gave up waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Sends the command `words` (split at spaces) to `server`, retrying on a fresh connection
+/// for up to 10 s when the connection fails: the instances of a failover drop their
+/// clients. A server error naming one of `done_if` means an earlier try went through.
+async fn admin(server: &LocalServer, words: &str, done_if: &[&str]) -> redis::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut parts = words.split(' ');
+        let mut cmd = redis::cmd(parts.next().unwrap_or_default());
+        for part in parts {
+            cmd.arg(part);
+        }
+        let outcome = match redis::Client::open(redis_url(server)).unwrap().get_multiplexed_async_connection().await {
+            Ok(mut conn) => cmd.query_async::<redis::Value>(&mut conn).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(value) => return value,
+            Err(e) if done_if.iter().any(|d| e.to_string().contains(d)) => return redis::Value::Nil,
+            Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() => {
+                assert!(tokio::time::Instant::now() < deadline, "{words}: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{words}: {e}"),
+        }
+    }
+}
+
+/// The fields of the hash `key` on `server`.
+async fn hash_fields(server: &LocalServer, key: &str) -> Vec<String> {
+    redis::from_redis_value(admin(server, &format!("HKEYS {key}"), &[]).await).unwrap()
 }
 
 fn info(section: &str) -> redis::Cmd {
@@ -541,7 +592,9 @@ async fn sentinel_passes_the_conformance_suites_and_follows_a_failover() {
     until(&sentinel, "the sentinel to see the replica", replicas, |r: &Vec<Vec<String>>| r.len() == 1).await;
 
     let url = format!("redis+sentinel://{}/beakermaster", sentinel.addr());
-    let client = RedisClient::connect(&url, options("sentinel")).await.expect("connects through the sentinel");
+    let opts = options("sentinel");
+    assert_worker_round_trip(&url, &opts);
+    let client = RedisClient::connect(&url, opts).await.expect("connects through the sentinel");
     let store = RedisStore::new(client.clone());
     SessionStoreSuite::new(Arc::new(store.clone())).with_real_time_expiry().run().await;
     CacheBackendSuite::new(Arc::new(RedisCache::new(client))).with_real_time_expiry().run().await;
@@ -550,13 +603,8 @@ async fn sentinel_passes_the_conformance_suites_and_follows_a_failover() {
     // and refusing writes. The store follows: the write after it lands on the new master.
     let key = StoreKey::for_id(&SessionId::generate(), true);
     assert!(store.create(&key, &record(None)).await.unwrap());
-    let _: i64 = redis::cmd("WAIT").arg(1).arg(5000).query_async(&mut raw(&redis_url(&master)).await).await.unwrap();
-    let _: () = redis::cmd("SENTINEL")
-        .arg("FAILOVER")
-        .arg("beakermaster")
-        .query_async(&mut raw(&redis_url(&sentinel)).await)
-        .await
-        .unwrap();
+    admin(&master, "WAIT 1 5000", &[]).await;
+    admin(&sentinel, "SENTINEL FAILOVER beakermaster", &["INPROG"]).await;
     until(&replica, "the replica to be promoted", info("replication"), |i: &String| i.contains("role:master")).await;
     until(&master, "the old master to follow it", info("replication"), |i: &String| i.contains("role:slave")).await;
     let mut changes = Changes {
@@ -570,33 +618,42 @@ async fn sentinel_passes_the_conformance_suites_and_follows_a_failover() {
     changes.set.clear();
     let loaded = store.load(&key).await.unwrap().expect("the record, on the new master");
     assert_eq!(loaded.entries.get("after").map(Vec::as_slice), Some(b"\"failover\"".as_slice()));
-    let on_new_master: Vec<String> =
-        redis::cmd("HKEYS").arg(store.redis_key(&key)).query_async(&mut raw(&redis_url(&replica)).await).await.unwrap();
+    let on_new_master = hash_fields(&replica, &store.redis_key(&key)).await;
     assert!(on_new_master.iter().any(|f| f.ends_with("after")), "{on_new_master:?}");
 
     // A switch that leaves clients connected (an operator's `REPLICAOF`, then the sentinel
     // told of the new master): the store's connection now reaches a replica, which
     // answers writes with `READONLY`. The store asks the sentinel again.
-    let command = |server: &LocalServer, args: &[String]| {
-        let (url, args) = (redis_url(server), args.to_vec());
-        async move {
-            let mut cmd = redis::cmd(&args[0]);
-            cmd.arg(&args[1..]);
-            let _: redis::Value = cmd.query_async(&mut raw(&url).await).await.unwrap();
+    // A worker thread (its own runtime, so its own connection) reads before the switch and
+    // writes after it: its connection must follow too.
+    let (ready, read_done) = std::sync::mpsc::channel();
+    let (go, write_now) = std::sync::mpsc::channel::<Changes>();
+    let worker = std::thread::spawn({
+        let (store, key) = (store.clone(), key.clone());
+        move || {
+            let runtime = current_thread_runtime();
+            ready.send(runtime.block_on(store.load(&key)).map(|r| r.is_some())).unwrap();
+            let changes = write_now.recv().unwrap();
+            runtime.block_on(store.apply(&key, &changes))
         }
-    };
-    let words = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
-    command(&master, &words("REPLICAOF NO ONE")).await;
-    command(&replica, &words(&format!("REPLICAOF 127.0.0.1 {}", master.port()))).await;
+    });
+    assert!(read_done.recv().unwrap().expect("the worker's read"), "the worker found no record");
+    admin(&master, "REPLICAOF NO ONE", &[]).await;
+    admin(&replica, &format!("REPLICAOF 127.0.0.1 {}", master.port()), &[]).await;
     until(&replica, "the switch back", info("replication"), |i: &String| i.contains("master_link_status:up")).await;
-    command(&sentinel, &words("SENTINEL REMOVE beakermaster")).await;
-    command(&sentinel, &words(&format!("SENTINEL MONITOR beakermaster 127.0.0.1 {} 1", master.port()))).await;
+    admin(&sentinel, "SENTINEL REMOVE beakermaster", &["No such master"]).await;
+    admin(&sentinel, &format!("SENTINEL MONITOR beakermaster 127.0.0.1 {} 1", master.port()), &["Duplicate"]).await;
     changes.set.insert("again".to_string(), b"\"switched\"".to_vec());
     changes.accessed = SystemTime::now();
     assert!(store.apply(&key, &changes).await.expect("a write after the switch"), "the record went missing");
-    let on_master: Vec<String> =
-        redis::cmd("HKEYS").arg(store.redis_key(&key)).query_async(&mut raw(&redis_url(&master)).await).await.unwrap();
-    assert!(on_master.iter().any(|f| f.ends_with("again")), "{on_master:?}");
+    changes.set = [("worker".to_string(), b"\"switched too\"".to_vec())].into();
+    go.send(changes).unwrap();
+    let written = worker.join().unwrap();
+    assert!(written.expect("the worker's write after the switch"), "the record went missing for the worker");
+    let on_master = hash_fields(&master, &store.redis_key(&key)).await;
+    for field in ["again", "worker"] {
+        assert!(on_master.iter().any(|f| f.ends_with(field)), "{field} missing: {on_master:?}");
+    }
     drop(sentinel);
     let _ = std::fs::remove_dir_all(sentinel_dir);
 }
