@@ -2,6 +2,7 @@
 //! dogpile lock as `add` with a TTL.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -134,6 +135,30 @@ impl MemcachedCache {
         })
     }
 
+    /// Runs `op` on the entry's key under the generation this instance saw last, while the
+    /// counter is read (both at once, on two pooled connections). `op`'s outcome when the
+    /// counter has not moved; `None` when there is no guess or a clear came first: a write
+    /// then went to a generation nobody reads, and the caller makes it again under the
+    /// current one.
+    async fn under_guess<T, Fut>(
+        &self,
+        what: &str,
+        namespace: &str,
+        key: &str,
+        op: impl FnOnce(String) -> Fut,
+    ) -> Result<Option<T>, StoreError>
+    where
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let Some(guess) = self.guess(namespace) else { return Ok(None) };
+        let (counter, outcome) = tokio::join!(self.counter(what, namespace), op(self.entry_key(guess, namespace, key)));
+        if counter? == Some(guess) {
+            outcome.map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// The namespace's counter as it stands; `None` when it is missing or not a number.
     async fn counter(&self, what: &str, namespace: &str) -> Result<Option<u64>, StoreError> {
         let get = Get::new(self.generation_key(namespace));
@@ -223,20 +248,14 @@ impl CacheBackend for MemcachedCache {
         self.client
             .bounded("cache put", async {
                 let ttl = ttl_for(hard_ttl);
-                if let Some(guess) = self.guess(namespace) {
-                    // Written under the generation seen last while the counter is read.
-                    let set = Set::new(self.entry_key(guess, namespace, key), &bytes).ttl(ttl);
-                    let (counter, written) = tokio::join!(
-                        self.counter("cache put", namespace),
-                        self.client.run("cache put", |mc| async move { mc.run(set).await })
-                    );
-                    if counter? == Some(guess) {
-                        return written.map(drop);
-                    }
-                    // A clear came first: that write went to a generation nobody reads.
+                let write = |mkey: String| {
+                    let set = Set::new(mkey, &bytes).ttl(ttl);
+                    self.client.run("cache put", |mc| async move { mc.run(set).await.map(drop) })
+                };
+                if let Some(()) = self.under_guess("cache put", namespace, key, write).await? {
+                    return Ok(());
                 }
-                let set = Set::new(self.entry_key_now(namespace, key).await?.0, &bytes).ttl(ttl);
-                self.client.run("cache put", |mc| async move { mc.run(set).await }).await.map(drop)
+                write(self.entry_key_now(namespace, key).await?.0).await
             })
             .await
     }
@@ -244,23 +263,18 @@ impl CacheBackend for MemcachedCache {
     async fn remove(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
         self.client
             .bounded("cache remove", async {
-                if let Some(guess) = self.guess(namespace) {
-                    // Deleted under the generation seen last while the counter is read.
-                    let delete = Delete::new(self.entry_key(guess, namespace, key));
-                    let (counter, deleted) = tokio::join!(
-                        self.counter("cache remove", namespace),
-                        self.client.run("cache remove", |mc| async move { mc.run(delete).await })
-                    );
-                    if counter? == Some(guess) {
-                        return Ok(deleted?.applied());
-                    }
+                let delete = |mkey: String| {
+                    let delete = Delete::new(mkey);
+                    self.client.run("cache remove", |mc| async move { mc.run(delete).await.map(|d| d.applied()) })
+                };
+                if let Some(removed) = self.under_guess("cache remove", namespace, key, delete).await? {
+                    return Ok(removed);
                 }
                 let (mkey, started) = self.entry_key_now(namespace, key).await?;
                 if started {
                     return Ok(false);
                 }
-                let delete = Delete::new(mkey);
-                Ok(self.client.run("cache remove", |mc| async move { mc.run(delete).await }).await?.applied())
+                delete(mkey).await
             })
             .await
     }

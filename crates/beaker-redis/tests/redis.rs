@@ -55,7 +55,12 @@ fn single_url() -> String {
 
 /// A raw connection for looking under the hood and for cleaning up.
 async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap()
+    try_raw(url).await.unwrap()
+}
+
+/// [`raw`], for a server that may drop the connection (a failover in progress).
+async fn try_raw(url: &str) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    redis::Client::open(url)?.get_multiplexed_async_connection().await
 }
 
 /// Deletes every key of this run with SCAN (never KEYS or FLUSHDB: the server is shared).
@@ -509,7 +514,7 @@ async fn until<T: redis::FromRedisValue>(
     loop {
         // A fresh connection each time: a failover kills the instances' client connections.
         // Any failure, connecting included, is "not yet".
-        let answer = match redis::Client::open(redis_url(server)).unwrap().get_multiplexed_async_connection().await {
+        let answer = match try_raw(&redis_url(server)).await {
             Ok(mut conn) => query.query_async::<T>(&mut conn).await.ok(),
             Err(_) => None,
         };
@@ -532,7 +537,7 @@ async fn admin(server: &LocalServer, words: &str, done_if: &[&str]) -> redis::Va
         for part in parts {
             cmd.arg(part);
         }
-        let outcome = match redis::Client::open(redis_url(server)).unwrap().get_multiplexed_async_connection().await {
+        let outcome = match try_raw(&redis_url(server)).await {
             Ok(mut conn) => cmd.query_async::<redis::Value>(&mut conn).await,
             Err(e) => Err(e),
         };
