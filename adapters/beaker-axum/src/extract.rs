@@ -6,12 +6,14 @@ use axum::extract::FromRequestParts;
 use http::request::Parts;
 
 use crate::error::SessionError;
+use crate::scope;
 
 /// The request's session (a [`beaker_core::Session`], which it dereferences to).
 ///
 /// Rejects with [`SessionError::MissingLayer`] (500) when the route has no
-/// [`SessionLayer`](crate::SessionLayer). Extracting does no I/O: the session loads on
-/// first use.
+/// [`SessionLayer`](crate::SessionLayer), or when it runs on another task than the
+/// layer's future without [`SessionLayer::with_request_extension`](crate::SessionLayer::with_request_extension).
+/// Extracting does no I/O: the session loads on first use.
 #[derive(Debug, Clone)]
 pub struct Session(pub beaker_core::Session);
 
@@ -27,6 +29,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = SessionError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<beaker_core::Session>().cloned().map(Session).ok_or(SessionError::MissingLayer)
+        scope::current()
+            .or_else(|| parts.extensions.get::<beaker_core::Session>().cloned())
+            .map(Session)
+            .ok_or(SessionError::MissingLayer)
     }
 }

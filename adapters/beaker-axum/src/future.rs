@@ -12,6 +12,7 @@ use http::HeaderValue;
 use pin_project_lite::pin_project;
 
 use crate::error::SessionError;
+use crate::scope;
 
 type Finishing = Pin<Box<dyn Future<Output = Response> + Send>>;
 
@@ -30,14 +31,15 @@ pin_project! {
     #[project = StateProj]
     #[project_replace = StateReplace]
     enum State<F> {
-        Inner { #[pin] inner: F, session: Session, manager: SessionManager },
+        // `None` only while a poll of `inner` lends the session to the current-session slot.
+        Inner { #[pin] inner: F, session: Option<Session>, manager: SessionManager },
         Finishing { finish: Finishing },
         Done,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, session: Session, manager: SessionManager) -> Self {
+    pub(crate) fn new(inner: F, session: Option<Session>, manager: SessionManager) -> Self {
         ResponseFuture { state: State::Inner { inner, session, manager } }
     }
 }
@@ -73,16 +75,20 @@ where
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
-                StateProj::Inner { inner, .. } => {
+                StateProj::Inner { inner, session, .. } => {
+                    // The session is current while the inner future runs (extractors).
+                    let res = {
+                        let _current = scope::enter(session);
+                        ready!(inner.poll(cx))
+                    };
                     // An inner error ends the request: nothing of it can be saved.
-                    let res = ready!(inner.poll(cx));
                     let StateReplace::Inner { session, manager, .. } = state.as_mut().project_replace(State::Done)
                     else {
                         unreachable!("the state was Inner")
                     };
-                    let res = match res {
-                        Ok(res) if session.is_touched() => res,
-                        other => return Poll::Ready(other),
+                    let (res, session) = match (res, session) {
+                        (Ok(res), Some(session)) if session.is_touched() => (res, session),
+                        (other, _) => return Poll::Ready(other),
                     };
                     state.set(State::Finishing { finish: Box::pin(finish(manager, session, res)) });
                 }

@@ -10,12 +10,20 @@ use crate::service::SessionService;
 #[derive(Debug, Clone)]
 pub struct SessionLayer {
     manager: SessionManager,
+    extension: bool,
 }
 
 impl SessionLayer {
     /// A layer serving sessions from `manager`.
     pub fn new(manager: SessionManager) -> Self {
-        SessionLayer { manager }
+        SessionLayer { manager, extension: false }
+    }
+
+    /// Also puts each request's session into its extensions; see
+    /// [`SessionService::with_request_extension`].
+    pub fn with_request_extension(mut self) -> Self {
+        self.extension = true;
+        self
     }
 }
 
@@ -23,6 +31,11 @@ impl<S> Layer<S> for SessionLayer {
     type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SessionService::new(inner, self.manager.clone())
+        let service = SessionService::new(inner, self.manager.clone());
+        if self.extension {
+            service.with_request_extension()
+        } else {
+            service
+        }
     }
 }

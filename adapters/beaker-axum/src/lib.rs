@@ -5,8 +5,9 @@
 //! and a [`Session`] extractor.
 //!
 //! The layer only translates between axum and [`beaker_core::SessionManager`]: it reads the
-//! `Cookie` headers, puts the lazily loaded session into the request extensions, and after
-//! the handler appends the `Set-Cookie` values the manager returns. When finishing fails
+//! `Cookie` headers, makes the lazily loaded session current while the inner service runs
+//! (where the extractor finds it), and after the handler appends the `Set-Cookie` values
+//! the manager returns. When finishing fails
 //! (a store outage, a session too large for its cookie) the response is replaced by the
 //! error's status (503, 413 or 500) and a one-line body; see [`SessionError`].
 //!
@@ -56,6 +57,7 @@ mod error;
 mod extract;
 mod future;
 mod layer;
+mod scope;
 mod service;
 
 pub use error::SessionError;

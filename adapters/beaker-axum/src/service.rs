@@ -9,19 +9,40 @@ use http::{HeaderValue, Request};
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
+use crate::scope;
 
 /// Starts a session per request (no I/O), runs the inner service, then finishes the
 /// session and appends its `Set-Cookie` headers. Built by [`SessionLayer`](crate::SessionLayer).
+///
+/// The [`Session`](crate::Session) extractor finds the session while this service runs
+/// the inner one: in its `call` and in every poll of its future. That covers handlers,
+/// `from_fn` middleware and any service in between that polls the handler's future on
+/// the same task (tower's `Buffer` does: its worker only calls the service). A service in
+/// between that runs the rest of the request on a task of its own (`tokio::spawn` of the
+/// inner future), or code that reads the session from the request extensions, needs
+/// [`with_request_extension`](Self::with_request_extension); without it the extractor
+/// answers 500 ([`SessionError::MissingLayer`](crate::SessionError::MissingLayer)).
 #[derive(Debug, Clone)]
 pub struct SessionService<S> {
     inner: S,
     manager: SessionManager,
+    extension: bool,
 }
 
 impl<S> SessionService<S> {
     /// Wraps `inner`, serving sessions from `manager`.
     pub fn new(inner: S, manager: SessionManager) -> Self {
-        SessionService { inner, manager }
+        SessionService { inner, manager, extension: false }
+    }
+
+    /// Also puts each request's session into its extensions (as a
+    /// [`beaker_core::Session`]), where the extractor looks when no layer's future is
+    /// being polled: for services between this one and the handler that move the request
+    /// to another task, and for code that reads `extensions().get::<beaker_core::Session>()`.
+    /// Costs an extension entry per request (a table rehash on most axum routes).
+    pub fn with_request_extension(mut self) -> Self {
+        self.extension = true;
+        self
     }
 }
 
@@ -40,9 +61,16 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         // Bytes, unchecked: core reads them (lossily) only if the session is used.
         let session = self.manager.start_bytes(req.headers().get_all(COOKIE).iter().map(HeaderValue::as_bytes));
-        req.extensions_mut().insert(session.clone());
+        if self.extension {
+            req.extensions_mut().insert(session.clone());
+        }
+        let mut session = Some(session);
         // The service `poll_ready` readied is the one called, here and now; only its
-        // future moves on.
-        ResponseFuture::new(self.inner.call(req), session, self.manager.clone())
+        // future moves on. Current during `call` too: a service may extract eagerly.
+        let inner = {
+            let _current = scope::enter(&mut session);
+            self.inner.call(req)
+        };
+        ResponseFuture::new(inner, session, self.manager.clone())
     }
 }
