@@ -103,7 +103,6 @@ async fn main() {
     });
     let listener = listener.unwrap_or_else(|e| exit_with(&e));
     let router = Router::new()
-        .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/counter", get(counter))
         .route("/read", get(read))
@@ -117,7 +116,10 @@ async fn main() {
         .route("/cached", get(cached))
         .route("/cached/stats", get(cached_stats))
         .route("/app", get(app))
-        .with_state(startup.demo);
+        .with_state(startup.demo)
+        // Merged after `with_state`: a handler that takes no state stays a plain handler,
+        // where `with_state` would box it as a route cloned on every request.
+        .merge(Router::new().route("/", get(index)));
     // The layer wraps the whole router (not each route, as `Router::layer` does): one
     // service and one future fewer per request.
     let app = SessionService::new(router, startup.manager);
