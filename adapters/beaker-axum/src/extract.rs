@@ -29,7 +29,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = SessionError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        scope::current()
+        scope::session(&parts.headers)
             .or_else(|| parts.extensions.get::<beaker_core::Session>().cloned())
             .map(Session)
             .ok_or(SessionError::MissingLayer)

@@ -12,7 +12,7 @@ use http::HeaderValue;
 use pin_project_lite::pin_project;
 
 use crate::error::SessionError;
-use crate::scope;
+use crate::scope::{self, Current};
 
 type Finishing = Pin<Box<dyn Future<Output = Response> + Send>>;
 
@@ -31,16 +31,16 @@ pin_project! {
     #[project = StateProj]
     #[project_replace = StateReplace]
     enum State<F> {
-        // `None` only while a poll of `inner` lends the session to the current-session slot.
-        Inner { #[pin] inner: F, session: Option<Session>, manager: SessionManager },
+        // `None` only while a poll of `inner` lends the request to the current-session slot.
+        Inner { #[pin] inner: F, current: Option<Current> },
         Finishing { finish: Finishing },
         Done,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, session: Option<Session>, manager: SessionManager) -> Self {
-        ResponseFuture { state: State::Inner { inner, session, manager } }
+    pub(crate) fn new(inner: F, current: Option<Current>) -> Self {
+        ResponseFuture { state: State::Inner { inner, current } }
     }
 }
 
@@ -75,19 +75,21 @@ where
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
-                StateProj::Inner { inner, session, .. } => {
-                    // The session is current while the inner future runs (extractors).
+                StateProj::Inner { inner, current } => {
+                    // The request is current while the inner future runs (extractors).
                     let res = {
-                        let _current = scope::enter(session);
+                        let _current = scope::enter(current);
                         ready!(inner.poll(cx))
                     };
                     // An inner error ends the request: nothing of it can be saved.
-                    let StateReplace::Inner { session, manager, .. } = state.as_mut().project_replace(State::Done)
-                    else {
+                    let StateReplace::Inner { current, .. } = state.as_mut().project_replace(State::Done) else {
                         unreachable!("the state was Inner")
                     };
-                    let (res, session) = match (res, session) {
-                        (Ok(res), Some(session)) if session.is_touched() => (res, session),
+                    // No session: no extractor asked for one.
+                    let (res, session, manager) = match (res, current) {
+                        (Ok(res), Some(Current { manager, session: Some(session) })) if session.is_touched() => {
+                            (res, session, manager)
+                        }
                         (other, _) => return Poll::Ready(other),
                     };
                     state.set(State::Finishing { finish: Box::pin(finish(manager, session, res)) });

@@ -1,34 +1,56 @@
 //! The slot through which the [`Session`](crate::Session) extractor finds its request's
-//! session: a thread-local that holds the session only while the layer runs the inner
-//! service (its `call`, and each poll of its future).
+//! session: a thread-local that holds the request's [`Current`] only while the layer runs
+//! the inner service (its `call`, and each poll of its future).
 //!
-//! Why not the request extensions alone: axum and hyper already put three entries there,
-//! so a fourth outgrows the extension table's first allocation and rehashes it, on every
-//! request, used session or not. The slot costs two thread-local swaps per poll and no
-//! allocation. A future polls on one thread at a time and the slot is restored when a poll
-//! returns (or unwinds), so an extractor sees the session of the request whose future is
-//! being polled, never another's; nested layers stack.
+//! Why not the request extensions: axum and hyper already put three entries there, so a
+//! fourth outgrows the extension table's first allocation and rehashes it, on every
+//! request. And with the slot the session starts only when first extracted: a request
+//! whose handler never asks for it costs two thread-local swaps per poll, no allocation.
+//! A future polls on one thread at a time and the slot is restored when a poll returns
+//! (or unwinds), so an extractor sees the request whose future is being polled, never
+//! another's; nested layers stack.
 
 use std::cell::Cell;
 
-use beaker_core::Session;
+use beaker_core::{Session, SessionManager};
+use http::header::COOKIE;
+use http::{HeaderMap, HeaderValue};
 
-thread_local! {
-    static CURRENT: Cell<Option<Session>> = const { Cell::new(None) };
+/// One request's session: started by the first extractor that asks (or by the layer,
+/// when it also puts the session into the request extensions).
+pub(crate) struct Current {
+    pub(crate) manager: SessionManager,
+    pub(crate) session: Option<Session>,
 }
 
-/// The request's session made current for the guard's lifetime; on drop, the session
-/// goes back to its owner and the previous one (an outer layer's, or none) is current
-/// again.
+impl Current {
+    /// The session, started from `headers` if no one asked for it yet.
+    fn session(&mut self, headers: &HeaderMap) -> &Session {
+        self.session.get_or_insert_with(|| start(&self.manager, headers))
+    }
+}
+
+/// Starts the session of a request with these headers (no I/O, cannot fail).
+pub(crate) fn start(manager: &SessionManager, headers: &HeaderMap) -> Session {
+    // Bytes, unchecked: core reads them (lossily) only if the session is used.
+    manager.start_bytes(headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes))
+}
+
+thread_local! {
+    static CURRENT: Cell<Option<Current>> = const { Cell::new(None) };
+}
+
+/// The request's [`Current`] made current for the guard's lifetime; on drop, it goes
+/// back to its owner and the previous one (an outer layer's, or none) is current again.
 pub(crate) struct Scope<'a> {
-    owner: &'a mut Option<Session>,
-    previous: Option<Session>,
+    owner: &'a mut Option<Current>,
+    previous: Option<Current>,
     entered: bool,
 }
 
-/// Makes `owner`'s session current until the returned guard is dropped.
-pub(crate) fn enter(owner: &mut Option<Session>) -> Scope<'_> {
-    // `try_with`: during thread teardown the slot may be gone; the session then stays
+/// Makes `owner`'s request current until the returned guard is dropped.
+pub(crate) fn enter(owner: &mut Option<Current>) -> Scope<'_> {
+    // `try_with`: during thread teardown the slot may be gone; the request then stays
     // with its owner and extractors report the layer as missing instead of panicking.
     match CURRENT.try_with(|c| c.replace(owner.take())) {
         Ok(previous) => Scope { owner, previous, entered: true },
@@ -47,13 +69,14 @@ impl Drop for Scope<'_> {
     }
 }
 
-/// A handle on the current session, if a layer made one current on this thread.
-pub(crate) fn current() -> Option<Session> {
+/// A handle on the current request's session (started now from `headers` if this is
+/// the first ask), if a layer made a request current on this thread.
+pub(crate) fn session(headers: &HeaderMap) -> Option<Session> {
     CURRENT
         .try_with(|c| {
-            let session = c.take();
-            let handle = session.clone();
-            c.set(session);
+            let mut current = c.take();
+            let handle = current.as_mut().map(|cur| cur.session(headers).clone());
+            c.set(current);
             handle
         })
         .ok()

@@ -4,8 +4,7 @@ use std::task::{Context, Poll};
 
 use axum::response::Response;
 use beaker_core::SessionManager;
-use http::header::COOKIE;
-use http::{HeaderValue, Request};
+use http::Request;
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
@@ -59,18 +58,20 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        // Bytes, unchecked: core reads them (lossily) only if the session is used.
-        let session = self.manager.start_bytes(req.headers().get_all(COOKIE).iter().map(HeaderValue::as_bytes));
-        if self.extension {
+        // Started here only when it must also go into the extensions; otherwise by the
+        // first extractor that asks, so an untouched request never builds one.
+        let session = self.extension.then(|| {
+            let session = scope::start(&self.manager, req.headers());
             req.extensions_mut().insert(session.clone());
-        }
-        let mut session = Some(session);
+            session
+        });
+        let mut current = Some(scope::Current { manager: self.manager.clone(), session });
         // The service `poll_ready` readied is the one called, here and now; only its
         // future moves on. Current during `call` too: a service may extract eagerly.
         let inner = {
-            let _current = scope::enter(&mut session);
+            let _current = scope::enter(&mut current);
             self.inner.call(req)
         };
-        ResponseFuture::new(inner, session, self.manager.clone())
+        ResponseFuture::new(inner, current)
     }
 }
