@@ -7,13 +7,14 @@ use std::task::{ready, Context, Poll};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::http::header::{HeaderValue, COOKIE, SET_COOKIE};
+use actix_web::http::header::{HeaderValue, SET_COOKIE};
 use actix_web::{HttpMessage as _, ResponseError as _};
 use beaker_core::{Session, SessionManager};
 use futures_util::future::LocalBoxFuture;
 use pin_project_lite::pin_project;
 
 use crate::error::SessionError;
+use crate::extract::RequestSession;
 
 /// Middleware giving every request a session from its manager: `App::new().wrap(SessionMiddleware::new(manager))`.
 ///
@@ -49,8 +50,9 @@ where
     }
 }
 
-/// The service [`SessionMiddleware`] wraps around the app: starts the session (no I/O),
-/// runs the inner service, finishes the session and appends its `Set-Cookie` headers.
+/// The service [`SessionMiddleware`] wraps around the app: makes the session available
+/// (started on first use, no I/O), runs the inner service, finishes the session if it
+/// was used and appends its `Set-Cookie` headers.
 #[derive(Debug)]
 pub struct SessionMiddlewareService<S> {
     service: Rc<S>,
@@ -69,10 +71,10 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        // Bytes, unchecked: core reads them (lossily) only if the session is used.
-        let session = self.manager.start_bytes(req.headers().get_all(COOKIE).map(HeaderValue::as_bytes));
-        req.extensions_mut().insert(session.clone());
-        SessionFuture { state: State::Inner { inner: self.service.call(req), session, manager: self.manager.clone() } }
+        // The session itself starts when first asked for (see `RequestSession`): a request
+        // that never uses it builds none.
+        req.extensions_mut().insert(RequestSession::new(self.manager.clone()));
+        SessionFuture { state: State::Inner { inner: self.service.call(req), manager: self.manager.clone() } }
     }
 }
 
@@ -93,7 +95,7 @@ pin_project! {
     #[project = StateProj]
     #[project_replace = StateReplace]
     enum State<F, B> {
-        Inner { #[pin] inner: F, session: Session, manager: SessionManager },
+        Inner { #[pin] inner: F, manager: SessionManager },
         Finishing { finish: Finishing<B> },
         Done,
     }
@@ -149,13 +151,18 @@ where
                 StateProj::Inner { inner, .. } => {
                     // An inner error ends the request: nothing of it can be saved.
                     let res = ready!(inner.poll(cx));
-                    let StateReplace::Inner { session, manager, .. } = state.as_mut().project_replace(State::Done)
-                    else {
+                    let StateReplace::Inner { manager, .. } = state.as_mut().project_replace(State::Done) else {
                         unreachable!("the state was Inner")
                     };
                     let res = match res {
-                        Ok(res) if session.is_touched() => res,
-                        other => return Poll::Ready(other.map(ServiceResponse::map_into_left_body)),
+                        Ok(res) => res,
+                        Err(e) => return Poll::Ready(Err(e)),
+                    };
+                    // The session of the request the handler answered, if anyone asked for it.
+                    let started = res.request().extensions().get::<RequestSession>().and_then(RequestSession::started);
+                    let session = match started {
+                        Some(session) if session.is_touched() => session,
+                        _ => return Poll::Ready(Ok(res.map_into_left_body())),
                     };
                     state.set(State::Finishing { finish: Box::pin(finish(manager, session, res)) });
                 }

@@ -1,0 +1,96 @@
+//! The session starts when first asked for: by the extractor, a guard or a middleware
+//! inside [`SessionMiddleware`] through [`SessionExt`]. Whoever asks first, every asker in
+//! the request gets the same session, and what any of them changed is saved.
+
+use actix_web::dev::Service as _;
+use actix_web::http::header::{COOKIE, SET_COOKIE};
+use actix_web::http::StatusCode;
+use actix_web::{guard, test, web, App, HttpResponse};
+use beaker_actix::{Session, SessionError, SessionExt as _, SessionMiddleware};
+use beaker_core::{SessionConfig, SessionManager};
+
+fn manager() -> SessionManager {
+    SessionManager::builder(SessionConfig::new().with_secret("a test secret, long enough").expect("secret"))
+        .build()
+        .expect("manager")
+}
+
+async fn whoami(session: Session) -> Result<String, SessionError> {
+    Ok(session.get::<String>("name").await?.unwrap_or_else(|| "nobody".into()))
+}
+
+fn cookie_of<B>(res: &actix_web::dev::ServiceResponse<B>) -> Option<String> {
+    res.headers().get(SET_COOKIE).map(|v| v.to_str().expect("ascii").split(';').next().unwrap().to_owned())
+}
+
+#[actix_web::test]
+async fn every_asker_in_a_request_shares_the_session_and_their_writes_are_saved() {
+    let m = manager();
+    let app = test::init_service(
+        App::new()
+            // A middleware inside the session middleware asks first and writes.
+            .wrap_fn(|req, srv| {
+                let session = req.session().expect("inside the session middleware");
+                let fut = srv.call(req);
+                async move {
+                    if session.get::<String>("name").await.ok().flatten().is_none() {
+                        session.insert("name", "set by middleware").await.expect("insert");
+                    }
+                    fut.await
+                }
+            })
+            .wrap(SessionMiddleware::new(m.clone()))
+            .route("/whoami", web::get().to(whoami))
+            // The guard asks too; the handler renames.
+            .route(
+                "/rename",
+                web::get().guard(guard::fn_guard(|ctx| ctx.session().is_some())).to(|s: Session| async move {
+                    let before: Option<String> = s.get("name").await?;
+                    s.insert("name", &format!("renamed from {}", before.unwrap_or_default())).await?;
+                    Ok::<_, SessionError>(HttpResponse::Ok().finish())
+                }),
+            )
+            .route("/untouched", web::get().to(|| async { "hello" })),
+    )
+    .await;
+
+    let res = test::call_service(&app, test::TestRequest::get().uri("/rename").to_request()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookie = cookie_of(&res).expect("the writes set the session cookie");
+    let req = test::TestRequest::get().uri("/whoami").insert_header((COOKIE, cookie.clone())).to_request();
+    assert_eq!(test::call_and_read_body(&app, req).await, "renamed from set by middleware");
+    // The middleware reads (and so starts) the session on every request: a read sets no cookie.
+    let req = test::TestRequest::get().uri("/untouched").insert_header((COOKIE, cookie)).to_request();
+    let res = test::call_service(&app, req).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(cookie_of(&res), None);
+}
+
+#[actix_web::test]
+async fn an_untouched_request_sets_no_cookie_and_the_extractor_needs_the_middleware() {
+    let m = manager();
+    let app = test::init_service(
+        App::new()
+            .wrap(SessionMiddleware::new(m.clone()))
+            .route("/untouched", web::get().to(|| async { "hello" }))
+            .route(
+                "/login",
+                web::get().to(|s: Session| async move {
+                    s.insert("name", "ada").await?;
+                    Ok::<_, SessionError>("ok")
+                }),
+            ),
+    )
+    .await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/login").to_request()).await;
+    let cookie = cookie_of(&res).expect("login sets the cookie");
+    let req = test::TestRequest::get().uri("/untouched").insert_header((COOKIE, cookie.as_str())).to_request();
+    let res = test::call_service(&app, req).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(cookie_of(&res), None);
+    // Without the middleware the extractor fails loudly.
+    let bare = test::init_service(App::new().route("/whoami", web::get().to(whoami))).await;
+    let req = test::TestRequest::get().uri("/whoami").insert_header((COOKIE, cookie)).to_request();
+    let res = test::call_service(&bare, req).await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+}
