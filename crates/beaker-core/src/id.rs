@@ -73,11 +73,19 @@ impl fmt::Display for SessionId {
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StoreKey(String);
 
+/// Length of a hashed store key: a SHA-256 digest in unpadded base64.
+const HASHED_KEY_LEN: usize = 43;
+
 impl StoreKey {
     /// The store key of `id`: its hash when `hashed`, else the id itself.
     pub fn for_id(id: &SessionId, hashed: bool) -> Self {
         if hashed {
-            StoreKey(URL_SAFE_NO_PAD.encode(Sha256::digest(id.0)))
+            // Encoded on the stack: `encode` zero-fills a heap buffer first.
+            let mut key = [0u8; HASHED_KEY_LEN];
+            let written = URL_SAFE_NO_PAD.encode_slice(Sha256::digest(id.0), &mut key);
+            debug_assert_eq!(written, Ok(HASHED_KEY_LEN));
+            // Base64 is ASCII: the lossy conversion borrows, it never replaces anything.
+            StoreKey(String::from_utf8_lossy(&key).into_owned())
         } else {
             StoreKey(id.expose().to_owned())
         }
@@ -156,6 +164,14 @@ mod tests {
         assert_eq!(StoreKey::for_id(&id, false).as_str(), id.expose());
         assert!(StoreKey::from_stored(k.as_str()).is_some());
         assert!(StoreKey::from_stored("../x").is_none());
+    }
+
+    #[test]
+    fn the_hashed_key_format_is_stable() {
+        // Records already stored are found under this key: unpadded URL-safe base64 of
+        // SHA-256 over the id's text (checked against Python's hashlib and base64).
+        let id = SessionId::parse("abcdefghijklmnopqrstuvwxyz012345").unwrap();
+        assert_eq!(StoreKey::for_id(&id, true).as_str(), "ZTuxJF6Cj82k-lP81aPe9b12VOZR9UtBMrc9dOZENcQ");
     }
 
     #[test]

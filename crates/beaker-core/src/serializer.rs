@@ -32,6 +32,14 @@ pub enum DataSerializer {
     Bincode,
 }
 
+/// An output buffer holding `tag`, with room for a small value: growing from the tag's
+/// one byte would reallocate two or three times for a typical session value.
+fn tagged(tag: u8) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32);
+    out.push(tag);
+    out
+}
+
 impl DataSerializer {
     /// The names accepted in configuration.
     pub const ACCEPTED: &'static str = "json, msgpack, bincode (with the `bincode` feature)";
@@ -40,12 +48,12 @@ impl DataSerializer {
     pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, BoxError> {
         match self {
             DataSerializer::Json => {
-                let mut out = vec![TAG_JSON];
+                let mut out = tagged(TAG_JSON);
                 serde_json::to_writer(&mut out, value)?;
                 Ok(out)
             }
             DataSerializer::MessagePack => {
-                let mut out = vec![TAG_MSGPACK];
+                let mut out = tagged(TAG_MSGPACK);
                 rmp_serde::encode::write_named(&mut out, value)?;
                 Ok(out)
             }
