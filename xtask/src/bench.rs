@@ -126,9 +126,9 @@ fn output(program: &str, args: &[&str]) -> Option<String> {
 pub(crate) fn run(args: &[String]) -> Result {
     let started = Instant::now();
     let o = parse(args)?;
-    let mut criterion = Vec::new();
+    let (mut criterion, mut criterion_skipped) = (Vec::new(), Vec::new());
     if o.criterion {
-        criterion = criterion_run(&o)?;
+        (criterion, criterion_skipped) = criterion_run(&o)?;
     }
     let mut http = None;
     if o.http {
@@ -141,7 +141,7 @@ pub(crate) fn run(args: &[String]) -> Result {
         BUILD_MS.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0
     );
     if let Some(h) = &http {
-        write_docs(&o, h, &criterion, elapsed)?;
+        write_docs(&o, h, &criterion, &criterion_skipped, elapsed)?;
     } else {
         eprintln!("bench: docs/benchmarks.md is written by runs that include `http`");
     }
@@ -156,10 +156,13 @@ struct CriterionFigure {
     mean_ns: f64,
 }
 
-fn criterion_run(o: &Options) -> Result<Vec<CriterionFigure>> {
+/// Runs the criterion benches; returns their figures and the services they ran without
+/// (whose rows are missing), for the report to name.
+fn criterion_run(o: &Options) -> Result<(Vec<CriterionFigure>, Vec<String>)> {
     let since = std::time::SystemTime::now();
     let services = crate::services::Services::start()?;
     services.report();
+    let skipped = services.missing.iter().map(|m| format!("{}: {}", m.suite, m.why)).collect();
     let mut flags = vec!["--noplot"];
     if o.quick {
         flags.extend(["--warm-up-time", "0.3", "--measurement-time", "0.6", "--sample-size", "10"]);
@@ -186,7 +189,7 @@ fn criterion_run(o: &Options) -> Result<Vec<CriterionFigure>> {
     let mut figures = Vec::new();
     collect_estimates(&target_dir().join("criterion"), &mut figures, since);
     figures.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(figures)
+    Ok((figures, skipped))
 }
 
 fn collect_estimates(dir: &Path, out: &mut Vec<CriterionFigure>, since: std::time::SystemTime) {

@@ -269,7 +269,13 @@ pub(super) fn cache_target(criterion: &[CriterionFigure]) -> String {
     }
 }
 
-pub(super) fn write_docs(o: &Options, h: &Http, criterion: &[CriterionFigure], elapsed: Duration) -> Result {
+pub(super) fn write_docs(
+    o: &Options,
+    h: &Http,
+    criterion: &[CriterionFigure],
+    criterion_skipped: &[String],
+    elapsed: Duration,
+) -> Result {
     let docs = root().join("docs");
     std::fs::create_dir_all(&docs).map_err(|e| format!("{}: {e}", docs.display()))?;
     let md_path = docs.join("benchmarks.md");
@@ -363,6 +369,12 @@ pub(super) fn write_docs(o: &Options, h: &Http, criterion: &[CriterionFigure], e
         let _ = writeln!(md, "| benchmark | mean |\n|---|---|");
         for f in criterion {
             let _ = writeln!(md, "| `{}` | {} |", f.id, human_ns(f.mean_ns));
+        }
+        if !criterion_skipped.is_empty() {
+            let _ = writeln!(md, "\nNot in this run (service unavailable, so its rows are missing):\n");
+            for s in criterion_skipped {
+                let _ = writeln!(md, "- {s}");
+            }
         }
     }
     md.push_str(&analysis);
