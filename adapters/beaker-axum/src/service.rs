@@ -10,8 +10,9 @@ use tower_service::Service;
 use crate::future::ResponseFuture;
 use crate::scope;
 
-/// Starts a session per request (no I/O), runs the inner service, then finishes the
-/// session and appends its `Set-Cookie` headers. Built by [`SessionLayer`](crate::SessionLayer).
+/// Makes each request's session available (started by the first extractor that asks, no
+/// I/O), runs the inner service, then finishes the session if it was used and appends its
+/// `Set-Cookie` headers. Built by [`SessionLayer`](crate::SessionLayer).
 ///
 /// The [`Session`](crate::Session) extractor finds the session while this service runs
 /// the inner one: in its `call` and in every poll of its future. That covers handlers,
