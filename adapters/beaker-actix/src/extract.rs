@@ -1,6 +1,5 @@
 //! [`Session`]: the extractor handlers take, and [`SessionExt`] for everything else.
 
-use std::cell::OnceCell;
 use std::future::{ready, Ready};
 use std::ops::Deref;
 
@@ -8,7 +7,7 @@ use actix_web::dev::{Payload, ServiceRequest};
 use actix_web::guard::GuardContext;
 use actix_web::http::header::{HeaderMap, HeaderValue, COOKIE};
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
-use beaker_core::SessionManager;
+use beaker_core::LazySession;
 
 use crate::error::SessionError;
 
@@ -58,45 +57,24 @@ pub trait SessionExt {
 
 impl SessionExt for HttpRequest {
     fn session(&self) -> Option<beaker_core::Session> {
-        self.extensions().get::<RequestSession>().map(|r| r.session(self.headers()))
+        self.extensions().get::<LazySession>().map(|slot| session_of(slot, self.headers()))
     }
 }
 
 impl SessionExt for ServiceRequest {
     fn session(&self) -> Option<beaker_core::Session> {
-        self.extensions().get::<RequestSession>().map(|r| r.session(self.headers()))
+        self.extensions().get::<LazySession>().map(|slot| session_of(slot, self.headers()))
     }
 }
 
 impl SessionExt for GuardContext<'_> {
     fn session(&self) -> Option<beaker_core::Session> {
-        self.req_data().get::<RequestSession>().map(|r| r.session(&self.head().headers))
+        self.req_data().get::<LazySession>().map(|slot| session_of(slot, &self.head().headers))
     }
 }
 
-/// What [`SessionMiddleware`](crate::SessionMiddleware) puts into the request extensions:
-/// the manager, and the session once someone asks for it. Started lazily, a session costs
-/// nothing (no handle, no copy of the `Cookie` header) on a request that never uses it.
-pub(crate) struct RequestSession {
-    manager: SessionManager,
-    session: OnceCell<beaker_core::Session>,
-}
-
-impl RequestSession {
-    pub(crate) fn new(manager: SessionManager) -> Self {
-        RequestSession { manager, session: OnceCell::new() }
-    }
-
-    /// The session, started from the request's `headers` on the first ask.
-    fn session(&self, headers: &HeaderMap) -> beaker_core::Session {
-        self.session
-            // Bytes, unchecked: core reads them (lossily) only if the session is used.
-            .get_or_init(|| self.manager.start_bytes(headers.get_all(COOKIE).map(HeaderValue::as_bytes)))
-            .clone()
-    }
-
-    /// The session, if anyone asked for it.
-    pub(crate) fn started(&self) -> Option<beaker_core::Session> {
-        self.session.get().cloned()
-    }
+/// The session of the request whose extensions hold `slot`, started on the first ask.
+fn session_of(slot: &LazySession, headers: &HeaderMap) -> beaker_core::Session {
+    // Bytes, unchecked: core reads them (lossily) only if the session is used.
+    slot.get_or_start(|| headers.get_all(COOKIE).map(HeaderValue::as_bytes)).clone()
 }

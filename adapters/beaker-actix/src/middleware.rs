@@ -9,12 +9,11 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{HeaderValue, SET_COOKIE};
 use actix_web::{HttpMessage as _, ResponseError as _};
-use beaker_core::{Session, SessionManager};
+use beaker_core::{LazySession, Session, SessionManager};
 use futures_util::future::LocalBoxFuture;
 use pin_project_lite::pin_project;
 
 use crate::error::SessionError;
-use crate::extract::RequestSession;
 
 /// Middleware giving every request a session from its manager: `App::new().wrap(SessionMiddleware::new(manager))`.
 ///
@@ -71,9 +70,9 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        // The session itself starts when first asked for (see `RequestSession`): a request
-        // that never uses it builds none.
-        req.extensions_mut().insert(RequestSession::new(self.manager.clone()));
+        // The session itself starts when first asked for: a request that never uses it
+        // builds none.
+        req.extensions_mut().insert(LazySession::new(self.manager.clone()));
         SessionFuture { state: State::Inner { inner: self.service.call(req), manager: self.manager.clone() } }
     }
 }
@@ -159,10 +158,9 @@ where
                         Err(e) => return Poll::Ready(Err(e)),
                     };
                     // The session of the request the handler answered, if anyone asked for it.
-                    let started = res.request().extensions().get::<RequestSession>().and_then(RequestSession::started);
-                    let session = match started {
-                        Some(session) if session.is_touched() => session,
-                        _ => return Poll::Ready(Ok(res.map_into_left_body())),
+                    let used = res.request().extensions().get::<LazySession>().and_then(|s| s.used().cloned());
+                    let Some(session) = used else {
+                        return Poll::Ready(Ok(res.map_into_left_body()));
                     };
                     state.set(State::Finishing { finish: Box::pin(finish(manager, session, res)) });
                 }

@@ -6,13 +6,13 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use axum::response::{IntoResponse as _, Response};
-use beaker_core::{Session, SessionManager};
+use beaker_core::LazySession;
 use http::header::SET_COOKIE;
 use http::HeaderValue;
 use pin_project_lite::pin_project;
 
 use crate::error::SessionError;
-use crate::scope::{self, Current};
+use crate::scope;
 
 type Finishing = Pin<Box<dyn Future<Output = Response> + Send>>;
 
@@ -32,22 +32,22 @@ pin_project! {
     #[project_replace = StateReplace]
     enum State<F> {
         // `None` only while a poll of `inner` lends the request to the current-session slot.
-        Inner { #[pin] inner: F, current: Option<Current> },
+        Inner { #[pin] inner: F, current: Option<LazySession> },
         Finishing { finish: Finishing },
         Done,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, current: Option<Current>) -> Self {
+    pub(crate) fn new(inner: F, current: Option<LazySession>) -> Self {
         ResponseFuture { state: State::Inner { inner, current } }
     }
 }
 
-/// Finishes `session` and puts its cookies on `res`, or replaces `res` by the error's
-/// response.
-async fn finish(manager: SessionManager, session: Session, mut res: Response) -> Response {
-    match manager.finish(&session).await {
+/// Finishes `slot`'s session and puts its cookies on `res`, or replaces `res` by the
+/// error's response.
+async fn finish(slot: LazySession, mut res: Response) -> Response {
+    match slot.finish().await {
         Ok(set_cookies) => {
             for cookie in set_cookies {
                 match HeaderValue::try_from(cookie.into_string()) {
@@ -85,14 +85,12 @@ where
                     let StateReplace::Inner { current, .. } = state.as_mut().project_replace(State::Done) else {
                         unreachable!("the state was Inner")
                     };
-                    // No session: no extractor asked for one.
-                    let (res, session, manager) = match (res, current) {
-                        (Ok(res), Some(Current { manager, session: Some(session) })) if session.is_touched() => {
-                            (res, session, manager)
-                        }
+                    // Nothing to finish: no extractor asked for the session, or no one used it.
+                    let (res, slot) = match (res, current) {
+                        (Ok(res), Some(slot)) if slot.used().is_some() => (res, slot),
                         (other, _) => return Poll::Ready(other),
                     };
-                    state.set(State::Finishing { finish: Box::pin(finish(manager, session, res)) });
+                    state.set(State::Finishing { finish: Box::pin(finish(slot, res)) });
                 }
                 StateProj::Finishing { finish } => {
                     let res = ready!(finish.as_mut().poll(cx));

@@ -1,5 +1,5 @@
 //! The slot through which the [`Session`](crate::Session) extractor finds its request's
-//! session: a thread-local that holds the request's [`Current`] only while the layer runs
+//! session: a thread-local that holds the request's [`LazySession`] only while the layer runs
 //! the inner service (its `call`, and each poll of its future).
 //!
 //! Why not the request extensions: axum and hyper already put three entries there, so a
@@ -12,44 +12,30 @@
 
 use std::cell::Cell;
 
-use beaker_core::{Session, SessionManager};
+use beaker_core::{LazySession, Session};
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 
-/// One request's session: started by the first extractor that asks (or by the layer,
-/// when it also puts the session into the request extensions).
-pub(crate) struct Current {
-    pub(crate) manager: SessionManager,
-    pub(crate) session: Option<Session>,
-}
-
-impl Current {
-    /// The session, started from `headers` if no one asked for it yet.
-    fn session(&mut self, headers: &HeaderMap) -> &Session {
-        self.session.get_or_insert_with(|| start(&self.manager, headers))
-    }
-}
-
-/// Starts the session of a request with these headers (no I/O, cannot fail).
-pub(crate) fn start(manager: &SessionManager, headers: &HeaderMap) -> Session {
+/// Starts `slot`'s session from `headers` if no one asked for it yet.
+pub(crate) fn session_of<'a>(slot: &'a LazySession, headers: &HeaderMap) -> &'a Session {
     // Bytes, unchecked: core reads them (lossily) only if the session is used.
-    manager.start_bytes(headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes))
+    slot.get_or_start(|| headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes))
 }
 
 thread_local! {
-    static CURRENT: Cell<Option<Current>> = const { Cell::new(None) };
+    static CURRENT: Cell<Option<LazySession>> = const { Cell::new(None) };
 }
 
-/// The request's [`Current`] made current for the guard's lifetime; on drop, it goes
+/// The request's [`LazySession`] made current for the guard's lifetime; on drop, it goes
 /// back to its owner and the previous one (an outer layer's, or none) is current again.
 pub(crate) struct Scope<'a> {
-    owner: &'a mut Option<Current>,
-    previous: Option<Current>,
+    owner: &'a mut Option<LazySession>,
+    previous: Option<LazySession>,
     entered: bool,
 }
 
 /// Makes `owner`'s request current until the returned guard is dropped.
-pub(crate) fn enter(owner: &mut Option<Current>) -> Scope<'_> {
+pub(crate) fn enter(owner: &mut Option<LazySession>) -> Scope<'_> {
     // `try_with`: during thread teardown the slot may be gone; the request then stays
     // with its owner and extractors report the layer as missing instead of panicking.
     match CURRENT.try_with(|c| c.replace(owner.take())) {
@@ -74,8 +60,8 @@ impl Drop for Scope<'_> {
 pub(crate) fn session(headers: &HeaderMap) -> Option<Session> {
     CURRENT
         .try_with(|c| {
-            let mut current = c.take();
-            let handle = current.as_mut().map(|cur| cur.session(headers).clone());
+            let current = c.take();
+            let handle = current.as_ref().map(|slot| session_of(slot, headers).clone());
             c.set(current);
             handle
         })

@@ -3,7 +3,7 @@
 use std::task::{Context, Poll};
 
 use axum::response::Response;
-use beaker_core::SessionManager;
+use beaker_core::{LazySession, SessionManager};
 use http::Request;
 use tower_service::Service;
 
@@ -61,12 +61,12 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         // Started here only when it must also go into the extensions; otherwise by the
         // first extractor that asks, so an untouched request never builds one.
-        let session = self.extension.then(|| {
-            let session = scope::start(&self.manager, req.headers());
-            req.extensions_mut().insert(session.clone());
-            session
-        });
-        let mut current = Some(scope::Current { manager: self.manager.clone(), session });
+        let slot = LazySession::new(self.manager.clone());
+        if self.extension {
+            let session = scope::session_of(&slot, req.headers()).clone();
+            req.extensions_mut().insert(session);
+        }
+        let mut current = Some(slot);
         // The service `poll_ready` readied is the one called, here and now; only its
         // future moves on. Current during `call` too: a service may extract eagerly.
         let inner = {

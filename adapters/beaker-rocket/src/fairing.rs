@@ -1,14 +1,16 @@
 //! [`SessionFairing`]: the per-request session lifecycle.
 
-use beaker_core::SessionManager;
+use beaker_core::{LazySession, SessionManager};
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::{Data, Request, Response};
 
 use crate::error::SessionError;
 use crate::Slot;
 
-/// Owns the session manager: starts a session for every request (no I/O) and, on the
-/// response, finishes it and appends its `Set-Cookie` headers.
+/// Owns the session manager: gives every request a slot from which the [`Session`](crate::Session)
+/// guard starts its session (no I/O) and, on the response, finishes the session if it was
+/// used and appends its `Set-Cookie` headers. A request whose handlers never take the
+/// guard builds no session.
 #[derive(Debug, Clone)]
 pub struct SessionFairing {
     manager: SessionManager,
@@ -28,15 +30,14 @@ impl Fairing for SessionFairing {
     }
 
     async fn on_request(&self, req: &mut Request<'_>, _data: &mut Data<'_>) {
-        let session = self.manager.start(req.headers().get("Cookie"));
-        req.local_cache(|| Slot(Some(session)));
+        req.local_cache(|| Slot(Some(LazySession::new(self.manager.clone()))));
     }
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
-        let Slot(Some(session)) = req.local_cache(|| Slot(None)) else {
+        let Slot(Some(slot)) = req.local_cache(|| Slot(None)) else {
             return;
         };
-        match self.manager.finish(session).await {
+        match slot.finish().await {
             Ok(set_cookies) => {
                 for cookie in set_cookies {
                     res.adjoin_raw_header("Set-Cookie", cookie.into_string());

@@ -1,8 +1,8 @@
 //! # beaker-rocket
 //!
 //! [Rocket](https://rocket.rs) integration for beaker-rs sessions: a [`SessionFairing`]
-//! that owns the [`beaker_core::SessionManager`], starts each request's session and
-//! finishes it on the response, and a [`Session`] request guard.
+//! that owns the [`beaker_core::SessionManager`], starts each request's session when a
+//! handler first asks for it and finishes it on the response, and a [`Session`] request guard.
 //!
 //! The fairing only translates between Rocket and the manager. When finishing fails (a
 //! store outage, a session too large for its cookie) the response is replaced by the
@@ -40,6 +40,7 @@ pub use error::SessionError;
 pub use fairing::SessionFairing;
 pub use guard::Session;
 
-/// The request-local slot the fairing fills and the guard reads. `None` means the
-/// fairing is not attached (the guard's fallback filled the slot).
-struct Slot(Option<beaker_core::Session>);
+/// The request-local slot the fairing fills and the guard reads (the session starts
+/// when the first guard asks for it). `None` means the fairing is not attached (the
+/// guard's fallback filled the slot).
+struct Slot(Option<beaker_core::LazySession>);

@@ -20,6 +20,13 @@ async fn read(session: Session) -> Result<String, SessionError> {
     Ok(session.get::<u64>("n").await?.map_or("none".into(), |n| n.to_string()))
 }
 
+/// Two guards in one request: the second finds the session the first started.
+#[rocket::get("/twice")]
+async fn twice(writer: Session, reader: Session) -> Result<String, SessionError> {
+    writer.insert("n", &5u64).await?;
+    Ok(reader.get::<u64>("n").await?.map_or("none".into(), |n| n.to_string()))
+}
+
 #[rocket::get("/plain")]
 fn plain() -> &'static str {
     "plain"
@@ -27,7 +34,7 @@ fn plain() -> &'static str {
 
 fn rocket(with_fairing: bool) -> Rocket<Build> {
     let config = Config { log_level: LogLevel::Off, ..Config::debug_default() };
-    let rocket = rocket::custom(config).mount("/", rocket::routes![counter, read, plain]);
+    let rocket = rocket::custom(config).mount("/", rocket::routes![counter, read, twice, plain]);
     if with_fairing {
         let sessions = SessionConfig::new().with_secret([7u8; 64]).expect("a long secret");
         rocket.attach(SessionFairing::new(SessionManager::builder(sessions).build().expect("a manager")))
@@ -60,6 +67,17 @@ async fn a_write_sets_the_cookie_that_finds_the_session_again() {
     let second = client.get("/counter").header(Header::new("Cookie", pair)).dispatch().await;
     assert!(set_cookies(&second).is_empty(), "an existing session keeps its cookie");
     assert_eq!(second.into_string().await.as_deref(), Some("2"));
+}
+
+#[rocket::async_test]
+async fn every_guard_of_a_request_shares_one_session() {
+    let client = Client::untracked(rocket(true)).await.expect("a client");
+    let res = client.get("/twice").dispatch().await;
+    let cookies = set_cookies(&res);
+    assert_eq!(res.into_string().await.as_deref(), Some("5"));
+    let pair = cookies.first().expect("the write set a cookie").split(';').next().expect("name=value").to_owned();
+    let read = client.get("/read").header(Header::new("Cookie", pair)).dispatch().await;
+    assert_eq!(read.into_string().await.as_deref(), Some("5"));
 }
 
 #[rocket::async_test]

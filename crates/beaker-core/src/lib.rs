@@ -16,7 +16,8 @@
 //! - [`SessionManager`] owns the [`SessionConfig`], the [`SessionStore`] and the [`Keys`].
 //!   Per request, [`SessionManager::start`] turns the `Cookie` headers into a [`Session`]
 //!   (no I/O), and [`SessionManager::finish`] persists what changed and returns the
-//!   `Set-Cookie` values.
+//!   `Set-Cookie` values. Adapters hold it in a [`LazySession`], which starts the session
+//!   only when a handler first asks for it.
 //! - [`Session`] is a lazily loaded map of string keys to serde values with per-key change
 //!   tracking, flash messages, [`Session::regenerate_id`] and [`Session::invalidate`].
 //! - [`SessionStore`] is the trait server-side backends implement; [`MemoryStore`] is the
@@ -51,6 +52,7 @@ mod cookie_store;
 mod cookies;
 mod error;
 mod id;
+mod lazy;
 mod manager;
 mod memory;
 mod secret;
@@ -64,6 +66,7 @@ pub use cookie_store::CookieStore;
 pub use cookies::SetCookie;
 pub use error::{BoxError, ConfigError, Error, StoreError};
 pub use id::{SessionId, StoreKey};
+pub use lazy::LazySession;
 pub use manager::{SessionManager, SessionManagerBuilder};
 pub use memory::MemoryStore;
 pub use secret::{Keys, Secret};
