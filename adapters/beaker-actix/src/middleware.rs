@@ -73,7 +73,7 @@ where
         // The session itself starts when first asked for: a request that never uses it
         // builds none.
         req.extensions_mut().insert(LazySession::new(self.manager.clone()));
-        SessionFuture { state: State::Inner { inner: self.service.call(req), manager: self.manager.clone() } }
+        SessionFuture { state: State::Inner { inner: self.service.call(req) } }
     }
 }
 
@@ -92,9 +92,8 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
-    #[project_replace = StateReplace]
     enum State<F, B> {
-        Inner { #[pin] inner: F, manager: SessionManager },
+        Inner { #[pin] inner: F },
         Finishing { finish: Finishing<B> },
         Done,
     }
@@ -150,16 +149,18 @@ where
                 StateProj::Inner { inner, .. } => {
                     // An inner error ends the request: nothing of it can be saved.
                     let res = ready!(inner.poll(cx));
-                    let StateReplace::Inner { manager, .. } = state.as_mut().project_replace(State::Done) else {
-                        unreachable!("the state was Inner")
-                    };
+                    state.set(State::Done);
                     let res = match res {
                         Ok(res) => res,
                         Err(e) => return Poll::Ready(Err(e)),
                     };
                     // The session of the request the handler answered, if anyone asked for it.
-                    let used = res.request().extensions().get::<LazySession>().and_then(|s| s.used().cloned());
-                    let Some(session) = used else {
+                    let used = res
+                        .request()
+                        .extensions()
+                        .get::<LazySession>()
+                        .and_then(|slot| slot.used().map(|session| (slot.manager().clone(), session.clone())));
+                    let Some((manager, session)) = used else {
                         return Poll::Ready(Ok(res.map_into_left_body()));
                     };
                     state.set(State::Finishing { finish: Box::pin(finish(manager, session, res)) });

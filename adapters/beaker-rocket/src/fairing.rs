@@ -1,5 +1,7 @@
 //! [`SessionFairing`]: the per-request session lifecycle.
 
+use std::sync::Mutex;
+
 use beaker_core::{LazySession, SessionManager};
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::{Data, Request, Response};
@@ -30,14 +32,21 @@ impl Fairing for SessionFairing {
     }
 
     async fn on_request(&self, req: &mut Request<'_>, _data: &mut Data<'_>) {
-        req.local_cache(|| Slot(Some(LazySession::new(self.manager.clone()))));
+        req.local_cache(|| Slot(Some(Mutex::new(LazySession::new(self.manager.clone())))));
     }
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         let Slot(Some(slot)) = req.local_cache(|| Slot(None)) else {
             return;
         };
-        match slot.finish().await {
+        let used = {
+            let slot = Slot::lock(slot);
+            slot.used().map(|session| (slot.manager().clone(), session.clone()))
+        };
+        let Some((manager, session)) = used else {
+            return;
+        };
+        match manager.finish(&session).await {
             Ok(set_cookies) => {
                 for cookie in set_cookies {
                     res.adjoin_raw_header("Set-Cookie", cookie.into_string());

@@ -31,6 +31,7 @@ impl<'r> FromRequest<'r> for Session {
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         match req.local_cache(|| Slot(None)) {
             Slot(Some(slot)) => {
+                let slot = Slot::lock(slot);
                 let session = slot.get_or_start(|| req.headers().get("Cookie").map(str::as_bytes));
                 Outcome::Success(Session(session.clone()))
             }

@@ -1,7 +1,7 @@
 //! [`LazySession`]: a request's session, started only when something first asks for it.
 
+use std::cell::OnceCell;
 use std::fmt;
-use std::sync::OnceLock;
 
 use crate::error::Error;
 use crate::manager::SessionManager;
@@ -15,6 +15,11 @@ use crate::SetCookie;
 /// extractors call [`get_or_start`](Self::get_or_start), and the middleware ends the
 /// request with [`finish`](Self::finish). A request whose handler never asks for its
 /// session builds no handle and copies no header; its `finish` does nothing.
+///
+/// The slot is `Send` but not `Sync` (a plain once-cell: the first ask costs no atomic
+/// handshake, and the slot is as small as two pointers). It belongs to one request, which
+/// only one thread polls at a time; a framework that wants request-local data `Sync`
+/// (Rocket) keeps it behind a mutex.
 ///
 /// ```
 /// use beaker_core::{LazySession, MemoryStore, SessionConfig, SessionManager};
@@ -33,13 +38,13 @@ use crate::SetCookie;
 /// ```
 pub struct LazySession {
     manager: SessionManager,
-    session: OnceLock<Session>,
+    session: OnceCell<Session>,
 }
 
 impl LazySession {
     /// An empty slot serving sessions from `manager`.
     pub fn new(manager: SessionManager) -> Self {
-        LazySession { manager, session: OnceLock::new() }
+        LazySession { manager, session: OnceCell::new() }
     }
 
     /// The manager this slot starts sessions from.
@@ -70,14 +75,14 @@ impl LazySession {
     }
 
     /// Ends the request: [`SessionManager::finish`] for a used session, nothing (and no
-    /// cookie) otherwise.
+    /// cookie) otherwise. The future is `Send`.
     ///
     /// # Errors
     /// Those of [`SessionManager::finish`].
-    pub async fn finish(&self) -> Result<Vec<SetCookie>, Error> {
-        match self.used() {
-            Some(session) => self.manager.finish(session).await,
-            None => Ok(Vec::new()),
+    pub async fn finish(self) -> Result<Vec<SetCookie>, Error> {
+        match self.session.into_inner() {
+            Some(session) if session.is_touched() => self.manager.finish(&session).await,
+            _ => Ok(Vec::new()),
         }
     }
 }
@@ -97,6 +102,15 @@ mod tests {
     fn manager() -> SessionManager {
         let config = SessionConfig::new().with_secret("a test secret of enough bytes").expect("secret");
         SessionManager::builder(config).store(MemoryStore::new()).build().expect("manager")
+    }
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn the_slot_and_its_finish_are_send() {
+        let slot = LazySession::new(manager());
+        assert_send(&slot);
+        assert_send(&slot.finish());
     }
 
     #[tokio::test]
