@@ -74,6 +74,10 @@ pub(crate) struct ManagerInner {
     cookie_name: Finder<'static>,
     keys: Keys,
     backend: Backend,
+    /// The backend again when it is the built-in [`MemoryStore`]: its `load` and `apply`
+    /// (every request that reads or changes a session) are then called directly, without
+    /// the boxed future of the trait call.
+    memory: Option<MemoryStore>,
     clock: Arc<dyn Clock>,
 }
 
@@ -82,6 +86,8 @@ pub(crate) struct ManagerInner {
 pub struct SessionManagerBuilder {
     config: SessionConfig,
     store: Option<Arc<dyn SessionStore>>,
+    /// The store again when it is a [`MemoryStore`] passed by value.
+    memory: Option<MemoryStore>,
     cookie: bool,
     clock: Arc<dyn Clock>,
 }
@@ -92,7 +98,7 @@ const MAX_COOKIE_CANDIDATES: usize = 4;
 impl SessionManager {
     /// Starts building a manager from `config`.
     pub fn builder(config: SessionConfig) -> SessionManagerBuilder {
-        SessionManagerBuilder { config, store: None, cookie: false, clock: Arc::new(SystemClock) }
+        SessionManagerBuilder { config, store: None, memory: None, cookie: false, clock: Arc::new(SystemClock) }
     }
 
     /// The configuration in force.
@@ -212,6 +218,27 @@ impl ManagerInner {
         result
     }
 
+    /// `store.load(key)`, or the built-in memory store's direct call.
+    async fn load_record(&self, store: &dyn SessionStore, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        match &self.memory {
+            Some(memory) => Ok(memory.load_now(key)),
+            None => self.call("load", store.load(key)).await,
+        }
+    }
+
+    /// `store.apply(key, changes)`, or the built-in memory store's direct call.
+    async fn apply_changes(
+        &self,
+        store: &dyn SessionStore,
+        key: &StoreKey,
+        changes: &Changes,
+    ) -> Result<bool, StoreError> {
+        match &self.memory {
+            Some(memory) => Ok(memory.apply_now(key, changes)),
+            None => self.call("apply", store.apply(key, changes)).await,
+        }
+    }
+
     /// When a record written or touched at `now` expires: the idle timeout from now,
     /// capped by the absolute lifetime from creation.
     fn expiry(&self, created: SystemTime, now: SystemTime) -> Option<SystemTime> {
@@ -302,7 +329,7 @@ impl ManagerInner {
             }
             Backend::Server(store) => match self.verified_cookie_id(st) {
                 None => None,
-                Some(id) => match self.call("load", store.load(self.cached_key(st, &id))).await {
+                Some(id) => match self.load_record(store.as_ref(), self.cached_key(st, &id)).await {
                     Ok(Some(record)) => Some((record, id, st.stale_key)),
                     Ok(None) => None,
                     Err(StoreError::Corrupt { message }) if self.config.invalidate_corrupt => {
@@ -385,7 +412,7 @@ impl ManagerInner {
                 expires: self.expiry(st.created.unwrap_or(now), now),
             };
             st.clear = false;
-            if self.call("apply", store.apply(self.cached_key(st, &id), &changes)).await? {
+            if self.apply_changes(store, self.cached_key(st, &id), &changes).await? {
                 return Ok(self.cookie_refresh(st).then(|| self.cookie_for(&id, now)));
             }
             // The record went away under us (expired, deleted by a logout elsewhere): never
@@ -462,12 +489,14 @@ impl ManagerInner {
 impl SessionManagerBuilder {
     /// Uses a server-side store.
     pub fn store(mut self, store: impl SessionStore) -> Self {
+        self.memory = (&store as &dyn std::any::Any).downcast_ref::<MemoryStore>().cloned();
         self.store = Some(Arc::new(store));
         self
     }
 
     /// Uses a server-side store already behind an `Arc`.
     pub fn shared_store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.memory = None;
         self.store = Some(store);
         self
     }
@@ -491,6 +520,7 @@ impl SessionManagerBuilder {
     pub fn build(self) -> Result<SessionManager, ConfigError> {
         self.config.validate()?;
         let keys = Keys::new(&self.config.secrets)?;
+        let mut memory = self.memory;
         let backend = match (self.store, self.cookie) {
             (Some(_), true) => {
                 return Err(ConfigError::Conflict {
@@ -499,13 +529,17 @@ impl SessionManagerBuilder {
                 })
             }
             (Some(store), false) => Backend::Server(store),
-            (None, true) => Backend::Cookie,
+            (None, true) => {
+                memory = None;
+                Backend::Cookie
+            }
             (None, false) => match self.config.resolved_store_type()? {
                 StoreType::Cookie => Backend::Cookie,
-                StoreType::Memory => Backend::Server(Arc::new(MemoryStore::with_clock(
-                    MemoryStore::DEFAULT_MAX_SESSIONS,
-                    self.clock.clone(),
-                ))),
+                StoreType::Memory => {
+                    let store = MemoryStore::with_clock(MemoryStore::DEFAULT_MAX_SESSIONS, self.clock.clone());
+                    memory = Some(store.clone());
+                    Backend::Server(Arc::new(store))
+                }
                 other => {
                     return Err(ConfigError::Missing {
                         key: "session.type".into(),
@@ -518,7 +552,14 @@ impl SessionManagerBuilder {
         };
         let cookie_name = Finder::new(self.config.key.as_bytes()).into_owned();
         Ok(SessionManager {
-            inner: Arc::new(ManagerInner { config: self.config, cookie_name, keys, backend, clock: self.clock }),
+            inner: Arc::new(ManagerInner {
+                config: self.config,
+                cookie_name,
+                keys,
+                backend,
+                memory,
+                clock: self.clock,
+            }),
         })
     }
 }

@@ -91,6 +91,33 @@ impl MemoryStore {
         &self.inner.shards[(self.inner.hasher.hash_one(key) as usize) % SHARDS]
     }
 
+    /// [`SessionStore::load`], without the future: the session manager calls the
+    /// built-in store directly (no boxed future, nothing that could hang).
+    pub(crate) fn load_now(&self, key: &StoreKey) -> Option<Record> {
+        let now = self.inner.clock.now();
+        let mut map = self.shard(key).lock();
+        match map.get(key) {
+            Some(r) if r.is_expired(now) => {
+                map.remove(key);
+                None
+            }
+            other => other.cloned(),
+        }
+    }
+
+    /// [`SessionStore::apply`], without the future (see [`load_now`](Self::load_now)).
+    pub(crate) fn apply_now(&self, key: &StoreKey, changes: &Changes) -> bool {
+        let now = self.inner.clock.now();
+        let mut map = self.shard(key).lock();
+        match map.get_mut(key) {
+            Some(r) if !r.is_expired(now) => {
+                r.apply(changes);
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn make_room(map: &mut HashMap<StoreKey, Record, Hasher>, limit: usize, now: SystemTime) {
         if map.len() < limit {
             return;
@@ -122,15 +149,7 @@ impl MemoryStore {
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        let now = self.inner.clock.now();
-        let mut map = self.shard(key).lock();
-        match map.get(key) {
-            Some(r) if r.is_expired(now) => {
-                map.remove(key);
-                Ok(None)
-            }
-            other => Ok(other.cloned()),
-        }
+        Ok(self.load_now(key))
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
@@ -145,15 +164,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
-        let now = self.inner.clock.now();
-        let mut map = self.shard(key).lock();
-        match map.get_mut(key) {
-            Some(r) if !r.is_expired(now) => {
-                r.apply(changes);
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        Ok(self.apply_now(key, changes))
     }
 
     async fn touch(

@@ -11,12 +11,15 @@ use base64::Engine as _;
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use subtle::ConstantTimeEq as _;
 
 use crate::error::ConfigError;
 
 /// Shortest secret accepted, in bytes.
 pub(crate) const MIN_SECRET_LEN: usize = 16;
 const NONCE_LEN: usize = 12;
+/// Length of an HMAC-SHA256 tag in unpadded URL-safe base64.
+const TAG_LEN: usize = 43;
 
 /// One application secret. Its bytes never appear in `Debug` output.
 #[derive(Clone)]
@@ -114,17 +117,18 @@ impl Keys {
         // `memrchr` (SIMD): `rsplit_once` searches a byte at a time.
         let dot = memchr::memrchr(b'.', signed.as_bytes())?;
         let (value, sig) = (&signed[..dot], &signed[dot + 1..]);
-        // Decoded on the stack: anything longer than a SHA-256 tag fails to fit.
-        let mut buf = [0u8; 48];
-        let len = URL_SAFE_NO_PAD.decode_slice(sig, &mut buf).ok()?;
-        if len != 32 {
+        // The expected tag is encoded and compared with the one received, in constant
+        // time, rather than the received one decoded: encoding is the cheaper half of
+        // base64, and the strict decoder accepts exactly the canonical encoding anyway.
+        if sig.len() != TAG_LEN {
             return None;
         }
-        let tag = &buf[..32];
-        self.pairs
-            .iter()
-            .enumerate()
-            .find_map(|(i, pair)| Self::mac(&pair.sign, context, value).verify_slice(tag).ok().map(|()| (value, i > 0)))
+        self.pairs.iter().enumerate().find_map(|(i, pair)| {
+            let tag = Self::mac(&pair.sign, context, value).finalize().into_bytes();
+            let mut expected = [0u8; TAG_LEN];
+            let written = URL_SAFE_NO_PAD.encode_slice(tag, &mut expected).ok()?;
+            (written == TAG_LEN && bool::from(expected.ct_eq(sig.as_bytes()))).then_some((value, i > 0))
+        })
     }
 
     /// Encrypts and authenticates `plaintext` with the newest key: URL-safe base64 of
@@ -184,6 +188,29 @@ mod tests {
         for garbage in ["", ".", "value.", "value.!!!", "value.AAAA"] {
             assert_eq!(new.verify("c", garbage), None, "{garbage:?}");
         }
+    }
+
+    #[test]
+    fn every_other_signature_is_refused() {
+        // Each character of the tag replaced by each other one of the alphabet: none
+        // verifies, including the last character's variants that differ only in the two
+        // padding bits (a lenient decoder would map those to the same tag).
+        let k = keys(&["a secret that is long enough!!"]);
+        let signed = k.sign("c", "value");
+        let dot = signed.rfind('.').unwrap();
+        assert_eq!(signed.len() - dot - 1, TAG_LEN);
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        for at in dot + 1..signed.len() {
+            for &c in alphabet.iter().filter(|&&c| c != signed.as_bytes()[at]) {
+                let mut forged = signed.clone().into_bytes();
+                forged[at] = c;
+                let forged = String::from_utf8(forged).unwrap();
+                assert_eq!(k.verify("c", &forged), None, "{forged}");
+            }
+        }
+        assert_eq!(k.verify("c", &format!("{signed}A")), None, "one character too many");
+        assert_eq!(k.verify("c", &signed[..signed.len() - 1]), None, "one character short");
+        assert_eq!(k.verify("c", &signed), Some(("value", false)));
     }
 
     #[test]
