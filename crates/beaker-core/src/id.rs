@@ -70,47 +70,90 @@ impl fmt::Display for SessionId {
 /// that a dump of the store does not hand out live session tokens; with `hash_ids = false`
 /// (for Beaker interoperability) it is the id itself. Either way it contains only
 /// `[A-Za-z0-9_-]`, so it is safe as a file name, a Redis key part or an SQL value.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StoreKey(String);
+// Held inline, like `SessionId`: a key is derived on every request that reaches the store.
+#[derive(Clone)]
+pub struct StoreKey {
+    len: u8,
+    /// The key's ASCII bytes, then zeros.
+    bytes: [u8; MAX_KEY_LEN],
+}
 
 /// Length of a hashed store key: a SHA-256 digest in unpadded base64.
 const HASHED_KEY_LEN: usize = 43;
+/// Longest store key [`StoreKey::from_stored`] accepts.
+const MAX_KEY_LEN: usize = 64;
 
 impl StoreKey {
     /// The store key of `id`: its hash when `hashed`, else the id itself.
     pub fn for_id(id: &SessionId, hashed: bool) -> Self {
         if hashed {
-            // Encoded on the stack: `encode` zero-fills a heap buffer first.
-            let mut key = [0u8; HASHED_KEY_LEN];
-            let written = URL_SAFE_NO_PAD.encode_slice(Sha256::digest(id.0), &mut key);
+            let mut key = StoreKey { len: HASHED_KEY_LEN as u8, bytes: [0; MAX_KEY_LEN] };
+            let written = URL_SAFE_NO_PAD.encode_slice(Sha256::digest(id.0), &mut key.bytes[..HASHED_KEY_LEN]);
             debug_assert_eq!(written, Ok(HASHED_KEY_LEN));
-            // Base64 is ASCII, so `from_utf8` (whose ASCII fast path is several times
-            // quicker than the lossy decoder) always succeeds; the fallback is never taken.
-            match std::str::from_utf8(&key) {
-                Ok(ascii) => StoreKey(ascii.to_owned()),
-                Err(_) => StoreKey(String::from_utf8_lossy(&key).into_owned()),
-            }
+            key
         } else {
-            StoreKey(id.expose().to_owned())
+            Self::inline(&id.0)
         }
+    }
+
+    /// `ascii` (at most 64 bytes of the key alphabet, checked by every caller) held inline.
+    fn inline(ascii: &[u8]) -> Self {
+        let mut key = StoreKey { len: ascii.len() as u8, bytes: [0; MAX_KEY_LEN] };
+        key.bytes[..ascii.len()].copy_from_slice(ascii);
+        key
     }
 
     /// Wraps a key read back from a store (for listing and cleanup); `None` unless it has
     /// the shape of a key this crate makes.
     pub fn from_stored(s: &str) -> Option<Self> {
-        let ok = (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        ok.then(|| StoreKey(s.to_owned()))
+        let ok = (1..=MAX_KEY_LEN).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| Self::inline(s.as_bytes()))
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
     }
 
     /// The key as a string.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Always ASCII: every constructor holds only `[A-Za-z0-9_-]`.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+}
+
+// By the key's bytes (the zeros after it are not part of it).
+impl PartialEq for StoreKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for StoreKey {}
+
+impl std::hash::Hash for StoreKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // The bytes alone, without the slice's length prefix (one hasher call fewer):
+        // equal keys still hash alike, which is all `Eq` asks.
+        state.write(self.as_bytes());
+    }
+}
+
+impl PartialOrd for StoreKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for StoreKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 
 impl fmt::Debug for StoreKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "StoreKey({}…)", &self.0[..self.0.len().min(6)])
+        write!(f, "StoreKey({}…)", self.as_str().get(..6).unwrap_or(self.as_str()))
     }
 }
 
@@ -168,6 +211,38 @@ mod tests {
         assert_eq!(StoreKey::for_id(&id, false).as_str(), id.expose());
         assert!(StoreKey::from_stored(k.as_str()).is_some());
         assert!(StoreKey::from_stored("../x").is_none());
+    }
+
+    #[test]
+    fn keys_compare_hash_and_order_as_their_text() {
+        use std::collections::hash_map::DefaultHasher;
+        use std::hash::{Hash, Hasher};
+        let hash = |k: &StoreKey| {
+            let mut h = DefaultHasher::new();
+            k.hash(&mut h);
+            h.finish()
+        };
+        let text_hash = |s: &str| {
+            let mut h = DefaultHasher::new();
+            h.write(s.as_bytes());
+            h.finish()
+        };
+        let long = "x".repeat(64);
+        let keys = ["a", "ab", "abc", "b", "B", "a-_9", long.as_str()];
+        for a in keys {
+            let ka = StoreKey::from_stored(a).expect(a);
+            assert_eq!(ka.as_str(), a);
+            assert_eq!(hash(&ka), text_hash(a), "{a}");
+            for b in keys {
+                let kb = StoreKey::from_stored(b).expect(b);
+                assert_eq!(ka == kb, a == b, "{a} {b}");
+                assert_eq!(ka.cmp(&kb), a.cmp(b), "{a} {b}");
+            }
+        }
+        assert!(StoreKey::from_stored(&"x".repeat(65)).is_none());
+        assert!(StoreKey::from_stored("").is_none());
+        let id = SessionId::generate();
+        assert_eq!(StoreKey::for_id(&id, true).as_str().len(), HASHED_KEY_LEN);
     }
 
     #[test]
