@@ -47,6 +47,11 @@ fn set_cookies(res: &LocalResponse<'_>) -> Vec<String> {
     res.headers().get("Set-Cookie").map(str::to_owned).collect()
 }
 
+/// The `name=value` pair a browser sends back for this `Set-Cookie` value.
+fn pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().expect("name=value").to_owned()
+}
+
 #[rocket::async_test]
 async fn a_write_sets_the_cookie_that_finds_the_session_again() {
     let client = Client::untracked(rocket(true)).await.expect("a client");
@@ -55,7 +60,7 @@ async fn a_write_sets_the_cookie_that_finds_the_session_again() {
     assert_eq!(first.into_string().await.as_deref(), Some("1"));
     assert_eq!(cookies.len(), 1, "{cookies:?}");
     assert!(cookies[0].starts_with("beaker.session.id="), "{cookies:?}");
-    let pair = cookies[0].split(';').next().expect("name=value").to_owned();
+    let pair = pair(&cookies[0]);
 
     // Two Cookie lines, ours second: still found; a read writes nothing.
     let read =
@@ -73,10 +78,9 @@ async fn a_write_sets_the_cookie_that_finds_the_session_again() {
 async fn every_guard_of_a_request_shares_one_session() {
     let client = Client::untracked(rocket(true)).await.expect("a client");
     let res = client.get("/twice").dispatch().await;
-    let cookies = set_cookies(&res);
+    let cookie = pair(set_cookies(&res).first().expect("the write set a cookie"));
     assert_eq!(res.into_string().await.as_deref(), Some("5"));
-    let pair = cookies.first().expect("the write set a cookie").split(';').next().expect("name=value").to_owned();
-    let read = client.get("/read").header(Header::new("Cookie", pair)).dispatch().await;
+    let read = client.get("/read").header(Header::new("Cookie", cookie)).dispatch().await;
     assert_eq!(read.into_string().await.as_deref(), Some("5"));
 }
 
