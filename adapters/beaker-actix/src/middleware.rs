@@ -9,7 +9,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{HeaderValue, SET_COOKIE};
 use actix_web::{HttpMessage as _, ResponseError as _};
-use beaker_core::{LazySession, Session, SessionManager};
+use beaker_core::{LazySession, SessionManager, SetCookie};
 use futures_util::future::LocalBoxFuture;
 use pin_project_lite::pin_project;
 
@@ -105,14 +105,13 @@ impl<F, B> std::fmt::Debug for SessionFuture<F, B> {
     }
 }
 
-/// Finishes `session` and puts its cookies on `res`, or replaces `res` by the error's
-/// response.
+/// Runs `finishing` (the session's end) and puts its cookies on `res`, or replaces `res`
+/// by the error's response.
 async fn finish<B: MessageBody + 'static>(
-    manager: SessionManager,
-    session: Session,
+    finishing: impl Future<Output = Result<Vec<SetCookie>, beaker_core::Error>>,
     res: ServiceResponse<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    let failure = match manager.finish(&session).await {
+    let failure = match finishing.await {
         Ok(set_cookies) => {
             let values: Result<Vec<HeaderValue>, _> =
                 set_cookies.into_iter().map(|c| HeaderValue::try_from(c.into_string())).collect();
@@ -155,15 +154,11 @@ where
                         Err(e) => return Poll::Ready(Err(e)),
                     };
                     // The session of the request the handler answered, if anyone asked for it.
-                    let used = res
-                        .request()
-                        .extensions()
-                        .get::<LazySession>()
-                        .and_then(|slot| slot.used().map(|session| (slot.manager().clone(), session.clone())));
-                    let Some((manager, session)) = used else {
+                    let finishing = res.request().extensions().get::<LazySession>().and_then(LazySession::finish_used);
+                    let Some(finishing) = finishing else {
                         return Poll::Ready(Ok(res.map_into_left_body()));
                     };
-                    state.set(State::Finishing { finish: Box::pin(finish(manager, session, res)) });
+                    state.set(State::Finishing { finish: Box::pin(finish(finishing, res)) });
                 }
                 StateProj::Finishing { finish } => {
                     let res = ready!(finish.as_mut().poll(cx));

@@ -39,14 +39,11 @@ impl Fairing for SessionFairing {
         let Slot(Some(slot)) = req.local_cache(|| Slot(None)) else {
             return;
         };
-        let used = {
-            let slot = Slot::lock(slot);
-            slot.used().map(|session| (slot.manager().clone(), session.clone()))
-        };
-        let Some((manager, session)) = used else {
+        // The lock is released at the end of this statement, before the store is called.
+        let Some(finishing) = Slot::lock(slot).finish_used() else {
             return;
         };
-        match manager.finish(&session).await {
+        match finishing.await {
             Ok(set_cookies) => {
                 for cookie in set_cookies {
                     res.adjoin_raw_header("Set-Cookie", cookie.into_string());

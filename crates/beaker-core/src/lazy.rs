@@ -2,6 +2,7 @@
 
 use std::cell::OnceCell;
 use std::fmt;
+use std::future::Future;
 
 use crate::error::Error;
 use crate::manager::SessionManager;
@@ -74,6 +75,15 @@ impl LazySession {
         self.started().filter(|s| s.is_touched())
     }
 
+    /// For a slot the adapter can only borrow (a request extension, a request-local
+    /// cache): the finishing of its session if it was used, as an owned `Send` future
+    /// that needs the slot no more; `None` when there is nothing to finish.
+    pub fn finish_used(&self) -> Option<impl Future<Output = Result<Vec<SetCookie>, Error>> + Send + 'static> {
+        let session = self.used()?.clone();
+        let manager = self.manager.clone();
+        Some(async move { manager.finish(&session).await })
+    }
+
     /// Ends the request: [`SessionManager::finish`] for a used session, nothing (and no
     /// cookie) otherwise. The future is `Send`.
     ///
@@ -139,7 +149,18 @@ mod tests {
         slot.get_or_start(|| [b"x=1".as_slice()]);
         assert!(slot.started().is_some());
         assert!(slot.used().is_none());
+        assert!(slot.finish_used().is_none());
         assert!(slot.finish().await.expect("finish").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_borrowed_slot_finishes_a_used_session() {
+        let slot = LazySession::new(manager());
+        assert!(slot.finish_used().is_none(), "nothing started");
+        slot.get_or_start(|| [b"".as_slice()]).insert("n", &1).await.expect("insert");
+        let finishing = slot.finish_used().expect("a used session");
+        assert_send(&finishing);
+        assert_eq!(finishing.await.expect("finish").len(), 1);
     }
 
     #[tokio::test]
