@@ -88,6 +88,15 @@ impl LocalServer {
         let pid = self.pid().expect("signal to a stopped server");
         let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
         assert!(status.is_ok_and(|s| s.success()), "kill -{name} {pid} failed");
+        if name == "STOP" {
+            // `kill` returns once the signal is pending; a thread busy on the other core
+            // stops a moment later. Wait until every thread is stopped, so that the
+            // test's next request cannot still be answered.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            while !all_threads_stopped(pid) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
     }
 
     /// Kills the server and waits for it to exit (idempotent).
@@ -136,6 +145,18 @@ async fn wait_ready(port: u16) -> bool {
         tokio::time::sleep(READY_POLL).await;
     }
     false
+}
+
+/// Whether every thread of process `pid` is in the stopped state (`T` in
+/// `/proc/PID/task/*/stat`); `true` where `/proc` cannot be read (nothing to wait for).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return true };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            // The state follows the parenthesised command name.
+            .map(|stat| stat.rsplit_once(") ").is_none_or(|(_, rest)| rest.starts_with('T')))
+            .unwrap_or(true)
+    })
 }
 
 #[cfg(test)]
