@@ -153,12 +153,14 @@ where
                         Ok(res) => res,
                         Err(e) => return Poll::Ready(Err(e)),
                     };
-                    // The session of the request the handler answered, if anyone asked for it.
-                    let finishing = res.request().extensions().get::<LazySession>().and_then(LazySession::finish_used);
-                    let Some(finishing) = finishing else {
+                    // The session of the request the handler answered, taken out of the
+                    // request: finished once, by the innermost of nested middlewares, and
+                    // moved into the finishing (no handle to clone).
+                    let slot = res.request().extensions_mut().remove::<LazySession>();
+                    let Some(slot) = slot.filter(|slot| slot.used().is_some()) else {
                         return Poll::Ready(Ok(res.map_into_left_body()));
                     };
-                    state.set(State::Finishing { finish: Box::pin(finish(finishing, res)) });
+                    state.set(State::Finishing { finish: Box::pin(finish(slot.finish(), res)) });
                 }
                 StateProj::Finishing { finish } => {
                     let res = ready!(finish.as_mut().poll(cx));

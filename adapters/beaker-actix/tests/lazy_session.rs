@@ -94,3 +94,49 @@ async fn an_untouched_request_sets_no_cookie_and_the_extractor_needs_the_middlew
     let res = test::call_service(&bare, req).await;
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
 }
+
+#[actix_web::test]
+async fn nested_middlewares_finish_the_session_once_with_the_innermost_manager() {
+    // The outer manager names its cookie differently: a session finished by it would show.
+    let outer = SessionManager::builder(
+        SessionConfig::new().with_secret("another test secret, long enough").expect("secret").with_cookie_name("outer"),
+    )
+    .build()
+    .expect("manager");
+    let inner = manager();
+    let count = |s: Session| async move {
+        let n = s.get::<u64>("n").await?.unwrap_or(0) + 1;
+        s.insert("n", &n).await?;
+        Ok::<_, SessionError>(n.to_string())
+    };
+    let app = test::init_service(
+        App::new()
+            .wrap(SessionMiddleware::new(outer))
+            .service(
+                web::scope("/scoped").wrap(SessionMiddleware::new(inner.clone())).route("/count", web::get().to(count)),
+            )
+            .route("/count", web::get().to(count)),
+    )
+    .await;
+
+    let res = test::call_service(&app, test::TestRequest::get().uri("/scoped/count").to_request()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let set: Vec<_> = res.headers().get_all(SET_COOKIE).map(|v| v.to_str().expect("ascii").to_owned()).collect();
+    assert_eq!(set.len(), 1, "one Set-Cookie, from the innermost middleware: {set:?}");
+    assert!(set[0].starts_with(&format!("{}=", inner.config().key)), "{set:?}");
+    let cookie = set[0].split(';').next().expect("a pair").to_owned();
+    assert_eq!(test::read_body(res).await, "1");
+    // Each request counts once: the session is saved once, by the middleware that serves it.
+    for expected in 2..=3 {
+        let req = test::TestRequest::get().uri("/scoped/count").insert_header((COOKIE, cookie.clone()));
+        let res = test::call_service(&app, req.to_request()).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(res.headers().get_all(SET_COOKIE).all(|v| !v.as_bytes().starts_with(b"outer=")));
+        assert_eq!(test::read_body(res).await, expected.to_string());
+    }
+    // Outside the scope, the outer middleware serves its own session.
+    let res = test::call_service(&app, test::TestRequest::get().uri("/count").to_request()).await;
+    let set: Vec<_> = res.headers().get_all(SET_COOKIE).map(|v| v.to_str().expect("ascii").to_owned()).collect();
+    assert_eq!(set.len(), 1, "{set:?}");
+    assert!(set[0].starts_with("outer="), "{set:?}");
+}
