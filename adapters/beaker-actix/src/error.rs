@@ -16,8 +16,12 @@ pub enum SessionError {
     #[error(transparent)]
     Session(#[from] beaker_core::Error),
     /// The [`Session`](crate::Session) extractor ran without the
-    /// [`SessionMiddleware`](crate::SessionMiddleware).
-    #[error("no session in the request: wrap the app in beaker_actix::SessionMiddleware")]
+    /// [`SessionMiddleware`](crate::SessionMiddleware), or on a task of its own without
+    /// [`SessionMiddleware::with_request_extension`](crate::SessionMiddleware::with_request_extension).
+    #[error(
+        "no session in the request: wrap the app in beaker_actix::SessionMiddleware \
+         (with_request_extension() to reach it from a spawned task)"
+    )]
     MissingMiddleware,
     /// A `Set-Cookie` value could not be made a header value.
     #[error("a Set-Cookie value is not a valid header value")]

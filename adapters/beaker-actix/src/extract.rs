@@ -1,9 +1,10 @@
 //! [`Session`]: the extractor handlers take, and [`SessionExt`] for everything else.
 
+use std::cell::Ref;
 use std::future::{ready, Ready};
 use std::ops::Deref;
 
-use actix_web::dev::{Payload, ServiceRequest};
+use actix_web::dev::{Extensions, Payload, ServiceRequest};
 use actix_web::guard::GuardContext;
 use actix_web::http::header::{HeaderMap, HeaderValue, COOKIE};
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
@@ -57,24 +58,31 @@ pub trait SessionExt {
 
 impl SessionExt for HttpRequest {
     fn session(&self) -> Option<beaker_core::Session> {
-        self.extensions().get::<LazySession>().map(|slot| session_of(slot, self.headers()))
+        session_in(self.headers(), || self.extensions())
     }
 }
 
 impl SessionExt for ServiceRequest {
     fn session(&self) -> Option<beaker_core::Session> {
-        self.extensions().get::<LazySession>().map(|slot| session_of(slot, self.headers()))
+        session_in(self.headers(), || self.extensions())
     }
 }
 
 impl SessionExt for GuardContext<'_> {
     fn session(&self) -> Option<beaker_core::Session> {
-        self.req_data().get::<LazySession>().map(|slot| session_of(slot, &self.head().headers))
+        session_in(&self.head().headers, || self.req_data())
     }
 }
 
-/// The session of the request whose extensions hold `slot`, started on the first ask.
-fn session_of(slot: &LazySession, headers: &HeaderMap) -> beaker_core::Session {
+/// The session of the request whose `Cookie` headers are in `headers`, started on the
+/// first ask: the current request's (a middleware is polling its future on this thread),
+/// else the one a middleware in extension mode put into the request's `extensions`.
+fn session_in<'r>(
+    headers: &HeaderMap,
+    extensions: impl FnOnce() -> Ref<'r, Extensions>,
+) -> Option<beaker_core::Session> {
     // Bytes, unchecked: core reads them (lossily) only if the session is used.
-    slot.get_or_start(|| headers.get_all(COOKIE).map(HeaderValue::as_bytes)).clone()
+    let cookie_headers = || headers.get_all(COOKIE).map(HeaderValue::as_bytes);
+    LazySession::current_session(cookie_headers)
+        .or_else(|| extensions().get::<LazySession>().map(|slot| slot.get_or_start(cookie_headers).clone()))
 }

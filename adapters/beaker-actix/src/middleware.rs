@@ -21,15 +21,34 @@ use crate::error::SessionError;
 /// after any other. A middleware wrapped *inside* this one that fails with `Err` ends the
 /// request before the session can be finished (the request is gone by then): nothing the
 /// request changed in the session is saved. Answer with an error *response* instead.
+///
+/// Handlers, guards and middleware wrapped inside find the session while this middleware
+/// runs the inner service: in its `call` and in every poll of its future (the request's
+/// slot is the worker thread's current one, see [`LazySession::enter`]; no request
+/// extension, no allocation for a request that never asks). Code on a task the handler
+/// spawns (`actix_web::rt::spawn`) runs outside those polls: it finds the session through
+/// the request only with [`with_request_extension`](Self::with_request_extension), or if
+/// it receives a [`Session`](crate::Session) handle from the handler.
 #[derive(Debug, Clone)]
 pub struct SessionMiddleware {
     manager: SessionManager,
+    extension: bool,
 }
 
 impl SessionMiddleware {
     /// Middleware serving sessions from `manager`.
     pub fn new(manager: SessionManager) -> Self {
-        SessionMiddleware { manager }
+        SessionMiddleware { manager, extension: false }
+    }
+
+    /// Also keeps each request's session slot in the request extensions, where
+    /// [`SessionExt::session`](crate::SessionExt::session) looks when no middleware's
+    /// future is being polled: for tasks a handler spawns that ask the request for the
+    /// session first. Costs an extension entry (an allocation and a table insert) per
+    /// request.
+    pub fn with_request_extension(mut self) -> Self {
+        self.extension = true;
+        self
     }
 }
 
@@ -45,7 +64,11 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(SessionMiddlewareService { service: Rc::new(service), manager: self.manager.clone() }))
+        ready(Ok(SessionMiddlewareService {
+            service: Rc::new(service),
+            manager: self.manager.clone(),
+            extension: self.extension,
+        }))
     }
 }
 
@@ -56,6 +79,7 @@ where
 pub struct SessionMiddlewareService<S> {
     service: Rc<S>,
     manager: SessionManager,
+    extension: bool,
 }
 
 impl<S, B> Service<ServiceRequest> for SessionMiddlewareService<S>
@@ -72,8 +96,20 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         // The session itself starts when first asked for: a request that never uses it
         // builds none.
-        req.extensions_mut().insert(LazySession::new(self.manager.clone()));
-        SessionFuture { state: State::Inner { inner: self.service.call(req) } }
+        let slot = LazySession::new(self.manager.clone());
+        let mut current = if self.extension {
+            req.extensions_mut().insert(slot);
+            // Entered empty all the same: an outer middleware's slot is not this request's.
+            None
+        } else {
+            Some(slot)
+        };
+        // Current during `call` too: routing runs guards, and a service may extract eagerly.
+        let inner = {
+            let _current = LazySession::enter(&mut current);
+            self.service.call(req)
+        };
+        SessionFuture { state: State::Inner { inner, current } }
     }
 }
 
@@ -92,8 +128,10 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
+    #[project_replace = StateReplace]
     enum State<F, B> {
-        Inner { #[pin] inner: F },
+        // `current`: the request's slot, unless it lives in the request extensions.
+        Inner { #[pin] inner: F, current: Option<LazySession> },
         Finishing { finish: Finishing<B> },
         Done,
     }
@@ -145,18 +183,23 @@ where
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
-                StateProj::Inner { inner, .. } => {
+                StateProj::Inner { inner, current } => {
+                    // The request is current while the inner future runs (extractors).
+                    let res = {
+                        let _current = LazySession::enter(current);
+                        ready!(inner.poll(cx))
+                    };
+                    let StateReplace::Inner { current, .. } = state.as_mut().project_replace(State::Done) else {
+                        unreachable!("the state was Inner")
+                    };
                     // An inner error ends the request: nothing of it can be saved.
-                    let res = ready!(inner.poll(cx));
-                    state.set(State::Done);
                     let res = match res {
                         Ok(res) => res,
                         Err(e) => return Poll::Ready(Err(e)),
                     };
-                    // The session of the request the handler answered, taken out of the
-                    // request: finished once, by the innermost of nested middlewares, and
-                    // moved into the finishing (no handle to clone).
-                    let slot = res.request().extensions_mut().remove::<LazySession>();
+                    // The request's slot: kept here, or (extension mode) taken out of the
+                    // request, so that an outer middleware does not finish it again.
+                    let slot = current.or_else(|| res.request().extensions_mut().remove::<LazySession>());
                     let Some(slot) = slot.filter(|slot| slot.used().is_some()) else {
                         return Poll::Ready(Ok(res.map_into_left_body()));
                     };

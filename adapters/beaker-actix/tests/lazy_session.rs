@@ -140,3 +140,47 @@ async fn nested_middlewares_finish_the_session_once_with_the_innermost_manager()
     assert_eq!(set.len(), 1, "{set:?}");
     assert!(set[0].starts_with("outer="), "{set:?}");
 }
+
+/// A handler that hands its request to a task of its own, which asks for the session first
+/// and writes to it.
+async fn spawned(req: actix_web::HttpRequest) -> HttpResponse {
+    let task = actix_web::rt::spawn(async move {
+        let session = req.session()?;
+        session.insert("from", "spawned task").await.ok()?;
+        Some(())
+    });
+    match task.await {
+        Ok(Some(())) => HttpResponse::Ok().body("saved"),
+        _ => HttpResponse::InternalServerError().body("no session"),
+    }
+}
+
+#[actix_web::test]
+async fn a_spawned_task_reaches_the_session_through_the_request_only_in_extension_mode() {
+    let m = manager();
+    // Default: the session is current only while the middleware polls; a spawned task
+    // asking first finds none, and says so.
+    let app =
+        test::init_service(App::new().wrap(SessionMiddleware::new(m.clone())).route("/", web::get().to(spawned))).await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(cookie_of(&res), None);
+
+    let app = test::init_service(
+        App::new()
+            .wrap(SessionMiddleware::new(m.clone()).with_request_extension())
+            .route("/", web::get().to(spawned))
+            .route(
+                "/whoami",
+                web::get().to(|s: Session| async move {
+                    Ok::<_, SessionError>(format!("{:?}", s.get::<String>("from").await?))
+                }),
+            ),
+    )
+    .await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookie = cookie_of(&res).expect("the spawned task's write is saved");
+    let req = test::TestRequest::get().uri("/whoami").insert_header((COOKIE, cookie)).to_request();
+    assert_eq!(test::call_and_read_body(&app, req).await, "Some(\"spawned task\")");
+}

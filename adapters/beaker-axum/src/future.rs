@@ -12,7 +12,6 @@ use http::HeaderValue;
 use pin_project_lite::pin_project;
 
 use crate::error::SessionError;
-use crate::scope;
 
 type Finishing = Pin<Box<dyn Future<Output = Response> + Send>>;
 
@@ -78,7 +77,7 @@ where
                 StateProj::Inner { inner, current } => {
                     // The request is current while the inner future runs (extractors).
                     let res = {
-                        let _current = scope::enter(current);
+                        let _current = LazySession::enter(current);
                         ready!(inner.poll(cx))
                     };
                     // An inner error ends the request: nothing of it can be saved.

@@ -70,7 +70,7 @@ where
         // The service `poll_ready` readied is the one called, here and now; only its
         // future moves on. Current during `call` too: a service may extract eagerly.
         let inner = {
-            let _current = scope::enter(&mut current);
+            let _current = LazySession::enter(&mut current);
             self.inner.call(req)
         };
         ResponseFuture::new(inner, current)

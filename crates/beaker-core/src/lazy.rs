@@ -1,8 +1,9 @@
 //! [`LazySession`]: a request's session, started only when something first asks for it.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 
 use crate::error::Error;
 use crate::manager::SessionManager;
@@ -97,6 +98,88 @@ impl LazySession {
     }
 }
 
+thread_local! {
+    /// The slot of the request whose adapter future is being polled on this thread.
+    /// `ManuallyDrop`: a thread-local without drop glue is a plain slot, with no destructor
+    /// registration to check on every access (the guards always take their slot back, so
+    /// nothing is left in it to drop).
+    static CURRENT: Cell<ManuallyDrop<Option<LazySession>>> = const { Cell::new(ManuallyDrop::new(None)) };
+}
+
+/// Puts `slot` in this thread's current slot; returns what was there.
+#[inline]
+fn swap_current(slot: Option<LazySession>) -> Result<Option<LazySession>, std::thread::AccessError> {
+    CURRENT.try_with(|c| ManuallyDrop::into_inner(c.replace(ManuallyDrop::new(slot))))
+}
+
+/// The current request on this thread: how an adapter's extractor finds its request's
+/// slot without a request extension (no allocation, no table insert per request).
+///
+/// The adapter's middleware owns the slot (`Option<LazySession>`) in its future and makes
+/// it current with [`LazySession::enter`] for the duration of its `call` and of each poll
+/// of its future; an extractor running inside asks [`LazySession::current_session`]. A
+/// future polls on one thread at a time and the guard restores the previous slot when the
+/// poll returns or unwinds, so an extractor sees the request whose future is being polled,
+/// never another's, and nested middlewares stack (the innermost is current). Code that
+/// runs on another task (spawned by a handler) sees no current request: adapters offer a
+/// request-extension mode for it.
+impl LazySession {
+    /// Makes `owner`'s slot current on this thread until the returned guard drops; the
+    /// slot then goes back to `owner` (or stays taken, if someone took it) and the previous
+    /// current slot (an outer middleware's, or none) is current again. Entering `None`
+    /// hides an outer middleware's slot.
+    #[inline]
+    pub fn enter(owner: &mut Option<LazySession>) -> CurrentGuard<'_> {
+        // `try_with`: during thread teardown the slot may be gone; the request then stays
+        // with its owner and extractors find no session instead of panicking.
+        match swap_current(owner.take()) {
+            Ok(previous) => CurrentGuard { owner, previous, entered: true },
+            Err(_) => CurrentGuard { owner, previous: None, entered: false },
+        }
+    }
+
+    /// A handle on the current request's session, started now from the `Cookie` header
+    /// values `cookie_headers` gives if this is the request's first ask; `None` when no
+    /// middleware made a request current on this thread.
+    pub fn current_session<'a, I>(cookie_headers: impl FnOnce() -> I) -> Option<Session>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        let current = swap_current(None).ok()?;
+        let handle = current.as_ref().map(|slot| slot.get_or_start(cookie_headers).clone());
+        // Back in place before anything else can ask (a panic above leaves the slot empty:
+        // the request's session is then dropped with it, never another request's shown).
+        let _ = swap_current(current);
+        handle
+    }
+}
+
+/// The guard of [`LazySession::enter`]: while it lives, its slot is the thread's current one.
+#[must_use = "the slot is current only while the guard lives"]
+pub struct CurrentGuard<'a> {
+    owner: &'a mut Option<LazySession>,
+    previous: Option<LazySession>,
+    entered: bool,
+}
+
+impl Drop for CurrentGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.entered {
+            let previous = self.previous.take();
+            if let Ok(mine) = swap_current(previous) {
+                *self.owner = mine;
+            }
+        }
+    }
+}
+
+impl fmt::Debug for CurrentGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CurrentGuard").field("entered", &self.entered).finish_non_exhaustive()
+    }
+}
+
 impl fmt::Debug for LazySession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never the id or the data.
@@ -161,6 +244,50 @@ mod tests {
         let finishing = slot.finish_used().expect("a used session");
         assert_send(&finishing);
         assert_eq!(finishing.await.expect("finish").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_current_slot_is_the_innermost_entered_and_is_restored_on_exit() {
+        assert!(LazySession::current_session(|| [b"".as_slice()]).is_none(), "nothing entered");
+        let mut outer = Some(LazySession::new(manager()));
+        let mut inner = Some(LazySession::new(manager()));
+        {
+            let _outer = LazySession::enter(&mut outer);
+            let a = LazySession::current_session(|| [b"".as_slice()]).expect("outer is current");
+            a.insert("who", "outer").await.expect("insert");
+            {
+                let _inner = LazySession::enter(&mut inner);
+                let b = LazySession::current_session(|| [b"".as_slice()]).expect("inner is current");
+                assert_eq!(b.get::<String>("who").await.expect("get"), None, "another request's session");
+                b.insert("who", "inner").await.expect("insert");
+                let mut hidden = None;
+                let _none = LazySession::enter(&mut hidden);
+                assert!(LazySession::current_session(|| [b"".as_slice()]).is_none(), "entering None hides the rest");
+            }
+            let again = LazySession::current_session(|| -> [&[u8]; 0] { panic!("started already") });
+            assert_eq!(again.expect("outer again").get::<String>("who").await.expect("get").as_deref(), Some("outer"));
+        }
+        assert!(LazySession::current_session(|| [b"".as_slice()]).is_none(), "all exited");
+        // Each slot went back to its owner, with what was done through it.
+        for (slot, who) in [(outer, "outer"), (inner, "inner")] {
+            let session = slot.expect("returned to its owner");
+            let started = session.started().expect("started through the current slot");
+            assert_eq!(started.get::<String>("who").await.expect("get").as_deref(), Some(who));
+        }
+    }
+
+    #[test]
+    fn a_panic_inside_restores_the_previous_slot() {
+        let mut outer = Some(LazySession::new(manager()));
+        let _outer = LazySession::enter(&mut outer);
+        let caught = std::panic::catch_unwind(|| {
+            let mut inner = Some(LazySession::new(manager()));
+            let _inner = LazySession::enter(&mut inner);
+            panic!("a handler panics");
+        });
+        assert!(caught.is_err());
+        let session = LazySession::current_session(|| [b"".as_slice()]).expect("the outer slot is current again");
+        drop(session);
     }
 
     #[tokio::test]
