@@ -39,10 +39,17 @@ impl Clock for SystemClock {
     }
 }
 
-/// [`SystemClock`]'s coarse reading, for callers that know they use the system clock.
+/// Starts the thread behind [`SystemClock`]'s coarse reading (once per process); whether it
+/// runs. While it does, [`system_coarse_ticking_ms`] is that reading.
+pub(crate) fn system_coarse_start() -> bool {
+    coarse::start()
+}
+
+/// [`SystemClock`]'s coarse reading, for callers that know they use the system clock and
+/// that [`system_coarse_start`] returned `true`: one load, no check.
 #[inline]
-pub(crate) fn system_coarse_ms() -> u64 {
-    coarse::now_ms()
+pub(crate) fn system_coarse_ticking_ms() -> u64 {
+    coarse::ticking_ms()
 }
 
 mod coarse {
@@ -56,9 +63,8 @@ mod coarse {
     /// Whether the refreshing thread runs.
     static TICKER: OnceLock<bool> = OnceLock::new();
 
-    #[inline]
-    pub(super) fn now_ms() -> u64 {
-        let ticking = *TICKER.get_or_init(|| {
+    pub(super) fn start() -> bool {
+        *TICKER.get_or_init(|| {
             NOW_MS.store(to_millis(SystemTime::now()), Ordering::Relaxed);
             std::thread::Builder::new()
                 .name("beaker-clock".into())
@@ -67,9 +73,18 @@ mod coarse {
                     NOW_MS.store(to_millis(SystemTime::now()), Ordering::Relaxed);
                 })
                 .is_ok()
-        });
-        if ticking {
-            NOW_MS.load(Ordering::Relaxed)
+        })
+    }
+
+    #[inline]
+    pub(super) fn ticking_ms() -> u64 {
+        NOW_MS.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub(super) fn now_ms() -> u64 {
+        if start() {
+            ticking_ms()
         } else {
             to_millis(SystemTime::now())
         }

@@ -1,7 +1,7 @@
 //! The storage of memory regions: a bounded quick_cache of *decoded* values.
 //!
-//! Values are kept as `Arc<dyn Any>` so that a hit is a hash lookup, an `Arc` clone and a
-//! downcast — no serializer. The engine evicts only by size; freshness, namespace clears
+//! Values are kept as `Arc<MemEntry<dyn Any>>` so that a hit is a hash lookup, an `Arc`
+//! clone and a downcast — no serializer. The engine evicts only by size; freshness, namespace clears
 //! and region invalidation are decided by the region from the generations stored next to
 //! each value, so that stale values stay readable for serve-stale.
 
@@ -51,8 +51,11 @@ impl Equivalent<MemKey> for MemKeyRef<'_> {
 }
 
 /// One value of a memory region, with what the region needs to judge it.
-pub(crate) struct MemEntry {
-    pub(crate) value: Box<dyn Any + Send + Sync>,
+///
+/// Built as a `MemEntry<T>` and held as `Arc<MemEntry>` (the value unsized to `dyn Any`):
+/// the value sits in the same allocation as its generations, so a hit follows one pointer
+/// and a write allocates once.
+pub(crate) struct MemEntry<V: ?Sized = dyn Any + Send + Sync> {
     /// `std::any::type_name` of the value, for the wrong-type error.
     pub(crate) type_name: &'static str,
     /// Milliseconds since the epoch until which the value is fresh; 0 = always.
@@ -65,6 +68,8 @@ pub(crate) struct MemEntry {
     pub(crate) ns_gen: u64,
     /// Weight for the byte bound (1 when the region is bounded by entries).
     pub(crate) weight: u64,
+    /// The value (last: the field that is unsized).
+    pub(crate) value: V,
 }
 
 impl std::fmt::Debug for MemEntry {
@@ -140,8 +145,8 @@ impl MemoryEngine {
         self.cache.get(&MemKeyRef { namespace, key })
     }
 
-    pub(crate) fn insert(&self, namespace: u64, key: &str, entry: MemEntry) {
-        self.cache.insert(MemKey { namespace, key: key.into() }, Arc::new(entry));
+    pub(crate) fn insert(&self, namespace: u64, key: &str, entry: Arc<MemEntry>) {
+        self.cache.insert(MemKey { namespace, key: key.into() }, entry);
     }
 
     pub(crate) fn remove(&self, namespace: u64, key: &str) -> bool {

@@ -61,8 +61,9 @@ pub(crate) struct RegionShared {
     pub(crate) config: RegionConfig,
     pub(crate) storage: Storage,
     pub(crate) clock: Arc<dyn Clock>,
-    /// `clock` is the system clock: hits read the process-wide coarse time directly.
-    system_clock: bool,
+    /// `clock` is the system clock and its coarse-time thread runs: hits read the
+    /// process-wide coarse time directly.
+    coarse_ticker: bool,
     pub(crate) stats: Counters,
     pub(crate) locks: Arc<LockTable>,
     /// How long a distributed dogpile lock may be held (its TTL) and waited for.
@@ -104,7 +105,8 @@ impl RegionShared {
             config,
             storage,
             clock,
-            system_clock,
+            // Started now, off the hit path: a hit then reads the coarse time with one load.
+            coarse_ticker: system_clock && crate::clock::system_coarse_start(),
             stats: Counters::default(),
             locks: Arc::default(),
             lock_timeout,
@@ -139,8 +141,8 @@ impl RegionShared {
     /// Milliseconds for freshness checks on the hit path (see [`Clock::now_millis_coarse`]).
     #[inline]
     fn coarse_now_ms(&self) -> u64 {
-        if self.system_clock {
-            crate::clock::system_coarse_ms()
+        if self.coarse_ticker {
+            crate::clock::system_coarse_ticking_ms()
         } else {
             self.clock.now_millis_coarse()
         }
@@ -423,15 +425,15 @@ impl Region {
                     Some(e) => s.now_ms().saturating_add(e.as_millis() as u64).max(1),
                     None => 0,
                 };
-                let entry = MemEntry {
-                    value: Box::new(value.clone()),
+                let entry: Arc<MemEntry> = Arc::new(MemEntry {
+                    value: value.clone(),
                     type_name: std::any::type_name::<T>(),
                     fresh_until_ms,
                     soft_gen: s.soft_gen.load(Ordering::Acquire),
                     hard_gen: s.hard_gen.load(Ordering::Acquire),
                     ns_gen: self.ns.clear_gen.load(Ordering::Acquire),
                     weight: engine.weight_of(key.len(), value_len),
-                };
+                });
                 engine.insert(self.ns.id, key, entry);
                 Ok(())
             }
