@@ -9,7 +9,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{HeaderValue, SET_COOKIE};
 use actix_web::{HttpMessage as _, ResponseError as _};
-use beaker_core::{LazySession, SessionManager, SetCookie};
+use beaker_core::{LazySession, SessionManager, SetCookie, WithCurrent};
 use futures_util::future::LocalBoxFuture;
 use pin_project_lite::pin_project;
 
@@ -97,7 +97,7 @@ where
         // The session itself starts when first asked for: a request that never uses it
         // builds none.
         let slot = LazySession::new(self.manager.clone());
-        let mut current = if self.extension {
+        let current = if self.extension {
             req.extensions_mut().insert(slot);
             // Entered empty all the same: an outer middleware's slot is not this request's.
             None
@@ -105,11 +105,8 @@ where
             Some(slot)
         };
         // Current during `call` too: routing runs guards, and a service may extract eagerly.
-        let inner = {
-            let _current = LazySession::enter(&mut current);
-            self.service.call(req)
-        };
-        SessionFuture { state: State::Inner { inner, current } }
+        let inner = LazySession::run_current(current, || self.service.call(req));
+        SessionFuture { state: State::Inner { inner } }
     }
 }
 
@@ -128,10 +125,10 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
-    #[project_replace = StateReplace]
     enum State<F, B> {
-        // `current`: the request's slot, unless it lives in the request extensions.
-        Inner { #[pin] inner: F, current: Option<LazySession> },
+        // The inner future, polled with the request current (extractors find it); its
+        // slot is `None` when it lives in the request extensions.
+        Inner { #[pin] inner: WithCurrent<F> },
         Finishing { finish: Finishing<B> },
         Done,
     }
@@ -183,15 +180,9 @@ where
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
-                StateProj::Inner { inner, current } => {
-                    // The request is current while the inner future runs (extractors).
-                    let res = {
-                        let _current = LazySession::enter(current);
-                        ready!(inner.poll(cx))
-                    };
-                    let StateReplace::Inner { current, .. } = state.as_mut().project_replace(State::Done) else {
-                        unreachable!("the state was Inner")
-                    };
+                StateProj::Inner { inner } => {
+                    let (res, current) = ready!(inner.poll(cx));
+                    state.set(State::Done);
                     // An inner error ends the request: nothing of it can be saved.
                     let res = match res {
                         Ok(res) => res,

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use axum::response::{IntoResponse as _, Response};
-use beaker_core::LazySession;
+use beaker_core::{LazySession, WithCurrent};
 use http::header::SET_COOKIE;
 use http::HeaderValue;
 use pin_project_lite::pin_project;
@@ -28,18 +28,17 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
-    #[project_replace = StateReplace]
     enum State<F> {
-        // `None` only while a poll of `inner` lends the request to the current-session slot.
-        Inner { #[pin] inner: F, current: Option<LazySession> },
+        // The inner future, polled with the request current (extractors find it).
+        Inner { #[pin] inner: WithCurrent<F> },
         Finishing { finish: Finishing },
         Done,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, current: Option<LazySession>) -> Self {
-        ResponseFuture { state: State::Inner { inner, current } }
+    pub(crate) fn new(inner: WithCurrent<F>) -> Self {
+        ResponseFuture { state: State::Inner { inner } }
     }
 }
 
@@ -74,16 +73,10 @@ where
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
-                StateProj::Inner { inner, current } => {
-                    // The request is current while the inner future runs (extractors).
-                    let res = {
-                        let _current = LazySession::enter(current);
-                        ready!(inner.poll(cx))
-                    };
+                StateProj::Inner { inner } => {
+                    let (res, current) = ready!(inner.poll(cx));
+                    state.set(State::Done);
                     // An inner error ends the request: nothing of it can be saved.
-                    let StateReplace::Inner { current, .. } = state.as_mut().project_replace(State::Done) else {
-                        unreachable!("the state was Inner")
-                    };
                     // Nothing to finish: no extractor asked for the session, or no one used it.
                     let (res, slot) = match (res, current) {
                         (Ok(res), Some(slot)) if slot.used().is_some() => (res, slot),

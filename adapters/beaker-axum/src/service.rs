@@ -66,13 +66,8 @@ where
             let session = scope::session_of(&slot, req.headers()).clone();
             req.extensions_mut().insert(session);
         }
-        let mut current = Some(slot);
         // The service `poll_ready` readied is the one called, here and now; only its
         // future moves on. Current during `call` too: a service may extract eagerly.
-        let inner = {
-            let _current = LazySession::enter(&mut current);
-            self.inner.call(req)
-        };
-        ResponseFuture::new(inner, current)
+        ResponseFuture::new(LazySession::run_current(Some(slot), || self.inner.call(req)))
     }
 }

@@ -4,6 +4,8 @@ use std::cell::{Cell, OnceCell};
 use std::fmt;
 use std::future::Future;
 use std::mem::ManuallyDrop;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use crate::error::Error;
 use crate::manager::SessionManager;
@@ -154,6 +156,49 @@ impl LazySession {
     }
 }
 
+impl LazySession {
+    /// Runs `call` (a service's `call`, which may route and extract eagerly) with `slot` as
+    /// the thread's current one, and returns the future it built wrapped so that every
+    /// poll runs with the slot current too. The wrapper resolves to the inner output and
+    /// the slot (`None` if the slot was `None`), for the middleware to finish.
+    pub fn run_current<F: Future>(mut slot: Option<LazySession>, call: impl FnOnce() -> F) -> WithCurrent<F> {
+        let inner = {
+            let _current = LazySession::enter(&mut slot);
+            call()
+        };
+        WithCurrent { inner, slot }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future polled with its request's slot as the thread's current one, from
+    /// [`LazySession::run_current`]; resolves to `(output, slot)`.
+    pub struct WithCurrent<F> {
+        #[pin]
+        inner: F,
+        slot: Option<LazySession>,
+    }
+}
+
+impl<F: Future> Future for WithCurrent<F> {
+    type Output = (F::Output, Option<LazySession>);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let output = {
+            let _current = LazySession::enter(this.slot);
+            std::task::ready!(this.inner.poll(cx))
+        };
+        Poll::Ready((output, this.slot.take()))
+    }
+}
+
+impl<F> fmt::Debug for WithCurrent<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WithCurrent").field("slot", &self.slot).finish_non_exhaustive()
+    }
+}
+
 /// The guard of [`LazySession::enter`]: while it lives, its slot is the thread's current one.
 #[must_use = "the slot is current only while the guard lives"]
 pub struct CurrentGuard<'a> {
@@ -274,6 +319,28 @@ mod tests {
             let started = session.started().expect("started through the current slot");
             assert_eq!(started.get::<String>("who").await.expect("get").as_deref(), Some(who));
         }
+    }
+
+    #[tokio::test]
+    async fn run_current_makes_the_slot_current_in_call_and_every_poll_and_hands_it_back() {
+        let m = manager();
+        let future = LazySession::run_current(Some(LazySession::new(m.clone())), || {
+            // In `call`: current, started here.
+            let session = LazySession::current_session(|| [b"".as_slice()]).expect("current in call");
+            async move {
+                tokio::task::yield_now().await;
+                // In a later poll: the same session, current again.
+                let again = LazySession::current_session(|| -> [&[u8]; 0] { panic!("started in call") });
+                again.expect("current in a later poll").insert("n", &1).await.expect("insert");
+                session
+            }
+        });
+        assert!(LazySession::current_session(|| [b"".as_slice()]).is_none(), "not current between polls");
+        let (session, slot) = future.await;
+        assert!(LazySession::current_session(|| [b"".as_slice()]).is_none());
+        let slot = slot.expect("the slot comes back");
+        assert_eq!(session.get::<i32>("n").await.expect("get"), Some(1));
+        assert_eq!(slot.finish().await.expect("finish").len(), 1, "the used session is finished from the slot");
     }
 
     #[test]

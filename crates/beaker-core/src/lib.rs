@@ -66,7 +66,7 @@ pub use cookie_store::CookieStore;
 pub use cookies::SetCookie;
 pub use error::{BoxError, ConfigError, Error, StoreError};
 pub use id::{SessionId, StoreKey};
-pub use lazy::{CurrentGuard, LazySession};
+pub use lazy::{CurrentGuard, LazySession, WithCurrent};
 pub use manager::{SessionManager, SessionManagerBuilder};
 pub use memory::MemoryStore;
 pub use secret::{Keys, Secret};
