@@ -161,6 +161,7 @@ impl LazySession {
     /// the thread's current one, and returns the future it built wrapped so that every
     /// poll runs with the slot current too. The wrapper resolves to the inner output and
     /// the slot (`None` if the slot was `None`), for the middleware to finish.
+    #[inline]
     pub fn run_current<F: Future>(mut slot: Option<LazySession>, call: impl FnOnce() -> F) -> WithCurrent<F> {
         let inner = {
             let _current = LazySession::enter(&mut slot);
