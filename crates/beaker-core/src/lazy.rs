@@ -154,9 +154,7 @@ impl LazySession {
         let _ = swap_current(current);
         handle
     }
-}
 
-impl LazySession {
     /// Runs `call` (a service's `call`, which may route and extract eagerly) with `slot` as
     /// the thread's current one, and returns the future it built wrapped so that every
     /// poll runs with the slot current too. The wrapper resolves to the inner output and
