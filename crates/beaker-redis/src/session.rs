@@ -96,6 +96,12 @@ return 1
 /// (`NOSCRIPT`, then `SCRIPT LOAD`). `apply` changes only the named fields, atomically, so
 /// concurrent requests that change different keys of one session both survive.
 ///
+/// Per request, through [`SessionManager`](beaker_core::SessionManager): one round trip
+/// for a request that only reads its session (`HGETALL`), two for one that changes it, none
+/// for one that never uses it; a read also touches (one more) once per touch interval
+/// when an idle timeout is set. The test `requests_make_the_round_trips_the_docs_promise`
+/// counts them.
+///
 /// ```no_run
 /// use beaker_core::{MemoryStore, SessionConfig, SessionManager};
 /// use beaker_redis::{RedisOptions, RedisStore};
