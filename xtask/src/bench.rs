@@ -299,6 +299,9 @@ fn configs(prefix: &str) -> Vec<Config> {
 /// One measurement: one configuration, one route, one repeat.
 #[derive(Clone, Copy, Default)]
 struct Sample {
+    /// Which repeat of the run (1-based): samples of two configurations in the same
+    /// repeat were measured minutes apart at most, and are compared pairwise.
+    repeat: usize,
     rps: f64,
     cpu: f64,
     p50_us: f64,
@@ -320,6 +323,7 @@ impl Sample {
             line.split_whitespace().find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
         };
         Some(Sample {
+            repeat: 0,
             rps: field("rps")?,
             cpu: field("cpu").unwrap_or(f64::NAN),
             p50_us: field("p50_us")?,
@@ -469,7 +473,8 @@ fn http_run(o: &Options) -> Result<Http> {
             };
             for route in ROUTES {
                 match load(&bin_dir.join("bench-load"), &server, route, o, pinned, &clk_tck) {
-                    Ok(s) => {
+                    Ok(mut s) => {
+                        s.repeat = repeat;
                         eprintln!(
                             "bench: [{repeat}/{}] {:<36} {:<9} {:>9.0} req/s  cpu {:.2}  per-core {:>9.0}  p50 {:>6} us  p99 {:>6} us{}",
                             o.repeats,
