@@ -180,7 +180,6 @@ pub(super) fn instructions_table(h: &Http) -> String {
     t
 }
 
-/// The targets of issue 6, judged on per-core throughput.
 /// The verdict on a per-core ratio whose median is `median` against a goal of at least
 /// `goal`: `INCONCLUSIVE` when the ratios of single repeats (`paired`) fall on both sides
 /// of the goal, so that the run cannot tell; otherwise the median decides.
@@ -195,6 +194,7 @@ pub(super) fn verdict(median: f64, paired: &[f64], goal: f64) -> &'static str {
     }
 }
 
+/// The targets of issue 6, judged on per-core throughput.
 pub(super) fn targets(h: &Http) -> String {
     let mut t = String::new();
     let mut check =
