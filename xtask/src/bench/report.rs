@@ -40,8 +40,13 @@ pub(super) struct Row {
 }
 
 impl Http {
+    /// Every repeat's sample of `config` on `route`.
+    fn samples_of(&self, config: usize, route: &str) -> Option<&[Sample]> {
+        self.samples.iter().find(|((c, r), _)| *c == config && *r == route).map(|(_, s)| s.as_slice())
+    }
+
     fn row(&self, config: usize, route: &str) -> Option<Row> {
-        let s = self.samples.iter().find(|((c, r), _)| *c == config && *r == route)?.1;
+        let s = self.samples_of(config, route)?;
         let rps: Vec<f64> = s.iter().map(|x| x.rps).collect();
         let pc: Vec<f64> = s.iter().map(Sample::per_core).collect();
         let (rps_min, rps_max) = min_max(&rps);
@@ -87,8 +92,9 @@ impl Http {
     /// The per-core ratio of `config` to `other` on `route` within each repeat that
     /// measured both: how far one comparison moves from repeat to repeat.
     fn paired_ratios(&self, config: usize, other: usize, route: &str) -> Vec<f64> {
-        let samples = |c: usize| self.samples.iter().find(|((i, r), _)| *i == c && *r == route).map(|(_, s)| s);
-        let (Some(a), Some(b)) = (samples(config), samples(other)) else { return Vec::new() };
+        let (Some(a), Some(b)) = (self.samples_of(config, route), self.samples_of(other, route)) else {
+            return Vec::new();
+        };
         a.iter()
             .filter_map(|x| b.iter().find(|y| y.repeat == x.repeat).map(|y| x.per_core() / y.per_core()))
             .filter(|r| r.is_finite())
