@@ -19,8 +19,8 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use beaker::cache::Region;
-use beaker::config::{CacheConfig, RegionConfig};
+use beaker_rs::cache::Region;
+use beaker_rs::config::{CacheConfig, RegionConfig};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use serde::{Deserialize, Serialize};
 
@@ -69,7 +69,7 @@ fn backends(dir: &std::path::Path, prefix: &str) -> Vec<(&'static str, RegionCon
 /// opened.
 async fn open(name: &'static str, region: RegionConfig) -> Option<Region> {
     let config = CacheConfig::new().with_region(name, region);
-    match tokio::time::timeout(Duration::from_secs(5), beaker::cache_manager(config)).await {
+    match tokio::time::timeout(Duration::from_secs(5), beaker_rs::cache_manager(config)).await {
         Ok(Ok(manager)) => match manager.region(name) {
             Ok(region) => Some(region.namespace(&format!("bench-{}", std::process::id()))),
             Err(e) => {

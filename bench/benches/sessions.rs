@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use beaker::{DataSerializer, SessionConfig, SessionManager};
+use beaker_rs::{DataSerializer, SessionConfig, SessionManager};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use serde::{Deserialize, Serialize};
 
@@ -43,7 +43,8 @@ async fn new_session(manager: &SessionManager) -> String {
 fn start(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("start");
-    let manager = rt.block_on(beaker::session_manager(config().with_url("memory:"))).expect("a memory session manager");
+    let manager =
+        rt.block_on(beaker_rs::session_manager(config().with_url("memory:"))).expect("a memory session manager");
     let cookie = rt.block_on(new_session(&manager));
     let tampered = {
         let mut t = cookie.clone().into_bytes();
@@ -58,7 +59,8 @@ fn start(c: &mut Criterion) {
     let header = format!("{other}; {tampered}");
     group.bench_function("tampered_cookie", |b| b.iter(|| std::hint::black_box(manager.start([header.as_str()]))));
 
-    let cookies = rt.block_on(beaker::session_manager(config().with_url("cookie:"))).expect("a cookie session manager");
+    let cookies =
+        rt.block_on(beaker_rs::session_manager(config().with_url("cookie:"))).expect("a cookie session manager");
     let cookie = rt.block_on(new_session(&cookies));
     group.bench_function("cookie_store_start_and_read", |b| {
         b.to_async(&rt).iter(|| async {
@@ -71,7 +73,7 @@ fn start(c: &mut Criterion) {
 
 /// A manager per store; `None` (after a loud line) when its server cannot be used.
 async fn open(name: &str, config: SessionConfig) -> Option<SessionManager> {
-    match tokio::time::timeout(Duration::from_secs(5), beaker::session_manager(config)).await {
+    match tokio::time::timeout(Duration::from_secs(5), beaker_rs::session_manager(config)).await {
         Ok(Ok(m)) => Some(m),
         Ok(Err(e)) => {
             eprintln!("\n!!! SKIPPED request/{name}: {e}\n");

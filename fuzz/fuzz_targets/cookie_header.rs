@@ -10,7 +10,8 @@
 
 use std::sync::OnceLock;
 
-use beaker_core::{Keys, MemoryStore, Secret, SessionConfig, SessionManager};
+use beaker_core::{MemoryStore, Secret, SessionConfig, SessionManager};
+use beaker_core::__private::Keys;
 use libfuzzer_sys::fuzz_target;
 
 const SECRET: &str = "fuzzing secret, 16+ bytes";

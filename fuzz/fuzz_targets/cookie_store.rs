@@ -9,7 +9,8 @@
 
 use std::sync::OnceLock;
 
-use beaker_core::{CookieStore, Keys, Secret, SessionConfig, SessionManager};
+use beaker_core::{CookieStore, Secret, SessionConfig, SessionManager};
+use beaker_core::__private::Keys;
 use libfuzzer_sys::fuzz_target;
 
 const SECRET: &str = "fuzzing secret, 16+ bytes";

@@ -3,7 +3,8 @@
 #![no_main]
 
 use beaker_core::cache::CacheEntry;
-use beaker_core::{DataSerializer, Record};
+use beaker_core::DataSerializer;
+use beaker_core::store::Record;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

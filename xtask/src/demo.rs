@@ -42,9 +42,9 @@ pub(crate) fn build(profile: Profile) -> Result<PathBuf> {
     let mut cmd = crate::cargo();
     cmd.current_dir(root()).arg("build");
     match profile {
-        // `beaker` is named so that its store features can be switched on for the demo.
+        // `beaker-rs` is named so that its store features can be switched on for the demo.
         Profile::Release => {
-            cmd.args(["--release", "--locked", "-p", "demo-axum", "-p", "beaker", "--features"]);
+            cmd.args(["--release", "--locked", "-p", "demo-axum", "-p", "beaker-rs", "--features"]);
             cmd.arg("beaker/sqlite,beaker/redis");
         }
         Profile::Debug => {

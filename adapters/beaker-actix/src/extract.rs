@@ -8,7 +8,7 @@ use actix_web::dev::{Extensions, Payload, ServiceRequest};
 use actix_web::guard::GuardContext;
 use actix_web::http::header::{HeaderMap, HeaderValue, COOKIE};
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
-use beaker_core::LazySession;
+use beaker_core::adapter::LazySession;
 
 use crate::error::SessionError;
 

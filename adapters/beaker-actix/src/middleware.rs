@@ -9,7 +9,8 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{HeaderValue, SET_COOKIE};
 use actix_web::{HttpMessage as _, ResponseError as _};
-use beaker_core::{LazySession, SessionManager, SetCookie, WithCurrent};
+use beaker_core::adapter::{LazySession, WithCurrent};
+use beaker_core::{SessionManager, SetCookie};
 use futures_util::future::LocalBoxFuture;
 use pin_project_lite::pin_project;
 

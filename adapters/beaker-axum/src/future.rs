@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use axum::response::{IntoResponse as _, Response};
-use beaker_core::{LazySession, WithCurrent};
+use beaker_core::adapter::{LazySession, WithCurrent};
 use http::header::SET_COOKIE;
 use http::HeaderValue;
 use pin_project_lite::pin_project;

@@ -7,7 +7,8 @@
 //! request. And with the slot the session starts only when first extracted: a request
 //! whose handler never asks for it costs two thread-local swaps per poll, no allocation.
 
-use beaker_core::{LazySession, Session};
+use beaker_core::adapter::LazySession;
+use beaker_core::Session;
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 

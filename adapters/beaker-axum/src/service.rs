@@ -3,7 +3,8 @@
 use std::task::{Context, Poll};
 
 use axum::response::Response;
-use beaker_core::{LazySession, SessionManager};
+use beaker_core::adapter::LazySession;
+use beaker_core::SessionManager;
 use http::Request;
 use tower_service::Service;
 

@@ -2,7 +2,8 @@
 
 use std::sync::Mutex;
 
-use beaker_core::{LazySession, SessionManager};
+use beaker_core::adapter::LazySession;
+use beaker_core::SessionManager;
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::{Data, Request, Response};
 

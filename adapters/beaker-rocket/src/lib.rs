@@ -44,12 +44,14 @@ pub use guard::Session;
 /// when the first guard asks for it). `None` means the fairing is not attached (the
 /// guard's fallback filled the slot). Behind a mutex because Rocket wants request-local
 /// data `Sync`; only the request's own guards and fairing take it, never for long.
-struct Slot(Option<std::sync::Mutex<beaker_core::LazySession>>);
+struct Slot(Option<std::sync::Mutex<beaker_core::adapter::LazySession>>);
 
 impl Slot {
     /// The slot, locked; a guard that panicked while holding it left nothing half-done
     /// (starting a session only fills the cell), so poisoning is ignored.
-    fn lock(lock: &std::sync::Mutex<beaker_core::LazySession>) -> std::sync::MutexGuard<'_, beaker_core::LazySession> {
+    fn lock(
+        lock: &std::sync::Mutex<beaker_core::adapter::LazySession>,
+    ) -> std::sync::MutexGuard<'_, beaker_core::adapter::LazySession> {
         lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -6,7 +6,7 @@ use std::error::Error as StdError;
 /// A boxed error from a backend (a Redis, SQL or I/O error), kept as the `source` of ours.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
-/// An error from a [`SessionStore`](crate::SessionStore) or a
+/// An error from a [`SessionStore`](crate::store::SessionStore) or a
 /// [`CacheBackend`](crate::cache::CacheBackend).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

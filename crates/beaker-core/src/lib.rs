@@ -5,7 +5,7 @@
 //!
 //! **Who should depend on this crate:** authors of framework adapters and of storage
 //! backends, and anyone driving sessions by hand. Applications usually depend on the
-//! `beaker` facade crate plus one adapter (`beaker-axum`, `beaker-actix`, `beaker-rocket`,
+//! `beaker-rs` facade crate plus one adapter (`beaker-axum`, `beaker-actix`, `beaker-rocket`,
 //! `beaker-warp`).
 //!
 //! This crate knows no web framework, no `http` crate and no async runtime: it takes raw
@@ -13,14 +13,15 @@
 //!
 //! ## The model
 //!
-//! - [`SessionManager`] owns the [`SessionConfig`], the [`SessionStore`] and the [`Keys`].
+//! - [`SessionManager`] owns the [`SessionConfig`], the [`SessionStore`](store::SessionStore)
+//!   and the key material derived from the configured [`Secret`]s.
 //!   Per request, [`SessionManager::start`] turns the `Cookie` headers into a [`Session`]
 //!   (no I/O), and [`SessionManager::finish`] persists what changed and returns the
-//!   `Set-Cookie` values. Adapters hold it in a [`LazySession`], which starts the session
+//!   `Set-Cookie` values. Adapters hold it in a [`LazySession`](adapter::LazySession), which starts the session
 //!   only when a handler first asks for it.
 //! - [`Session`] is a lazily loaded map of string keys to serde values with per-key change
 //!   tracking, flash messages, [`Session::regenerate_id`] and [`Session::invalidate`].
-//! - [`SessionStore`] is the trait server-side backends implement; [`MemoryStore`] is the
+//! - [`SessionStore`](store::SessionStore) is the trait server-side backends implement; [`MemoryStore`] is the
 //!   in-process one, [`CookieStore`] keeps whole sessions in encrypted cookies.
 //!
 //! ```
@@ -34,6 +35,16 @@
 //! assert!(set_cookie[0].as_str().starts_with("beaker.session.id="));
 //! # Ok(()) }
 //! ```
+//!
+//! ## Modules by audience
+//!
+//! - The crate root: what applications use ([`Session`], [`SessionManager`],
+//!   [`SessionConfig`], the errors, the built-in [`MemoryStore`] and [`CookieStore`]).
+//! - [`adapter`]: what framework adapter authors need ([`LazySession`](adapter::LazySession)
+//!   and the current-request machinery).
+//! - [`store`]: what store authors need (the [`SessionStore`](store::SessionStore) trait,
+//!   [`Record`](store::Record), [`Changes`](store::Changes), [`StoreKey`](store::StoreKey)).
+//! - [`cache`] and [`config`]: the cache manager and the typed configuration.
 //!
 //! ## Features
 //!
@@ -58,21 +69,30 @@ mod memory;
 mod secret;
 mod serializer;
 mod session;
-mod store;
+
+pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{CookieExpires, OnStoreError, SameSite, SessionConfig, StoreType};
 pub use cookie_store::CookieStore;
 pub use cookies::SetCookie;
 pub use error::{BoxError, ConfigError, Error, StoreError};
-pub use id::{SessionId, StoreKey};
-pub use lazy::{CurrentGuard, LazySession, WithCurrent};
+pub use id::SessionId;
 pub use manager::{SessionManager, SessionManagerBuilder};
 pub use memory::MemoryStore;
-pub use secret::{Keys, Secret};
+pub use secret::Secret;
 pub use serializer::DataSerializer;
 pub use session::Session;
-pub use store::{Changes, Record, SessionStore};
 
-/// Re-exported so that store implementations name the same `async_trait`.
-pub use async_trait::async_trait;
+/// What framework adapters need: the per-request slot that starts a session on first use
+/// and the current-request machinery that lets extractors find it. Applications never
+/// name these; they use an adapter crate.
+pub mod adapter {
+    pub use crate::lazy::{CurrentGuard, LazySession, WithCurrent};
+}
+
+/// Not public API: key material, for this workspace's tests and fuzz targets only.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::secret::Keys;
+}

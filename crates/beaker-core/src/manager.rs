@@ -515,7 +515,7 @@ impl SessionManagerBuilder {
 
     /// Validates the configuration and builds the manager. Without an explicit store, the
     /// configured type decides: `cookie` gives cookie-only sessions, `memory` (the default)
-    /// a [`MemoryStore`]; other types need their store passed in (the `beaker` facade crate
+    /// a [`MemoryStore`]; other types need their store passed in (the `beaker-rs` facade crate
     /// builds them from the URL).
     pub fn build(self) -> Result<SessionManager, ConfigError> {
         self.config.validate()?;
@@ -544,8 +544,8 @@ impl SessionManagerBuilder {
                     return Err(ConfigError::Missing {
                         key: "session.type".into(),
                         why: format!(
-                            "a {other} store must be passed to the builder (the `beaker` crate builds it from the URL)"
-                        ),
+                        "a {other} store must be passed to the builder (the `beaker-rs` crate builds it from the URL)"
+                    ),
                     })
                 }
             },

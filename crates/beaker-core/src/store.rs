@@ -1,15 +1,17 @@
-//! The [`SessionStore`] trait that every server-side backend implements, and the records
-//! and change sets it exchanges with the engine.
+//! What store authors need: the [`SessionStore`] trait that every server-side backend
+//! implements, the records and change sets it exchanges with the engine, and the
+//! [`StoreKey`] records are kept under. Applications pick a store; they do not name these.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::time::SystemTime;
 
-use async_trait::async_trait;
-
 use crate::clock::{from_millis, to_millis};
 use crate::error::StoreError;
-use crate::id::StoreKey;
+pub use crate::id::StoreKey;
+
+/// Re-exported so that store implementations name the same `async_trait`.
+pub use async_trait::async_trait;
 
 /// One session as a store keeps it: its entries (each value already serialized and tagged
 /// by the engine: stores see bytes, never Rust types) and its timestamps.

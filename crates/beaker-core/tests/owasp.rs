@@ -10,10 +10,9 @@ use std::time::SystemTime;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use beaker_core::{
-    async_trait, Changes, Keys, MemoryStore, Record, Secret, SessionConfig, SessionId, SessionManager, SessionStore,
-    StoreError, StoreKey,
-};
+use beaker_core::__private::Keys;
+use beaker_core::store::{async_trait, Changes, Record, SessionStore, StoreKey};
+use beaker_core::{MemoryStore, Secret, SessionConfig, SessionId, SessionManager, StoreError};
 use common::*;
 
 const COOKIE: &str = "beaker.session.id";

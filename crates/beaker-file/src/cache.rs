@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use beaker_core::cache::{CacheBackend, CacheEntry};
-use beaker_core::{async_trait, StoreError};
+use beaker_core::store::async_trait;
+use beaker_core::StoreError;
 use sha2::{Digest, Sha256};
 
 use crate::fsops::{self, blocking, from_millis, io_error, read_opt, remove_opt, to_millis, TempFile};
@@ -44,7 +45,7 @@ impl FileStore {
 
     /// Removes cache entries past their hard TTL (and abandoned temporary files and
     /// directories); returns how many entries went. Entries are not touched by
-    /// [`SessionStore::cleanup`](beaker_core::SessionStore::cleanup), which is about sessions.
+    /// [`SessionStore::cleanup`](beaker_core::store::SessionStore::cleanup), which is about sessions.
     pub async fn cleanup_cache(&self) -> Result<u64, StoreError> {
         let inner = self.inner.clone();
         blocking(move || {

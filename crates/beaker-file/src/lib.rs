@@ -1,16 +1,17 @@
 //! # beaker-file
 //!
-//! A file-system [`SessionStore`](beaker_core::SessionStore) and
+//! A file-system [`SessionStore`](beaker_core::store::SessionStore) and
 //! [`CacheBackend`](beaker_core::cache::CacheBackend) for beaker-rs: Beaker's `type = file`
 //! with its `data_dir`.
 //!
 //! **Who should depend on this crate:** applications that want sessions or cache entries to
-//! survive a restart without running a database server, usually through the `beaker` facade
+//! survive a restart without running a database server, usually through the `beaker-rs` facade
 //! (`BEAKER_SESSION_URL=file:/var/lib/myapp/sessions`).
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
-//! use beaker_core::{Record, SessionId, SessionStore, StoreKey};
+//! use beaker_core::SessionId;
+//! use beaker_core::store::{Record, SessionStore, StoreKey};
 //! use beaker_file::{FileOptions, FileStore};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), beaker_core::StoreError> {
@@ -32,7 +33,7 @@
 //! ## Layout and guarantees
 //!
 //! ```text
-//! <dir>/sessions/<store key>            one file per session (beaker_core::Record::to_bytes)
+//! <dir>/sessions/<store key>            one file per session (beaker_core::store::Record::to_bytes)
 //! <dir>/cache/<hash of namespace>/<hash of key>   one file per cache entry
 //! ```
 //!
@@ -49,7 +50,7 @@
 //!   another process between its read and its rename is lost. Use a SQL or Redis store
 //!   when several processes share sessions and update them concurrently.
 //! - Expired files stay on disk until they are read or [`FileStore::cleanup_cache`] /
-//!   [`SessionStore::cleanup`](beaker_core::SessionStore::cleanup) runs.
+//!   [`SessionStore::cleanup`](beaker_core::store::SessionStore::cleanup) runs.
 //!
 //! ## Features
 //!

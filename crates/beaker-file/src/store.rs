@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use beaker_core::{async_trait, Changes, Clock, Record, SessionStore, StoreError, StoreKey};
+use beaker_core::store::{async_trait, Changes, Record, SessionStore, StoreKey};
+use beaker_core::{Clock, StoreError};
 
 use crate::fsops::{self, blocking, io_error, read_opt, remove_opt, TempFile};
 use crate::locks::StripedLocks;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use beaker_core::SessionStore;
+use beaker_core::store::SessionStore;
 use beaker_file::{FileOptions, FileStore};
 use beaker_testkit::store::{changes, fresh_key, record};
 use common::{files, leftovers};

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use beaker_core::cache::{CacheBackend, CacheEntry};
-use beaker_core::{Clock, ManualClock, SessionStore, StoreError, StoreKey};
+use beaker_core::store::{SessionStore, StoreKey};
+use beaker_core::{Clock, ManualClock, StoreError};
 use beaker_file::{FileOptions, FileStore};
 use beaker_testkit::store::{changes, fresh_key, now_ms, record, CacheBackendSuite, SessionStoreSuite};
 use common::{files, leftovers};

@@ -123,10 +123,10 @@
 //! | `namespace = "ns"` | the namespace (default `module_path!()::fn_name`, or `type_name::<Self>()::fn_name` for methods) |
 //! | `skip = "a, b"` | arguments left out of the key |
 //! | `expire = 30` | seconds, instead of the region's `expire` |
-//! | `crate = "::beaker"` | where beaker-core's items are (for re-exports; default `::beaker_core`); the generated code names `<crate>::cache::...` |
+//! | `crate = "::beaker_rs"` | where beaker-core's items are (for re-exports; default `::beaker_core`); the generated code names `<crate>::cache::...` |
 //!
-//! Through the `beaker` facade (feature `macros`), which re-exports this attribute, write
-//! `#[beaker::cached(region = "short_term", crate = "::beaker")]`: the application then
+//! Through the `beaker-rs` facade (feature `macros`), which re-exports this attribute, write
+//! `#[beaker_rs::cached(region = "short_term", crate = "::beaker_rs")]`: the application then
 //! needs no dependency on `beaker-core` or `beaker-macros`.
 //!
 //! [`CacheSource`]: https://docs.rs/beaker-core/latest/beaker_core/cache/trait.CacheSource.html

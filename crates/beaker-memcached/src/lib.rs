@@ -1,12 +1,12 @@
 //! # beaker-memcached
 //!
-//! Memcached for beaker-rs: [`MemcachedStore`] implements [`beaker_core::SessionStore`]
+//! Memcached for beaker-rs: [`MemcachedStore`] implements [`beaker_core::store::SessionStore`]
 //! and [`MemcachedCache`] implements [`beaker_core::cache::CacheBackend`], on one server
 //! or several (`memcached://h1:11211,h2:11211`, keys spread by client-side rendezvous
 //! hashing). Both can share one [`MemcachedClient`].
 //!
 //! **Who should depend on this crate:** applications that keep sessions or cache regions
-//! in memcached. The `beaker` facade re-exports it behind its `memcached` feature and
+//! in memcached. The `beaker-rs` facade re-exports it behind its `memcached` feature and
 //! builds it from a `memcached://…` session URL.
 //!
 //! - A session is one item; `apply` merges per key under a gets/cas loop, so two requests

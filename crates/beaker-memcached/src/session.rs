@@ -5,7 +5,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use beaker_core::{async_trait, Changes, Record, SessionStore, StoreError, StoreKey};
+use beaker_core::store::{async_trait, Changes, Record, SessionStore, StoreKey};
+use beaker_core::StoreError;
 use memcache::exp::{Delete, Get, Meta, MutationStatus, Set};
 
 use crate::client::{make_key, ttl_until, MemcachedClient};

@@ -6,7 +6,8 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use beaker_core::cache::{CacheBackend, CacheEntry, LockOutcome, LockToken};
-use beaker_core::{async_trait, StoreError};
+use beaker_core::store::async_trait;
+use beaker_core::StoreError;
 use redis::Script;
 
 use crate::client::{evalsha, glob_escape, RedisClient};

@@ -1,12 +1,12 @@
 //! # beaker-redis
 //!
-//! Redis for beaker-rs: [`RedisStore`] implements [`beaker_core::SessionStore`] and
+//! Redis for beaker-rs: [`RedisStore`] implements [`beaker_core::store::SessionStore`] and
 //! [`RedisCache`] implements [`beaker_core::cache::CacheBackend`], on a single node, a
 //! Redis Cluster (`redis+cluster://h1:p1,h2:p2`) or the master a Sentinel names
 //! (`redis+sentinel://s1:p1,s2:p2/master_name`). Both can share one [`RedisClient`].
 //!
 //! **Who should depend on this crate:** applications that keep sessions or cache regions
-//! in Redis. The `beaker` facade re-exports it behind its `redis` feature and builds it
+//! in Redis. The `beaker-rs` facade re-exports it behind its `redis` feature and builds it
 //! from a `redis://…` session URL.
 //!
 //! - Sessions are hashes with per-key fields and a native TTL; `apply` changes only the

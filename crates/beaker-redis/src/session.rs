@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use beaker_core::{async_trait, Changes, Record, SessionStore, StoreError, StoreKey};
+use beaker_core::store::{async_trait, Changes, Record, SessionStore, StoreKey};
+use beaker_core::StoreError;
 use std::io::Write as _;
 
 use redis::{Cmd, RedisWrite as _, Script};

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use beaker_core::cache::{CacheBackend, CacheEntry, LockOutcome};
-use beaker_core::{Changes, Record, SessionId, SessionStore, StoreError, StoreKey};
+use beaker_core::store::{Changes, Record, SessionStore, StoreKey};
+use beaker_core::{SessionId, StoreError};
 use beaker_redis::{RedisCache, RedisClient, RedisOptions, RedisStore};
 use beaker_testkit::process::LocalServer;
 use beaker_testkit::skip_or_fail;

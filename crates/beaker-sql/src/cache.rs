@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use beaker_core::cache::{CacheBackend, CacheEntry, LockOutcome, LockToken};
-use beaker_core::{async_trait, SessionId, StoreError};
+use beaker_core::store::async_trait;
+use beaker_core::{SessionId, StoreError};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 

@@ -395,7 +395,7 @@ async fn sqlite(url: &str, options: &SqlOptions) -> Result<Pool, OpenError> {
 
 #[cfg(not(feature = "sqlite"))]
 async fn sqlite(_: &str, _: &SqlOptions) -> Result<Pool, OpenError> {
-    Err(not_enabled("sqlite", "enable the `sqlite` feature of beaker-sql (or `beaker`)"))
+    Err(not_enabled("sqlite", "enable the `sqlite` feature of beaker-sql (or `beaker-rs`)"))
 }
 
 #[cfg(feature = "postgres")]
@@ -416,7 +416,7 @@ async fn postgres(url: &str, options: &SqlOptions) -> Result<Pool, OpenError> {
 
 #[cfg(not(feature = "postgres"))]
 async fn postgres(_: &str, _: &SqlOptions) -> Result<Pool, OpenError> {
-    Err(not_enabled("postgres", "enable the `postgres` feature of beaker-sql (or `beaker`)"))
+    Err(not_enabled("postgres", "enable the `postgres` feature of beaker-sql (or `beaker-rs`)"))
 }
 
 #[cfg(feature = "mysql")]
@@ -442,7 +442,7 @@ async fn mysql(url: &str, options: &SqlOptions) -> Result<Pool, OpenError> {
 
 #[cfg(not(feature = "mysql"))]
 async fn mysql(_: &str, _: &SqlOptions) -> Result<Pool, OpenError> {
-    Err(not_enabled("mysql", "enable the `mysql` feature of beaker-sql (or `beaker`)"))
+    Err(not_enabled("mysql", "enable the `mysql` feature of beaker-sql (or `beaker-rs`)"))
 }
 
 #[cfg(test)]

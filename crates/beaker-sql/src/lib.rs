@@ -1,13 +1,13 @@
 //! # beaker-sql
 //!
-//! SQL databases for beaker-rs: [`SqlStore`] implements [`beaker_core::SessionStore`] and
+//! SQL databases for beaker-rs: [`SqlStore`] implements [`beaker_core::store::SessionStore`] and
 //! [`SqlCache`] implements [`beaker_core::cache::CacheBackend`], on SQLite, PostgreSQL or
 //! MySQL/MariaDB through [sqlx](https://docs.rs/sqlx). The URL picks the database
 //! (`sqlite:sessions.db`, `sqlite::memory:`, `postgres://…`, `mysql://…`, see
 //! [`SqlClient`]); both can share one [`SqlClient`] (one pool).
 //!
 //! **Who should depend on this crate:** applications that keep sessions or cache regions
-//! in a relational database. The `beaker` facade re-exports it behind its `sqlite`,
+//! in a relational database. The `beaker-rs` facade re-exports it behind its `sqlite`,
 //! `postgres` and `mysql` features and builds it from a session URL
 //! (`BEAKER_SESSION_URL=postgres://…`).
 //!
@@ -25,7 +25,8 @@
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
-//! use beaker_core::{Changes, Record, SessionId, SessionStore, StoreKey};
+//! use beaker_core::SessionId;
+//! use beaker_core::store::{Changes, Record, SessionStore, StoreKey};
 //! use beaker_sql::{SqlOptions, SqlStore};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use beaker_core::{async_trait, Changes, Record, SessionConfig, SessionStore, StoreError, StoreKey};
+use beaker_core::store::{async_trait, Changes, Record, SessionStore, StoreKey};
+use beaker_core::{SessionConfig, StoreError};
 use tokio::sync::OnceCell;
 
 use crate::client::{from_ms, on_pool, to_ms, SqlClient};

@@ -6,7 +6,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use beaker_core::{async_trait, Changes, Record, SessionConfig, SessionManager, SessionStore, StoreError, StoreKey};
+use beaker_core::store::{async_trait, Changes, Record, SessionStore, StoreKey};
+use beaker_core::{SessionConfig, SessionManager, StoreError};
 use beaker_sql::{SqlOptions, SqlStore};
 
 /// Records the name of every call before passing it on.

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use beaker_core::cache::{CacheBackend, CacheEntry};
-use beaker_core::{ManualClock, SessionId, SessionStore, StoreError, StoreKey};
+use beaker_core::store::{SessionStore, StoreKey};
+use beaker_core::{ManualClock, SessionId, StoreError};
 use beaker_sql::{SqlCache, SqlClient, SqlOptions, SqlStore};
 use beaker_testkit::skip_or_fail;
 use beaker_testkit::store::{changes, fresh_key, record, CacheBackendSuite, Corruptor, SessionStoreSuite};

@@ -25,7 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use beaker_core::cache::{CacheBackend, CacheEntry, LockOutcome, LockToken};
-use beaker_core::{Changes, Record, SessionId, SessionStore, StoreError, StoreKey};
+use beaker_core::store::{Changes, Record, SessionStore, StoreKey};
+use beaker_core::{SessionId, StoreError};
 
 /// A boxed future, for the hooks below.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -1,7 +1,8 @@
 //! Property tests of the cookie codec: any cookie value either round-trips or is rejected,
 //! never misread; arbitrary cookie headers never panic and are never adopted.
 
-use beaker_core::{CookieStore, Keys, MemoryStore, Secret, SessionConfig, SessionManager};
+use beaker_core::__private::Keys;
+use beaker_core::{CookieStore, MemoryStore, Secret, SessionConfig, SessionManager};
 use proptest::prelude::*;
 
 fn keys() -> Keys {

@@ -5,8 +5,8 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use beaker::config::{CacheConfig, RegionConfig};
-use beaker::SessionManager;
+use beaker_rs::config::{CacheConfig, RegionConfig};
+use beaker_rs::SessionManager;
 
 use crate::routes::{Demo, DEMO_REGION};
 
@@ -22,7 +22,7 @@ pub enum StartupError {
     /// A `BEAKER_SESSION_*` or `BEAKER_CACHE_*` variable was refused by the library, or
     /// the store it names could not be opened.
     #[error("{0}")]
-    Config(#[from] beaker::Error),
+    Config(#[from] beaker_rs::Error),
     /// The listening address could not be bound.
     #[error("cannot listen on {addr} (BEAKER_DEMO_ADDR): {source}")]
     Bind {
@@ -69,8 +69,8 @@ impl Startup {
     pub async fn from_env() -> Result<Startup, StartupError> {
         let addr = demo_var(ADDR_VAR, DEFAULT_ADDR, "a socket address such as 127.0.0.1:3000")?;
         let slow_ms = demo_var(SLOW_VAR, &DEFAULT_SLOW_MS.to_string(), "a number of milliseconds")?;
-        let manager = beaker::session_manager_from_env_or(DEFAULT_SESSION_URL).await?;
-        let caches = beaker::cache_manager_from_env_or(default_cache_config()).await?;
+        let manager = beaker_rs::session_manager_from_env_or(DEFAULT_SESSION_URL).await?;
+        let caches = beaker_rs::cache_manager_from_env_or(default_cache_config()).await?;
         Ok(Startup { addr, manager, demo: Demo::new(Duration::from_millis(slow_ms), caches) })
     }
 }

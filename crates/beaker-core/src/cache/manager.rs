@@ -22,7 +22,7 @@ pub(crate) type Sleeper = Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()
 /// process-global registry: the application builds one and hands it to its handlers.
 ///
 /// Memory regions are built in; a region of any other type needs its
-/// [`CacheBackend`] passed to [`CacheManagerBuilder::backend`] (the `beaker` facade crate
+/// [`CacheBackend`] passed to [`CacheManagerBuilder::backend`] (the `beaker-rs` facade crate
 /// builds them from the regions' URLs).
 ///
 /// ```
@@ -210,7 +210,7 @@ impl CacheManagerBuilder {
                         key: format!("cache.{name}.type"),
                         why: format!(
                             "region {name:?} is of type {other}: pass its backend to CacheManagerBuilder::backend \
-                             (the beaker facade builds it from the URL)"
+                             (the beaker-rs facade builds it from the URL)"
                         ),
                     }))
                 }

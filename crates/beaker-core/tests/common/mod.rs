@@ -6,10 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use beaker_core::{
-    async_trait, Changes, ManualClock, MemoryStore, Record, SessionConfig, SessionManager, SessionStore, SetCookie,
-    StoreError, StoreKey,
-};
+use beaker_core::store::{async_trait, Changes, Record, SessionStore, StoreKey};
+use beaker_core::{ManualClock, MemoryStore, SessionConfig, SessionManager, SetCookie, StoreError};
 
 pub const SECRET: &str = "a test secret that is long enough";
 

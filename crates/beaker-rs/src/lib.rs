@@ -1,4 +1,4 @@
-//! # beaker
+//! # beaker-rs
 //!
 //! Sessions and caching for Rust web services, in the spirit of Python's Beaker: one
 //! framework-agnostic core, thin adapters for axum, actix-web, rocket and warp, and stores
@@ -10,9 +10,9 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), beaker::Error> {
-//! let config = beaker::SessionConfig::new().with_secret("at least sixteen bytes of secret")?.with_url("memory:");
-//! let sessions = beaker::session_manager(config).await?;
+//! # async fn main() -> Result<(), beaker_rs::Error> {
+//! let config = beaker_rs::SessionConfig::new().with_secret("at least sixteen bytes of secret")?.with_url("memory:");
+//! let sessions = beaker_rs::session_manager(config).await?;
 //! let session = sessions.start(std::iter::empty::<&str>());
 //! session.insert("user", "ada").await?;
 //! assert_eq!(sessions.finish(&session).await?.len(), 1);
@@ -31,7 +31,7 @@
 //! | `memcached` | Memcached (`memcached://h1:11211,h2:11211`) | no |
 //! | `all-stores` | all of the above | no |
 //! | `bincode` | the bincode 2 serializer | no |
-//! | `macros` | `#[beaker::cached(region = "…", crate = "::beaker")]` memoisation | no |
+//! | `macros` | `#[beaker_rs::cached(region = "…", crate = "::beaker_rs")]` memoisation | no |
 //!
 //! Memory and cookie-only sessions need no feature.
 

@@ -22,7 +22,7 @@ pub enum Error {
         source: beaker_core::BoxError,
     },
     /// The store type needs a cargo feature of this crate that is off.
-    #[error("{key}: the {store} store needs the `{feature}` feature of the `beaker` crate")]
+    #[error("{key}: the {store} store needs the `{feature}` feature of the `beaker-rs` crate")]
     MissingFeature {
         /// The option that chose the store (`session.url`, `cache.short_term.type`, ...).
         key: String,
@@ -90,8 +90,8 @@ async fn open_store(
     key: &'static str,
     store: StoreType,
     config: &SessionConfig,
-) -> Result<std::sync::Arc<dyn beaker_core::SessionStore>, Error> {
-    let missing = |feature| -> Result<std::sync::Arc<dyn beaker_core::SessionStore>, Error> {
+) -> Result<std::sync::Arc<dyn beaker_core::store::SessionStore>, Error> {
+    let missing = |feature| -> Result<std::sync::Arc<dyn beaker_core::store::SessionStore>, Error> {
         Err(Error::MissingFeature { key: key.to_owned(), store, feature })
     };
     let opened = |source: beaker_core::BoxError| Error::Store { key: key.to_owned(), store, source };

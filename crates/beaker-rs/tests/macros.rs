@@ -1,11 +1,11 @@
-//! `#[beaker::cached]` through the facade: with `crate = "::beaker"` the generated code
-//! names only `::beaker::cache::...`, so an application needs no `beaker-core` dependency.
+//! `#[beaker_rs::cached]` through the facade: with `crate = "::beaker_rs"` the generated code
+//! names only `::beaker_rs::cache::...`, so an application needs no `beaker-core` dependency.
 #![cfg(feature = "macros")]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use beaker::cache::{CacheManager, CacheSource};
-use beaker::config::{CacheConfig, RegionConfig};
+use beaker_rs::cache::{CacheManager, CacheSource};
+use beaker_rs::config::{CacheConfig, RegionConfig};
 
 fn caches() -> CacheManager {
     CacheManager::new(CacheConfig::new().with_region("short_term", RegionConfig::memory(None))).unwrap()
@@ -13,14 +13,14 @@ fn caches() -> CacheManager {
 
 static ASYNC_RUNS: AtomicUsize = AtomicUsize::new(0);
 
-#[beaker::cached(region = "short_term", crate = "::beaker")]
+#[beaker_rs::cached(region = "short_term", crate = "::beaker_rs")]
 async fn greeting(caches: &CacheManager, name: &str) -> Result<String, std::fmt::Error> {
     ASYNC_RUNS.fetch_add(1, Ordering::SeqCst);
     Ok(format!("hello {name}"))
 }
 
 #[tokio::test]
-async fn async_functions_cache_and_invalidate_through_the_facade() -> Result<(), beaker::Error> {
+async fn async_functions_cache_and_invalidate_through_the_facade() -> Result<(), beaker_rs::Error> {
     let caches = caches();
     assert_eq!(greeting(&caches, "ada").await.unwrap(), "hello ada");
     assert_eq!(greeting(&caches, "ada").await.unwrap(), "hello ada");
@@ -44,7 +44,7 @@ impl CacheSource for State {
 }
 
 impl State {
-    #[beaker::cached(region = "short_term", crate = "::beaker", expire = 60)]
+    #[beaker_rs::cached(region = "short_term", crate = "::beaker_rs", expire = 60)]
     fn length(&self, text: String) -> Option<usize> {
         self.runs.fetch_add(1, Ordering::SeqCst);
         (!text.is_empty()).then_some(text.len())
