@@ -26,20 +26,25 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The W3C key under which an element reference arrives.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-pub(crate) fn run(args: &[String]) -> Result {
-    if let Some(bad) = args.iter().find(|a| a.as_str() != "--debug") {
-        return Err(format!("unknown option {bad}; usage: cargo xtask e2e [--debug]"));
-    }
+/// `cargo xtask e2e` arguments.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Reuse the debug build of `cargo xtask test` instead of building a release binary.
+    #[arg(long)]
+    debug: bool,
+}
+
+pub(crate) fn run(args: &Args) -> Result {
     for tool in [CHROMIUM, CHROMEDRIVER] {
         if !Path::new(tool).exists() {
             return Err(format!("{tool} is missing: apt-get install -y chromium chromium-driver (Debian's packages)"));
         }
     }
-    let profile = if args.is_empty() { Profile::Release } else { Profile::Debug };
+    let profile = if args.debug { Profile::Debug } else { Profile::Release };
     let binary = demo::build(profile)?;
     let scratch = Scratch::new("e2e")?;
     let server = Demo::spawn(&binary, &scratch.0, &[("BEAKER_SESSION_URL", "memory:")])?;
-    let artifacts = demo::target_dir().join("e2e");
+    let artifacts = crate::host::target_dir().join("e2e");
     std::fs::create_dir_all(&artifacts).map_err(|e| format!("{}: {e}", artifacts.display()))?;
     let driver = Driver::start(&scratch.0)?;
     let browser = driver.browser(&scratch.0.join("profile"))?;
@@ -106,7 +111,7 @@ struct Driver {
 
 impl Driver {
     fn start(dir: &Path) -> Result<Driver> {
-        let port = demo::free_port()?;
+        let port = crate::host::free_port()?;
         let log = std::fs::File::create(dir.join("chromedriver.log")).map_err(|e| e.to_string())?;
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
@@ -116,7 +121,7 @@ impl Driver {
             .spawn()
             .map_err(|e| format!("cannot run {CHROMEDRIVER}: {e}"))?;
         let driver = Driver { child, addr: SocketAddr::from(([127, 0, 0, 1], port)) };
-        if !demo::wait_for(&driver.addr.to_string(), Duration::from_secs(20)) {
+        if !crate::host::wait_for(&driver.addr.to_string(), Duration::from_secs(20)) {
             return Err(format!("chromedriver did not listen on {} within 20 s", driver.addr));
         }
         Ok(driver)

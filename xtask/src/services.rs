@@ -2,11 +2,11 @@
 //! when they answer, and throwaway `memcached`, `redis-server` and a three-node Redis
 //! Cluster started here on free loopback ports (stopped when the run ends).
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::host::{free_port, have, reachable, wait_for};
 use crate::Result;
 
 /// A service the run could not provide, and the suites that therefore skip.
@@ -21,30 +21,6 @@ pub(crate) struct Services {
     pub(crate) missing: Vec<Missing>,
     children: Vec<Child>,
     dir: PathBuf,
-}
-
-fn reachable(addr: &str) -> bool {
-    addr.parse::<SocketAddr>().is_ok_and(|a| TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())
-}
-
-fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
-    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
-}
-
-fn have(binary: &str) -> bool {
-    Command::new(binary).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
-}
-
-fn wait_for(addr: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if reachable(addr) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 impl Services {
@@ -77,7 +53,7 @@ impl Services {
         }
         if reachable("127.0.0.1:6379") {
             self.env.push((VAR.into(), "redis://127.0.0.1:6379".into()));
-        } else if have("redis-server") {
+        } else if have("redis-server", "--version") {
             let port = free_port()?;
             self.spawn_redis(port, &[])?;
             self.env.push((VAR.into(), format!("redis://127.0.0.1:{port}")));
@@ -103,7 +79,7 @@ impl Services {
         if self.given(VAR) {
             return Ok(());
         }
-        if !have("memcached") {
+        if !have("memcached", "--version") {
             self.missing
                 .push(Missing { suite: "memcached", why: "no memcached binary (apt-get install -y memcached)".into() });
             return Ok(());
@@ -116,7 +92,7 @@ impl Services {
             .spawn()
             .map_err(|e| format!("could not start memcached: {e}"))?;
         self.children.push(child);
-        if wait_for(&format!("127.0.0.1:{port}")) {
+        if wait_for(&format!("127.0.0.1:{port}"), Duration::from_secs(10)) {
             self.env.push((VAR.into(), format!("memcached://127.0.0.1:{port}")));
         } else {
             self.missing.push(Missing { suite: "memcached", why: "the throwaway memcached did not start".into() });
@@ -135,7 +111,7 @@ impl Services {
             .spawn()
             .map_err(|e| format!("could not start redis-server: {e}"))?;
         self.children.push(child);
-        if wait_for(&format!("127.0.0.1:{port}")) {
+        if wait_for(&format!("127.0.0.1:{port}"), Duration::from_secs(10)) {
             Ok(())
         } else {
             Err(format!("the throwaway redis-server on port {port} did not start"))
@@ -147,7 +123,7 @@ impl Services {
         if self.given(VAR) {
             return Ok(());
         }
-        if !have("redis-server") || !have("redis-cli") {
+        if !have("redis-server", "--version") || !have("redis-cli", "--version") {
             self.missing.push(Missing { suite: "redis-cluster", why: "no redis-server / redis-cli".into() });
             return Ok(());
         }
