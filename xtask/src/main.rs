@@ -8,6 +8,7 @@ mod e2e;
 mod fuzz;
 mod host;
 mod http;
+mod publish;
 mod services;
 mod soak;
 
@@ -31,7 +32,8 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         extra: Vec<String>,
     },
-    /// rustfmt check, clippy `-D warnings`, rustdoc, the core-purity check.
+    /// rustfmt check, clippy `-D warnings`, rustdoc, the core-purity check, publish-check,
+    /// tidy.
     Lint,
     /// `test` then `lint` (what `.ci/run` runs).
     Ci,
@@ -47,6 +49,9 @@ enum Task {
     /// Many clients against demo-axum over memory, SQLite and Redis: no lost update, flat
     /// memory, zero errors.
     Soak(soak::Args),
+    /// `cargo package` of every publishable crate, after checking its metadata, README and
+    /// licence files (also part of `lint`).
+    PublishCheck(publish::Args),
     /// Headless Chromium through demo-axum's `/app` (screenshots in `target/e2e/`).
     E2e(e2e::Args),
 }
@@ -62,6 +67,7 @@ fn main() -> ExitCode {
         Task::Soak(args) => soak::run(&args),
         Task::E2e(args) => e2e::run(&args),
         Task::Bench(args) => bench::run(&args),
+        Task::PublishCheck(args) => publish::run_check(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -56,6 +56,8 @@
 //!
 //! The minimum supported Rust version is 1.82; raising it is a minor-version change.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod cache;
 mod clock;
 pub mod config;

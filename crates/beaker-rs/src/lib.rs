@@ -35,21 +35,28 @@
 //!
 //! Memory and cookie-only sessions need no feature.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub use beaker_core::*;
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use beaker_macros::cached;
 
 /// The file-system store, for options the URL cannot carry (feature `file`).
 #[cfg(feature = "file")]
+#[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub use beaker_file as file;
 /// The Memcached store and cache backend (feature `memcached`).
 #[cfg(feature = "memcached")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 pub use beaker_memcached as memcached;
 /// The Redis store and cache backend (feature `redis`).
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use beaker_redis as redis;
 /// The SQL stores and cache backend (features `sqlite`, `postgres`, `mysql`).
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))))]
 pub use beaker_sql as sql;
 
 mod build;
