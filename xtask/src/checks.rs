@@ -10,6 +10,7 @@ const FORBIDDEN_PREFIXES: &[&str] = &["actix", "rocket", "sqlx-", "hyper-", "tok
 
 pub(crate) fn lint() -> Result {
     core_purity()?;
+    crate::tidy::run()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().arg("clippy").args(BUILD_FLAGS).args(["--", "-D", "warnings"]))?;
     run(cargo()

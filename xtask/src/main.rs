@@ -11,6 +11,7 @@ mod http;
 mod publish;
 mod services;
 mod soak;
+mod tidy;
 
 use std::process::{Command, ExitCode};
 
@@ -52,6 +53,9 @@ enum Task {
     /// `cargo package` of every publishable crate, after checking its metadata, README and
     /// licence files (also part of `lint`).
     PublishCheck(publish::Args),
+    /// Every relative link and repository path named in the docs and in code comments
+    /// exists (also part of `lint`).
+    Tidy,
     /// Headless Chromium through demo-axum's `/app` (screenshots in `target/e2e/`).
     E2e(e2e::Args),
 }
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         Task::Soak(args) => soak::run(&args),
         Task::E2e(args) => e2e::run(&args),
         Task::Bench(args) => bench::run(&args),
+        Task::Tidy => tidy::run(),
         Task::PublishCheck(args) => publish::run_check(&args),
     };
     match result {

@@ -1,4 +1,4 @@
-//! The beaker-rs demo app on actix-web (see `shared/DEMO-CONTRACT.md`): the routes of
+//! The beaker-rs demo app on actix-web (see `docs/demo-contract.md`): the routes of
 //! [`demo_common::Demo`], translated to actix-web handlers behind a [`SessionMiddleware`].
 
 use actix_web::http::StatusCode;

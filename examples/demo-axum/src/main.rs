@@ -1,4 +1,4 @@
-//! The beaker-rs demo app on axum (see `shared/DEMO-CONTRACT.md`): the routes of
+//! The beaker-rs demo app on axum (see `docs/demo-contract.md`): the routes of
 //! [`demo_common::Demo`], translated to axum handlers, the whole router wrapped in one [`SessionService`].
 
 use axum::body::Bytes;

@@ -1,4 +1,4 @@
-//! The framework-independent half of the beaker-rs demo apps (`shared/DEMO-CONTRACT.md`).
+//! The framework-independent half of the beaker-rs demo apps (`docs/demo-contract.md`).
 //!
 //! Every route's behaviour lives here, once: a demo app only translates its framework's
 //! request into these calls and the returned [`Reply`] into its framework's response, so

@@ -1,4 +1,4 @@
-//! The beaker-rs demo app on rocket (see `shared/DEMO-CONTRACT.md`): the routes of
+//! The beaker-rs demo app on rocket (see `docs/demo-contract.md`): the routes of
 //! [`demo_common::Demo`], translated to rocket handlers behind a [`SessionFairing`].
 //!
 //! Rocket is configured from code only (no `Rocket.toml`, no `ROCKET_*` variables): the

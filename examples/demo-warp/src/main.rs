@@ -1,4 +1,4 @@
-//! The beaker-rs demo app on warp (see `shared/DEMO-CONTRACT.md`): the routes of
+//! The beaker-rs demo app on warp (see `docs/demo-contract.md`): the routes of
 //! [`demo_common::Demo`], translated to warp filters around [`with_session`], each
 //! handler ending with [`Session::finish`].
 
