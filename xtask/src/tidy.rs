@@ -51,12 +51,34 @@ pub(crate) fn run() -> Result {
             }
         }
     }
+    problems.extend(quick_starts_match_examples(&root));
     if problems.is_empty() {
         eprintln!("tidy: {} files, every relative link and repository path exists", files.len());
         Ok(())
     } else {
         Err(format!("tidy: {} dangling references:\n  {}", problems.len(), problems.join("\n  ")))
     }
+}
+
+/// The README's quick starts are the `examples/*-basic` programs, verbatim below their
+/// `//!` header, so that what a reader copies is what CI compiles and tests.
+fn quick_starts_match_examples(root: &Path) -> Vec<String> {
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap_or_default();
+    let Ok(entries) = std::fs::read_dir(root.join("examples")) else { return vec!["examples/ is missing".into()] };
+    let mut problems = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.ends_with("-basic") {
+            continue;
+        }
+        let main = e.path().join("src/main.rs");
+        let code = std::fs::read_to_string(&main).unwrap_or_default();
+        let body: Vec<&str> = code.lines().skip_while(|l| l.starts_with("//!")).skip_while(|l| l.is_empty()).collect();
+        if body.is_empty() || !readme.contains(&body.join("\n")) {
+            problems.push(format!("README.md: the quick start of examples/{name} differs from its src/main.rs"));
+        }
+    }
+    problems
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
