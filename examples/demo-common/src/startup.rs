@@ -22,7 +22,7 @@ pub enum StartupError {
     /// A `BEAKER_SESSION_*` or `BEAKER_CACHE_*` variable was refused by the library, or
     /// the store it names could not be opened.
     #[error("{0}")]
-    Config(#[from] beaker_rs::Error),
+    Config(#[from] beaker_rs::BuildError),
     /// The listening address could not be bound.
     #[error("cannot listen on {addr} (BEAKER_DEMO_ADDR): {source}")]
     Bind {
