@@ -69,6 +69,7 @@ mod memory;
 mod secret;
 mod serializer;
 mod session;
+mod telemetry;
 
 pub mod store;
 
