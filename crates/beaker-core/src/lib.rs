@@ -71,6 +71,7 @@ mod memory;
 mod secret;
 mod serializer;
 mod session;
+mod telemetry;
 
 pub mod store;
 

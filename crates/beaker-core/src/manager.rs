@@ -19,6 +19,7 @@ use crate::secret::Keys;
 use crate::serializer::DataSerializer;
 use crate::session::{Session, SessionInner, State};
 use crate::store::{Changes, Record, SessionStore};
+use crate::telemetry::SessionCounters;
 
 /// How many fresh ids to try before giving up on a create (a collision of 192-bit random
 /// ids means a broken random source, not bad luck).
@@ -79,6 +80,7 @@ pub(crate) struct ManagerInner {
     /// the boxed future of the trait call.
     memory: Option<MemoryStore>,
     clock: Arc<dyn Clock>,
+    counters: SessionCounters,
 }
 
 /// Builds a [`SessionManager`].
@@ -149,6 +151,9 @@ impl SessionManager {
                 m.call("delete", store.delete(&m.key(id))).await?;
             }
         }
+        if !doomed.is_empty() {
+            m.counters.ended.increment(doomed.len() as u64);
+        }
         if !st.loaded {
             return Ok(out);
         }
@@ -213,7 +218,10 @@ impl ManagerInner {
         };
         match &result {
             Ok(_) => tracing::trace!(store = self.backend_name(), op, "ok"),
-            Err(e) => tracing::warn!(store = self.backend_name(), op, error = %e, "store call failed"),
+            Err(e) => {
+                self.counters.store_error(op);
+                tracing::warn!(store = self.backend_name(), op, error = %e, "store call failed")
+            }
         }
         result
     }
@@ -297,11 +305,13 @@ impl ManagerInner {
                 Some((raw, old)) => match SessionId::parse(raw) {
                     Some(id) => Some((id, old)),
                     None => {
+                        self.counters.rejected_cookies.increment(1);
                         tracing::warn!("signed session cookie holds a malformed id; ignored");
                         None
                     }
                 },
                 None => {
+                    self.counters.rejected_cookies.increment(1);
                     tracing::debug!("session cookie with a bad signature; ignored");
                     None
                 }
@@ -321,6 +331,7 @@ impl ManagerInner {
             Backend::Cookie => {
                 let opened = self.first_cookie(st, |sealed| cookie_store::open(&self.keys, &self.config.key, sealed));
                 if opened.is_none() && st.cookie_seen {
+                    self.counters.rejected_cookies.increment(1);
                     tracing::debug!(
                         "cookie session could not be opened (tampered, foreign key or corrupt); starting fresh"
                     );
@@ -355,6 +366,7 @@ impl ManagerInner {
                     tracing::warn!("session record holds a value in an unknown format; starting a fresh session");
                     return Ok(());
                 }
+                self.counters.loaded.increment(1);
                 st.exists = true;
                 st.id = Some(id);
                 st.stale_key = stale;
@@ -366,6 +378,20 @@ impl ManagerInner {
             None => {}
         }
         Ok(())
+    }
+
+    /// When the session expires if this request ends now: its next write or touch moves
+    /// the idle timeout to now, else the last one stands. `None` for an unsaved session
+    /// with nothing to save, or when no lifetime applies.
+    pub(crate) fn projected_expiry(&self, st: &State) -> Option<SystemTime> {
+        let now = self.clock.now();
+        if !st.exists {
+            return if st.is_dirty() && !st.entries.is_empty() { self.expiry(now, now) } else { None };
+        }
+        let created = st.created.unwrap_or(now);
+        let base =
+            if st.is_dirty() || st.regenerate || self.touch_due(st, now) { now } else { st.accessed.unwrap_or(now) };
+        self.expiry(created, base)
     }
 
     fn touch_due(&self, st: &State, now: SystemTime) -> bool {
@@ -413,6 +439,7 @@ impl ManagerInner {
             };
             st.clear = false;
             if self.apply_changes(store, self.cached_key(st, &id), &changes).await? {
+                self.counters.saved.increment(1);
                 return Ok(self.cookie_refresh(st).then(|| self.cookie_for(&id, now)));
             }
             // The record went away under us (expired, deleted by a logout elsewhere): never
@@ -440,6 +467,10 @@ impl ManagerInner {
             message: "could not create a session under a fresh id".into(),
             source: None,
         })?;
+        if !st.exists {
+            self.counters.created.increment(1);
+        }
+        self.counters.saved.increment(1);
         if let (true, Some(old)) = (st.exists, st.id.take()) {
             self.call("delete", store.delete(&self.key(&old))).await?;
         }
@@ -479,6 +510,10 @@ impl ManagerInner {
         if cookie.as_str().len() > self.config.cookie_limit {
             return Err(Error::CookieTooLarge { size: cookie.as_str().len(), limit: self.config.cookie_limit });
         }
+        if !st.exists {
+            self.counters.created.increment(1);
+        }
+        self.counters.saved.increment(1);
         st.id = Some(id);
         st.exists = true;
         st.regenerate = false;
@@ -551,6 +586,10 @@ impl SessionManagerBuilder {
             },
         };
         let cookie_name = Finder::new(self.config.key.as_bytes()).into_owned();
+        let counters = SessionCounters::new(match &backend {
+            Backend::Server(store) => store.name(),
+            Backend::Cookie => "cookie",
+        });
         Ok(SessionManager {
             inner: Arc::new(ManagerInner {
                 config: self.config,
@@ -559,6 +598,7 @@ impl SessionManagerBuilder {
                 backend,
                 memory,
                 clock: self.clock,
+                counters,
             }),
         })
     }

@@ -239,6 +239,15 @@ impl Session {
         Ok(self.loaded().await?.accessed)
     }
 
+    /// When the session will expire if this request ends now (its idle timeout counted
+    /// from this request when it writes or touches the session, capped by the absolute
+    /// lifetime); `None` for a session with nothing saved or to save, or when no lifetime
+    /// applies.
+    pub async fn expires(&self) -> Result<Option<SystemTime>, Error> {
+        let st = self.loaded().await?;
+        Ok(self.inner.manager.projected_expiry(&st))
+    }
+
     /// Gives the session a fresh id at the end of this request, keeping its data and
     /// deleting the record under the old id. Call it on login (against fixation).
     pub async fn regenerate_id(&self) -> Result<(), Error> {

@@ -3,10 +3,11 @@
 
 use beaker_core::{ConfigError, CookieStore, SessionConfig, SessionManager, StoreType};
 
-/// Why a manager could not be built.
+/// Why a session or cache manager could not be built (named apart from the re-exported
+/// [`beaker_core::Error`], the error of a session in use).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum BuildError {
     /// Bad configuration (the message names the option or variable).
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -37,28 +38,41 @@ pub enum Error {
 }
 
 /// Reads `BEAKER_SESSION_*` from the environment and builds the manager with its store.
-pub async fn session_manager_from_env() -> Result<SessionManager, Error> {
-    build_session_manager(SessionConfig::from_env()?, true).await
+///
+/// With `BEAKER_SESSION_URL_FROM_PLATFORM=true` ([`URL_FROM_PLATFORM`](crate::URL_FROM_PLATFORM))
+/// and neither `BEAKER_SESSION_URL` nor `BEAKER_SESSION_TYPE` set, the store comes from
+/// `REDIS_URL`, else `DATABASE_URL`, as Heroku-style platforms set them.
+pub async fn session_manager_from_env() -> Result<SessionManager, BuildError> {
+    let (config, from) = crate::platform::session_config_from_vars(std::env::vars())?;
+    build_session_manager(config, Some(from.unwrap_or(""))).await
 }
 
 /// Like [`session_manager_from_env`], with `default_url` as the store when neither
 /// `BEAKER_SESSION_TYPE` nor `BEAKER_SESSION_URL` is set, and a public development secret
 /// (with a warning on stderr) when `BEAKER_SESSION_SECRET` is not set. For demos and local
 /// development.
-pub async fn session_manager_from_env_or(default_url: &str) -> Result<SessionManager, Error> {
-    let mut config = SessionConfig::from_env()?.with_dev_secret_if_missing();
+///
+/// `BEAKER_SESSION_URL_FROM_PLATFORM` applies as in [`session_manager_from_env`], before
+/// `default_url`.
+pub async fn session_manager_from_env_or(default_url: &str) -> Result<SessionManager, BuildError> {
+    let (config, from) = crate::platform::session_config_from_vars(std::env::vars())?;
+    let mut config = config.with_dev_secret_if_missing();
     if config.store_type.is_none() && config.url.is_none() {
         config = config.with_url(default_url);
     }
-    build_session_manager(config, true).await
+    build_session_manager(config, Some(from.unwrap_or(""))).await
 }
 
 /// Builds the manager for `config`, opening the store its `type`/`url` names.
-pub async fn session_manager(config: SessionConfig) -> Result<SessionManager, Error> {
-    build_session_manager(config, false).await
+pub async fn session_manager(config: SessionConfig) -> Result<SessionManager, BuildError> {
+    build_session_manager(config, None).await
 }
 
-async fn build_session_manager(config: SessionConfig, from_env: bool) -> Result<SessionManager, Error> {
+/// `env` is `None` for a configuration given in code, else `Some` of the platform
+/// variable the URL came from (`""` when it came from `BEAKER_SESSION_*`): errors name
+/// what the user set.
+async fn build_session_manager(config: SessionConfig, env: Option<&'static str>) -> Result<SessionManager, BuildError> {
+    let from_env = env.is_some();
     let store_type = config.resolved_store_type().map_err(|e| match e {
         // Name the variable the user set, not the option it maps to.
         ConfigError::Invalid { key, value, expected } if from_env => ConfigError::Invalid {
@@ -68,11 +82,12 @@ async fn build_session_manager(config: SessionConfig, from_env: bool) -> Result<
         },
         other => other,
     })?;
-    let key = match (config.store_type.is_some(), from_env) {
-        (true, true) => "BEAKER_SESSION_TYPE",
-        (true, false) => "session.type",
-        (false, true) => "BEAKER_SESSION_URL",
-        (false, false) => "session.url",
+    let key = match (config.store_type.is_some(), env) {
+        (true, Some(_)) => "BEAKER_SESSION_TYPE",
+        (true, None) => "session.type",
+        (false, Some("")) => "BEAKER_SESSION_URL",
+        (false, Some(platform)) => platform,
+        (false, None) => "session.url",
     };
     let builder = SessionManager::builder(config.clone());
     let builder = match store_type {
@@ -90,11 +105,11 @@ async fn open_store(
     key: &'static str,
     store: StoreType,
     config: &SessionConfig,
-) -> Result<std::sync::Arc<dyn beaker_core::store::SessionStore>, Error> {
-    let missing = |feature| -> Result<std::sync::Arc<dyn beaker_core::store::SessionStore>, Error> {
-        Err(Error::MissingFeature { key: key.to_owned(), store, feature })
+) -> Result<std::sync::Arc<dyn beaker_core::store::SessionStore>, BuildError> {
+    let missing = |feature| -> Result<std::sync::Arc<dyn beaker_core::store::SessionStore>, BuildError> {
+        Err(BuildError::MissingFeature { key: key.to_owned(), store, feature })
     };
-    let opened = |source: beaker_core::BoxError| Error::Store { key: key.to_owned(), store, source };
+    let opened = |source: beaker_core::BoxError| BuildError::Store { key: key.to_owned(), store, source };
     match store {
         #[cfg(feature = "file")]
         StoreType::File => {

@@ -7,17 +7,17 @@ use beaker_core::cache::{CacheBackend, CacheManager};
 use beaker_core::config::{CacheConfig, RegionConfig};
 use beaker_core::StoreType;
 
-use crate::build::Error;
+use crate::build::BuildError;
 
 /// Reads `BEAKER_CACHE_*` from the environment and builds the cache manager, opening each
 /// region's backend.
-pub async fn cache_manager_from_env() -> Result<CacheManager, Error> {
+pub async fn cache_manager_from_env() -> Result<CacheManager, BuildError> {
     build_cache_manager(CacheConfig::from_env()?, true).await
 }
 
 /// Like [`cache_manager_from_env`], with `default` as the configuration when
 /// `BEAKER_CACHE_REGIONS` names no region. For demos and local development.
-pub async fn cache_manager_from_env_or(default: CacheConfig) -> Result<CacheManager, Error> {
+pub async fn cache_manager_from_env_or(default: CacheConfig) -> Result<CacheManager, BuildError> {
     let config = CacheConfig::from_env()?;
     let config = if config.regions.is_empty() { default } else { config };
     build_cache_manager(config, true).await
@@ -25,11 +25,11 @@ pub async fn cache_manager_from_env_or(default: CacheConfig) -> Result<CacheMana
 
 /// Builds the cache manager for `config`: memory regions in process, the others on the
 /// backend their `type`/`url` names (which needs that backend's feature of this crate).
-pub async fn cache_manager(config: CacheConfig) -> Result<CacheManager, Error> {
+pub async fn cache_manager(config: CacheConfig) -> Result<CacheManager, BuildError> {
     build_cache_manager(config, false).await
 }
 
-async fn build_cache_manager(config: CacheConfig, from_env: bool) -> Result<CacheManager, Error> {
+async fn build_cache_manager(config: CacheConfig, from_env: bool) -> Result<CacheManager, BuildError> {
     let mut backends = Vec::new();
     for (name, region) in &config.regions {
         if region.store_type == StoreType::Memory {
@@ -50,15 +50,15 @@ async fn build_cache_manager(config: CacheConfig, from_env: bool) -> Result<Cach
 }
 
 #[allow(unused_variables)]
-async fn open_backend(key: String, region: &RegionConfig) -> Result<Arc<dyn CacheBackend>, Error> {
+async fn open_backend(key: String, region: &RegionConfig) -> Result<Arc<dyn CacheBackend>, BuildError> {
     let store = region.store_type;
-    let missing = |feature| -> Result<Arc<dyn CacheBackend>, Error> {
-        Err(Error::MissingFeature { key: key.clone(), store, feature })
+    let missing = |feature| -> Result<Arc<dyn CacheBackend>, BuildError> {
+        Err(BuildError::MissingFeature { key: key.clone(), store, feature })
     };
-    let opened = |source: beaker_core::BoxError| Error::Store { key: key.clone(), store, source };
+    let opened = |source: beaker_core::BoxError| BuildError::Store { key: key.clone(), store, source };
     #[allow(unused)]
-    let missing_url = || -> Result<Arc<dyn CacheBackend>, Error> {
-        Err(Error::Config(beaker_core::ConfigError::Invalid {
+    let missing_url = || -> Result<Arc<dyn CacheBackend>, BuildError> {
+        Err(BuildError::Config(beaker_core::ConfigError::Invalid {
             key: key.clone(),
             value: String::new(),
             expected: format!("a {store} URL (only sqlite has a default)"),
@@ -123,7 +123,7 @@ async fn open_backend(key: String, region: &RegionConfig) -> Result<Arc<dyn Cach
         #[cfg(not(feature = "memcached"))]
         StoreType::Memcached => missing("memcached"),
         // Cookie "caches" do not exist; memory regions never get here.
-        other => Err(Error::Config(beaker_core::ConfigError::Invalid {
+        other => Err(BuildError::Config(beaker_core::ConfigError::Invalid {
             key: key.clone(),
             value: other.as_str().to_owned(),
             expected: "memory, file, sqlite, postgres, mysql, redis, redis+cluster or memcached".to_owned(),

@@ -10,7 +10,7 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), beaker_rs::Error> {
+//! # async fn main() -> Result<(), beaker_rs::BuildError> {
 //! let config = beaker_rs::SessionConfig::new().with_secret("at least sixteen bytes of secret")?.with_url("memory:");
 //! let sessions = beaker_rs::session_manager(config).await?;
 //! let session = sessions.start(std::iter::empty::<&str>());
@@ -31,9 +31,24 @@
 //! | `memcached` | Memcached (`memcached://h1:11211,h2:11211`) | no |
 //! | `all-stores` | all of the above | no |
 //! | `bincode` | the bincode 2 serializer | no |
-//! | `macros` | `#[beaker_rs::cached(region = "…", crate = "::beaker_rs")]` memoisation | no |
+//! | `macros` | `#[beaker_rs::cached(region = "…")]` memoisation | no |
+//! | `axum`, `actix`, `rocket`, `warp` | the framework adapter as `beaker_rs::axum` (and so on): one dependency for an app | no |
 //!
 //! Memory and cookie-only sessions need no feature.
+//!
+//! ## Errors
+//!
+//! [`BuildError`] says why a manager could not be built (configuration, an unreachable
+//! store, a missing feature); [`Error`] is the error of a session in use, re-exported from
+//! `beaker-core`. `BuildError` converts from `Error`, so one `?` serves both in start-up code.
+//!
+//! ## Platform conventions
+//!
+//! With `BEAKER_SESSION_URL_FROM_PLATFORM=true` and neither `BEAKER_SESSION_URL` nor
+//! `BEAKER_SESSION_TYPE` set, [`session_manager_from_env`] takes the store from `REDIS_URL`,
+//! else `DATABASE_URL`, as Heroku-style platforms provide them. Off by default: a
+//! `DATABASE_URL` meant for the application's data must not silently become its session
+//! store.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -59,11 +74,26 @@ pub use beaker_redis as redis;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))))]
 pub use beaker_sql as sql;
 
+/// The actix-web adapter (feature `actix`).
+#[cfg(feature = "actix")]
+pub use beaker_actix as actix;
+/// The axum adapter: `beaker_rs::axum::SessionLayer` (feature `axum`).
+#[cfg(feature = "axum")]
+pub use beaker_axum as axum;
+/// The rocket adapter (feature `rocket`).
+#[cfg(feature = "rocket")]
+pub use beaker_rocket as rocket;
+/// The warp adapter (feature `warp`).
+#[cfg(feature = "warp")]
+pub use beaker_warp as warp;
+
 mod build;
 mod cache_build;
+mod platform;
 
-pub use build::{session_manager, session_manager_from_env, session_manager_from_env_or, Error};
+pub use build::{session_manager, session_manager_from_env, session_manager_from_env_or, BuildError};
 pub use cache_build::{cache_manager, cache_manager_from_env, cache_manager_from_env_or};
+pub use platform::URL_FROM_PLATFORM;
 
 /// The README's examples, compiled and run as doc tests (its `#[cached]` example needs the
 /// `macros` feature; `cargo xtask test` runs with every feature).

@@ -14,7 +14,11 @@ const BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 fn respond(reply: Reply) -> HttpResponse {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    HttpResponse::build(status).content_type(reply.content_type).body(reply.body)
+    let mut res = HttpResponse::build(status);
+    if let Some(location) = reply.location {
+        res.insert_header((actix_web::http::header::LOCATION, location));
+    }
+    res.content_type(reply.content_type).body(reply.body)
 }
 
 fn answer(reply: Result<Reply, beaker_core::Error>) -> Answer {
@@ -97,6 +101,14 @@ async fn cached_stats(demo: Data<Demo>) -> HttpResponse {
     respond(demo.cached_stats().await)
 }
 
+async fn app_action(demo: Data<Demo>, s: Session, action: web::Path<String>, body: Bytes) -> Answer {
+    answer(demo.app_action(&s, &action, &body).await)
+}
+
+async fn metrics(demo: Data<Demo>) -> HttpResponse {
+    respond(demo.metrics())
+}
+
 async fn app(demo: Data<Demo>, s: Session) -> Answer {
     answer(demo.app(&s).await)
 }
@@ -135,6 +147,8 @@ async fn main() {
             .service(web::resource("/cached").route(get().to(cached)))
             .service(web::resource("/cached/stats").route(get().to(cached_stats)))
             .service(web::resource("/app").route(get().to(app)))
+            .service(web::resource("/app/{action}").route(web::post().to(app_action)))
+            .service(web::resource("/metrics").route(get().to(metrics)))
     })
     // SIGINT/SIGTERM are handled below, the same way as in the other demos.
     .disable_signals()

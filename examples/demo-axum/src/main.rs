@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,7 +15,11 @@ type Answer = Result<Response, SessionError>;
 
 fn respond(reply: Reply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(CONTENT_TYPE, reply.content_type)], reply.body).into_response()
+    let mut res = (status, [(CONTENT_TYPE, reply.content_type)], reply.body).into_response();
+    if let Some(location) = reply.location {
+        res.headers_mut().insert(LOCATION, axum::http::HeaderValue::from_static(location));
+    }
+    res
 }
 
 fn answer(reply: Result<Reply, beaker_core::Error>) -> Answer {
@@ -92,6 +96,14 @@ async fn app(State(demo): State<Demo>, s: Session) -> Answer {
     answer(demo.app(&s).await)
 }
 
+async fn app_action(State(demo): State<Demo>, s: Session, Path(action): Path<String>, body: Bytes) -> Answer {
+    answer(demo.app_action(&s, &action, &body).await)
+}
+
+async fn metrics(State(demo): State<Demo>) -> Response {
+    respond(demo.metrics())
+}
+
 #[tokio::main]
 async fn main() {
     // Boxed: the start-up future (every store the facade can open) is deep enough to
@@ -116,6 +128,8 @@ async fn main() {
         .route("/cached", get(cached))
         .route("/cached/stats", get(cached_stats))
         .route("/app", get(app))
+        .route("/app/{action}", axum::routing::post(app_action))
+        .route("/metrics", get(metrics))
         .with_state(startup.demo)
         // Merged after `with_state`: a handler that takes no state stays a plain handler,
         // where `with_state` would box it as a route cloned on every request.

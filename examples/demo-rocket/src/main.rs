@@ -34,7 +34,7 @@ const BODY_TOO_LARGE: &str = "Failed to buffer the request body: length limit ex
 const METHODS: [Method; 5] = [Method::Get, Method::Put, Method::Post, Method::Delete, Method::Patch];
 
 /// The contract's paths and the methods each one serves (`HEAD` comes with `GET`).
-const PATHS: [(&str, &[Method]); 14] = [
+const PATHS: [(&str, &[Method]); 16] = [
     ("/", &[Method::Get]),
     ("/healthz", &[Method::Get]),
     ("/counter", &[Method::Get]),
@@ -49,6 +49,8 @@ const PATHS: [(&str, &[Method]); 14] = [
     ("/cached", &[Method::Get]),
     ("/cached/stats", &[Method::Get]),
     ("/app", &[Method::Get]),
+    ("/app/<_>", &[Method::Post]),
+    ("/metrics", &[Method::Get]),
 ];
 
 /// A [`Reply`] as a rocket response: its status, its exact `Content-Type`, its body.
@@ -56,16 +58,19 @@ struct Answer(Reply);
 
 impl<'r> Responder<'r, 'static> for Answer {
     fn respond_to(self, _req: &'r Request<'_>) -> response::Result<'static> {
-        let Reply { status, content_type, body } = self.0;
+        let Reply { status, content_type, body, location } = self.0;
         let body: std::borrow::Cow<'static, [u8]> = match body {
             std::borrow::Cow::Borrowed(s) => s.as_bytes().into(),
             std::borrow::Cow::Owned(s) => s.into_bytes().into(),
         };
-        Response::build()
-            .status(Status::from_code(status).unwrap_or(Status::InternalServerError))
+        let mut res = Response::build();
+        res.status(Status::from_code(status).unwrap_or(Status::InternalServerError))
             .raw_header("Content-Type", content_type)
-            .sized_body(body.len(), Cursor::new(body))
-            .ok()
+            .sized_body(body.len(), Cursor::new(body));
+        if let Some(location) = location {
+            res.raw_header("Location", location);
+        }
+        res.ok()
     }
 }
 
@@ -211,6 +216,16 @@ async fn app(demo: &State<Demo>, s: Session) -> Answered {
     answer(demo.app(&s).await)
 }
 
+#[rocket::post("/app/<action>", data = "<body>")]
+async fn app_action(demo: &State<Demo>, s: Session, action: &str, body: Body) -> Answered {
+    answer(demo.app_action(&s, action, &body.0).await)
+}
+
+#[rocket::get("/metrics")]
+fn metrics(demo: &State<Demo>) -> Answer {
+    Answer(demo.metrics())
+}
+
 /// Every error status without a route's own body (unknown route, oversized body, ...):
 /// the bare status and an empty body, as the other demos answer them.
 struct Bare(Status);
@@ -299,7 +314,9 @@ async fn main() {
                 flash_get,
                 cached,
                 cached_stats,
-                app
+                app,
+                app_action,
+                metrics
             ],
         )
         .mount("/", not_allowed_routes())

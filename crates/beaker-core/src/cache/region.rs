@@ -100,6 +100,7 @@ impl RegionShared {
         lock_timeout: Duration,
         sleeper: Option<Sleeper>,
     ) -> Self {
+        let stats = Counters::new(name, &config.store_type.to_string());
         RegionShared {
             name: name.into(),
             config,
@@ -107,7 +108,7 @@ impl RegionShared {
             clock,
             // Started now, off the hit path: a hit then reads the coarse time with one load.
             coarse_ticker: system_clock && crate::clock::system_coarse_start(),
-            stats: Counters::default(),
+            stats,
             locks: Arc::default(),
             lock_timeout,
             sleeper,
