@@ -58,6 +58,7 @@
 
 pub mod cache;
 mod clock;
+pub mod compat;
 pub mod config;
 mod cookie_store;
 mod cookies;
@@ -73,6 +74,7 @@ mod session;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use compat::Compat;
 pub use config::{CookieExpires, OnStoreError, SameSite, SessionConfig, StoreType};
 pub use cookie_store::CookieStore;
 pub use cookies::SetCookie;

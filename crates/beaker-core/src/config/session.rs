@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use super::coerce::{as_bool, as_datetime, as_opt_seconds, as_seconds, as_u64, non_blank};
 use super::source::{self, Source};
 use super::store_type::StoreType;
+use crate::compat::Compat;
 use crate::error::ConfigError;
 use crate::secret::Secret;
 use crate::serializer::DataSerializer;
@@ -98,6 +99,9 @@ pub struct SessionConfig {
     pub store_timeout: Duration,
     /// Largest `Set-Cookie` value for cookie-only sessions (`cookie_limit`, default 4096).
     pub cookie_limit: usize,
+    /// On-the-wire formats (`compat = beaker` to share sessions with Python Beaker 1.14;
+    /// default none). Beaker mode needs `hash_ids = false`, which setting it implies.
+    pub compat: Compat,
     /// Options for the backend that beaker-core does not interpret itself
     /// (`data_dir`, `table_name`, `key_prefix`, `schema_name`, ...).
     pub backend_options: BTreeMap<String, String>,
@@ -126,6 +130,7 @@ impl Default for SessionConfig {
             on_store_error: OnStoreError::Fail,
             store_timeout: Duration::from_secs(2),
             cookie_limit: 4096,
+            compat: Compat::Off,
             backend_options: BTreeMap::new(),
         }
     }
@@ -254,6 +259,16 @@ impl SessionConfig {
         self
     }
 
+    /// Sets the on-the-wire formats; [`Compat::Beaker`] also stores ids unhashed, as
+    /// Beaker looks records up by id.
+    pub fn with_compat(mut self, compat: Compat) -> Self {
+        self.compat = compat;
+        if compat == Compat::Beaker {
+            self.hash_ids = false;
+        }
+        self
+    }
+
     /// Sets whether store keys are hashes of the ids.
     pub fn with_hash_ids(mut self, hashed: bool) -> Self {
         self.hash_ids = hashed;
@@ -306,6 +321,7 @@ impl SessionConfig {
         if self.timeout == Some(Duration::ZERO) {
             return Err(ConfigError::invalid("session.timeout", "0", "a positive number of seconds, or none"));
         }
+        crate::compat::validate(self)?;
         if self.cookie_limit < 64 {
             return Err(ConfigError::invalid(
                 "session.cookie_limit",
@@ -387,6 +403,12 @@ impl SessionConfig {
                 }
                 "store_timeout" => c.store_timeout = as_seconds(key, value)?,
                 "cookie_limit" => c.cookie_limit = as_u64(key, value)? as usize,
+                "compat" => {
+                    c.compat = non_blank(key, value)?.parse().map_err(|e| rename(e, key))?;
+                    if c.compat == Compat::Beaker && !src.entries.contains_key("hash_ids") {
+                        c.hash_ids = false;
+                    }
+                }
                 other if BACKEND_OPTIONS.contains(&other) => {
                     c.backend_options.insert(other.to_owned(), non_blank(key, value)?.to_owned());
                 }

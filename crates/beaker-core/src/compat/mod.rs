@@ -1,0 +1,82 @@
+//! Compatibility with Python Beaker 1.14, for applications that share one user's session
+//! with a running Beaker app while they move over route by route.
+//!
+//! With [`Compat::Beaker`] (`compat = beaker`, `BEAKER_SESSION_COMPAT=beaker`):
+//! - id cookies are signed the way Beaker's `SignedCookie` signs them: the hex HMAC-SHA1
+//!   of the id under the raw `secret`, followed by the id ([`signed_cookie`]);
+//! - store keys are the ids themselves (Beaker looks records up by id), so
+//!   [`SessionConfig::hash_ids`](crate::SessionConfig::hash_ids) must be false;
+//! - stores that support it write Beaker's record layout ([`payload`]): the session dict
+//!   with its reserved `_creation_time` / `_accessed_time` keys, serialized by Beaker's
+//!   `json` serializer (zlib-compressed JSON) and base64, inside a pickled `str`
+//!   as Beaker's containers keep it.
+//!
+//! Ids beaker-rs generates (32 characters of `[A-Za-z0-9_-]`) are accepted by Beaker,
+//! which takes any cookie value as an id, and Beaker's ids (32 hex digits, a `uuid4().hex`)
+//! have the shape beaker-rs accepts, so neither side needs to change its id generator.
+
+pub mod payload;
+pub(crate) mod signed_cookie;
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::ConfigError;
+
+/// Which on-the-wire formats sessions use (the `compat` option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Compat {
+    /// beaker-rs's own formats (the default): HMAC-SHA256 id cookies, hashed store keys.
+    #[default]
+    Off,
+    /// Python Beaker 1.14's formats, to share sessions with a Beaker application.
+    Beaker,
+}
+
+impl Compat {
+    /// The names accepted in configuration.
+    pub const ACCEPTED: &'static str = "beaker or none";
+}
+
+impl FromStr for Compat {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "beaker" => Ok(Compat::Beaker),
+            "none" | "off" | "" => Ok(Compat::Off),
+            _ => Err(ConfigError::invalid("session.compat", s, Self::ACCEPTED)),
+        }
+    }
+}
+
+impl fmt::Display for Compat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Compat::Off => "none",
+            Compat::Beaker => "beaker",
+        })
+    }
+}
+
+/// The checks [`SessionConfig::validate`](crate::SessionConfig::validate) makes for the
+/// compatibility mode.
+pub(crate) fn validate(config: &crate::SessionConfig) -> Result<(), ConfigError> {
+    if config.compat != Compat::Beaker {
+        return Ok(());
+    }
+    if config.hash_ids {
+        return Err(ConfigError::Conflict {
+            key: "session.hash_ids".into(),
+            message: "compat = beaker needs hash_ids = false: Beaker looks records up by the id itself".into(),
+        });
+    }
+    if config.resolved_store_type()? == crate::StoreType::Cookie {
+        return Err(ConfigError::Conflict {
+            key: "session.type".into(),
+            message: "compat = beaker does not support cookie-only sessions yet; use ext:redis".into(),
+        });
+    }
+    Ok(())
+}
