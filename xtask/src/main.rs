@@ -18,6 +18,7 @@ mod demo;
 mod e2e;
 mod fuzz;
 mod http;
+mod python_beaker;
 mod services;
 mod soak;
 
@@ -83,7 +84,8 @@ pub(crate) fn cargo() -> Command {
 pub(crate) const BUILD_FLAGS: &[&str] = &["--workspace", "--all-targets", "--all-features", "--locked"];
 
 fn test(extra: &[String]) -> Result {
-    let services = services::Services::start()?;
+    let mut services = services::Services::start()?;
+    services.python_beaker();
     services.report();
     if in_ci() && !services.missing.is_empty() {
         return Err(format!(
