@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 
-use beaker_core::compat::payload;
+use beaker_core::compat::{payload, BeakerSerializer};
 use beaker_core::store::{async_trait, Changes, Record, SessionStore, StoreKey};
 use beaker_core::StoreError;
 use redis::Script;
@@ -32,7 +32,8 @@ return 1
 });
 
 /// A [`SessionStore`] that reads and writes exactly what Python Beaker 1.14's `ext:redis`
-/// back end does with `data_serializer = json` (the `compat = beaker` mode).
+/// back end does (the `compat = beaker` mode), with `data_serializer = json` or, through
+/// [`with_serializer`](Self::with_serializer), Beaker's default `pickle`.
 ///
 /// - A session is the string key `beaker_cache:<id>:session` (the id unhashed: Beaker
 ///   looks records up by id), holding a pickled `str`: the base64 of the zlib-compressed
@@ -44,17 +45,25 @@ return 1
 ///   by a compare-and-set script: concurrent beaker-rs requests that change different keys
 ///   of one session both survive (a Beaker writer, which does not lock, still replaces the
 ///   whole dict, as it does between two Beaker processes).
-/// - A record that is not Beaker's JSON layout (a pickle from `data_serializer = pickle`,
-///   an encrypted one) is [`StoreError::Corrupt`]: treated as absent and logged.
+/// - A record in another serializer than the one configured, an encrypted one, or a
+///   pickle holding anything but plain data is [`StoreError::Corrupt`]: treated as absent
+///   and logged.
 #[derive(Debug, Clone)]
 pub struct BeakerRedisStore {
     client: RedisClient,
+    serializer: BeakerSerializer,
 }
 
 impl BeakerRedisStore {
     /// A store on an existing client.
     pub fn new(client: RedisClient) -> Self {
-        BeakerRedisStore { client }
+        BeakerRedisStore { client, serializer: BeakerSerializer::Json }
+    }
+
+    /// Uses Beaker's `serializer` for the session dict (`data_serializer`; JSON by default).
+    pub fn with_serializer(mut self, serializer: BeakerSerializer) -> Self {
+        self.serializer = serializer;
+        self
     }
 
     /// Connects a new client; see [`RedisClient::connect`].
@@ -77,10 +86,10 @@ impl BeakerRedisStore {
         let rkey = self.redis_key(key);
         for _ in 0..CAS_ATTEMPTS {
             let Some(old) = self.get(&rkey).await? else { return Ok(false) };
-            let mut record = decode(&old)?;
+            let mut record = decode(&old, self.serializer)?;
             f(&mut record);
             let mut call = evalsha(&COMPARE_AND_SET, &rkey);
-            call.arg(old.as_slice()).arg(encode(&record)?).arg(ttl_ms(record.expires));
+            call.arg(old.as_slice()).arg(encode(&record, self.serializer)?).arg(ttl_ms(record.expires));
             let written: i64 = self.client.eval(what, &COMPARE_AND_SET, &call).await?;
             if written == 1 {
                 return Ok(true);
@@ -93,12 +102,12 @@ impl BeakerRedisStore {
     }
 }
 
-fn decode(pickled: &[u8]) -> Result<Record, StoreError> {
-    payload::decode_json_session(&payload::unpickle_text(pickled)?, SystemTime::now())
+fn decode(pickled: &[u8], serializer: BeakerSerializer) -> Result<Record, StoreError> {
+    payload::decode_session(&payload::unpickle_text(pickled)?, serializer, SystemTime::now())
 }
 
-fn encode(record: &Record) -> Result<Vec<u8>, StoreError> {
-    Ok(payload::pickle_text(&payload::encode_json_session(record)?))
+fn encode(record: &Record, serializer: BeakerSerializer) -> Result<Vec<u8>, StoreError> {
+    Ok(payload::pickle_text(&payload::encode_session(record, serializer)?))
 }
 
 /// The key's TTL in ms for a record expiring at `expires` (`0`: no TTL).
@@ -114,13 +123,13 @@ impl SessionStore for BeakerRedisStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         match self.get(&self.redis_key(key)).await? {
             None => Ok(None),
-            Some(raw) => decode(&raw).map(Some),
+            Some(raw) => decode(&raw, self.serializer).map(Some),
         }
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
         let rkey = self.redis_key(key);
-        let value = encode(record)?;
+        let value = encode(record, self.serializer)?;
         let ttl = ttl_ms(record.expires);
         let set: Option<String> = self
             .client

@@ -175,7 +175,7 @@ async fn open_beaker_layout_store(
                 store,
                 source: e.into(),
             })?;
-            Ok(std::sync::Arc::new(store))
+            Ok(std::sync::Arc::new(store.with_serializer(config.compat_serializer)))
         }
         #[cfg(not(feature = "redis"))]
         StoreType::Redis => Err(Error::MissingFeature { key: key.to_owned(), store, feature: "redis" }),
@@ -244,6 +244,8 @@ mod tests {
         assert!(e.contains("session.type") && e.contains("cookie-only"), "{e}");
         let hashed = SessionConfig::from_map([("session.compat", "beaker"), ("session.hash_ids", "true")]);
         assert!(hashed.unwrap_err().to_string().contains("hash_ids"));
+        let pickle = SessionConfig::from_map([("session.data_serializer", "pickle")]).unwrap_err().to_string();
+        assert!(pickle.contains("session.data_serializer") && pickle.contains("compat"), "{pickle}");
         let bad = SessionConfig::from_map([("session.compat", "pylons")]).unwrap_err().to_string();
         assert!(bad.contains("session.compat") && bad.contains("pylons"), "{bad}");
     }

@@ -91,12 +91,16 @@ fn cookie_value(set_cookie: &str) -> Option<&str> {
 }
 
 async fn manager(redis: &str, timeout: Option<u64>) -> SessionManager {
+    manager_with(redis, timeout, "json").await
+}
+
+async fn manager_with(redis: &str, timeout: Option<u64>, serializer: &str) -> SessionManager {
     let mut options = vec![
         ("session.compat", "beaker".to_owned()),
         ("session.type", "ext:redis".to_owned()),
         ("session.url", redis.to_owned()),
         ("session.secret", SECRET.to_owned()),
-        ("session.data_serializer", "json".to_owned()),
+        ("session.data_serializer", serializer.to_owned()),
     ];
     if let Some(t) = timeout {
         options.push(("session.timeout", t.to_string()));
@@ -257,4 +261,47 @@ async fn a_pickled_record_reads_as_no_session_in_json_mode() {
     assert_eq!(user, None);
     assert!(new, "a record Rust cannot read starts a fresh session");
     cleanup(&redis, &[&cookie]).await;
+}
+
+#[tokio::test]
+async fn pickled_sessions_are_shared_both_ways() {
+    let Some((python, redis)) = environment("pickled_sessions_are_shared_both_ways") else {
+        return;
+    };
+    let py = PythonApp::start(&python, &redis, None, "pickle");
+    let m = manager_with(&redis, None, "pickle").await;
+
+    // Python -> Rust -> Python, with a tuple holding bytes and None.
+    let (_, cookie) = py.get("/login?user=alice", None).await;
+    let cookie = cookie.expect("a cookie");
+    let (seen, _) = py.get("/types", Some(&cookie)).await;
+    assert_eq!(seen["_types_of"]["types"], "tuple");
+    let ((user, types), _) = rust_request(&m, Some(&cookie), |s| async move {
+        let user = s.get::<String>("user").await.unwrap();
+        let types = s.get::<(i64, Vec<u8>, Option<i64>)>("types").await.unwrap();
+        s.insert("cart", &[1, 2]).await.unwrap();
+        (user, types)
+    })
+    .await;
+    assert_eq!(user.as_deref(), Some("alice"), "Rust reads Python's pickled session");
+    let (one, raw, none) = types.expect("the tuple");
+    assert_eq!((one, none), (1, None));
+    assert_eq!(raw, [0, 255], "bytes arrive as bytes");
+    let (seen, _) = py.get("/get", Some(&cookie)).await;
+    assert_eq!(seen["cart"], serde_json::json!([1, 2]));
+    assert_eq!(seen["user"], "alice");
+    assert_eq!(seen["_types_of"]["types"], "list", "Rust writes tuples back as lists");
+    assert_eq!(seen["types"], serde_json::json!([1, [0, 255], null]), "bytes stay bytes: {seen:?}");
+
+    // Rust -> Python -> Rust.
+    let (_, from_rust) = rust_request(&m, None, |s| async move { s.insert("user", "bob").await.unwrap() }).await;
+    let from_rust = from_rust.expect("a cookie");
+    let (seen, _) = py.get("/set?k=theme&v=%22dark%22", Some(&from_rust)).await;
+    assert_eq!((&seen["user"], &seen["theme"]), (&Value::from("bob"), &Value::from("dark")));
+    assert_eq!(seen["_types_of"]["_creation_time"], "float");
+    let (theme, _) =
+        rust_request(&m, Some(&from_rust), |s| async move { s.get::<String>("theme").await.unwrap() }).await;
+    assert_eq!(theme.as_deref(), Some("dark"));
+
+    cleanup(&redis, &[&cookie, &from_rust]).await;
 }

@@ -16,6 +16,7 @@
 //! have the shape beaker-rs accepts, so neither side needs to change its id generator.
 
 pub mod payload;
+pub mod pickle;
 pub(crate) mod signed_cookie;
 
 use std::fmt;
@@ -60,10 +61,29 @@ impl fmt::Display for Compat {
     }
 }
 
+/// How Beaker serializes the session dict (its `data_serializer`), in compat mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum BeakerSerializer {
+    /// `json`: zlib-compressed JSON.
+    #[default]
+    Json,
+    /// `pickle` (Beaker's default): decoded without executing anything, and only for
+    /// Beaker's plain data subset; see [`pickle`](self::pickle).
+    Pickle,
+}
+
 /// The checks [`SessionConfig::validate`](crate::SessionConfig::validate) makes for the
 /// compatibility mode.
 pub(crate) fn validate(config: &crate::SessionConfig) -> Result<(), ConfigError> {
     if config.compat != Compat::Beaker {
+        if config.compat_serializer == BeakerSerializer::Pickle {
+            return Err(ConfigError::Conflict {
+                key: "session.data_serializer".into(),
+                message: "pickle is only available with compat = beaker, to share sessions with a Python Beaker app"
+                    .into(),
+            });
+        }
         return Ok(());
     }
     if config.hash_ids {

@@ -17,6 +17,7 @@ use flate2::read::ZlibDecoder;
 use flate2::write::ZlibEncoder;
 use serde_json::{Map, Value};
 
+use super::BeakerSerializer;
 use crate::error::StoreError;
 use crate::serializer::DataSerializer;
 use crate::store::Record;
@@ -29,7 +30,7 @@ pub const ACCESSED_TIME: &str = "_accessed_time";
 /// be able to make a reader allocate without bound.
 const MAX_JSON: u64 = 16 << 20;
 
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::corrupt(format!("beaker session record: {what}"))
 }
 
@@ -100,6 +101,22 @@ pub fn encode_json_session(record: &Record) -> Result<Vec<u8>, StoreError> {
     std::io::Write::write_all(&mut z, &json).map_err(corrupt)?;
     let compressed = z.finish().map_err(corrupt)?;
     Ok(STANDARD.encode(compressed).into_bytes())
+}
+
+/// Reads Beaker's serialized session with `serializer`.
+pub fn decode_session(encoded: &[u8], serializer: BeakerSerializer, now: SystemTime) -> Result<Record, StoreError> {
+    match serializer {
+        BeakerSerializer::Json => decode_json_session(encoded, now),
+        BeakerSerializer::Pickle => super::pickle::decode_pickle_session(encoded, now),
+    }
+}
+
+/// Beaker's serialized session for a record, with `serializer`.
+pub fn encode_session(record: &Record, serializer: BeakerSerializer) -> Result<Vec<u8>, StoreError> {
+    match serializer {
+        BeakerSerializer::Json => encode_json_session(record),
+        BeakerSerializer::Pickle => super::pickle::encode_pickle_session(record),
+    }
 }
 
 /// The text a Beaker container keeps, out of its pickle (Beaker pickles the base64 `str`

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use super::coerce::{as_bool, as_datetime, as_opt_seconds, as_seconds, as_u64, non_blank};
 use super::source::{self, Source};
 use super::store_type::StoreType;
-use crate::compat::Compat;
+use crate::compat::{BeakerSerializer, Compat};
 use crate::error::ConfigError;
 use crate::secret::Secret;
 use crate::serializer::DataSerializer;
@@ -102,6 +102,9 @@ pub struct SessionConfig {
     /// On-the-wire formats (`compat = beaker` to share sessions with Python Beaker 1.14;
     /// default none). Beaker mode needs `hash_ids = false`, which setting it implies.
     pub compat: Compat,
+    /// How Beaker's session dict is serialized in compat mode (`data_serializer = json`,
+    /// the default, or `pickle`, which only compat mode accepts).
+    pub compat_serializer: BeakerSerializer,
     /// Options for the backend that beaker-core does not interpret itself
     /// (`data_dir`, `table_name`, `key_prefix`, `schema_name`, ...).
     pub backend_options: BTreeMap<String, String>,
@@ -131,6 +134,7 @@ impl Default for SessionConfig {
             store_timeout: Duration::from_secs(2),
             cookie_limit: 4096,
             compat: Compat::Off,
+            compat_serializer: BeakerSerializer::Json,
             backend_options: BTreeMap::new(),
         }
     }
@@ -269,6 +273,12 @@ impl SessionConfig {
         self
     }
 
+    /// Sets how Beaker's session dict is serialized in compat mode (`data_serializer`).
+    pub fn with_compat_serializer(mut self, serializer: BeakerSerializer) -> Self {
+        self.compat_serializer = serializer;
+        self
+    }
+
     /// Sets whether store keys are hashes of the ids.
     pub fn with_hash_ids(mut self, hashed: bool) -> Self {
         self.hash_ids = hashed;
@@ -391,7 +401,11 @@ impl SessionConfig {
                 "samesite" => c.samesite = parse_samesite(key, value)?,
                 "domain" | "cookie_domain" => c.domain = Some(non_blank(key, value)?.to_owned()),
                 "path" | "cookie_path" => c.path = non_blank(key, value)?.to_owned(),
-                "data_serializer" => c.data_serializer = non_blank(key, value)?.parse().map_err(|e| rename(e, key))?,
+                "data_serializer" => match non_blank(key, value)?.trim().to_ascii_lowercase().as_str() {
+                    // Beaker's pickle: values stay JSON inside beaker-rs, the record is pickled.
+                    "pickle" => c.compat_serializer = BeakerSerializer::Pickle,
+                    _ => c.data_serializer = value.parse().map_err(|e| rename(e, key))?,
+                },
                 "invalidate_corrupt" => c.invalidate_corrupt = as_bool(key, value)?,
                 "hash_ids" => c.hash_ids = as_bool(key, value)?,
                 "on_store_error" => {

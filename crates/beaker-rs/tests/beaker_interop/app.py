@@ -5,6 +5,7 @@ BEAKER_TEST_TIMEOUT, BEAKER_TEST_SERIALIZER). Prints its port on the first line.
   GET /get            -> the session dict as JSON (Beaker's reserved keys included)
   GET /set?k=K&v=JSON -> session[K] = json.loads(JSON), saved
   GET /login?user=U   -> session['user'] = U, saved
+  GET /types          -> session['types'] = (1, b'\x00\xff', None), saved (pickle only)
 """
 import json
 import os
@@ -13,6 +14,15 @@ from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from beaker.middleware import SessionMiddleware
+
+
+def plain(v):
+    """bytes as a list of numbers, tuples as lists: what JSON can show."""
+    if isinstance(v, bytes):
+        return list(v)
+    if isinstance(v, (list, tuple)):
+        return [plain(x) for x in v]
+    return v
 
 
 def app(environ, start_response):
@@ -25,7 +35,12 @@ def app(environ, start_response):
     elif path == "/login":
         session["user"] = query["user"]
         session.save()
-    body = json.dumps(dict(session)).encode()
+    elif path == "/types":
+        session["types"] = (1, b"\x00\xff", None)
+        session.save()
+    shown = {k: plain(v) for k, v in session.items()}
+    shown["_types_of"] = {k: type(v).__name__ for k, v in session.items()}
+    body = json.dumps(shown).encode()
     start_response("200 OK", [("Content-Type", "application/json")])
     return [body]
 
