@@ -17,6 +17,7 @@
 
 pub mod payload;
 pub mod pickle;
+mod pickle_shape;
 pub(crate) mod signed_cookie;
 
 use std::fmt;

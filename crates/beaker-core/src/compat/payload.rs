@@ -123,6 +123,8 @@ pub fn encode_session(record: &Record, serializer: BeakerSerializer) -> Result<V
 /// that `_encrypt_data` returns). Only a pickle of one `str` or `bytes` object is accepted; any global other than the `_codecs.encode` that
 /// protocol 2 uses for bytes is refused, so no object is ever constructed.
 pub fn unpickle_text(pickled: &[u8]) -> Result<Vec<u8>, StoreError> {
+    // A container is never what Beaker stores here: refuse any before serde-pickle runs.
+    super::pickle_shape::check(pickled, 0, 1).map_err(|e| corrupt(format_args!("not a pickle of text ({e})")))?;
     let value = serde_pickle::value_from_slice(pickled, serde_pickle::DeOptions::new())
         .map_err(|e| corrupt(format_args!("not a pickle of bytes ({e})")))?;
     match value {

@@ -1,7 +1,8 @@
 //! Beaker's `pickle` serializer (its default), for interop only: the session dict as
 //! `pickle.dumps(data, 2)`, base64-encoded.
 //!
-//! Decoding uses serde-pickle, which builds plain values and executes nothing: it knows
+//! Before decoding, a pass over the opcodes bounds the nesting depth and the number of
+//! values the pickle would expand to. Decoding uses serde-pickle, which builds plain values and executes nothing: it knows
 //! no classes, and a pickle naming any global other than the few builtins it maps to data
 //! (such as `_codecs.encode`, which protocol 2 uses for `bytes`) is an error. On top of
 //! that only Beaker's data subset is accepted: dict, list, tuple, str, bytes, int (64-bit),
@@ -26,6 +27,8 @@ use crate::store::Record;
 
 /// Largest pickle accepted, before decoding.
 pub const MAX_PICKLE: usize = 256 << 10;
+/// Most values a pickled session may expand to (shared references counted each time).
+pub const MAX_VALUES: u64 = 1 << 20;
 /// Deepest nesting of lists, tuples and dicts accepted inside a session value.
 pub const MAX_DEPTH: usize = 32;
 
@@ -115,6 +118,8 @@ pub fn decode_pickle_session(encoded: &[u8], now: SystemTime) -> Result<Record, 
     if pickled.len() > MAX_PICKLE {
         return Err(corrupt("pickled session larger than 256 KiB"));
     }
+    super::pickle_shape::check(&pickled, MAX_DEPTH as u32 + 2, MAX_VALUES)
+        .map_err(|e| corrupt(format_args!("not a pickle of plain data ({e})")))?;
     let value = serde_pickle::value_from_slice(&pickled, DeOptions::new())
         .map_err(|e| corrupt(format_args!("not a pickle of plain data ({e})")))?;
     let Py::Dict(dict) = value else { return Err(corrupt("the pickle does not hold a dict")) };
@@ -195,7 +200,13 @@ mod tests {
         deep.extend(std::iter::repeat_n(b'a', MAX_DEPTH + 1));
         deep.extend(b"s.");
         let e = decode_pickle_session(&b64(&deep), now).unwrap_err().to_string();
-        assert!(e.contains("subset"), "{e}");
+        assert!(e.contains("deeper"), "{e}");
+        // Far deeper, as a hostile store writer could: refused before serde-pickle recurses.
+        let mut deeper = b"\x80\x02}X\x01\x00\x00\x00d".to_vec();
+        deeper.extend(std::iter::repeat_n(b']', 100_000));
+        deeper.extend(std::iter::repeat_n(b'a', 99_999));
+        deeper.extend(b"s.");
+        assert!(decode_pickle_session(&b64(&deeper), now).is_err());
         for garbage in [&b""[..], b"!!", b"AAAA", &b64(b"\x80\x02")] {
             assert!(decode_pickle_session(garbage, now).is_err());
         }
