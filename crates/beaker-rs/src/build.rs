@@ -244,6 +244,9 @@ mod tests {
         assert!(e.contains("session.type") && e.contains("cookie-only"), "{e}");
         let hashed = SessionConfig::from_map([("session.compat", "beaker"), ("session.hash_ids", "true")]);
         assert!(hashed.unwrap_err().to_string().contains("hash_ids"));
+        let encrypted =
+            SessionConfig::from_map([("session.compat", "beaker"), ("session.encrypt_key", "sixteen bytes or more")]);
+        assert!(encrypted.unwrap_err().to_string().contains("session.encrypt_key"));
         let pickle = SessionConfig::from_map([("session.data_serializer", "pickle")]).unwrap_err().to_string();
         assert!(pickle.contains("session.data_serializer") && pickle.contains("compat"), "{pickle}");
         let bad = SessionConfig::from_map([("session.compat", "pylons")]).unwrap_err().to_string();

@@ -214,3 +214,29 @@ mod tests {
         assert!(decode_pickle_session(&huge, now).unwrap_err().to_string().contains("256 KiB"));
     }
 }
+
+#[cfg(test)]
+mod seeds {
+    use super::*;
+
+    /// The fuzz target's seeds, written by Python's own pickler (protocols 2 and 5: frames,
+    /// memo references, a dict with an int key): the opcode pass accepts what CPython writes.
+    #[test]
+    fn cpython_pickles_of_every_protocol_decode() {
+        let now = SystemTime::now();
+        for pickled in [
+            &include_bytes!("../../../../fuzz/corpus/beaker_payload/pickle2_session")[..],
+            include_bytes!("../../../../fuzz/corpus/beaker_payload/pickle5_session"),
+            include_bytes!("../../../../fuzz/corpus/beaker_payload/shared_refs"),
+        ] {
+            let r = decode_pickle_session(&STANDARD.encode(pickled).into_bytes(), now).unwrap();
+            assert!(!r.entries.is_empty());
+        }
+        let text = super::super::payload::unpickle_text(include_bytes!(
+            "../../../../fuzz/corpus/beaker_payload/container_text"
+        ))
+        .unwrap();
+        let r = decode_pickle_session(&text, now).unwrap();
+        assert_eq!(DataSerializer::decode::<String>(&r.entries["user"]).unwrap(), "alice");
+    }
+}

@@ -429,6 +429,17 @@ impl SessionConfig {
                 _ => return Err(ConfigError::Unknown { key: key.to_owned() }),
             }
         }
+        if c.compat == Compat::Beaker {
+            if let Some((key, _)) = ["encrypt_key", "validate_key"].iter().find_map(|k| src.entries.get(*k)) {
+                // Beaker would encrypt the records with these; only `secret` is Beaker's.
+                return Err(ConfigError::Conflict {
+                    key: key.clone(),
+                    message: "compat = beaker signs id cookies with `secret`; Beaker's encrypted records \
+                              (encrypt_key, validate_key) are not supported"
+                        .into(),
+                });
+            }
+        }
         c.validate()?;
         Ok(c)
     }
