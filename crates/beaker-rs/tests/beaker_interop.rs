@@ -26,7 +26,7 @@ fn environment(test: &str) -> Option<(String, String)> {
         (Some(p), Some(r)) => Some((p, r)),
         (p, _) => {
             let missing = if p.is_none() { "BEAKER_TEST_PYTHON" } else { "BEAKER_TEST_REDIS_URL" };
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
+            if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
                 panic!("{test}: {missing} is not set (cargo xtask test sets it up)");
             }
             eprintln!("SKIPPED {test}: {missing} is not set; run `cargo xtask test` to make the Python Beaker venv");
