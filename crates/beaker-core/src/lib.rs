@@ -45,6 +45,8 @@
 //! - [`store`]: what store authors need (the [`SessionStore`](store::SessionStore) trait,
 //!   [`Record`](store::Record), [`Changes`](store::Changes), [`StoreKey`](store::StoreKey)).
 //! - [`cache`] and [`config`]: the cache manager and the typed configuration.
+//! - [`compat`]: Python Beaker 1.14's formats (signed id cookie, session payload, pickle),
+//!   for sharing sessions with a running Beaker application.
 //!
 //! ## Features
 //!

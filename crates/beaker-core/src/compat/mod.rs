@@ -3,7 +3,7 @@
 //!
 //! With [`Compat::Beaker`] (`compat = beaker`, `BEAKER_SESSION_COMPAT=beaker`):
 //! - id cookies are signed the way Beaker's `SignedCookie` signs them: the hex HMAC-SHA1
-//!   of the id under the raw `secret`, followed by the id ([`signed_cookie`]);
+//!   of the id under the raw `secret`, followed by the id;
 //! - store keys are the ids themselves (Beaker looks records up by id), so
 //!   [`SessionConfig::hash_ids`](crate::SessionConfig::hash_ids) must be false;
 //! - stores that support it write Beaker's record layout ([`payload`]): the session dict
@@ -70,7 +70,7 @@ pub enum BeakerSerializer {
     #[default]
     Json,
     /// `pickle` (Beaker's default): decoded without executing anything, and only for
-    /// Beaker's plain data subset; see [`pickle`](self::pickle).
+    /// Beaker's plain data subset; see [`pickle`].
     Pickle,
 }
 
