@@ -101,3 +101,35 @@ pub(crate) fn validate(config: &crate::SessionConfig) -> Result<(), ConfigError>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SessionConfig;
+
+    #[test]
+    fn the_switch_from_the_environment_and_the_builder() {
+        let vars = [("BEAKER_SESSION_COMPAT", "Beaker"), ("BEAKER_SESSION_DATA_SERIALIZER", "pickle")];
+        let c = SessionConfig::from_env_vars(vars.map(|(k, v)| (k.to_owned(), v.to_owned()))).unwrap();
+        assert_eq!((c.compat, c.compat_serializer, c.hash_ids), (Compat::Beaker, BeakerSerializer::Pickle, false));
+        let c = SessionConfig::new().with_compat(Compat::Beaker);
+        assert!(!c.hash_ids && c.validate().is_ok());
+        let e = c.with_hash_ids(true).validate().unwrap_err().to_string();
+        assert!(e.contains("session.hash_ids"), "{e}");
+        let e = SessionConfig::new().with_compat_serializer(BeakerSerializer::Pickle).validate().unwrap_err();
+        assert!(e.to_string().contains("session.data_serializer"), "{e}");
+        assert_eq!("none".parse::<Compat>().unwrap(), Compat::Off);
+    }
+
+    #[test]
+    fn a_beaker_manager_signs_and_reads_beakers_cookie() {
+        let secret = "a secret of sixteen+ bytes";
+        let keys = crate::secret::Keys::with_compat(&[crate::Secret::new(secret).unwrap()], Compat::Beaker).unwrap();
+        let signed = keys.sign("beaker.session.id", "0123456789abcdef0123456789abcdef");
+        // The signature Python's hmac gives (see signed_cookie.rs), whatever the cookie name.
+        assert!(signed.starts_with("ddba9d24790755b72b1b19aa3fc39b64449563cf"), "{signed}");
+        assert_eq!(keys.verify("other", &signed), Some(("0123456789abcdef0123456789abcdef", false)));
+        let native = crate::secret::Keys::new(&[crate::Secret::new(secret).unwrap()]).unwrap();
+        assert_eq!(native.verify("beaker.session.id", &signed), None, "the two formats never mix");
+    }
+}

@@ -429,6 +429,18 @@ impl SessionConfig {
                 _ => return Err(ConfigError::Unknown { key: key.to_owned() }),
             }
         }
+        if c.compat != Compat::Beaker && c.compat_serializer == BeakerSerializer::Pickle {
+            let (key, value) =
+                src.entries.get("data_serializer").map(|(k, v)| (k.as_str(), v.as_str())).unwrap_or_default();
+            return Err(ConfigError::invalid(
+                key,
+                value,
+                format!(
+                    "one of {} (pickle only with compat = beaker, to share sessions with Python Beaker)",
+                    DataSerializer::ACCEPTED
+                ),
+            ));
+        }
         if c.compat == Compat::Beaker {
             if let Some((key, _)) = ["encrypt_key", "validate_key"].iter().find_map(|k| src.entries.get(*k)) {
                 // Beaker would encrypt the records with these; only `secret` is Beaker's.
