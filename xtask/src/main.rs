@@ -2,7 +2,7 @@
 //!
 //! | command | what it does |
 //! |---|---|
-//! | `test` | starts the throwaway services it can, builds the workspace once, runs every test |
+//! | `test` | starts the throwaway services it can (and the Python Beaker venv of the interop tests), builds the workspace once, runs every test |
 //! | `lint` | rustfmt check, clippy `-D warnings`, rustdoc, the core-purity check |
 //! | `ci` | `test` then `lint` (what `.ci/run` runs) |
 //! | `services` | starts the throwaway services and prints their URLs until Ctrl-C |
