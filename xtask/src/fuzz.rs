@@ -8,7 +8,8 @@ use std::process::Command;
 use crate::Result;
 
 /// Every fuzz target in `fuzz/fuzz_targets`.
-pub(crate) const TARGETS: &[&str] = &["cookie_header", "cookie_store", "record_decode", "config_parser"];
+pub(crate) const TARGETS: &[&str] =
+    &["cookie_header", "cookie_store", "record_decode", "config_parser", "beaker_payload"];
 
 /// `cargo xtask fuzz` arguments.
 #[derive(clap::Args)]

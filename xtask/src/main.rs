@@ -9,6 +9,7 @@ mod fuzz;
 mod host;
 mod http;
 mod publish;
+mod python_beaker;
 mod services;
 mod soak;
 mod tidy;
@@ -117,7 +118,8 @@ pub(crate) fn cargo() -> Command {
 pub(crate) const BUILD_FLAGS: &[&str] = &["--workspace", "--all-targets", "--all-features", "--locked"];
 
 fn test(extra: &[String]) -> Result {
-    let services = services::Services::start()?;
+    let mut services = services::Services::start()?;
+    services.python_beaker();
     services.report();
     if in_ci() && !services.missing.is_empty() {
         return Err(format!(

@@ -63,6 +63,19 @@ impl Services {
         Ok(())
     }
 
+    /// Python Beaker 1.14 for the interop tests (`crates/beaker-rs/tests/beaker_interop.rs`),
+    /// in a venv made on first use (so only `test` asks for it).
+    pub(crate) fn python_beaker(&mut self) {
+        const VAR: &str = "BEAKER_TEST_PYTHON";
+        if self.given(VAR) {
+            return;
+        }
+        match crate::python_beaker::interpreter() {
+            Ok(python) => self.env.push((VAR.into(), python.to_string_lossy().into_owned())),
+            Err(why) => self.missing.push(Missing { suite: "beaker-interop", why }),
+        }
+    }
+
     fn sql(&mut self, var: &str, default: &str, addr: &str, suite: &'static str) {
         if self.given(var) {
             return;

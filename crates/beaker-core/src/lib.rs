@@ -45,6 +45,8 @@
 //! - [`store`]: what store authors need (the [`SessionStore`](store::SessionStore) trait,
 //!   [`Record`](store::Record), [`Changes`](store::Changes), [`StoreKey`](store::StoreKey)).
 //! - [`cache`] and [`config`]: the cache manager and the typed configuration.
+//! - [`compat`]: Python Beaker 1.14's formats (signed id cookie, session payload, pickle),
+//!   for sharing sessions with a running Beaker application.
 //!
 //! ## Features
 //!
@@ -60,6 +62,7 @@
 
 pub mod cache;
 mod clock;
+pub mod compat;
 pub mod config;
 mod cookie_store;
 mod cookies;
@@ -76,6 +79,7 @@ mod telemetry;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use compat::Compat;
 pub use config::{CookieExpires, OnStoreError, SameSite, SessionConfig, StoreType};
 pub use cookie_store::CookieStore;
 pub use cookies::SetCookie;

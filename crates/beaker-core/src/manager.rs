@@ -554,7 +554,7 @@ impl SessionManagerBuilder {
     /// builds them from the URL).
     pub fn build(self) -> Result<SessionManager, ConfigError> {
         self.config.validate()?;
-        let keys = Keys::new(&self.config.secrets)?;
+        let keys = Keys::with_compat(&self.config.secrets, self.config.compat)?;
         let mut memory = self.memory;
         let backend = match (self.store, self.cookie) {
             (Some(_), true) => {

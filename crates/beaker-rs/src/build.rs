@@ -110,6 +110,9 @@ async fn open_store(
         Err(BuildError::MissingFeature { key: key.to_owned(), store, feature })
     };
     let opened = |source: beaker_core::BoxError| BuildError::Store { key: key.to_owned(), store, source };
+    if config.compat == beaker_core::Compat::Beaker {
+        return Box::pin(open_beaker_layout_store(key, store, config)).await;
+    }
     match store {
         #[cfg(feature = "file")]
         StoreType::File => {
@@ -169,6 +172,37 @@ async fn open_store(
     }
 }
 
+/// The store of `compat = beaker`: Beaker's own record layout, for the back ends that
+/// have one here.
+#[allow(unused_variables)]
+async fn open_beaker_layout_store(
+    key: &'static str,
+    store: StoreType,
+    config: &SessionConfig,
+) -> Result<std::sync::Arc<dyn beaker_core::store::SessionStore>, BuildError> {
+    match store {
+        #[cfg(feature = "redis")]
+        StoreType::Redis => {
+            let url = config.url.as_deref().unwrap_or("redis://127.0.0.1:6379");
+            let options = beaker_redis::RedisOptions::default().with_timeout(config.store_timeout);
+            let store = beaker_redis::BeakerRedisStore::connect(url, options).await.map_err(|e| BuildError::Store {
+                key: key.to_owned(),
+                store,
+                source: e.into(),
+            })?;
+            Ok(std::sync::Arc::new(store.with_serializer(config.compat_serializer)))
+        }
+        #[cfg(not(feature = "redis"))]
+        StoreType::Redis => Err(BuildError::MissingFeature { key: key.to_owned(), store, feature: "redis" }),
+        other => Err(BuildError::Config(ConfigError::Conflict {
+            key: "session.compat".into(),
+            message: format!(
+                "compat = beaker keeps sessions in Beaker's layout on ext:redis (or memory) only, not on {other}"
+            ),
+        })),
+    }
+}
+
 /// A `memcached://` URL from what the configuration says: nothing (the local default), a
 /// full URL, Beaker's bare server list with `type = memcached` (`h1:11211;h2:11211`), or
 /// the scheme alone (`memcached:h1:11211,h2:11211`).
@@ -209,6 +243,29 @@ mod tests {
         let c = SessionConfig::new().with_secret("a secret of sixteen+ bytes").unwrap();
         assert!(session_manager(c.clone()).await.is_ok());
         assert!(session_manager(c.with_url("cookie:")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn compat_refuses_stores_without_beakers_layout() {
+        let c = SessionConfig::new()
+            .with_secret("a secret of sixteen+ bytes")
+            .unwrap()
+            .with_compat(beaker_core::Compat::Beaker)
+            .with_url("file:/tmp/nowhere");
+        let e = session_manager(c).await.unwrap_err().to_string();
+        assert!(e.contains("session.compat") && e.contains("file"), "{e}");
+        let cookie = SessionConfig::from_map([("session.compat", "beaker"), ("session.type", "cookie")]);
+        let e = cookie.unwrap_err().to_string();
+        assert!(e.contains("session.type") && e.contains("cookie-only"), "{e}");
+        let hashed = SessionConfig::from_map([("session.compat", "beaker"), ("session.hash_ids", "true")]);
+        assert!(hashed.unwrap_err().to_string().contains("hash_ids"));
+        let encrypted =
+            SessionConfig::from_map([("session.compat", "beaker"), ("session.encrypt_key", "sixteen bytes or more")]);
+        assert!(encrypted.unwrap_err().to_string().contains("session.encrypt_key"));
+        let pickle = SessionConfig::from_map([("session.data_serializer", "pickle")]).unwrap_err().to_string();
+        assert!(pickle.contains("session.data_serializer") && pickle.contains("compat"), "{pickle}");
+        let bad = SessionConfig::from_map([("session.compat", "pylons")]).unwrap_err().to_string();
+        assert!(bad.contains("session.compat") && bad.contains("pylons"), "{bad}");
     }
 
     #[tokio::test]

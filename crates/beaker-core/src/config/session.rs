@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use super::coerce::{as_bool, as_datetime, as_opt_seconds, as_seconds, as_u64, non_blank};
 use super::source::{self, Source};
 use super::store_type::StoreType;
+use crate::compat::{BeakerSerializer, Compat};
 use crate::error::ConfigError;
 use crate::secret::Secret;
 use crate::serializer::DataSerializer;
@@ -98,6 +99,12 @@ pub struct SessionConfig {
     pub store_timeout: Duration,
     /// Largest `Set-Cookie` value for cookie-only sessions (`cookie_limit`, default 4096).
     pub cookie_limit: usize,
+    /// On-the-wire formats (`compat = beaker` to share sessions with Python Beaker 1.14;
+    /// default none). Beaker mode needs `hash_ids = false`, which setting it implies.
+    pub compat: Compat,
+    /// How Beaker's session dict is serialized in compat mode (`data_serializer = json`,
+    /// the default, or `pickle`, which only compat mode accepts).
+    pub compat_serializer: BeakerSerializer,
     /// Options for the backend that beaker-core does not interpret itself
     /// (`data_dir`, `table_name`, `key_prefix`, `schema_name`, ...).
     pub backend_options: BTreeMap<String, String>,
@@ -126,6 +133,8 @@ impl Default for SessionConfig {
             on_store_error: OnStoreError::Fail,
             store_timeout: Duration::from_secs(2),
             cookie_limit: 4096,
+            compat: Compat::Off,
+            compat_serializer: BeakerSerializer::Json,
             backend_options: BTreeMap::new(),
         }
     }
@@ -254,6 +263,22 @@ impl SessionConfig {
         self
     }
 
+    /// Sets the on-the-wire formats; [`Compat::Beaker`] also stores ids unhashed, as
+    /// Beaker looks records up by id.
+    pub fn with_compat(mut self, compat: Compat) -> Self {
+        self.compat = compat;
+        if compat == Compat::Beaker {
+            self.hash_ids = false;
+        }
+        self
+    }
+
+    /// Sets how Beaker's session dict is serialized in compat mode (`data_serializer`).
+    pub fn with_compat_serializer(mut self, serializer: BeakerSerializer) -> Self {
+        self.compat_serializer = serializer;
+        self
+    }
+
     /// Sets whether store keys are hashes of the ids.
     pub fn with_hash_ids(mut self, hashed: bool) -> Self {
         self.hash_ids = hashed;
@@ -306,6 +331,7 @@ impl SessionConfig {
         if self.timeout == Some(Duration::ZERO) {
             return Err(ConfigError::invalid("session.timeout", "0", "a positive number of seconds, or none"));
         }
+        crate::compat::validate(self)?;
         if self.cookie_limit < 64 {
             return Err(ConfigError::invalid(
                 "session.cookie_limit",
@@ -375,7 +401,11 @@ impl SessionConfig {
                 "samesite" => c.samesite = parse_samesite(key, value)?,
                 "domain" | "cookie_domain" => c.domain = Some(non_blank(key, value)?.to_owned()),
                 "path" | "cookie_path" => c.path = non_blank(key, value)?.to_owned(),
-                "data_serializer" => c.data_serializer = non_blank(key, value)?.parse().map_err(|e| rename(e, key))?,
+                "data_serializer" => match non_blank(key, value)?.trim().to_ascii_lowercase().as_str() {
+                    // Beaker's pickle: values stay JSON inside beaker-rs, the record is pickled.
+                    "pickle" => c.compat_serializer = BeakerSerializer::Pickle,
+                    _ => c.data_serializer = value.parse().map_err(|e| rename(e, key))?,
+                },
                 "invalidate_corrupt" => c.invalidate_corrupt = as_bool(key, value)?,
                 "hash_ids" => c.hash_ids = as_bool(key, value)?,
                 "on_store_error" => {
@@ -387,10 +417,39 @@ impl SessionConfig {
                 }
                 "store_timeout" => c.store_timeout = as_seconds(key, value)?,
                 "cookie_limit" => c.cookie_limit = as_u64(key, value)? as usize,
+                "compat" => {
+                    c.compat = non_blank(key, value)?.parse().map_err(|e| rename(e, key))?;
+                    if c.compat == Compat::Beaker && !src.entries.contains_key("hash_ids") {
+                        c.hash_ids = false;
+                    }
+                }
                 other if BACKEND_OPTIONS.contains(&other) => {
                     c.backend_options.insert(other.to_owned(), non_blank(key, value)?.to_owned());
                 }
                 _ => return Err(ConfigError::Unknown { key: key.to_owned() }),
+            }
+        }
+        if c.compat != Compat::Beaker && c.compat_serializer == BeakerSerializer::Pickle {
+            let (key, value) =
+                src.entries.get("data_serializer").map(|(k, v)| (k.as_str(), v.as_str())).unwrap_or_default();
+            return Err(ConfigError::invalid(
+                key,
+                value,
+                format!(
+                    "one of {} (pickle only with compat = beaker, to share sessions with Python Beaker)",
+                    DataSerializer::ACCEPTED
+                ),
+            ));
+        }
+        if c.compat == Compat::Beaker {
+            if let Some((key, _)) = ["encrypt_key", "validate_key"].iter().find_map(|k| src.entries.get(*k)) {
+                // Beaker would encrypt the records with these; only `secret` is Beaker's.
+                return Err(ConfigError::Conflict {
+                    key: key.clone(),
+                    message: "compat = beaker signs id cookies with `secret`; Beaker's encrypted records \
+                              (encrypt_key, validate_key) are not supported"
+                        .into(),
+                });
             }
         }
         c.validate()?;
