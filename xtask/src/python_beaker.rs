@@ -16,7 +16,7 @@ fn ok(cmd: &mut Command) -> bool {
 
 /// The venv's interpreter, made (with pip, from PyPI) when missing or incomplete.
 pub(crate) fn interpreter() -> Result<PathBuf, String> {
-    let venv = crate::demo::root().join("target/beaker-compat/venv");
+    let venv = crate::host::target_dir().join("beaker-compat/venv");
     let python = venv.join("bin/python");
     if python.exists() && ok(Command::new(&python).args(["-c", CHECK])) {
         return Ok(python);
