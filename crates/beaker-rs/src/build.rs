@@ -74,13 +74,27 @@ async fn build_session_manager(config: SessionConfig, from_env: bool) -> Result<
         (false, true) => "BEAKER_SESSION_URL",
         (false, false) => "session.url",
     };
+    // Checked before a store is opened (or a sweeper started) for a configuration that
+    // would be refused anyway.
+    config.validate()?;
     let builder = SessionManager::builder(config.clone());
     let builder = match store_type {
+        // The manager builds the memory store itself, with `max_sessions` and `max_bytes`.
         StoreType::Memory => builder,
         StoreType::Cookie => builder.cookie_store(CookieStore),
-        // Boxed: the backends' connect futures are deep types that would otherwise be
-        // inlined into every caller's future.
-        other => builder.shared_store(Box::pin(open_store(key, other, &config)).await?),
+        other => {
+            // Boxed: the backends' connect futures are deep types that would otherwise be
+            // inlined into every caller's future.
+            let store = Box::pin(open_store(key, other, &config)).await?;
+            // Redis and Memcached expire records natively (the record's expiry is their
+            // TTL); SQL rows and files need a sweep.
+            let needs_sweep =
+                matches!(other, StoreType::File | StoreType::Sqlite | StoreType::Postgres | StoreType::Mysql);
+            if let (true, Some(every)) = (needs_sweep, config.cleanup_interval) {
+                crate::sweeper::spawn(&store, every);
+            }
+            builder.shared_store(store)
+        }
     };
     Ok(builder.build()?)
 }

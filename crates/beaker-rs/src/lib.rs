@@ -54,6 +54,7 @@ pub use beaker_sql as sql;
 
 mod build;
 mod cache_build;
+mod sweeper;
 
 pub use build::{session_manager, session_manager_from_env, session_manager_from_env_or, Error};
 pub use cache_build::{cache_manager, cache_manager_from_env, cache_manager_from_env_or};
