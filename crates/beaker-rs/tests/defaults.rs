@@ -91,9 +91,46 @@ async fn sql_rows_expire_and_are_swept(url: &str, pool: sqlx::AnyPool, table: &s
     assert_eq!(left, 0, "expired rows were not swept");
     assert_eq!(count(format!("SELECT COUNT(*) FROM {table}")).await, 3, "live rows stay");
     drop(sweeping);
+    cleanup_runs_in_batches_until_done(url, &pool, table).await;
     for t in [format!("{table}_entries"), table.to_owned()] {
         sqlx::query(&format!("DROP TABLE IF EXISTS {t}")).execute(&pool).await.unwrap();
     }
+}
+
+/// More expired rows than one batch deletes: one `cleanup` call still removes them all.
+async fn cleanup_runs_in_batches_until_done(url: &str, pool: &sqlx::AnyPool, table: &str) {
+    use beaker_rs::store::{Record, SessionStore as _, StoreKey};
+    let mut c = config(url);
+    c.backend_options.insert("table_name".into(), table.to_owned());
+    c.store_timeout = Duration::from_secs(30);
+    let store = beaker_rs::sql::SqlStore::from_session_config(&c).await.unwrap();
+    let before: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(pool).await.unwrap().get(0);
+    let now = std::time::SystemTime::now();
+    let expired = Record {
+        entries: [("n".to_owned(), b"1".to_vec())].into(),
+        created: now,
+        accessed: now,
+        expires: Some(now + Duration::from_millis(1)),
+    };
+    const ROWS: usize = 2_300;
+    for _ in 0..ROWS / 10 {
+        let inserts: Vec<_> = (0..10)
+            .map(|_| {
+                let (store, record) = (store.clone(), expired.clone());
+                tokio::spawn(async move {
+                    let key = StoreKey::for_id(&beaker_rs::SessionId::generate(), true);
+                    assert!(store.create(&key, &record).await.unwrap());
+                })
+            })
+            .collect();
+        for insert in inserts {
+            insert.await.unwrap();
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(store.cleanup().await.unwrap(), ROWS as u64, "batches of at most 1000 until none is left");
+    let after: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(pool).await.unwrap().get(0);
+    assert_eq!(after, before);
 }
 
 fn now_ms() -> i64 {
