@@ -113,9 +113,8 @@ async fn open_store(
         #[cfg(feature = "file")]
         StoreType::File => {
             let dir = file_directory(config.url.as_deref(), &config.backend_options);
-            let store = beaker_file::FileStore::open(dir, beaker_file::FileOptions::new())
-                .await
-                .map_err(|e| opened(e.into()))?;
+            let options = beaker_file::FileOptions::new().timeout(config.store_timeout);
+            let store = beaker_file::FileStore::open(dir, options).await.map_err(|e| opened(e.into()))?;
             Ok(std::sync::Arc::new(store))
         }
         #[cfg(not(feature = "file"))]

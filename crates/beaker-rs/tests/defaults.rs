@@ -244,3 +244,29 @@ async fn the_memory_store_honours_max_sessions() {
     assert!(live <= 64, "{live} sessions live in a store of 64");
     assert!(live > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_store_honours_the_store_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().display());
+    let mut c = config(&url);
+    c.store_timeout = Duration::from_millis(300);
+    let manager = beaker_rs::session_manager(c).await.unwrap();
+    let cookie = write_one(&manager).await;
+    // A read that never returns: the record's file becomes a FIFO nobody writes to.
+    let file = std::fs::read_dir(dir.path().join("sessions")).unwrap().flatten().next().unwrap().path();
+    std::fs::remove_file(&file).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&file).status();
+    if !made.is_ok_and(|s| s.success()) {
+        return skip_or_fail("file-timeout", "no mkfifo to make a hanging file");
+    }
+    let started = std::time::Instant::now();
+    let session = manager.start([cookie.as_str()]);
+    let answer = tokio::time::timeout(Duration::from_secs(5), session.get::<u64>("n")).await;
+    let took = started.elapsed();
+    // Let the stuck reader finish (end of file), so that the runtime can shut down.
+    drop(std::fs::OpenOptions::new().write(true).open(&file));
+    let e = answer.expect("the store timeout did not apply").unwrap_err();
+    assert!(e.to_string().contains("unavailable") || format!("{e:?}").contains("Unavailable"), "{e:?}");
+    assert!(took < Duration::from_secs(2), "answered after {took:?}, store timeout 300 ms");
+}
