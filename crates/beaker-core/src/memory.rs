@@ -232,7 +232,8 @@ impl MemoryStore {
     fn create_now(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
         let now = self.inner.clock.now();
         let slot = self.inner.units.slot(key, record.clone());
-        if slot.weight > self.inner.cache.shard_capacity() / 2 {
+        // At most half a shard, so that admitting one session never empties a shard.
+        if slot.weight > (self.inner.cache.shard_capacity() / 2).max(1) {
             return Err(StoreError::Rejected {
                 message: format!(
                     "a session of about {} bytes does not fit the memory store (max_bytes {})",
@@ -364,6 +365,19 @@ mod tests {
         };
         assert!(store.apply(&k, &grow).await.unwrap());
         assert!(store.bytes() <= 64 * 1024, "{} bytes held", store.bytes());
+    }
+
+    #[tokio::test]
+    async fn a_store_of_one_session_accepts_sessions_and_holds_one() {
+        let store = MemoryStore::with_capacity(1);
+        let (a, b) = (key(), key());
+        assert!(store.create(&a, &record(SystemTime::now(), None)).await.unwrap());
+        assert!(store.load(&a).await.unwrap().is_some());
+        assert!(store.create(&b, &record(SystemTime::now(), None)).await.unwrap());
+        assert_eq!(store.len(), 1);
+        let held =
+            usize::from(store.load(&a).await.unwrap().is_some()) + usize::from(store.load(&b).await.unwrap().is_some());
+        assert_eq!(held, 1);
     }
 
     #[tokio::test]
