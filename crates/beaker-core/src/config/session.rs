@@ -145,8 +145,7 @@ impl Default for SessionConfig {
 }
 
 /// Options a backend may read from [`SessionConfig::backend_options`]; others are refused.
-const BACKEND_OPTIONS: &[&str] =
-    &["data_dir", "table_name", "schema_name", "key_prefix", "pool_size", "sentinel_master"];
+const BACKEND_OPTIONS: &[&str] = &["data_dir", "table_name", "schema_name", "key_prefix", "pool_size"];
 
 /// Beaker options that have no meaning here, refused with the reason (an option that is
 /// accepted must do something).
@@ -159,6 +158,7 @@ const REFUSED_OPTIONS: &[(&str, &str)] = &[
     ("crypto_type", "not supported: cookie sessions are always encrypted with AES-256-GCM"),
     ("encrypt_nonce_bits", "not supported: AES-256-GCM uses its fixed 96-bit nonce"),
     ("memcache_module", "not supported: the Memcached store has one client, built in"),
+    ("sentinel_master", "give the master's name in the URL instead: redis+sentinel://s1:26379,s2:26379/master_name"),
 ];
 
 /// A development-only secret for demos; never use it in production.
