@@ -1,6 +1,7 @@
 //! The safe defaults seen from outside, through the demo contract:
 //! - a flood of twice `max_sessions` one-shot sessions (cookieless `GET /counter`) on the
 //!   memory store leaves a logged-in user logged in, and the store within its capacity;
+//! - the demo's SQLite file loses its expired rows with no request doing anything;
 //! - two demos of different frameworks (axum and actix) sharing a Redis cache region run
 //!   one creation in total for 20 concurrent misses of one key, configured only through
 //!   `BEAKER_CACHE_DEMO_URL` (region `demo` need not be listed in `BEAKER_CACHE_REGIONS`).
@@ -128,4 +129,28 @@ async fn two_demos_of_different_frameworks_sharing_a_redis_region_create_once() 
         creations += n;
     }
     assert_eq!(creations, 3, "3 keys, 20 concurrent misses each over two processes: one creation per key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_sqlite_file_does_not_keep_a_row_per_anonymous_write() {
+    // The demo's default store (a SQLite file in its directory), with short lifetimes: the
+    // facade's sweeper must empty the table with no request doing anything.
+    let server =
+        DemoServer::spawn(binary(), &[("BEAKER_SESSION_TIMEOUT", "1"), ("BEAKER_SESSION_CLEANUP_INTERVAL", "0.5")]);
+    let base = server.base_url().to_owned();
+    let c = client();
+    for _ in 0..30 {
+        assert_eq!(get(c.clone(), format!("{base}/counter"), None).await.2, "1");
+    }
+    let url = format!("sqlite://{}?mode=ro", server.dir().join("beaker-demo.sqlite3").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let rows = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM beaker_sessions").fetch_one(&pool).await.unwrap()
+    };
+    assert!(rows().await > 0, "the anonymous writes were stored");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while rows().await > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_eq!(rows().await, 0, "expired rows stayed in the demo's SQLite file");
 }
