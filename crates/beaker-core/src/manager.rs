@@ -571,7 +571,11 @@ impl SessionManagerBuilder {
             (None, false) => match self.config.resolved_store_type()? {
                 StoreType::Cookie => Backend::Cookie,
                 StoreType::Memory => {
-                    let store = MemoryStore::with_clock(MemoryStore::DEFAULT_MAX_SESSIONS, self.clock.clone());
+                    let store = MemoryStore::bounded_with_clock(
+                        self.config.max_sessions,
+                        self.config.max_bytes,
+                        self.clock.clone(),
+                    );
                     memory = Some(store.clone());
                     Backend::Server(Arc::new(store))
                 }

@@ -1,48 +1,100 @@
 //! [`MemoryStore`]: an in-process, bounded session store for tests and single-process apps.
 
-use std::collections::HashMap;
-use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use parking_lot::Mutex;
+use quick_cache::sync::{Cache, DefaultLifecycle, EntryAction, EntryResult};
+use quick_cache::{OptionsBuilder, Weighter};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::{Changes, Record, SessionStore};
 
-const SHARDS: usize = 16;
-/// A full shard drops this fraction of its records at once (see `make_room`).
-const EVICT_BATCH: usize = 32;
-
-/// foldhash, seeded per map: a store key costs ~20 instructions to hash where SipHash
-/// took ~270, twice per call (shard, then map). Keys that reach the store come from
-/// server-issued ids (a SHA-256 digest, or the random id itself), so no client picks
-/// them, and the per-process random seed keeps the layout unpredictable all the same.
+/// foldhash, seeded per process: a store key costs a few instructions to hash where
+/// SipHash took an order of magnitude more. Keys that reach the store come from
+/// server-issued ids (a SHA-256 digest, or the random id itself), so no client picks them.
 type Hasher = foldhash::fast::RandomState;
 
-/// An in-process session store, bounded by a maximum number of sessions.
+/// What a record is charged for besides its keys and values (timestamps, map nodes).
+const RECORD_OVERHEAD: u64 = 96;
+/// What one entry is charged for besides its key and value bytes.
+const ENTRY_OVERHEAD: u64 = 32;
+/// Fewest sessions per shard: smaller shards would make the bound too coarse.
+const MIN_PER_SHARD: usize = 32;
+
+/// A record with its weight, computed once per change (the engine asks for weights while
+/// it evicts, which must stay cheap).
+#[derive(Debug, Clone)]
+struct Slot {
+    record: Record,
+    weight: u64,
+}
+
+/// Weighs a record in units of `unit` bytes, at least 1: with a capacity of
+/// `max_sessions` units, the store holds at most `max_sessions` records and at most
+/// `max_sessions * unit` (about `max_bytes`) bytes.
+#[derive(Debug, Clone, Copy)]
+struct Units {
+    unit: u64,
+}
+
+impl Units {
+    fn slot(self, key: &StoreKey, record: Record) -> Slot {
+        Slot { weight: self.weigh(key, &record), record }
+    }
+
+    fn weigh(self, key: &StoreKey, record: &Record) -> u64 {
+        let bytes = RECORD_OVERHEAD
+            + key.as_str().len() as u64
+            + record.entries.iter().map(|(k, v)| ENTRY_OVERHEAD + k.len() as u64 + v.len() as u64).sum::<u64>();
+        bytes.div_ceil(self.unit).max(1)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SlotWeight;
+
+impl Weighter<StoreKey, Slot> for SlotWeight {
+    fn weight(&self, _key: &StoreKey, slot: &Slot) -> u64 {
+        slot.weight
+    }
+}
+
+/// An in-process session store, bounded by a number of sessions and by bytes.
 ///
-/// Changes are applied per key under a shard lock, so concurrent requests changing
-/// different keys of one session both survive. The bound is kept per shard (16 of them).
-/// When a shard is full, it first drops its expired records and then, if it is still
-/// full, its least recently accessed ones: 1/32 of the shard at once, so that the scan
-/// this takes is paid once per batch of new sessions rather than on each. Sessions are
-/// lost when the process exits.
+/// The storage is a [`quick_cache`] engine: its admission and eviction policy (a
+/// CLOCK-Pro variant with ghost entries, in the spirit of TinyLFU and S3-FIFO) keeps the
+/// sessions that come back and evicts first the ones that were created and never used
+/// again. A flood of one-shot sessions (cookieless requests that write) therefore cycles
+/// through a small part of the store instead of logging every user out.
+///
+/// Changes are applied in place under the engine's shard lock, so concurrent requests
+/// changing different keys of one session both survive. Expired records are dropped when
+/// read and by [`cleanup`](SessionStore::cleanup). Sessions are lost when the process exits.
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
-    shards: Vec<Mutex<HashMap<StoreKey, Record, Hasher>>>,
-    /// Chooses the shard; seeded apart from the maps, whose buckets take the low bits.
-    hasher: Hasher,
-    per_shard: usize,
+    cache: Cache<StoreKey, Slot, SlotWeight, Hasher, DefaultLifecycle<StoreKey, Slot>>,
+    units: Units,
+    max_sessions: usize,
+    max_bytes: u64,
     clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("len", &self.cache.len())
+            .field("max_sessions", &self.max_sessions)
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for MemoryStore {
@@ -54,24 +106,61 @@ impl Default for MemoryStore {
 impl MemoryStore {
     /// Default bound on the number of sessions.
     pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
+    /// Default bound on the bytes of session data (keys, values and a per-record overhead).
+    pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
-    /// A store holding at most [`DEFAULT_MAX_SESSIONS`](Self::DEFAULT_MAX_SESSIONS).
+    /// A store with the default bounds ([`DEFAULT_MAX_SESSIONS`](Self::DEFAULT_MAX_SESSIONS),
+    /// [`DEFAULT_MAX_BYTES`](Self::DEFAULT_MAX_BYTES)).
     pub fn new() -> Self {
         Self::with_capacity(Self::DEFAULT_MAX_SESSIONS)
     }
 
-    /// A store holding at most `max_sessions` sessions (rounded up to a multiple of 16).
+    /// A store holding at most `max_sessions` sessions (rounded down to a multiple of the
+    /// engine's shard count) and the default bytes.
     pub fn with_capacity(max_sessions: usize) -> Self {
         Self::with_clock(max_sessions, Arc::new(SystemClock))
     }
 
     /// Like [`with_capacity`](Self::with_capacity), with the clock used for expiry.
     pub fn with_clock(max_sessions: usize, clock: Arc<dyn Clock>) -> Self {
+        Self::bounded_with_clock(max_sessions, Self::DEFAULT_MAX_BYTES, clock)
+    }
+
+    /// A store holding at most `max_sessions` sessions and about `max_bytes` bytes of
+    /// session data, whichever comes first.
+    pub fn bounded(max_sessions: usize, max_bytes: u64) -> Self {
+        Self::bounded_with_clock(max_sessions, max_bytes, Arc::new(SystemClock))
+    }
+
+    /// Like [`bounded`](Self::bounded), with the clock used for expiry.
+    pub fn bounded_with_clock(max_sessions: usize, max_bytes: u64, clock: Arc<dyn Clock>) -> Self {
+        let max_sessions = max_sessions.max(1);
+        let max_bytes = max_bytes.max(1);
+        let units = Units { unit: (max_bytes / max_sessions as u64).max(1) };
+        // Shards of equal, exact capacity (the engine rounds each shard up otherwise, and
+        // the bound would be exceeded by up to one record per shard).
+        let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut shards = (parallelism * 4).next_power_of_two();
+        while shards > 1 && max_sessions / shards < MIN_PER_SHARD {
+            shards /= 2;
+        }
+        let per_shard = (max_sessions / shards).max(1);
+        let capacity = (per_shard * shards) as u64;
+        let options = OptionsBuilder::new()
+            .shards(shards)
+            .estimated_items_capacity(per_shard * shards)
+            .weight_capacity(capacity)
+            // A tenth for new sessions: room for a new user to come back before a flood of
+            // one-shot sessions pushes theirs out.
+            .hot_allocation(0.9)
+            .build()
+            .expect("all options set");
         MemoryStore {
             inner: Arc::new(Inner {
-                shards: (0..SHARDS).map(|_| Mutex::new(HashMap::default())).collect(),
-                hasher: Default::default(),
-                per_shard: max_sessions.div_ceil(SHARDS).max(1),
+                cache: Cache::with_options(options, SlotWeight, Hasher::default(), DefaultLifecycle::default()),
+                units,
+                max_sessions: per_shard * shards,
+                max_bytes,
                 clock,
             }),
         }
@@ -79,7 +168,7 @@ impl MemoryStore {
 
     /// Number of records held (expired ones included until they are dropped).
     pub fn len(&self) -> usize {
-        self.inner.shards.iter().map(|s| s.lock().len()).sum()
+        self.inner.cache.len()
     }
 
     /// Whether the store holds no record.
@@ -87,62 +176,85 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn shard(&self, key: &StoreKey) -> &Mutex<HashMap<StoreKey, Record, Hasher>> {
-        &self.inner.shards[(self.inner.hasher.hash_one(key) as usize) % SHARDS]
+    /// The most sessions the store holds.
+    pub fn max_sessions(&self) -> usize {
+        self.inner.max_sessions
+    }
+
+    /// The bytes of session data the store holds at most (as it counts them: keys, values
+    /// and a fixed overhead per record and per entry).
+    pub fn max_bytes(&self) -> u64 {
+        self.inner.max_bytes
+    }
+
+    /// The bytes of session data held now, as counted against [`max_bytes`](Self::max_bytes)
+    /// (rounded up to whole units of `max_bytes / max_sessions` per record).
+    pub fn bytes(&self) -> u64 {
+        self.inner.cache.weight() * self.inner.units.unit
     }
 
     /// [`SessionStore::load`], without the future: the session manager calls the
     /// built-in store directly (no boxed future, nothing that could hang).
     pub(crate) fn load_now(&self, key: &StoreKey) -> Option<Record> {
         let now = self.inner.clock.now();
-        let mut map = self.shard(key).lock();
-        match map.get(key) {
-            Some(r) if r.is_expired(now) => {
-                map.remove(key);
-                None
+        let slot = self.inner.cache.get(key)?;
+        if slot.record.is_expired(now) {
+            self.inner.cache.remove_if(key, |s| s.record.is_expired(now));
+            return None;
+        }
+        Some(slot.record)
+    }
+
+    /// Runs `f` on the live record of `key` in place; `None` when there is none (an
+    /// expired record found on the way is dropped).
+    fn update<T>(&self, key: &StoreKey, f: impl FnOnce(&mut Record) -> T) -> Option<T> {
+        let now = self.inner.clock.now();
+        let units = self.inner.units;
+        match self.inner.cache.entry(key, None, |k, slot| {
+            if slot.record.is_expired(now) {
+                return EntryAction::Remove;
             }
-            other => other.cloned(),
+            let out = f(&mut slot.record);
+            slot.weight = units.weigh(k, &slot.record);
+            EntryAction::Retain(out)
+        }) {
+            EntryResult::Retained(out) => Some(out),
+            // Vacant: the guard is dropped unfilled, which leaves the key absent.
+            _ => None,
         }
     }
 
     /// [`SessionStore::apply`], without the future (see [`load_now`](Self::load_now)).
     pub(crate) fn apply_now(&self, key: &StoreKey, changes: &Changes) -> bool {
-        let now = self.inner.clock.now();
-        let mut map = self.shard(key).lock();
-        match map.get_mut(key) {
-            Some(r) if !r.is_expired(now) => {
-                r.apply(changes);
-                true
-            }
-            _ => false,
-        }
+        self.update(key, |r| r.apply(changes)).is_some()
     }
 
-    fn make_room(map: &mut HashMap<StoreKey, Record, Hasher>, limit: usize, now: SystemTime) {
-        if map.len() < limit {
-            return;
+    fn create_now(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
+        let now = self.inner.clock.now();
+        let slot = self.inner.units.slot(key, record.clone());
+        // At most half a shard, so that admitting one session never empties a shard.
+        if slot.weight > (self.inner.cache.shard_capacity() / 2).max(1) {
+            return Err(StoreError::Rejected {
+                message: format!(
+                    "a session of about {} bytes does not fit the memory store (max_bytes {})",
+                    slot.weight * self.inner.units.unit,
+                    self.inner.max_bytes
+                ),
+                source: None,
+            });
         }
-        map.retain(|_, r| !r.is_expired(now));
-        if map.len() < limit {
-            return;
-        }
-        // Full of live records: the least recently accessed go, a batch at once (1/32 of
-        // the shard), so that the scan is paid once per batch of inserts, not per insert.
-        let evict = (map.len() + 1 - limit).max(limit / EVICT_BATCH).min(map.len());
-        let mut accessed: Vec<SystemTime> = map.values().map(|r| r.accessed).collect();
-        let cutoff = *accessed.select_nth_unstable(evict - 1).1;
-        // Everything older than the cutoff (fewer than `evict`), then ties up to `evict`.
-        let mut left = evict;
-        map.retain(|_, r| {
-            let go = r.accessed < cutoff;
-            left -= usize::from(go);
-            !go
-        });
-        map.retain(|_, r| {
-            let go = left > 0 && r.accessed == cutoff;
-            left -= usize::from(go);
-            !go
-        });
+        let guard = match self.inner.cache.entry(key, None, |_, old| {
+            if old.record.is_expired(now) {
+                EntryAction::ReplaceWithGuard
+            } else {
+                EntryAction::Retain(())
+            }
+        }) {
+            EntryResult::Retained(()) => return Ok(false),
+            EntryResult::Replaced(guard, _) | EntryResult::Vacant(guard) => guard,
+            EntryResult::Removed(..) | EntryResult::Timeout => return Ok(false),
+        };
+        Ok(guard.insert(slot).is_ok())
     }
 }
 
@@ -153,14 +265,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
-        let now = self.inner.clock.now();
-        let mut map = self.shard(key).lock();
-        if map.get(key).is_some_and(|r| !r.is_expired(now)) {
-            return Ok(false);
-        }
-        Self::make_room(&mut map, self.inner.per_shard, now);
-        map.insert(key.clone(), record.clone());
-        Ok(true)
+        self.create_now(key, record)
     }
 
     async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
@@ -173,33 +278,28 @@ impl SessionStore for MemoryStore {
         accessed: SystemTime,
         expires: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
-        let now = self.inner.clock.now();
-        let mut map = self.shard(key).lock();
-        match map.get_mut(key) {
-            Some(r) if !r.is_expired(now) => {
+        Ok(self
+            .update(key, |r| {
                 r.accessed = accessed;
                 r.expires = expires;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+            })
+            .is_some())
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.shard(key).lock().remove(key);
+        self.inner.cache.remove(key);
         Ok(())
     }
 
     async fn cleanup(&self) -> Result<u64, StoreError> {
         let now = self.inner.clock.now();
-        let mut removed = 0;
-        for shard in &self.inner.shards {
-            let mut map = shard.lock();
-            let before = map.len();
-            map.retain(|_, r| !r.is_expired(now));
-            removed += (before - map.len()) as u64;
-        }
-        Ok(removed)
+        let removed = AtomicU64::new(0);
+        self.inner.cache.retain(|_, slot| {
+            let live = !slot.record.is_expired(now);
+            removed.fetch_add(u64::from(!live), Ordering::Relaxed);
+            live
+        });
+        Ok(removed.into_inner())
     }
 
     fn name(&self) -> &'static str {
@@ -224,53 +324,11 @@ mod tests {
         StoreKey::for_id(&SessionId::generate(), true)
     }
 
-    #[test]
-    fn a_full_shard_drops_the_least_recently_accessed_batch() {
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let mut map = HashMap::default();
-        let keys: Vec<StoreKey> = (0..64).map(|_| key()).collect();
-        for (i, k) in keys.iter().enumerate() {
-            map.insert(k.clone(), record(t0 + Duration::from_secs(i as u64), None));
-        }
-        MemoryStore::make_room(&mut map, 64, t0);
-        // 64 / 32 = 2 go: the two accessed longest ago.
-        assert_eq!(map.len(), 62);
-        assert!(!map.contains_key(&keys[0]) && !map.contains_key(&keys[1]));
-        assert!(keys[2..].iter().all(|k| map.contains_key(k)));
-        // Ties at the cutoff never save an older record: 3 records of one time, 1 older.
-        let mut tied = HashMap::default();
-        let old = key();
-        tied.insert(old.clone(), record(t0, None));
-        for _ in 0..3 {
-            tied.insert(key(), record(t0 + Duration::from_secs(5), None));
-        }
-        MemoryStore::make_room(&mut tied, 3, t0);
-        assert_eq!(tied.len(), 2, "4 records, room for 3: two go");
-        assert!(!tied.contains_key(&old));
-        // Room now: nothing more goes.
-        MemoryStore::make_room(&mut map, 64, t0);
-        assert_eq!(map.len(), 62);
-    }
-
-    #[test]
-    fn expired_records_go_before_live_ones() {
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let mut map = HashMap::default();
-        let live = key();
-        map.insert(live.clone(), record(t0, None));
-        for i in 0..63 {
-            // Accessed later than `live`, but expired.
-            map.insert(key(), record(t0 + Duration::from_secs(i + 1), Some(t0 + Duration::from_secs(100))));
-        }
-        MemoryStore::make_room(&mut map, 64, t0 + Duration::from_secs(200));
-        assert_eq!(map.len(), 1);
-        assert!(map.contains_key(&live));
-    }
-
     #[tokio::test]
     async fn the_store_never_holds_more_than_its_bound() {
         let clock = ManualClock::new();
         let store = MemoryStore::with_clock(16 * 8, Arc::new(clock.clone()));
+        assert!(store.max_sessions() <= 16 * 8);
         let mut newest = None;
         for _ in 0..16 * 8 * 4 {
             clock.advance(Duration::from_millis(1));
@@ -281,5 +339,88 @@ mod tests {
         }
         // The session created last is always there.
         assert!(store.load(&newest.unwrap()).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn bytes_are_bounded_as_well_as_count() {
+        let clock = ManualClock::new();
+        // Room for 1000 sessions but only ~64 KiB: 1 KiB sessions fill it at about 64.
+        let store = MemoryStore::bounded_with_clock(1000, 64 * 1024, Arc::new(clock.clone()));
+        let mut big = record(clock.now(), None);
+        big.entries.insert("blob".into(), vec![7; 1024]);
+        for _ in 0..1000 {
+            assert!(store.create(&key(), &big).await.unwrap());
+            assert!(store.bytes() <= 64 * 1024, "{} bytes held", store.bytes());
+        }
+        assert!(store.len() < 100, "{} records of 1 KiB in 64 KiB", store.len());
+        // Growing a record in place is charged too.
+        let k = key();
+        assert!(store.create(&k, &record(clock.now(), None)).await.unwrap());
+        let grow = Changes {
+            clear: false,
+            set: BTreeMap::from([("more".to_owned(), vec![1; 4096])]),
+            remove: Default::default(),
+            accessed: clock.now(),
+            expires: None,
+        };
+        assert!(store.apply(&k, &grow).await.unwrap());
+        assert!(store.bytes() <= 64 * 1024, "{} bytes held", store.bytes());
+    }
+
+    #[tokio::test]
+    async fn a_store_of_one_session_accepts_sessions_and_holds_one() {
+        let store = MemoryStore::with_capacity(1);
+        let (a, b) = (key(), key());
+        assert!(store.create(&a, &record(SystemTime::now(), None)).await.unwrap());
+        assert!(store.load(&a).await.unwrap().is_some());
+        assert!(store.create(&b, &record(SystemTime::now(), None)).await.unwrap());
+        assert_eq!(store.len(), 1);
+        let held =
+            usize::from(store.load(&a).await.unwrap().is_some()) + usize::from(store.load(&b).await.unwrap().is_some());
+        assert_eq!(held, 1);
+    }
+
+    #[tokio::test]
+    async fn a_record_larger_than_the_store_is_refused() {
+        let store = MemoryStore::bounded(100, 10 * 1024);
+        let mut huge = record(SystemTime::now(), None);
+        huge.entries.insert("blob".into(), vec![0; 64 * 1024]);
+        let e = store.create(&key(), &huge).await.unwrap_err();
+        assert!(e.to_string().contains("max_bytes"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn expired_records_are_not_returned_and_are_cleaned_up() {
+        let clock = ManualClock::new();
+        let store = MemoryStore::with_clock(1000, Arc::new(clock.clone()));
+        let (live, dead) = (key(), key());
+        store.create(&live, &record(clock.now(), None)).await.unwrap();
+        store.create(&dead, &record(clock.now(), Some(clock.now() + Duration::from_secs(10)))).await.unwrap();
+        clock.advance(Duration::from_secs(11));
+        assert_eq!(store.cleanup().await.unwrap(), 1);
+        assert!(store.load(&dead).await.unwrap().is_none());
+        assert!(store.load(&live).await.unwrap().is_some());
+        // An expired id may be created again.
+        assert!(store.create(&dead, &record(clock.now(), None)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_one_shot_sessions_keeps_the_returning_ones() {
+        let clock = ManualClock::new();
+        let store = MemoryStore::with_clock(1024, Arc::new(clock.clone()));
+        let regulars: Vec<StoreKey> = (0..50).map(|_| key()).collect();
+        for k in &regulars {
+            store.create(k, &record(clock.now(), None)).await.unwrap();
+        }
+        for round in 0..20 {
+            // Each regular comes back between bursts of one-shot sessions.
+            for k in &regulars {
+                assert!(store.load(k).await.unwrap().is_some(), "a regular was evicted in round {round}");
+            }
+            for _ in 0..store.max_sessions() / 10 {
+                store.create(&key(), &record(clock.now(), None)).await.unwrap();
+            }
+            assert!(store.len() <= store.max_sessions());
+        }
     }
 }

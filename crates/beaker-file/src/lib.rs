@@ -50,7 +50,11 @@
 //!   another process between its read and its rename is lost. Use a SQL or Redis store
 //!   when several processes share sessions and update them concurrently.
 //! - Expired files stay on disk until they are read or [`FileStore::cleanup_cache`] /
-//!   [`SessionStore::cleanup`](beaker_core::store::SessionStore::cleanup) runs.
+//!   [`SessionStore::cleanup`](beaker_core::store::SessionStore::cleanup) runs (the
+//!   `beaker-rs` facade runs the latter in the background).
+//! - Locks are per process: there are no lock files, and Beaker's `lock_dir` is refused.
+//! - Each session operation is bounded by [`FileOptions::timeout`] (the facade sets it from
+//!   `store_timeout`), so a hung disk answers with `Unavailable` instead of hanging requests.
 //!
 //! ## Features
 //!

@@ -89,13 +89,27 @@ async fn build_session_manager(config: SessionConfig, env: Option<&'static str>)
         (false, Some(platform)) => platform,
         (false, None) => "session.url",
     };
+    // Checked before a store is opened (or a sweeper started) for a configuration that
+    // would be refused anyway.
+    config.validate()?;
     let builder = SessionManager::builder(config.clone());
     let builder = match store_type {
+        // The manager builds the memory store itself, with `max_sessions` and `max_bytes`.
         StoreType::Memory => builder,
         StoreType::Cookie => builder.cookie_store(CookieStore),
-        // Boxed: the backends' connect futures are deep types that would otherwise be
-        // inlined into every caller's future.
-        other => builder.shared_store(Box::pin(open_store(key, other, &config)).await?),
+        other => {
+            // Boxed: the backends' connect futures are deep types that would otherwise be
+            // inlined into every caller's future.
+            let store = Box::pin(open_store(key, other, &config)).await?;
+            // Redis and Memcached expire records natively (the record's expiry is their
+            // TTL); SQL rows and files need a sweep.
+            let needs_sweep =
+                matches!(other, StoreType::File | StoreType::Sqlite | StoreType::Postgres | StoreType::Mysql);
+            if let (true, Some(every)) = (needs_sweep, config.cleanup_interval) {
+                crate::sweeper::spawn(&store, every);
+            }
+            builder.shared_store(store)
+        }
     };
     Ok(builder.build()?)
 }
@@ -117,9 +131,8 @@ async fn open_store(
         #[cfg(feature = "file")]
         StoreType::File => {
             let dir = file_directory(config.url.as_deref(), &config.backend_options);
-            let store = beaker_file::FileStore::open(dir, beaker_file::FileOptions::new())
-                .await
-                .map_err(|e| opened(e.into()))?;
+            let options = beaker_file::FileOptions::new().timeout(config.store_timeout);
+            let store = beaker_file::FileStore::open(dir, options).await.map_err(|e| opened(e.into()))?;
             Ok(std::sync::Arc::new(store))
         }
         #[cfg(not(feature = "file"))]

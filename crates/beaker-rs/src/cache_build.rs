@@ -15,12 +15,11 @@ pub async fn cache_manager_from_env() -> Result<CacheManager, BuildError> {
     build_cache_manager(CacheConfig::from_env()?, true).await
 }
 
-/// Like [`cache_manager_from_env`], with `default` as the configuration when
-/// `BEAKER_CACHE_REGIONS` names no region. For demos and local development.
+/// Like [`cache_manager_from_env`], with `default`'s regions when `BEAKER_CACHE_REGIONS`
+/// is not set; the environment may still change their options (`BEAKER_CACHE_DEMO_URL`
+/// for region `demo`) without listing them. For demos and local development.
 pub async fn cache_manager_from_env_or(default: CacheConfig) -> Result<CacheManager, BuildError> {
-    let config = CacheConfig::from_env()?;
-    let config = if config.regions.is_empty() { default } else { config };
-    build_cache_manager(config, true).await
+    build_cache_manager(CacheConfig::from_env_over(default)?, true).await
 }
 
 /// Builds the cache manager for `config`: memory regions in process, the others on the
@@ -42,7 +41,9 @@ async fn build_cache_manager(config: CacheConfig, from_env: bool) -> Result<Cach
         };
         backends.push((name.clone(), Box::pin(open_backend(key, region)).await?));
     }
-    let mut builder = CacheManager::builder(config);
+    // Waits for another process's dogpile lock on the tokio runtime: without a way to
+    // sleep, core would create the value itself instead of waiting for the lock holder.
+    let mut builder = CacheManager::builder(config).sleep_with(tokio::time::sleep);
     for (name, backend) in backends {
         builder = builder.backend(name, backend);
     }

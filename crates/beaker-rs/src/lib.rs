@@ -90,6 +90,7 @@ pub use beaker_warp as warp;
 mod build;
 mod cache_build;
 mod platform;
+mod sweeper;
 
 pub use build::{session_manager, session_manager_from_env, session_manager_from_env_or, BuildError};
 pub use cache_build::{cache_manager, cache_manager_from_env, cache_manager_from_env_or};

@@ -50,7 +50,7 @@ macro_rules! upsert_entries {
 ///
 /// Expired rows are never returned: every statement compares `expires` with
 /// [`SqlOptions::clock`]. They stay in the table until [`cleanup`](SessionStore::cleanup)
-/// (one `DELETE`) or [`spawn_cleanup`](Self::spawn_cleanup) removes them.
+/// (`DELETE`s of up to 1000 rows each) or [`spawn_cleanup`](Self::spawn_cleanup) removes them.
 ///
 /// # Round trips
 ///
@@ -393,13 +393,21 @@ impl SessionStore for SqlStore {
     async fn cleanup(&self) -> Result<u64, StoreError> {
         self.ensure_tables().await?;
         let now = self.client.now_ms();
-        self.client
-            .run_write("cleanup", || async {
-                on_pool!(self.client.pool(), p => {
-                    sqlx::query(&self.sql.cleanup).bind(now).execute(p).await.map(|done| done.rows_affected())
+        let mut removed = 0;
+        loop {
+            let batch = self
+                .client
+                .run_write("cleanup", || async {
+                    on_pool!(self.client.pool(), p => {
+                        sqlx::query(&self.sql.cleanup).bind(now).execute(p).await.map(|done| done.rows_affected())
+                    })
                 })
-            })
-            .await
+                .await?;
+            removed += batch;
+            if batch < crate::sql::CLEANUP_BATCH {
+                return Ok(removed);
+            }
+        }
     }
 
     fn name(&self) -> &'static str {

@@ -67,9 +67,11 @@ pub struct SessionConfig {
     pub store_type: Option<StoreType>,
     /// Backend URL (`url`).
     pub url: Option<String>,
-    /// Idle timeout (`timeout`, seconds; default none).
+    /// Idle timeout (`timeout`, seconds; default [`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT),
+    /// 30 minutes; Beaker: none). `none` turns it off.
     pub timeout: Option<Duration>,
-    /// Absolute lifetime cap from creation (`absolute_timeout`, seconds; default none).
+    /// Absolute lifetime cap from creation (`absolute_timeout`, seconds; default
+    /// [`DEFAULT_ABSOLUTE_TIMEOUT`](Self::DEFAULT_ABSOLUTE_TIMEOUT), 8 hours). `none` turns it off.
     pub absolute_timeout: Option<Duration>,
     /// How often an unmodified session is touched (`touch_interval`; default timeout/10).
     pub touch_interval: Option<Duration>,
@@ -105,6 +107,14 @@ pub struct SessionConfig {
     /// How Beaker's session dict is serialized in compat mode (`data_serializer = json`,
     /// the default, or `pickle`, which only compat mode accepts).
     pub compat_serializer: BeakerSerializer,
+    /// How often the `beaker-rs` facade's background sweeper removes expired records from
+    /// stores without native expiry (`cleanup_interval`, seconds, default 60, jittered by
+    /// ±50 %; `none` turns the sweeper off).
+    pub cleanup_interval: Option<Duration>,
+    /// Capacity of the memory store in sessions (`max_sessions`, default 100 000).
+    pub max_sessions: usize,
+    /// Capacity of the memory store in bytes of session data (`max_bytes`, default 256 MiB).
+    pub max_bytes: u64,
     /// Options for the backend that beaker-core does not interpret itself
     /// (`data_dir`, `table_name`, `key_prefix`, `schema_name`, ...).
     pub backend_options: BTreeMap<String, String>,
@@ -117,8 +127,8 @@ impl Default for SessionConfig {
             secrets: Vec::new(),
             store_type: None,
             url: None,
-            timeout: None,
-            absolute_timeout: None,
+            timeout: Some(Self::DEFAULT_TIMEOUT),
+            absolute_timeout: Some(Self::DEFAULT_ABSOLUTE_TIMEOUT),
             touch_interval: None,
             cookie_expires: CookieExpires::BrowserSession,
             save_accessed_time: true,
@@ -135,31 +145,45 @@ impl Default for SessionConfig {
             cookie_limit: 4096,
             compat: Compat::Off,
             compat_serializer: BeakerSerializer::Json,
+            cleanup_interval: Some(Self::DEFAULT_CLEANUP_INTERVAL),
+            max_sessions: crate::memory::MemoryStore::DEFAULT_MAX_SESSIONS,
+            max_bytes: crate::memory::MemoryStore::DEFAULT_MAX_BYTES,
             backend_options: BTreeMap::new(),
         }
     }
 }
 
 /// Options a backend may read from [`SessionConfig::backend_options`]; others are refused.
-const BACKEND_OPTIONS: &[&str] = &[
-    "data_dir",
-    "lock_dir",
-    "table_name",
-    "schema_name",
-    "key_prefix",
-    "max_sessions",
-    "pool_size",
-    "sentinel_master",
-    "namespace",
-    "crypto_type",
-    "encrypt_nonce_bits",
-    "memcache_module",
+const BACKEND_OPTIONS: &[&str] = &["data_dir", "table_name", "schema_name", "key_prefix", "pool_size"];
+
+/// Beaker options that have no meaning here, refused with the reason (an option that is
+/// accepted must do something).
+const REFUSED_OPTIONS: &[(&str, &str)] = &[
+    (
+        "lock_dir",
+        "not supported: the file store locks records within one process only (share it between processes through a server store instead)",
+    ),
+    ("namespace", "not supported for sessions: use key_prefix (Redis, Memcached) or table_name (SQL)"),
+    ("crypto_type", "not supported: cookie sessions are always encrypted with AES-256-GCM"),
+    ("encrypt_nonce_bits", "not supported: AES-256-GCM uses its fixed 96-bit nonce"),
+    ("memcache_module", "not supported: the Memcached store has one client, built in"),
+    ("sentinel_master", "give the master's name in the URL instead: redis+sentinel://s1:26379,s2:26379/master_name"),
 ];
 
 /// A development-only secret for demos; never use it in production.
 const DEV_SECRET: &str = "beaker-rs development secret: do not use in production";
 
 impl SessionConfig {
+    /// Default idle timeout: 30 minutes, the top of OWASP's range for low-risk applications
+    /// and the servlet containers' default (Beaker has none).
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+    /// Default absolute lifetime: 8 hours, a working day (OWASP's upper example).
+    pub const DEFAULT_ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(8 * 60 * 60);
+
+    /// Default period of the facade's sweeper of expired records.
+    pub const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(60);
+
     /// The defaults (no secret yet: add one with [`with_secret`](Self::with_secret)).
     pub fn new() -> Self {
         Self::default()
@@ -200,6 +224,19 @@ impl SessionConfig {
     /// Sets the absolute lifetime cap.
     pub fn with_absolute_timeout(mut self, cap: Duration) -> Self {
         self.absolute_timeout = Some(cap);
+        self
+    }
+
+    /// Sets the period of the facade's sweeper of expired records (`None`: no sweeper).
+    pub fn with_cleanup_interval(mut self, every: Option<Duration>) -> Self {
+        self.cleanup_interval = every;
+        self
+    }
+
+    /// Sets the memory store's capacity in sessions and in bytes of session data.
+    pub fn with_memory_capacity(mut self, max_sessions: usize, max_bytes: u64) -> Self {
+        self.max_sessions = max_sessions;
+        self.max_bytes = max_bytes;
         self
     }
 
@@ -332,6 +369,18 @@ impl SessionConfig {
             return Err(ConfigError::invalid("session.timeout", "0", "a positive number of seconds, or none"));
         }
         crate::compat::validate(self)?;
+        if self.absolute_timeout == Some(Duration::ZERO) {
+            return Err(ConfigError::invalid("session.absolute_timeout", "0", "a positive number of seconds, or none"));
+        }
+        if self.cleanup_interval == Some(Duration::ZERO) {
+            return Err(ConfigError::invalid("session.cleanup_interval", "0", "a positive number of seconds, or none"));
+        }
+        if self.max_sessions == 0 {
+            return Err(ConfigError::invalid("session.max_sessions", "0", "a positive number of sessions"));
+        }
+        if self.max_bytes == 0 {
+            return Err(ConfigError::invalid("session.max_bytes", "0", "a positive number of bytes"));
+        }
         if self.cookie_limit < 64 {
             return Err(ConfigError::invalid(
                 "session.cookie_limit",
@@ -422,6 +471,25 @@ impl SessionConfig {
                     if c.compat == Compat::Beaker && !src.entries.contains_key("hash_ids") {
                         c.hash_ids = false;
                     }
+                }
+                "cleanup_interval" => c.cleanup_interval = as_opt_seconds(key, value)?,
+                "max_sessions" => {
+                    let n = as_u64(key, value)?;
+                    if n == 0 {
+                        return Err(ConfigError::invalid(key, value, "a positive number of sessions"));
+                    }
+                    c.max_sessions = usize::try_from(n).unwrap_or(usize::MAX);
+                }
+                "max_bytes" => {
+                    let n = as_u64(key, value)?;
+                    if n == 0 {
+                        return Err(ConfigError::invalid(key, value, "a positive number of bytes"));
+                    }
+                    c.max_bytes = n;
+                }
+                other if REFUSED_OPTIONS.iter().any(|(name, _)| *name == other) => {
+                    let why = REFUSED_OPTIONS.iter().find(|(name, _)| *name == other).map_or("", |(_, why)| why);
+                    return Err(ConfigError::Conflict { key: key.to_owned(), message: why.to_owned() });
                 }
                 other if BACKEND_OPTIONS.contains(&other) => {
                     c.backend_options.insert(other.to_owned(), non_blank(key, value)?.to_owned());
