@@ -60,6 +60,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod backend;
 pub mod cache;
 mod clock;
 pub mod compat;
@@ -67,6 +68,7 @@ pub mod config;
 mod cookie_store;
 mod cookies;
 mod error;
+mod finish;
 mod id;
 mod lazy;
 mod manager;
@@ -74,6 +76,7 @@ mod memory;
 mod secret;
 mod serializer;
 mod session;
+mod state;
 mod telemetry;
 
 pub mod store;

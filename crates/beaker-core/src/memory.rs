@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use quick_cache::sync::{Cache, DefaultLifecycle, EntryAction, EntryResult};
@@ -11,7 +11,7 @@ use quick_cache::{OptionsBuilder, Weighter};
 use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
 use crate::id::StoreKey;
-use crate::store::{Changes, Record, SessionStore};
+use crate::store::{Changes, Lookup, Record, SessionStore};
 
 /// foldhash, seeded per process: a store key costs a few instructions to hash where
 /// SipHash took an order of magnitude more. Keys that reach the store come from
@@ -25,12 +25,39 @@ const ENTRY_OVERHEAD: u64 = 32;
 /// Fewest sessions per shard: smaller shards would make the bound too coarse.
 const MIN_PER_SHARD: usize = 32;
 
-/// A record with its weight, computed once per change (the engine asks for weights while
-/// it evicts, which must stay cheap).
+/// What the store keeps under a key: a live record with its weight (computed once per
+/// change: the engine asks for weights while it evicts, which must stay cheap), or the
+/// tombstone of an ended session with when it lapses. Both sit in one engine entry, so a
+/// key is live or retired under the engine's lock, never neither.
 #[derive(Debug, Clone)]
-struct Slot {
-    record: Record,
-    weight: u64,
+enum Slot {
+    Live { record: Record, weight: u64 },
+    Retired { until: SystemTime },
+}
+
+impl Slot {
+    fn weight(&self) -> u64 {
+        match self {
+            Slot::Live { weight, .. } => *weight,
+            Slot::Retired { .. } => 1,
+        }
+    }
+
+    /// Whether nothing under this slot is of use at `now` (an expired record or a lapsed
+    /// tombstone).
+    fn is_dead(&self, now: SystemTime) -> bool {
+        match self {
+            Slot::Live { record, .. } => record.is_expired(now),
+            Slot::Retired { until } => *until <= now,
+        }
+    }
+
+    fn live(&self, now: SystemTime) -> Option<&Record> {
+        match self {
+            Slot::Live { record, .. } if !record.is_expired(now) => Some(record),
+            _ => None,
+        }
+    }
 }
 
 /// Weighs a record in units of `unit` bytes, at least 1: with a capacity of
@@ -43,7 +70,7 @@ struct Units {
 
 impl Units {
     fn slot(self, key: &StoreKey, record: Record) -> Slot {
-        Slot { weight: self.weigh(key, &record), record }
+        Slot::Live { weight: self.weigh(key, &record), record }
     }
 
     fn weigh(self, key: &StoreKey, record: &Record) -> u64 {
@@ -59,7 +86,7 @@ struct SlotWeight;
 
 impl Weighter<StoreKey, Slot> for SlotWeight {
     fn weight(&self, _key: &StoreKey, slot: &Slot) -> u64 {
-        slot.weight
+        slot.weight()
     }
 }
 
@@ -74,6 +101,12 @@ impl Weighter<StoreKey, Slot> for SlotWeight {
 /// Changes are applied in place under the engine's shard lock, so concurrent requests
 /// changing different keys of one session both survive. Expired records are dropped when
 /// read and by [`cleanup`](SessionStore::cleanup). Sessions are lost when the process exits.
+///
+/// Ended sessions leave a tombstone (no data, one unit of weight) in the same entry, for
+/// the retire window: `end` and `rename` replace the record by it under the entry's lock,
+/// so a concurrent `apply` runs before (and its change moves with a rename) or finds the
+/// tombstone. Tombstones are evicted like records under pressure; an evicted one's id then
+/// reads as unknown rather than retired.
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     inner: Arc<Inner>,
@@ -193,16 +226,68 @@ impl MemoryStore {
         self.inner.cache.weight() * self.inner.units.unit
     }
 
-    /// [`SessionStore::load`], without the future: the session manager calls the
+    /// [`SessionStore::lookup`], without the future: the session manager calls the
     /// built-in store directly (no boxed future, nothing that could hang).
-    pub(crate) fn load_now(&self, key: &StoreKey) -> Option<Record> {
+    pub(crate) fn lookup_now(&self, key: &StoreKey) -> Lookup {
         let now = self.inner.clock.now();
-        let slot = self.inner.cache.get(key)?;
-        if slot.record.is_expired(now) {
-            self.inner.cache.remove_if(key, |s| s.record.is_expired(now));
-            return None;
+        let Some(slot) = self.inner.cache.get(key) else { return Lookup::Missing };
+        match slot {
+            Slot::Live { record, .. } if !record.is_expired(now) => Lookup::Live(record),
+            Slot::Retired { until } if until > now => Lookup::Retired,
+            _ => {
+                self.inner.cache.remove_if(key, |s| s.is_dead(now));
+                Lookup::Missing
+            }
         }
-        Some(slot.record)
+    }
+
+    /// [`SessionStore::end`], without the future.
+    pub(crate) fn end_now(&self, key: &StoreKey, retire_for: Duration) {
+        if retire_for.is_zero() {
+            self.inner.cache.remove(key);
+            return;
+        }
+        let until = crate::clock::saturating_add(self.inner.clock.now(), retire_for);
+        self.inner.cache.insert(key.clone(), Slot::Retired { until });
+    }
+
+    /// [`SessionStore::rename`], without the future.
+    pub(crate) fn rename_now(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        changes: &Changes,
+        retire_for: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = self.inner.clock.now();
+        let until = crate::clock::saturating_add(now, retire_for);
+        // Take the record out and leave the tombstone in one step under the entry's lock:
+        // an `apply` on `from` either ran before (and its change moves) or finds nothing.
+        let taken = match self.inner.cache.entry(from, None, |_, slot| match slot.live(now) {
+            Some(record) => {
+                let record = record.clone();
+                if retire_for.is_zero() {
+                    EntryAction::Remove
+                } else {
+                    *slot = Slot::Retired { until };
+                    EntryAction::Retain(Some(record))
+                }
+            }
+            None => EntryAction::Retain(None),
+        }) {
+            EntryResult::Retained(taken) => taken,
+            EntryResult::Removed(_, Slot::Live { record, .. }) => Some(record),
+            _ => None,
+        };
+        let Some(mut record) = taken else { return Ok(false) };
+        record.apply(changes);
+        if self.create_now(to, &record)? {
+            return Ok(true);
+        }
+        // Never reached with fresh ids; put the record back rather than lose it.
+        let weight = self.inner.units.weigh(from, &record);
+        self.inner.cache.insert(from.clone(), Slot::Live { record, weight });
+        Err(StoreError::Backend { message: "rename: a record already exists under the new key".into(), source: None })
     }
 
     /// Runs `f` on the live record of `key` in place; `None` when there is none (an
@@ -210,15 +295,16 @@ impl MemoryStore {
     fn update<T>(&self, key: &StoreKey, f: impl FnOnce(&mut Record) -> T) -> Option<T> {
         let now = self.inner.clock.now();
         let units = self.inner.units;
-        match self.inner.cache.entry(key, None, |k, slot| {
-            if slot.record.is_expired(now) {
-                return EntryAction::Remove;
+        match self.inner.cache.entry(key, None, |k, slot| match slot {
+            Slot::Live { record, weight } if !record.is_expired(now) => {
+                let out = f(record);
+                *weight = units.weigh(k, record);
+                EntryAction::Retain(Some(out))
             }
-            let out = f(&mut slot.record);
-            slot.weight = units.weigh(k, &slot.record);
-            EntryAction::Retain(out)
+            Slot::Live { .. } => EntryAction::Remove,
+            Slot::Retired { .. } => EntryAction::Retain(None),
         }) {
-            EntryResult::Retained(out) => Some(out),
+            EntryResult::Retained(out) => out,
             // Vacant: the guard is dropped unfilled, which leaves the key absent.
             _ => None,
         }
@@ -229,22 +315,33 @@ impl MemoryStore {
         self.update(key, |r| r.apply(changes)).is_some()
     }
 
-    fn create_now(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
+    /// [`SessionStore::touch`], without the future.
+    pub(crate) fn touch_now(&self, key: &StoreKey, accessed: SystemTime, expires: Option<SystemTime>) -> bool {
+        self.update(key, |r| {
+            r.accessed = accessed;
+            r.expires = expires;
+        })
+        .is_some()
+    }
+
+    /// [`SessionStore::create`], without the future.
+    pub(crate) fn create_now(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
         let now = self.inner.clock.now();
         let slot = self.inner.units.slot(key, record.clone());
         // At most half a shard, so that admitting one session never empties a shard.
-        if slot.weight > (self.inner.cache.shard_capacity() / 2).max(1) {
+        if slot.weight() > (self.inner.cache.shard_capacity() / 2).max(1) {
             return Err(StoreError::Rejected {
                 message: format!(
                     "a session of about {} bytes does not fit the memory store (max_bytes {})",
-                    slot.weight * self.inner.units.unit,
+                    slot.weight() * self.inner.units.unit,
                     self.inner.max_bytes
                 ),
                 source: None,
             });
         }
+        // A live record stays; so does a tombstone (ids are fresh: a create never meets one).
         let guard = match self.inner.cache.entry(key, None, |_, old| {
-            if old.record.is_expired(now) {
+            if old.is_dead(now) {
                 EntryAction::ReplaceWithGuard
             } else {
                 EntryAction::Retain(())
@@ -261,7 +358,29 @@ impl MemoryStore {
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        Ok(self.load_now(key))
+        Ok(match self.lookup_now(key) {
+            Lookup::Live(record) => Some(record),
+            Lookup::Retired | Lookup::Missing => None,
+        })
+    }
+
+    async fn lookup(&self, key: &StoreKey) -> Result<Lookup, StoreError> {
+        Ok(self.lookup_now(key))
+    }
+
+    async fn end(&self, key: &StoreKey, retire_for: Duration) -> Result<(), StoreError> {
+        self.end_now(key, retire_for);
+        Ok(())
+    }
+
+    async fn rename(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        changes: &Changes,
+        retire_for: Duration,
+    ) -> Result<bool, StoreError> {
+        self.rename_now(from, to, changes, retire_for)
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
@@ -278,12 +397,7 @@ impl SessionStore for MemoryStore {
         accessed: SystemTime,
         expires: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
-        Ok(self
-            .update(key, |r| {
-                r.accessed = accessed;
-                r.expires = expires;
-            })
-            .is_some())
+        Ok(self.touch_now(key, accessed, expires))
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
@@ -295,9 +409,9 @@ impl SessionStore for MemoryStore {
         let now = self.inner.clock.now();
         let removed = AtomicU64::new(0);
         self.inner.cache.retain(|_, slot| {
-            let live = !slot.record.is_expired(now);
-            removed.fetch_add(u64::from(!live), Ordering::Relaxed);
-            live
+            let dead = slot.is_dead(now);
+            removed.fetch_add(u64::from(dead && matches!(slot, Slot::Live { .. })), Ordering::Relaxed);
+            !dead
         });
         Ok(removed.into_inner())
     }
@@ -402,6 +516,36 @@ mod tests {
         assert!(store.load(&live).await.unwrap().is_some());
         // An expired id may be created again.
         assert!(store.create(&dead, &record(clock.now(), None)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn tombstones_lapse_are_bounded_and_go_with_cleanup() {
+        let clock = ManualClock::new();
+        let store = MemoryStore::with_clock(256, Arc::new(clock.clone()));
+        let window = Duration::from_secs(60);
+        let live = key();
+        store.create(&live, &record(clock.now(), None)).await.unwrap();
+        store.end_now(&live, window);
+        assert_eq!(store.lookup_now(&live), Lookup::Retired);
+        assert!(!store.apply_now(
+            &live,
+            &Changes {
+                clear: false,
+                set: BTreeMap::from([("k".to_owned(), vec![1])]),
+                remove: Default::default(),
+                accessed: clock.now(),
+                expires: None,
+            }
+        ));
+        // Many tombstones stay within the store's bound.
+        for _ in 0..1000 {
+            store.end_now(&key(), window);
+        }
+        assert!(store.len() <= store.max_sessions(), "{} entries", store.len());
+        clock.advance(window);
+        assert_eq!(store.lookup_now(&live), Lookup::Missing, "a lapsed tombstone still counts");
+        store.cleanup().await.unwrap();
+        assert_eq!(store.len(), 0);
     }
 
     #[tokio::test]

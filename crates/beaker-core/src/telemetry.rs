@@ -31,9 +31,8 @@ fn describe() {
     describe_counter!("beaker_cache_errors_total", "Creator failures and absorbed cache backend failures.");
 }
 
-/// The store operations whose failures are counted, in the order of
-/// [`SessionCounters::store_errors`].
-const STORE_OPS: [&str; 6] = ["load", "create", "apply", "touch", "delete", "cleanup"];
+/// The store operations whose failures are counted.
+const STORE_OPS: [&str; 9] = ["load", "lookup", "create", "apply", "touch", "end", "rename", "delete", "cleanup"];
 
 /// A session manager's counters, labelled with its store.
 pub(crate) struct SessionCounters {
@@ -42,32 +41,29 @@ pub(crate) struct SessionCounters {
     pub(crate) saved: Counter,
     pub(crate) ended: Counter,
     pub(crate) rejected_cookies: Counter,
-    store_errors: [Counter; STORE_OPS.len()],
-    other_store_errors: Counter,
 }
 
 impl SessionCounters {
     pub(crate) fn new(store: &'static str) -> Self {
         describe();
+        // Registered up front so that exporters show every operation's error count at zero.
+        for op in STORE_OPS {
+            let _ = counter!("beaker_session_store_errors_total", "store" => store, "op" => op);
+        }
         SessionCounters {
             created: counter!("beaker_sessions_created_total", "store" => store),
             loaded: counter!("beaker_sessions_loaded_total", "store" => store),
             saved: counter!("beaker_sessions_saved_total", "store" => store),
             ended: counter!("beaker_sessions_ended_total", "store" => store),
             rejected_cookies: counter!("beaker_session_cookies_rejected_total", "store" => store),
-            store_errors: STORE_OPS
-                .map(|op| counter!("beaker_session_store_errors_total", "store" => store, "op" => op)),
-            other_store_errors: counter!("beaker_session_store_errors_total", "store" => store, "op" => "other"),
         }
     }
+}
 
-    /// Counts a failed store call of operation `op`.
-    pub(crate) fn store_error(&self, op: &str) {
-        match STORE_OPS.iter().position(|o| *o == op) {
-            Some(i) => self.store_errors[i].increment(1),
-            None => self.other_store_errors.increment(1),
-        }
-    }
+/// Counts a failed store call of operation `op` for a manager's store (errors are rare:
+/// the counter is looked up on each).
+pub(crate) fn count_store_error(store: &'static str, op: &'static str) {
+    counter!("beaker_session_store_errors_total", "store" => store, "op" => op).increment(1);
 }
 
 /// A cache region's counters, labelled with its name and backend.

@@ -46,7 +46,10 @@ pub enum OnStoreError {
     /// Fail the request (adapters answer 503). The default.
     #[default]
     Fail,
-    /// Carry on with an empty session; a later write still fails with 503, never silently.
+    /// Carry on with an empty session. A request that carried a session cookie then
+    /// saves nothing of what it changed (it did not see the stored data, and must not
+    /// replace it): [`Session::changes_dropped`](crate::Session::changes_dropped) says so.
+    /// A write that fails still fails with 503, never silently.
     Continue,
 }
 
@@ -115,6 +118,13 @@ pub struct SessionConfig {
     pub max_sessions: usize,
     /// Capacity of the memory store in bytes of session data (`max_bytes`, default 256 MiB).
     pub max_bytes: u64,
+    /// How long a server-side store remembers the id of a session that ended by logout or
+    /// regeneration (`retired_window`, seconds, default 60; 0 turns it off). A request
+    /// still carrying such an id (the same browser's requests sent before it got its new
+    /// cookie) neither sees the session nor gets a fresh one that would replace the new
+    /// cookie. Each logout and login leaves a tombstone (the store key and a lapse time, no
+    /// data) for this long.
+    pub retired_window: Duration,
     /// Options for the backend that beaker-core does not interpret itself
     /// (`data_dir`, `table_name`, `key_prefix`, `schema_name`, ...).
     pub backend_options: BTreeMap<String, String>,
@@ -148,6 +158,7 @@ impl Default for SessionConfig {
             cleanup_interval: Some(Self::DEFAULT_CLEANUP_INTERVAL),
             max_sessions: crate::memory::MemoryStore::DEFAULT_MAX_SESSIONS,
             max_bytes: crate::memory::MemoryStore::DEFAULT_MAX_BYTES,
+            retired_window: DEFAULT_RETIRED_WINDOW,
             backend_options: BTreeMap::new(),
         }
     }
@@ -169,6 +180,10 @@ const REFUSED_OPTIONS: &[(&str, &str)] = &[
     ("memcache_module", "not supported: the Memcached store has one client, built in"),
     ("sentinel_master", "give the master's name in the URL instead: redis+sentinel://s1:26379,s2:26379/master_name"),
 ];
+
+/// Default of [`SessionConfig::retired_window`]: longer than a request that was sent
+/// before its browser received a new cookie can take to reach the server.
+const DEFAULT_RETIRED_WINDOW: Duration = Duration::from_secs(60);
 
 /// A development-only secret for demos; never use it in production.
 const DEV_SECRET: &str = "beaker-rs development secret: do not use in production";
@@ -237,6 +252,12 @@ impl SessionConfig {
     pub fn with_memory_capacity(mut self, max_sessions: usize, max_bytes: u64) -> Self {
         self.max_sessions = max_sessions;
         self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Sets how long an ended session's id is remembered (zero: not at all).
+    pub fn with_retired_window(mut self, window: Duration) -> Self {
+        self.retired_window = window;
         self
     }
 
@@ -491,6 +512,7 @@ impl SessionConfig {
                     let why = REFUSED_OPTIONS.iter().find(|(name, _)| *name == other).map_or("", |(_, why)| why);
                     return Err(ConfigError::Conflict { key: key.to_owned(), message: why.to_owned() });
                 }
+                "retired_window" => c.retired_window = as_seconds(key, value)?,
                 other if BACKEND_OPTIONS.contains(&other) => {
                     c.backend_options.insert(other.to_owned(), non_blank(key, value)?.to_owned());
                 }
