@@ -199,12 +199,13 @@ impl MemoryStore {
         }
     }
 
-    /// Number of records held (expired ones included until they are dropped).
+    /// Number of entries held: records and the tombstones of ended sessions (expired or
+    /// lapsed ones included until they are dropped).
     pub fn len(&self) -> usize {
         self.inner.cache.len()
     }
 
-    /// Whether the store holds no record.
+    /// Whether the store holds no entry.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
