@@ -221,7 +221,10 @@ impl ManagerInner {
     /// `store.load(key)`, or the built-in memory store's direct call.
     async fn load_record(&self, store: &dyn SessionStore, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         match &self.memory {
-            Some(memory) => Ok(memory.load_now(key)),
+            Some(memory) => Ok(match memory.lookup_now(key) {
+                crate::store::Lookup::Live(r) => Some(r),
+                _ => None,
+            }),
             None => self.call("load", store.load(key)).await,
         }
     }
