@@ -157,7 +157,7 @@ impl Env {
             }
             Kind::Mysql => {
                 let (s, c) = (&self.options.session_table, &self.options.cache_table);
-                self.raw.exec(&format!("DROP TABLE IF EXISTS {s}_entries, {s}, {c}, {c}_locks")).await;
+                self.raw.exec(&format!("DROP TABLE IF EXISTS {s}_entries, {s}_retired, {s}, {c}, {c}_locks")).await;
             }
         }
     }
