@@ -201,6 +201,32 @@ impl MemoryStore {
         }
     }
 
+    /// [`SessionStore::create`], without the future.
+    pub(crate) fn create_now(&self, key: &StoreKey, record: &Record) -> bool {
+        let now = self.inner.clock.now();
+        let mut shard = self.shard(key).lock();
+        if shard.records.get(key).is_some_and(|r| !r.is_expired(now)) {
+            return false;
+        }
+        Self::make_room(&mut shard.records, self.inner.per_shard, now);
+        shard.records.insert(key.clone(), record.clone());
+        true
+    }
+
+    /// [`SessionStore::touch`], without the future.
+    pub(crate) fn touch_now(&self, key: &StoreKey, accessed: SystemTime, expires: Option<SystemTime>) -> bool {
+        let now = self.inner.clock.now();
+        let mut shard = self.shard(key).lock();
+        match shard.records.get_mut(key) {
+            Some(r) if !r.is_expired(now) => {
+                r.accessed = accessed;
+                r.expires = expires;
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn make_room(map: &mut HashMap<StoreKey, Record, Hasher>, limit: usize, now: SystemTime) {
         if map.len() < limit {
             return;
@@ -258,14 +284,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
-        let now = self.inner.clock.now();
-        let mut shard = self.shard(key).lock();
-        if shard.records.get(key).is_some_and(|r| !r.is_expired(now)) {
-            return Ok(false);
-        }
-        Self::make_room(&mut shard.records, self.inner.per_shard, now);
-        shard.records.insert(key.clone(), record.clone());
-        Ok(true)
+        Ok(self.create_now(key, record))
     }
 
     async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
@@ -278,16 +297,7 @@ impl SessionStore for MemoryStore {
         accessed: SystemTime,
         expires: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
-        let now = self.inner.clock.now();
-        let mut shard = self.shard(key).lock();
-        match shard.records.get_mut(key) {
-            Some(r) if !r.is_expired(now) => {
-                r.accessed = accessed;
-                r.expires = expires;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        Ok(self.touch_now(key, accessed, expires))
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
