@@ -60,6 +60,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod adapter_finish;
 mod backend;
 pub mod cache;
 mod clock;
@@ -98,6 +99,7 @@ pub use session::Session;
 /// and the current-request machinery that lets extractors find it. Applications never
 /// name these; they use an adapter crate.
 pub mod adapter {
+    pub use crate::adapter_finish::{FinishFuture, Finisher};
     pub use crate::lazy::{CurrentGuard, LazySession, WithCurrent};
 }
 

@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use beaker_core::store::{async_trait, Changes, Record, SessionStore, StoreKey};
+use beaker_core::store::{async_trait, Changes, Lookup, Record, SessionStore, StoreKey};
 use beaker_core::StoreError;
 use std::io::Write as _;
 
-use redis::{Cmd, RedisWrite as _, Script};
+use redis::{Cmd, RedisWrite as _, Script, Value};
 
 use crate::client::{evalsha, RedisClient};
 use crate::error::ConnectError;
@@ -44,33 +44,83 @@ return 1
     )
 });
 
-/// KEYS[1] session; ARGV: clear (0/1), accessed, expires, number of removals, the removed
-/// fields, then field/value pairs to set. Fields go in one `HDEL` and one `HSET` (with the
-/// meta field) per thousand arguments: each `redis.call` costs the server about a
-/// microsecond, and Lua's `unpack` has a stack limit.
-static APPLY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local m = redis.call('HGET', KEYS[1], 'm')
-if not m then return 0 end
-if ARGV[1] == '1' then
-  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
-    if string.sub(f, 1, 2) == 'k:' then redis.call('HDEL', KEYS[1], f) end
+/// The Lua function every script that changes a record starts from: `apply(K, o)` applies
+/// the changes in `ARGV[o + 1]…` to the live record `K` and returns `true`, or returns
+/// `false` (writing nothing) when `K` holds no live record (missing, or a tombstone, which
+/// has no `m`). The arguments: clear (0/1), accessed, expires, number of removals, the
+/// removed fields, then field/value pairs to set. Fields go in one `HDEL` and one `HSET`
+/// (with the meta field) per thousand arguments: each `redis.call` costs the server about
+/// a microsecond, and Lua's `unpack` has a stack limit.
+const APPLY_FN: &str = r"
+local function apply(K, o)
+  local m = redis.call('HGET', K, 'm')
+  if not m then return false end
+  if ARGV[o + 1] == '1' then
+    for _, f in ipairs(redis.call('HKEYS', K)) do
+      if string.sub(f, 1, 2) == 'k:' then redis.call('HDEL', K, f) end
+    end
+  end
+  local n = tonumber(ARGV[o + 4])
+  for i = o + 5, o + 4 + n, 1000 do redis.call('HDEL', K, unpack(ARGV, i, math.min(i + 999, o + 4 + n))) end
+  local first = o + 5 + n
+  local meta = (string.match(m, '^%d+') or '0') .. ' ' .. ARGV[o + 2] .. ' ' .. ARGV[o + 3]
+  redis.call('HSET', K, 'm', meta, unpack(ARGV, first, math.min(first + 997, #ARGV)))
+  for i = first + 998, #ARGV, 1000 do redis.call('HSET', K, unpack(ARGV, i, math.min(i + 999, #ARGV))) end
+  if ARGV[o + 3] == '0' then redis.call('PERSIST', K) else redis.call('PEXPIREAT', K, ARGV[o + 3]) end
+  return true
+end
+";
+
+/// Replaces key `K` by a tombstone (a hash `{t = 1}`) living `ms` milliseconds, or
+/// deletes it when `ms` is `'0'`.
+const RETIRE_FN: &str = r"
+local function retire(K, ms)
+  redis.call('DEL', K)
+  if ms ~= '0' then
+    redis.call('HSET', K, 't', '1')
+    redis.call('PEXPIRE', K, ms)
   end
 end
-local n = tonumber(ARGV[4])
-for i = 5, 4 + n, 1000 do redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, 4 + n))) end
-local first = 5 + n
-local meta = (string.match(m, '^%d+') or '0') .. ' ' .. ARGV[2] .. ' ' .. ARGV[3]
-redis.call('HSET', KEYS[1], 'm', meta, unpack(ARGV, first, math.min(first + 997, #ARGV)))
-for i = first + 998, #ARGV, 1000 do redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV))) end
-if ARGV[3] == '0' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
+";
+
+/// KEYS[1] session; ARGV: the changes as `apply` reads them from `ARGV[1]`.
+static APPLY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(&format!("{APPLY_FN}\nif apply(KEYS[1], 0) then return 1 else return 0 end")));
+
+/// KEYS[1] session; ARGV[1] retire window (ms, `0`: none).
+static END: LazyLock<Script> =
+    LazyLock::new(|| Script::new(&format!("{RETIRE_FN}\nretire(KEYS[1], ARGV[1])\nreturn 1")));
+
+/// One node: KEYS[1] old key, KEYS[2] new key; ARGV[1] retire window (ms), then the
+/// changes from `ARGV[2]`. `-1` if the new key is taken, `0` if the old record is not
+/// live, `1` once moved (`RENAME` keeps the TTL `apply` just set).
+static MOVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{APPLY_FN}{RETIRE_FN}
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+if not apply(KEYS[1], 1) then return 0 end
+redis.call('RENAME', KEYS[1], KEYS[2])
+retire(KEYS[1], ARGV[1])
 return 1
-",
-    )
+"
+    ))
 });
 
-/// KEYS[1] session; ARGV: accessed, expires.
+/// Cluster, first step of a move (the old and new keys live in different slots): KEYS[1]
+/// old key; ARGV as for `MOVE`. Applies the changes, takes the whole hash and leaves the
+/// tombstone, atomically on the old key's slot; `0` if the record is not live.
+static TAKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{APPLY_FN}{RETIRE_FN}
+if not apply(KEYS[1], 1) then return 0 end
+local all = redis.call('HGETALL', KEYS[1])
+retire(KEYS[1], ARGV[1])
+return all
+"
+    ))
+});
+
+/// KEYS[1] session; ARGV: accessed, expires. A tombstone has no `m`: nothing to touch.
 static TOUCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -91,11 +141,27 @@ return 1
 /// milliseconds, `0` for no expiry), and the record's
 /// expiry as the key's native TTL (`PEXPIREAT`; no TTL when the record has no expiry).
 ///
-/// Round trips per call, in the steady state: one each. `load` is `HGETALL`; `create`,
-/// `apply` and `touch` are an `EVALSHA` of a script that checks the key exists and writes;
-/// `delete` is `DEL`. The first time a script runs on a server it costs two more
+/// Round trips per call, in the steady state: one each. `load` and `lookup` are
+/// `HGETALL`; `create`, `apply`, `touch`, `end` and (on one node) `rename` are an
+/// `EVALSHA` of a script that checks the key and writes; `delete` is `DEL`. The first time a script runs on a server it costs two more
 /// (`NOSCRIPT`, then `SCRIPT LOAD`). `apply` changes only the named fields, atomically, so
 /// concurrent requests that change different keys of one session both survive.
+///
+/// # Ended sessions
+///
+/// A retired key (ended by `end`, or moved away by `rename`) holds a *tombstone*: a hash
+/// with the single field `t` whose TTL is the retire window. It carries no data and never
+/// names the new key; `lookup` reports it as retired, and the scripts of `apply`, `touch`
+/// and `rename` find no meta field in it and refuse to write. On one node, `rename` is one
+/// script: apply the changes, `RENAME` (the TTL moves with the key), tombstone. In a
+/// Cluster the old and new keys hash to different slots (each key's hash tag is its own
+/// store key) and no script may span two slots, so `rename` takes two round trips: a
+/// script on the old key's slot applies the changes, returns the whole record and leaves
+/// the tombstone, atomically, so that every concurrent `apply` on the old key is either in
+/// that snapshot or refused; then `create` files the snapshot under the new key. Between
+/// the two steps the session is under neither key, which no request can see: the new id
+/// is not handed out before the response. Should the second step fail, the session has
+/// ended (the user signs in again); it never exists twice.
 ///
 /// Per request, through [`SessionManager`](beaker_core::SessionManager): one round trip
 /// for a request that only reads its session (`HGETALL`), two for one that changes it, none
@@ -228,6 +294,34 @@ fn decode(raw: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>, StoreError> {
     }))
 }
 
+/// The field that marks a tombstone (a retired key); records never have it.
+const TOMBSTONE: &[u8] = b"t";
+
+/// Appends `changes` as the scripts' `apply` reads them.
+fn changes_args(call: &mut Cmd, changes: &Changes) {
+    call.arg(if changes.clear { "1" } else { "0" })
+        .arg(millis(changes.accessed))
+        .arg(expiry_arg(changes.expires))
+        .arg(changes.remove.len());
+    for k in &changes.remove {
+        entry_arg(call, k);
+    }
+    for (k, v) in &changes.set {
+        entry_arg(call, k);
+        call.arg(v.as_slice());
+    }
+}
+
+/// A retire window as the scripts take it: whole milliseconds, `0` for none (a window
+/// under a millisecond still leaves a tombstone).
+fn retire_arg(retire_for: Duration) -> u64 {
+    if retire_for.is_zero() {
+        0
+    } else {
+        u64::try_from(retire_for.as_millis()).unwrap_or(u64::MAX).max(1)
+    }
+}
+
 /// Appends the hash field of entry `key` (`k:<key>`) as the call's next argument.
 fn entry_arg(call: &mut Cmd, key: &str) {
     let mut arg = call.writer_for_next_arg();
@@ -239,6 +333,13 @@ fn entry_arg(call: &mut Cmd, key: &str) {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        Ok(match self.lookup(key).await? {
+            Lookup::Live(record) => Some(record),
+            Lookup::Retired | Lookup::Missing => None,
+        })
+    }
+
+    async fn lookup(&self, key: &StoreKey) -> Result<Lookup, StoreError> {
         let rkey = self.redis_key(key);
         let raw: Vec<(Vec<u8>, Vec<u8>)> = self
             .client
@@ -247,9 +348,15 @@ impl SessionStore for RedisStore {
                 async move { redis::cmd("HGETALL").arg(rkey).query_async(&mut c).await }
             })
             .await?;
+        if raw.iter().any(|(field, _)| field == TOMBSTONE) {
+            return Ok(Lookup::Retired);
+        }
         // Redis expires on its own clock; the record's own expiry is checked too, so that
         // a skew between the two never hands out a record the engine considers expired.
-        Ok(decode(raw)?.filter(|r| !r.is_expired(SystemTime::now())))
+        Ok(match decode(raw)?.filter(|r| !r.is_expired(SystemTime::now())) {
+            Some(record) => Lookup::Live(record),
+            None => Lookup::Missing,
+        })
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
@@ -266,17 +373,7 @@ impl SessionStore for RedisStore {
 
     async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
         let mut call = evalsha(&APPLY, &self.redis_key(key));
-        call.arg(if changes.clear { "1" } else { "0" })
-            .arg(millis(changes.accessed))
-            .arg(expiry_arg(changes.expires))
-            .arg(changes.remove.len());
-        for k in &changes.remove {
-            entry_arg(&mut call, k);
-        }
-        for (k, v) in &changes.set {
-            entry_arg(&mut call, k);
-            call.arg(v.as_slice());
-        }
+        changes_args(&mut call, changes);
         let applied: i64 = self.client.eval("apply", &APPLY, &call).await?;
         Ok(applied == 1)
     }
@@ -303,6 +400,55 @@ impl SessionStore for RedisStore {
             })
             .await?;
         Ok(())
+    }
+
+    async fn end(&self, key: &StoreKey, retire_for: Duration) -> Result<(), StoreError> {
+        let mut call = evalsha(&END, &self.redis_key(key));
+        call.arg(retire_arg(retire_for));
+        let _: i64 = self.client.eval("end", &END, &call).await?;
+        Ok(())
+    }
+
+    async fn rename(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        changes: &Changes,
+        retire_for: Duration,
+    ) -> Result<bool, StoreError> {
+        let taken = || StoreError::Backend {
+            message: "redis store: rename: a record already exists under the new key".into(),
+            source: None,
+        };
+        if !self.client.is_cluster() {
+            let mut call = Cmd::with_capacity(16, 256);
+            call.arg("EVALSHA").arg(MOVE.get_hash()).arg(2).arg(self.redis_key(from)).arg(self.redis_key(to));
+            call.arg(retire_arg(retire_for));
+            changes_args(&mut call, changes);
+            return match self.client.eval::<i64>("rename", &MOVE, &call).await? {
+                1 => Ok(true),
+                0 => Ok(false),
+                _ => Err(taken()),
+            };
+        }
+        // Cluster: the two keys hash to different slots, which no script may span. The
+        // first step is atomic on the old key's slot (changes, snapshot, tombstone), so
+        // every `apply` on the old key is in the snapshot or refused; the second files the
+        // snapshot under the new key, which no one can know before this request answers.
+        let mut call = evalsha(&TAKE, &self.redis_key(from));
+        call.arg(retire_arg(retire_for));
+        changes_args(&mut call, changes);
+        let snapshot = match self.client.eval::<Value>("rename", &TAKE, &call).await? {
+            Value::Int(0) => return Ok(false),
+            value => redis::from_redis_value::<Vec<(Vec<u8>, Vec<u8>)>>(value)
+                .map_err(|e| StoreError::corrupt(format!("redis store: rename: unexpected reply: {e}")))?,
+        };
+        let record = decode(snapshot)?.ok_or_else(|| StoreError::corrupt("redis store: rename: an empty record"))?;
+        if self.create(to, &record).await? {
+            Ok(true)
+        } else {
+            Err(taken())
+        }
     }
 
     fn name(&self) -> &'static str {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use beaker_core::store::{async_trait, Changes, Record, SessionStore, StoreKey};
+use beaker_core::store::{async_trait, Changes, Lookup, Record, SessionStore, StoreKey};
 use beaker_core::{SessionConfig, StoreError};
 use tokio::sync::OnceCell;
 
@@ -30,6 +30,25 @@ macro_rules! upsert_entries {
     };
 }
 
+/// Applies `$changes` (with its `$removals` and `$sets` lists) to the entries of session
+/// `$key` inside the transaction `$tx`; the session row is already checked and locked.
+macro_rules! write_changes {
+    ($tx:ident, $sql:expr, $key:expr, $changes:expr, $removals:expr, $sets:expr) => {
+        if $changes.clear {
+            sqlx::query(&$sql.clear_entries).bind($key.as_str()).execute(&mut *$tx).await?;
+        }
+        for chunk in $removals.chunks(ROWS_PER_INSERT) {
+            let text = $sql.remove_entries(chunk.len());
+            let mut query = sqlx::query(&text).bind($key.as_str());
+            for name in chunk {
+                query = query.bind(name.as_bytes());
+            }
+            query.execute(&mut *$tx).await?;
+        }
+        upsert_entries!($tx, $sql, $key, $sets);
+    };
+}
+
 /// A [`SessionStore`] on SQLite, PostgreSQL or MySQL/MariaDB.
 ///
 /// # Tables
@@ -37,11 +56,14 @@ macro_rules! upsert_entries {
 /// ```text
 /// <table>          (id PRIMARY KEY, created, accessed, expires)   -- one row per session
 /// <table>_entries  (id, name, value, PRIMARY KEY (id, name))       -- one row per session key
+/// <table>_retired  (id PRIMARY KEY, retired_until)                  -- one row per retired key
 /// ```
 ///
 /// `id` is the [`StoreKey`] (by default a hash of the session id, never the id itself);
 /// times are Unix milliseconds (`BIGINT`), `expires` is `NULL` for "no server-side expiry";
-/// `name` and `value` are binary (`BLOB` / `BYTEA` / `VARBINARY` + `LONGBLOB`), so keys
+/// `<table>_retired` holds the tombstones of the ended-session rule: a key ended by `end`
+/// or moved away by `rename` less than its retire window ago (`retired_until` in Unix
+/// milliseconds; no data, and never the key the session moved to). `name` and `value` are binary (`BLOB` / `BYTEA` / `VARBINARY` + `LONGBLOB`), so keys
 /// compare byte for byte whatever the server's collation. Entries go with their session
 /// by `ON DELETE CASCADE`. On PostgreSQL the tables live in
 /// [`SqlOptions::schema`] when one is set. They are created on first use (or by
@@ -58,9 +80,11 @@ macro_rules! upsert_entries {
 ///
 /// | call | round trips | statements |
 /// |---|---|---|
-/// | `load` | 1 | `SELECT … LEFT JOIN` of the session and its entries |
+/// | `load`, `lookup` | 1 | `SELECT … LEFT JOIN` of the session and its entries, `UNION ALL` its tombstone |
 /// | `touch` | 1 | `UPDATE … WHERE id = ? AND <live>` |
 /// | `delete` | 1 | `DELETE` (entries by cascade) |
+/// | `end` | 4 (1 without a retire window) | `BEGIN`, `DELETE`, upsert the tombstone, `COMMIT` |
+/// | `rename` | 7 to 9 | `BEGIN`, `UPDATE` timestamps of the old row (checks it is live, locks it), copy the row under the new key, move the entries, the changes as in `apply`, `DELETE` the old row, file its tombstone, `COMMIT` |
 /// | `create` | 4 (3 without entries) | `BEGIN`, `INSERT` session, `INSERT` entries, `COMMIT` (+2 when an expired record is replaced) |
 /// | `apply` | 3 to 5 | `BEGIN`, `UPDATE` timestamps (which also checks the record is live and locks it), `DELETE` removed or cleared entries (if any), upsert set entries (if any), `COMMIT` |
 ///
@@ -83,6 +107,13 @@ macro_rules! upsert_entries {
 /// session row with `ON CONFLICT DO NOTHING` (MySQL: the duplicate-key error is caught),
 /// so it never overwrites a live record; an expired one under the same key is deleted and
 /// replaced in the same transaction. A transaction chosen as a deadlock victim is retried.
+///
+/// `rename` (regeneration) is one transaction that starts like `apply`, by updating the
+/// old row, so it waits for (or makes wait) every `apply` on the old key: an `apply` that
+/// ran first is in the moved record; one that runs after finds no live row under the old
+/// key and returns `false`. `end` deletes the row and files the tombstone in one
+/// transaction. `apply`, `touch` and `rename` never write under a retired key: there is
+/// no session row left to update. Tombstones go with [`cleanup`](SessionStore::cleanup).
 ///
 /// ```no_run
 /// use beaker_core::{SessionConfig, SessionManager};
@@ -166,6 +197,11 @@ impl SqlStore {
         (self.sql.sessions_table(), self.sql.entries_table())
     }
 
+    /// The table of retired keys (tombstones), as named in SQL.
+    pub fn retired_table(&self) -> &str {
+        self.sql.retired_table()
+    }
+
     /// Creates the schema (PostgreSQL, if set), the tables and the index if they do not
     /// exist. Safe to run any number of times, also from several processes.
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -213,6 +249,21 @@ impl SqlStore {
     }
 }
 
+/// The marker `created` of the tombstone row `lookup` returns.
+const RETIRED: i64 = -1;
+
+/// The rows of `lookup`: a live record, the tombstone row alone, or nothing.
+fn decode_lookup(mut rows: Vec<Row>) -> Result<Lookup, StoreError> {
+    let before = rows.len();
+    rows.retain(|row| row.0 != RETIRED);
+    let retired = rows.len() < before;
+    Ok(match decode(rows)? {
+        Some(record) => Lookup::Live(record),
+        None if retired => Lookup::Retired,
+        None => Lookup::Missing,
+    })
+}
+
 fn decode(rows: Vec<Row>) -> Result<Option<Record>, StoreError> {
     let Some(&(created, accessed, expires, _, _)) = rows.first() else { return Ok(None) };
     let mut entries = BTreeMap::new();
@@ -249,6 +300,26 @@ impl SessionStore for SqlStore {
             })
             .await?;
         decode(rows)
+    }
+
+    async fn lookup(&self, key: &StoreKey) -> Result<Lookup, StoreError> {
+        self.ensure_tables().await?;
+        let now = self.client.now_ms();
+        let rows = self
+            .client
+            .run("lookup", || async {
+                on_pool!(self.client.pool(), p => {
+                    sqlx::query_as::<_, Row>(&self.sql.lookup)
+                        .bind(key.as_str())
+                        .bind(now)
+                        .bind(key.as_str())
+                        .bind(now)
+                        .fetch_all(p)
+                        .await
+                })
+            })
+            .await?;
+        decode_lookup(rows)
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
@@ -333,18 +404,7 @@ impl SessionStore for SqlStore {
                         tx.rollback().await?;
                         return Ok(false);
                     }
-                    if changes.clear {
-                        sqlx::query(&sql.clear_entries).bind(key.as_str()).execute(&mut *tx).await?;
-                    }
-                    for chunk in removals.chunks(ROWS_PER_INSERT) {
-                        let text = sql.remove_entries(chunk.len());
-                        let mut query = sqlx::query(&text).bind(key.as_str());
-                        for name in chunk {
-                            query = query.bind(name.as_bytes());
-                        }
-                        query.execute(&mut *tx).await?;
-                    }
-                    upsert_entries!(tx, sql, key, sets);
+                    write_changes!(tx, sql, key, changes, removals, sets);
                     tx.commit().await?;
                     Ok(true)
                 })
@@ -390,6 +450,93 @@ impl SessionStore for SqlStore {
             .await
     }
 
+    async fn end(&self, key: &StoreKey, retire_for: Duration) -> Result<(), StoreError> {
+        if retire_for.is_zero() {
+            return self.delete(key).await;
+        }
+        self.ensure_tables().await?;
+        let until = self.client.now_ms().saturating_add(i64::try_from(retire_for.as_millis()).unwrap_or(i64::MAX));
+        let sql = &*self.sql;
+        let begin = self.client.dialect().begin();
+        self.client
+            .run_write("end", || async {
+                on_pool!(self.client.pool(), p => {
+                    let mut tx = p.begin_with(begin).await?;
+                    sqlx::query(&sql.delete).bind(key.as_str()).execute(&mut *tx).await?;
+                    sqlx::query(&sql.retire).bind(key.as_str()).bind(until).execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    async fn rename(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        changes: &Changes,
+        retire_for: Duration,
+    ) -> Result<bool, StoreError> {
+        self.check_names(changes.set.keys())?;
+        self.ensure_tables().await?;
+        let now = self.client.now_ms();
+        let until = now.saturating_add(i64::try_from(retire_for.as_millis()).unwrap_or(i64::MAX));
+        let sets: Vec<(&String, &Vec<u8>)> = changes.set.iter().collect();
+        let removals: Vec<&String> = if changes.clear { Vec::new() } else { changes.remove.iter().collect() };
+        let (accessed, expires) = (to_ms(changes.accessed), changes.expires.map(to_ms));
+        let sql = &*self.sql;
+        let begin = self.client.dialect().begin();
+        let moved: Option<bool> = self
+            .client
+            .run_write("rename", || async {
+                on_pool!(self.client.pool(), p => {
+                    let mut tx = p.begin_with(begin).await?;
+                    // As in `apply`: checks the old record is live and locks its row, so
+                    // every `apply` on it runs wholly before or after this transaction.
+                    let live = sqlx::query(&sql.touch)
+                        .bind(accessed)
+                        .bind(expires)
+                        .bind(from.as_str())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if live == 0 {
+                        tx.rollback().await?;
+                        return Ok(Some(false));
+                    }
+                    let copied = match sqlx::query(&sql.copy_session)
+                        .bind(to.as_str())
+                        .bind(from.as_str())
+                        .execute(&mut *tx)
+                        .await
+                    {
+                        Ok(done) => done.rows_affected() == 1,
+                        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => false,
+                        Err(e) => return Err(e),
+                    };
+                    if !copied {
+                        tx.rollback().await?;
+                        return Ok(None);
+                    }
+                    sqlx::query(&sql.move_entries).bind(to.as_str()).bind(from.as_str()).execute(&mut *tx).await?;
+                    write_changes!(tx, sql, to, changes, removals, sets);
+                    sqlx::query(&sql.delete).bind(from.as_str()).execute(&mut *tx).await?;
+                    if !retire_for.is_zero() {
+                        sqlx::query(&sql.retire).bind(from.as_str()).bind(until).execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(Some(true))
+                })
+            })
+            .await?;
+        moved.ok_or_else(|| StoreError::Backend {
+            message: "sql store: rename: a record already exists under the new key".into(),
+            source: None,
+        })
+    }
+
     async fn cleanup(&self) -> Result<u64, StoreError> {
         self.ensure_tables().await?;
         let now = self.client.now_ms();
@@ -405,9 +552,20 @@ impl SessionStore for SqlStore {
                 .await?;
             removed += batch;
             if batch < crate::sql::CLEANUP_BATCH {
-                return Ok(removed);
+                break;
             }
         }
+        // Tombstones are a key and a time each, and lapse within the retire window: one
+        // statement takes them all.
+        let tombstones = self
+            .client
+            .run_write("cleanup", || async {
+                on_pool!(self.client.pool(), p => {
+                    sqlx::query(&self.sql.cleanup_retired).bind(now).execute(p).await.map(|done| done.rows_affected())
+                })
+            })
+            .await?;
+        Ok(removed + tombstones)
     }
 
     fn name(&self) -> &'static str {

@@ -146,6 +146,7 @@ pub(crate) struct SessionSql {
     dialect: Dialect,
     sessions: String,
     entries: String,
+    retired: String,
     /// `CREATE SCHEMA` (PostgreSQL with a schema), then the tables and the index.
     pub(crate) migrate: Vec<String>,
     /// id, now → created, accessed, expires, name, value (name/value NULL without entries).
@@ -162,6 +163,18 @@ pub(crate) struct SessionSql {
     pub(crate) clear_entries: String,
     /// now → deletes up to [`CLEANUP_BATCH`] expired sessions.
     pub(crate) cleanup: String,
+    /// id, now, id, now → the rows of `load`, or one row `(-1, -1, NULL, NULL, NULL)` when
+    /// the key is retired (a tombstone younger than its window).
+    pub(crate) lookup: String,
+    /// id, until → files (or renews) the tombstone of a retired key.
+    pub(crate) retire: String,
+    /// now → deletes every tombstone past its window.
+    pub(crate) cleanup_retired: String,
+    /// to, from → copies the session row of `from` under `to` (1 row, 0 or a duplicate-key
+    /// error if `to` is taken).
+    pub(crate) copy_session: String,
+    /// to, from → moves the entries of `from` to `to`.
+    pub(crate) move_entries: String,
 }
 
 impl SessionSql {
@@ -188,15 +201,49 @@ impl SessionSql {
             name = dialect.binary_key(ENTRY_NAME_MAX),
             value = dialect.binary(),
         ));
+        let retired = qualify(dialect, schema, &format!("{table}_retired"));
+        migrate.push(format!(
+            "CREATE TABLE IF NOT EXISTS {retired} (id {key} NOT NULL PRIMARY KEY, retired_until {int} NOT NULL\
+             {index}){suffix}",
+            index = dialect.inline_index(&format!("{table}_retired_until"), "retired_until"),
+        ));
+        migrate.extend(dialect.create_index(&format!("{table}_retired_until"), &retired, "retired_until"));
         let live = |n| format!("(expires IS NULL OR expires > {})", p(n));
+        let load_sql = format!(
+            "SELECT s.created, s.accessed, s.expires, e.name, e.value FROM {sessions} s \
+             LEFT JOIN {entries} e ON e.id = s.id WHERE s.id = {} AND (s.expires IS NULL OR s.expires > {})",
+            p(1),
+            p(2)
+        );
         SessionSql {
-            dialect,
-            load: format!(
-                "SELECT s.created, s.accessed, s.expires, e.name, e.value FROM {sessions} s \
-                 LEFT JOIN {entries} e ON e.id = s.id WHERE s.id = {} AND (s.expires IS NULL OR s.expires > {})",
-                p(1),
-                p(2)
+            lookup: format!(
+                "{load_sql} UNION ALL SELECT -1, -1, NULL, NULL, NULL FROM {retired} WHERE id = {} AND retired_until > {}",
+                p(3),
+                p(4)
             ),
+            retire: match dialect {
+                Dialect::Mysql => format!(
+                    "INSERT INTO {retired} (id, retired_until) VALUES ({}) \
+                     ON DUPLICATE KEY UPDATE retired_until = VALUES(retired_until)",
+                    dialect.params(1, 2)
+                ),
+                _ => format!(
+                    "INSERT INTO {retired} (id, retired_until) VALUES ({}) \
+                     ON CONFLICT (id) DO UPDATE SET retired_until = excluded.retired_until",
+                    dialect.params(1, 2)
+                ),
+            },
+            cleanup_retired: format!("DELETE FROM {retired} WHERE retired_until <= {}", p(1)),
+            copy_session: format!(
+                "INSERT INTO {sessions} (id, created, accessed, expires) SELECT {}, created, accessed, expires \
+                 FROM {sessions} WHERE id = {}{}",
+                p(1),
+                p(2),
+                if dialect == Dialect::Mysql { "" } else { " ON CONFLICT (id) DO NOTHING" }
+            ),
+            move_entries: format!("UPDATE {entries} SET id = {} WHERE id = {}", p(1), p(2)),
+            dialect,
+            load: load_sql,
             insert: match dialect {
                 // MySQL has no ON CONFLICT; its duplicate-key error is caught instead.
                 Dialect::Mysql => {
@@ -242,6 +289,7 @@ impl SessionSql {
             migrate,
             sessions,
             entries,
+            retired,
         }
     }
 
@@ -278,6 +326,11 @@ impl SessionSql {
     /// The entries table, qualified.
     pub(crate) fn entries_table(&self) -> &str {
         &self.entries
+    }
+
+    /// The table of retired keys (tombstones), qualified.
+    pub(crate) fn retired_table(&self) -> &str {
+        &self.retired
     }
 }
 
@@ -390,6 +443,9 @@ mod tests {
         assert!(!my.migrate.iter().any(|m| m.contains("SCHEMA")));
         assert!(my.upsert_entries(2).contains("(?, ?, ?), (?, ?, ?) ON DUPLICATE KEY"));
         assert!(!my.touch.contains('$'));
+        assert!(pg.lookup.contains("UNION ALL SELECT -1, -1, NULL, NULL, NULL FROM web.s_retired WHERE id = $3"));
+        assert!(pg.copy_session.ends_with("ON CONFLICT (id) DO NOTHING") && !my.copy_session.contains("CONFLICT"));
+        assert!(my.retire.contains("ON DUPLICATE KEY UPDATE retired_until"));
         let lite = CacheSql::new(Dialect::Sqlite, None, "c");
         assert_eq!(lite.clear, "DELETE FROM c WHERE namespace = ?");
     }

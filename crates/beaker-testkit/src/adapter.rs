@@ -18,7 +18,9 @@
 //! failure is also printed as it happens). Every scenario is a `pub async fn` of its own,
 //! so a test can run one. Two scenarios need a server configured for them and are not
 //! part of `run`: [`idle_timeout`] (`BEAKER_SESSION_TIMEOUT=1`) and [`secure_cookie`]
-//! (`BEAKER_SESSION_SECURE=true`). Restarts are checked with a probe:
+//! (`BEAKER_SESSION_SECURE=true`). The races of one browser's parallel requests against
+//! its logout and login ([`ContractSuite::logout_race`], [`ContractSuite::login_race`])
+//! run many trials and need a server-side store; they are not part of `run` either. Restarts are checked with a probe:
 //! [`ContractSuite::before_restart`], then [`DemoServer::restart`], then
 //! [`ContractSuite::survived_restart`] (persistent stores, cookie-only sessions) or
 //! [`ContractSuite::lost_in_restart`] (the memory store).
@@ -30,6 +32,7 @@
 mod configured;
 pub mod demo;
 mod http;
+mod races;
 mod scenarios;
 mod server;
 
@@ -42,6 +45,7 @@ use reqwest::Method;
 
 pub use self::configured::SessionProbe;
 use self::http::{Answer, Body, Cx, Http};
+pub use self::races::{RACE_READERS, RACE_TRIALS};
 pub use self::server::{DemoServer, SpawnError};
 
 /// The session cookie name under the library's defaults.

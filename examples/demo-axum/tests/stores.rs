@@ -91,7 +91,7 @@ async fn mysql() {
     let env = [("BEAKER_SESSION_URL", url.as_str()), ("BEAKER_SESSION_TABLE_NAME", table.as_str())];
     if let Some(mut server) = spawn_or_skip("mysql", &env) {
         contract_and_restart(&mut server).await;
-        let drop = format!("DROP TABLE IF EXISTS {table}_entries, {table}");
+        let drop = format!("DROP TABLE IF EXISTS {table}_entries, {table}_retired, {table}");
         let _ = Command::new("mariadb").args(["-h", "127.0.0.1", "-u", "root", "test", "-e", &drop]).output();
     }
 }

@@ -1,11 +1,16 @@
 //! The demo contract tests every demo package runs against its own binary: the whole
 //! [`ContractSuite`] over the memory, cookie-only and file stores with restarts, the idle
-//! timeout and Secure cookies, and a bad configuration. A demo's `tests/contract.rs` is
+//! timeout and Secure cookies, a bad configuration, and the logout and login races on
+//! every server-side store ([`session_races`]). A demo's `tests/contract.rs` is
 //! one line: `beaker_testkit::demo_contract_tests!(env!("CARGO_BIN_EXE_demo-axum"));`.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
-use super::{idle_timeout, secure_cookie, ContractSuite, DemoServer};
+use futures_util::FutureExt as _;
+
+use super::{idle_timeout, secure_cookie, ContractSuite, DemoServer, RACE_TRIALS};
+use crate::skip_or_fail;
 
 /// The whole suite on the memory store; a restart forgets sessions; SIGTERM exits cleanly.
 pub async fn memory_store_passes_the_contract_and_forgets_in_a_restart(binary: &Path) {
@@ -56,6 +61,81 @@ pub fn bad_configuration_exits_with_one_line_naming_the_variable(binary: &Path) 
     assert!(lines.len() == 1 && lines[0].contains("BEAKER_SESSION_TIMEOUT"), "{err}");
 }
 
+/// A server-side store the demo can run the races on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RaceStore {
+    /// `BEAKER_SESSION_TYPE=memory`.
+    Memory,
+    /// `BEAKER_SESSION_TYPE=file`, in the demo's working directory.
+    File,
+    /// The demo's default: a SQLite file in its working directory.
+    Sqlite,
+    /// `BEAKER_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`), in a
+    /// schema of the run's own, dropped afterwards (through `psql`, best effort).
+    Postgres,
+    /// `BEAKER_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`), under a key prefix of
+    /// the run's own, with records that expire after 300 s.
+    Redis,
+}
+
+/// [`ContractSuite::logout_race`] and [`ContractSuite::login_race`], [`RACE_TRIALS`] trials
+/// each, against the demo on `store`. A PostgreSQL or Redis server that is not reachable
+/// skips the test with a loud line ([`skip_or_fail`]), or fails it under `CI=true`.
+pub async fn session_races(binary: &Path, store: RaceStore) {
+    let tag = {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        format!("r{}_{nanos}", std::process::id())
+    };
+    let service =
+        |var: &str, default: &str| std::env::var(var).ok().filter(|v| !v.is_empty()).unwrap_or(default.into());
+    let (name, env): (&str, Vec<(&str, String)>) = match store {
+        RaceStore::Memory => ("memory", vec![("BEAKER_SESSION_TYPE", "memory".into())]),
+        RaceStore::File => ("file", vec![("BEAKER_SESSION_TYPE", "file".into())]),
+        RaceStore::Sqlite => ("sqlite", vec![]),
+        RaceStore::Postgres => (
+            "postgres",
+            vec![
+                ("BEAKER_SESSION_URL", service("BEAKER_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")),
+                ("BEAKER_SESSION_SCHEMA_NAME", format!("beaker_race_{tag}")),
+            ],
+        ),
+        RaceStore::Redis => (
+            "redis",
+            vec![
+                ("BEAKER_SESSION_URL", service("BEAKER_TEST_REDIS_URL", "redis://127.0.0.1:6379")),
+                ("BEAKER_SESSION_KEY_PREFIX", format!("beaker-test:race:{tag}:")),
+                ("BEAKER_SESSION_TIMEOUT", "300".into()),
+            ],
+        ),
+    };
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = match DemoServer::try_spawn(binary, &env_refs) {
+        Ok(server) => server,
+        // Only a missing database server is a reason to skip; the embedded stores must run.
+        Err(e) if matches!(store, RaceStore::Postgres | RaceStore::Redis) => {
+            return skip_or_fail(&format!("session races on {name}"), &format!("the demo could not start: {e}"))
+        }
+        Err(e) => panic!("session races on {name}: the demo did not start: {e}"),
+    };
+    let suite = ContractSuite::new(server.base_url());
+    let logout = AssertUnwindSafe(suite.logout_race(RACE_TRIALS)).catch_unwind().await;
+    let login = AssertUnwindSafe(suite.login_race(RACE_TRIALS)).catch_unwind().await;
+    drop(server);
+    if store == RaceStore::Postgres {
+        let schema = format!("beaker_race_{tag}");
+        let _ = std::process::Command::new("psql")
+            .arg(&env[0].1)
+            .args(["-qc", &format!("DROP SCHEMA IF EXISTS {schema} CASCADE")])
+            .output();
+    }
+    for outcome in [logout, login] {
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
 /// Declares the demo contract tests of [`demo`](crate::adapter::demo) for one demo binary,
 /// as `#[tokio::test]` functions of the calling test crate (which needs `tokio` with the
 /// `macros` and `rt-multi-thread` features).
@@ -88,6 +168,31 @@ macro_rules! demo_contract_tests {
         #[::tokio::test]
         async fn idle_timeout_and_secure_cookies() {
             $crate::adapter::demo::idle_timeout_and_secure_cookies(demo_binary()).await
+        }
+
+        #[::tokio::test]
+        async fn session_races_on_memory() {
+            $crate::adapter::demo::session_races(demo_binary(), $crate::adapter::demo::RaceStore::Memory).await
+        }
+
+        #[::tokio::test]
+        async fn session_races_on_file() {
+            $crate::adapter::demo::session_races(demo_binary(), $crate::adapter::demo::RaceStore::File).await
+        }
+
+        #[::tokio::test]
+        async fn session_races_on_sqlite() {
+            $crate::adapter::demo::session_races(demo_binary(), $crate::adapter::demo::RaceStore::Sqlite).await
+        }
+
+        #[::tokio::test]
+        async fn session_races_on_postgres() {
+            $crate::adapter::demo::session_races(demo_binary(), $crate::adapter::demo::RaceStore::Postgres).await
+        }
+
+        #[::tokio::test]
+        async fn session_races_on_redis() {
+            $crate::adapter::demo::session_races(demo_binary(), $crate::adapter::demo::RaceStore::Redis).await
         }
 
         #[test]
