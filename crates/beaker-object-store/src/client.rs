@@ -213,6 +213,11 @@ impl ObjectStoreClient {
         self.service
     }
 
+    /// The prefix under the bucket (no leading or trailing `/`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The underlying object_store client.
     pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
         &self.store

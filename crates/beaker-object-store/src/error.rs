@@ -31,16 +31,34 @@ impl ConnectError {
 
 /// object_store's error as ours. `Generic` is what object_store reports for a network
 /// failure, a timeout or a server error once its retries are spent: the outage policy
-/// applies (503). Refused credentials and unsupported operations are configuration
-/// problems, not outages.
+/// applies (503). A 4xx answer (a missing bucket, a bad request), refused credentials and
+/// unsupported operations are configuration problems, not outages.
 pub(crate) fn map_error(what: &str, e: object_store::Error) -> StoreError {
     use object_store::Error as E;
     let message = format!("object store: {what}");
     match e {
+        E::Generic { .. } if client_error(&e) => StoreError::backend(message, e),
         E::Generic { .. } | E::JoinError { .. } => StoreError::unavailable(message, e),
         E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
             StoreError::backend(format!("{message}: access refused (check the credentials)"), e)
         }
         other => StoreError::backend(message, other),
     }
+}
+
+/// Whether the service answered with a 4xx status. object_store's retry error, which
+/// carries the status, is not a public type, so its message is what we can read.
+fn client_error(e: &object_store::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<object_store::client::HttpError>() {
+            // A transport failure: no status at all.
+            return false;
+        }
+        if s.to_string().contains("status code: 4") {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
