@@ -177,22 +177,16 @@ impl ObjectStoreClient {
         };
         let store = built.map_err(|e| ConnectError::Config { message: format!("{url}: {e}") })?;
         let client = ObjectStoreClient { store, service, prefix, options };
-        let probe = client.path(&["probe"]);
-        client.bounded("connect", async {
-            match client.store.head(&probe).await {
-                Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(e) => Err(map_error("connect", e)),
-            }
-        })
-        .await
-        .map_err(|e| match e {
-            StoreError::Unavailable { .. } => ConnectError::Unavailable { source: e },
-            other => ConnectError::Config { message: format!("{url}: {other}") },
-        })?;
-        // A missing bucket answers a HEAD of an object with 404 too: a list tells them apart.
+        // One list request: an unreachable service, a missing bucket or refused
+        // credentials show at start-up rather than on the first request.
         client
             .bounded("connect", async {
-                client.store.list_with_delimiter(Some(&client.path(&[]))).await.map(drop).map_err(|e| map_error("connect", e))
+                client
+                    .store
+                    .list_with_delimiter(Some(&client.path(&[])))
+                    .await
+                    .map(drop)
+                    .map_err(|e| map_error("connect", e))
             })
             .await
             .map_err(|e| match e {
@@ -204,7 +198,12 @@ impl ObjectStoreClient {
 
     /// A client on any [`ObjectStore`] (object_store's in-memory store in tests, a store
     /// built with options the URL cannot express), with `prefix` under it.
-    pub fn from_store(store: Arc<dyn ObjectStore>, service: Service, prefix: &str, options: ObjectStoreOptions) -> Self {
+    pub fn from_store(
+        store: Arc<dyn ObjectStore>,
+        service: Service,
+        prefix: &str,
+        options: ObjectStoreOptions,
+    ) -> Self {
         ObjectStoreClient { store, service, prefix: prefix.trim_matches('/').to_owned(), options }
     }
 

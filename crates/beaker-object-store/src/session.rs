@@ -16,12 +16,12 @@ use crate::ObjectStoreOptions;
 
 /// The metadata attribute holding a record's expiry (Unix milliseconds), read by
 /// `cleanup` without downloading the record.
-pub(crate) const EXPIRES_META: &str = "beaker-expires";
+pub(crate) const EXPIRES_META: &str = "beakerexpires";
 
 /// A [`SessionStore`] on S3, Google Cloud Storage or Azure Blob Storage.
 ///
 /// A session is one object, `<prefix>/s/<store key>`, holding `Record::to_bytes` (the
-/// expiry is inside, and also in the object's metadata as `beaker-expires`, Unix
+/// expiry is inside, and also in the object's metadata as `beakerexpires`, Unix
 /// milliseconds). An expired object reads as absent; [`cleanup`](SessionStore::cleanup)
 /// lists the prefix and deletes expired objects. A bucket lifecycle rule that deletes
 /// objects under `<prefix>/s/` some days after their last write is the cheaper way to
@@ -153,8 +153,7 @@ impl ObjectSessionStore {
         let path = self.object_path(key);
         if let Some((mut record, version)) = self.hints.take(&path).filter(|(r, _)| !r.is_expired(SystemTime::now())) {
             edit(&mut record);
-            let written =
-                self.client.bounded(what, self.write(what, &path, &record, PutMode::Update(version))).await?;
+            let written = self.client.bounded(what, self.write(what, &path, &record, PutMode::Update(version))).await?;
             if written {
                 return Ok(true);
             }
