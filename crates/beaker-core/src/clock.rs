@@ -128,3 +128,15 @@ pub(crate) fn to_millis(t: SystemTime) -> u64 {
 pub(crate) fn from_millis(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
+
+/// The latest time beaker computes with (the end of the year 9999): sums of a time and a
+/// duration saturate here instead of overflowing, so `Duration::MAX` as a timeout means
+/// "never" and every store and cookie can still represent the result.
+pub(crate) fn far_future() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(253_402_300_799)
+}
+
+/// `t + d`, saturating at [`far_future`].
+pub(crate) fn saturating_add(t: SystemTime, d: Duration) -> SystemTime {
+    t.checked_add(d).map_or_else(far_future, |sum| sum.min(far_future()))
+}

@@ -56,12 +56,14 @@
 //!
 //! The minimum supported Rust version is 1.82; raising it is a minor-version change.
 
+mod backend;
 pub mod cache;
 mod clock;
 pub mod config;
 mod cookie_store;
 mod cookies;
 mod error;
+mod finish;
 mod id;
 mod lazy;
 mod manager;
@@ -69,6 +71,7 @@ mod memory;
 mod secret;
 mod serializer;
 mod session;
+mod state;
 
 pub mod store;
 

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
 use crate::id::StoreKey;
-use crate::store::{Changes, Record, SessionStore};
+use crate::store::{Changes, Lookup, Record, SessionStore};
 
 const SHARDS: usize = 16;
 /// A full shard drops this fraction of its records at once (see `make_room`).
@@ -31,6 +31,11 @@ type Hasher = foldhash::fast::RandomState;
 /// full, its least recently accessed ones: 1/32 of the shard at once, so that the scan
 /// this takes is paid once per batch of new sessions rather than on each. Sessions are
 /// lost when the process exits.
+///
+/// Ended sessions leave a tombstone (the key and when it lapses, no data) in their shard
+/// for the retire window, under the same lock as the records, so that a lookup sees a
+/// key either live or retired, never neither; expired tombstones are dropped when the
+/// shard's tombstones reach its record bound, and by `cleanup`.
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     inner: Arc<Inner>,
@@ -38,11 +43,37 @@ pub struct MemoryStore {
 
 #[derive(Debug)]
 struct Inner {
-    shards: Vec<Mutex<HashMap<StoreKey, Record, Hasher>>>,
+    shards: Vec<Mutex<Shard>>,
     /// Chooses the shard; seeded apart from the maps, whose buckets take the low bits.
     hasher: Hasher,
     per_shard: usize,
     clock: Arc<dyn Clock>,
+}
+
+/// One shard: its records, and the keys retired by `end` or `rename` with when their
+/// tombstones lapse.
+#[derive(Debug, Default)]
+struct Shard {
+    records: HashMap<StoreKey, Record, Hasher>,
+    retired: HashMap<StoreKey, SystemTime, Hasher>,
+}
+
+impl Shard {
+    /// Leaves a tombstone under `key` until `now + retire_for` (nothing for a zero window).
+    fn retire(&mut self, key: &StoreKey, now: SystemTime, retire_for: Duration, limit: usize) {
+        if retire_for.is_zero() {
+            return;
+        }
+        if self.retired.len() >= limit {
+            self.retired.retain(|_, until| *until > now);
+        }
+        let until = crate::clock::saturating_add(now, retire_for);
+        self.retired.insert(key.clone(), until);
+    }
+
+    fn is_retired(&self, key: &StoreKey, now: SystemTime) -> bool {
+        self.retired.get(key).is_some_and(|until| *until > now)
+    }
 }
 
 impl Default for MemoryStore {
@@ -69,7 +100,7 @@ impl MemoryStore {
     pub fn with_clock(max_sessions: usize, clock: Arc<dyn Clock>) -> Self {
         MemoryStore {
             inner: Arc::new(Inner {
-                shards: (0..SHARDS).map(|_| Mutex::new(HashMap::default())).collect(),
+                shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
                 hasher: Default::default(),
                 per_shard: max_sessions.div_ceil(SHARDS).max(1),
                 clock,
@@ -79,7 +110,7 @@ impl MemoryStore {
 
     /// Number of records held (expired ones included until they are dropped).
     pub fn len(&self) -> usize {
-        self.inner.shards.iter().map(|s| s.lock().len()).sum()
+        self.inner.shards.iter().map(|s| s.lock().records.len()).sum()
     }
 
     /// Whether the store holds no record.
@@ -87,31 +118,109 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn shard(&self, key: &StoreKey) -> &Mutex<HashMap<StoreKey, Record, Hasher>> {
+    fn shard(&self, key: &StoreKey) -> &Mutex<Shard> {
         &self.inner.shards[(self.inner.hasher.hash_one(key) as usize) % SHARDS]
     }
 
-    /// [`SessionStore::load`], without the future: the session manager calls the
+    /// [`SessionStore::lookup`], without the future: the session manager calls the
     /// built-in store directly (no boxed future, nothing that could hang).
-    pub(crate) fn load_now(&self, key: &StoreKey) -> Option<Record> {
+    pub(crate) fn lookup_now(&self, key: &StoreKey) -> Lookup {
         let now = self.inner.clock.now();
-        let mut map = self.shard(key).lock();
-        match map.get(key) {
-            Some(r) if r.is_expired(now) => {
-                map.remove(key);
-                None
+        let mut shard = self.shard(key).lock();
+        match shard.records.get(key) {
+            Some(r) if !r.is_expired(now) => return Lookup::Live(r.clone()),
+            Some(_) => {
+                shard.records.remove(key);
             }
-            other => other.cloned(),
+            None => {}
+        }
+        if shard.is_retired(key, now) {
+            Lookup::Retired
+        } else {
+            Lookup::Missing
         }
     }
 
-    /// [`SessionStore::apply`], without the future (see [`load_now`](Self::load_now)).
+    /// [`SessionStore::rename`], without the future.
+    pub(crate) fn rename_now(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        changes: &Changes,
+        retire_for: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = self.inner.clock.now();
+        // Take the record out under its shard's lock, retiring the key in the same step:
+        // an `apply` on `from` either ran before (and its change moves) or finds nothing.
+        let mut record = {
+            let mut shard = self.shard(from).lock();
+            match shard.records.remove(from) {
+                Some(r) if !r.is_expired(now) => {
+                    shard.retire(from, now, retire_for, self.inner.per_shard);
+                    r
+                }
+                _ => return Ok(false),
+            }
+        };
+        record.apply(changes);
+        let mut shard = self.shard(to).lock();
+        if shard.records.get(to).is_some_and(|r| !r.is_expired(now)) {
+            drop(shard);
+            // Never reached with fresh ids; put the record back rather than lose it.
+            let mut back = self.shard(from).lock();
+            back.retired.remove(from);
+            back.records.insert(from.clone(), record);
+            return Err(StoreError::Backend {
+                message: "rename: a record already exists under the new key".into(),
+                source: None,
+            });
+        }
+        Self::make_room(&mut shard.records, self.inner.per_shard, now);
+        shard.records.insert(to.clone(), record);
+        Ok(true)
+    }
+
+    /// [`SessionStore::end`], without the future.
+    pub(crate) fn end_now(&self, key: &StoreKey, retire_for: Duration) {
+        let now = self.inner.clock.now();
+        let mut shard = self.shard(key).lock();
+        shard.records.remove(key);
+        shard.retire(key, now, retire_for, self.inner.per_shard);
+    }
+
+    /// [`SessionStore::apply`], without the future (see [`lookup_now`](Self::lookup_now)).
     pub(crate) fn apply_now(&self, key: &StoreKey, changes: &Changes) -> bool {
         let now = self.inner.clock.now();
-        let mut map = self.shard(key).lock();
-        match map.get_mut(key) {
+        let mut shard = self.shard(key).lock();
+        match shard.records.get_mut(key) {
             Some(r) if !r.is_expired(now) => {
                 r.apply(changes);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// [`SessionStore::create`], without the future.
+    pub(crate) fn create_now(&self, key: &StoreKey, record: &Record) -> bool {
+        let now = self.inner.clock.now();
+        let mut shard = self.shard(key).lock();
+        if shard.records.get(key).is_some_and(|r| !r.is_expired(now)) {
+            return false;
+        }
+        Self::make_room(&mut shard.records, self.inner.per_shard, now);
+        shard.records.insert(key.clone(), record.clone());
+        true
+    }
+
+    /// [`SessionStore::touch`], without the future.
+    pub(crate) fn touch_now(&self, key: &StoreKey, accessed: SystemTime, expires: Option<SystemTime>) -> bool {
+        let now = self.inner.clock.now();
+        let mut shard = self.shard(key).lock();
+        match shard.records.get_mut(key) {
+            Some(r) if !r.is_expired(now) => {
+                r.accessed = accessed;
+                r.expires = expires;
                 true
             }
             _ => false,
@@ -149,18 +258,33 @@ impl MemoryStore {
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        Ok(self.load_now(key))
+        Ok(match self.lookup_now(key) {
+            Lookup::Live(record) => Some(record),
+            Lookup::Retired | Lookup::Missing => None,
+        })
+    }
+
+    async fn lookup(&self, key: &StoreKey) -> Result<Lookup, StoreError> {
+        Ok(self.lookup_now(key))
+    }
+
+    async fn end(&self, key: &StoreKey, retire_for: Duration) -> Result<(), StoreError> {
+        self.end_now(key, retire_for);
+        Ok(())
+    }
+
+    async fn rename(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        changes: &Changes,
+        retire_for: Duration,
+    ) -> Result<bool, StoreError> {
+        self.rename_now(from, to, changes, retire_for)
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
-        let now = self.inner.clock.now();
-        let mut map = self.shard(key).lock();
-        if map.get(key).is_some_and(|r| !r.is_expired(now)) {
-            return Ok(false);
-        }
-        Self::make_room(&mut map, self.inner.per_shard, now);
-        map.insert(key.clone(), record.clone());
-        Ok(true)
+        Ok(self.create_now(key, record))
     }
 
     async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
@@ -173,20 +297,11 @@ impl SessionStore for MemoryStore {
         accessed: SystemTime,
         expires: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
-        let now = self.inner.clock.now();
-        let mut map = self.shard(key).lock();
-        match map.get_mut(key) {
-            Some(r) if !r.is_expired(now) => {
-                r.accessed = accessed;
-                r.expires = expires;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        Ok(self.touch_now(key, accessed, expires))
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.shard(key).lock().remove(key);
+        self.shard(key).lock().records.remove(key);
         Ok(())
     }
 
@@ -194,10 +309,11 @@ impl SessionStore for MemoryStore {
         let now = self.inner.clock.now();
         let mut removed = 0;
         for shard in &self.inner.shards {
-            let mut map = shard.lock();
-            let before = map.len();
-            map.retain(|_, r| !r.is_expired(now));
-            removed += (before - map.len()) as u64;
+            let mut shard = shard.lock();
+            let before = shard.records.len();
+            shard.records.retain(|_, r| !r.is_expired(now));
+            removed += (before - shard.records.len()) as u64;
+            shard.retired.retain(|_, until| *until > now);
         }
         Ok(removed)
     }

@@ -1,6 +1,5 @@
 //! [`Session`]: the per-request session handle handlers use.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,9 +9,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::id::{SessionId, StoreKey};
+use crate::id::SessionId;
 use crate::manager::ManagerInner;
 use crate::serializer::DataSerializer;
+use crate::state::{Phase, State};
 
 /// Prefix of the keys beaker keeps for itself inside a session.
 pub(crate) const RESERVED_PREFIX: &str = "_beaker.";
@@ -45,80 +45,9 @@ pub(crate) struct SessionInner {
     /// Set before the state is first locked for use: until then `finish` has nothing to
     /// do, and [`Session::is_touched`] can say so without taking the lock.
     pub(crate) used: AtomicBool,
-}
-
-/// Where the data came from and what this request did to it.
-#[derive(Default)]
-pub(crate) struct State {
-    /// A correctly signed id (server-side) read from the request, once verified; not yet
-    /// known to exist.
-    pub(crate) cookie_id: Option<SessionId>,
-    /// The request's `Cookie` header values that mention our cookie name, unparsed (empty
-    /// once parsed): our cookies are read, verified (server-side) or decrypted
-    /// (cookie-only) on first use.
-    pub(crate) raw_cookies: Vec<u8>,
-    /// The request carried our cookie (valid or not); known once `raw_cookies` is parsed.
-    pub(crate) cookie_seen: bool,
-    /// The cookie was signed or sealed with an older secret.
-    pub(crate) stale_key: bool,
-    pub(crate) loaded: bool,
-    /// A live record was loaded (or written) under `id`.
-    pub(crate) exists: bool,
-    pub(crate) id: Option<SessionId>,
-    /// The store key of the last id this request used, and that id.
-    pub(crate) store_key: Option<(SessionId, StoreKey)>,
-    /// The current view: loaded entries with this request's changes applied.
-    pub(crate) entries: BTreeMap<String, Vec<u8>>,
-    pub(crate) set: BTreeMap<String, Vec<u8>>,
-    pub(crate) remove: BTreeSet<String>,
-    pub(crate) clear: bool,
-    pub(crate) created: Option<SystemTime>,
-    pub(crate) accessed: Option<SystemTime>,
-    pub(crate) regenerate: bool,
-    /// Ids whose records must be deleted at the end of the request (invalidation).
-    pub(crate) doomed: Vec<SessionId>,
-    pub(crate) invalidated: bool,
-    /// A load failure under the `fail` outage policy, reported again by `finish`.
-    pub(crate) failure: Option<Error>,
-}
-
-impl State {
-    pub(crate) fn is_dirty(&self) -> bool {
-        self.clear || !self.set.is_empty() || !self.remove.is_empty()
-    }
-
-    pub(crate) fn reset_to_fresh(&mut self) {
-        self.exists = false;
-        self.id = None;
-        self.entries.clear();
-        self.set.clear();
-        self.remove.clear();
-        self.clear = false;
-        self.created = None;
-        self.accessed = None;
-        self.regenerate = false;
-    }
-
-    fn put(&mut self, key: &str, bytes: Vec<u8>) {
-        if self.entries.get(key) == Some(&bytes) {
-            return;
-        }
-        self.remove.remove(key);
-        self.set.insert(key.to_owned(), bytes.clone());
-        match self.entries.get_mut(key) {
-            Some(value) => *value = bytes,
-            None => {
-                self.entries.insert(key.to_owned(), bytes);
-            }
-        }
-    }
-
-    fn take(&mut self, key: &str) -> Option<Vec<u8>> {
-        let old = self.entries.remove(key)?;
-        self.set.remove(key);
-        self.remove.insert(key.to_owned());
-        Some(old)
-    }
+    /// Set by `finish` when it dropped this request's changes (see
+    /// [`Session::changes_dropped`]).
+    pub(crate) dropped: AtomicBool,
 }
 
 impl fmt::Debug for Session {
@@ -145,8 +74,10 @@ impl Session {
 
     async fn loaded(&self) -> Result<futures_util::lock::MutexGuard<'_, State>, Error> {
         let mut st = self.state().await;
-        if !st.loaded {
-            self.inner.manager.load(&mut st).await?;
+        match &st.phase {
+            Phase::Untouched => self.inner.manager.load(&mut st).await?,
+            Phase::Failed(Some(_)) => return Err(st.phase.failure().expect("a failure")),
+            _ => {}
         }
         Ok(st)
     }
@@ -162,7 +93,7 @@ impl Session {
     /// [`Error::Deserialize`] when the stored value is not a `T`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         let st = self.loaded().await?;
-        match st.entries.get(key) {
+        match st.data.entries.get(key) {
             None => Ok(None),
             Some(bytes) => DataSerializer::decode(bytes)
                 .map(Some)
@@ -198,68 +129,85 @@ impl Session {
 
     /// Whether `key` is set.
     pub async fn contains_key(&self, key: &str) -> Result<bool, Error> {
-        Ok(self.loaded().await?.entries.contains_key(key))
+        Ok(self.loaded().await?.data.entries.contains_key(key))
     }
 
     /// The application's keys, sorted (beaker's own reserved keys are left out).
     pub async fn keys(&self) -> Result<Vec<String>, Error> {
-        Ok(self.loaded().await?.entries.keys().filter(|k| !k.starts_with(RESERVED_PREFIX)).cloned().collect())
+        Ok(self.loaded().await?.data.entries.keys().filter(|k| !k.starts_with(RESERVED_PREFIX)).cloned().collect())
     }
 
     /// Removes every key (the session and its id stay).
     pub async fn clear(&self) -> Result<(), Error> {
-        let mut st = self.loaded().await?;
-        if !st.entries.is_empty() {
-            st.entries.clear();
-            st.set.clear();
-            st.remove.clear();
-            st.clear = true;
-        }
+        self.loaded().await?.clear();
         Ok(())
     }
 
     /// The session id; `None` for a session that has not been saved yet (ids are issued
     /// when a session is first written, never taken from the request).
     pub async fn id(&self) -> Result<Option<SessionId>, Error> {
-        Ok(self.loaded().await?.id.clone())
+        Ok(self.loaded().await?.phase.stored().map(|s| s.id.clone()))
     }
 
     /// True when no saved session was found for this request.
     pub async fn is_new(&self) -> Result<bool, Error> {
-        Ok(!self.loaded().await?.exists)
+        Ok(self.loaded().await?.phase.stored().is_none())
+    }
+
+    /// True when the session this request carried has ended: its id was retired a moment
+    /// ago by a logout or a regeneration (typically by a parallel request of the same
+    /// browser), or, after [`SessionManager::finish`](crate::SessionManager::finish), its
+    /// record went while the request ran. Such a session reads as empty, and nothing the
+    /// request changes in it is saved: the browser keeps the cookie the other request
+    /// gave it.
+    pub async fn has_ended(&self) -> Result<bool, Error> {
+        Ok(matches!(self.loaded().await?.phase, Phase::Ended(_)))
+    }
+
+    /// Whether [`SessionManager::finish`](crate::SessionManager::finish) dropped this
+    /// request's changes instead of saving them: the session had ended (logout,
+    /// regeneration, expiry or revocation elsewhere), or the request ran with an empty
+    /// session after a load failure under `on_store_error = continue`. Nothing of such a
+    /// request is written under any id and no cookie is sent for it. Middleware that
+    /// wants to tell the user ("your change was not saved: you were logged out") checks
+    /// this after `finish`.
+    pub fn changes_dropped(&self) -> bool {
+        self.inner.dropped.load(Ordering::Relaxed)
     }
 
     /// When the session was created (`None` for a new session).
     pub async fn created(&self) -> Result<Option<SystemTime>, Error> {
-        Ok(self.loaded().await?.created)
+        Ok(self.loaded().await?.phase.stored().map(|s| s.created))
     }
 
     /// When the session was last accessed before this request (`None` for a new session).
     pub async fn last_accessed(&self) -> Result<Option<SystemTime>, Error> {
-        Ok(self.loaded().await?.accessed)
+        Ok(self.loaded().await?.phase.stored().map(|s| s.accessed))
     }
 
-    /// Gives the session a fresh id at the end of this request, keeping its data and
-    /// deleting the record under the old id. Call it on login (against fixation).
+    /// Gives the session a fresh id at the end of this request, keeping its data (and its
+    /// creation time: the absolute lifetime is not restarted). The store moves the record
+    /// in one step and retires the old id: a parallel request still carrying it gets no
+    /// session and no cookie, and its changes are dropped unless they landed before the
+    /// move (then they move too). Call it on login (against fixation).
     pub async fn regenerate_id(&self) -> Result<(), Error> {
-        self.loaded().await?.regenerate = true;
+        self.loaded().await?.phase.regenerate();
         Ok(())
     }
 
-    /// Ends the session: its record is deleted and the browser gets a removal cookie. The
-    /// handle stays usable: writing to it afterwards starts a brand-new session.
+    /// Ends the session: its record is deleted, its id retired for the store's retire
+    /// window, and the browser gets a removal cookie. A request that loaded the session
+    /// before and writes after finds it gone, and its changes are dropped. The handle
+    /// stays usable: writing to it afterwards starts a brand-new session, under a fresh id
+    /// and with none of the old data.
     pub async fn invalidate(&self) -> Result<(), Error> {
         let mut st = self.state().await;
         // No need to load: the record goes whatever it holds.
-        let cookie_id = self.inner.manager.verified_cookie_id(&mut st);
-        if let Some(id) = st.id.take().or(cookie_id) {
-            st.doomed.push(id);
-        }
-        st.cookie_id = None;
-        st.reset_to_fresh();
-        st.loaded = true;
-        st.invalidated = true;
-        st.failure = None;
+        let cookie_id = match st.phase {
+            Phase::Untouched => self.inner.manager.verified_cookie_id(&mut st),
+            _ => st.cookie_id.clone(),
+        };
+        st.invalidate(cookie_id);
         Ok(())
     }
 
@@ -268,7 +216,7 @@ impl Session {
     pub async fn flash(&self, message: impl Into<String>) -> Result<(), Error> {
         let mut st = self.loaded().await?;
         let mut queue: Vec<String> =
-            st.entries.get(FLASH_KEY).and_then(|b| DataSerializer::decode(b).ok()).unwrap_or_default();
+            st.data.entries.get(FLASH_KEY).and_then(|b| DataSerializer::decode(b).ok()).unwrap_or_default();
         queue.push(message.into());
         let bytes = self
             .serializer()

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::clock::{from_millis, to_millis};
 use crate::error::StoreError;
@@ -145,31 +145,85 @@ pub struct Changes {
     pub expires: Option<SystemTime>,
 }
 
+/// What [`SessionStore::lookup`] found under a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// A live record.
+    Live(Record),
+    /// No live record, and the key was retired by [`SessionStore::end`] or
+    /// [`SessionStore::rename`] less than its retire window ago: the session under it
+    /// ended a moment ago (logout, regeneration), and a request still carrying its id must
+    /// neither see its data nor be given a fresh session that would replace the new one.
+    Retired,
+    /// Nothing: never written, expired, deleted, or retired longer ago than the window.
+    Missing,
+}
+
 /// A server-side session store: a backend that files [`Record`]s under [`StoreKey`]s.
 ///
 /// # Contract
 ///
 /// - Stores see bytes and keys, never Rust types or raw session ids: the engine serializes
 ///   values and derives the key (by default a hash of the id).
-/// - `load` never returns a record whose `expires` has passed (stores with native TTL get
-///   this for free; others compare with the clock they were given).
+/// - `load` and `lookup` never return a record whose `expires` has passed (stores with
+///   native TTL get this for free; others compare with the clock they were given).
 /// - `create` never overwrites: it returns `false` if a live record exists under the key.
+///   The engine only creates under keys of freshly generated ids, so `create` need not
+///   look for a tombstone (see `end`).
 /// - `apply` changes only the keys named in [`Changes`] (unless `clear` is set), atomically
-///   with respect to other `apply` calls on the same key, and returns `false` without
-///   writing anything when no live record exists (the engine then issues a fresh id).
+///   with respect to other `apply`, `touch`, `end` and `rename` calls on the same key, and
+///   returns `false` without writing anything when no live record exists. The engine then
+///   drops the request's changes: a session whose record is gone has ended, and its data
+///   is never written again under any key.
 /// - `touch` updates `accessed` and `expires` only, and returns `false` when there is no
 ///   live record.
-/// - `delete` of a missing key is not an error.
+/// - `delete` of a missing key is not an error. It leaves no tombstone.
+/// - **The ended-session rule.** `end(key, retire_for)` removes the record and, when
+///   `retire_for` is not zero, leaves a *tombstone* under the key for `retire_for` (by
+///   the store's clock), in one step: no `lookup` may see the key neither live nor
+///   retired in between. `rename(from, to, changes, retire_for)` moves a live record in
+///   one step: it applies `changes` to the record under `from`, files the result under
+///   `to` (its `created` kept, so the absolute lifetime survives regeneration), removes
+///   `from` and retires it like `end`. It is atomic with respect to `apply` on `from`:
+///   every `apply` on `from` either returns `true` before the move, and its change is in
+///   the record under `to`, or returns `false`. It returns `false` (and writes nothing)
+///   when there is no live record under `from`. `to` is always the key of a freshly
+///   generated id; a record already under it is an error, never overwritten.
+/// - While a tombstone lives, `lookup` returns [`Lookup::Retired`], `load` returns
+///   `None`, and `apply`, `touch` and `rename` from the key return `false`. A tombstone
+///   holds no data and never points at the key its session moved to (that would hand the
+///   new id to whoever holds the old one: fixation). `cleanup` removes expired
+///   tombstones along with expired records; stores with native expiry let them lapse.
 /// - Every operation honours the backend's timeout and returns
 ///   [`StoreError::Unavailable`] when the backend cannot be reached; it never panics.
 /// - A record that cannot be decoded is reported as [`StoreError::Corrupt`] (the engine
 ///   then starts a fresh session when `invalidate_corrupt` is on).
+///
+/// # Defaults
+///
+/// `lookup`, `end` and `rename` have default bodies built on the other operations, so that
+/// a store written before they existed keeps compiling. The defaults keep no tombstones
+/// (`lookup` never says [`Lookup::Retired`], `end` is `delete`) and their `rename` is
+/// `load`, `create`, `delete` in three steps: an `apply` on `from` that lands between the
+/// `load` and the `delete` returns `true` and is lost. Every built-in store overrides
+/// all three with its backend's atomic operations; a third-party store should too (the
+/// testkit's store suite checks the contract above).
 ///
 /// The trait is object safe; the engine holds an `Arc<dyn SessionStore>`.
 #[async_trait]
 pub trait SessionStore: Send + Sync + Debug + 'static {
     /// Loads the live record under `key`.
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError>;
+
+    /// Loads the live record under `key`, or says the key was retired a moment ago. This
+    /// is what the engine calls to load a session; it must cost no more round trips than
+    /// `load`. The default reports no tombstones.
+    async fn lookup(&self, key: &StoreKey) -> Result<Lookup, StoreError> {
+        Ok(match self.load(key).await? {
+            Some(record) => Lookup::Live(record),
+            None => Lookup::Missing,
+        })
+    }
 
     /// Creates a record; `false` (and nothing written) if a live one already exists.
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError>;
@@ -185,11 +239,44 @@ pub trait SessionStore: Send + Sync + Debug + 'static {
         expires: Option<SystemTime>,
     ) -> Result<bool, StoreError>;
 
-    /// Deletes the record under `key`, if any.
+    /// Deletes the record under `key`, if any (no tombstone).
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError>;
 
-    /// Removes expired records and returns how many went; stores with native expiry keep
-    /// the default, which does nothing.
+    /// Ends the session under `key` (logout, revocation): removes its record and retires
+    /// the key for `retire_for` in one step (see the contract). Ending a missing or
+    /// already retired key is not an error. The default is `delete`, without a tombstone.
+    async fn end(&self, key: &StoreKey, retire_for: Duration) -> Result<(), StoreError> {
+        let _ = retire_for;
+        self.delete(key).await
+    }
+
+    /// Moves the live record under `from` to the fresh key `to` with `changes` applied,
+    /// and retires `from` for `retire_for`, in one step (regeneration; see the contract).
+    /// `false`, and nothing written, when there is no live record under `from`. The
+    /// default takes three steps (see "Defaults" above).
+    async fn rename(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        changes: &Changes,
+        retire_for: Duration,
+    ) -> Result<bool, StoreError> {
+        let Some(mut record) = self.load(from).await? else {
+            return Ok(false);
+        };
+        record.apply(changes);
+        if !self.create(to, &record).await? {
+            return Err(StoreError::Backend {
+                message: "rename: a record already exists under the new key".into(),
+                source: None,
+            });
+        }
+        self.end(from, retire_for).await?;
+        Ok(true)
+    }
+
+    /// Removes expired records (and expired tombstones) and returns how many went; stores
+    /// with native expiry keep the default, which does nothing.
     async fn cleanup(&self) -> Result<u64, StoreError> {
         Ok(0)
     }

@@ -1,5 +1,6 @@
 //! The manager calls the built-in `MemoryStore` directly (no boxed future per call) when
-//! it is the default store or passed by value, and through the `SessionStore` trait when
+//! it is the default store or passed by value (its own backend variant), and through the
+//! `SessionStore` trait when
 //! it comes shared behind an `Arc`. Both paths must behave alike: the same scenario runs
 //! on each and must observe the same things.
 
@@ -68,25 +69,30 @@ async fn scenario(m: &SessionManager, clock: &ManualClock) -> Vec<String> {
         read.is_new().await.unwrap()
     ));
 
-    // Deleted under a loaded handle: its write goes to a fresh id, never the old one.
+    // Ended under a loaded handle: its write is dropped, under any id, and no cookie.
     let loaded = m.start([cookie.as_str()]);
     loaded.get::<i32>("a").await.unwrap();
     let ender = m.start([cookie.as_str()]);
     ender.invalidate().await.unwrap();
     m.finish(&ender).await.unwrap();
     loaded.insert("z", &30).await.unwrap();
-    let moved = m.finish(&loaded).await.unwrap();
-    let fresh = pair(&moved[0]);
-    seen.push(format!("vanished: new id {}", fresh != cookie));
+    let late = m.finish(&loaded).await.unwrap();
+    seen.push(format!("ended: {} cookie(s), dropped={}", late.len(), loaded.changes_dropped()));
     let old = m.start([cookie.as_str()]);
-    seen.push(format!("old id: new={}", old.is_new().await.unwrap()));
-    let after = m.start([fresh.as_str()]);
-    seen.push(format!("fresh id holds z: {:?}", after.get::<i32>("z").await.unwrap()));
+    seen.push(format!("old id: ended={} a={:?}", old.has_ended().await.unwrap(), old.get::<i32>("a").await.unwrap()));
+    old.insert("w", &1).await.unwrap();
+    seen.push(format!("write to the retired id: {} cookie(s)", m.finish(&old).await.unwrap().len()));
 
     // Idle past the timeout: gone.
+    let next = m.start([""]);
+    next.insert("z", &30).await.unwrap();
+    let fresh = pair(&m.finish(&next).await.unwrap()[0]);
     clock.advance(TIMEOUT + Duration::from_secs(1));
     let expired = m.start([fresh.as_str()]);
     seen.push(format!("expired: {:?} new={}", expired.get::<i32>("z").await.unwrap(), expired.is_new().await.unwrap()));
+    // The retired id is forgotten after its window (60 s by default): a fresh start.
+    let forgotten = m.start([cookie.as_str()]);
+    seen.push(format!("old id later: ended={}", forgotten.has_ended().await.unwrap()));
     seen
 }
 
@@ -97,10 +103,11 @@ async fn the_direct_and_the_trait_paths_behave_alike() {
         "both loaded: Some(1) Some(1)",
         "cookies on update: 0 0",
         "merged: Some(1) Some(10) Some(20) new=false",
-        "vanished: new id true",
-        "old id: new=true",
-        "fresh id holds z: Some(30)",
+        "ended: 0 cookie(s), dropped=true",
+        "old id: ended=true a=None",
+        "write to the retired id: 0 cookie(s)",
         "expired: None new=true",
+        "old id later: ended=false",
     ];
     let clock = ManualClock::new();
     for (name, manager) in managers(&clock) {

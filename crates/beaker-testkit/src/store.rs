@@ -28,6 +28,8 @@ use beaker_core::cache::{CacheBackend, CacheEntry, LockOutcome, LockToken};
 use beaker_core::store::{Changes, Record, SessionStore, StoreKey};
 use beaker_core::{SessionId, StoreError};
 
+mod ended;
+
 /// A boxed future, for the hooks below.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -137,6 +139,7 @@ impl SessionStoreSuite {
         self.expired_is_never_returned().await;
         self.large_and_unicode_values().await;
         self.corrupt_record_is_not_data().await;
+        self.ended_session_rule().await;
         if self.real_time_expiry {
             self.expires_on_its_own().await;
         }

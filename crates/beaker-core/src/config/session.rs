@@ -98,6 +98,13 @@ pub struct SessionConfig {
     pub store_timeout: Duration,
     /// Largest `Set-Cookie` value for cookie-only sessions (`cookie_limit`, default 4096).
     pub cookie_limit: usize,
+    /// How long a server-side store remembers the id of a session that ended by logout or
+    /// regeneration (`retired_window`, seconds, default 60; 0 turns it off). A request
+    /// still carrying such an id (the same browser's requests sent before it got its new
+    /// cookie) neither sees the session nor gets a fresh one that would replace the new
+    /// cookie. Each logout and login leaves a tombstone (the store key and a lapse time, no
+    /// data) for this long.
+    pub retired_window: Duration,
     /// Options for the backend that beaker-core does not interpret itself
     /// (`data_dir`, `table_name`, `key_prefix`, `schema_name`, ...).
     pub backend_options: BTreeMap<String, String>,
@@ -126,6 +133,7 @@ impl Default for SessionConfig {
             on_store_error: OnStoreError::Fail,
             store_timeout: Duration::from_secs(2),
             cookie_limit: 4096,
+            retired_window: DEFAULT_RETIRED_WINDOW,
             backend_options: BTreeMap::new(),
         }
     }
@@ -146,6 +154,10 @@ const BACKEND_OPTIONS: &[&str] = &[
     "encrypt_nonce_bits",
     "memcache_module",
 ];
+
+/// Default of [`SessionConfig::retired_window`]: longer than a request that was sent
+/// before its browser received a new cookie can take to reach the server.
+const DEFAULT_RETIRED_WINDOW: Duration = Duration::from_secs(60);
 
 /// A development-only secret for demos; never use it in production.
 const DEV_SECRET: &str = "beaker-rs development secret: do not use in production";
@@ -191,6 +203,12 @@ impl SessionConfig {
     /// Sets the absolute lifetime cap.
     pub fn with_absolute_timeout(mut self, cap: Duration) -> Self {
         self.absolute_timeout = Some(cap);
+        self
+    }
+
+    /// Sets how long an ended session's id is remembered (zero: not at all).
+    pub fn with_retired_window(mut self, window: Duration) -> Self {
+        self.retired_window = window;
         self
     }
 
@@ -387,6 +405,7 @@ impl SessionConfig {
                 }
                 "store_timeout" => c.store_timeout = as_seconds(key, value)?,
                 "cookie_limit" => c.cookie_limit = as_u64(key, value)? as usize,
+                "retired_window" => c.retired_window = as_seconds(key, value)?,
                 other if BACKEND_OPTIONS.contains(&other) => {
                     c.backend_options.insert(other.to_owned(), non_blank(key, value)?.to_owned());
                 }

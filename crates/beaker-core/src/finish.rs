@@ -1,0 +1,239 @@
+//! The end of a request: what `SessionManager::finish` writes for each [`Phase`].
+//!
+//! The rule it enforces: a session that ended (logout, regeneration, expiry, revocation)
+//! is never written again, under any id, and no response sets a cookie carrying it.
+
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use crate::cookie_store::{self, ID_ENTRY};
+use crate::cookies::{self, SetCookie};
+use crate::error::{Error, StoreError};
+use crate::id::SessionId;
+use crate::manager::ManagerInner;
+use crate::serializer::DataSerializer;
+use crate::session::SessionInner;
+use crate::state::{Data, EndedBy, Phase, State, Stored};
+use crate::store::{Changes, Record};
+
+/// How many fresh ids to try before giving up on a create (a collision of 192-bit random
+/// ids means a broken random source, not bad luck).
+const CREATE_ATTEMPTS: usize = 3;
+
+/// What a finish wrote.
+enum Written {
+    /// Nothing to write, or nothing that needs a cookie.
+    Nothing,
+    /// The session's cookie: a fresh id, or the same one re-signed.
+    Cookie(SetCookie),
+    /// The request's changes were dropped: the session had ended, or the request ran
+    /// without its stored data.
+    Dropped,
+}
+
+impl ManagerInner {
+    pub(crate) async fn finish(&self, session: &SessionInner, st: &mut State) -> Result<Vec<SetCookie>, Error> {
+        if let Some(err) = st.phase.failure() {
+            return Err(err);
+        }
+        let doomed = std::mem::take(&mut st.doomed);
+        for id in &doomed {
+            self.backend.end(&self.key(id), self.config.retired_window).await?;
+        }
+        let now = self.clock.now();
+        let written =
+            if self.backend.is_cookie() { self.finish_cookie(st, now)? } else { self.finish_server(st, now).await? };
+        let mut out = Vec::new();
+        match written {
+            Written::Cookie(cookie) => out.push(cookie),
+            Written::Dropped => {
+                tracing::info!("session ended or unavailable while the request ran; its changes were dropped");
+                session.dropped.store(true, Ordering::Relaxed);
+            }
+            Written::Nothing if st.invalidated && (st.cookie_seen || !doomed.is_empty()) => {
+                out.push(cookies::removal_cookie(&self.config))
+            }
+            Written::Nothing => {}
+        }
+        Ok(out)
+    }
+
+    /// The write for a server-side store: one `match` over the phase.
+    async fn finish_server(&self, st: &mut State, now: SystemTime) -> Result<Written, Error> {
+        match std::mem::take(&mut st.phase) {
+            Phase::Untouched => Ok(Written::Nothing),
+            // `failure()` returned the `fail` policy's error above.
+            Phase::Failed(e) => {
+                let dirty = st.data.is_dirty();
+                st.phase = Phase::Failed(e);
+                Ok(if dirty { Written::Dropped } else { Written::Nothing })
+            }
+            Phase::Ended(by) => {
+                let dirty = st.data.is_dirty();
+                st.phase = Phase::Ended(by);
+                Ok(if dirty { Written::Dropped } else { Written::Nothing })
+            }
+            Phase::Loaded(None) => {
+                st.phase = Phase::Loaded(None);
+                Ok(Written::Nothing)
+            }
+            Phase::Loaded(Some(stored)) => self.touch_or_resign(st, stored, now).await,
+            Phase::Changed(None) | Phase::Regenerating(None) => self.create(st, now).await,
+            Phase::Changed(Some(stored)) => {
+                let changes = self.take_changes(&mut st.data, stored.created, now);
+                let applied = self.backend.apply(self.cached_key(st, &stored.id), &changes).await?;
+                if !applied {
+                    return Ok(self.vanished(st));
+                }
+                let cookie = self.cookie_refresh(st).then(|| self.cookie_for(&stored.id, now));
+                st.stale_key = false;
+                st.phase = Phase::Loaded(Some(Stored { accessed: now, ..stored }));
+                Ok(cookie.map_or(Written::Nothing, Written::Cookie))
+            }
+            Phase::Regenerating(Some(stored)) => {
+                let changes = self.take_changes(&mut st.data, stored.created, now);
+                let from = self.cached_key(st, &stored.id).clone();
+                // No retry under another id: a record under a fresh 192-bit id means a broken
+                // random source, and the store reports it as an error.
+                let id = SessionId::generate();
+                if !self.backend.rename(&from, &self.key(&id), &changes, self.config.retired_window).await? {
+                    return Ok(self.vanished(st));
+                }
+                st.stale_key = false;
+                let cookie = self.cookie_for(&id, now);
+                st.phase = Phase::Loaded(Some(Stored { id, created: stored.created, accessed: now }));
+                Ok(Written::Cookie(cookie))
+            }
+        }
+    }
+
+    /// A loaded, unchanged session: a touch when the idle timeout asks for one, and the
+    /// cookie again when its key is old (rotation) or its `Max-Age` slides. A re-signed
+    /// cookie always follows a successful touch, so it is never sent for a session that
+    /// ended meanwhile.
+    async fn touch_or_resign(&self, st: &mut State, stored: Stored, now: SystemTime) -> Result<Written, Error> {
+        let touch = self.touch_due(stored.accessed, now) || st.stale_key;
+        st.phase = Phase::Loaded(Some(stored.clone()));
+        if !touch {
+            return Ok(Written::Nothing);
+        }
+        let expires = self.expiry(stored.created, now);
+        let touched = self.backend.touch(self.cached_key(st, &stored.id), now, expires).await?;
+        if !touched {
+            st.phase = Phase::Ended(EndedBy::Vanished);
+            return Ok(Written::Nothing);
+        }
+        let cookie = self.cookie_refresh(st).then(|| self.cookie_for(&stored.id, now));
+        st.stale_key = false;
+        st.phase = Phase::Loaded(Some(Stored { accessed: now, ..stored }));
+        Ok(cookie.map_or(Written::Nothing, Written::Cookie))
+    }
+
+    /// A new session (or one this request invalidated and wrote again): created under a
+    /// fresh id with this request's data only.
+    async fn create(&self, st: &mut State, now: SystemTime) -> Result<Written, Error> {
+        if st.data.entries.is_empty() {
+            st.data = Data::default();
+            st.phase = Phase::Loaded(None);
+            return Ok(Written::Nothing);
+        }
+        let record =
+            Record { entries: st.data.entries.clone(), created: now, accessed: now, expires: self.expiry(now, now) };
+        let mut created = None;
+        for _ in 0..CREATE_ATTEMPTS {
+            let id = SessionId::generate();
+            if self.backend.create(&self.key(&id), &record).await? {
+                created = Some(id);
+                break;
+            }
+        }
+        let id = created.ok_or_else(Self::no_fresh_id)?;
+        st.data.set.clear();
+        st.data.remove.clear();
+        st.data.clear = false;
+        let cookie = self.cookie_for(&id, now);
+        st.phase = Phase::Loaded(Some(Stored { id, created: now, accessed: now }));
+        Ok(Written::Cookie(cookie))
+    }
+
+    /// The record went between load and write: the session ended elsewhere.
+    fn vanished(&self, st: &mut State) -> Written {
+        tracing::debug!("session record gone before saving; the request's changes are dropped");
+        st.phase = Phase::Ended(EndedBy::Vanished);
+        Written::Dropped
+    }
+
+    fn no_fresh_id() -> Error {
+        Error::Store(StoreError::Backend { message: "could not write a session under a fresh id".into(), source: None })
+    }
+
+    /// The request's delta, taken out of `data` (a second finish writes nothing again).
+    fn take_changes(&self, data: &mut Data, created: SystemTime, now: SystemTime) -> Changes {
+        let changes = Changes {
+            clear: data.clear,
+            set: std::mem::take(&mut data.set),
+            remove: std::mem::take(&mut data.remove),
+            accessed: now,
+            expires: self.expiry(created, now),
+        };
+        data.clear = false;
+        changes
+    }
+
+    /// The write for cookie-only sessions: the cookie is the record. It cannot be
+    /// revoked: an ended cookie-only session replays until its expiry wherever a copy is.
+    fn finish_cookie(&self, st: &mut State, now: SystemTime) -> Result<Written, Error> {
+        let (stored, regenerate) = match std::mem::take(&mut st.phase) {
+            Phase::Untouched => return Ok(Written::Nothing),
+            // No store: a cookie session cannot be retired or fail to load.
+            phase @ (Phase::Ended(_) | Phase::Failed(_) | Phase::Loaded(None)) => {
+                st.phase = phase;
+                return Ok(Written::Nothing);
+            }
+            Phase::Loaded(Some(stored)) => {
+                if !(self.touch_due(stored.accessed, now) || st.stale_key) {
+                    st.phase = Phase::Loaded(Some(stored));
+                    return Ok(Written::Nothing);
+                }
+                (Some(stored), false)
+            }
+            Phase::Changed(stored) => (stored, false),
+            Phase::Regenerating(stored) => (stored, true),
+        };
+        let has_data = st.data.entries.keys().any(|k| k != ID_ENTRY);
+        if !has_data {
+            // Emptied: the cookie itself must go.
+            st.phase = Phase::Loaded(None);
+            return Ok(match stored {
+                Some(_) => Written::Cookie(cookies::removal_cookie(&self.config)),
+                None => Written::Nothing,
+            });
+        }
+        let id = match (&stored, regenerate) {
+            (Some(s), false) => s.id.clone(),
+            _ => SessionId::generate(),
+        };
+        let created = stored.as_ref().map_or(now, |s| s.created);
+        let mut entries = st.data.entries.clone();
+        let id_bytes = DataSerializer::Json
+            .encode(id.expose())
+            .map_err(|source| Error::Serialize { key: ID_ENTRY.into(), source })?;
+        entries.insert(ID_ENTRY.to_owned(), id_bytes);
+        let record = Record { entries, created, accessed: now, expires: self.expiry(created, now) };
+        let sealed = cookie_store::seal(&self.keys, &self.config.key, &record);
+        let cookie = cookies::session_cookie(&self.config, sealed, now);
+        if cookie.as_str().len() > self.config.cookie_limit {
+            st.phase = match regenerate {
+                true => Phase::Regenerating(stored),
+                false => Phase::Changed(stored),
+            };
+            return Err(Error::CookieTooLarge { size: cookie.as_str().len(), limit: self.config.cookie_limit });
+        }
+        st.data.set.clear();
+        st.data.remove.clear();
+        st.data.clear = false;
+        st.stale_key = false;
+        st.phase = Phase::Loaded(Some(Stored { id, created, accessed: now }));
+        Ok(Written::Cookie(cookie))
+    }
+}
