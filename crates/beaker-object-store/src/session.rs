@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use beaker_core::store::{async_trait, Changes, Record, SessionStore, StoreKey};
+use beaker_core::store::{async_trait, Changes, Lookup, Record, SessionStore, StoreKey};
 use beaker_core::StoreError;
 use futures_util::StreamExt as _;
 use object_store::path::Path;
@@ -35,6 +35,13 @@ pub(crate) const EXPIRES_META: &str = "beakerexpires";
 /// ([`ObjectStoreOptions::max_conflict_retries`] times). So concurrent requests that
 /// change different keys of one session all survive, and a session that was deleted is
 /// never written back: the write finds no object (or another version) and reports it.
+///
+/// **Ended sessions.** `end` replaces the record by a small tombstone object (no data,
+/// the retire-until time inside and in the metadata) in one write; `rename` writes the
+/// moved record under the new key, then replaces the old record by a tombstone only if it
+/// is still the version it read, moving again when an `apply` came in between. An
+/// `apply`, `touch` or `rename` that finds a tombstone refuses, so an ended session is
+/// never written back. `cleanup` removes expired tombstones with expired records.
 ///
 /// `load` remembers the version it read (small records, for a minute, in a bounded map),
 /// so that the `apply` or `touch` that follows in the same request writes at once: a
@@ -88,6 +95,26 @@ struct Read {
     size: usize,
 }
 
+/// What an object holds: a record, or the tombstone of an ended session.
+enum Stored {
+    Record(Read),
+    /// Retired until then; the version it was read at.
+    Tombstone(SystemTime, UpdateVersion),
+}
+
+/// The first bytes of a tombstone object (a record starts with `BKR1`).
+const TOMBSTONE_MAGIC: &[u8] = b"BKT1";
+
+fn tombstone(until: SystemTime) -> Vec<u8> {
+    let mut out = TOMBSTONE_MAGIC.to_vec();
+    out.extend_from_slice(&millis(until).to_be_bytes());
+    out
+}
+
+fn millis(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 impl ObjectSessionStore {
     /// A store on an existing client (which an [`ObjectCache`](crate::ObjectCache) may
     /// share).
@@ -110,8 +137,8 @@ impl ObjectSessionStore {
         self.client.path(&["s", key.as_str()])
     }
 
-    /// The record under `path`, expired or not; `None` when there is no object.
-    async fn read(&self, what: &str, path: &Path) -> Result<Option<Read>, StoreError> {
+    /// What is under `path`, expired or not; `None` when there is no object.
+    async fn read_stored(&self, what: &str, path: &Path) -> Result<Option<Stored>, StoreError> {
         let got = match self.client.store.get_opts(path, GetOptions::default()).await {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -119,23 +146,49 @@ impl ObjectSessionStore {
         };
         let version = UpdateVersion { e_tag: got.meta.e_tag.clone(), version: got.meta.version.clone() };
         let bytes = got.bytes().await.map_err(|e| map_error(what, e))?;
+        if let Some(rest) = bytes.strip_prefix(TOMBSTONE_MAGIC) {
+            let ms = <[u8; 8]>::try_from(rest).map_err(|_| StoreError::corrupt("damaged tombstone"))?;
+            let until = SystemTime::UNIX_EPOCH + Duration::from_millis(u64::from_be_bytes(ms));
+            return Ok(Some(Stored::Tombstone(until, version)));
+        }
         let record = Record::from_bytes(&bytes)?;
-        Ok(Some(Read { record, version, size: bytes.len() }))
+        Ok(Some(Stored::Record(Read { record, version, size: bytes.len() })))
     }
 
-    fn put_options(record: &Record, mode: PutMode) -> PutOptions {
+    /// The record under `path`, expired or not; `None` when there is no object or a
+    /// tombstone.
+    async fn read(&self, what: &str, path: &Path) -> Result<Option<Read>, StoreError> {
+        Ok(match self.read_stored(what, path).await? {
+            Some(Stored::Record(read)) => Some(read),
+            _ => None,
+        })
+    }
+
+    fn put_options(expires: Option<SystemTime>, mode: PutMode) -> PutOptions {
         let mut attributes = Attributes::new();
-        if let Some(expires) = record.expires {
-            let ms = expires.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-            attributes.insert(Attribute::Metadata(EXPIRES_META.into()), AttributeValue::from(ms.to_string()));
+        if let Some(expires) = expires {
+            let ms = millis(expires).to_string();
+            attributes.insert(Attribute::Metadata(EXPIRES_META.into()), AttributeValue::from(ms));
         }
         PutOptions { mode, attributes, ..Default::default() }
     }
 
     /// Writes `record` in `mode`; `Ok(false)` when the condition failed.
     async fn write(&self, what: &str, path: &Path, record: &Record, mode: PutMode) -> Result<bool, StoreError> {
-        let payload = record.to_bytes().into();
-        match self.client.store.put_opts(path, payload, Self::put_options(record, mode)).await {
+        self.write_bytes(what, path, record.to_bytes(), record.expires, mode).await
+    }
+
+    /// Writes `bytes` (a record or a tombstone) in `mode`; `Ok(false)` when the condition
+    /// failed.
+    async fn write_bytes(
+        &self,
+        what: &str,
+        path: &Path,
+        bytes: Vec<u8>,
+        expires: Option<SystemTime>,
+        mode: PutMode,
+    ) -> Result<bool, StoreError> {
+        match self.client.store.put_opts(path, bytes.into(), Self::put_options(expires, mode)).await {
             Ok(_) => Ok(true),
             Err(
                 object_store::Error::Precondition { .. }
@@ -189,16 +242,89 @@ impl ObjectSessionStore {
         }
         // An object is there. If its record has expired it is dead: replace it, but only
         // if it is still that very version. A live or undecodable object is kept.
-        let existing = match self.read("create", path).await {
-            Ok(Some(read)) => read,
+        // A live tombstone is kept too: its key ended a moment ago.
+        let now = SystemTime::now();
+        let dead = match self.read_stored("create", path).await {
+            Ok(Some(Stored::Record(read))) if read.record.is_expired(now) => read.version,
+            Ok(Some(Stored::Tombstone(until, version))) if until <= now => version,
             Ok(None) => return self.write("create", path, record, PutMode::Create).await,
-            Err(StoreError::Corrupt { .. }) => return Ok(false),
+            Ok(Some(_)) | Err(StoreError::Corrupt { .. }) => return Ok(false),
             Err(e) => return Err(e),
         };
-        if !existing.record.is_expired(SystemTime::now()) {
-            return Ok(false);
+        self.write("create", path, record, PutMode::Update(dead)).await
+    }
+
+    async fn end_inner(&self, path: &Path, retire_for: Duration) -> Result<(), StoreError> {
+        if retire_for.is_zero() {
+            return match self.client.store.delete(path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(map_error("end", e)),
+            };
         }
-        self.write("create", path, record, PutMode::Update(existing.version)).await
+        // One unconditional write replaces the record by the tombstone: an `apply` that
+        // read the record finds another version when it writes, reads again, and stops.
+        let until = SystemTime::now() + retire_for;
+        self.write_bytes("end", path, tombstone(until), Some(until), PutMode::Overwrite).await.map(drop)
+    }
+
+    /// Reads `from`, writes the changed record under `to`, then replaces `from` by a
+    /// tombstone only if it is still the version read. An `apply` that lands in between
+    /// makes that write fail, and the move starts again from the new version, so every
+    /// `apply` on `from` is either in the record under `to` or refused.
+    async fn rename_inner(
+        &self,
+        from: &Path,
+        to: &Path,
+        changes: &Changes,
+        retire_for: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut written = false;
+        for attempt in 0..=self.client.options.max_conflict_retries {
+            let read = self.client.bounded("rename", self.read("rename", from)).await?;
+            let Some(read) = read.filter(|r| !r.record.is_expired(SystemTime::now())) else {
+                if written {
+                    // Ended under us after the copy was made: the copy must not outlive it.
+                    self.client.bounded("rename", async { self.delete_path("rename", to).await }).await?;
+                }
+                return Ok(false);
+            };
+            let mut record = read.record;
+            record.apply(changes);
+            // The first write never overwrites; later ones replace our own copy.
+            let mode = if written { PutMode::Overwrite } else { PutMode::Create };
+            if !self.client.bounded("rename", self.write("rename", to, &record, mode)).await? {
+                return Err(StoreError::Backend {
+                    message: format!("{}: rename: a record already exists under the new key", self.name()),
+                    source: None,
+                });
+            }
+            written = true;
+            let (bytes, until) = if retire_for.is_zero() {
+                // No window: an expired tombstone is as good as nothing, and `cleanup`
+                // (or a lifecycle rule) removes it.
+                (tombstone(SystemTime::UNIX_EPOCH), SystemTime::UNIX_EPOCH)
+            } else {
+                let until = SystemTime::now() + retire_for;
+                (tombstone(until), until)
+            };
+            let mode = PutMode::Update(read.version);
+            if self.client.bounded("rename", self.write_bytes("rename", from, bytes, Some(until), mode)).await? {
+                return Ok(true);
+            }
+            tracing::debug!("{}: rename: the session changed during the move; moving again", self.name());
+            tokio::time::sleep(conflict_backoff(attempt)).await;
+        }
+        Err(StoreError::Unavailable {
+            message: format!("{}: rename: the session kept changing under us", self.name()),
+            source: None,
+        })
+    }
+
+    async fn delete_path(&self, what: &str, path: &Path) -> Result<(), StoreError> {
+        match self.client.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(map_error(what, e)),
+        }
     }
 
     async fn cleanup_inner(&self) -> Result<u64, StoreError> {
@@ -221,8 +347,9 @@ impl ObjectSessionStore {
             let expired = match expires {
                 Some(at) => at <= now,
                 // No metadata (a service that drops it): read the record itself.
-                None => match self.read("cleanup", &meta.location).await {
-                    Ok(Some(read)) => read.record.is_expired(now),
+                None => match self.read_stored("cleanup", &meta.location).await {
+                    Ok(Some(Stored::Record(read))) => read.record.is_expired(now),
+                    Ok(Some(Stored::Tombstone(until, _))) => until <= now,
                     Ok(None) | Err(StoreError::Corrupt { .. }) => false,
                     Err(e) => return Err(e),
                 },
@@ -250,9 +377,40 @@ impl SessionStore for ObjectSessionStore {
         Ok(Some(read.record))
     }
 
+    async fn lookup(&self, key: &StoreKey) -> Result<Lookup, StoreError> {
+        let path = self.object_path(key);
+        let now = SystemTime::now();
+        Ok(match self.client.bounded("load", self.read_stored("load", &path)).await? {
+            Some(Stored::Record(read)) if !read.record.is_expired(now) => {
+                self.hints.remember(&path, &read.record, read.version, read.size);
+                Lookup::Live(read.record)
+            }
+            Some(Stored::Tombstone(until, _)) if until > now => Lookup::Retired,
+            _ => Lookup::Missing,
+        })
+    }
+
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
         let path = self.object_path(key);
         self.client.bounded("create", self.create_inner(&path, record)).await
+    }
+
+    async fn end(&self, key: &StoreKey, retire_for: Duration) -> Result<(), StoreError> {
+        let path = self.object_path(key);
+        let _ = self.hints.take(&path);
+        self.client.bounded("end", self.end_inner(&path, retire_for)).await
+    }
+
+    async fn rename(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        changes: &Changes,
+        retire_for: Duration,
+    ) -> Result<bool, StoreError> {
+        let from = self.object_path(from);
+        let _ = self.hints.take(&from);
+        self.rename_inner(&from, &self.object_path(to), changes, retire_for).await
     }
 
     async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
@@ -275,14 +433,7 @@ impl SessionStore for ObjectSessionStore {
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         let path = self.object_path(key);
         let _ = self.hints.take(&path);
-        self.client
-            .bounded("delete", async {
-                match self.client.store.delete(&path).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                    Err(e) => Err(map_error("delete", e)),
-                }
-            })
-            .await
+        self.client.bounded("delete", self.delete_path("delete", &path)).await
     }
 
     async fn cleanup(&self) -> Result<u64, StoreError> {
