@@ -150,7 +150,31 @@ async fn open_store(
         }
         #[cfg(not(feature = "memcached"))]
         StoreType::Memcached => missing("memcached"),
+        #[cfg(feature = "object-store")]
+        StoreType::ObjectStore => {
+            let url = object_store_url(key, config.url.as_deref())?;
+            let options = beaker_object_store::ObjectStoreOptions::default().with_timeout(config.store_timeout);
+            let store = beaker_object_store::ObjectSessionStore::connect(&url, options)
+                .await
+                .map_err(|e| opened(e.into()))?;
+            Ok(std::sync::Arc::new(store))
+        }
+        #[cfg(not(feature = "object-store"))]
+        StoreType::ObjectStore => missing("object-store"),
         _ => unreachable!("memory and cookie sessions need no store"),
+    }
+}
+
+/// The `s3://`, `gs://` or `az://` URL an object store needs (there is no default bucket).
+#[cfg_attr(not(feature = "object-store"), allow(dead_code))]
+pub(crate) fn object_store_url(key: &str, url: Option<&str>) -> Result<String, Error> {
+    match url.map(str::trim) {
+        Some(u) if u.contains("://") => Ok(u.to_owned()),
+        other => Err(Error::Config(ConfigError::Invalid {
+            key: key.to_owned(),
+            value: other.unwrap_or("").to_owned(),
+            expected: "an object store URL: s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX".into(),
+        })),
     }
 }
 

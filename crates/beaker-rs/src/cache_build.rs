@@ -122,11 +122,21 @@ async fn open_backend(key: String, region: &RegionConfig) -> Result<Arc<dyn Cach
         }
         #[cfg(not(feature = "memcached"))]
         StoreType::Memcached => missing("memcached"),
+        #[cfg(feature = "object-store")]
+        StoreType::ObjectStore => {
+            let url = crate::build::object_store_url(&key, region.url.as_deref())?;
+            let cache = beaker_object_store::ObjectCache::connect(&url, beaker_object_store::ObjectStoreOptions::default())
+                .await
+                .map_err(|e| opened(e.into()))?;
+            Ok(Arc::new(cache))
+        }
+        #[cfg(not(feature = "object-store"))]
+        StoreType::ObjectStore => missing("object-store"),
         // Cookie "caches" do not exist; memory regions never get here.
         other => Err(Error::Config(beaker_core::ConfigError::Invalid {
             key: key.clone(),
             value: other.as_str().to_owned(),
-            expected: "memory, file, sqlite, postgres, mysql, redis, redis+cluster or memcached".to_owned(),
+            expected: "memory, file, sqlite, postgres, mysql, redis, redis+cluster, memcached, s3, gs or az".to_owned(),
         })),
     }
 }
