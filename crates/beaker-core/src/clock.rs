@@ -126,7 +126,9 @@ pub(crate) fn to_millis(t: SystemTime) -> u64 {
 
 /// The time `ms` milliseconds after the Unix epoch.
 pub(crate) fn from_millis(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
+    // Saturated: a stored or decoded value may be anything, and some platforms' clocks
+    // end long before `u64::MAX` milliseconds.
+    saturating_add(UNIX_EPOCH, Duration::from_millis(ms))
 }
 
 /// The latest time beaker computes with (the end of the year 9999): sums of a time and a

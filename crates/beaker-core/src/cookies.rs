@@ -116,6 +116,8 @@ pub(crate) fn session_cookie(config: &SessionConfig, value: String, now: SystemT
         CookieExpires::Never => b = b.max_age(to_time(LONGEST_COOKIE)),
         CookieExpires::After(d) => b = b.max_age(to_time(d.min(LONGEST_COOKIE))),
         CookieExpires::At(t) => {
+            // Saturated: a date past year 9999 has no `OffsetDateTime` (nor cookie date).
+            let t = t.min(crate::clock::far_future());
             b = b.expires(Expiration::DateTime(time::OffsetDateTime::from(t)));
             if t <= now {
                 b = b.max_age(time::Duration::ZERO);

@@ -109,11 +109,19 @@ async fn a_cookie_replayed_after_logout_finds_nothing() {
     assert!(f.manager.finish(&logout).await.unwrap()[0].is_removal());
     assert!(f.store.inner.load(&StoreKey::for_id(&id, true)).await.unwrap().is_none(), "the record survived logout");
 
+    // Within the retired window: no data, and a write is dropped without a cookie.
     let replay = f.manager.start([cookie.as_str()]);
     assert!(replay.is_new().await.unwrap());
     assert_eq!(replay.get::<String>("user").await.unwrap(), None);
     replay.insert("user", "mallory").await.unwrap();
-    f.manager.finish(&replay).await.unwrap();
+    assert!(f.manager.finish(&replay).await.unwrap().is_empty());
+    assert!(replay.changes_dropped());
+    // Later: a brand-new session, never the old id.
+    f.clock.advance(std::time::Duration::from_secs(61));
+    let replay = f.manager.start([cookie.as_str()]);
+    assert_eq!(replay.get::<String>("user").await.unwrap(), None);
+    replay.insert("user", "mallory").await.unwrap();
+    assert_eq!(f.manager.finish(&replay).await.unwrap().len(), 1);
     assert_ne!(replay.id().await.unwrap().unwrap(), id, "a write after logout must not revive the old id");
 }
 

@@ -49,6 +49,12 @@
 //!   `apply` and `touch`: each rewrites the whole file, and a concurrent change made by
 //!   another process between its read and its rename is lost. Use a SQL or Redis store
 //!   when several processes share sessions and update them concurrently.
+//! - A session that ends (logout) or moves to a new id (regeneration) leaves a small
+//!   tombstone file under its old name for the retire window (no data, no pointer to
+//!   the new id): the file is replaced by its tombstone with one `rename`, so a reader
+//!   sees the record or the tombstone, never neither. Within one process, a regeneration
+//!   holds the old record's lock while it writes the new file and retires the old one,
+//!   so a concurrent change either moves with it or finds the record gone.
 //! - Expired files stay on disk until they are read or [`FileStore::cleanup_cache`] /
 //!   [`SessionStore::cleanup`](beaker_core::store::SessionStore::cleanup) runs.
 //!
@@ -61,6 +67,7 @@ mod fsops;
 mod locks;
 mod options;
 mod store;
+mod tombstone;
 
 pub use options::FileOptions;
 pub use store::FileStore;

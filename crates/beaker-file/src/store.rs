@@ -3,14 +3,15 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use beaker_core::store::{async_trait, Changes, Record, SessionStore, StoreKey};
+use beaker_core::store::{async_trait, Changes, Lookup, Record, SessionStore, StoreKey};
 use beaker_core::{Clock, StoreError};
 
 use crate::fsops::{self, blocking, io_error, read_opt, remove_opt, TempFile};
 use crate::locks::StripedLocks;
 use crate::options::FileOptions;
+use crate::tombstone;
 
 const SESSIONS_DIR: &str = "sessions";
 pub(crate) const CACHE_DIR: &str = "cache";
@@ -116,13 +117,42 @@ impl FileStore {
     }
 }
 
-/// The live record at `path`: `None` when absent or expired, `Corrupt` when undecodable.
-fn read_live(inner: &Inner, path: &Path) -> Result<Option<Record>, StoreError> {
+/// What is at `path`: a live record, a live tombstone, or nothing (absent, expired, a
+/// lapsed tombstone); `Corrupt` when undecodable.
+fn read_state(inner: &Inner, path: &Path) -> Result<Lookup, StoreError> {
     let Some(bytes) = read_opt(path).map_err(|e| io_error("read a session", &inner.root, e))? else {
-        return Ok(None);
+        return Ok(Lookup::Missing);
     };
+    let now = inner.clock.now();
+    if let Some(until) = tombstone::decode(&bytes) {
+        return Ok(if until > now { Lookup::Retired } else { Lookup::Missing });
+    }
     let record = Record::from_bytes(&bytes)?;
-    Ok((!record.is_expired(inner.clock.now())).then_some(record))
+    Ok(if record.is_expired(now) { Lookup::Missing } else { Lookup::Live(record) })
+}
+
+/// The live record at `path`: `None` when absent, expired or retired.
+fn read_live(inner: &Inner, path: &Path) -> Result<Option<Record>, StoreError> {
+    Ok(match read_state(inner, path)? {
+        Lookup::Live(record) => Some(record),
+        Lookup::Retired | Lookup::Missing => None,
+    })
+}
+
+/// Replaces whatever is at `path` by a tombstone lapsing `retire_for` from now (one
+/// rename: readers see the old file or the tombstone), or removes it for a zero window.
+fn retire(inner: &Inner, path: &Path, retire_for: Duration) -> Result<(), StoreError> {
+    if retire_for.is_zero() {
+        return remove_opt(path).map(drop).map_err(|e| io_error("delete a session", &inner.root, e));
+    }
+    let until = inner
+        .clock
+        .now()
+        .checked_add(retire_for)
+        .unwrap_or(SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799));
+    let temp = TempFile::write(&inner.sessions, &tombstone::encode(until), inner.fsync)
+        .map_err(|e| io_error("write a tombstone", &inner.root, e))?;
+    temp.rename_to(path).map_err(|e| io_error("retire a session", &inner.root, e))
 }
 
 #[async_trait]
@@ -132,6 +162,50 @@ impl SessionStore for FileStore {
         let path = self.session_path(key)?;
         let inner = self.inner.clone();
         blocking(move || read_live(&inner, &path)).await
+    }
+
+    async fn lookup(&self, key: &StoreKey) -> Result<Lookup, StoreError> {
+        let path = self.session_path(key)?;
+        let inner = self.inner.clone();
+        blocking(move || read_state(&inner, &path)).await
+    }
+
+    async fn end(&self, key: &StoreKey, retire_for: Duration) -> Result<(), StoreError> {
+        let path = self.session_path(key)?;
+        let _guard = self.inner.locks.lock(key.as_str()).await;
+        let inner = self.inner.clone();
+        blocking(move || retire(&inner, &path, retire_for)).await
+    }
+
+    async fn rename(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        changes: &Changes,
+        retire_for: Duration,
+    ) -> Result<bool, StoreError> {
+        let (from_path, to_path) = (self.session_path(from)?, self.session_path(to)?);
+        // The old record's lock for the whole move: an `apply` on it runs before (and its
+        // change is in what moves) or after (and finds the tombstone).
+        let _guard = self.inner.locks.lock(from.as_str()).await;
+        let inner = self.inner.clone();
+        let changes = changes.clone();
+        blocking(move || {
+            let Some(mut record) = read_live(&inner, &from_path)? else { return Ok(false) };
+            record.apply(&changes);
+            let temp = TempFile::write(&inner.sessions, &record.to_bytes(), inner.fsync)
+                .map_err(|e| io_error("write a session", &inner.root, e))?;
+            // A link, not a rename: it fails rather than replace a file under the new name.
+            if !temp.link_to(&to_path).map_err(|e| io_error("move a session", &inner.root, e))? {
+                return Err(StoreError::Backend {
+                    message: "file store: rename target already exists".into(),
+                    source: None,
+                });
+            }
+            retire(&inner, &from_path, retire_for)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
@@ -223,8 +297,12 @@ impl SessionStore for FileStore {
             let path = self.session_path(&key)?;
             let inner = self.inner.clone();
             let gone = blocking(move || {
+                let now = inner.clock.now();
                 let expired = match read_opt(&path) {
-                    Ok(Some(bytes)) => Record::from_bytes(&bytes).is_ok_and(|r| r.is_expired(inner.clock.now())),
+                    Ok(Some(bytes)) => match tombstone::decode(&bytes) {
+                        Some(until) => until <= now,
+                        None => Record::from_bytes(&bytes).is_ok_and(|r| r.is_expired(now)),
+                    },
                     _ => false,
                 };
                 Ok(expired && remove_opt(&path).map_err(|e| io_error("delete a session", &inner.root, e))?)

@@ -197,3 +197,29 @@ async fn cleanup_removes_abandoned_temporary_files_only_when_old() {
     store.cleanup().await.unwrap();
     assert!(!abandoned.exists(), "an abandoned temporary file survived cleanup");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lifecycle_races_on_the_file_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = beaker_core::SessionConfig::new().with_secret("a secret of at least 16 bytes").unwrap();
+    let manager = beaker_core::SessionManager::builder(config).store(open(dir.path()).await).build().unwrap();
+    beaker_testkit::lifecycle::LifecycleRaceSuite::new(manager).run().await;
+    assert_eq!(leftovers(dir.path()), Vec::<String>::new(), "temporary files left behind");
+}
+
+#[tokio::test]
+async fn a_tombstone_lapses_and_cleanup_removes_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new();
+    let store = FileStore::open(dir.path(), FileOptions::new().clock(clock.clone())).await.unwrap();
+    let k = fresh_key();
+    assert!(store.create(&k, &record(&[("user", b"j\"ada\"")], None)).await.unwrap());
+    store.end(&k, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(store.lookup(&k).await.unwrap(), beaker_core::store::Lookup::Retired);
+    assert_eq!(files(&dir.path().join("sessions")).len(), 1, "the tombstone is a file");
+    assert_eq!(store.cleanup().await.unwrap(), 0, "a live tombstone must stay");
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(store.lookup(&k).await.unwrap(), beaker_core::store::Lookup::Missing);
+    assert_eq!(store.cleanup().await.unwrap(), 1);
+    assert!(files(&dir.path().join("sessions")).is_empty(), "a lapsed tombstone stayed on disk");
+}

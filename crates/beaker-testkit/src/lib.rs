@@ -7,11 +7,14 @@
 //!   [`CacheBackend`](beaker_core::cache::CacheBackend) suites;
 //! - [`adapter`]: the HTTP scenario table every framework adapter passes, run against a
 //!   real server on a loopback port with a real HTTP client;
+//! - [`lifecycle`]: logouts and logins raced by parallel requests of the same session,
+//!   through a session manager on a real store (the ended-session rule);
 //! - [`model`]: a model check of whole session managers against a plain map (proptest);
 //! - [`process`]: throwaway server processes (a `redis-server`, a `memcached`) for tests
 //!   that stop, restart or freeze their own server.
 
 pub mod adapter;
+pub mod lifecycle;
 pub mod model;
 pub mod process;
 pub mod store;

@@ -442,7 +442,11 @@ impl Region {
                     serializer.encode(value).map_err(|source| Error::Serialize { key: key.to_owned(), source })?;
                 // Whole milliseconds, as the entry's binary form keeps them.
                 let now = from_millis(s.now_ms());
-                let entry = CacheEntry { value: bytes, stored_at: now, fresh_until: expire.map(|e| now + e) };
+                let entry = CacheEntry {
+                    value: bytes,
+                    stored_at: now,
+                    fresh_until: expire.map(|e| crate::clock::saturating_add(now, e)),
+                };
                 let hard_ttl = expire.map(|e| e.saturating_mul(HARD_TTL_FACTOR));
                 Ok(backend.put(&self.backend_namespace(), key, &entry, hard_ttl).await?)
             }

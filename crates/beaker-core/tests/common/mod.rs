@@ -4,9 +4,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use beaker_core::store::{async_trait, Changes, Record, SessionStore, StoreKey};
+use beaker_core::store::{async_trait, Changes, Lookup, Record, SessionStore, StoreKey};
 use beaker_core::{ManualClock, MemoryStore, SessionConfig, SessionManager, SetCookie, StoreError};
 
 pub const SECRET: &str = "a test secret that is long enough";
@@ -66,6 +66,27 @@ impl SessionStore for CountingStore {
         self.counts.load.fetch_add(1, Ordering::SeqCst);
         self.check()?;
         self.inner.load(key).await
+    }
+    async fn lookup(&self, key: &StoreKey) -> Result<Lookup, StoreError> {
+        self.counts.load.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        self.inner.lookup(key).await
+    }
+    async fn end(&self, key: &StoreKey, retire_for: Duration) -> Result<(), StoreError> {
+        self.counts.delete.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        self.inner.end(key, retire_for).await
+    }
+    async fn rename(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        changes: &Changes,
+        retire_for: Duration,
+    ) -> Result<bool, StoreError> {
+        self.counts.create.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        self.inner.rename(from, to, changes, retire_for).await
     }
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
         self.counts.create.fetch_add(1, Ordering::SeqCst);
