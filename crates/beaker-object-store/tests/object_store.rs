@@ -171,12 +171,37 @@ async fn s3_a_deleted_session_is_never_recreated() {
     wipe(&client).await;
 }
 
+/// Whole requests racing a logout and a login through a session manager: nothing an
+/// in-flight request writes brings an ended session back.
+async fn lifecycle_races_on(var: &str, suite: &str) {
+    let Some(client) = client(var, suite).await else { return };
+    let config = SessionConfig::new().with_secret("a secret of sixteen+ bytes").unwrap();
+    let manager = SessionManager::builder(config).store(ObjectSessionStore::new(client.clone())).build().unwrap();
+    beaker_testkit::lifecycle::LifecycleRaceSuite::new(manager).with_trials(4).run().await;
+    wipe(&client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_lifecycle_races_keep_ended_sessions_ended() {
+    lifecycle_races_on(SERVICES[0].0, SERVICES[0].1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn azure_lifecycle_races_keep_ended_sessions_ended() {
+    lifecycle_races_on(SERVICES[1].0, SERVICES[1].1).await;
+}
+
 #[tokio::test]
-async fn s3_cleanup_removes_expired_objects_only() {
+async fn s3_cleanup_removes_expired_records_and_tombstones_only() {
     let Some(client) = client(SERVICES[0].0, "s3 cleanup").await else { return };
     let store = ObjectSessionStore::new(client.clone());
     let past = SystemTime::now() - Duration::from_secs(5);
     let (dead, live, forever) = (fresh_key(), fresh_key(), fresh_key());
+    let exists = |k: StoreKey| {
+        let raw = client.object_store().clone();
+        let path = store.object_path(&k);
+        async move { raw.head(&path).await.is_ok() }
+    };
     assert!(store
         .create(&dead, &record(&[("a", b"j1")], Some(SystemTime::now() + Duration::from_secs(60))))
         .await
@@ -187,12 +212,17 @@ async fn s3_cleanup_removes_expired_objects_only() {
         .await
         .unwrap());
     assert!(store.create(&forever, &record(&[("a", b"j1")], None)).await.unwrap());
-    assert_eq!(store.cleanup().await.unwrap(), 1);
-    let exists = |k: StoreKey| {
-        let raw = client.object_store().clone();
-        let path = store.object_path(&k);
-        async move { raw.head(&path).await.is_ok() }
-    };
+    // A tombstone whose window has passed goes too; one still in its window stays.
+    let (lapsed, retired) = (fresh_key(), fresh_key());
+    for k in [&lapsed, &retired] {
+        assert!(store.create(k, &record(&[("a", b"j1")], None)).await.unwrap());
+    }
+    store.end(&lapsed, Duration::from_millis(1)).await.unwrap();
+    store.end(&retired, Duration::from_secs(60)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(store.cleanup().await.unwrap(), 2);
+    assert_eq!(store.lookup(&retired).await.unwrap(), beaker_core::store::Lookup::Retired);
+    assert!(!exists(lapsed).await, "the lapsed tombstone is still there");
     assert!(!exists(dead).await, "the expired object is still there");
     assert!(exists(live).await && exists(forever).await, "cleanup removed a live object");
     assert_eq!(store.cleanup().await.unwrap(), 0);

@@ -154,9 +154,8 @@ async fn open_store(
         StoreType::ObjectStore => {
             let url = object_store_url(key, config.url.as_deref())?;
             let options = beaker_object_store::ObjectStoreOptions::default().with_timeout(config.store_timeout);
-            let store = beaker_object_store::ObjectSessionStore::connect(&url, options)
-                .await
-                .map_err(|e| opened(e.into()))?;
+            let store =
+                beaker_object_store::ObjectSessionStore::connect(&url, options).await.map_err(|e| opened(e.into()))?;
             Ok(std::sync::Arc::new(store))
         }
         #[cfg(not(feature = "object-store"))]

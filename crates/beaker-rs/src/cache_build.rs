@@ -125,9 +125,10 @@ async fn open_backend(key: String, region: &RegionConfig) -> Result<Arc<dyn Cach
         #[cfg(feature = "object-store")]
         StoreType::ObjectStore => {
             let url = crate::build::object_store_url(&key, region.url.as_deref())?;
-            let cache = beaker_object_store::ObjectCache::connect(&url, beaker_object_store::ObjectStoreOptions::default())
-                .await
-                .map_err(|e| opened(e.into()))?;
+            let cache =
+                beaker_object_store::ObjectCache::connect(&url, beaker_object_store::ObjectStoreOptions::default())
+                    .await
+                    .map_err(|e| opened(e.into()))?;
             Ok(Arc::new(cache))
         }
         #[cfg(not(feature = "object-store"))]
