@@ -220,6 +220,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn object_store_urls_need_the_feature_and_a_bucket() {
+        let c = SessionConfig::new().with_secret("a secret of sixteen+ bytes").unwrap();
+        let e = session_manager(c.clone().with_url("s3:")).await.unwrap_err().to_string();
+        assert!(e.contains("session.url"), "{e}");
+        if cfg!(feature = "object-store") {
+            assert!(e.contains("s3://BUCKET/PREFIX"), "{e}");
+            // A URL without a bucket is refused before any request.
+            let e = session_manager(c.with_url("s3:///sessions")).await.unwrap_err().to_string();
+            assert!(e.contains("session.url") && e.contains("bucket"), "{e}");
+        } else {
+            assert!(e.contains("object-store"), "{e}");
+        }
+    }
+
+    #[tokio::test]
     async fn bad_urls_name_the_option() {
         let c = SessionConfig::new().with_secret("a secret of sixteen+ bytes").unwrap().with_url("nosuch://x");
         let e = session_manager(c).await.unwrap_err().to_string();
