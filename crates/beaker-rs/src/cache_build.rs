@@ -171,4 +171,47 @@ mod tests {
         let e = cache_manager(CacheConfig::new().with_region("far", region)).await.unwrap_err().to_string();
         assert!(e.contains("cache.far.url") && e.contains("memcached"), "{e}");
     }
+
+    /// A region on S3 (moto, started by `cargo xtask test`): values round-trip through
+    /// the object store, a clear empties the namespace, and `get_or_create` runs once.
+    #[tokio::test]
+    #[cfg(feature = "object-store")]
+    async fn an_s3_region_stores_clears_and_creates_once() {
+        if std::env::var("BEAKER_TEST_S3_URL").is_err() {
+            beaker_testkit_skip("s3 cache region", "BEAKER_TEST_S3_URL is not set (cargo xtask test starts moto)");
+            return;
+        }
+        let run =
+            format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+        let region = RegionConfig::default()
+            .with_url(format!("s3://beaker-test/facade-cache-{run}"))
+            .unwrap()
+            .with_expire(Some(Duration::from_secs(60)));
+        let caches = cache_manager(CacheConfig::new().with_region("far", region)).await.unwrap();
+        let far = caches.region("far").unwrap().namespace("facade");
+        far.put("k", &7u32, None).await.unwrap();
+        assert_eq!(far.get::<u32>("k").await.unwrap(), Some(7));
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        for _ in 0..3 {
+            let v: u32 = far
+                .get_or_create("made", || async {
+                    calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Ok::<_, std::convert::Infallible>(42)
+                })
+                .await
+                .unwrap();
+            assert_eq!(v, 42);
+        }
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        far.clear().await.unwrap();
+        assert_eq!(far.get::<u32>("k").await.unwrap(), None);
+    }
+
+    /// A loud skip (this crate does not depend on the testkit): fails under `CI=true`.
+    #[cfg(feature = "object-store")]
+    fn beaker_testkit_skip(suite: &str, why: &str) {
+        assert!(!std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"), "{suite}: {why} (CI=true)");
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "\n=== SKIPPED: {suite}: {why} ===\n");
+    }
 }
