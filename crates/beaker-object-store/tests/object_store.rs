@@ -56,8 +56,12 @@ fn url(var: &str, suite: &str) -> Option<String> {
 }
 
 async fn client(var: &str, suite: &str) -> Option<ObjectStoreClient> {
+    client_with(var, suite, ObjectStoreOptions::default()).await
+}
+
+async fn client_with(var: &str, suite: &str, options: ObjectStoreOptions) -> Option<ObjectStoreClient> {
     let url = url(var, suite)?;
-    Some(ObjectStoreClient::connect(&url, ObjectStoreOptions::default()).await.unwrap_or_else(|e| panic!("{url}: {e}")))
+    Some(ObjectStoreClient::connect(&url, options).await.unwrap_or_else(|e| panic!("{url}: {e}")))
 }
 
 /// Deletes every object under the client's prefix.
@@ -109,7 +113,11 @@ async fn gcs_passes_the_store_and_cache_suites() {
 /// 50 requests, each setting its own key of one session at the same time: every one of
 /// them survives, on every emulator.
 async fn concurrent_writes_on(var: &str, suite: &str) {
-    let Some(client) = client(var, suite).await else { return };
+    // The emulators serve one request at a time (Azurite is one Node.js process) on a
+    // machine shared with the other tests: a generous timeout, since this test is about
+    // lost updates, not latency.
+    let options = ObjectStoreOptions::default().with_timeout(Duration::from_secs(15));
+    let Some(client) = client_with(var, suite, options).await else { return };
     let store = Arc::new(ObjectSessionStore::new(client.clone()));
     let key = fresh_key();
     assert!(store.create(&key, &record(&[("base", b"j0")], None)).await.unwrap());
