@@ -1,6 +1,7 @@
 //! The services the test suites talk to: the machine's own Redis, PostgreSQL and MariaDB
 //! when they answer, and throwaway `memcached`, `redis-server` and a three-node Redis
-//! Cluster started here on free loopback ports (stopped when the run ends).
+//! Cluster started here on free loopback ports (stopped when the run ends), and the
+//! object-storage emulators (`object_stores.rs`).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -8,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::host::{free_port, have, reachable, wait_for};
 use crate::Result;
+
+mod object_stores;
 
 /// A service the run could not provide, and the suites that therefore skip.
 pub(crate) struct Missing {
@@ -33,6 +36,7 @@ impl Services {
         s.sql("BEAKER_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test", "127.0.0.1:3306", "mysql");
         s.memcached()?;
         s.redis_cluster()?;
+        s.object_stores()?;
         Ok(s)
     }
 

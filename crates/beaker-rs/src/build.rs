@@ -181,6 +181,16 @@ async fn open_store(
         }
         #[cfg(not(feature = "memcached"))]
         StoreType::Memcached => missing("memcached"),
+        #[cfg(feature = "object-store")]
+        StoreType::ObjectStore => {
+            let url = object_store_url(key, config.url.as_deref())?;
+            let options = beaker_object_store::ObjectStoreOptions::default().with_timeout(config.store_timeout);
+            let store =
+                beaker_object_store::ObjectSessionStore::connect(&url, options).await.map_err(|e| opened(e.into()))?;
+            Ok(std::sync::Arc::new(store))
+        }
+        #[cfg(not(feature = "object-store"))]
+        StoreType::ObjectStore => missing("object-store"),
         _ => unreachable!("memory and cookie sessions need no store"),
     }
 }
@@ -212,6 +222,19 @@ async fn open_beaker_layout_store(
             message: format!(
                 "compat = beaker keeps sessions in Beaker's layout on ext:redis (or memory) only, not on {other}"
             ),
+        })),
+    }
+}
+
+/// The `s3://`, `gs://` or `az://` URL an object store needs (there is no default bucket).
+#[cfg_attr(not(feature = "object-store"), allow(dead_code))]
+pub(crate) fn object_store_url(key: &str, url: Option<&str>) -> Result<String, BuildError> {
+    match url.map(str::trim) {
+        Some(u) if u.contains("://") => Ok(u.to_owned()),
+        other => Err(BuildError::Config(ConfigError::Invalid {
+            key: key.to_owned(),
+            value: other.unwrap_or("").to_owned(),
+            expected: "an object store URL: s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX".into(),
         })),
     }
 }
@@ -279,6 +302,21 @@ mod tests {
         assert!(pickle.contains("session.data_serializer") && pickle.contains("compat"), "{pickle}");
         let bad = SessionConfig::from_map([("session.compat", "pylons")]).unwrap_err().to_string();
         assert!(bad.contains("session.compat") && bad.contains("pylons"), "{bad}");
+    }
+
+    #[tokio::test]
+    async fn object_store_urls_need_the_feature_and_a_bucket() {
+        let c = SessionConfig::new().with_secret("a secret of sixteen+ bytes").unwrap();
+        let e = session_manager(c.clone().with_url("s3:")).await.unwrap_err().to_string();
+        assert!(e.contains("session.url"), "{e}");
+        if cfg!(feature = "object-store") {
+            assert!(e.contains("s3://BUCKET/PREFIX"), "{e}");
+            // A URL without a bucket is refused before any request.
+            let e = session_manager(c.with_url("s3:///sessions")).await.unwrap_err().to_string();
+            assert!(e.contains("session.url") && e.contains("bucket"), "{e}");
+        } else {
+            assert!(e.contains("object-store"), "{e}");
+        }
     }
 
     #[tokio::test]

@@ -29,6 +29,7 @@
 //! | `mysql` | MySQL / MariaDB store (`mysql://…`) | no |
 //! | `redis` | Redis, Redis Cluster, Sentinel (`redis://…`, `redis+cluster://…`) | no |
 //! | `memcached` | Memcached (`memcached://h1:11211,h2:11211`) | no |
+//! | `object-store` | Amazon S3, Google Cloud Storage, Azure Blob (`s3://bucket/prefix`, `gs://…`, `az://container/prefix`; credentials from the environment) | no |
 //! | `all-stores` | all of the above | no |
 //! | `bincode` | the bincode 2 serializer | no |
 //! | `macros` | `#[beaker_rs::cached(region = "…")]` memoisation | no |
@@ -65,6 +66,9 @@ pub use beaker_file as file;
 #[cfg(feature = "memcached")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 pub use beaker_memcached as memcached;
+/// The S3, GCS and Azure Blob store and cache backend (feature `object-store`).
+#[cfg(feature = "object-store")]
+pub use beaker_object_store as object_store;
 /// The Redis store and cache backend (feature `redis`).
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
