@@ -205,7 +205,7 @@ impl ManagerInner {
         fut: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         // The span only when some subscriber may want debug spans at all: building and
-        // entering a disabled span still costs a few hundred instructions per call.
+        // entering a disabled span is not free, and this runs on every store call.
         let result = if tracing::level_enabled!(tracing::Level::DEBUG) {
             fut.instrument(tracing::debug_span!("beaker.store", store = self.backend_name(), op)).await
         } else {
