@@ -30,10 +30,9 @@ pub(crate) fn build(profile: Profile) -> Result<PathBuf> {
     let mut cmd = crate::cargo();
     cmd.current_dir(root()).arg("build");
     match profile {
-        // `beaker-rs` is named so that its store features can be switched on for the demo.
+        // The demo turns on every store itself (demo-common's `beaker-rs/all-stores`).
         Profile::Release => {
-            cmd.args(["--release", "--locked", "-p", "demo-axum", "-p", "beaker-rs", "--features"]);
-            cmd.arg("beaker/sqlite,beaker/redis");
+            cmd.args(["--release", "--locked", "-p", "demo-axum"]);
         }
         Profile::Debug => {
             cmd.args(crate::BUILD_FLAGS);

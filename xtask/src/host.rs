@@ -3,7 +3,7 @@
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::Result;
@@ -53,4 +53,84 @@ pub(crate) fn have(binary: &str, arg: &str) -> bool {
 pub(crate) fn output(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program).args(args).stderr(Stdio::null()).output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// A throwaway server process on a loopback port: started, waited for until the port
+/// answers, and killed when dropped. `cargo xtask services`, `test` and `soak` start their
+/// `redis-server` and `memcached` through it; tests use `beaker_testkit::process::LocalServer`.
+pub(crate) struct Throwaway {
+    child: Child,
+    pub(crate) port: u16,
+}
+
+impl Throwaway {
+    /// Runs `cmd` (with its output discarded) and waits up to 10 s for `port` to answer.
+    pub(crate) fn start(cmd: Command, port: u16) -> Result<Throwaway> {
+        Self::start_within(cmd, port, Duration::from_secs(10))
+    }
+
+    /// [`start`](Self::start), waiting up to `limit` (servers on an interpreter start slower).
+    pub(crate) fn start_within(mut cmd: Command, port: u16, limit: Duration) -> Result<Throwaway> {
+        let name = cmd.get_program().to_string_lossy().into_owned();
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("could not start {name}: {e}"))?;
+        let server = Throwaway { child, port };
+        if wait_for(&format!("127.0.0.1:{port}"), limit) {
+            Ok(server)
+        } else {
+            Err(format!("the throwaway {name} on port {port} did not start"))
+        }
+    }
+
+    /// A `redis-server` without persistence on a free port, its files in `dir`.
+    pub(crate) fn redis(dir: &Path, extra: &[&str]) -> Result<Throwaway> {
+        Self::redis_on(free_port()?, dir, extra)
+    }
+
+    /// A `redis-server` without persistence on `port`, its files in `dir`.
+    pub(crate) fn redis_on(port: u16, dir: &Path, extra: &[&str]) -> Result<Throwaway> {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .args(extra);
+        Self::start(cmd, port)
+    }
+}
+
+impl Drop for Throwaway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_throwaway_redis_answers_until_dropped() {
+        if !have("redis-server", "--version") {
+            eprintln!("=== SKIPPED: xtask throwaway server: no redis-server ===");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("xtask-throwaway-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let server = Throwaway::redis(&dir, &[]).unwrap();
+        let addr = format!("127.0.0.1:{}", server.port);
+        assert!(reachable(&addr));
+        drop(server);
+        assert!(!reachable(&addr), "the server outlived its handle");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_missing_binary_is_an_error() {
+        let err = Throwaway::start(Command::new("/nonexistent/beaker-server"), 1).err().unwrap();
+        assert!(err.contains("could not start"), "{err}");
+    }
 }

@@ -4,10 +4,10 @@
 //! object-storage emulators (`object_stores.rs`).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::host::{free_port, have, reachable, wait_for};
+use crate::host::{free_port, have, reachable, Throwaway};
 use crate::Result;
 
 mod object_stores;
@@ -22,7 +22,7 @@ pub(crate) struct Missing {
 pub(crate) struct Services {
     pub(crate) env: Vec<(String, String)>,
     pub(crate) missing: Vec<Missing>,
-    children: Vec<Child>,
+    pub(super) servers: Vec<Throwaway>,
     dir: PathBuf,
 }
 
@@ -30,7 +30,7 @@ impl Services {
     pub(crate) fn start() -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("beaker-xtask-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let mut s = Services { env: Vec::new(), missing: Vec::new(), children: Vec::new(), dir };
+        let mut s = Services { env: Vec::new(), missing: Vec::new(), servers: Vec::new(), dir };
         s.redis()?;
         s.sql("BEAKER_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test", "127.0.0.1:5432", "postgres");
         s.sql("BEAKER_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test", "127.0.0.1:3306", "mysql");
@@ -102,37 +102,21 @@ impl Services {
             return Ok(());
         }
         let port = free_port()?;
-        let child = Command::new("memcached")
-            .args(["-u", "root", "-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0", "-I", "4m", "-m", "256"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("could not start memcached: {e}"))?;
-        self.children.push(child);
-        if wait_for(&format!("127.0.0.1:{port}"), Duration::from_secs(10)) {
-            self.env.push((VAR.into(), format!("memcached://127.0.0.1:{port}")));
-        } else {
-            self.missing.push(Missing { suite: "memcached", why: "the throwaway memcached did not start".into() });
+        let mut cmd = Command::new("memcached");
+        cmd.args(["-u", "root", "-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0", "-I", "4m", "-m", "256"]);
+        match Throwaway::start(cmd, port) {
+            Ok(server) => {
+                self.servers.push(server);
+                self.env.push((VAR.into(), format!("memcached://127.0.0.1:{port}")));
+            }
+            Err(why) => self.missing.push(Missing { suite: "memcached", why }),
         }
         Ok(())
     }
 
     fn spawn_redis(&mut self, port: u16, extra: &[&str]) -> Result {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("could not start redis-server: {e}"))?;
-        self.children.push(child);
-        if wait_for(&format!("127.0.0.1:{port}"), Duration::from_secs(10)) {
-            Ok(())
-        } else {
-            Err(format!("the throwaway redis-server on port {port} did not start"))
-        }
+        self.servers.push(Throwaway::redis_on(port, &self.dir, extra)?);
+        Ok(())
     }
 
     fn redis_cluster(&mut self) -> Result {
@@ -205,10 +189,7 @@ impl Services {
 
 impl Drop for Services {
     fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.servers.clear();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

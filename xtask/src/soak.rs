@@ -14,7 +14,6 @@
 //! `--env KEY=VALUE` (repeatable) adds a variable to the demo's environment (for example
 //! `--env BEAKER_SESSION_POOL_SIZE=4`).
 
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,41 +99,18 @@ pub(crate) fn run(args: &Args) -> Result {
     }
 }
 
-/// A throwaway `redis-server`, killed on drop.
-struct ThrowawayRedis(Child);
-
-impl Drop for ThrowawayRedis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn redis_url(scratch: &Scratch) -> Result<Option<(String, Option<ThrowawayRedis>)>> {
+fn redis_url(scratch: &Scratch) -> Result<Option<(String, Option<crate::host::Throwaway>)>> {
     if crate::host::reachable("127.0.0.1:6379") {
         return Ok(Some(("redis://127.0.0.1:6379".into(), None)));
     }
-    let port = crate::host::free_port()?;
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(&scratch.0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    match child {
-        Ok(child) => {
-            let guard = ThrowawayRedis(child);
-            if !crate::host::wait_for(&format!("127.0.0.1:{port}"), Duration::from_secs(10)) {
-                return Err("the throwaway redis-server did not start".into());
-            }
-            Ok(Some((format!("redis://127.0.0.1:{port}"), Some(guard))))
-        }
-        Err(e) if crate::in_ci() => Err(format!("CI=true and no Redis: nothing on 127.0.0.1:6379, redis-server: {e}")),
-        Err(e) => {
+    let have = crate::host::have("redis-server", "--version");
+    match crate::host::Throwaway::redis(&scratch.0, &[]) {
+        Ok(server) => Ok(Some((format!("redis://127.0.0.1:{}", server.port), Some(server)))),
+        Err(e) if !have && !crate::in_ci() => {
             eprintln!("!! SKIPPED soak over redis: nothing on 127.0.0.1:6379 and no redis-server ({e}) !!");
             Ok(None)
         }
+        Err(e) => Err(format!("no Redis for the soak: nothing on 127.0.0.1:6379, and {e}")),
     }
 }
 

@@ -34,13 +34,16 @@ pub(crate) fn run() -> Result {
             }
             if markdown {
                 for target in link_targets(line) {
-                    let path = target.split('#').next().unwrap_or_default();
-                    if path.is_empty() {
-                        continue;
-                    }
-                    let resolved = file.parent().unwrap_or(&root).join(path);
+                    let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
+                    let resolved =
+                        if path.is_empty() { file.clone() } else { file.parent().unwrap_or(&root).join(path) };
                     if !resolved.exists() {
                         problems.push(at(format!("link to {target} points nowhere")));
+                    } else if !anchor.is_empty() && resolved.extension().is_some_and(|e| e == "md") {
+                        let headings = std::fs::read_to_string(&resolved).unwrap_or_default();
+                        if !anchors(&headings).iter().any(|a| a == anchor) {
+                            problems.push(at(format!("link to {target}: no heading has the anchor #{anchor}")));
+                        }
                     }
                 }
             }
@@ -111,7 +114,30 @@ fn comment_of(line: &str) -> &str {
     ""
 }
 
-/// The targets of Markdown links `[text](target)` that are relative paths.
+/// The anchors GitHub gives the headings of a Markdown text: lower case, punctuation
+/// dropped, spaces as hyphens.
+fn anchors(markdown: &str) -> Vec<String> {
+    let mut in_code = false;
+    let mut out = Vec::new();
+    for line in markdown.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        }
+        let Some(title) = line.strip_prefix('#').filter(|_| !in_code) else { continue };
+        let title = title.trim_start_matches('#').trim();
+        out.push(
+            title
+                .to_lowercase()
+                .chars()
+                .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+                .map(|c| if c == ' ' { '-' } else { c })
+                .collect(),
+        );
+    }
+    out
+}
+
+/// The targets of Markdown links `[text](target)` that are relative paths or anchors.
 fn link_targets(line: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut rest = line;
@@ -119,7 +145,7 @@ fn link_targets(line: &str) -> Vec<&str> {
         rest = &rest[i + 2..];
         let Some(end) = rest.find(')') else { break };
         let target = rest[..end].split_whitespace().next().unwrap_or_default();
-        let external = target.contains("://") || target.starts_with("mailto:") || target.starts_with('#');
+        let external = target.contains("://") || target.starts_with("mailto:");
         if !external && !target.is_empty() {
             out.push(target);
         }
@@ -180,7 +206,11 @@ mod tests {
         );
         assert!(repo_paths("~/.cargo/registry/src and /work/shared/x.md and fuzz/corpus/TARGET").is_empty());
         assert!(repo_paths("https://github.com/beaker-rs/beaker-rs/tree/main/docs/guide").is_empty());
-        assert_eq!(link_targets("[a](docs/x.md#y) [b](https://e.org) [c](#z)"), ["docs/x.md#y"]);
+        assert_eq!(link_targets("[a](docs/x.md#y) [b](https://e.org) [c](#z)"), ["docs/x.md#y", "#z"]);
+        assert_eq!(
+            anchors("# Title\n## The `#[cached]` macro, and more\n```\n# not a heading\n```"),
+            ["title", "the-cached-macro-and-more"]
+        );
         assert_eq!(comment_of("let x = 1; // see docs/security.md"), "// see docs/security.md");
         assert_eq!(comment_of("let url = \"http://x\";"), "");
     }

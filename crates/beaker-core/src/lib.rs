@@ -56,7 +56,8 @@
 //!
 //! ## MSRV
 //!
-//! The minimum supported Rust version is 1.82; raising it is a minor-version change.
+//! The minimum supported Rust version is 1.89, as for every beaker-rs crate; raising it is
+//! a minor-version change.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

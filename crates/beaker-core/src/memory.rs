@@ -13,9 +13,9 @@ use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::{Changes, Lookup, Record, SessionStore};
 
-/// foldhash, seeded per process: a store key costs a few instructions to hash where
-/// SipHash took an order of magnitude more. Keys that reach the store come from
-/// server-issued ids (a SHA-256 digest, or the random id itself), so no client picks them.
+/// foldhash, seeded per process: far cheaper than SipHash on these short keys. Keys that
+/// reach the store come from server-issued ids (a SHA-256 digest, or the random id
+/// itself), so no client picks them.
 type Hasher = foldhash::fast::RandomState;
 
 /// What a record is charged for besides its keys and values (timestamps, map nodes).

@@ -34,7 +34,7 @@
 //!
 //! ## MSRV
 //!
-//! Rust 1.88, the minimum of the `redis` 1.x client (the rest of beaker-rs needs 1.82).
+//! Rust 1.89, as every beaker-rs crate.
 
 mod beaker_layout;
 mod cache;

@@ -331,8 +331,11 @@ pub(super) fn summary_table(h: &Http) -> String {
                 _ => "–".into(),
             }
         };
+        if ROUTES.iter().all(|r| h.row(i, r).is_none()) {
+            continue; // not measured in this run (its service was missing): no row
+        }
         let peer = c.peer.and_then(|p| h.index(p));
-        let vs_peer = match (peer, c.peer) {
+        let vs_peer = match (h.ratio(i, peer, "/counter"), c.peer) {
             (Some(_), Some(name)) => format!("{} vs {name}", cell(peer, "/counter")),
             _ => "–".into(),
         };
@@ -660,5 +663,49 @@ mod tests {
         assert_eq!(verdict(1.3, &[], 1.2), "MET");
         assert_eq!(verdict(1.1, &[1.3], 1.2), "NOT MET", "one repeat shows no spread");
         assert_eq!(verdict(f64::NAN, &[], 1.2), "NOT MET");
+    }
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::*;
+
+    fn sample(rps: f64) -> Sample {
+        Sample { repeat: 1, rps, cpu: 1.0, p50_us: 1.0, p99_us: 2.0, errors: 0.0 }
+    }
+
+    #[test]
+    fn the_summary_reads_each_beaker_row_against_bare_and_peer() {
+        let configs = configs("test");
+        let index = |name: &str| configs.iter().position(|c| c.name == name).unwrap();
+        let (bare, ours, peer) =
+            (index("axum (bare)"), index("axum + beaker memory"), index("axum + tower-sessions 0.15 memory"));
+        let mut samples = BTreeMap::new();
+        for route in ROUTES {
+            samples.insert((bare, route), vec![sample(1000.0)]);
+            samples.insert((ours, route), vec![sample(800.0)]);
+            samples.insert((peer, route), vec![sample(400.0)]);
+        }
+        let h = Http {
+            samples,
+            configs,
+            skipped: Vec::new(),
+            pinned: true,
+            load_before: String::new(),
+            instructions: Default::default(),
+        };
+        let table = summary_table(&h);
+        assert!(
+            table.contains(
+                "| axum + beaker memory | 0.80× | 0.80× | 0.80× | 2.00× vs axum + tower-sessions 0.15 memory |"
+            ),
+            "{table}"
+        );
+        // Configurations this run did not measure get no row.
+        assert_eq!(table.lines().count(), 3, "{table}");
+        let lines = summary_lines(&h);
+        assert_eq!(lines.lines().count(), 3, "{lines}");
+        assert!(lines.contains("0.80–0.80× the bare framework's per-core throughput"), "{lines}");
+        assert!(lines.contains("runs at 2.00–2.00× their per-core throughput"), "{lines}");
     }
 }

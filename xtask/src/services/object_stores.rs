@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::{Missing, Services};
-use crate::host::{free_port, wait_for};
+use std::time::Duration;
+
+use crate::host::{free_port, Throwaway};
 use crate::Result;
 
 /// The buckets (containers) every run creates: one for the tests, one for the demo.
@@ -81,16 +83,9 @@ impl Services {
     fn moto(&mut self, dir: &Path) -> std::result::Result<(), String> {
         let py = python(dir)?;
         let port = free_port()?;
-        let child = Command::new(&py)
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("could not start moto: {e}"))?;
-        self.children.push(child);
-        if !wait_for(&format!("127.0.0.1:{port}"), std::time::Duration::from_secs(60)) {
-            return Err("moto did not start".into());
-        }
+        let mut cmd = Command::new(&py);
+        cmd.args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()]);
+        self.servers.push(Throwaway::start_within(cmd, port, Duration::from_secs(60))?);
         let endpoint = format!("http://127.0.0.1:{port}");
         let script = format!(
             "import boto3\ns3 = boto3.client('s3', endpoint_url='{endpoint}', region_name='us-east-1', \
@@ -114,19 +109,12 @@ impl Services {
         let py = python(dir)?;
         let bin = azurite(dir)?;
         let port = free_port()?;
-        let child = Command::new(&bin)
-            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
             .args(["--inMemoryPersistence", "--silent", "--disableTelemetry", "--skipApiVersionCheck"])
             // Azurite writes its debug log and settings to the working directory.
-            .current_dir(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("could not start azurite: {e}"))?;
-        self.children.push(child);
-        if !wait_for(&format!("127.0.0.1:{port}"), std::time::Duration::from_secs(60)) {
-            return Err("azurite did not start".into());
-        }
+            .current_dir(&self.dir);
+        self.servers.push(Throwaway::start_within(cmd, port, Duration::from_secs(60))?);
         let endpoint = format!("http://127.0.0.1:{port}");
         let script = format!(
             "from azure.storage.blob import BlobServiceClient\n\
