@@ -29,6 +29,7 @@
 
 mod configured;
 pub mod demo;
+pub mod demo_app;
 mod http;
 mod scenarios;
 mod server;

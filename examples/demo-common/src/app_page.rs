@@ -159,6 +159,10 @@ autocomplete=\"username\" required> <button id=\"login\">log in</button></form>"
                 span(left)
             );
         }
+        None if v.created.is_some() => h.push_str(
+            "<dt>expires</dt><dd id=\"expires\" class=\"muted\">when the store evicts it: no timeout is set \
+(<code>BEAKER_SESSION_TIMEOUT</code>)</dd>",
+        ),
         None => h.push_str("<dt>expires</dt><dd id=\"expires\" class=\"muted\">nothing saved yet</dd>"),
     }
     h.push_str("</dl></section>\n");
