@@ -109,6 +109,9 @@ fn scenario(b: &Browser, base: &str, artifacts: &Path) -> Result {
     b.expect_text("#parallel-out", "one creator served all five")?;
     b.click("#compute")?;
     b.expect_text("#flashes", "Cache key e2e: generation")?;
+    b.wait_for("callers that waited for the creator", || b.text("#stat-waits"), |t| !t.is_empty() && t != "0")?;
+    // Tall enough for the whole page, the cache panel included.
+    b.cmd("POST", "/window/rect", Some(json!({"width": 1280, "height": 1500})))?;
     b.screenshot(&artifacts.join("app-desktop.png"))?;
 
     let cookie = b.session_cookie()?.ok_or("the browser holds no beaker.session.id cookie while logged in")?;
