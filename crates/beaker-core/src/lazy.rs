@@ -26,7 +26,8 @@ use crate::SetCookie;
 /// (Rocket) keeps it behind a mutex.
 ///
 /// ```
-/// use beaker_core::{LazySession, MemoryStore, SessionConfig, SessionManager};
+/// use beaker_core::adapter::LazySession;
+/// use beaker_core::{MemoryStore, SessionConfig, SessionManager};
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let config = SessionConfig::new().with_secret("change me: at least 16 bytes")?;
 /// let manager = SessionManager::builder(config).store(MemoryStore::new()).build()?;
