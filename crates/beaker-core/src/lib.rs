@@ -48,6 +48,18 @@
 //! - [`compat`]: Python Beaker 1.14's formats (signed id cookie, session payload, pickle),
 //!   for sharing sessions with a running Beaker application.
 //!
+//! ## Metrics
+//!
+//! Managers and cache regions count what they do through the [`metrics`](https://docs.rs/metrics)
+//! facade, labelled with the store (and region): `beaker_sessions_created_total`,
+//! `beaker_sessions_loaded_total`, `beaker_sessions_saved_total`, `beaker_sessions_ended_total`,
+//! `beaker_session_cookies_rejected_total`, `beaker_session_store_errors_total` (label `op`),
+//! `beaker_cache_hits_total`, `beaker_cache_misses_total`, `beaker_cache_creations_total`,
+//! `beaker_cache_stale_serves_total`, `beaker_cache_lock_waits_total`,
+//! `beaker_cache_errors_total`. No exporter is included: install a recorder (before
+//! building the managers, which register their counters when built); without one, counting
+//! is a no-op. The repository's `docs/metrics.md` says what each counts.
+//!
 //! ## Features
 //!
 //! | Name | Description | Default |

@@ -31,6 +31,7 @@
 
 mod configured;
 pub mod demo;
+pub mod demo_app;
 mod http;
 mod races;
 mod scenarios;

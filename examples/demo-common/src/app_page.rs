@@ -48,8 +48,9 @@ button.quiet{background:transparent;color:var(--accent);border:1px solid var(--l
 .stats div{border:1px solid var(--line);border-radius:.5rem;padding:.4rem .6rem}.stats b{display:block;font-size:1.4rem}\
 .muted{color:var(--muted)}footer{max-width:64rem;margin:auto;padding:0 1rem 2rem;color:var(--muted)}a{color:var(--accent)}";
 
-/// Counts down to the expiry and runs the cache computation from five "tabs" at once;
-/// the page is whole without it.
+/// Counts down to the expiry and runs the cache computation from five "tabs" at once
+/// (each URL made unique, or the browser would queue identical requests behind one
+/// another); the page is whole without it.
 const SCRIPT: &str = "\
 (function(){\
 function span(s){var h=Math.floor(s/3600),m=Math.floor(s%3600/60),x=s%60;return (h?h+' h ':'')+(h||m?m+' min ':'')+x+' s';}\
@@ -58,7 +59,7 @@ if(e&&e.dataset.epoch){var t=+e.dataset.epoch;var tick=function(){var s=Math.rou
 var p=document.getElementById('parallel');\
 if(p){p.hidden=false;p.addEventListener('click',function(){\
 var k=document.getElementById('cache-key').value||'a',out=document.getElementById('parallel-out');out.textContent='computing in five parallel requests…';\
-var all=[];for(var i=0;i<5;i++){all.push(fetch('/cached?key='+encodeURIComponent(k)).then(function(r){return r.text();}));}\
+var all=[];for(var i=0;i<5;i++){all.push(fetch('/cached?key='+encodeURIComponent(k)+'&tab='+i,{cache:'no-store'}).then(function(r){return r.text();}));}\
 Promise.all(all).then(function(rs){var g=new Set(rs).size;out.textContent=rs.join(' · ')+(g===1?': one creator served all five':': '+g+' generations');\
 return fetch('/cached/stats').then(function(r){return r.text();});}).then(function(st){st.split(' ').forEach(function(kv){var a=kv.split('='),el=document.getElementById('stat-'+a[0]);if(el){el.textContent=a[1];}});})\
 .catch(function(err){out.textContent='failed: '+err;});});}\
@@ -159,6 +160,10 @@ autocomplete=\"username\" required> <button id=\"login\">log in</button></form>"
                 span(left)
             );
         }
+        None if v.created.is_some() => h.push_str(
+            "<dt>expires</dt><dd id=\"expires\" class=\"muted\">when the store evicts it: no timeout is set \
+(<code>BEAKER_SESSION_TIMEOUT</code>)</dd>",
+        ),
         None => h.push_str("<dt>expires</dt><dd id=\"expires\" class=\"muted\">nothing saved yet</dd>"),
     }
     h.push_str("</dl></section>\n");

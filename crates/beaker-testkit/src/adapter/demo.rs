@@ -195,6 +195,11 @@ macro_rules! demo_contract_tests {
             $crate::adapter::demo::session_races(demo_binary(), $crate::adapter::demo::RaceStore::Redis).await
         }
 
+        #[::tokio::test]
+        async fn app_page_and_metrics() {
+            $crate::adapter::demo_app::app_page_and_metrics(demo_binary()).await
+        }
+
         #[test]
         fn bad_configuration_exits_with_one_line_naming_the_variable() {
             $crate::adapter::demo::bad_configuration_exits_with_one_line_naming_the_variable(demo_binary())
