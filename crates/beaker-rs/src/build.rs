@@ -102,9 +102,12 @@ async fn build_session_manager(config: SessionConfig, env: Option<&'static str>)
             // inlined into every caller's future.
             let store = Box::pin(open_store(key, other, &config)).await?;
             // Redis and Memcached expire records natively (the record's expiry is their
-            // TTL); SQL rows and files need a sweep.
-            let needs_sweep =
-                matches!(other, StoreType::File | StoreType::Sqlite | StoreType::Postgres | StoreType::Mysql);
+            // TTL); SQL rows, files and objects need a sweep (for objects, a bucket
+            // lifecycle rule is cheaper: `cleanup_interval = none` then turns this off).
+            let needs_sweep = matches!(
+                other,
+                StoreType::File | StoreType::Sqlite | StoreType::Postgres | StoreType::Mysql | StoreType::ObjectStore
+            );
             if let (true, Some(every)) = (needs_sweep, config.cleanup_interval) {
                 crate::sweeper::spawn(&store, every);
             }
