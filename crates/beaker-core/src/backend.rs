@@ -56,10 +56,7 @@ impl Backend {
         };
         match &result {
             Ok(_) => tracing::trace!(store = self.name(), op, "ok"),
-            Err(e) => {
-                crate::telemetry::count_store_error(self.name(), op);
-                tracing::warn!(store = self.name(), op, error = %e, "store call failed")
-            }
+            Err(e) => tracing::warn!(store = self.name(), op, error = %e, "store call failed"),
         }
         result
     }

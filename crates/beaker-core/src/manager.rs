@@ -145,7 +145,7 @@ impl SessionManager {
 
     /// Removes expired records from the store (for stores without native expiry).
     pub async fn cleanup(&self) -> Result<u64, Error> {
-        Ok(self.inner.backend.cleanup().await?)
+        Ok(self.inner.counters.store_result("cleanup", self.inner.backend.cleanup().await)?)
     }
 }
 
@@ -267,7 +267,8 @@ impl ManagerInner {
                 st.phase = Phase::Loaded(None);
                 return Ok(());
             };
-            match self.backend.lookup(self.cached_key(st, &id)).await {
+            let found = self.backend.lookup(self.cached_key(st, &id)).await;
+            match self.counters.store_result("lookup", found) {
                 Ok(Lookup::Live(record)) => Some((record, id)),
                 Ok(Lookup::Missing) => None,
                 Ok(Lookup::Retired) => {

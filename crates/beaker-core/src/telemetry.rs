@@ -4,6 +4,8 @@
 
 use metrics::{counter, describe_counter, Counter};
 
+use crate::error::StoreError;
+
 /// Gives every counter its help text (shown by exporters such as Prometheus'). Cheap and
 /// idempotent; called whenever counters are registered, so that a recorder installed
 /// after an earlier manager still learns them.
@@ -41,29 +43,32 @@ pub(crate) struct SessionCounters {
     pub(crate) saved: Counter,
     pub(crate) ended: Counter,
     pub(crate) rejected_cookies: Counter,
+    store_errors: [Counter; STORE_OPS.len()],
 }
 
 impl SessionCounters {
     pub(crate) fn new(store: &'static str) -> Self {
         describe();
-        // Registered up front so that exporters show every operation's error count at zero.
-        for op in STORE_OPS {
-            let _ = counter!("beaker_session_store_errors_total", "store" => store, "op" => op);
-        }
         SessionCounters {
             created: counter!("beaker_sessions_created_total", "store" => store),
             loaded: counter!("beaker_sessions_loaded_total", "store" => store),
             saved: counter!("beaker_sessions_saved_total", "store" => store),
             ended: counter!("beaker_sessions_ended_total", "store" => store),
             rejected_cookies: counter!("beaker_session_cookies_rejected_total", "store" => store),
+            store_errors: STORE_OPS
+                .map(|op| counter!("beaker_session_store_errors_total", "store" => store, "op" => op)),
         }
     }
-}
 
-/// Counts a failed store call of operation `op` for a manager's store (errors are rare:
-/// the counter is looked up on each).
-pub(crate) fn count_store_error(store: &'static str, op: &'static str) {
-    counter!("beaker_session_store_errors_total", "store" => store, "op" => op).increment(1);
+    /// Counts `result` if it is an error of store operation `op`, and passes it on.
+    pub(crate) fn store_result<T>(&self, op: &'static str, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_err() {
+            if let Some(i) = STORE_OPS.iter().position(|o| *o == op) {
+                self.store_errors[i].increment(1);
+            }
+        }
+        result
+    }
 }
 
 /// A cache region's counters, labelled with its name and backend.
