@@ -179,6 +179,13 @@ async fn open_beaker_layout_store(
         }
         #[cfg(not(feature = "redis"))]
         StoreType::Redis => Err(Error::MissingFeature { key: key.to_owned(), store, feature: "redis" }),
+        // The same refusal `SessionConfig::validate` gives, reached here before it runs.
+        StoreType::File => Err(Error::Config(ConfigError::Conflict {
+            key: "session.type".into(),
+            message: "compat = beaker cannot share Beaker's file sessions: Beaker's file container pickles each \
+                      record into a file guarded by Python's lock files; move both apps to ext:redis"
+                .into(),
+        })),
         other => Err(Error::Config(ConfigError::Conflict {
             key: "session.compat".into(),
             message: format!(
@@ -238,7 +245,7 @@ mod tests {
             .with_compat(beaker_core::Compat::Beaker)
             .with_url("file:/tmp/nowhere");
         let e = session_manager(c).await.unwrap_err().to_string();
-        assert!(e.contains("session.compat") && e.contains("file"), "{e}");
+        assert!(e.contains("session.type") && e.contains("file container pickles"), "{e}");
         let cookie = SessionConfig::from_map([("session.compat", "beaker"), ("session.type", "cookie")]);
         let e = cookie.unwrap_err().to_string();
         assert!(e.contains("session.type") && e.contains("cookie-only"), "{e}");
