@@ -179,6 +179,23 @@ async fn open_beaker_layout_store(
         }
         #[cfg(not(feature = "redis"))]
         StoreType::Redis => Err(Error::MissingFeature { key: key.to_owned(), store, feature: "redis" }),
+        // Beaker's `ext:database` table: `table_name` (Beaker's default `beaker_cache`),
+        // `schema_name` (PostgreSQL) and `store_timeout` are honoured.
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        StoreType::Sqlite | StoreType::Postgres => {
+            let url = config.url.as_deref().unwrap_or("sqlite:");
+            let table = config.backend_options.get("table_name").map_or("beaker_cache", String::as_str);
+            let mut options = beaker_sql::SqlOptions::new().timeout(config.store_timeout);
+            if let Some(schema) = config.backend_options.get("schema_name") {
+                options = options.schema(schema.clone());
+            }
+            let store = beaker_sql::BeakerSqlStore::connect(url, options, table).await.map_err(|e| Error::Store {
+                key: key.to_owned(),
+                store,
+                source: e.into(),
+            })?;
+            Ok(std::sync::Arc::new(store.with_serializer(config.compat_serializer)))
+        }
         // The same refusal `SessionConfig::validate` gives, reached here before it runs.
         StoreType::File => Err(Error::Config(ConfigError::Conflict {
             key: "session.type".into(),
@@ -189,7 +206,8 @@ async fn open_beaker_layout_store(
         other => Err(Error::Config(ConfigError::Conflict {
             key: "session.compat".into(),
             message: format!(
-                "compat = beaker keeps sessions in Beaker's layout on ext:redis (or memory) only, not on {other}"
+                "compat = beaker keeps sessions in Beaker's layout on ext:redis and ext:database (PostgreSQL, \
+                 SQLite) only, not on {other}"
             ),
         })),
     }

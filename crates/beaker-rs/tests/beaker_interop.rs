@@ -15,6 +15,10 @@ use beaker_rs::store::{SessionStore as _, StoreKey};
 use beaker_rs::{SessionConfig, SessionManager};
 use serde_json::Value;
 
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+#[path = "beaker_interop/database.rs"]
+mod database;
+
 const SECRET: &str = "interop secret shared by both apps";
 const COOKIE: &str = "beaker.session.id";
 
@@ -44,8 +48,14 @@ struct PythonApp {
 
 impl PythonApp {
     fn start(python: &str, redis: &str, timeout: Option<u64>, serializer: &str) -> Self {
+        Self::start_with(python, redis, timeout, serializer, &[])
+    }
+
+    /// [`start`](Self::start) with more environment variables for `app.py`.
+    fn start_with(python: &str, redis: &str, timeout: Option<u64>, serializer: &str, env: &[(&str, &str)]) -> Self {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/beaker_interop/app.py");
         let mut cmd = Command::new(python);
+        cmd.envs(env.iter().copied());
         cmd.arg(script)
             .env("BEAKER_TEST_REDIS_URL", redis)
             .env("BEAKER_TEST_SECRET", SECRET)
