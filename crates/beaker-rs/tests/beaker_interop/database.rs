@@ -102,6 +102,14 @@ async fn database_sessions_are_shared_both_ways_on_postgres() {
         return;
     };
     let url = postgres_url();
+    if let Err(e) = sqlx::PgPool::connect(&url).await {
+        let test = "database_sessions_are_shared_both_ways_on_postgres";
+        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+            panic!("{test}: cannot reach {url}: {e}");
+        }
+        eprintln!("SKIPPED {test}: cannot reach {url}: {e}");
+        return;
+    }
     let table = unique_table();
     let _drop = DropTable(table.clone());
     // SQLAlchemy 2.1 defaults to psycopg 3; the venv holds psycopg2.
