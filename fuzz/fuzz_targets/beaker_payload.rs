@@ -1,5 +1,6 @@
 //! The `compat = beaker` decoders: Beaker's pickled sessions (the input as the pickle
-//! itself), its zlib JSON sessions and the container's pickled text. A decoded session
+//! itself), its zlib JSON sessions, the container's pickled text and `ext:database`'s
+//! pickled namespace dict. A decoded session
 //! must encode and decode to itself. Errors are fine; panics, stack overflows and
 //! unbounded allocations are not.
 #![no_main]
@@ -25,5 +26,9 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(text) = payload::unpickle_text(data) {
         assert_eq!(payload::unpickle_text(&payload::pickle_text(&text)).ok(), Some(String::from_utf8_lossy(&text).into_owned().into_bytes()));
+    }
+    if let Ok(text) = payload::unpickle_namespace(data) {
+        let lossy = String::from_utf8_lossy(&text).into_owned().into_bytes();
+        assert_eq!(payload::unpickle_namespace(&payload::pickle_namespace(&text)).ok(), Some(lossy));
     }
 });

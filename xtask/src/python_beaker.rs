@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// What the venv must hold (pip requirement specifiers).
-const PACKAGES: &[&str] = &["Beaker>=1.14,<1.15", "redis", "cryptography"];
+const PACKAGES: &[&str] = &["Beaker>=1.14,<1.15", "redis", "cryptography", "SQLAlchemy", "psycopg2-binary"];
 /// Checks an interpreter has them, and that the Beaker is a 1.14.
 const CHECK: &str =
-    "import beaker, redis, cryptography; assert beaker.__version__.startswith('1.14'), beaker.__version__";
+    "import beaker, redis, cryptography, sqlalchemy, psycopg2; assert beaker.__version__.startswith('1.14'), beaker.__version__";
 
 fn ok(cmd: &mut Command) -> bool {
     cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())

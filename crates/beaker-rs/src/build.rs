@@ -220,10 +220,33 @@ async fn open_beaker_layout_store(
         }
         #[cfg(not(feature = "redis"))]
         StoreType::Redis => Err(BuildError::MissingFeature { key: key.to_owned(), store, feature: "redis" }),
+        // Beaker's `ext:database` table: `table_name` (Beaker's default `beaker_cache`),
+        // `schema_name` (PostgreSQL) and `store_timeout` are honoured.
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        StoreType::Sqlite | StoreType::Postgres => {
+            let url = config.url.as_deref().unwrap_or("sqlite:");
+            let table = config.backend_options.get("table_name").map_or("beaker_cache", String::as_str);
+            let mut options = beaker_sql::SqlOptions::new().timeout(config.store_timeout);
+            if let Some(schema) = config.backend_options.get("schema_name") {
+                options = options.schema(schema.clone());
+            }
+            let store = beaker_sql::BeakerSqlStore::connect(url, options, table)
+                .await
+                .map_err(|e| BuildError::Store { key: key.to_owned(), store, source: e.into() })?;
+            Ok(std::sync::Arc::new(store.with_serializer(config.compat_serializer)))
+        }
+        // The same refusal `SessionConfig::validate` gives, reached here before it runs.
+        StoreType::File => Err(BuildError::Config(ConfigError::Conflict {
+            key: "session.type".into(),
+            message: "compat = beaker cannot share Beaker's file sessions: Beaker's file container pickles each \
+                      record into a file guarded by Python's lock files; move both apps to ext:redis"
+                .into(),
+        })),
         other => Err(BuildError::Config(ConfigError::Conflict {
             key: "session.compat".into(),
             message: format!(
-                "compat = beaker keeps sessions in Beaker's layout on ext:redis (or memory) only, not on {other}"
+                "compat = beaker keeps sessions in Beaker's layout on ext:redis and ext:database (PostgreSQL, \
+                 SQLite) only, not on {other}"
             ),
         })),
     }
@@ -292,7 +315,7 @@ mod tests {
             .with_compat(beaker_core::Compat::Beaker)
             .with_url("file:/tmp/nowhere");
         let e = session_manager(c).await.unwrap_err().to_string();
-        assert!(e.contains("session.compat") && e.contains("file"), "{e}");
+        assert!(e.contains("session.type") && e.contains("file container pickles"), "{e}");
         let cookie = SessionConfig::from_map([("session.compat", "beaker"), ("session.type", "cookie")]);
         let e = cookie.unwrap_err().to_string();
         assert!(e.contains("session.type") && e.contains("cookie-only"), "{e}");

@@ -15,6 +15,10 @@ use beaker_rs::store::{SessionStore as _, StoreKey};
 use beaker_rs::{SessionConfig, SessionManager};
 use serde_json::Value;
 
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+#[path = "beaker_interop/database.rs"]
+mod database;
+
 const SECRET: &str = "interop secret shared by both apps";
 const COOKIE: &str = "beaker.session.id";
 
@@ -44,8 +48,14 @@ struct PythonApp {
 
 impl PythonApp {
     fn start(python: &str, redis: &str, timeout: Option<u64>, serializer: &str) -> Self {
+        Self::start_with(python, redis, timeout, serializer, &[])
+    }
+
+    /// [`start`](Self::start) with more environment variables for `app.py`.
+    fn start_with(python: &str, redis: &str, timeout: Option<u64>, serializer: &str, env: &[(&str, &str)]) -> Self {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/beaker_interop/app.py");
         let mut cmd = Command::new(python);
+        cmd.envs(env.iter().copied());
         cmd.arg(script)
             .env("BEAKER_TEST_REDIS_URL", redis)
             .env("BEAKER_TEST_SECRET", SECRET)
@@ -128,11 +138,48 @@ fn id_of(cookie: &str) -> String {
     cookie.trim_matches('"')[40..].to_owned()
 }
 
-/// Deletes the records the test made, whatever the outcome.
-async fn cleanup(redis: &str, cookies: &[&str]) {
-    let store = beaker_rs::redis::BeakerRedisStore::connect(redis, Default::default()).await.expect("redis");
-    for c in cookies {
-        store.delete(&StoreKey::from_stored(&id_of(c)).expect("an id")).await.expect("delete");
+/// Deletes the records of the cookies it tracks when dropped, so a failing test cleans up
+/// too. Drop runs inside the test's runtime, which cannot be blocked on: the deletes run
+/// on a thread with a runtime of its own.
+struct Cleanup {
+    redis: String,
+    ids: Vec<String>,
+}
+
+impl Cleanup {
+    fn new(redis: &str) -> Self {
+        Cleanup { redis: redis.to_owned(), ids: Vec::new() }
+    }
+
+    /// Tracks the record of `cookie` and hands the cookie back.
+    fn track(&mut self, cookie: Option<String>) -> String {
+        let cookie = cookie.expect("a cookie");
+        self.ids.push(id_of(&cookie));
+        cookie
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let (redis, ids) = (std::mem::take(&mut self.redis), std::mem::take(&mut self.ids));
+        let deleted = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            rt.block_on(async {
+                let store = beaker_rs::redis::BeakerRedisStore::connect(&redis, Default::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for id in &ids {
+                    store.delete(&StoreKey::from_stored(id).expect("an id")).await.map_err(|e| e.to_string())?;
+                }
+                Ok::<_, String>(())
+            })
+        })
+        .join();
+        match deleted {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("cleanup: could not delete the test's records: {e}"),
+            Err(_) => eprintln!("cleanup: the delete thread panicked"),
+        }
     }
 }
 
@@ -142,10 +189,11 @@ async fn python_writes_rust_reads_and_updates_python_reads_back() {
         return;
     };
     let py = PythonApp::start(&python, &redis, None, "json");
+    let mut records = Cleanup::new(&redis);
     let m = manager(&redis, None).await;
 
     let (seen, cookie) = py.get("/login?user=alice", None).await;
-    let cookie = cookie.expect("Python sets its cookie");
+    let cookie = records.track(cookie);
     assert_eq!(seen["user"], "alice");
     assert_eq!(cookie.len(), 40 + 32, "{cookie}");
 
@@ -167,8 +215,6 @@ async fn python_writes_rust_reads_and_updates_python_reads_back() {
     assert_eq!(seen["cart"], serde_json::json!([1, 2, 3]));
     assert_eq!(seen["note"], "from rust é");
     assert!(seen["_creation_time"].as_f64().is_some() && seen["_accessed_time"].as_f64().is_some());
-
-    cleanup(&redis, &[&cookie]).await;
 }
 
 #[tokio::test]
@@ -177,10 +223,11 @@ async fn rust_writes_python_reads_and_updates_rust_reads_back() {
         return;
     };
     let py = PythonApp::start(&python, &redis, None, "json");
+    let mut records = Cleanup::new(&redis);
     let m = manager(&redis, None).await;
 
     let (_, cookie) = rust_request(&m, None, |s| async move { s.insert("user", "bob").await.unwrap() }).await;
-    let cookie = cookie.expect("Rust sets a cookie for a new session");
+    let cookie = records.track(cookie);
 
     let (seen, _) = py.get("/get", Some(&cookie)).await;
     assert_eq!(seen["user"], "bob", "Python reads Rust's session: {seen:?}");
@@ -201,34 +248,43 @@ async fn rust_writes_python_reads_and_updates_rust_reads_back() {
     assert!(seen.get("user").is_none(), "Python accepted a forged cookie");
     let (user, _) = rust_request(&m, Some(&forged), |s| async move { s.get::<String>("user").await.unwrap() }).await;
     assert_eq!(user, None, "Rust accepted a forged cookie");
-
-    cleanup(&redis, &[&cookie]).await;
 }
+
+/// The idle timeout of `the_idle_timeout_is_honoured_by_both_sides`, in seconds. Each
+/// step between accesses stays 2 s under it, and each idle wait 2 s over it, so a slow
+/// request on a loaded machine cannot flip an outcome.
+const IDLE_TIMEOUT: u64 = 6;
+/// The pause between accesses that must keep a session alive (two of them idle a
+/// session for 8 s, past the timeout).
+const ACTIVE_STEP: Duration = Duration::from_secs(4);
+/// The pause after which a session must have timed out.
+const IDLE_WAIT: Duration = Duration::from_secs(8);
 
 #[tokio::test]
 async fn the_idle_timeout_is_honoured_by_both_sides() {
     let Some((python, redis)) = environment("the_idle_timeout_is_honoured_by_both_sides") else {
         return;
     };
-    let py = PythonApp::start(&python, &redis, Some(2), "json");
-    let m = manager(&redis, Some(2)).await;
+    let py = PythonApp::start(&python, &redis, Some(IDLE_TIMEOUT), "json");
+    let mut records = Cleanup::new(&redis);
+    let m = manager(&redis, Some(IDLE_TIMEOUT)).await;
 
     let (_, from_python) = py.get("/login?user=carol", None).await;
-    let from_python = from_python.expect("a cookie");
+    let from_python = records.track(from_python);
     let (_, from_rust) = rust_request(&m, None, |s| async move { s.insert("user", "dave").await.unwrap() }).await;
-    let from_rust = from_rust.expect("a cookie");
+    let from_rust = records.track(from_rust);
     let (_, idle_python) = py.get("/login?user=erin", None).await;
-    let idle_python = idle_python.expect("a cookie");
+    let idle_python = records.track(idle_python);
 
     // Activity on one side keeps the session alive for the other.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(ACTIVE_STEP).await;
     let (user, _) =
         rust_request(&m, Some(&from_python), |s| async move { s.get::<String>("user").await.unwrap() }).await;
     assert_eq!(user.as_deref(), Some("carol"));
     let (seen, _) = py.get("/get", Some(&from_rust)).await;
     assert_eq!(seen["user"], "dave");
 
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(ACTIVE_STEP).await;
     let (seen, _) = py.get("/get", Some(&from_python)).await;
     assert_eq!(seen["user"], "carol", "Rust's read reset Beaker's idle timer");
     let (user, _) = rust_request(&m, Some(&from_rust), |s| async move { s.get::<String>("user").await.unwrap() }).await;
@@ -238,11 +294,9 @@ async fn the_idle_timeout_is_honoured_by_both_sides() {
     let (user, _) =
         rust_request(&m, Some(&idle_python), |s| async move { s.get::<String>("user").await.unwrap() }).await;
     assert_eq!(user, None, "Rust honours the idle timeout of a session Python wrote");
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    tokio::time::sleep(IDLE_WAIT).await;
     let (seen, _) = py.get("/get", Some(&from_rust)).await;
     assert!(seen.get("user").is_none(), "Python honours the idle timeout of a session Rust touched last");
-
-    cleanup(&redis, &[&from_python, &from_rust, &idle_python]).await;
 }
 
 #[tokio::test]
@@ -251,16 +305,16 @@ async fn a_pickled_record_reads_as_no_session_in_json_mode() {
         return;
     };
     let py = PythonApp::start(&python, &redis, None, "pickle");
+    let mut records = Cleanup::new(&redis);
     let m = manager(&redis, None).await;
     let (_, cookie) = py.get("/login?user=mallory", None).await;
-    let cookie = cookie.expect("a cookie");
+    let cookie = records.track(cookie);
     let ((user, new), _) = rust_request(&m, Some(&cookie), |s| async move {
         (s.get::<String>("user").await.unwrap(), s.is_new().await.unwrap())
     })
     .await;
     assert_eq!(user, None);
     assert!(new, "a record Rust cannot read starts a fresh session");
-    cleanup(&redis, &[&cookie]).await;
 }
 
 #[tokio::test]
@@ -269,11 +323,12 @@ async fn pickled_sessions_are_shared_both_ways() {
         return;
     };
     let py = PythonApp::start(&python, &redis, None, "pickle");
+    let mut records = Cleanup::new(&redis);
     let m = manager_with(&redis, None, "pickle").await;
 
     // Python -> Rust -> Python, with a tuple holding bytes and None.
     let (_, cookie) = py.get("/login?user=alice", None).await;
-    let cookie = cookie.expect("a cookie");
+    let cookie = records.track(cookie);
     let (seen, _) = py.get("/types", Some(&cookie)).await;
     assert_eq!(seen["_types_of"]["types"], "tuple");
     let ((user, types), _) = rust_request(&m, Some(&cookie), |s| async move {
@@ -295,13 +350,11 @@ async fn pickled_sessions_are_shared_both_ways() {
 
     // Rust -> Python -> Rust.
     let (_, from_rust) = rust_request(&m, None, |s| async move { s.insert("user", "bob").await.unwrap() }).await;
-    let from_rust = from_rust.expect("a cookie");
+    let from_rust = records.track(from_rust);
     let (seen, _) = py.get("/set?k=theme&v=%22dark%22", Some(&from_rust)).await;
     assert_eq!((&seen["user"], &seen["theme"]), (&Value::from("bob"), &Value::from("dark")));
     assert_eq!(seen["_types_of"]["_creation_time"], "float");
     let (theme, _) =
         rust_request(&m, Some(&from_rust), |s| async move { s.get::<String>("theme").await.unwrap() }).await;
     assert_eq!(theme.as_deref(), Some("dark"));
-
-    cleanup(&redis, &[&cookie, &from_rust]).await;
 }

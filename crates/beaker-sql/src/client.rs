@@ -130,7 +130,7 @@ fn normalize(url: &str) -> Result<(Dialect, String), OpenError> {
 /// A valid unquoted identifier on every database: it is spliced into SQL text. At most 40
 /// characters, so that derived names (`<table>_entries_session`) fit PostgreSQL's 63 and
 /// MySQL's 64.
-fn check_identifier(option: &'static str, value: &str) -> Result<(), OpenError> {
+pub(crate) fn check_identifier(option: &'static str, value: &str) -> Result<(), OpenError> {
     let mut chars = value.chars();
     let ok = value.len() <= 40
         && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')

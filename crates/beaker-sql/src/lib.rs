@@ -74,6 +74,7 @@
 // features compiles; silence what it cannot use.
 #![cfg_attr(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")), allow(unused, unreachable_code))]
 
+mod beaker_layout;
 mod cache;
 mod client;
 mod error;
@@ -81,6 +82,7 @@ mod options;
 mod session;
 mod sql;
 
+pub use beaker_layout::BeakerSqlStore;
 pub use cache::SqlCache;
 pub use client::SqlClient;
 pub use error::OpenError;

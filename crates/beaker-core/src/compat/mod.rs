@@ -93,11 +93,24 @@ pub(crate) fn validate(config: &crate::SessionConfig) -> Result<(), ConfigError>
             message: "compat = beaker needs hash_ids = false: Beaker looks records up by the id itself".into(),
         });
     }
-    if config.resolved_store_type()? == crate::StoreType::Cookie {
-        return Err(ConfigError::Conflict {
-            key: "session.type".into(),
-            message: "compat = beaker does not support cookie-only sessions yet; use ext:redis".into(),
-        });
+    match config.resolved_store_type()? {
+        crate::StoreType::Cookie => {
+            return Err(ConfigError::Conflict {
+                key: "session.type".into(),
+                message: "compat = beaker does not support cookie-only sessions yet; use ext:redis".into(),
+            })
+        }
+        // Sharing Beaker's files would mean taking Python's lock files as well as reading
+        // its container pickle, so it is refused rather than half-supported.
+        crate::StoreType::File => {
+            return Err(ConfigError::Conflict {
+                key: "session.type".into(),
+                message: "compat = beaker cannot share Beaker's file sessions: Beaker's file container pickles \
+                          each record into a file guarded by Python's lock files; move both apps to ext:redis"
+                    .into(),
+            })
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -119,6 +132,13 @@ mod tests {
         let e = SessionConfig::new().with_compat_serializer(BeakerSerializer::Pickle).validate().unwrap_err();
         assert!(e.to_string().contains("session.data_serializer"), "{e}");
         assert_eq!("none".parse::<Compat>().unwrap(), Compat::Off);
+        for file in [
+            [("session.compat", "beaker"), ("session.type", "file")],
+            [("session.compat", "beaker"), ("session.url", "file:/tmp/s")],
+        ] {
+            let e = SessionConfig::from_map(file).unwrap_err().to_string();
+            assert!(e.contains("session.type") && e.contains("file container pickles"), "{e}");
+        }
     }
 
     #[test]

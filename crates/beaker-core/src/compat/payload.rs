@@ -142,6 +142,37 @@ pub fn pickle_text(text: &[u8]) -> Vec<u8> {
         .expect("pickling a string into a Vec cannot fail")
 }
 
+/// The text of a Beaker session out of the pickled namespace dict that `ext:database`
+/// keeps in its `data` column (SQLAlchemy `PickleType`): `{'session': <text>}`. Only a
+/// dict of `str` keys and `str`/`bytes` values is accepted, before serde-pickle runs.
+pub fn unpickle_namespace(pickled: &[u8]) -> Result<Vec<u8>, StoreError> {
+    // One dict of scalars; a handful of entries at most (Beaker writes one).
+    super::pickle_shape::check(pickled, 1, 64).map_err(|e| corrupt(format_args!("not a namespace dict ({e})")))?;
+    let value = serde_pickle::value_from_slice(pickled, serde_pickle::DeOptions::new())
+        .map_err(|e| corrupt(format_args!("not a pickled namespace dict ({e})")))?;
+    let serde_pickle::Value::Dict(mut dict) = value else {
+        return Err(corrupt("the pickle does not hold a namespace dict"));
+    };
+    match dict.remove(&serde_pickle::HashableValue::String("session".into())) {
+        Some(serde_pickle::Value::String(s)) => Ok(s.into_bytes()),
+        Some(serde_pickle::Value::Bytes(b)) => Ok(b),
+        Some(_) => Err(corrupt("the namespace's session is not text")),
+        None => Err(corrupt("the namespace dict holds no session")),
+    }
+}
+
+/// Beaker's `ext:database` namespace dict `{'session': <text>}`, pickled (protocol 3,
+/// which SQLAlchemy's `PickleType` reads on every Python 3).
+pub fn pickle_namespace(text: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(text).into_owned();
+    let dict = std::collections::BTreeMap::from([(
+        serde_pickle::HashableValue::String("session".into()),
+        serde_pickle::Value::String(text),
+    )]);
+    serde_pickle::value_to_vec(&serde_pickle::Value::Dict(dict), serde_pickle::SerOptions::new())
+        .expect("pickling a dict of strings into a Vec cannot fail")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +231,29 @@ mod tests {
         let bad = STANDARD.encode(z.finish().unwrap()).into_bytes();
         assert!(decode_json_session(&bad, now).is_err());
     }
+
+    #[test]
+    fn reads_and_writes_the_database_namespace_dict() {
+        // CPython 3, Beaker 1.14.1 ext:database: pickle.dumps({'session': <json payload>},
+        // pickle.HIGHEST_PROTOCOL) (protocol 5), as SQLAlchemy's PickleType stores it.
+        let pickled = STANDARD.decode(PY_NAMESPACE).unwrap();
+        let text = unpickle_namespace(&pickled).unwrap();
+        assert!(text.starts_with(b"eJyrVkrNS8ksSk1R"), "{}", String::from_utf8_lossy(&text));
+        assert_eq!(unpickle_namespace(&pickle_namespace(&text)).unwrap(), text);
+        // Not a dict, no session, a session that is not text, nesting, objects.
+        for bad in [
+            pickle_text(b"abc"),
+            b"\x80\x03}q\x00X\x01\x00\x00\x00xq\x01X\x01\x00\x00\x00yq\x02s.".to_vec(),
+            b"\x80\x03}q\x00X\x07\x00\x00\x00sessionq\x01K\x01s.".to_vec(),
+            b"\x80\x03}q\x00X\x07\x00\x00\x00sessionq\x01}q\x02s.".to_vec(),
+            b"cos\nsystem\n(S'true'\ntR.".to_vec(),
+            Vec::new(),
+        ] {
+            assert!(matches!(unpickle_namespace(&bad), Err(StoreError::Corrupt { .. })), "{bad:?}");
+        }
+    }
+
+    const PY_NAMESPACE: &str = "gAWVZQAAAAAAAAB9lIwHc2Vzc2lvbpSMVGVKeXJWa3JOUzhrc1NrMVJzbElxenM4dFNNM0xMMHBWVXRKUlNzd3JCb29xR1JrYW11Z2FHeHRaR09xWjZocVk2UnVZNmhxYjZ1c2FHaHJxNlFJQZRzLg==";
 
     #[test]
     fn a_compression_bomb_is_refused() {

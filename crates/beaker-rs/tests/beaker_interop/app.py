@@ -1,7 +1,9 @@
 """A Python Beaker 1.14 app for beaker-rs's interop tests, served by wsgiref.
 
 Configured from the environment (BEAKER_TEST_SECRET, BEAKER_TEST_REDIS_URL,
-BEAKER_TEST_TIMEOUT, BEAKER_TEST_SERIALIZER). Prints its port on the first line.
+BEAKER_TEST_TIMEOUT, BEAKER_TEST_SERIALIZER; with BEAKER_TEST_DB_URL and
+BEAKER_TEST_DB_TABLE, ext:database on that SQLAlchemy URL and table instead of ext:redis).
+Prints its port on the first line.
   GET /get            -> the session dict as JSON (Beaker's reserved keys included)
   GET /set?k=K&v=JSON -> session[K] = json.loads(JSON), saved
   GET /login?user=U   -> session['user'] = U, saved
@@ -52,11 +54,15 @@ class Quiet(WSGIRequestHandler):
 
 config = {
     "session.type": "ext:redis",
-    "session.url": os.environ["BEAKER_TEST_REDIS_URL"],
+    "session.url": os.environ.get("BEAKER_TEST_REDIS_URL"),
     "session.secret": os.environ["BEAKER_TEST_SECRET"],
     "session.data_serializer": os.environ.get("BEAKER_TEST_SERIALIZER", "json"),
     "session.httponly": True,
 }
+if os.environ.get("BEAKER_TEST_DB_URL"):
+    config["session.type"] = "ext:database"
+    config["session.url"] = os.environ["BEAKER_TEST_DB_URL"]
+    config["session.table_name"] = os.environ["BEAKER_TEST_DB_TABLE"]
 if os.environ.get("BEAKER_TEST_TIMEOUT"):
     config["session.timeout"] = int(os.environ["BEAKER_TEST_TIMEOUT"])
 
