@@ -7,10 +7,10 @@ use std::task::{ready, Context, Poll};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::http::header::{HeaderValue, SET_COOKIE};
+use actix_web::http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, SET_COOKIE, VARY};
 use actix_web::{HttpMessage as _, ResponseError as _};
 use beaker_core::adapter::{LazySession, WithCurrent};
-use beaker_core::{SessionManager, SetCookie};
+use beaker_core::{Finished, SessionManager};
 use futures_util::future::LocalBoxFuture;
 use pin_project_lite::pin_project;
 
@@ -141,33 +141,40 @@ impl<F, B> std::fmt::Debug for SessionFuture<F, B> {
     }
 }
 
-/// Runs `finishing` (the session's end) and puts its cookies on `res`, or replaces `res`
-/// by the error's response.
+/// Runs `finishing` (the session's end) and puts its cookies and caching headers on
+/// `res`, or replaces `res` by the error's response.
 async fn finish<B: MessageBody + 'static>(
-    finishing: impl Future<Output = Result<Vec<SetCookie>, beaker_core::Error>>,
-    res: ServiceResponse<B>,
+    finishing: impl Future<Output = Result<Finished, beaker_core::Error>>,
+    mut res: ServiceResponse<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
     let failure = match finishing.await {
-        Ok(set_cookies) => {
-            let values: Result<Vec<HeaderValue>, _> =
-                set_cookies.into_iter().map(|c| HeaderValue::try_from(c.into_string())).collect();
-            match values {
-                Ok(values) => {
-                    let mut res = res.map_into_left_body();
-                    for value in values {
-                        res.headers_mut().append(SET_COOKIE, value);
-                    }
-                    return Ok(res);
-                }
-                // Core only emits visible ASCII; losing a cookie silently would lose the
-                // session, so fail loudly instead.
-                Err(_) => SessionError::InvalidHeader,
-            }
-        }
+        Ok(finished) => match apply(finished, res.headers_mut()) {
+            Ok(()) => return Ok(res.map_into_left_body()),
+            Err(e) => e,
+        },
         Err(e) => SessionError::from(e),
     };
     let (req, _) = res.into_parts();
     Ok(ServiceResponse::new(req, failure.error_response()).map_into_right_body())
+}
+
+/// Appends the `Set-Cookie` values and merges the caching directives into the handler's
+/// `Vary` and `Cache-Control` (core decides the values; this only stores them).
+fn apply(finished: Finished, headers: &mut HeaderMap) -> Result<(), SessionError> {
+    let cache = finished.cache_directives();
+    // Core only emits visible ASCII and keeps the handler's bytes; losing a cookie or a
+    // caching header silently would leak or lose the session, so fail loudly instead.
+    let value = |bytes: &[u8]| HeaderValue::from_bytes(bytes).map_err(|_| SessionError::InvalidHeader);
+    if let Some(vary) = cache.merge_vary(headers.get_all(VARY).map(HeaderValue::as_bytes)) {
+        headers.insert(VARY, value(&vary)?);
+    }
+    if let Some(cc) = cache.merge_cache_control(headers.get_all(CACHE_CONTROL).map(HeaderValue::as_bytes)) {
+        headers.insert(CACHE_CONTROL, value(&cc)?);
+    }
+    for cookie in finished {
+        headers.append(SET_COOKIE, value(cookie.as_str().as_bytes())?);
+    }
+    Ok(())
 }
 
 impl<F, B> Future for SessionFuture<F, B>

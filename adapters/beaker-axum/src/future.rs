@@ -7,8 +7,6 @@ use std::task::{ready, Context, Poll};
 
 use axum::response::{IntoResponse as _, Response};
 use beaker_core::adapter::{LazySession, WithCurrent};
-use http::header::SET_COOKIE;
-use http::HeaderValue;
 use pin_project_lite::pin_project;
 
 use crate::error::SessionError;
@@ -42,23 +40,14 @@ impl<F> ResponseFuture<F> {
     }
 }
 
-/// Finishes `slot`'s session and puts its cookies on `res`, or replaces `res` by the
-/// error's response.
+/// Finishes `slot`'s session and puts its cookies and caching headers on `res`, or
+/// replaces `res` by the error's response.
 async fn finish(slot: LazySession, mut res: Response) -> Response {
     match slot.finish().await {
-        Ok(set_cookies) => {
-            for cookie in set_cookies {
-                match HeaderValue::try_from(cookie.into_string()) {
-                    Ok(value) => {
-                        res.headers_mut().append(SET_COOKIE, value);
-                    }
-                    // Core only emits visible ASCII; losing a cookie silently would lose
-                    // the session, so fail loudly instead.
-                    Err(_) => return SessionError::InvalidHeader.into_response(),
-                }
-            }
-            res
-        }
+        Ok(finished) => match crate::headers::apply(finished, res.headers_mut()) {
+            Ok(()) => res,
+            Err(e) => e.into_response(),
+        },
         Err(e) => SessionError::from(e).into_response(),
     }
 }

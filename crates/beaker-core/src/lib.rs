@@ -57,6 +57,7 @@
 //! The minimum supported Rust version is 1.82; raising it is a minor-version change.
 
 mod backend;
+mod cache_headers;
 pub mod cache;
 mod clock;
 pub mod config;
@@ -76,7 +77,8 @@ mod state;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{CookieExpires, OnStoreError, SameSite, SessionConfig, StoreType};
+pub use cache_headers::{CacheDirectives, Finished};
+pub use config::{CacheHeaders, CookieExpires, OnStoreError, SameSite, SessionConfig, StoreType};
 pub use cookie_store::CookieStore;
 pub use cookies::SetCookie;
 pub use error::{BoxError, ConfigError, Error, StoreError};

@@ -11,6 +11,7 @@ use crate::backend::Backend;
 use crate::clock::{saturating_add, Clock, SystemClock};
 use crate::config::{OnStoreError, SessionConfig, StoreType};
 use crate::cookie_store::{self, CookieStore};
+use crate::cache_headers::Finished;
 use crate::cookies::{self, SetCookie};
 use crate::error::{ConfigError, Error, StoreError};
 use crate::id::{SessionId, StoreKey};
@@ -123,7 +124,8 @@ impl SessionManager {
     /// Ends the request: persists what changed (one write at most), touches the record
     /// when the expiry policy asks, ends invalidated sessions, and returns the
     /// `Set-Cookie` values to append to the response (none when the session was not
-    /// written).
+    /// written) with the caching headers the response needs
+    /// ([`Finished::cache_directives`]; none for a session the request never used).
     ///
     /// A session that ended while the request ran (a logout, a regeneration, expiry or
     /// revocation elsewhere), or whose id was retired a moment before the request
@@ -136,9 +138,11 @@ impl SessionManager {
     /// A store failure (during this call, or while loading under the `fail` policy) and
     /// [`Error::CookieTooLarge`]. Adapters answer with [`Error::status_code`]; nothing was
     /// lost silently, and for cookie-only sessions the previous cookie stays valid.
-    pub async fn finish(&self, session: &Session) -> Result<Vec<SetCookie>, Error> {
+    pub async fn finish(&self, session: &Session) -> Result<Finished, Error> {
+        let used = session.is_touched();
         let mut st = session.inner.state.lock().await;
-        self.inner.finish(&session.inner, &mut st).await
+        let set_cookies = self.inner.finish(&session.inner, &mut st).await?;
+        Ok(Finished::new(set_cookies, self.inner.config.cache_headers, used))
     }
 
     /// Removes expired records from the store (for stores without native expiry).

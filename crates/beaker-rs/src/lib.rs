@@ -55,7 +55,9 @@ pub use beaker_sql as sql;
 mod build;
 mod cache_build;
 
-pub use build::{session_manager, session_manager_from_env, session_manager_from_env_or, Error};
+pub use build::{
+    insecure_demo_session_manager_from_env_or, session_manager, session_manager_from_env, session_manager_from_env_or, Error,
+};
 pub use cache_build::{cache_manager, cache_manager_from_env, cache_manager_from_env_or};
 
 /// The README's examples, compiled and run as doc tests (its `#[cached]` example needs the

@@ -69,7 +69,7 @@ impl Startup {
     pub async fn from_env() -> Result<Startup, StartupError> {
         let addr = demo_var(ADDR_VAR, DEFAULT_ADDR, "a socket address such as 127.0.0.1:3000")?;
         let slow_ms = demo_var(SLOW_VAR, &DEFAULT_SLOW_MS.to_string(), "a number of milliseconds")?;
-        let manager = beaker_rs::session_manager_from_env_or(DEFAULT_SESSION_URL).await?;
+        let manager = beaker_rs::insecure_demo_session_manager_from_env_or(DEFAULT_SESSION_URL).await?;
         let caches = beaker_rs::cache_manager_from_env_or(default_cache_config()).await?;
         Ok(Startup { addr, manager, demo: Demo::new(Duration::from_millis(slow_ms), caches) })
     }
