@@ -14,7 +14,11 @@ const BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 fn respond(reply: Reply) -> HttpResponse {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    HttpResponse::build(status).content_type(reply.content_type).body(reply.body)
+    let mut res = HttpResponse::build(status);
+    for header in reply.headers {
+        res.append_header(*header);
+    }
+    res.content_type(reply.content_type).body(reply.body)
 }
 
 fn answer(reply: Result<Reply, beaker_core::Error>) -> Answer {
@@ -43,6 +47,10 @@ async fn healthz(demo: Data<Demo>) -> HttpResponse {
 
 async fn counter(demo: Data<Demo>, s: Session) -> Answer {
     answer(demo.counter(&s).await)
+}
+
+async fn cached_page(demo: Data<Demo>, s: Session) -> Answer {
+    answer(demo.cached_page(&s).await)
 }
 
 async fn read(demo: Data<Demo>, s: Session) -> Answer {
@@ -134,6 +142,7 @@ async fn main() {
             .service(web::resource("/flash").route(get().to(flash_get)).route(web::post().to(flash_post)))
             .service(web::resource("/cached").route(get().to(cached)))
             .service(web::resource("/cached/stats").route(get().to(cached_stats)))
+            .service(web::resource("/cached-page").route(get().to(cached_page)))
             .service(web::resource("/app").route(get().to(app)))
     })
     // SIGINT/SIGTERM are handled below, the same way as in the other demos.

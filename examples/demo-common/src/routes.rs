@@ -20,6 +20,8 @@ pub struct Reply {
     pub content_type: &'static str,
     /// The body (borrowed when it never changes, like the index page).
     pub body: Cow<'static, str>,
+    /// Other headers the route sets itself (`GET /cached-page`'s caching headers).
+    pub headers: &'static [(&'static str, &'static str)],
 }
 
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -34,12 +36,12 @@ impl Reply {
 
     /// A `text/plain` reply with another status.
     pub fn status(status: u16, body: impl Into<Cow<'static, str>>) -> Reply {
-        Reply { status, content_type: TEXT, body: body.into() }
+        Reply { status, content_type: TEXT, body: body.into(), headers: &[] }
     }
 
     /// A 200 `text/html` reply.
     pub fn html(body: impl Into<Cow<'static, str>>) -> Reply {
-        Reply { status: 200, content_type: HTML, body: body.into() }
+        Reply { status: 200, content_type: HTML, body: body.into(), headers: &[] }
     }
 
     /// The reply for a session error ending a handler: [`Error::status_code`] and
@@ -65,6 +67,10 @@ struct Inner {
     generation: AtomicU64,
     caches: CacheManager,
 }
+
+/// The caching headers `GET /cached-page` sets itself, as an application does on a page it
+/// wants shared caches to keep: the session layer merges its own into them.
+pub const CACHED_PAGE_HEADERS: &[(&str, &str)] = &[("Cache-Control", "public, max-age=60"), ("Vary", "Accept-Encoding")];
 
 /// The cache region behind `/cached`.
 pub const DEMO_REGION: &str = "demo";
@@ -116,6 +122,17 @@ impl Demo {
         };
         session.insert("n", &n).await?;
         Ok(Reply::text(n.to_string()))
+    }
+
+    /// `GET /cached-page`: a page that asks shared caches to keep it
+    /// ([`CACHED_PAGE_HEADERS`]) and counts its visits in the session (key `views`).
+    pub async fn cached_page(&self, session: &Session) -> Result<Reply> {
+        let views = match integer(session, "views").await? {
+            Ok(n) => n.unwrap_or(0).saturating_add(1),
+            Err(reply) => return Ok(reply),
+        };
+        session.insert("views", &views).await?;
+        Ok(Reply { headers: CACHED_PAGE_HEADERS, ..Reply::text(format!("views {views}")) })
     }
 
     /// `GET /read`: reads `n`.

@@ -34,7 +34,7 @@ const BODY_TOO_LARGE: &str = "Failed to buffer the request body: length limit ex
 const METHODS: [Method; 5] = [Method::Get, Method::Put, Method::Post, Method::Delete, Method::Patch];
 
 /// The contract's paths and the methods each one serves (`HEAD` comes with `GET`).
-const PATHS: [(&str, &[Method]); 14] = [
+const PATHS: [(&str, &[Method]); 15] = [
     ("/", &[Method::Get]),
     ("/healthz", &[Method::Get]),
     ("/counter", &[Method::Get]),
@@ -48,6 +48,7 @@ const PATHS: [(&str, &[Method]); 14] = [
     ("/flash", &[Method::Get, Method::Post]),
     ("/cached", &[Method::Get]),
     ("/cached/stats", &[Method::Get]),
+    ("/cached-page", &[Method::Get]),
     ("/app", &[Method::Get]),
 ];
 
@@ -56,16 +57,19 @@ struct Answer(Reply);
 
 impl<'r> Responder<'r, 'static> for Answer {
     fn respond_to(self, _req: &'r Request<'_>) -> response::Result<'static> {
-        let Reply { status, content_type, body } = self.0;
+        let Reply { status, content_type, body, headers } = self.0;
         let body: std::borrow::Cow<'static, [u8]> = match body {
             std::borrow::Cow::Borrowed(s) => s.as_bytes().into(),
             std::borrow::Cow::Owned(s) => s.into_bytes().into(),
         };
-        Response::build()
-            .status(Status::from_code(status).unwrap_or(Status::InternalServerError))
+        let mut res = Response::build();
+        res.status(Status::from_code(status).unwrap_or(Status::InternalServerError))
             .raw_header("Content-Type", content_type)
-            .sized_body(body.len(), Cursor::new(body))
-            .ok()
+            .sized_body(body.len(), Cursor::new(body));
+        for (name, value) in headers {
+            res.raw_header_adjoin(*name, *value);
+        }
+        res.ok()
     }
 }
 
@@ -129,6 +133,11 @@ fn query<'a>(origin: &'a Origin<'_>) -> Option<&'a str> {
 #[rocket::get("/")]
 fn index(demo: &State<Demo>) -> Answer {
     Answer(demo.index())
+}
+
+#[rocket::get("/cached-page")]
+async fn cached_page(demo: &State<Demo>, s: Session) -> Answered {
+    answer(demo.cached_page(&s).await)
 }
 
 #[rocket::get("/healthz")]
@@ -299,6 +308,7 @@ async fn main() {
                 flash_get,
                 cached,
                 cached_stats,
+                cached_page,
                 app
             ],
         )
