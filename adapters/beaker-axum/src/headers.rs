@@ -20,7 +20,8 @@ pub(crate) fn apply(finished: Finished, headers: &mut HeaderMap) -> Result<(), S
         headers.insert(CACHE_CONTROL, value(cc)?);
     }
     for cookie in finished {
-        headers.append(SET_COOKIE, HeaderValue::try_from(cookie.into_string()).map_err(|_| SessionError::InvalidHeader)?);
+        headers
+            .append(SET_COOKIE, HeaderValue::try_from(cookie.into_string()).map_err(|_| SessionError::InvalidHeader)?);
     }
     Ok(())
 }

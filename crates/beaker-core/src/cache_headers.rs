@@ -30,10 +30,9 @@ impl Finished {
     pub(crate) fn new(set_cookies: Vec<SetCookie>, policy: CacheHeaders, used: bool) -> Self {
         let cache = match policy {
             CacheHeaders::Off => CacheDirectives::default(),
-            CacheHeaders::Auto => CacheDirectives {
-                vary_cookie: used || !set_cookies.is_empty(),
-                private: !set_cookies.is_empty(),
-            },
+            CacheHeaders::Auto => {
+                CacheDirectives { vary_cookie: used || !set_cookies.is_empty(), private: !set_cookies.is_empty() }
+            }
         };
         Finished { set_cookies, cache }
     }
@@ -321,7 +320,10 @@ mod tests {
             cache_control(&["max-age=60, no-cache=\"X-Token\", must-revalidate"]).as_deref(),
             Some("max-age=60, no-cache=\"X-Token, Set-Cookie, Set-Cookie2\", must-revalidate")
         );
-        assert_eq!(cache_control(&["no-cache=\"set-cookie\""]).as_deref(), Some("no-cache=\"set-cookie, Set-Cookie2\""));
+        assert_eq!(
+            cache_control(&["no-cache=\"set-cookie\""]).as_deref(),
+            Some("no-cache=\"set-cookie, Set-Cookie2\"")
+        );
         assert_eq!(cache_control(&["no-cache=\"\""]).as_deref(), Some("no-cache=\"Set-Cookie, Set-Cookie2\""));
     }
 

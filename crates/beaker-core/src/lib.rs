@@ -57,8 +57,8 @@
 //! The minimum supported Rust version is 1.82; raising it is a minor-version change.
 
 mod backend;
-mod cache_headers;
 pub mod cache;
+mod cache_headers;
 mod clock;
 pub mod config;
 mod cookie_store;
@@ -76,8 +76,8 @@ mod state;
 
 pub mod store;
 
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use cache_headers::{CacheDirectives, Finished};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{CacheHeaders, CookieExpires, OnStoreError, SameSite, SessionConfig, StoreType};
 pub use cookie_store::CookieStore;
 pub use cookies::SetCookie;

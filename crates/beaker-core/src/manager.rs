@@ -8,10 +8,10 @@ use std::time::{Duration, SystemTime};
 use memchr::memmem::Finder;
 
 use crate::backend::Backend;
+use crate::cache_headers::Finished;
 use crate::clock::{saturating_add, Clock, SystemClock};
 use crate::config::{OnStoreError, SessionConfig, StoreType};
 use crate::cookie_store::{self, CookieStore};
-use crate::cache_headers::Finished;
 use crate::cookies::{self, SetCookie};
 use crate::error::{ConfigError, Error, StoreError};
 use crate::id::{SessionId, StoreKey};

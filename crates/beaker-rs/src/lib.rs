@@ -56,7 +56,8 @@ mod build;
 mod cache_build;
 
 pub use build::{
-    insecure_demo_session_manager_from_env_or, session_manager, session_manager_from_env, session_manager_from_env_or, Error,
+    insecure_demo_session_manager_from_env_or, session_manager, session_manager_from_env, session_manager_from_env_or,
+    Error,
 };
 pub use cache_build::{cache_manager, cache_manager_from_env, cache_manager_from_env_or};
 

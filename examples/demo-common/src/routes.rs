@@ -70,7 +70,8 @@ struct Inner {
 
 /// The caching headers `GET /cached-page` sets itself, as an application does on a page it
 /// wants shared caches to keep: the session layer merges its own into them.
-pub const CACHED_PAGE_HEADERS: &[(&str, &str)] = &[("Cache-Control", "public, max-age=60"), ("Vary", "Accept-Encoding")];
+pub const CACHED_PAGE_HEADERS: &[(&str, &str)] =
+    &[("Cache-Control", "public, max-age=60"), ("Vary", "Accept-Encoding")];
 
 /// The cache region behind `/cached`.
 pub const DEMO_REGION: &str = "demo";
