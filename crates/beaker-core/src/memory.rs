@@ -1,6 +1,6 @@
 //! [`MemoryStore`]: an in-process, bounded session store for tests and single-process apps.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -34,8 +34,10 @@ type Hasher = foldhash::fast::RandomState;
 ///
 /// Ended sessions leave a tombstone (the key and when it lapses, no data) in their shard
 /// for the retire window, under the same lock as the records, so that a lookup sees a
-/// key either live or retired, never neither; expired tombstones are dropped when the
-/// shard's tombstones reach its record bound, and by `cleanup`.
+/// key either live or retired, never neither. Tombstones lapse in the order they were
+/// made, so each shard drops its lapsed ones from the front of a queue as it makes new
+/// ones (no scan), and keeps at most as many as its record bound: past that, the oldest
+/// goes early (its id then reads as unknown rather than retired).
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     inner: Arc<Inner>,
@@ -51,11 +53,12 @@ struct Inner {
 }
 
 /// One shard: its records, and the keys retired by `end` or `rename` with when their
-/// tombstones lapse.
+/// tombstones lapse (a map to look them up, and the same in the order they were made).
 #[derive(Debug, Default)]
 struct Shard {
     records: HashMap<StoreKey, Record, Hasher>,
     retired: HashMap<StoreKey, SystemTime, Hasher>,
+    retired_order: VecDeque<(StoreKey, SystemTime)>,
 }
 
 impl Shard {
@@ -64,11 +67,31 @@ impl Shard {
         if retire_for.is_zero() {
             return;
         }
-        if self.retired.len() >= limit {
-            self.retired.retain(|_, until| *until > now);
+        while self.retired_order.front().is_some_and(|(_, until)| *until <= now) {
+            self.forget_oldest();
+        }
+        while self.retired.len() >= limit && !self.retired_order.is_empty() {
+            self.forget_oldest();
         }
         let until = crate::clock::saturating_add(now, retire_for);
         self.retired.insert(key.clone(), until);
+        self.retired_order.push_back((key.clone(), until));
+    }
+
+    /// Drops the oldest tombstone, unless its key was retired again later (then the map
+    /// holds the later time, and its own queue entry comes later).
+    fn forget_oldest(&mut self) {
+        if let Some((key, until)) = self.retired_order.pop_front() {
+            if self.retired.get(&key) == Some(&until) {
+                self.retired.remove(&key);
+            }
+        }
+    }
+
+    /// Drops every lapsed tombstone.
+    fn forget_lapsed(&mut self, now: SystemTime) {
+        self.retired.retain(|_, until| *until > now);
+        self.retired_order.retain(|(_, until)| *until > now);
     }
 
     fn is_retired(&self, key: &StoreKey, now: SystemTime) -> bool {
@@ -168,7 +191,7 @@ impl MemoryStore {
             drop(shard);
             // Never reached with fresh ids; put the record back rather than lose it.
             let mut back = self.shard(from).lock();
-            back.retired.remove(from);
+            back.retired.remove(from); // its queue entry lapses harmlessly
             back.records.insert(from.clone(), record);
             return Err(StoreError::Backend {
                 message: "rename: a record already exists under the new key".into(),
@@ -313,7 +336,7 @@ impl SessionStore for MemoryStore {
             let before = shard.records.len();
             shard.records.retain(|_, r| !r.is_expired(now));
             removed += (before - shard.records.len()) as u64;
-            shard.retired.retain(|_, until| *until > now);
+            shard.forget_lapsed(now);
         }
         Ok(removed)
     }
@@ -381,6 +404,34 @@ mod tests {
         MemoryStore::make_room(&mut map, 64, t0 + Duration::from_secs(200));
         assert_eq!(map.len(), 1);
         assert!(map.contains_key(&live));
+    }
+
+    #[tokio::test]
+    async fn tombstones_are_bounded_lapse_in_order_and_go_with_cleanup() {
+        let clock = ManualClock::new();
+        let store = MemoryStore::with_clock(16 * 4, Arc::new(clock.clone()));
+        let window = Duration::from_secs(60);
+        let mut keys = Vec::new();
+        for _ in 0..1000 {
+            let k = key();
+            store.end_now(&k, window);
+            keys.push(k);
+        }
+        let held = |s: &MemoryStore| s.inner.shards.iter().map(|s| s.lock().retired.len()).sum::<usize>();
+        assert!(held(&store) <= 16 * 4, "{} tombstones", held(&store));
+        assert_eq!(store.lookup_now(keys.last().unwrap()), Lookup::Retired, "the newest went");
+        assert_eq!(store.lookup_now(&keys[0]), Lookup::Missing, "the oldest stayed past the bound");
+        clock.advance(window);
+        assert_eq!(store.lookup_now(keys.last().unwrap()), Lookup::Missing, "a lapsed tombstone still counts");
+        // Lapsed ones go as new ones are made...
+        let k = key();
+        store.end_now(&k, window);
+        assert_eq!(store.lookup_now(&k), Lookup::Retired);
+        // ...and all of them with cleanup.
+        clock.advance(window);
+        store.cleanup().await.unwrap();
+        assert_eq!(held(&store), 0);
+        assert!(store.inner.shards.iter().all(|s| s.lock().retired_order.is_empty()));
     }
 
     #[tokio::test]

@@ -45,7 +45,10 @@ pub enum OnStoreError {
     /// Fail the request (adapters answer 503). The default.
     #[default]
     Fail,
-    /// Carry on with an empty session; a later write still fails with 503, never silently.
+    /// Carry on with an empty session. A request that carried a session cookie then
+    /// saves nothing of what it changed (it did not see the stored data, and must not
+    /// replace it): [`Session::changes_dropped`](crate::Session::changes_dropped) says so.
+    /// A write that fails still fails with 503, never silently.
     Continue,
 }
 
