@@ -16,11 +16,11 @@ pub enum SessionError {
     #[error(transparent)]
     Session(#[from] beaker_core::Error),
     /// The [`Session`](crate::Session) extractor ran without the
-    /// [`SessionMiddleware`](crate::SessionMiddleware), or on a task of its own without
-    /// [`SessionMiddleware::with_request_extension`](crate::SessionMiddleware::with_request_extension).
+    /// [`SessionMiddleware`](crate::SessionMiddleware), or on a task of its own under
+    /// [`SessionMiddleware::current_task_only`](crate::SessionMiddleware::current_task_only).
     #[error(
         "no session in the request: wrap the app in beaker_actix::SessionMiddleware \
-         (with_request_extension() to reach it from a spawned task)"
+         (without current_task_only() to reach it from a spawned task)"
     )]
     MissingMiddleware,
     /// A `Set-Cookie` value could not be made a header value.

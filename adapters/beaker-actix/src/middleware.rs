@@ -1,17 +1,17 @@
 //! [`SessionMiddleware`]: the per-request session lifecycle around the app's services.
 
 use std::future::{ready, Future, Ready};
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, SET_COOKIE, VARY};
 use actix_web::{HttpMessage as _, ResponseError as _};
-use beaker_core::adapter::{LazySession, WithCurrent};
+use beaker_core::adapter::{FinishFuture, Finisher, LazySession};
 use beaker_core::{Finished, SessionManager};
-use futures_util::future::LocalBoxFuture;
 use pin_project_lite::pin_project;
 
 use crate::error::SessionError;
@@ -24,12 +24,13 @@ use crate::error::SessionError;
 /// request changed in the session is saved. Answer with an error *response* instead.
 ///
 /// Handlers, guards and middleware wrapped inside find the session while this middleware
-/// runs the inner service: in its `call` and in every poll of its future (the request's
-/// slot is the worker thread's current one, see [`LazySession::enter`]; no request
-/// extension, no allocation for a request that never asks). Code on a task the handler
-/// spawns (`actix_web::rt::spawn`) runs outside those polls: it finds the session through
-/// the request only with [`with_request_extension`](Self::with_request_extension), or if
-/// it receives a [`Session`](crate::Session) handle from the handler.
+/// runs the inner service, and code on a task the handler spawns (`actix_web::rt::spawn`)
+/// finds it through the request: by default the request's session slot lives in the
+/// request extensions. [`current_task_only`](Self::current_task_only) makes the slot the
+/// worker thread's current one instead, only while this middleware's future is being
+/// polled (see [`LazySession::enter`]; no extension entry per request): then a spawned
+/// task finds no session through the request and needs a [`Session`](crate::Session)
+/// handle from the handler.
 #[derive(Debug, Clone)]
 pub struct SessionMiddleware {
     manager: SessionManager,
@@ -39,16 +40,23 @@ pub struct SessionMiddleware {
 impl SessionMiddleware {
     /// Middleware serving sessions from `manager`.
     pub fn new(manager: SessionManager) -> Self {
-        SessionMiddleware { manager, extension: false }
+        SessionMiddleware { manager, extension: true }
     }
 
-    /// Also keeps each request's session slot in the request extensions, where
+    /// Keeps each request's session slot in the request extensions, where
     /// [`SessionExt::session`](crate::SessionExt::session) looks when no middleware's
     /// future is being polled: for tasks a handler spawns that ask the request for the
-    /// session first. Costs an extension entry (an allocation and a table insert) per
-    /// request.
+    /// session. The default; undoes [`current_task_only`](Self::current_task_only).
     pub fn with_request_extension(mut self) -> Self {
         self.extension = true;
+        self
+    }
+
+    /// Makes the slot the worker thread's current request while this middleware's future
+    /// is being polled, instead of an extension entry (an allocation and a table insert
+    /// per request): for apps whose handlers never hand the request to another task.
+    pub fn current_task_only(mut self) -> Self {
+        self.extension = false;
         self
     }
 }
@@ -107,31 +115,16 @@ where
         };
         // Current during `call` too: routing runs guards, and a service may extract eagerly.
         let inner = LazySession::run_current(current, || self.service.call(req));
-        SessionFuture { state: State::Inner { inner } }
+        SessionFuture { inner: FinishFuture::new(inner, Actix(PhantomData)) }
     }
 }
 
-type Finishing<B> = LocalBoxFuture<'static, Result<ServiceResponse<EitherBody<B>>, actix_web::Error>>;
-
 pin_project! {
-    /// The future of a [`SessionMiddlewareService`] call: runs the inner service, then
-    /// finishes the session. A request that never used its session is answered as soon as
-    /// the inner service is (no allocation, no store call); otherwise finishing runs as a
-    /// boxed future (the manager's `finish` is an `async fn`).
+    /// The future of a [`SessionMiddlewareService`] call: runs the inner service with the
+    /// request current, then finishes the session (core's [`FinishFuture`]).
     pub struct SessionFuture<F, B> {
         #[pin]
-        state: State<F, B>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F, B> {
-        // The inner future, polled with the request current (extractors find it); its
-        // slot is `None` when it lives in the request extensions.
-        Inner { #[pin] inner: WithCurrent<F> },
-        Finishing { finish: Finishing<B> },
-        Done,
+        inner: FinishFuture<F, Actix<B>>,
     }
 }
 
@@ -141,21 +134,36 @@ impl<F, B> std::fmt::Debug for SessionFuture<F, B> {
     }
 }
 
-/// Runs `finishing` (the session's end) and puts its cookies and caching headers on
-/// `res`, or replaces `res` by the error's response.
-async fn finish<B: MessageBody + 'static>(
-    finishing: impl Future<Output = Result<Finished, beaker_core::Error>>,
-    mut res: ServiceResponse<B>,
-) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    let failure = match finishing.await {
-        Ok(finished) => match apply(finished, res.headers_mut()) {
+/// The actix-web half of the finishing: `Set-Cookie` headers on the response, or the
+/// error's response.
+struct Actix<B>(PhantomData<fn() -> B>);
+
+impl<B> Finisher for Actix<B> {
+    type Inner = Result<ServiceResponse<B>, actix_web::Error>;
+    type Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>;
+    type Response = ServiceResponse<B>;
+
+    fn split(
+        &self,
+        inner: Self::Inner,
+        current: Option<LazySession>,
+    ) -> Result<(ServiceResponse<B>, Option<LazySession>), Self::Output> {
+        // An inner error ends the request: nothing of it can be saved.
+        let res = inner.map_err(Err)?;
+        // The request's slot: kept here, or (extension mode) taken out of the request, so
+        // that an outer middleware does not finish it again.
+        let slot = current.or_else(|| res.request().extensions_mut().remove::<LazySession>());
+        Ok((res, slot))
+    }
+
+    fn complete(&self, mut res: ServiceResponse<B>, finished: Result<Finished, beaker_core::Error>) -> Self::Output {
+        let failure = match finished.map_err(SessionError::from).and_then(|f| apply(f, res.headers_mut())) {
             Ok(()) => return Ok(res.map_into_left_body()),
             Err(e) => e,
-        },
-        Err(e) => SessionError::from(e),
-    };
-    let (req, _) = res.into_parts();
-    Ok(ServiceResponse::new(req, failure.error_response()).map_into_right_body())
+        };
+        let (req, _) = res.into_parts();
+        Ok(ServiceResponse::new(req, failure.error_response()).map_into_right_body())
+    }
 }
 
 /// Appends the `Set-Cookie` values and merges the caching directives into the handler's
@@ -185,32 +193,6 @@ where
     type Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.project().state;
-        loop {
-            match state.as_mut().project() {
-                StateProj::Inner { inner } => {
-                    let (res, current) = ready!(inner.poll(cx));
-                    state.set(State::Done);
-                    // An inner error ends the request: nothing of it can be saved.
-                    let res = match res {
-                        Ok(res) => res,
-                        Err(e) => return Poll::Ready(Err(e)),
-                    };
-                    // The request's slot: kept here, or (extension mode) taken out of the
-                    // request, so that an outer middleware does not finish it again.
-                    let slot = current.or_else(|| res.request().extensions_mut().remove::<LazySession>());
-                    let Some(slot) = slot.filter(|slot| slot.used().is_some()) else {
-                        return Poll::Ready(Ok(res.map_into_left_body()));
-                    };
-                    state.set(State::Finishing { finish: Box::pin(finish(slot.finish(), res)) });
-                }
-                StateProj::Finishing { finish } => {
-                    let res = ready!(finish.as_mut().poll(cx));
-                    state.set(State::Done);
-                    return Poll::Ready(res);
-                }
-                StateProj::Done => panic!("beaker_actix::SessionFuture polled after completion"),
-            }
-        }
+        self.project().inner.poll(cx)
     }
 }

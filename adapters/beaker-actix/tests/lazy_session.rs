@@ -156,26 +156,24 @@ async fn spawned(req: actix_web::HttpRequest) -> HttpResponse {
 }
 
 #[actix_web::test]
-async fn a_spawned_task_reaches_the_session_through_the_request_only_in_extension_mode() {
+async fn a_spawned_task_reaches_the_session_through_the_request_unless_current_task_only() {
     let m = manager();
-    // Default: the session is current only while the middleware polls; a spawned task
-    // asking first finds none, and says so.
-    let app =
-        test::init_service(App::new().wrap(SessionMiddleware::new(m.clone())).route("/", web::get().to(spawned))).await;
+    // current_task_only: the session is current only while the middleware polls; a
+    // spawned task asking first finds none, and says so.
+    let app = test::init_service(
+        App::new().wrap(SessionMiddleware::new(m.clone()).current_task_only()).route("/", web::get().to(spawned)),
+    )
+    .await;
     let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(cookie_of(&res), None);
 
     let app = test::init_service(
-        App::new()
-            .wrap(SessionMiddleware::new(m.clone()).with_request_extension())
-            .route("/", web::get().to(spawned))
-            .route(
-                "/whoami",
-                web::get().to(|s: Session| async move {
-                    Ok::<_, SessionError>(format!("{:?}", s.get::<String>("from").await?))
-                }),
-            ),
+        App::new().wrap(SessionMiddleware::new(m.clone())).route("/", web::get().to(spawned)).route(
+            "/whoami",
+            web::get()
+                .to(|s: Session| async move { Ok::<_, SessionError>(format!("{:?}", s.get::<String>("from").await?)) }),
+        ),
     )
     .await;
     let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;

@@ -12,7 +12,7 @@ use crate::scope;
 ///
 /// Rejects with [`SessionError::MissingLayer`] (500) when the route has no
 /// [`SessionLayer`](crate::SessionLayer), or when it runs on another task than the
-/// layer's future without [`SessionLayer::with_request_extension`](crate::SessionLayer::with_request_extension).
+/// layer's future under [`SessionLayer::current_task_only`](crate::SessionLayer::current_task_only).
 /// Extracting does no I/O: the session loads on first use.
 #[derive(Debug, Clone)]
 pub struct Session(pub beaker_core::Session);

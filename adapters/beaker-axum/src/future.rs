@@ -2,89 +2,74 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use axum::response::{IntoResponse as _, Response};
-use beaker_core::adapter::{LazySession, WithCurrent};
+use beaker_core::adapter::{FinishFuture, Finisher, LazySession, WithCurrent};
+use beaker_core::Finished;
 use pin_project_lite::pin_project;
 
 use crate::error::SessionError;
 
-type Finishing = Pin<Box<dyn Future<Output = Response> + Send>>;
-
 pin_project! {
-    /// Runs the inner service's future, then finishes the session. A request that never
-    /// used its session is answered as soon as the inner future is (no allocation, no
-    /// store call); otherwise finishing runs as a boxed future (the manager's `finish` is
-    /// an `async fn`, whose type cannot be named).
-    pub struct ResponseFuture<F> {
+    /// Runs the inner service's future, then finishes the session (core's
+    /// [`FinishFuture`]). A request that never used its session is answered as soon as
+    /// the inner future is (no allocation, no store call); an inner error passes through.
+    pub struct ResponseFuture<F, E> {
         #[pin]
-        state: State<F>,
+        inner: FinishFuture<F, Axum<E>>,
     }
 }
 
-pin_project! {
-    #[project = StateProj]
-    enum State<F> {
-        // The inner future, polled with the request current (extractors find it).
-        Inner { #[pin] inner: WithCurrent<F> },
-        Finishing { finish: Finishing },
-        Done,
-    }
-}
-
-impl<F> ResponseFuture<F> {
+impl<F, E> ResponseFuture<F, E> {
     pub(crate) fn new(inner: WithCurrent<F>) -> Self {
-        ResponseFuture { state: State::Inner { inner } }
+        ResponseFuture { inner: FinishFuture::new(inner, Axum(PhantomData)) }
     }
 }
 
-/// Finishes `slot`'s session and puts its cookies and caching headers on `res`, or
-/// replaces `res` by the error's response.
-async fn finish(slot: LazySession, mut res: Response) -> Response {
-    match slot.finish().await {
-        Ok(finished) => match crate::headers::apply(finished, res.headers_mut()) {
-            Ok(()) => res,
-            Err(e) => e.into_response(),
-        },
-        Err(e) => SessionError::from(e).into_response(),
+/// The axum half of the finishing: `Set-Cookie` headers on the response, or the error's
+/// response.
+struct Axum<E>(PhantomData<fn() -> E>);
+
+impl<E> Finisher for Axum<E> {
+    type Inner = Result<Response, E>;
+    type Output = Result<Response, E>;
+    type Response = Response;
+
+    fn split(
+        &self,
+        inner: Self::Inner,
+        current: Option<LazySession>,
+    ) -> Result<(Response, Option<LazySession>), Self::Output> {
+        match inner {
+            Ok(res) => Ok((res, current)),
+            Err(e) => Err(Err(e)),
+        }
+    }
+
+    fn complete(&self, mut res: Response, finished: Result<Finished, beaker_core::Error>) -> Self::Output {
+        let applied = finished.map_err(SessionError::from).and_then(|f| crate::headers::apply(f, res.headers_mut()));
+        match applied {
+            Ok(()) => Ok(res),
+            Err(e) => Ok(e.into_response()),
+        }
     }
 }
 
-impl<F, E> Future for ResponseFuture<F>
+impl<F, E> Future for ResponseFuture<F, E>
 where
     F: Future<Output = Result<Response, E>>,
 {
     type Output = Result<Response, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.project().state;
-        loop {
-            match state.as_mut().project() {
-                StateProj::Inner { inner } => {
-                    let (res, current) = ready!(inner.poll(cx));
-                    state.set(State::Done);
-                    // An inner error ends the request: nothing of it can be saved.
-                    // Nothing to finish: no extractor asked for the session, or no one used it.
-                    let (res, slot) = match (res, current) {
-                        (Ok(res), Some(slot)) if slot.used().is_some() => (res, slot),
-                        (other, _) => return Poll::Ready(other),
-                    };
-                    state.set(State::Finishing { finish: Box::pin(finish(slot, res)) });
-                }
-                StateProj::Finishing { finish } => {
-                    let res = ready!(finish.as_mut().poll(cx));
-                    state.set(State::Done);
-                    return Poll::Ready(Ok(res));
-                }
-                StateProj::Done => panic!("beaker_axum::ResponseFuture polled after completion"),
-            }
-        }
+        self.project().inner.poll(cx)
     }
 }
 
-impl<F> fmt::Debug for ResponseFuture<F> {
+impl<F, E> fmt::Debug for ResponseFuture<F, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }

@@ -16,13 +16,20 @@ pub struct SessionLayer {
 impl SessionLayer {
     /// A layer serving sessions from `manager`.
     pub fn new(manager: SessionManager) -> Self {
-        SessionLayer { manager, extension: false }
+        SessionLayer { manager, extension: true }
     }
 
-    /// Also puts each request's session into its extensions; see
+    /// Puts each request's session into its extensions (the default); see
     /// [`SessionService::with_request_extension`].
     pub fn with_request_extension(mut self) -> Self {
         self.extension = true;
+        self
+    }
+
+    /// The session only for the thread's current request, not in the extensions; see
+    /// [`SessionService::current_task_only`].
+    pub fn current_task_only(mut self) -> Self {
+        self.extension = false;
         self
     }
 }
@@ -33,9 +40,9 @@ impl<S> Layer<S> for SessionLayer {
     fn layer(&self, inner: S) -> Self::Service {
         let service = SessionService::new(inner, self.manager.clone());
         if self.extension {
-            service.with_request_extension()
-        } else {
             service
+        } else {
+            service.current_task_only()
         }
     }
 }

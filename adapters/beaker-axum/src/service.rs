@@ -16,13 +16,13 @@ use crate::scope;
 /// `Set-Cookie` headers. Built by [`SessionLayer`](crate::SessionLayer).
 ///
 /// The [`Session`](crate::Session) extractor finds the session while this service runs
-/// the inner one: in its `call` and in every poll of its future. That covers handlers,
-/// `from_fn` middleware and any service in between that polls the handler's future on
-/// the same task (tower's `Buffer` does: its worker only calls the service). A service in
-/// between that runs the rest of the request on a task of its own (`tokio::spawn` of the
-/// inner future), or code that reads the session from the request extensions, needs
-/// [`with_request_extension`](Self::with_request_extension); without it the extractor
-/// answers 500 ([`SessionError::MissingLayer`](crate::SessionError::MissingLayer)).
+/// the inner one (in its `call` and in every poll of its future), and, by default, also
+/// in the request extensions (as a [`beaker_core::Session`]): so a service in between
+/// that runs the rest of the request on a task of its own (`tokio::spawn` of the inner
+/// future) does not hide it. [`current_task_only`](Self::current_task_only) skips the
+/// extension (one allocation and a table insert per request) for apps where nothing
+/// between this service and the handler moves the request to another task; there the
+/// extractor would answer 500 ([`SessionError::MissingLayer`](crate::SessionError::MissingLayer)).
 #[derive(Debug, Clone)]
 pub struct SessionService<S> {
     inner: S,
@@ -33,16 +33,25 @@ pub struct SessionService<S> {
 impl<S> SessionService<S> {
     /// Wraps `inner`, serving sessions from `manager`.
     pub fn new(inner: S, manager: SessionManager) -> Self {
-        SessionService { inner, manager, extension: false }
+        SessionService { inner, manager, extension: true }
     }
 
-    /// Also puts each request's session into its extensions (as a
-    /// [`beaker_core::Session`]), where the extractor looks when no layer's future is
-    /// being polled: for services between this one and the handler that move the request
-    /// to another task, and for code that reads `extensions().get::<beaker_core::Session>()`.
-    /// Costs an extension entry per request (a table rehash on most axum routes).
+    /// Puts each request's session into its extensions (as a [`beaker_core::Session`]),
+    /// where the extractor looks when no layer's future is being polled: for services
+    /// between this one and the handler that move the request to another task, and for
+    /// code that reads `extensions().get::<beaker_core::Session>()`. The default; undoes
+    /// [`current_task_only`](Self::current_task_only).
     pub fn with_request_extension(mut self) -> Self {
         self.extension = true;
+        self
+    }
+
+    /// Makes the session reachable only while this service's future is being polled (the
+    /// thread's current request), not through the request extensions: no allocation and
+    /// no extension entry for a request that never asks for its session. Only for apps in
+    /// which no service between this one and the handler runs the request on another task.
+    pub fn current_task_only(mut self) -> Self {
+        self.extension = false;
         self
     }
 }
@@ -53,7 +62,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)

@@ -1,6 +1,6 @@
 //! How the `Session` extractor finds its request's session: through the layer's
 //! current-session slot while the layer runs the inner service, or through the request
-//! extensions with `with_request_extension`. What must hold: every extractor under the
+//! extensions (the default; `current_task_only` turns them off). What must hold: every extractor under the
 //! layer sees its own request's session, interleaved requests on one thread never see each
 //! other's, and nothing is left behind for a later request (not even after a panic).
 
@@ -94,7 +94,7 @@ async fn interleaved_requests_on_one_thread_each_see_their_own_session() {
         }
         next.run(req).await
     }
-    let app = SessionService::new(routes().layer(from_fn(yield_first)), manager());
+    let app = SessionService::new(routes().layer(from_fn(yield_first)), manager()).current_task_only();
     let (ada, bo) = (login(app.clone(), "ada").await, login(app.clone(), "bo").await);
     for _ in 0..5 {
         let (a, b, none) = tokio::join!(
@@ -115,7 +115,7 @@ async fn no_session_outlives_its_request_on_the_thread_even_after_a_panic() {
         panic!("handler panics on purpose")
     }
     let m = manager();
-    let app = SessionService::new(routes().route("/boom", get(boom)), m.clone());
+    let app = SessionService::new(routes().route("/boom", get(boom)), m.clone()).current_task_only();
     let ada = login(app.clone(), "ada").await;
     let (app2, ada2) = (app.clone(), ada.clone());
     let panicked = tokio::spawn(async move { send(app2, "/boom", Some(&ada2)).await }).await;
@@ -128,7 +128,7 @@ async fn no_session_outlives_its_request_on_the_thread_even_after_a_panic() {
 }
 
 #[tokio::test]
-async fn another_task_needs_the_request_extension() {
+async fn another_task_finds_the_session_in_the_request_extension_by_default() {
     // A middleware that runs the rest of the request on a task of its own.
     async fn on_own_task(req: Request, next: Next) -> Response {
         tokio::spawn(next.run(req)).await.expect("the request task")
@@ -144,22 +144,17 @@ async fn another_task_needs_the_request_extension() {
     let m = manager();
     let ada = login(SessionService::new(routes(), m.clone()), "ada").await;
 
-    let plain = routes().layer(from_fn(on_own_task)).layer(SessionLayer::new(m.clone()));
+    let plain = routes().layer(from_fn(on_own_task)).layer(SessionLayer::new(m.clone()).current_task_only());
     let (status, _, body) = send(plain, "/whoami", Some(&ada)).await;
     assert_eq!((status, body.as_str()), (StatusCode::INTERNAL_SERVER_ERROR, "session layer missing"));
 
-    let with_extension = routes()
-        .route_layer(from_fn(read_extension))
-        .layer(from_fn(on_own_task))
-        .layer(SessionLayer::new(m.clone()).with_request_extension());
+    let with_extension =
+        routes().route_layer(from_fn(read_extension)).layer(from_fn(on_own_task)).layer(SessionLayer::new(m.clone()));
     assert_eq!(send(with_extension.clone(), "/whoami", Some(&ada)).await.2, "ada");
     let req = Request::builder().uri("/whoami").header(COOKIE, &ada).body(Body::empty()).expect("request");
     let res = with_extension.clone().oneshot(req).await.expect("infallible");
     assert_eq!(res.headers().get("x-name").map(|v| v.as_bytes()), Some(&b"ada"[..]));
     // Writes made on the other task are saved like any others.
     let bo = login(with_extension.clone(), "bo").await;
-    assert_eq!(
-        send(SessionService::new(routes(), m.clone()).with_request_extension(), "/whoami", Some(&bo)).await.2,
-        "bo"
-    );
+    assert_eq!(send(SessionService::new(routes(), m.clone()), "/whoami", Some(&bo)).await.2, "bo");
 }

@@ -56,6 +56,7 @@
 //!
 //! The minimum supported Rust version is 1.82; raising it is a minor-version change.
 
+mod adapter_finish;
 mod backend;
 pub mod cache;
 mod cache_headers;
@@ -93,6 +94,7 @@ pub use session::Session;
 /// and the current-request machinery that lets extractors find it. Applications never
 /// name these; they use an adapter crate.
 pub mod adapter {
+    pub use crate::adapter_finish::{FinishFuture, Finisher};
     pub use crate::lazy::{CurrentGuard, LazySession, WithCurrent};
 }
 

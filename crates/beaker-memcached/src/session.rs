@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use beaker_core::store::{async_trait, Changes, Record, SessionStore, StoreKey};
+use beaker_core::store::{async_trait, Changes, Lookup, Record, SessionStore, StoreKey};
 use beaker_core::StoreError;
 use memcache::exp::{Delete, Get, Meta, MutationStatus, Set};
 
@@ -32,9 +32,19 @@ use crate::MemcachedOptions;
 /// write is refused by memcached and the normal read-merge-write loop runs, so the hint
 /// saves a round trip and never loses a write.
 ///
-/// Round trips per call without contention: `load` 1, `create` 1, `apply` and `touch`
-/// 1 after a `load` of the same session by this store (else 2), `delete` 1; each lost CAS
-/// race costs two more.
+/// A retired key (ended by `end`, moved away by `rename`) holds a tombstone item: a
+/// marker and the end of its retire window, no data, never the new key. `end` writes it
+/// in one unconditional set, so every writer still holding the record's CAS value fails.
+/// `rename` is a CAS loop: read the old record, `add` it (changed) under the new key,
+/// then replace the old item by its tombstone only if its CAS value is unchanged; if a
+/// concurrent `apply` won, the copy is deleted and the move starts over with that change
+/// in, so every `apply` on the old key is either carried or refused. Should the process
+/// die between the `add` and the swap, the copy under the new key (whose id no one was
+/// given) lapses with its expiry.
+///
+/// Round trips per call without contention: `load`/`lookup` 1, `create` 1, `apply` and
+/// `touch` 1 after a `load` of the same session by this store (else 2), `delete` and
+/// `end` 1, `rename` 3; each lost CAS race costs two more.
 ///
 /// Memcached may evict any item when it runs out of memory: sessions kept only in
 /// memcached can vanish early. That is memcached's nature, not a bug of this store.
@@ -62,6 +72,31 @@ const HINT_MAX_COUNT: usize = 4096;
 const HINT_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// A hint older than this is not used: its request is long over.
 const HINT_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// The start of a tombstone item: the key was retired (logout, regeneration) until the
+/// Unix millisecond that follows (8 bytes, big-endian). A record never starts so.
+const TOMBSTONE: &[u8] = b"beaker-retired:";
+
+fn tombstone(until: SystemTime) -> Vec<u8> {
+    let ms = until.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let mut out = TOMBSTONE.to_vec();
+    out.extend_from_slice(&ms.to_be_bytes());
+    out
+}
+
+/// `Some(retired)` for a tombstone item: whether its window still runs at `now`.
+fn retired_at(bytes: &[u8], now: SystemTime) -> Option<bool> {
+    let rest = bytes.strip_prefix(TOMBSTONE)?;
+    let ms = u64::from_be_bytes(rest.try_into().unwrap_or_default());
+    Some(std::time::UNIX_EPOCH + Duration::from_millis(ms) > now)
+}
+
+/// What one read of a session item found, with the item's CAS value where it matters.
+enum Found {
+    Live(Record, u64, usize),
+    Retired,
+    Missing,
+}
 
 /// What `load` read, with its CAS value.
 struct Hint {
@@ -150,11 +185,101 @@ impl MemcachedStore {
 
     /// The live record, its CAS value and its size in bytes.
     async fn read(&self, what: &str, mkey: &str) -> Result<Option<(Record, u64, usize)>, StoreError> {
+        Ok(match self.find(what, mkey).await? {
+            Found::Live(record, cas, size) => Some((record, cas, size)),
+            Found::Retired | Found::Missing => None,
+        })
+    }
+
+    /// The item under `mkey`: a live record (with its CAS value and size), a tombstone
+    /// within its window, or nothing.
+    async fn find(&self, what: &str, mkey: &str) -> Result<Found, StoreError> {
         let get = Get::new(mkey).meta(Meta::NONE.cas());
         let got = self.client.run(what, |mc| async move { mc.run(get).await }).await?;
-        let (Some(bytes), Some(cas)) = (got.value, got.item.cas) else { return Ok(None) };
+        let (Some(bytes), Some(cas)) = (got.value, got.item.cas) else { return Ok(Found::Missing) };
+        let now = SystemTime::now();
+        if let Some(retired) = retired_at(&bytes, now) {
+            return Ok(if retired { Found::Retired } else { Found::Missing });
+        }
         let record = Record::from_bytes(&bytes)?;
-        Ok((!record.is_expired(SystemTime::now())).then_some((record, cas, bytes.len())))
+        Ok(if record.is_expired(now) { Found::Missing } else { Found::Live(record, cas, bytes.len()) })
+    }
+
+    /// Writes the tombstone of `mkey` for `retire_for`: unconditionally, or (with `cas`)
+    /// only if the item is still the one read with that CAS value.
+    async fn retire(
+        &self,
+        what: &str,
+        mkey: &str,
+        retire_for: Duration,
+        cas: Option<u64>,
+    ) -> Result<MutationStatus, StoreError> {
+        let now = SystemTime::now();
+        let until = now.checked_add(retire_for).unwrap_or(now);
+        let bytes = tombstone(until);
+        // Memcached counts whole seconds: the item may outlive its window by one, which
+        // `retired_at` hides by comparing with the time inside.
+        let set = Set::new(mkey, &bytes).ttl(ttl_until(Some(until + Duration::from_secs(1)), now));
+        let set = match cas {
+            Some(cas) => set.compare_cas(cas),
+            None => set,
+        };
+        Ok(self.client.run(what, |mc| async move { mc.run(set).await }).await?.status)
+    }
+
+    /// The CAS loop of `rename`: read the old record, file it (changed) under the new
+    /// key, then swap the old item for its tombstone only if nobody wrote it meanwhile;
+    /// else withdraw the copy and start over with what they wrote.
+    async fn rename_loop(
+        &self,
+        from: &str,
+        to: &str,
+        changes: &Changes,
+        retire_for: Duration,
+    ) -> Result<bool, StoreError> {
+        self.hints.forget(from);
+        for attempt in 0..=self.client.options.max_cas_retries {
+            let Some((mut record, cas, _)) = self.read("rename", from).await? else { return Ok(false) };
+            record.apply(changes);
+            if !self.create_inner(to, &record).await? {
+                return Err(StoreError::Backend {
+                    message: "memcached: rename: a record already exists under the new key".into(),
+                    source: None,
+                });
+            }
+            let status = if retire_for.is_zero() {
+                let delete = Delete::new(from).compare_cas(cas);
+                self.client.run("rename", |mc| async move { mc.run(delete).await }).await?.status
+            } else {
+                self.retire("rename", from, retire_for, Some(cas)).await?
+            };
+            match status {
+                MutationStatus::Applied => return Ok(true),
+                MutationStatus::NotFound => {
+                    self.delete_item("rename", to).await?;
+                    return Ok(false);
+                }
+                _ => {
+                    tracing::debug!("memcached: rename: the session changed during the move; moving again");
+                    self.delete_item("rename", to).await?;
+                }
+            }
+            tokio::time::sleep(cas_backoff(attempt)).await;
+        }
+        Err(StoreError::Unavailable {
+            message: format!(
+                "memcached: rename: the session kept changing under us ({} CAS retries exhausted)",
+                self.client.options.max_cas_retries
+            ),
+            source: None,
+        })
+    }
+
+    async fn delete_item(&self, what: &str, mkey: &str) -> Result<(), StoreError> {
+        self.hints.forget(mkey);
+        let delete = Delete::new(mkey);
+        self.client.run(what, |mc| async move { mc.run(delete).await }).await?;
+        Ok(())
     }
 
     /// Writes `record` if the item's CAS value is still `cas`.
@@ -243,9 +368,42 @@ impl SessionStore for MemcachedStore {
         }
     }
 
+    async fn lookup(&self, key: &StoreKey) -> Result<Lookup, StoreError> {
+        let mkey = self.memcached_key(key);
+        Ok(match self.find("load", &mkey).await? {
+            Found::Live(record, cas, size) => {
+                self.hints.remember(&mkey, &record, cas, size);
+                Lookup::Live(record)
+            }
+            Found::Retired => Lookup::Retired,
+            Found::Missing => Lookup::Missing,
+        })
+    }
+
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
         let mkey = self.memcached_key(key);
         self.client.bounded("create", self.create_inner(&mkey, record)).await
+    }
+
+    async fn end(&self, key: &StoreKey, retire_for: Duration) -> Result<(), StoreError> {
+        let mkey = self.memcached_key(key);
+        if retire_for.is_zero() {
+            return self.delete_item("end", &mkey).await;
+        }
+        self.hints.forget(&mkey);
+        // One unconditional set: any writer still holding the record's CAS value fails.
+        self.retire("end", &mkey, retire_for, None).await.map(|_| ())
+    }
+
+    async fn rename(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        changes: &Changes,
+        retire_for: Duration,
+    ) -> Result<bool, StoreError> {
+        let (from, to) = (self.memcached_key(from), self.memcached_key(to));
+        self.client.bounded("rename", self.rename_loop(&from, &to, changes, retire_for)).await
     }
 
     async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
@@ -266,11 +424,7 @@ impl SessionStore for MemcachedStore {
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        let mkey = self.memcached_key(key);
-        self.hints.forget(&mkey);
-        let delete = Delete::new(&mkey);
-        self.client.run("delete", |mc| async move { mc.run(delete).await }).await?;
-        Ok(())
+        self.delete_item("delete", &self.memcached_key(key)).await
     }
 
     fn name(&self) -> &'static str {
@@ -294,6 +448,16 @@ mod tests {
     fn record(n: usize) -> Record {
         let now = SystemTime::now();
         Record { entries: [("k".to_string(), vec![0; n])].into(), created: now, accessed: now, expires: None }
+    }
+
+    #[test]
+    fn tombstones_hold_their_window_and_never_read_as_records() {
+        let now = SystemTime::now();
+        let stone = tombstone(now + Duration::from_secs(5));
+        assert_eq!(retired_at(&stone, now), Some(true));
+        assert_eq!(retired_at(&stone, now + Duration::from_secs(6)), Some(false));
+        assert!(Record::from_bytes(&stone).is_err(), "a tombstone must not decode as a record");
+        assert_eq!(retired_at(&record(1).to_bytes(), now), None);
     }
 
     #[test]
