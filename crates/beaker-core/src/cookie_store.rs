@@ -11,8 +11,10 @@ use crate::store::Record;
 /// Limits, by design: the payload (after encryption and base64) must fit the configured
 /// `cookie_limit` (4096 bytes by default); a write past it fails with
 /// [`Error::CookieTooLarge`](crate::Error::CookieTooLarge) and the previous cookie stays
-/// valid. Logging out cannot revoke a copy of the cookie held elsewhere before its expiry:
-/// use a server-side store when that matters.
+/// valid. The server keeps nothing, so an ended cookie-only session cannot be retired:
+/// logging out or regenerating the id cannot revoke a copy of the old cookie held
+/// elsewhere, which replays until its expiry (bound it with `absolute_timeout`). Use a
+/// server-side store when that matters.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CookieStore;
 

@@ -14,6 +14,8 @@ use crate::options::FileOptions;
 use crate::tombstone;
 
 const SESSIONS_DIR: &str = "sessions";
+/// The end of the year 9999, where tombstone times saturate.
+const LATEST: Duration = Duration::from_secs(253_402_300_799);
 pub(crate) const CACHE_DIR: &str = "cache";
 
 /// Sessions and cache entries as files under one directory (Beaker's `data_dir`).
@@ -145,11 +147,9 @@ fn retire(inner: &Inner, path: &Path, retire_for: Duration) -> Result<(), StoreE
     if retire_for.is_zero() {
         return remove_opt(path).map(drop).map_err(|e| io_error("delete a session", &inner.root, e));
     }
-    let until = inner
-        .clock
-        .now()
-        .checked_add(retire_for)
-        .unwrap_or(SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799));
+    // Saturated, like every time in beaker: a huge window means "until the year 9999".
+    let latest = SystemTime::UNIX_EPOCH + LATEST;
+    let until = inner.clock.now().checked_add(retire_for).map_or(latest, |t| t.min(latest));
     let temp = TempFile::write(&inner.sessions, &tombstone::encode(until), inner.fsync)
         .map_err(|e| io_error("write a tombstone", &inner.root, e))?;
     temp.rename_to(path).map_err(|e| io_error("retire a session", &inner.root, e))

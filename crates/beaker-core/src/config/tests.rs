@@ -208,3 +208,16 @@ fn cache_headers_option() {
     assert!(e.contains("auto or off"), "{e}");
     assert_eq!(SessionConfig::new().with_cache_headers(CacheHeaders::Off).cache_headers, CacheHeaders::Off);
 }
+
+#[test]
+fn retired_window_is_read_in_seconds_and_zero_turns_it_off() {
+    assert_eq!(SessionConfig::default().retired_window, Duration::from_secs(60));
+    let c = SessionConfig::from_map(map(&[("session.retired_window", "5")])).unwrap();
+    assert_eq!(c.retired_window, Duration::from_secs(5));
+    let c = SessionConfig::from_env_vars(map(&[("BEAKER_SESSION_RETIRED_WINDOW", "0")])).unwrap();
+    assert_eq!(c.retired_window, Duration::ZERO);
+    match SessionConfig::from_map(map(&[("beaker.session.retired_window", "soon")])) {
+        Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "beaker.session.retired_window"),
+        other => panic!("expected an error naming the option, got {other:?}"),
+    }
+}

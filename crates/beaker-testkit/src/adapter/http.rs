@@ -164,6 +164,11 @@ impl Answer {
         self
     }
 
+    /// Whether any `Set-Cookie` is for cookie `name`.
+    pub(crate) fn has_cookie(&self, name: &str) -> bool {
+        self.set_cookies.iter().any(|raw| SetCookie::parse(raw).name == name)
+    }
+
     /// The one `Set-Cookie` for cookie `name`; fails unless there is exactly one.
     #[track_caller]
     pub(crate) fn cookie(&self, cx: Cx, name: &str) -> SetCookie {
