@@ -17,7 +17,8 @@
 //!   and the key material derived from the configured [`Secret`]s.
 //!   Per request, [`SessionManager::start`] turns the `Cookie` headers into a [`Session`]
 //!   (no I/O), and [`SessionManager::finish`] persists what changed and returns the
-//!   `Set-Cookie` values. Adapters hold it in a [`LazySession`](adapter::LazySession), which starts the session
+//!   `Set-Cookie` values with the caching headers the response needs ([`Finished`],
+//!   [`CacheDirectives`]). Adapters hold it in a [`LazySession`](adapter::LazySession), which starts the session
 //!   only when a handler first asks for it.
 //! - [`Session`] is a lazily loaded map of string keys to serde values with per-key change
 //!   tracking, flash messages, [`Session::regenerate_id`] and [`Session::invalidate`].
