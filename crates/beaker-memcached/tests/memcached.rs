@@ -142,6 +142,7 @@ async fn passes_the_conformance_suites() {
     });
     // memcached's default item limit is 1 MiB including the key and item header, so the
     // suites' 1 MiB value cannot fit; half of it still crosses memcached's slab sizes.
+    lifecycle_races(Arc::new(store.clone())).await;
     SessionStoreSuite::new(Arc::new(store))
         .with_corruptor(corruptor)
         .with_large_value(512 * 1024)
@@ -654,4 +655,11 @@ async fn a_stalled_server_is_unavailable_within_the_timeout_and_recovers() {
     assert!(store.load(&key).await.unwrap().is_some());
     assert_eq!(cache.get("ns", "k").await.unwrap().map(|e| e.value), Some(b"v".to_vec()));
     server.stop();
+}
+
+/// Whole requests racing a logout and a login, through a manager on `store`.
+async fn lifecycle_races(store: Arc<dyn beaker_core::store::SessionStore>) {
+    let config = beaker_core::SessionConfig::new().with_secret("a test secret, long enough").unwrap();
+    let manager = beaker_core::SessionManager::builder(config).shared_store(store).build().unwrap();
+    beaker_testkit::lifecycle::LifecycleRaceSuite::new(manager).run().await;
 }

@@ -104,6 +104,7 @@ fn corruptor(store: RedisStore, url: String) -> beaker_testkit::store::Corruptor
 async fn single_node_passes_the_conformance_suites() {
     let Some((url, opts, client)) = single("suite", "redis single-node suites").await else { return };
     let store = RedisStore::new(client.clone());
+    lifecycle_races(Arc::new(store.clone())).await;
     SessionStoreSuite::new(Arc::new(store.clone()))
         .with_corruptor(corruptor(store, url.clone()))
         .with_real_time_expiry()
@@ -342,6 +343,7 @@ async fn cluster_passes_the_conformance_suites() {
     assert!(client.is_cluster());
     assert_worker_round_trip(&url, &opts);
     let store = RedisStore::new(client.clone());
+    lifecycle_races(Arc::new(store.clone())).await;
     SessionStoreSuite::new(Arc::new(store)).with_real_time_expiry().run().await;
     let cache = RedisCache::new(client);
     CacheBackendSuite::new(Arc::new(cache.clone())).run().await;
@@ -785,4 +787,11 @@ async fn requests_make_the_round_trips_the_docs_promise() {
     })
     .await;
     assert_eq!(calls, ["hgetall", "evalsha"], "a read that touches: two round trips");
+}
+
+/// Whole requests racing a logout and a login, through a manager on `store`.
+async fn lifecycle_races(store: Arc<dyn beaker_core::store::SessionStore>) {
+    let config = beaker_core::SessionConfig::new().with_secret("a test secret, long enough").unwrap();
+    let manager = beaker_core::SessionManager::builder(config).shared_store(store).build().unwrap();
+    beaker_testkit::lifecycle::LifecycleRaceSuite::new(manager).run().await;
 }
