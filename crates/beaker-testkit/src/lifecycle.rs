@@ -65,7 +65,7 @@ impl LifecycleRaceSuite {
 
     /// When the logout or login starts: amid the counters' loads and writes.
     fn midpoint(&self) -> Duration {
-        Duration::from_micros(100 * self.parallel as u64)
+        Duration::from_millis(self.parallel as u64 / 2)
     }
 
     async fn session_with(&self, key: &str, value: &str) -> String {
@@ -82,7 +82,9 @@ impl LifecycleRaceSuite {
             .map(|i| {
                 let (m, cookie) = (self.manager.clone(), cookie.to_owned());
                 tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_micros(200 * i as u64)).await;
+                    // Whole milliseconds apart: tokio's timer has millisecond ticks, and
+                    // finer steps would start the counters in a few bunches.
+                    tokio::time::sleep(Duration::from_millis(i as u64)).await;
                     let s = m.start([cookie.as_str()]);
                     let n: u64 = s.get("n").await.expect("get").unwrap_or(0);
                     tokio::time::sleep(Duration::from_millis(1)).await;
