@@ -13,12 +13,12 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::host::{have, output, reachable, root, target_dir};
 use crate::{cargo, run as run_cmd, Result};
 
 mod instructions;
@@ -57,75 +57,69 @@ struct Options {
     command: String,
 }
 
-fn parse(args: &[String]) -> Result<Options> {
+/// Which half of the benchmark to run.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Half {
+    /// The criterion micro-benchmarks only.
+    Criterion,
+    /// The HTTP load run against the peers only.
+    Http,
+}
+
+/// `cargo xtask bench` arguments.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Run only this half (default: both).
+    half: Option<Half>,
+    /// Shorter runs: 3 repeats, 0.25 s warm-up, 1 s per measurement.
+    #[arg(long)]
+    quick: bool,
+    /// Repeats per HTTP configuration.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    repeats: Option<u64>,
+    /// Seconds per HTTP measurement.
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Keep-alive connections the load generator opens.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    connections: u64,
+}
+
+fn options(args: &Args) -> Result<Options> {
     let mut o = Options {
-        criterion: true,
-        http: true,
-        quick: false,
+        criterion: args.half != Some(Half::Http),
+        http: args.half != Some(Half::Criterion),
+        quick: args.quick,
         repeats: 5,
         warmup_ms: 1000,
         duration_ms: 5000,
-        connections: 32,
-        command: std::iter::once("cargo xtask bench".to_owned())
-            .chain(args.iter().cloned())
+        connections: args.connections as usize,
+        command: std::iter::once("cargo xtask".to_owned())
+            .chain(std::env::args().skip(1))
             .collect::<Vec<_>>()
             .join(" "),
     };
-    let (mut repeats, mut seconds) = (None, None);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| -> Result<f64> {
-            it.next().and_then(|v| v.parse().ok()).ok_or_else(|| format!("{name} needs a number"))
-        };
-        match a.as_str() {
-            "http" => o.criterion = false,
-            "criterion" => o.http = false,
-            "--quick" => o.quick = true,
-            "--repeats" => repeats = Some(value("--repeats")?.max(1.0) as usize),
-            "--seconds" => seconds = Some(value("--seconds")?.max(0.1)),
-            "--connections" => o.connections = value("--connections")?.max(1.0) as usize,
-            other => return Err(format!("bench: unknown argument {other:?} (try: bench [criterion|http] [--quick])")),
-        }
-    }
     if o.quick {
         o.repeats = 3;
         o.warmup_ms = 250;
         o.duration_ms = 1000;
     }
-    if let Some(r) = repeats {
-        o.repeats = r;
+    if let Some(r) = args.repeats {
+        o.repeats = r as usize;
     }
-    if let Some(s) = seconds {
-        o.duration_ms = (s * 1000.0) as u64;
+    if let Some(s) = args.seconds {
+        if !(s.is_finite() && s > 0.0) {
+            return Err(format!("bench: --seconds must be a positive number, not {s}"));
+        }
+        o.duration_ms = (s.max(0.1) * 1000.0) as u64;
     }
     Ok(o)
 }
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
-}
-
-fn reachable(addr: &str) -> bool {
-    addr.parse::<SocketAddr>().is_ok_and(|a| TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())
-}
-
-fn have(binary: &str, arg: &str) -> bool {
-    Command::new(binary).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
-}
-
-fn output(program: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(program).args(args).stderr(Stdio::null()).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
 /// `cargo xtask bench ...`.
-pub(crate) fn run(args: &[String]) -> Result {
+pub(crate) fn run(args: &Args) -> Result {
     let started = Instant::now();
-    let o = parse(args)?;
+    let o = options(args)?;
     let (mut criterion, mut criterion_skipped) = (Vec::new(), Vec::new());
     if o.criterion {
         (criterion, criterion_skipped) = criterion_run(&o)?;
@@ -201,13 +195,8 @@ fn collect_estimates(dir: &Path, out: &mut Vec<CriterionFigure>, since: std::tim
                 let file = path.join("estimates.json");
                 let fresh = std::fs::metadata(&file).and_then(|m| m.modified()).is_ok_and(|t| t >= since);
                 let id = path.join("benchmark.json");
-                if let (true, Ok(est), Ok(meta)) = (fresh, std::fs::read_to_string(&file), std::fs::read_to_string(&id))
-                {
-                    if let (Some(mean), Some(full)) =
-                        (json_number_after(&est, "\"mean\"", "\"point_estimate\":"), json_string(&meta, "\"full_id\":"))
-                    {
-                        out.push(CriterionFigure { id: full, mean_ns: mean });
-                    }
+                if let (true, Some(mean), Some(full)) = (fresh, criterion_mean(&file), criterion_id(&id)) {
+                    out.push(CriterionFigure { id: full, mean_ns: mean });
                 }
             } else {
                 collect_estimates(&path, out, since);
@@ -216,17 +205,18 @@ fn collect_estimates(dir: &Path, out: &mut Vec<CriterionFigure>, since: std::tim
     }
 }
 
-fn json_number_after(text: &str, section: &str, key: &str) -> Option<f64> {
-    let rest = &text[text.find(section)?..];
-    let rest = &rest[rest.find(key)? + key.len()..];
-    let end = rest.find([',', '}'])?;
-    rest[..end].trim().parse().ok()
+fn read_json(path: &Path) -> Option<serde_json::Value> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
-fn json_string(text: &str, key: &str) -> Option<String> {
-    let rest = &text[text.find(key)? + key.len()..];
-    let rest = &rest[rest.find('"')? + 1..];
-    Some(rest[..rest.find('"')?].to_owned())
+/// The mean's point estimate in a criterion `estimates.json`, in nanoseconds.
+fn criterion_mean(path: &Path) -> Option<f64> {
+    read_json(path)?.pointer("/mean/point_estimate")?.as_f64()
+}
+
+/// The benchmark's `group/function/parameter` id in a criterion `benchmark.json`.
+fn criterion_id(path: &Path) -> Option<String> {
+    Some(read_json(path)?.get("full_id")?.as_str()?.to_owned())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -540,3 +530,21 @@ fn clean_redis() {
 
 // ---------------------------------------------------------------------------------------
 // figures
+
+#[cfg(test)]
+mod criterion_json {
+    use super::{criterion_id, criterion_mean};
+
+    #[test]
+    fn reads_the_mean_and_the_id_criterion_writes() {
+        let dir = std::env::temp_dir().join(format!("xtask-criterion-json-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (est, meta) = (dir.join("estimates.json"), dir.join("benchmark.json"));
+        std::fs::write(&est, r#"{"mean":{"confidence_interval":{"lower_bound":1.0},"point_estimate":123.5},"median":{"point_estimate":9.0}}"#).unwrap();
+        std::fs::write(&meta, r#"{"group_id":"g","full_id":"g/f/1","title":"x"}"#).unwrap();
+        assert_eq!(criterion_mean(&est), Some(123.5));
+        assert_eq!(criterion_id(&meta).as_deref(), Some("g/f/1"));
+        assert_eq!(criterion_mean(&meta), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -10,11 +10,13 @@ const FORBIDDEN_PREFIXES: &[&str] = &["actix", "rocket", "sqlx-", "hyper-", "tok
 
 pub(crate) fn lint() -> Result {
     core_purity()?;
+    crate::tidy::run()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().arg("clippy").args(BUILD_FLAGS).args(["--", "-D", "warnings"]))?;
     run(cargo()
         .args(["doc", "--workspace", "--no-deps", "--all-features", "--locked"])
-        .env("RUSTDOCFLAGS", "-D warnings"))
+        .env("RUSTDOCFLAGS", "-D warnings"))?;
+    crate::publish::run_check(&crate::publish::Args { verify: false })
 }
 
 /// `cargo tree -p beaker-core -e normal` must name no framework, http crate or runtime.

@@ -2,27 +2,15 @@
 //! loopback port, found through its `listening on http://ADDR` line.
 
 use std::io::{BufRead as _, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::host::{root, target_dir};
 use crate::Result;
-
-/// The workspace root (xtask lives one level below it).
-pub(crate) fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is inside the workspace").to_owned()
-}
-
-/// The cargo target directory (honours `CARGO_TARGET_DIR`).
-pub(crate) fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) => root().join(d),
-        None => root().join("target"),
-    }
-}
 
 /// How to build the demo binary.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -42,10 +30,9 @@ pub(crate) fn build(profile: Profile) -> Result<PathBuf> {
     let mut cmd = crate::cargo();
     cmd.current_dir(root()).arg("build");
     match profile {
-        // `beaker-rs` is named so that its store features can be switched on for the demo.
+        // The demo turns on every store itself (demo-common's `beaker-rs/all-stores`).
         Profile::Release => {
-            cmd.args(["--release", "--locked", "-p", "demo-axum", "-p", "beaker-rs", "--features"]);
-            cmd.arg("beaker/sqlite,beaker/redis");
+            cmd.args(["--release", "--locked", "-p", "demo-axum"]);
         }
         Profile::Debug => {
             cmd.args(crate::BUILD_FLAGS);
@@ -168,26 +155,6 @@ fn random_secret() -> String {
     s.push_str(String::from_utf8_lossy(&bytes).trim());
     s.push_str(&format!("-{}-{:?}", std::process::id(), Instant::now()));
     s
-}
-
-pub(crate) fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
-    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
-}
-
-pub(crate) fn reachable(addr: &str) -> bool {
-    addr.parse::<SocketAddr>().is_ok_and(|a| TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())
-}
-
-pub(crate) fn wait_for(addr: &str, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if reachable(addr) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 /// A scratch directory under the system's temporary directory, removed on drop.

@@ -1,9 +1,13 @@
 //! `cargo xtask e2e [--debug]`: a real browser through `GET /app` of `demo-axum`.
 //!
 //! Starts the demo (memory store) and `chromedriver` on free loopback ports, and drives
-//! headless Chromium over WebDriver: log in, increment, reload and see the state kept,
-//! check the session cookie's attributes as the browser stored them, log out and see the
-//! session gone. Screenshots land in `target/e2e/` (`app.png` logged in, `app-logged-out.png`).
+//! headless Chromium over WebDriver through the forms of `/app` (each posts and redirects
+//! back): log in, increment, reload and see the state kept and each flash message shown
+//! once, set a key, watch the expiry count down, run the slow computation from five
+//! parallel requests and see one creator, check the session cookie's attributes as the
+//! browser stored them, log out and see the session gone; then the same forms in a browser
+//! with JavaScript off. Screenshots land in `target/e2e/`: `app-desktop.png` and
+//! `app-phone.png` (390 x 844, where the page must not scroll sideways).
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`/usr/bin/chromium`,
 //! `/usr/bin/chromedriver`; `.ci/run` installs them). `--debug` reuses the debug build of
@@ -26,30 +30,44 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The W3C key under which an element reference arrives.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-pub(crate) fn run(args: &[String]) -> Result {
-    if let Some(bad) = args.iter().find(|a| a.as_str() != "--debug") {
-        return Err(format!("unknown option {bad}; usage: cargo xtask e2e [--debug]"));
-    }
+/// `cargo xtask e2e` arguments.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Reuse the debug build of `cargo xtask test` instead of building a release binary.
+    #[arg(long)]
+    debug: bool,
+}
+
+pub(crate) fn run(args: &Args) -> Result {
     for tool in [CHROMIUM, CHROMEDRIVER] {
         if !Path::new(tool).exists() {
             return Err(format!("{tool} is missing: apt-get install -y chromium chromium-driver (Debian's packages)"));
         }
     }
-    let profile = if args.is_empty() { Profile::Release } else { Profile::Debug };
+    let profile = if args.debug { Profile::Debug } else { Profile::Release };
     let binary = demo::build(profile)?;
     let scratch = Scratch::new("e2e")?;
-    let server = Demo::spawn(&binary, &scratch.0, &[("BEAKER_SESSION_URL", "memory:")])?;
-    let artifacts = demo::target_dir().join("e2e");
+    let env = [("BEAKER_SESSION_URL", "memory:"), ("BEAKER_SESSION_TIMEOUT", "1800"), ("BEAKER_DEMO_SLOW_MS", "800")];
+    let server = Demo::spawn(&binary, &scratch.0, &env)?;
+    let artifacts = crate::host::target_dir().join("e2e");
     std::fs::create_dir_all(&artifacts).map_err(|e| format!("{}: {e}", artifacts.display()))?;
     let driver = Driver::start(&scratch.0)?;
-    let browser = driver.browser(&scratch.0.join("profile"))?;
-    let outcome = scenario(&browser, &format!("http://{}", server.addr), &artifacts);
+    let base = format!("http://{}", server.addr);
+    let browser = driver.browser(&scratch.0.join("profile"), true)?;
+    let outcome = scenario(&browser, &base, &artifacts);
     if outcome.is_err() {
         // A picture of the failure helps more than the error alone.
         let _ = browser.screenshot(&artifacts.join("failure.png"));
     }
     browser.quit();
     outcome.map_err(|e| format!("e2e: {e}\ndemo output:\n{}", server.output()))?;
+    let browser = driver.browser(&scratch.0.join("profile-nojs"), false)?;
+    let outcome = without_javascript(&browser, &base);
+    if outcome.is_err() {
+        let _ = browser.screenshot(&artifacts.join("failure-nojs.png"));
+    }
+    browser.quit();
+    outcome.map_err(|e| format!("e2e without JavaScript: {e}\ndemo output:\n{}", server.output()))?;
     eprintln!("e2e: passed; screenshots in {}", artifacts.display());
     Ok(())
 }
@@ -60,22 +78,46 @@ fn scenario(b: &Browser, base: &str, artifacts: &Path) -> Result {
     b.expect_text("#status", "not logged in")?;
     b.expect_text("#status", "Counter: none")?;
 
+    // Every action is a form that posts and comes back to /app with a flash message.
     b.type_into("#user", "alice")?;
     b.click("#login")?;
-    b.expect_body("alice")?;
-    b.goto(&app)?;
     b.expect_text("#status", "logged in as alice")?;
-
+    b.expect_text("#flashes", "Logged in as alice")?;
+    b.expect_url(&app)?;
     for n in 1..=3 {
         b.click("#increment")?;
-        b.expect_body(&n.to_string())?;
-        b.goto(&app)?;
+        b.expect_text("#status", &format!("Counter: {n}"))?;
+        b.expect_text("#flashes", &format!("Counter is now {n}"))?;
     }
-    b.expect_text("#status", "Counter: 3")?;
+    // A reload shows the state again, without repeating the action or the flash.
     b.refresh()?;
-    b.expect_text("#status", "logged in as alice")?;
     b.expect_text("#status", "Counter: 3")?;
-    b.screenshot(&artifacts.join("app.png"))?;
+    if b.script("return document.getElementById('flashes') !== null")? != json!(false) {
+        return Err("a flash message showed twice".into());
+    }
+    b.type_into("#key", "colour")?;
+    b.type_into("#value", "teal")?;
+    b.click("#set")?;
+    b.expect_text("#entries", "colour")?;
+    b.expect_text("#entries", "teal")?;
+    b.type_into("#msg", "hello from e2e")?;
+    b.click("#flash")?;
+    b.expect_text("#flashes", "hello from e2e")?;
+
+    // The expiry counts down (the inline script), and the cache panel's parallel run
+    // sees one creator.
+    b.expect_text("#expires-in", "in ")?;
+    let first = b.text("#expires-in")?;
+    b.wait_for("the expiry countdown to tick", || b.text("#expires-in"), |t| t != first && t.starts_with("in "))?;
+    b.type_into_replacing("#cache-key", "e2e")?;
+    b.click("#parallel")?;
+    b.expect_text("#parallel-out", "one creator served all five")?;
+    b.click("#compute")?;
+    b.expect_text("#flashes", "Cache key e2e: generation")?;
+    b.wait_for("callers that waited for the creator", || b.text("#stat-waits"), |t| !t.is_empty() && t != "0")?;
+    // Tall enough for the whole page, the cache panel included.
+    b.cmd("POST", "/window/rect", Some(json!({"width": 1280, "height": 1500})))?;
+    b.screenshot(&artifacts.join("app-desktop.png"))?;
 
     let cookie = b.session_cookie()?.ok_or("the browser holds no beaker.session.id cookie while logged in")?;
     let attr = |k: &str| cookie.get(k).cloned().unwrap_or(Value::Null);
@@ -86,16 +128,47 @@ fn scenario(b: &Browser, base: &str, artifacts: &Path) -> Result {
         return Err("scripts can read the HttpOnly session cookie".into());
     }
 
-    b.click("#logout")?;
-    b.expect_body("bye")?;
-    if let Some(c) = b.session_cookie()? {
-        return Err(format!("the session cookie survived the logout: {c}"));
+    // A phone: nothing wider than the screen.
+    b.cmd("POST", "/window/rect", Some(json!({"width": 390, "height": 844})))?;
+    b.refresh()?;
+    b.expect_text("#status", "Counter: 3")?;
+    if b.script("return document.documentElement.scrollWidth <= window.innerWidth")? != json!(true) {
+        return Err("the page scrolls sideways on a phone-sized screen".into());
     }
+    b.screenshot(&artifacts.join("app-phone.png"))?;
+    b.cmd("POST", "/window/rect", Some(json!({"width": 1280, "height": 900})))?;
+
+    b.click("#logout")?;
+    b.expect_text("#status", "not logged in")?;
+    b.expect_text("#flashes", "Logged out")?;
+    let after = b.session_cookie()?.ok_or("the logout's flash message needs a (new) session")?;
+    if after["value"] == cookie["value"] {
+        return Err("the session cookie survived the logout".into());
+    }
+    b.expect_text("#status", "Counter: none")?;
+    Ok(())
+}
+
+/// The same flow's forms with JavaScript off: the page needs no script to work.
+fn without_javascript(b: &Browser, base: &str) -> Result {
+    let app = format!("{base}/app");
     b.goto(&app)?;
     b.expect_text("#status", "not logged in")?;
-    b.expect_text("#status", "Counter: none")?;
-    b.screenshot(&artifacts.join("app-logged-out.png"))?;
-    Ok(())
+    b.type_into("#user", "bob")?;
+    b.click("#login")?;
+    b.expect_text("#status", "logged in as bob")?;
+    b.click("#increment")?;
+    b.expect_text("#status", "Counter: 1")?;
+    b.expect_text("#expires-in", "in ")?;
+    // The script reveals the parallel-run button: hidden here, so no script ran.
+    let parallel = b.element("#parallel")?;
+    if b.cmd("GET", &format!("/element/{parallel}/displayed"), None)? != json!(false) {
+        return Err("the page's script ran in the browser that has JavaScript off".into());
+    }
+    b.click("#compute")?;
+    b.expect_text("#flashes", "generation")?;
+    b.click("#logout")?;
+    b.expect_text("#status", "not logged in")
 }
 
 /// A `chromedriver` process on a free loopback port.
@@ -106,7 +179,7 @@ struct Driver {
 
 impl Driver {
     fn start(dir: &Path) -> Result<Driver> {
-        let port = demo::free_port()?;
+        let port = crate::host::free_port()?;
         let log = std::fs::File::create(dir.join("chromedriver.log")).map_err(|e| e.to_string())?;
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
@@ -116,14 +189,14 @@ impl Driver {
             .spawn()
             .map_err(|e| format!("cannot run {CHROMEDRIVER}: {e}"))?;
         let driver = Driver { child, addr: SocketAddr::from(([127, 0, 0, 1], port)) };
-        if !demo::wait_for(&driver.addr.to_string(), Duration::from_secs(20)) {
+        if !crate::host::wait_for(&driver.addr.to_string(), Duration::from_secs(20)) {
             return Err(format!("chromedriver did not listen on {} within 20 s", driver.addr));
         }
         Ok(driver)
     }
 
-    /// Opens a headless Chromium with a fresh profile.
-    fn browser(&self, profile: &Path) -> Result<Browser> {
+    /// Opens a headless Chromium with a fresh profile, with or without JavaScript.
+    fn browser(&self, profile: &Path, javascript: bool) -> Result<Browser> {
         let args = [
             "--headless".to_owned(),
             "--no-sandbox".to_owned(),
@@ -134,12 +207,16 @@ impl Driver {
             "--disable-component-update".to_owned(),
             "--disable-sync".to_owned(),
             "--disable-dev-shm-usage".to_owned(),
-            "--window-size=900,700".to_owned(),
+            "--window-size=1280,900".to_owned(),
             format!("--user-data-dir={}", profile.display()),
         ];
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": args,
+                "prefs": {"profile.managed_default_content_settings.javascript": if javascript { 1 } else { 2 }},
+            },
         }}});
         let mut b = Browser {
             conn: std::cell::RefCell::new(Conn::new(self.addr, Duration::from_secs(60))),
@@ -223,18 +300,24 @@ impl Browser {
         )
     }
 
-    /// Waits until the page's whole text is exactly `want` (the plain-text routes).
-    fn expect_body(&self, want: &str) -> Result {
+    fn text(&self, css: &str) -> Result<String> {
+        let e = self.element(css)?;
+        Ok(self.cmd("GET", &format!("/element/{e}/text"), None)?.as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Clears the input `css`, then types `text`.
+    fn type_into_replacing(&self, css: &str, text: &str) -> Result {
+        let e = self.element(css)?;
+        self.cmd("POST", &format!("/element/{e}/clear"), Some(json!({})))?;
+        self.cmd("POST", &format!("/element/{e}/value"), Some(json!({ "text": text }))).map(drop)
+    }
+
+    /// Waits until the browser shows `url` (after a redirect).
+    fn expect_url(&self, url: &str) -> Result {
         self.wait_for(
-            &format!("the page to read {want:?}"),
-            || {
-                Ok(self
-                    .script("return document.body ? document.body.innerText : ''")?
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned())
-            },
-            |text| text.trim() == want,
+            &format!("the address {url}"),
+            || Ok(self.cmd("GET", "/url", None)?.as_str().unwrap_or_default().to_owned()),
+            |u| u == url,
         )
     }
 

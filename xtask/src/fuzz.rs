@@ -8,14 +8,21 @@ use std::process::Command;
 use crate::Result;
 
 /// Every fuzz target in `fuzz/fuzz_targets`.
-pub(crate) const TARGETS: &[&str] = &["cookie_header", "cookie_store", "record_decode", "config_parser"];
+pub(crate) const TARGETS: &[&str] =
+    &["cookie_header", "cookie_store", "record_decode", "config_parser", "beaker_payload"];
 
-pub(crate) fn run(args: &[String]) -> Result {
-    let target = args.first().ok_or("usage: cargo xtask fuzz TARGET|all [--seconds N]")?;
-    let seconds = match args.iter().position(|a| a == "--seconds") {
-        Some(i) => args.get(i + 1).and_then(|s| s.parse::<u64>().ok()).ok_or("--seconds takes a whole number")?,
-        None => 30,
-    };
+/// `cargo xtask fuzz` arguments.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// A target in `fuzz/fuzz_targets`, or `all`.
+    target: String,
+    /// Seconds per target.
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+}
+
+pub(crate) fn run(args: &Args) -> Result {
+    let (target, seconds) = (&args.target, args.seconds);
     ensure_cargo_fuzz()?;
     let targets: Vec<&str> = if target == "all" {
         TARGETS.to_vec()

@@ -1,44 +1,79 @@
-//! beaker-rs automation, all in Rust: `cargo xtask <command>`.
-//!
-//! | command | what it does |
-//! |---|---|
-//! | `test` | starts the throwaway services it can, builds the workspace once, runs every test |
-//! | `lint` | rustfmt check, clippy `-D warnings`, rustdoc, the core-purity check |
-//! | `ci` | `test` then `lint` (what `.ci/run` runs) |
-//! | `services` | starts the throwaway services and prints their URLs until Ctrl-C |
-//! | `purity` | the core-purity check alone |
-//! | `bench [criterion/http] [--quick]` | criterion micro-benchmarks and the HTTP load run against the peers; writes `docs/benchmarks.md` and `.svg` |
-//! | `fuzz TARGET [--seconds N]` | runs one cargo-fuzz target for N seconds (default 30); `fuzz all` runs each |
-//! | `soak [--seconds N] [--clients N] [--stores ...] [--debug]` | many clients against demo-axum over memory, SQLite and Redis: no lost update, flat memory, zero errors |
-//! | `e2e [--debug]` | headless Chromium through demo-axum's `/app` (screenshots in `target/e2e/`) |
+//! beaker-rs automation, all in Rust: `cargo xtask <command>` (`cargo xtask help` lists
+//! the commands, `cargo xtask help COMMAND` their options).
 
 mod bench;
 mod checks;
 mod demo;
 mod e2e;
 mod fuzz;
+mod host;
 mod http;
+mod publish;
+mod python_beaker;
 mod services;
 mod soak;
+mod tidy;
 
 use std::process::{Command, ExitCode};
 
+use clap::{Parser, Subcommand};
+
+/// beaker-rs automation.
+#[derive(Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Start the throwaway services it can, build the workspace once, run every test.
+    Test {
+        /// Passed on to `cargo test` (e.g. `-- --nocapture`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        extra: Vec<String>,
+    },
+    /// rustfmt check, clippy `-D warnings`, rustdoc, the core-purity check, publish-check,
+    /// tidy.
+    Lint,
+    /// `test` then `lint` (what `.ci/run` runs).
+    Ci,
+    /// Start the throwaway services and print their URLs until Ctrl-C.
+    Services,
+    /// The core-purity check alone.
+    Purity,
+    /// Criterion micro-benchmarks and the HTTP load run against the peers; writes
+    /// `docs/benchmarks.md` and `docs/benchmarks.svg`.
+    Bench(bench::Args),
+    /// Run one cargo-fuzz target (or `all`) for a bounded time.
+    Fuzz(fuzz::Args),
+    /// Many clients against demo-axum over memory, SQLite and Redis: no lost update, flat
+    /// memory, zero errors.
+    Soak(soak::Args),
+    /// `cargo package` of every publishable crate, after checking its metadata, README and
+    /// licence files (also part of `lint`).
+    PublishCheck(publish::Args),
+    /// Every relative link and repository path named in the docs and in code comments
+    /// exists (also part of `lint`).
+    Tidy,
+    /// Headless Chromium through demo-axum's `/app` (screenshots in `target/e2e/`).
+    E2e(e2e::Args),
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("test") => test(&args[1..]),
-        Some("lint") => checks::lint(),
-        Some("ci") => test(&[]).and_then(|()| checks::lint()),
-        Some("services") => services::hold(),
-        Some("purity") => checks::core_purity(),
-        Some("fuzz") => fuzz::run(&args[1..]),
-        Some("soak") => soak::run(&args[1..]),
-        Some("e2e") => e2e::run(&args[1..]),
-        Some("bench") => bench::run(&args[1..]),
-        _ => {
-            eprintln!("usage: cargo xtask <test | lint | ci | services | purity | fuzz TARGET|all [--seconds N] | soak [--seconds N] | e2e>");
-            return ExitCode::from(2);
-        }
+    let result = match Cli::parse().command {
+        Task::Test { extra } => test(&extra),
+        Task::Lint => checks::lint(),
+        Task::Ci => test(&[]).and_then(|()| checks::lint()),
+        Task::Services => services::hold(),
+        Task::Purity => checks::core_purity(),
+        Task::Fuzz(args) => fuzz::run(&args),
+        Task::Soak(args) => soak::run(&args),
+        Task::E2e(args) => e2e::run(&args),
+        Task::Bench(args) => bench::run(&args),
+        Task::Tidy => tidy::run(),
+        Task::PublishCheck(args) => publish::run_check(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -83,7 +118,8 @@ pub(crate) fn cargo() -> Command {
 pub(crate) const BUILD_FLAGS: &[&str] = &["--workspace", "--all-targets", "--all-features", "--locked"];
 
 fn test(extra: &[String]) -> Result {
-    let services = services::Services::start()?;
+    let mut services = services::Services::start()?;
+    services.python_beaker();
     services.report();
     if in_ci() && !services.missing.is_empty() {
         return Err(format!(

@@ -1,13 +1,16 @@
 //! The services the test suites talk to: the machine's own Redis, PostgreSQL and MariaDB
 //! when they answer, and throwaway `memcached`, `redis-server` and a three-node Redis
-//! Cluster started here on free loopback ports (stopped when the run ends).
+//! Cluster started here on free loopback ports (stopped when the run ends), and the
+//! object-storage emulators (`object_stores.rs`).
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::host::{free_port, have, reachable, Throwaway};
 use crate::Result;
+
+mod object_stores;
 
 /// A service the run could not provide, and the suites that therefore skip.
 pub(crate) struct Missing {
@@ -19,44 +22,21 @@ pub(crate) struct Missing {
 pub(crate) struct Services {
     pub(crate) env: Vec<(String, String)>,
     pub(crate) missing: Vec<Missing>,
-    children: Vec<Child>,
+    pub(super) servers: Vec<Throwaway>,
     dir: PathBuf,
-}
-
-fn reachable(addr: &str) -> bool {
-    addr.parse::<SocketAddr>().is_ok_and(|a| TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())
-}
-
-fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
-    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
-}
-
-fn have(binary: &str) -> bool {
-    Command::new(binary).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
-}
-
-fn wait_for(addr: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if reachable(addr) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 impl Services {
     pub(crate) fn start() -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("beaker-xtask-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let mut s = Services { env: Vec::new(), missing: Vec::new(), children: Vec::new(), dir };
+        let mut s = Services { env: Vec::new(), missing: Vec::new(), servers: Vec::new(), dir };
         s.redis()?;
         s.sql("BEAKER_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test", "127.0.0.1:5432", "postgres");
         s.sql("BEAKER_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test", "127.0.0.1:3306", "mysql");
         s.memcached()?;
         s.redis_cluster()?;
+        s.object_stores()?;
         Ok(s)
     }
 
@@ -77,7 +57,7 @@ impl Services {
         }
         if reachable("127.0.0.1:6379") {
             self.env.push((VAR.into(), "redis://127.0.0.1:6379".into()));
-        } else if have("redis-server") {
+        } else if have("redis-server", "--version") {
             let port = free_port()?;
             self.spawn_redis(port, &[])?;
             self.env.push((VAR.into(), format!("redis://127.0.0.1:{port}")));
@@ -85,6 +65,19 @@ impl Services {
             self.missing.push(Missing { suite: "redis", why: "nothing on 127.0.0.1:6379 and no redis-server".into() });
         }
         Ok(())
+    }
+
+    /// Python Beaker 1.14 for the interop tests (`crates/beaker-rs/tests/beaker_interop.rs`),
+    /// in a venv made on first use (so only `test` asks for it).
+    pub(crate) fn python_beaker(&mut self) {
+        const VAR: &str = "BEAKER_TEST_PYTHON";
+        if self.given(VAR) {
+            return;
+        }
+        match crate::python_beaker::interpreter() {
+            Ok(python) => self.env.push((VAR.into(), python.to_string_lossy().into_owned())),
+            Err(why) => self.missing.push(Missing { suite: "beaker-interop", why }),
+        }
     }
 
     fn sql(&mut self, var: &str, default: &str, addr: &str, suite: &'static str) {
@@ -103,43 +96,27 @@ impl Services {
         if self.given(VAR) {
             return Ok(());
         }
-        if !have("memcached") {
+        if !have("memcached", "--version") {
             self.missing
                 .push(Missing { suite: "memcached", why: "no memcached binary (apt-get install -y memcached)".into() });
             return Ok(());
         }
         let port = free_port()?;
-        let child = Command::new("memcached")
-            .args(["-u", "root", "-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0", "-I", "4m", "-m", "256"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("could not start memcached: {e}"))?;
-        self.children.push(child);
-        if wait_for(&format!("127.0.0.1:{port}")) {
-            self.env.push((VAR.into(), format!("memcached://127.0.0.1:{port}")));
-        } else {
-            self.missing.push(Missing { suite: "memcached", why: "the throwaway memcached did not start".into() });
+        let mut cmd = Command::new("memcached");
+        cmd.args(["-u", "root", "-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0", "-I", "4m", "-m", "256"]);
+        match Throwaway::start(cmd, port) {
+            Ok(server) => {
+                self.servers.push(server);
+                self.env.push((VAR.into(), format!("memcached://127.0.0.1:{port}")));
+            }
+            Err(why) => self.missing.push(Missing { suite: "memcached", why }),
         }
         Ok(())
     }
 
     fn spawn_redis(&mut self, port: u16, extra: &[&str]) -> Result {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("could not start redis-server: {e}"))?;
-        self.children.push(child);
-        if wait_for(&format!("127.0.0.1:{port}")) {
-            Ok(())
-        } else {
-            Err(format!("the throwaway redis-server on port {port} did not start"))
-        }
+        self.servers.push(Throwaway::redis_on(port, &self.dir, extra)?);
+        Ok(())
     }
 
     fn redis_cluster(&mut self) -> Result {
@@ -147,7 +124,7 @@ impl Services {
         if self.given(VAR) {
             return Ok(());
         }
-        if !have("redis-server") || !have("redis-cli") {
+        if !have("redis-server", "--version") || !have("redis-cli", "--version") {
             self.missing.push(Missing { suite: "redis-cluster", why: "no redis-server / redis-cli".into() });
             return Ok(());
         }
@@ -212,10 +189,7 @@ impl Services {
 
 impl Drop for Services {
     fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.servers.clear();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -14,7 +14,6 @@
 //! `--env KEY=VALUE` (repeatable) adds a variable to the demo's environment (for example
 //! `--env BEAKER_SESSION_POOL_SIZE=4`).
 
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,8 +22,6 @@ use crate::demo::{self, Demo, Profile, Scratch};
 use crate::http::Conn;
 use crate::Result;
 
-const USAGE: &str =
-    "usage: cargo xtask soak [--seconds N] [--clients N] [--stores memory,sqlite,redis] [--debug] [--env K=V]...";
 /// Allowed growth of the resident set after the warm-up: a fraction and a constant.
 const RSS_GROWTH_FRACTION: f64 = 0.25;
 const RSS_GROWTH_KIB: u64 = 16 * 1024;
@@ -37,46 +34,43 @@ struct Options {
     env: Vec<(String, String)>,
 }
 
-fn value<T: std::str::FromStr>(args: &[String], flag: &str) -> Result<Option<T>> {
-    match args.iter().position(|a| a == flag) {
-        None => Ok(None),
-        Some(i) => args.get(i + 1).and_then(|s| s.parse().ok()).map(Some).ok_or_else(|| format!("{flag}: {USAGE}")),
+/// `cargo xtask soak` arguments.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Seconds per store.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    seconds: u64,
+    /// Concurrent clients, each with its own session.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=512))]
+    clients: u64,
+    /// The stores to soak, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "memory,sqlite,redis",
+          value_parser = ["memory", "sqlite", "redis"])]
+    stores: Vec<String>,
+    /// Reuse the debug build of `cargo xtask test` instead of building a release binary.
+    #[arg(long)]
+    debug: bool,
+    /// A variable for the demo's environment, `KEY=VALUE` (repeatable).
+    #[arg(long = "env", value_parser = key_value)]
+    env: Vec<(String, String)>,
+}
+
+fn key_value(kv: &str) -> std::result::Result<(String, String), String> {
+    kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("{kv:?} is not KEY=VALUE"))
+}
+
+fn options(args: &Args) -> Options {
+    Options {
+        seconds: args.seconds,
+        clients: args.clients as usize,
+        stores: args.stores.clone(),
+        profile: if args.debug { Profile::Debug } else { Profile::Release },
+        env: args.env.clone(),
     }
 }
 
-fn options(args: &[String]) -> Result<Options> {
-    for a in args.iter().filter(|a| a.starts_with("--")) {
-        if !["--seconds", "--clients", "--stores", "--debug", "--env"].contains(&a.as_str()) {
-            return Err(format!("unknown option {a}; {USAGE}"));
-        }
-    }
-    let seconds = value(args, "--seconds")?.unwrap_or(60u64);
-    let clients = value(args, "--clients")?.unwrap_or(32usize);
-    if seconds == 0 || clients == 0 || clients > 512 {
-        return Err(format!("--seconds must be > 0 and --clients within 1..=512; {USAGE}"));
-    }
-    let stores: Vec<String> = value::<String>(args, "--stores")?
-        .unwrap_or_else(|| "memory,sqlite,redis".into())
-        .split(',')
-        .map(|s| s.trim().to_owned())
-        .collect();
-    if let Some(bad) = stores.iter().find(|s| !["memory", "sqlite", "redis"].contains(&s.as_str())) {
-        return Err(format!("unknown store {bad}; stores: memory, sqlite, redis"));
-    }
-    let profile = if args.iter().any(|a| a == "--debug") { Profile::Debug } else { Profile::Release };
-    let mut env = Vec::new();
-    for (i, a) in args.iter().enumerate() {
-        if a == "--env" {
-            let pair =
-                args.get(i + 1).and_then(|kv| kv.split_once('=')).ok_or_else(|| format!("--env K=V; {USAGE}"))?;
-            env.push((pair.0.to_owned(), pair.1.to_owned()));
-        }
-    }
-    Ok(Options { seconds, clients, stores, profile, env })
-}
-
-pub(crate) fn run(args: &[String]) -> Result {
-    let opts = options(args)?;
+pub(crate) fn run(args: &Args) -> Result {
+    let opts = options(args);
     let binary = demo::build(opts.profile)?;
     let mut failures = Vec::new();
     let mut reports = Vec::new();
@@ -105,41 +99,18 @@ pub(crate) fn run(args: &[String]) -> Result {
     }
 }
 
-/// A throwaway `redis-server`, killed on drop.
-struct ThrowawayRedis(Child);
-
-impl Drop for ThrowawayRedis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn redis_url(scratch: &Scratch) -> Result<Option<(String, Option<ThrowawayRedis>)>> {
-    if demo::reachable("127.0.0.1:6379") {
+fn redis_url(scratch: &Scratch) -> Result<Option<(String, Option<crate::host::Throwaway>)>> {
+    if crate::host::reachable("127.0.0.1:6379") {
         return Ok(Some(("redis://127.0.0.1:6379".into(), None)));
     }
-    let port = demo::free_port()?;
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(&scratch.0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    match child {
-        Ok(child) => {
-            let guard = ThrowawayRedis(child);
-            if !demo::wait_for(&format!("127.0.0.1:{port}"), Duration::from_secs(10)) {
-                return Err("the throwaway redis-server did not start".into());
-            }
-            Ok(Some((format!("redis://127.0.0.1:{port}"), Some(guard))))
-        }
-        Err(e) if crate::in_ci() => Err(format!("CI=true and no Redis: nothing on 127.0.0.1:6379, redis-server: {e}")),
-        Err(e) => {
+    let have = crate::host::have("redis-server", "--version");
+    match crate::host::Throwaway::redis(&scratch.0, &[]) {
+        Ok(server) => Ok(Some((format!("redis://127.0.0.1:{}", server.port), Some(server)))),
+        Err(e) if !have && !crate::in_ci() => {
             eprintln!("!! SKIPPED soak over redis: nothing on 127.0.0.1:6379 and no redis-server ({e}) !!");
             Ok(None)
         }
+        Err(e) => Err(format!("no Redis for the soak: nothing on 127.0.0.1:6379, and {e}")),
     }
 }
 

@@ -56,7 +56,10 @@ impl Backend {
         };
         match &result {
             Ok(_) => tracing::trace!(store = self.name(), op, "ok"),
-            Err(e) => tracing::warn!(store = self.name(), op, error = %e, "store call failed"),
+            Err(e) => {
+                crate::telemetry::count_store_error(self.name(), op);
+                tracing::warn!(store = self.name(), op, error = %e, "store call failed")
+            }
         }
         result
     }
@@ -71,7 +74,7 @@ impl Backend {
 
     pub(crate) async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
         match self {
-            Backend::Memory(m) => Ok(m.create_now(key, record)),
+            Backend::Memory(m) => m.create_now(key, record),
             Backend::Store(s) => self.call("create", s.create(key, record)).await,
             Backend::Cookie => Err(no_store()),
         }

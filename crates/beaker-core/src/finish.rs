@@ -40,6 +40,9 @@ impl ManagerInner {
         for id in &doomed {
             self.backend.end(&self.key(id), self.config.retired_window).await?;
         }
+        if !doomed.is_empty() {
+            self.counters.ended.increment(doomed.len() as u64);
+        }
         let now = self.clock.now();
         let written =
             if self.backend.is_cookie() { self.finish_cookie(st, now)? } else { self.finish_server(st, now).await? };
@@ -85,6 +88,7 @@ impl ManagerInner {
                 if !applied {
                     return Ok(self.vanished(st));
                 }
+                self.counters.saved.increment(1);
                 let cookie = self.cookie_refresh(st).then(|| self.cookie_for(&stored.id, now));
                 st.stale_key = false;
                 st.phase = Phase::Loaded(Some(Stored { accessed: now, ..stored }));
@@ -99,6 +103,7 @@ impl ManagerInner {
                 if !self.backend.rename(&from, &self.key(&id), &changes, self.config.retired_window).await? {
                     return Ok(self.vanished(st));
                 }
+                self.counters.saved.increment(1);
                 st.stale_key = false;
                 let cookie = self.cookie_for(&id, now);
                 st.phase = Phase::Loaded(Some(Stored { id, created: stored.created, accessed: now }));
@@ -148,6 +153,8 @@ impl ManagerInner {
             }
         }
         let id = created.ok_or_else(Self::no_fresh_id)?;
+        self.counters.created.increment(1);
+        self.counters.saved.increment(1);
         st.data.set.clear();
         st.data.remove.clear();
         st.data.clear = false;
@@ -219,6 +226,10 @@ impl ManagerInner {
             .encode(id.expose())
             .map_err(|source| Error::Serialize { key: ID_ENTRY.into(), source })?;
         entries.insert(ID_ENTRY.to_owned(), id_bytes);
+        if stored.is_none() {
+            self.counters.created.increment(1);
+        }
+        self.counters.saved.increment(1);
         let record = Record { entries, created, accessed: now, expires: self.expiry(created, now) };
         let sealed = cookie_store::seal(&self.keys, &self.config.key, &record);
         let cookie = cookies::session_cookie(&self.config, sealed, now);

@@ -46,6 +46,20 @@
 //! - [`store`]: what store authors need (the [`SessionStore`](store::SessionStore) trait,
 //!   [`Record`](store::Record), [`Changes`](store::Changes), [`StoreKey`](store::StoreKey)).
 //! - [`cache`] and [`config`]: the cache manager and the typed configuration.
+//! - [`compat`]: Python Beaker 1.14's formats (signed id cookie, session payload, pickle),
+//!   for sharing sessions with a running Beaker application.
+//!
+//! ## Metrics
+//!
+//! Managers and cache regions count what they do through the [`metrics`](https://docs.rs/metrics)
+//! facade, labelled with the store (and region): `beaker_sessions_created_total`,
+//! `beaker_sessions_loaded_total`, `beaker_sessions_saved_total`, `beaker_sessions_ended_total`,
+//! `beaker_session_cookies_rejected_total`, `beaker_session_store_errors_total` (label `op`),
+//! `beaker_cache_hits_total`, `beaker_cache_misses_total`, `beaker_cache_creations_total`,
+//! `beaker_cache_stale_serves_total`, `beaker_cache_lock_waits_total`,
+//! `beaker_cache_errors_total`. No exporter is included: install a recorder (before
+//! building the managers, which register their counters when built); without one, counting
+//! is a no-op. The repository's `docs/metrics.md` says what each counts.
 //!
 //! ## Features
 //!
@@ -55,13 +69,17 @@
 //!
 //! ## MSRV
 //!
-//! The minimum supported Rust version is 1.82; raising it is a minor-version change.
+//! The minimum supported Rust version is 1.89, as for every beaker-rs crate; raising it is
+//! a minor-version change.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod adapter_finish;
 mod backend;
 pub mod cache;
 mod cache_headers;
 mod clock;
+pub mod compat;
 pub mod config;
 mod cookie_store;
 mod cookies;
@@ -75,11 +93,13 @@ mod secret;
 mod serializer;
 mod session;
 mod state;
+mod telemetry;
 
 pub mod store;
 
 pub use cache_headers::{CacheDirectives, Finished};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use compat::Compat;
 pub use config::{CacheHeaders, CookieExpires, OnStoreError, SameSite, SessionConfig, StoreType};
 pub use cookie_store::CookieStore;
 pub use cookies::SetCookie;

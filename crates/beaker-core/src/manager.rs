@@ -21,6 +21,7 @@ use crate::serializer::DataSerializer;
 use crate::session::{Session, SessionInner};
 use crate::state::{EndedBy, Phase, State, Stored};
 use crate::store::{Lookup, Record, SessionStore};
+use crate::telemetry::SessionCounters;
 
 /// Owns the configuration, the store and the keys; gives adapters the two calls of a
 /// request's life: [`start`](Self::start) (no I/O) and [`finish`](Self::finish).
@@ -68,6 +69,7 @@ pub(crate) struct ManagerInner {
     pub(crate) keys: Keys,
     pub(crate) backend: Backend,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) counters: SessionCounters,
 }
 
 /// Builds a [`SessionManager`].
@@ -230,11 +232,13 @@ impl ManagerInner {
             Some((raw, old)) => match SessionId::parse(raw) {
                 Some(id) => Some((id, old)),
                 None => {
+                    self.counters.rejected_cookies.increment(1);
                     tracing::warn!("signed session cookie holds a malformed id; ignored");
                     None
                 }
             },
             None => {
+                self.counters.rejected_cookies.increment(1);
                 tracing::debug!("session cookie with a bad signature; ignored");
                 None
             }
@@ -253,6 +257,7 @@ impl ManagerInner {
         let found = if self.backend.is_cookie() {
             let opened = self.first_cookie(st, |sealed| cookie_store::open(&self.keys, &self.config.key, sealed));
             if opened.is_none() && st.cookie_seen {
+                self.counters.rejected_cookies.increment(1);
                 tracing::debug!(
                     "cookie session could not be opened (tampered, foreign key or corrupt); starting fresh"
                 );
@@ -297,6 +302,7 @@ impl ManagerInner {
                     tracing::warn!("session record holds a value in an unknown format; starting a fresh session");
                     return Ok(());
                 }
+                self.counters.loaded.increment(1);
                 st.phase = Phase::Loaded(Some(Stored { id, created: record.created, accessed: record.accessed }));
                 st.data.entries = record.entries;
             }
@@ -307,6 +313,20 @@ impl ManagerInner {
     }
 
     /// Whether a session last accessed at `accessed` is due a touch at `now`.
+    /// When the session expires if this request ends now: its next write or touch moves
+    /// the idle timeout to now, else the last one stands. `None` for an unsaved session
+    /// with nothing to save, for an ended one, or when no lifetime applies.
+    pub(crate) fn projected_expiry(&self, st: &State) -> Option<SystemTime> {
+        let now = self.clock.now();
+        let dirty = st.data.is_dirty();
+        let Some(stored) = st.phase.stored() else {
+            let unsaved = matches!(st.phase, Phase::Changed(None) | Phase::Regenerating(None));
+            return (unsaved && dirty && !st.data.entries.is_empty()).then(|| self.expiry(now, now)).flatten();
+        };
+        let moves = dirty || matches!(st.phase, Phase::Regenerating(_)) || self.touch_due(stored.accessed, now);
+        self.expiry(stored.created, if moves { now } else { stored.accessed })
+    }
+
     pub(crate) fn touch_due(&self, accessed: SystemTime, now: SystemTime) -> bool {
         if !self.config.save_accessed_time || self.config.timeout.is_none() {
             return false;
@@ -359,7 +379,7 @@ impl SessionManagerBuilder {
     /// builds them from the URL).
     pub fn build(self) -> Result<SessionManager, ConfigError> {
         self.config.validate()?;
-        let keys = Keys::new(&self.config.secrets)?;
+        let keys = Keys::with_compat(&self.config.secrets, self.config.compat)?;
         let backend = match (self.store, self.cookie) {
             (Some(_), true) => {
                 return Err(ConfigError::Conflict {
@@ -371,9 +391,11 @@ impl SessionManagerBuilder {
             (None, true) => Backend::Cookie,
             (None, false) => match self.config.resolved_store_type()? {
                 StoreType::Cookie => Backend::Cookie,
-                StoreType::Memory => {
-                    Backend::Memory(MemoryStore::with_clock(MemoryStore::DEFAULT_MAX_SESSIONS, self.clock.clone()))
-                }
+                StoreType::Memory => Backend::Memory(MemoryStore::bounded_with_clock(
+                    self.config.max_sessions,
+                    self.config.max_bytes,
+                    self.clock.clone(),
+                )),
                 other => {
                     return Err(ConfigError::Missing {
                         key: "session.type".into(),
@@ -385,8 +407,16 @@ impl SessionManagerBuilder {
             },
         };
         let cookie_name = Finder::new(self.config.key.as_bytes()).into_owned();
+        let counters = SessionCounters::new(backend.name());
         Ok(SessionManager {
-            inner: Arc::new(ManagerInner { config: self.config, cookie_name, keys, backend, clock: self.clock }),
+            inner: Arc::new(ManagerInner {
+                config: self.config,
+                cookie_name,
+                keys,
+                backend,
+                clock: self.clock,
+                counters,
+            }),
         })
     }
 }

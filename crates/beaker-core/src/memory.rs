@@ -1,101 +1,132 @@
 //! [`MemoryStore`]: an in-process, bounded session store for tests and single-process apps.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use parking_lot::Mutex;
+use quick_cache::sync::{Cache, DefaultLifecycle, EntryAction, EntryResult};
+use quick_cache::{OptionsBuilder, Weighter};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::{Changes, Lookup, Record, SessionStore};
 
-const SHARDS: usize = 16;
-/// A full shard drops this fraction of its records at once (see `make_room`).
-const EVICT_BATCH: usize = 32;
-
-/// foldhash, seeded per map: a store key costs ~20 instructions to hash where SipHash
-/// took ~270, twice per call (shard, then map). Keys that reach the store come from
-/// server-issued ids (a SHA-256 digest, or the random id itself), so no client picks
-/// them, and the per-process random seed keeps the layout unpredictable all the same.
+/// foldhash, seeded per process: far cheaper than SipHash on these short keys. Keys that
+/// reach the store come from server-issued ids (a SHA-256 digest, or the random id
+/// itself), so no client picks them.
 type Hasher = foldhash::fast::RandomState;
 
-/// An in-process session store, bounded by a maximum number of sessions.
+/// What a record is charged for besides its keys and values (timestamps, map nodes).
+const RECORD_OVERHEAD: u64 = 96;
+/// What one entry is charged for besides its key and value bytes.
+const ENTRY_OVERHEAD: u64 = 32;
+/// Fewest sessions per shard: smaller shards would make the bound too coarse.
+const MIN_PER_SHARD: usize = 32;
+
+/// What the store keeps under a key: a live record with its weight (computed once per
+/// change: the engine asks for weights while it evicts, which must stay cheap), or the
+/// tombstone of an ended session with when it lapses. Both sit in one engine entry, so a
+/// key is live or retired under the engine's lock, never neither.
+#[derive(Debug, Clone)]
+enum Slot {
+    Live { record: Record, weight: u64 },
+    Retired { until: SystemTime },
+}
+
+impl Slot {
+    fn weight(&self) -> u64 {
+        match self {
+            Slot::Live { weight, .. } => *weight,
+            Slot::Retired { .. } => 1,
+        }
+    }
+
+    /// Whether nothing under this slot is of use at `now` (an expired record or a lapsed
+    /// tombstone).
+    fn is_dead(&self, now: SystemTime) -> bool {
+        match self {
+            Slot::Live { record, .. } => record.is_expired(now),
+            Slot::Retired { until } => *until <= now,
+        }
+    }
+
+    fn live(&self, now: SystemTime) -> Option<&Record> {
+        match self {
+            Slot::Live { record, .. } if !record.is_expired(now) => Some(record),
+            _ => None,
+        }
+    }
+}
+
+/// Weighs a record in units of `unit` bytes, at least 1: with a capacity of
+/// `max_sessions` units, the store holds at most `max_sessions` records and at most
+/// `max_sessions * unit` (about `max_bytes`) bytes.
+#[derive(Debug, Clone, Copy)]
+struct Units {
+    unit: u64,
+}
+
+impl Units {
+    fn slot(self, key: &StoreKey, record: Record) -> Slot {
+        Slot::Live { weight: self.weigh(key, &record), record }
+    }
+
+    fn weigh(self, key: &StoreKey, record: &Record) -> u64 {
+        let bytes = RECORD_OVERHEAD
+            + key.as_str().len() as u64
+            + record.entries.iter().map(|(k, v)| ENTRY_OVERHEAD + k.len() as u64 + v.len() as u64).sum::<u64>();
+        bytes.div_ceil(self.unit).max(1)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SlotWeight;
+
+impl Weighter<StoreKey, Slot> for SlotWeight {
+    fn weight(&self, _key: &StoreKey, slot: &Slot) -> u64 {
+        slot.weight()
+    }
+}
+
+/// An in-process session store, bounded by a number of sessions and by bytes.
 ///
-/// Changes are applied per key under a shard lock, so concurrent requests changing
-/// different keys of one session both survive. The bound is kept per shard (16 of them).
-/// When a shard is full, it first drops its expired records and then, if it is still
-/// full, its least recently accessed ones: 1/32 of the shard at once, so that the scan
-/// this takes is paid once per batch of new sessions rather than on each. Sessions are
-/// lost when the process exits.
+/// The storage is a [`quick_cache`] engine: its admission and eviction policy (a
+/// CLOCK-Pro variant with ghost entries, in the spirit of TinyLFU and S3-FIFO) keeps the
+/// sessions that come back and evicts first the ones that were created and never used
+/// again. A flood of one-shot sessions (cookieless requests that write) therefore cycles
+/// through a small part of the store instead of logging every user out.
 ///
-/// Ended sessions leave a tombstone (the key and when it lapses, no data) in their shard
-/// for the retire window, under the same lock as the records, so that a lookup sees a
-/// key either live or retired, never neither. Tombstones lapse in the order they were
-/// made, so each shard drops its lapsed ones from the front of a queue as it makes new
-/// ones (no scan), and keeps at most as many as its record bound: past that, the oldest
-/// goes early (its id then reads as unknown rather than retired).
+/// Changes are applied in place under the engine's shard lock, so concurrent requests
+/// changing different keys of one session both survive. Expired records are dropped when
+/// read and by [`cleanup`](SessionStore::cleanup). Sessions are lost when the process exits.
+///
+/// Ended sessions leave a tombstone (no data, one unit of weight) in the same entry, for
+/// the retire window: `end` and `rename` replace the record by it under the entry's lock,
+/// so a concurrent `apply` runs before (and its change moves with a rename) or finds the
+/// tombstone. Tombstones are evicted like records under pressure; an evicted one's id then
+/// reads as unknown rather than retired.
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
-    shards: Vec<Mutex<Shard>>,
-    /// Chooses the shard; seeded apart from the maps, whose buckets take the low bits.
-    hasher: Hasher,
-    per_shard: usize,
+    cache: Cache<StoreKey, Slot, SlotWeight, Hasher, DefaultLifecycle<StoreKey, Slot>>,
+    units: Units,
+    max_sessions: usize,
+    max_bytes: u64,
     clock: Arc<dyn Clock>,
 }
 
-/// One shard: its records, and the keys retired by `end` or `rename` with when their
-/// tombstones lapse (a map to look them up, and the same in the order they were made).
-#[derive(Debug, Default)]
-struct Shard {
-    records: HashMap<StoreKey, Record, Hasher>,
-    retired: HashMap<StoreKey, SystemTime, Hasher>,
-    retired_order: VecDeque<(StoreKey, SystemTime)>,
-}
-
-impl Shard {
-    /// Leaves a tombstone under `key` until `now + retire_for` (nothing for a zero window).
-    fn retire(&mut self, key: &StoreKey, now: SystemTime, retire_for: Duration, limit: usize) {
-        if retire_for.is_zero() {
-            return;
-        }
-        while self.retired_order.front().is_some_and(|(_, until)| *until <= now) {
-            self.forget_oldest();
-        }
-        while self.retired.len() >= limit && !self.retired_order.is_empty() {
-            self.forget_oldest();
-        }
-        let until = crate::clock::saturating_add(now, retire_for);
-        self.retired.insert(key.clone(), until);
-        self.retired_order.push_back((key.clone(), until));
-    }
-
-    /// Drops the oldest tombstone, unless its key was retired again later (then the map
-    /// holds the later time, and its own queue entry comes later).
-    fn forget_oldest(&mut self) {
-        if let Some((key, until)) = self.retired_order.pop_front() {
-            if self.retired.get(&key) == Some(&until) {
-                self.retired.remove(&key);
-            }
-        }
-    }
-
-    /// Drops every lapsed tombstone.
-    fn forget_lapsed(&mut self, now: SystemTime) {
-        self.retired.retain(|_, until| *until > now);
-        self.retired_order.retain(|(_, until)| *until > now);
-    }
-
-    fn is_retired(&self, key: &StoreKey, now: SystemTime) -> bool {
-        self.retired.get(key).is_some_and(|until| *until > now)
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("len", &self.cache.len())
+            .field("max_sessions", &self.max_sessions)
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,60 +139,117 @@ impl Default for MemoryStore {
 impl MemoryStore {
     /// Default bound on the number of sessions.
     pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
+    /// Default bound on the bytes of session data (keys, values and a per-record overhead).
+    pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
-    /// A store holding at most [`DEFAULT_MAX_SESSIONS`](Self::DEFAULT_MAX_SESSIONS).
+    /// A store with the default bounds ([`DEFAULT_MAX_SESSIONS`](Self::DEFAULT_MAX_SESSIONS),
+    /// [`DEFAULT_MAX_BYTES`](Self::DEFAULT_MAX_BYTES)).
     pub fn new() -> Self {
         Self::with_capacity(Self::DEFAULT_MAX_SESSIONS)
     }
 
-    /// A store holding at most `max_sessions` sessions (rounded up to a multiple of 16).
+    /// A store holding at most `max_sessions` sessions (rounded down to a multiple of the
+    /// engine's shard count) and the default bytes.
     pub fn with_capacity(max_sessions: usize) -> Self {
         Self::with_clock(max_sessions, Arc::new(SystemClock))
     }
 
     /// Like [`with_capacity`](Self::with_capacity), with the clock used for expiry.
     pub fn with_clock(max_sessions: usize, clock: Arc<dyn Clock>) -> Self {
+        Self::bounded_with_clock(max_sessions, Self::DEFAULT_MAX_BYTES, clock)
+    }
+
+    /// A store holding at most `max_sessions` sessions and about `max_bytes` bytes of
+    /// session data, whichever comes first.
+    pub fn bounded(max_sessions: usize, max_bytes: u64) -> Self {
+        Self::bounded_with_clock(max_sessions, max_bytes, Arc::new(SystemClock))
+    }
+
+    /// Like [`bounded`](Self::bounded), with the clock used for expiry.
+    pub fn bounded_with_clock(max_sessions: usize, max_bytes: u64, clock: Arc<dyn Clock>) -> Self {
+        let max_sessions = max_sessions.max(1);
+        let max_bytes = max_bytes.max(1);
+        let units = Units { unit: (max_bytes / max_sessions as u64).max(1) };
+        // Shards of equal, exact capacity (the engine rounds each shard up otherwise, and
+        // the bound would be exceeded by up to one record per shard).
+        let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut shards = (parallelism * 4).next_power_of_two();
+        while shards > 1 && max_sessions / shards < MIN_PER_SHARD {
+            shards /= 2;
+        }
+        let per_shard = (max_sessions / shards).max(1);
+        let capacity = (per_shard * shards) as u64;
+        let options = OptionsBuilder::new()
+            .shards(shards)
+            .estimated_items_capacity(per_shard * shards)
+            .weight_capacity(capacity)
+            // A tenth for new sessions: room for a new user to come back before a flood of
+            // one-shot sessions pushes theirs out.
+            .hot_allocation(0.9)
+            .build()
+            .expect("all options set");
         MemoryStore {
             inner: Arc::new(Inner {
-                shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-                hasher: Default::default(),
-                per_shard: max_sessions.div_ceil(SHARDS).max(1),
+                cache: Cache::with_options(options, SlotWeight, Hasher::default(), DefaultLifecycle::default()),
+                units,
+                max_sessions: per_shard * shards,
+                max_bytes,
                 clock,
             }),
         }
     }
 
-    /// Number of records held (expired ones included until they are dropped).
+    /// Number of entries held: records and the tombstones of ended sessions (expired or
+    /// lapsed ones included until they are dropped).
     pub fn len(&self) -> usize {
-        self.inner.shards.iter().map(|s| s.lock().records.len()).sum()
+        self.inner.cache.len()
     }
 
-    /// Whether the store holds no record.
+    /// Whether the store holds no entry.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    fn shard(&self, key: &StoreKey) -> &Mutex<Shard> {
-        &self.inner.shards[(self.inner.hasher.hash_one(key) as usize) % SHARDS]
+    /// The most sessions the store holds.
+    pub fn max_sessions(&self) -> usize {
+        self.inner.max_sessions
+    }
+
+    /// The bytes of session data the store holds at most (as it counts them: keys, values
+    /// and a fixed overhead per record and per entry).
+    pub fn max_bytes(&self) -> u64 {
+        self.inner.max_bytes
+    }
+
+    /// The bytes of session data held now, as counted against [`max_bytes`](Self::max_bytes)
+    /// (rounded up to whole units of `max_bytes / max_sessions` per record).
+    pub fn bytes(&self) -> u64 {
+        self.inner.cache.weight() * self.inner.units.unit
     }
 
     /// [`SessionStore::lookup`], without the future: the session manager calls the
     /// built-in store directly (no boxed future, nothing that could hang).
     pub(crate) fn lookup_now(&self, key: &StoreKey) -> Lookup {
         let now = self.inner.clock.now();
-        let mut shard = self.shard(key).lock();
-        match shard.records.get(key) {
-            Some(r) if !r.is_expired(now) => return Lookup::Live(r.clone()),
-            Some(_) => {
-                shard.records.remove(key);
+        let Some(slot) = self.inner.cache.get(key) else { return Lookup::Missing };
+        match slot {
+            Slot::Live { record, .. } if !record.is_expired(now) => Lookup::Live(record),
+            Slot::Retired { until } if until > now => Lookup::Retired,
+            _ => {
+                self.inner.cache.remove_if(key, |s| s.is_dead(now));
+                Lookup::Missing
             }
-            None => {}
         }
-        if shard.is_retired(key, now) {
-            Lookup::Retired
-        } else {
-            Lookup::Missing
+    }
+
+    /// [`SessionStore::end`], without the future.
+    pub(crate) fn end_now(&self, key: &StoreKey, retire_for: Duration) {
+        if retire_for.is_zero() {
+            self.inner.cache.remove(key);
+            return;
         }
+        let until = crate::clock::saturating_add(self.inner.clock.now(), retire_for);
+        self.inner.cache.insert(key.clone(), Slot::Retired { until });
     }
 
     /// [`SessionStore::rename`], without the future.
@@ -173,108 +261,98 @@ impl MemoryStore {
         retire_for: Duration,
     ) -> Result<bool, StoreError> {
         let now = self.inner.clock.now();
-        // Take the record out under its shard's lock, retiring the key in the same step:
+        let until = crate::clock::saturating_add(now, retire_for);
+        // Take the record out and leave the tombstone in one step under the entry's lock:
         // an `apply` on `from` either ran before (and its change moves) or finds nothing.
-        let mut record = {
-            let mut shard = self.shard(from).lock();
-            match shard.records.remove(from) {
-                Some(r) if !r.is_expired(now) => {
-                    shard.retire(from, now, retire_for, self.inner.per_shard);
-                    r
+        let taken = match self.inner.cache.entry(from, None, |_, slot| match slot.live(now) {
+            Some(record) => {
+                let record = record.clone();
+                if retire_for.is_zero() {
+                    EntryAction::Remove
+                } else {
+                    *slot = Slot::Retired { until };
+                    EntryAction::Retain(Some(record))
                 }
-                _ => return Ok(false),
             }
+            None => EntryAction::Retain(None),
+        }) {
+            EntryResult::Retained(taken) => taken,
+            EntryResult::Removed(_, Slot::Live { record, .. }) => Some(record),
+            _ => None,
         };
+        let Some(mut record) = taken else { return Ok(false) };
         record.apply(changes);
-        let mut shard = self.shard(to).lock();
-        if shard.records.get(to).is_some_and(|r| !r.is_expired(now)) {
-            drop(shard);
-            // Never reached with fresh ids; put the record back rather than lose it.
-            let mut back = self.shard(from).lock();
-            back.retired.remove(from); // its queue entry lapses harmlessly
-            back.records.insert(from.clone(), record);
-            return Err(StoreError::Backend {
-                message: "rename: a record already exists under the new key".into(),
-                source: None,
-            });
+        if self.create_now(to, &record)? {
+            return Ok(true);
         }
-        Self::make_room(&mut shard.records, self.inner.per_shard, now);
-        shard.records.insert(to.clone(), record);
-        Ok(true)
+        // Never reached with fresh ids; put the record back rather than lose it.
+        let weight = self.inner.units.weigh(from, &record);
+        self.inner.cache.insert(from.clone(), Slot::Live { record, weight });
+        Err(StoreError::Backend { message: "rename: a record already exists under the new key".into(), source: None })
     }
 
-    /// [`SessionStore::end`], without the future.
-    pub(crate) fn end_now(&self, key: &StoreKey, retire_for: Duration) {
+    /// Runs `f` on the live record of `key` in place; `None` when there is none (an
+    /// expired record found on the way is dropped).
+    fn update<T>(&self, key: &StoreKey, f: impl FnOnce(&mut Record) -> T) -> Option<T> {
         let now = self.inner.clock.now();
-        let mut shard = self.shard(key).lock();
-        shard.records.remove(key);
-        shard.retire(key, now, retire_for, self.inner.per_shard);
-    }
-
-    /// [`SessionStore::apply`], without the future (see [`lookup_now`](Self::lookup_now)).
-    pub(crate) fn apply_now(&self, key: &StoreKey, changes: &Changes) -> bool {
-        let now = self.inner.clock.now();
-        let mut shard = self.shard(key).lock();
-        match shard.records.get_mut(key) {
-            Some(r) if !r.is_expired(now) => {
-                r.apply(changes);
-                true
+        let units = self.inner.units;
+        match self.inner.cache.entry(key, None, |k, slot| match slot {
+            Slot::Live { record, weight } if !record.is_expired(now) => {
+                let out = f(record);
+                *weight = units.weigh(k, record);
+                EntryAction::Retain(Some(out))
             }
-            _ => false,
+            Slot::Live { .. } => EntryAction::Remove,
+            Slot::Retired { .. } => EntryAction::Retain(None),
+        }) {
+            EntryResult::Retained(out) => out,
+            // Vacant: the guard is dropped unfilled, which leaves the key absent.
+            _ => None,
         }
     }
 
-    /// [`SessionStore::create`], without the future.
-    pub(crate) fn create_now(&self, key: &StoreKey, record: &Record) -> bool {
-        let now = self.inner.clock.now();
-        let mut shard = self.shard(key).lock();
-        if shard.records.get(key).is_some_and(|r| !r.is_expired(now)) {
-            return false;
-        }
-        Self::make_room(&mut shard.records, self.inner.per_shard, now);
-        shard.records.insert(key.clone(), record.clone());
-        true
+    /// [`SessionStore::apply`], without the future (see [`load_now`](Self::load_now)).
+    pub(crate) fn apply_now(&self, key: &StoreKey, changes: &Changes) -> bool {
+        self.update(key, |r| r.apply(changes)).is_some()
     }
 
     /// [`SessionStore::touch`], without the future.
     pub(crate) fn touch_now(&self, key: &StoreKey, accessed: SystemTime, expires: Option<SystemTime>) -> bool {
-        let now = self.inner.clock.now();
-        let mut shard = self.shard(key).lock();
-        match shard.records.get_mut(key) {
-            Some(r) if !r.is_expired(now) => {
-                r.accessed = accessed;
-                r.expires = expires;
-                true
-            }
-            _ => false,
-        }
+        self.update(key, |r| {
+            r.accessed = accessed;
+            r.expires = expires;
+        })
+        .is_some()
     }
 
-    fn make_room(map: &mut HashMap<StoreKey, Record, Hasher>, limit: usize, now: SystemTime) {
-        if map.len() < limit {
-            return;
+    /// [`SessionStore::create`], without the future.
+    pub(crate) fn create_now(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
+        let now = self.inner.clock.now();
+        let slot = self.inner.units.slot(key, record.clone());
+        // At most half a shard, so that admitting one session never empties a shard.
+        if slot.weight() > (self.inner.cache.shard_capacity() / 2).max(1) {
+            return Err(StoreError::Rejected {
+                message: format!(
+                    "a session of about {} bytes does not fit the memory store (max_bytes {})",
+                    slot.weight() * self.inner.units.unit,
+                    self.inner.max_bytes
+                ),
+                source: None,
+            });
         }
-        map.retain(|_, r| !r.is_expired(now));
-        if map.len() < limit {
-            return;
-        }
-        // Full of live records: the least recently accessed go, a batch at once (1/32 of
-        // the shard), so that the scan is paid once per batch of inserts, not per insert.
-        let evict = (map.len() + 1 - limit).max(limit / EVICT_BATCH).min(map.len());
-        let mut accessed: Vec<SystemTime> = map.values().map(|r| r.accessed).collect();
-        let cutoff = *accessed.select_nth_unstable(evict - 1).1;
-        // Everything older than the cutoff (fewer than `evict`), then ties up to `evict`.
-        let mut left = evict;
-        map.retain(|_, r| {
-            let go = r.accessed < cutoff;
-            left -= usize::from(go);
-            !go
-        });
-        map.retain(|_, r| {
-            let go = left > 0 && r.accessed == cutoff;
-            left -= usize::from(go);
-            !go
-        });
+        // A live record stays; so does a tombstone (ids are fresh: a create never meets one).
+        let guard = match self.inner.cache.entry(key, None, |_, old| {
+            if old.is_dead(now) {
+                EntryAction::ReplaceWithGuard
+            } else {
+                EntryAction::Retain(())
+            }
+        }) {
+            EntryResult::Retained(()) => return Ok(false),
+            EntryResult::Replaced(guard, _) | EntryResult::Vacant(guard) => guard,
+            EntryResult::Removed(..) | EntryResult::Timeout => return Ok(false),
+        };
+        Ok(guard.insert(slot).is_ok())
     }
 }
 
@@ -307,7 +385,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
-        Ok(self.create_now(key, record))
+        self.create_now(key, record)
     }
 
     async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
@@ -324,21 +402,19 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.shard(key).lock().records.remove(key);
+        self.inner.cache.remove(key);
         Ok(())
     }
 
     async fn cleanup(&self) -> Result<u64, StoreError> {
         let now = self.inner.clock.now();
-        let mut removed = 0;
-        for shard in &self.inner.shards {
-            let mut shard = shard.lock();
-            let before = shard.records.len();
-            shard.records.retain(|_, r| !r.is_expired(now));
-            removed += (before - shard.records.len()) as u64;
-            shard.forget_lapsed(now);
-        }
-        Ok(removed)
+        let removed = AtomicU64::new(0);
+        self.inner.cache.retain(|_, slot| {
+            let dead = slot.is_dead(now);
+            removed.fetch_add(u64::from(dead && matches!(slot, Slot::Live { .. })), Ordering::Relaxed);
+            !dead
+        });
+        Ok(removed.into_inner())
     }
 
     fn name(&self) -> &'static str {
@@ -363,81 +439,11 @@ mod tests {
         StoreKey::for_id(&SessionId::generate(), true)
     }
 
-    #[test]
-    fn a_full_shard_drops_the_least_recently_accessed_batch() {
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let mut map = HashMap::default();
-        let keys: Vec<StoreKey> = (0..64).map(|_| key()).collect();
-        for (i, k) in keys.iter().enumerate() {
-            map.insert(k.clone(), record(t0 + Duration::from_secs(i as u64), None));
-        }
-        MemoryStore::make_room(&mut map, 64, t0);
-        // 64 / 32 = 2 go: the two accessed longest ago.
-        assert_eq!(map.len(), 62);
-        assert!(!map.contains_key(&keys[0]) && !map.contains_key(&keys[1]));
-        assert!(keys[2..].iter().all(|k| map.contains_key(k)));
-        // Ties at the cutoff never save an older record: 3 records of one time, 1 older.
-        let mut tied = HashMap::default();
-        let old = key();
-        tied.insert(old.clone(), record(t0, None));
-        for _ in 0..3 {
-            tied.insert(key(), record(t0 + Duration::from_secs(5), None));
-        }
-        MemoryStore::make_room(&mut tied, 3, t0);
-        assert_eq!(tied.len(), 2, "4 records, room for 3: two go");
-        assert!(!tied.contains_key(&old));
-        // Room now: nothing more goes.
-        MemoryStore::make_room(&mut map, 64, t0);
-        assert_eq!(map.len(), 62);
-    }
-
-    #[test]
-    fn expired_records_go_before_live_ones() {
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let mut map = HashMap::default();
-        let live = key();
-        map.insert(live.clone(), record(t0, None));
-        for i in 0..63 {
-            // Accessed later than `live`, but expired.
-            map.insert(key(), record(t0 + Duration::from_secs(i + 1), Some(t0 + Duration::from_secs(100))));
-        }
-        MemoryStore::make_room(&mut map, 64, t0 + Duration::from_secs(200));
-        assert_eq!(map.len(), 1);
-        assert!(map.contains_key(&live));
-    }
-
-    #[tokio::test]
-    async fn tombstones_are_bounded_lapse_in_order_and_go_with_cleanup() {
-        let clock = ManualClock::new();
-        let store = MemoryStore::with_clock(16 * 4, Arc::new(clock.clone()));
-        let window = Duration::from_secs(60);
-        let mut keys = Vec::new();
-        for _ in 0..1000 {
-            let k = key();
-            store.end_now(&k, window);
-            keys.push(k);
-        }
-        let held = |s: &MemoryStore| s.inner.shards.iter().map(|s| s.lock().retired.len()).sum::<usize>();
-        assert!(held(&store) <= 16 * 4, "{} tombstones", held(&store));
-        assert_eq!(store.lookup_now(keys.last().unwrap()), Lookup::Retired, "the newest went");
-        assert_eq!(store.lookup_now(&keys[0]), Lookup::Missing, "the oldest stayed past the bound");
-        clock.advance(window);
-        assert_eq!(store.lookup_now(keys.last().unwrap()), Lookup::Missing, "a lapsed tombstone still counts");
-        // Lapsed ones go as new ones are made...
-        let k = key();
-        store.end_now(&k, window);
-        assert_eq!(store.lookup_now(&k), Lookup::Retired);
-        // ...and all of them with cleanup.
-        clock.advance(window);
-        store.cleanup().await.unwrap();
-        assert_eq!(held(&store), 0);
-        assert!(store.inner.shards.iter().all(|s| s.lock().retired_order.is_empty()));
-    }
-
     #[tokio::test]
     async fn the_store_never_holds_more_than_its_bound() {
         let clock = ManualClock::new();
         let store = MemoryStore::with_clock(16 * 8, Arc::new(clock.clone()));
+        assert!(store.max_sessions() <= 16 * 8);
         let mut newest = None;
         for _ in 0..16 * 8 * 4 {
             clock.advance(Duration::from_millis(1));
@@ -448,5 +454,118 @@ mod tests {
         }
         // The session created last is always there.
         assert!(store.load(&newest.unwrap()).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn bytes_are_bounded_as_well_as_count() {
+        let clock = ManualClock::new();
+        // Room for 1000 sessions but only ~64 KiB: 1 KiB sessions fill it at about 64.
+        let store = MemoryStore::bounded_with_clock(1000, 64 * 1024, Arc::new(clock.clone()));
+        let mut big = record(clock.now(), None);
+        big.entries.insert("blob".into(), vec![7; 1024]);
+        for _ in 0..1000 {
+            assert!(store.create(&key(), &big).await.unwrap());
+            assert!(store.bytes() <= 64 * 1024, "{} bytes held", store.bytes());
+        }
+        assert!(store.len() < 100, "{} records of 1 KiB in 64 KiB", store.len());
+        // Growing a record in place is charged too.
+        let k = key();
+        assert!(store.create(&k, &record(clock.now(), None)).await.unwrap());
+        let grow = Changes {
+            clear: false,
+            set: BTreeMap::from([("more".to_owned(), vec![1; 4096])]),
+            remove: Default::default(),
+            accessed: clock.now(),
+            expires: None,
+        };
+        assert!(store.apply(&k, &grow).await.unwrap());
+        assert!(store.bytes() <= 64 * 1024, "{} bytes held", store.bytes());
+    }
+
+    #[tokio::test]
+    async fn a_store_of_one_session_accepts_sessions_and_holds_one() {
+        let store = MemoryStore::with_capacity(1);
+        let (a, b) = (key(), key());
+        assert!(store.create(&a, &record(SystemTime::now(), None)).await.unwrap());
+        assert!(store.load(&a).await.unwrap().is_some());
+        assert!(store.create(&b, &record(SystemTime::now(), None)).await.unwrap());
+        assert_eq!(store.len(), 1);
+        let held =
+            usize::from(store.load(&a).await.unwrap().is_some()) + usize::from(store.load(&b).await.unwrap().is_some());
+        assert_eq!(held, 1);
+    }
+
+    #[tokio::test]
+    async fn a_record_larger_than_the_store_is_refused() {
+        let store = MemoryStore::bounded(100, 10 * 1024);
+        let mut huge = record(SystemTime::now(), None);
+        huge.entries.insert("blob".into(), vec![0; 64 * 1024]);
+        let e = store.create(&key(), &huge).await.unwrap_err();
+        assert!(e.to_string().contains("max_bytes"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn expired_records_are_not_returned_and_are_cleaned_up() {
+        let clock = ManualClock::new();
+        let store = MemoryStore::with_clock(1000, Arc::new(clock.clone()));
+        let (live, dead) = (key(), key());
+        store.create(&live, &record(clock.now(), None)).await.unwrap();
+        store.create(&dead, &record(clock.now(), Some(clock.now() + Duration::from_secs(10)))).await.unwrap();
+        clock.advance(Duration::from_secs(11));
+        assert_eq!(store.cleanup().await.unwrap(), 1);
+        assert!(store.load(&dead).await.unwrap().is_none());
+        assert!(store.load(&live).await.unwrap().is_some());
+        // An expired id may be created again.
+        assert!(store.create(&dead, &record(clock.now(), None)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn tombstones_lapse_are_bounded_and_go_with_cleanup() {
+        let clock = ManualClock::new();
+        let store = MemoryStore::with_clock(256, Arc::new(clock.clone()));
+        let window = Duration::from_secs(60);
+        let live = key();
+        store.create(&live, &record(clock.now(), None)).await.unwrap();
+        store.end_now(&live, window);
+        assert_eq!(store.lookup_now(&live), Lookup::Retired);
+        assert!(!store.apply_now(
+            &live,
+            &Changes {
+                clear: false,
+                set: BTreeMap::from([("k".to_owned(), vec![1])]),
+                remove: Default::default(),
+                accessed: clock.now(),
+                expires: None,
+            }
+        ));
+        // Many tombstones stay within the store's bound.
+        for _ in 0..1000 {
+            store.end_now(&key(), window);
+        }
+        assert!(store.len() <= store.max_sessions(), "{} entries", store.len());
+        clock.advance(window);
+        assert_eq!(store.lookup_now(&live), Lookup::Missing, "a lapsed tombstone still counts");
+        store.cleanup().await.unwrap();
+        assert_eq!(store.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_one_shot_sessions_keeps_the_returning_ones() {
+        let clock = ManualClock::new();
+        let store = MemoryStore::with_clock(1024, Arc::new(clock.clone()));
+        let regulars: Vec<StoreKey> = (0..50).map(|_| key()).collect();
+        for k in &regulars {
+            store.create(k, &record(clock.now(), None)).await.unwrap();
+        }
+        for round in 0..20 {
+            // Each regular comes back between bursts of one-shot sessions.
+            for k in &regulars {
+                assert!(store.load(k).await.unwrap().is_some(), "a regular was evicted in round {round}");
+            }
+            for _ in 0..store.max_sessions() / 10 {
+                store.create(&key(), &record(clock.now(), None)).await.unwrap();
+            }
+            assert!(store.len() <= store.max_sessions());
+        }
     }
 }

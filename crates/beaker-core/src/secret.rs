@@ -13,6 +13,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq as _;
 
+use crate::compat::signed_cookie::BeakerSigner;
+use crate::compat::Compat;
 use crate::error::ConfigError;
 
 /// Shortest secret accepted, in bytes.
@@ -63,6 +65,8 @@ struct KeyPair {
 /// labels, so the same secret never serves two purposes directly.
 pub struct Keys {
     pairs: Vec<KeyPair>,
+    /// With `compat = beaker`, id cookies are signed as Beaker's `SignedCookie` signs them.
+    beaker: Option<BeakerSigner>,
 }
 
 impl fmt::Debug for Keys {
@@ -93,7 +97,17 @@ impl Keys {
                 KeyPair { sign, cipher: Aes256Gcm::new(&enc.into()) }
             })
             .collect();
-        Ok(Keys { pairs })
+        Ok(Keys { pairs, beaker: None })
+    }
+
+    /// Keys for `compat`: with [`Compat::Beaker`], [`sign`](Self::sign) and
+    /// [`verify`](Self::verify) use Beaker's id cookie format (HMAC-SHA1 of the raw secret).
+    pub fn with_compat(secrets: &[Secret], compat: Compat) -> Result<Self, ConfigError> {
+        let mut keys = Self::new(secrets)?;
+        if compat == Compat::Beaker {
+            keys.beaker = Some(BeakerSigner::new(secrets.iter().map(|s| s.0.as_slice())));
+        }
+        Ok(keys)
     }
 
     fn mac(keyed: &Hmac<Sha256>, context: &str, value: &str) -> Hmac<Sha256> {
@@ -107,6 +121,9 @@ impl Keys {
     /// `value.signature`, signed with the newest key. `context` (the cookie name) is bound
     /// into the signature, so a value cannot be replayed under another cookie name.
     pub fn sign(&self, context: &str, value: &str) -> String {
+        if let Some(beaker) = &self.beaker {
+            return beaker.sign(value);
+        }
         let tag = Self::mac(&self.pairs[0].sign, context, value).finalize().into_bytes();
         format!("{value}.{}", URL_SAFE_NO_PAD.encode(tag))
     }
@@ -114,6 +131,9 @@ impl Keys {
     /// Verifies a `value.signature` string against every key, in constant time per key;
     /// returns the value and whether it was signed with an older key.
     pub fn verify<'a>(&self, context: &str, signed: &'a str) -> Option<(&'a str, bool)> {
+        if let Some(beaker) = &self.beaker {
+            return beaker.verify(signed);
+        }
         // `memrchr` (SIMD): `rsplit_once` searches a byte at a time.
         let dot = memchr::memrchr(b'.', signed.as_bytes())?;
         let (value, sig) = (&signed[..dot], &signed[dot + 1..]);

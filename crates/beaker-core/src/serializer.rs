@@ -29,6 +29,7 @@ pub enum DataSerializer {
     /// bincode 2 (feature `bincode`). Compact and fast, but unmaintained upstream and not
     /// self-describing: the reader must ask for exactly the type that was written.
     #[cfg(feature = "bincode")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "bincode")))]
     Bincode,
 }
 

@@ -185,6 +185,15 @@ impl Session {
         Ok(self.loaded().await?.phase.stored().map(|s| s.accessed))
     }
 
+    /// When the session will expire if this request ends now (its idle timeout counted
+    /// from this request when it writes or touches the session, capped by the absolute
+    /// lifetime); `None` for a session with nothing saved or to save, or when no lifetime
+    /// applies.
+    pub async fn expires(&self) -> Result<Option<SystemTime>, Error> {
+        let st = self.loaded().await?;
+        Ok(self.inner.manager.projected_expiry(&st))
+    }
+
     /// Gives the session a fresh id at the end of this request, keeping its data (and its
     /// creation time: the absolute lifetime is not restarted). The store moves the record
     /// in one step and retires the old id: a parallel request still carrying it gets no

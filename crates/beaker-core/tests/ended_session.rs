@@ -223,7 +223,7 @@ async fn a_revoked_session_drops_the_in_flight_write() {
     in_flight.insert("n", &1).await.unwrap();
     assert!(m.finish(&in_flight).await.unwrap().is_empty());
     assert!(in_flight.changes_dropped());
-    assert!(store.is_empty(), "the dropped write created a record");
+    assert_eq!(store.len(), 1, "the dropped write created a record (only the tombstone may be held)");
 }
 
 #[tokio::test]

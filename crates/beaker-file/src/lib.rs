@@ -56,7 +56,11 @@
 //!   holds the old record's lock while it writes the new file and retires the old one,
 //!   so a concurrent change either moves with it or finds the record gone.
 //! - Expired files stay on disk until they are read or [`FileStore::cleanup_cache`] /
-//!   [`SessionStore::cleanup`](beaker_core::store::SessionStore::cleanup) runs.
+//!   [`SessionStore::cleanup`](beaker_core::store::SessionStore::cleanup) runs (the
+//!   `beaker-rs` facade runs the latter in the background).
+//! - Locks are per process: there are no lock files, and Beaker's `lock_dir` is refused.
+//! - Each session operation is bounded by [`FileOptions::timeout`] (the facade sets it from
+//!   `store_timeout`), so a hung disk answers with `Unavailable` instead of hanging requests.
 //!
 //! ## Features
 //!

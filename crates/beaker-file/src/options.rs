@@ -1,6 +1,7 @@
 //! [`FileOptions`]: how a [`FileStore`](crate::FileStore) writes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use beaker_core::{Clock, SystemClock};
 
@@ -18,6 +19,7 @@ use beaker_core::{Clock, SystemClock};
 pub struct FileOptions {
     fsync: bool,
     clock: Arc<dyn Clock>,
+    timeout: Option<Duration>,
 }
 
 impl Default for FileOptions {
@@ -27,9 +29,22 @@ impl Default for FileOptions {
 }
 
 impl FileOptions {
-    /// Defaults: no fsync, the system clock.
+    /// Defaults: no fsync, the system clock, no time limit.
     pub fn new() -> Self {
-        FileOptions { fsync: false, clock: Arc::new(SystemClock) }
+        FileOptions { fsync: false, clock: Arc::new(SystemClock), timeout: None }
+    }
+
+    /// A time limit for each session operation (the session `store_timeout`): past it, the
+    /// call fails with [`StoreError::Unavailable`](beaker_core::StoreError::Unavailable)
+    /// instead of waiting on a hung disk or network file system.
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// The time limit of each session operation, if any.
+    pub fn timeout_limit(&self) -> Option<Duration> {
+        self.timeout
     }
 
     /// Flush every written file to the disk before it is renamed into place (default off).

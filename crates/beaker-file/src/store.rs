@@ -50,6 +50,8 @@ pub(crate) struct Inner {
     pub(crate) fsync: bool,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) locks: StripedLocks,
+    /// Time limit of one session operation.
+    timeout: Option<Duration>,
 }
 
 impl FileStore {
@@ -66,6 +68,7 @@ impl FileStore {
             fsync: options.fsync_enabled(),
             clock: options.clock_ref().clone(),
             locks: StripedLocks::new(),
+            timeout: options.timeout_limit(),
         };
         let (sessions, cache, root) = (inner.sessions.clone(), inner.cache.clone(), inner.root.clone());
         blocking(move || {
@@ -155,29 +158,107 @@ fn retire(inner: &Inner, path: &Path, retire_for: Duration) -> Result<(), StoreE
     temp.rename_to(path).map_err(|e| io_error("retire a session", &inner.root, e))
 }
 
+impl FileStore {
+    /// Runs one session operation within the store's time limit. The file work itself
+    /// cannot be interrupted (a blocking thread keeps waiting on a hung disk); the caller
+    /// gets its answer in time and the record's lock is released.
+    async fn within<T>(
+        &self,
+        op: &'static str,
+        fut: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match self.inner.timeout {
+            None => fut.await,
+            Some(limit) => tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
+                Err(StoreError::Unavailable {
+                    message: format!("file store: {op}: no answer within {limit:?} in {}", self.inner.root.display()),
+                    source: None,
+                })
+            }),
+        }
+    }
+}
+
 #[async_trait]
 impl SessionStore for FileStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.within("load", self.load_untimed(key)).await
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
+        self.within("create", self.create_untimed(key, record)).await
+    }
+
+    async fn lookup(&self, key: &StoreKey) -> Result<Lookup, StoreError> {
+        self.within("lookup", self.lookup_untimed(key)).await
+    }
+
+    async fn end(&self, key: &StoreKey, retire_for: Duration) -> Result<(), StoreError> {
+        self.within("end", self.end_untimed(key, retire_for)).await
+    }
+
+    async fn rename(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        changes: &Changes,
+        retire_for: Duration,
+    ) -> Result<bool, StoreError> {
+        self.within("rename", self.rename_untimed(from, to, changes, retire_for)).await
+    }
+
+    async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
+        self.within("apply", self.apply_untimed(key, changes)).await
+    }
+
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        accessed: SystemTime,
+        expires: Option<SystemTime>,
+    ) -> Result<bool, StoreError> {
+        self.within("touch", self.touch_untimed(key, accessed, expires)).await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.within("delete", self.delete_untimed(key)).await
+    }
+
+    /// Removes expired session files (and temporary files abandoned by a crashed writer);
+    /// returns how many sessions went. Corrupt files are left for an operator to inspect.
+    /// Not bounded by the time limit: a sweep of a large directory may take longer.
+    async fn cleanup(&self) -> Result<u64, StoreError> {
+        self.cleanup_untimed().await
+    }
+
+    fn name(&self) -> &'static str {
+        "file"
+    }
+}
+
+/// The session operations without the time limit.
+impl FileStore {
+    async fn load_untimed(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         // No lock: every write is a rename, so a read sees one whole version of the file.
         let path = self.session_path(key)?;
         let inner = self.inner.clone();
         blocking(move || read_live(&inner, &path)).await
     }
 
-    async fn lookup(&self, key: &StoreKey) -> Result<Lookup, StoreError> {
+    async fn lookup_untimed(&self, key: &StoreKey) -> Result<Lookup, StoreError> {
         let path = self.session_path(key)?;
         let inner = self.inner.clone();
         blocking(move || read_state(&inner, &path)).await
     }
 
-    async fn end(&self, key: &StoreKey, retire_for: Duration) -> Result<(), StoreError> {
+    async fn end_untimed(&self, key: &StoreKey, retire_for: Duration) -> Result<(), StoreError> {
         let path = self.session_path(key)?;
         let _guard = self.inner.locks.lock(key.as_str()).await;
         let inner = self.inner.clone();
         blocking(move || retire(&inner, &path, retire_for)).await
     }
 
-    async fn rename(
+    async fn rename_untimed(
         &self,
         from: &StoreKey,
         to: &StoreKey,
@@ -208,7 +289,7 @@ impl SessionStore for FileStore {
         .await
     }
 
-    async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
+    async fn create_untimed(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
         let path = self.session_path(key)?;
         let bytes = record.to_bytes();
         let _guard = self.inner.locks.lock(key.as_str()).await;
@@ -241,7 +322,7 @@ impl SessionStore for FileStore {
         .await
     }
 
-    async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
+    async fn apply_untimed(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
         let changes = changes.clone();
         self.update(key, move |mut r| {
             r.apply(&changes);
@@ -250,7 +331,7 @@ impl SessionStore for FileStore {
         .await
     }
 
-    async fn touch(
+    async fn touch_untimed(
         &self,
         key: &StoreKey,
         accessed: SystemTime,
@@ -264,16 +345,14 @@ impl SessionStore for FileStore {
         .await
     }
 
-    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+    async fn delete_untimed(&self, key: &StoreKey) -> Result<(), StoreError> {
         let path = self.session_path(key)?;
         let _guard = self.inner.locks.lock(key.as_str()).await;
         let root = self.inner.root.clone();
         blocking(move || remove_opt(&path).map(drop).map_err(|e| io_error("delete a session", &root, e))).await
     }
 
-    /// Removes expired session files (and temporary files abandoned by a crashed writer);
-    /// returns how many sessions went. Corrupt files are left for an operator to inspect.
-    async fn cleanup(&self) -> Result<u64, StoreError> {
+    async fn cleanup_untimed(&self) -> Result<u64, StoreError> {
         let inner = self.inner.clone();
         let now = self.now();
         let names = blocking(move || {
@@ -311,9 +390,5 @@ impl SessionStore for FileStore {
             removed += u64::from(gone);
         }
         Ok(removed)
-    }
-
-    fn name(&self) -> &'static str {
-        "file"
     }
 }

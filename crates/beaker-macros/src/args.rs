@@ -11,7 +11,7 @@ pub(crate) struct Options {
     pub(crate) namespace: Option<String>,
     /// Argument names left out of the key.
     pub(crate) skip: Vec<String>,
-    /// The path of beaker-core (default `::beaker_core`).
+    /// The path of beaker-core or the facade (default: [`default_crate`]).
     pub(crate) krate: Path,
     /// A per-function expiry in seconds (default: the region's).
     pub(crate) expire: Option<u64>,
@@ -53,8 +53,28 @@ impl OptionsParser {
             region,
             namespace: self.namespace,
             skip: self.skip,
-            krate: self.krate.unwrap_or_else(|| syn::parse_quote!(::beaker_core)),
+            krate: self.krate.unwrap_or_else(default_crate),
             expire: self.expire,
         })
     }
+}
+
+/// The path the generated code names when `crate` is not given: `beaker-core` when the
+/// calling package depends on it directly, else the `beaker-rs` facade (which re-exports
+/// it), under whatever name the manifest gives either; `::beaker_core` when neither is
+/// found.
+fn default_crate() -> Path {
+    use proc_macro_crate::{crate_name, FoundCrate};
+    for package in ["beaker-core", "beaker-rs"] {
+        let name = match crate_name(package) {
+            // Inside the package itself only its integration tests and doc tests can
+            // expand the macro, and they see the package as an external crate.
+            Ok(FoundCrate::Itself) => package.replace('-', "_"),
+            Ok(FoundCrate::Name(name)) => name,
+            Err(_) => continue,
+        };
+        let ident = syn::Ident::new(&name, proc_macro2::Span::call_site());
+        return syn::parse_quote!(::#ident);
+    }
+    syn::parse_quote!(::beaker_core)
 }

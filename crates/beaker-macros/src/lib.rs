@@ -123,11 +123,11 @@
 //! | `namespace = "ns"` | the namespace (default `module_path!()::fn_name`, or `type_name::<Self>()::fn_name` for methods) |
 //! | `skip = "a, b"` | arguments left out of the key |
 //! | `expire = 30` | seconds, instead of the region's `expire` |
-//! | `crate = "::beaker_rs"` | where beaker-core's items are (for re-exports; default `::beaker_core`); the generated code names `<crate>::cache::...` |
+//! | `crate = "::beaker_rs"` | where beaker-core's items are; the generated code names `<crate>::cache::...`. Rarely needed: by default the crate the calling package depends on, `beaker-core` or else the `beaker-rs` facade (under whatever name its manifest gives it) |
 //!
 //! Through the `beaker-rs` facade (feature `macros`), which re-exports this attribute, write
-//! `#[beaker_rs::cached(region = "short_term", crate = "::beaker_rs")]`: the application then
-//! needs no dependency on `beaker-core` or `beaker-macros`.
+//! `#[beaker_rs::cached(region = "short_term")]`: the application then needs no dependency
+//! on `beaker-core` or `beaker-macros`.
 //!
 //! [`CacheSource`]: https://docs.rs/beaker-core/latest/beaker_core/cache/trait.CacheSource.html
 //! [`CacheValue`]: https://docs.rs/beaker-core/latest/beaker_core/cache/trait.CacheValue.html

@@ -58,11 +58,11 @@
 //!
 //! | Name | Description | Default |
 //! |---|---|---|
-//! | `beaker/memcached` | `memcached://` session URLs open a [`MemcachedStore`] | no |
+//! | `beaker-rs/memcached` | `memcached://` session URLs open a [`MemcachedStore`] | no |
 //!
 //! ## MSRV
 //!
-//! Rust 1.88, the minimum of the `memcache` 0.21 client (the rest of beaker-rs needs 1.82).
+//! Rust 1.89, as every beaker-rs crate.
 
 mod cache;
 mod client;

@@ -47,8 +47,7 @@ use crate::options::{RedisOptions, Target};
 /// opened it. A client called from a current-thread runtime other than the one it
 /// connected on (each actix-web worker is one) opens a connection of its own for that
 /// thread on first use, so that its commands are written and answered on the caller's
-/// thread instead of being handed to another thread and back (measured on actix-web:
-/// about 1.4× the requests per CPU second on a Redis-backed session route), and so that
+/// thread instead of being handed to another thread and back, and so that
 /// a call never waits on a runtime nobody drives any more. Calls from a multi-threaded
 /// runtime, or from the runtime the client connected on, share the first connection. A
 /// thread's connection closes when the thread ends, or when the thread next opens a

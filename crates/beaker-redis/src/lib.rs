@@ -14,6 +14,8 @@
 //! - Every call has a deadline ([`RedisOptions::timeout`], default 2 s); an unreachable
 //!   server is `StoreError::Unavailable`, and the first call after it returns succeeds.
 //! - Namespaces are cleared with `SCAN` + `UNLINK`, never `KEYS` or `FLUSHDB`.
+//! - [`BeakerRedisStore`] keeps sessions in Python Beaker's `ext:redis` layout, to share
+//!   them with a running Beaker application (`compat = beaker`).
 //! - On a thread-per-core server (actix-web), each worker thread gets a connection of its
 //!   own on first use, so commands never cross threads (see [`RedisClient`]).
 //!
@@ -32,14 +34,16 @@
 //!
 //! ## MSRV
 //!
-//! Rust 1.88, the minimum of the `redis` 1.x client (the rest of beaker-rs needs 1.82).
+//! Rust 1.89, as every beaker-rs crate.
 
+mod beaker_layout;
 mod cache;
 mod client;
 mod error;
 mod options;
 mod session;
 
+pub use beaker_layout::BeakerRedisStore;
 pub use cache::RedisCache;
 pub use client::RedisClient;
 pub use error::ConnectError;

@@ -24,9 +24,8 @@ const META: &str = "m";
 const LEGACY_META: [&str; 3] = ["m:c", "m:a", "m:e"];
 
 // `load` is a plain `HGETALL`, not a script: a script call costs the Redis server several
-// times the command's own work (measured with `INFO commandstats` on Redis 7.0: `HGETALL`
-// 0.95 µs, an `EVALSHA` returning the same hash as one string 8.7 µs), and the Redis
-// server is the part every application instance shares.
+// times the command's own work, and the Redis server is the part every application
+// instance shares.
 //
 // Every script starts by reading `m`: Redis never reports an expired key, so "no live
 // record" is decided by the server's own clock and TTL.

@@ -3,10 +3,11 @@
 
 use beaker_core::{ConfigError, CookieStore, SessionConfig, SessionManager, StoreType};
 
-/// Why a manager could not be built.
+/// Why a session or cache manager could not be built (named apart from the re-exported
+/// [`beaker_core::Error`], the error of a session in use).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum BuildError {
     /// Bad configuration (the message names the option or variable).
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -37,23 +38,33 @@ pub enum Error {
 }
 
 /// Reads `BEAKER_SESSION_*` from the environment and builds the manager with its store.
-pub async fn session_manager_from_env() -> Result<SessionManager, Error> {
-    build_session_manager(SessionConfig::from_env()?, true).await
+///
+/// With `BEAKER_SESSION_URL_FROM_PLATFORM=true` ([`URL_FROM_PLATFORM`](crate::URL_FROM_PLATFORM))
+/// and neither `BEAKER_SESSION_URL` nor `BEAKER_SESSION_TYPE` set, the store comes from
+/// `REDIS_URL`, else `DATABASE_URL`, as Heroku-style platforms set them.
+pub async fn session_manager_from_env() -> Result<SessionManager, BuildError> {
+    let (config, from) = crate::platform::session_config_from_vars(std::env::vars())?;
+    build_session_manager(config, Some(from.unwrap_or(""))).await
 }
 
 /// Like [`session_manager_from_env`], with `default_url` as the store when neither
 /// `BEAKER_SESSION_TYPE` nor `BEAKER_SESSION_URL` is set. A secret is still required:
 /// without `BEAKER_SESSION_SECRET` this fails with an error naming it.
-pub async fn session_manager_from_env_or(default_url: &str) -> Result<SessionManager, Error> {
-    build_session_manager(with_default_url(SessionConfig::from_env()?, default_url), true).await
+///
+/// `BEAKER_SESSION_URL_FROM_PLATFORM` applies as in [`session_manager_from_env`], before
+/// `default_url`.
+pub async fn session_manager_from_env_or(default_url: &str) -> Result<SessionManager, BuildError> {
+    let (config, from) = crate::platform::session_config_from_vars(std::env::vars())?;
+    build_session_manager(with_default_url(config, default_url), Some(from.unwrap_or(""))).await
 }
 
 /// For demos and tests only: like [`session_manager_from_env_or`], but when
 /// `BEAKER_SESSION_SECRET` is not set it signs cookies with a **public** secret (anyone can
 /// forge sessions) and says so on stderr. Never call it in a service that is deployed.
-pub async fn insecure_demo_session_manager_from_env_or(default_url: &str) -> Result<SessionManager, Error> {
-    let config = SessionConfig::from_env()?.with_insecure_demo_secret_if_missing();
-    build_session_manager(with_default_url(config, default_url), true).await
+pub async fn insecure_demo_session_manager_from_env_or(default_url: &str) -> Result<SessionManager, BuildError> {
+    let (config, from) = crate::platform::session_config_from_vars(std::env::vars())?;
+    let config = config.with_insecure_demo_secret_if_missing();
+    build_session_manager(with_default_url(config, default_url), Some(from.unwrap_or(""))).await
 }
 
 fn with_default_url(config: SessionConfig, default_url: &str) -> SessionConfig {
@@ -65,14 +76,18 @@ fn with_default_url(config: SessionConfig, default_url: &str) -> SessionConfig {
 }
 
 /// Builds the manager for `config`, opening the store its `type`/`url` names.
-pub async fn session_manager(config: SessionConfig) -> Result<SessionManager, Error> {
-    build_session_manager(config, false).await
+pub async fn session_manager(config: SessionConfig) -> Result<SessionManager, BuildError> {
+    build_session_manager(config, None).await
 }
 
-async fn build_session_manager(config: SessionConfig, from_env: bool) -> Result<SessionManager, Error> {
+/// `env` is `None` for a configuration given in code, else `Some` of the platform
+/// variable the URL came from (`""` when it came from `BEAKER_SESSION_*`): errors name
+/// what the user set.
+async fn build_session_manager(config: SessionConfig, env: Option<&'static str>) -> Result<SessionManager, BuildError> {
+    let from_env = env.is_some();
     if config.secrets.is_empty() {
         // Refused before any store is opened, naming what the user sets.
-        return Err(Error::Config(ConfigError::Missing {
+        return Err(BuildError::Config(ConfigError::Missing {
             key: if from_env { "BEAKER_SESSION_SECRET" } else { "session.secret" }.into(),
             why: "signed and encrypted cookies need at least one secret".into(),
         }));
@@ -86,19 +101,37 @@ async fn build_session_manager(config: SessionConfig, from_env: bool) -> Result<
         },
         other => other,
     })?;
-    let key = match (config.store_type.is_some(), from_env) {
-        (true, true) => "BEAKER_SESSION_TYPE",
-        (true, false) => "session.type",
-        (false, true) => "BEAKER_SESSION_URL",
-        (false, false) => "session.url",
+    let key = match (config.store_type.is_some(), env) {
+        (true, Some(_)) => "BEAKER_SESSION_TYPE",
+        (true, None) => "session.type",
+        (false, Some("")) => "BEAKER_SESSION_URL",
+        (false, Some(platform)) => platform,
+        (false, None) => "session.url",
     };
+    // Checked before a store is opened (or a sweeper started) for a configuration that
+    // would be refused anyway.
+    config.validate()?;
     let builder = SessionManager::builder(config.clone());
     let builder = match store_type {
+        // The manager builds the memory store itself, with `max_sessions` and `max_bytes`.
         StoreType::Memory => builder,
         StoreType::Cookie => builder.cookie_store(CookieStore),
-        // Boxed: the backends' connect futures are deep types that would otherwise be
-        // inlined into every caller's future.
-        other => builder.shared_store(Box::pin(open_store(key, other, &config)).await?),
+        other => {
+            // Boxed: the backends' connect futures are deep types that would otherwise be
+            // inlined into every caller's future.
+            let store = Box::pin(open_store(key, other, &config)).await?;
+            // Redis and Memcached expire records natively (the record's expiry is their
+            // TTL); SQL rows, files and objects need a sweep (for objects, a bucket
+            // lifecycle rule is cheaper: `cleanup_interval = none` then turns this off).
+            let needs_sweep = matches!(
+                other,
+                StoreType::File | StoreType::Sqlite | StoreType::Postgres | StoreType::Mysql | StoreType::ObjectStore
+            );
+            if let (true, Some(every)) = (needs_sweep, config.cleanup_interval) {
+                crate::sweeper::spawn(&store, every);
+            }
+            builder.shared_store(store)
+        }
     };
     Ok(builder.build()?)
 }
@@ -108,18 +141,20 @@ async fn open_store(
     key: &'static str,
     store: StoreType,
     config: &SessionConfig,
-) -> Result<std::sync::Arc<dyn beaker_core::store::SessionStore>, Error> {
-    let missing = |feature| -> Result<std::sync::Arc<dyn beaker_core::store::SessionStore>, Error> {
-        Err(Error::MissingFeature { key: key.to_owned(), store, feature })
+) -> Result<std::sync::Arc<dyn beaker_core::store::SessionStore>, BuildError> {
+    let missing = |feature| -> Result<std::sync::Arc<dyn beaker_core::store::SessionStore>, BuildError> {
+        Err(BuildError::MissingFeature { key: key.to_owned(), store, feature })
     };
-    let opened = |source: beaker_core::BoxError| Error::Store { key: key.to_owned(), store, source };
+    let opened = |source: beaker_core::BoxError| BuildError::Store { key: key.to_owned(), store, source };
+    if config.compat == beaker_core::Compat::Beaker {
+        return Box::pin(open_beaker_layout_store(key, store, config)).await;
+    }
     match store {
         #[cfg(feature = "file")]
         StoreType::File => {
             let dir = file_directory(config.url.as_deref(), &config.backend_options);
-            let store = beaker_file::FileStore::open(dir, beaker_file::FileOptions::new())
-                .await
-                .map_err(|e| opened(e.into()))?;
+            let options = beaker_file::FileOptions::new().timeout(config.store_timeout);
+            let store = beaker_file::FileStore::open(dir, options).await.map_err(|e| opened(e.into()))?;
             Ok(std::sync::Arc::new(store))
         }
         #[cfg(not(feature = "file"))]
@@ -168,7 +203,61 @@ async fn open_store(
         }
         #[cfg(not(feature = "memcached"))]
         StoreType::Memcached => missing("memcached"),
+        #[cfg(feature = "object-store")]
+        StoreType::ObjectStore => {
+            let url = object_store_url(key, config.url.as_deref())?;
+            let options = beaker_object_store::ObjectStoreOptions::default().with_timeout(config.store_timeout);
+            let store =
+                beaker_object_store::ObjectSessionStore::connect(&url, options).await.map_err(|e| opened(e.into()))?;
+            Ok(std::sync::Arc::new(store))
+        }
+        #[cfg(not(feature = "object-store"))]
+        StoreType::ObjectStore => missing("object-store"),
         _ => unreachable!("memory and cookie sessions need no store"),
+    }
+}
+
+/// The store of `compat = beaker`: Beaker's own record layout, for the back ends that
+/// have one here.
+#[allow(unused_variables)]
+async fn open_beaker_layout_store(
+    key: &'static str,
+    store: StoreType,
+    config: &SessionConfig,
+) -> Result<std::sync::Arc<dyn beaker_core::store::SessionStore>, BuildError> {
+    match store {
+        #[cfg(feature = "redis")]
+        StoreType::Redis => {
+            let url = config.url.as_deref().unwrap_or("redis://127.0.0.1:6379");
+            let options = beaker_redis::RedisOptions::default().with_timeout(config.store_timeout);
+            let store = beaker_redis::BeakerRedisStore::connect(url, options).await.map_err(|e| BuildError::Store {
+                key: key.to_owned(),
+                store,
+                source: e.into(),
+            })?;
+            Ok(std::sync::Arc::new(store.with_serializer(config.compat_serializer)))
+        }
+        #[cfg(not(feature = "redis"))]
+        StoreType::Redis => Err(BuildError::MissingFeature { key: key.to_owned(), store, feature: "redis" }),
+        other => Err(BuildError::Config(ConfigError::Conflict {
+            key: "session.compat".into(),
+            message: format!(
+                "compat = beaker keeps sessions in Beaker's layout on ext:redis (or memory) only, not on {other}"
+            ),
+        })),
+    }
+}
+
+/// The `s3://`, `gs://` or `az://` URL an object store needs (there is no default bucket).
+#[cfg_attr(not(feature = "object-store"), allow(dead_code))]
+pub(crate) fn object_store_url(key: &str, url: Option<&str>) -> Result<String, BuildError> {
+    match url.map(str::trim) {
+        Some(u) if u.contains("://") => Ok(u.to_owned()),
+        other => Err(BuildError::Config(ConfigError::Invalid {
+            key: key.to_owned(),
+            value: other.unwrap_or("").to_owned(),
+            expected: "an object store URL: s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX".into(),
+        })),
     }
 }
 
@@ -218,10 +307,48 @@ mod tests {
     async fn no_secret_no_manager() {
         let from_config = session_manager(SessionConfig::new()).await.expect_err("no secret").to_string();
         assert!(from_config.contains("session.secret"), "{from_config}");
-        let from_env = build_session_manager(SessionConfig::new(), true).await.expect_err("no secret").to_string();
+        let from_env = build_session_manager(SessionConfig::new(), Some("")).await.expect_err("no secret").to_string();
         assert!(from_env.contains("BEAKER_SESSION_SECRET"), "{from_env}");
         let demo = SessionConfig::new().with_insecure_demo_secret_if_missing();
         assert!(session_manager(demo).await.is_ok(), "demos and tests may opt in to the public secret");
+    }
+
+    #[tokio::test]
+    async fn compat_refuses_stores_without_beakers_layout() {
+        let c = SessionConfig::new()
+            .with_secret("a secret of sixteen+ bytes")
+            .unwrap()
+            .with_compat(beaker_core::Compat::Beaker)
+            .with_url("file:/tmp/nowhere");
+        let e = session_manager(c).await.unwrap_err().to_string();
+        assert!(e.contains("session.compat") && e.contains("file"), "{e}");
+        let cookie = SessionConfig::from_map([("session.compat", "beaker"), ("session.type", "cookie")]);
+        let e = cookie.unwrap_err().to_string();
+        assert!(e.contains("session.type") && e.contains("cookie-only"), "{e}");
+        let hashed = SessionConfig::from_map([("session.compat", "beaker"), ("session.hash_ids", "true")]);
+        assert!(hashed.unwrap_err().to_string().contains("hash_ids"));
+        let encrypted =
+            SessionConfig::from_map([("session.compat", "beaker"), ("session.encrypt_key", "sixteen bytes or more")]);
+        assert!(encrypted.unwrap_err().to_string().contains("session.encrypt_key"));
+        let pickle = SessionConfig::from_map([("session.data_serializer", "pickle")]).unwrap_err().to_string();
+        assert!(pickle.contains("session.data_serializer") && pickle.contains("compat"), "{pickle}");
+        let bad = SessionConfig::from_map([("session.compat", "pylons")]).unwrap_err().to_string();
+        assert!(bad.contains("session.compat") && bad.contains("pylons"), "{bad}");
+    }
+
+    #[tokio::test]
+    async fn object_store_urls_need_the_feature_and_a_bucket() {
+        let c = SessionConfig::new().with_secret("a secret of sixteen+ bytes").unwrap();
+        let e = session_manager(c.clone().with_url("s3:")).await.unwrap_err().to_string();
+        assert!(e.contains("session.url"), "{e}");
+        if cfg!(feature = "object-store") {
+            assert!(e.contains("s3://BUCKET/PREFIX"), "{e}");
+            // A URL without a bucket is refused before any request.
+            let e = session_manager(c.with_url("s3:///sessions")).await.unwrap_err().to_string();
+            assert!(e.contains("session.url") && e.contains("bucket"), "{e}");
+        } else {
+            assert!(e.contains("object-store"), "{e}");
+        }
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
-//! `#[beaker_rs::cached]` through the facade: with `crate = "::beaker_rs"` the generated code
-//! names only `::beaker_rs::cache::...`, so an application needs no `beaker-core` dependency.
+//! `#[beaker_rs::cached]` through the facade: without `crate = ...` the macro names the
+//! crate the caller depends on; with `crate = "::beaker_rs"` the generated code names only
+//! `::beaker_rs::cache::...`.
 #![cfg(feature = "macros")]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,19 +14,19 @@ fn caches() -> CacheManager {
 
 static ASYNC_RUNS: AtomicUsize = AtomicUsize::new(0);
 
-#[beaker_rs::cached(region = "short_term", crate = "::beaker_rs")]
+#[beaker_rs::cached(region = "short_term")]
 async fn greeting(caches: &CacheManager, name: &str) -> Result<String, std::fmt::Error> {
     ASYNC_RUNS.fetch_add(1, Ordering::SeqCst);
     Ok(format!("hello {name}"))
 }
 
 #[tokio::test]
-async fn async_functions_cache_and_invalidate_through_the_facade() -> Result<(), beaker_rs::Error> {
+async fn async_functions_cache_and_invalidate_through_the_facade() -> Result<(), beaker_rs::BuildError> {
     let caches = caches();
     assert_eq!(greeting(&caches, "ada").await.unwrap(), "hello ada");
     assert_eq!(greeting(&caches, "ada").await.unwrap(), "hello ada");
     assert_eq!(ASYNC_RUNS.load(Ordering::SeqCst), 1);
-    // The companion's error converts into the facade's own `Error`.
+    // The companion's error (core's `Error`) converts into the facade's `BuildError`.
     assert!(greeting_invalidate(&caches, "ada").await?);
     assert_eq!(greeting_uncached(&caches, "ada").await.unwrap(), "hello ada");
     assert_eq!(ASYNC_RUNS.load(Ordering::SeqCst), 2);

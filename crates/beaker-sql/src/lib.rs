@@ -68,6 +68,7 @@
 //! [`OpenError::UnsupportedScheme`] naming the feature to turn on. tokio is always a
 //! dependency (sqlx runs on it, and it enforces the deadlines).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // With no database feature there is nothing to run the statements on: every call site
 // sits after a match on an empty enum. That build exists so a workspace build without
 // features compiles; silence what it cannot use.

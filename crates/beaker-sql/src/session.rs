@@ -72,7 +72,7 @@ macro_rules! write_changes {
 ///
 /// Expired rows are never returned: every statement compares `expires` with
 /// [`SqlOptions::clock`]. They stay in the table until [`cleanup`](SessionStore::cleanup)
-/// (one `DELETE`) or [`spawn_cleanup`](Self::spawn_cleanup) removes them.
+/// (`DELETE`s of up to 1000 rows each) or [`spawn_cleanup`](Self::spawn_cleanup) removes them.
 ///
 /// # Round trips
 ///
@@ -540,16 +540,32 @@ impl SessionStore for SqlStore {
     async fn cleanup(&self) -> Result<u64, StoreError> {
         self.ensure_tables().await?;
         let now = self.client.now_ms();
-        self.client
+        let mut removed = 0;
+        loop {
+            let batch = self
+                .client
+                .run_write("cleanup", || async {
+                    on_pool!(self.client.pool(), p => {
+                        sqlx::query(&self.sql.cleanup).bind(now).execute(p).await.map(|done| done.rows_affected())
+                    })
+                })
+                .await?;
+            removed += batch;
+            if batch < crate::sql::CLEANUP_BATCH {
+                break;
+            }
+        }
+        // Tombstones are a key and a time each, and lapse within the retire window: one
+        // statement takes them all.
+        let tombstones = self
+            .client
             .run_write("cleanup", || async {
                 on_pool!(self.client.pool(), p => {
-                    let records = sqlx::query(&self.sql.cleanup).bind(now).execute(p).await?.rows_affected();
-                    let tombstones =
-                        sqlx::query(&self.sql.cleanup_retired).bind(now).execute(p).await?.rows_affected();
-                    Ok(records + tombstones)
+                    sqlx::query(&self.sql.cleanup_retired).bind(now).execute(p).await.map(|done| done.rows_affected())
                 })
             })
-            .await
+            .await?;
+        Ok(removed + tombstones)
     }
 
     fn name(&self) -> &'static str {

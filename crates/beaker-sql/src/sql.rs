@@ -137,6 +137,10 @@ pub(crate) const ENTRY_NAME_MAX: usize = 512;
 pub(crate) const ROWS_PER_INSERT: usize = 500;
 
 /// The statements of the session store.
+/// How many expired sessions one cleanup statement deletes at most: a sweep is a series of
+/// short statements, none holding locks on a large part of the table.
+pub(crate) const CLEANUP_BATCH: u64 = 1000;
+
 #[derive(Debug, Clone)]
 pub(crate) struct SessionSql {
     dialect: Dialect,
@@ -157,7 +161,7 @@ pub(crate) struct SessionSql {
     pub(crate) delete: String,
     /// id → deletes every entry.
     pub(crate) clear_entries: String,
-    /// now → deletes every expired session.
+    /// now → deletes up to [`CLEANUP_BATCH`] expired sessions.
     pub(crate) cleanup: String,
     /// id, now, id, now → the rows of `load`, or one row `(-1, -1, NULL, NULL, NULL)` when
     /// the key is retired (a tombstone younger than its window).
@@ -264,7 +268,24 @@ impl SessionSql {
             ),
             delete: format!("DELETE FROM {sessions} WHERE id = {}", p(1)),
             clear_entries: format!("DELETE FROM {entries} WHERE id = {}", p(1)),
-            cleanup: format!("DELETE FROM {sessions} WHERE expires IS NOT NULL AND expires <= {}", p(1)),
+            cleanup: match dialect {
+                Dialect::Mysql => format!(
+                    "DELETE FROM {sessions} WHERE expires IS NOT NULL AND expires <= {} ORDER BY expires LIMIT {CLEANUP_BATCH}",
+                    p(1)
+                ),
+                // SKIP LOCKED: two sweeping processes take disjoint batches, and neither
+                // waits for a row a request is writing.
+                Dialect::Postgres => format!(
+                    "DELETE FROM {sessions} WHERE id IN (SELECT id FROM {sessions} WHERE expires IS NOT NULL \
+                     AND expires <= {} ORDER BY expires LIMIT {CLEANUP_BATCH} FOR UPDATE SKIP LOCKED)",
+                    p(1)
+                ),
+                Dialect::Sqlite => format!(
+                    "DELETE FROM {sessions} WHERE id IN (SELECT id FROM {sessions} WHERE expires IS NOT NULL \
+                     AND expires <= {} ORDER BY expires LIMIT {CLEANUP_BATCH})",
+                    p(1)
+                ),
+            },
             migrate,
             sessions,
             entries,

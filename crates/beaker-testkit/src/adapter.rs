@@ -1,4 +1,4 @@
-//! The adapter conformance suite: the HTTP scenarios of `shared/DEMO-CONTRACT.md`, run
+//! The adapter conformance suite: the HTTP scenarios of `docs/demo-contract.md`, run
 //! black-box against a demo app (or any app serving the same routes) with a real HTTP
 //! client and hand-made `Cookie` headers, checking the raw `Set-Cookie` values.
 //!
@@ -33,6 +33,7 @@
 mod caching;
 mod configured;
 pub mod demo;
+pub mod demo_app;
 mod http;
 mod races;
 mod scenarios;

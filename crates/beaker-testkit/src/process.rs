@@ -51,17 +51,22 @@ impl LocalServer {
     /// `spawn`'s own error (typically: the binary is not installed), or
     /// [`io::ErrorKind::TimedOut`] when no try came up within 5 s.
     pub async fn start(spawn: impl Fn(u16) -> io::Result<Child> + Send + Sync + 'static) -> io::Result<LocalServer> {
+        let mut last_exit = None;
         for _ in 0..TRIES {
             let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
             let mut child = spawn(port)?;
             // Still running once the port answers: the port is this server's.
-            if wait_ready(port).await && matches!(child.try_wait(), Ok(None)) {
+            if wait_ready(port, &mut child).await && matches!(child.try_wait(), Ok(None)) {
                 return Ok(LocalServer { port, child: Some(child), spawn: Box::new(spawn) });
             }
             let _ = child.kill();
-            let _ = child.wait();
+            last_exit = child.wait().ok().filter(|status| status.code().is_some());
         }
-        Err(io::Error::new(io::ErrorKind::TimedOut, format!("the server did not come up on any of {TRIES} free ports")))
+        let why = last_exit.map_or_else(String::new, |status| format!(" (the last try exited: {status})"));
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the server did not come up on any of {TRIES} free ports{why}"),
+        ))
     }
 
     /// The loopback port.
@@ -114,8 +119,8 @@ impl LocalServer {
     /// The spawn error, or [`io::ErrorKind::TimedOut`] when it did not come back within 5 s.
     pub async fn restart(&mut self) -> io::Result<()> {
         self.stop();
-        self.child = Some((self.spawn)(self.port)?);
-        if wait_ready(self.port).await {
+        let child = self.child.insert((self.spawn)(self.port)?);
+        if wait_ready(self.port, child).await {
             Ok(())
         } else {
             Err(io::Error::new(io::ErrorKind::TimedOut, format!("the server did not come back on port {}", self.port)))
@@ -135,12 +140,16 @@ impl fmt::Debug for LocalServer {
     }
 }
 
-/// Whether `port` accepts a connection within [`READY_WITHIN`].
-async fn wait_ready(port: u16) -> bool {
+/// Whether `port` accepts a connection within [`READY_WITHIN`]; `false` at once when the
+/// process exits first (a bad argument, a taken port), instead of waiting out the time.
+async fn wait_ready(port: u16, child: &mut Child) -> bool {
     let polls = READY_WITHIN.as_millis() / READY_POLL.as_millis();
     for _ in 0..polls {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return true;
+        }
+        if !matches!(child.try_wait(), Ok(None)) {
+            return false;
         }
         tokio::time::sleep(READY_POLL).await;
     }
@@ -167,5 +176,14 @@ mod tests {
     async fn a_missing_binary_is_an_error_not_a_panic() {
         let err = LocalServer::start(|_| Command::new("/nonexistent/beaker-test-server").spawn()).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_exits_at_once_fails_fast_and_says_how_it_exited() {
+        let started = std::time::Instant::now();
+        let err = LocalServer::start(|_| Command::new("sh").args(["-c", "exit 3"]).spawn()).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(err.to_string().contains("exit status: 3"), "{err}");
+        assert!(started.elapsed() < READY_WITHIN, "waited {:?} for a process that had exited", started.elapsed());
     }
 }

@@ -1,4 +1,4 @@
-//! The beaker-rs demo app on actix-web (see `shared/DEMO-CONTRACT.md`): the routes of
+//! The beaker-rs demo app on actix-web (see `docs/demo-contract.md`): the routes of
 //! [`demo_common::Demo`], translated to actix-web handlers behind a [`SessionMiddleware`].
 
 use actix_web::http::StatusCode;
@@ -17,6 +17,9 @@ fn respond(reply: Reply) -> HttpResponse {
     let mut res = HttpResponse::build(status);
     for header in reply.headers {
         res.append_header(*header);
+    }
+    if let Some(location) = reply.location {
+        res.insert_header((actix_web::http::header::LOCATION, location));
     }
     res.content_type(reply.content_type).body(reply.body)
 }
@@ -105,6 +108,14 @@ async fn cached_stats(demo: Data<Demo>) -> HttpResponse {
     respond(demo.cached_stats().await)
 }
 
+async fn app_action(demo: Data<Demo>, s: Session, action: web::Path<String>, body: Bytes) -> Answer {
+    answer(demo.app_action(&s, &action, &body).await)
+}
+
+async fn metrics(demo: Data<Demo>) -> HttpResponse {
+    respond(demo.metrics())
+}
+
 async fn app(demo: Data<Demo>, s: Session) -> Answer {
     answer(demo.app(&s).await)
 }
@@ -144,6 +155,8 @@ async fn main() {
             .service(web::resource("/cached/stats").route(get().to(cached_stats)))
             .service(web::resource("/cached-page").route(get().to(cached_page)))
             .service(web::resource("/app").route(get().to(app)))
+            .service(web::resource("/app/{action}").route(web::post().to(app_action)))
+            .service(web::resource("/metrics").route(get().to(metrics)))
     })
     // SIGINT/SIGTERM are handled below, the same way as in the other demos.
     .disable_signals()

@@ -1,9 +1,9 @@
-//! The beaker-rs demo app on axum (see `shared/DEMO-CONTRACT.md`): the routes of
+//! The beaker-rs demo app on axum (see `docs/demo-contract.md`): the routes of
 //! [`demo_common::Demo`], translated to axum handlers, the whole router wrapped in one [`SessionService`].
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,6 +18,9 @@ fn respond(reply: Reply) -> Response {
     let mut res = (status, [(CONTENT_TYPE, reply.content_type)], reply.body).into_response();
     for (name, value) in reply.headers {
         res.headers_mut().append(*name, HeaderValue::from_static(value));
+    }
+    if let Some(location) = reply.location {
+        res.headers_mut().insert(LOCATION, HeaderValue::from_static(location));
     }
     res
 }
@@ -100,6 +103,14 @@ async fn app(State(demo): State<Demo>, s: Session) -> Answer {
     answer(demo.app(&s).await)
 }
 
+async fn app_action(State(demo): State<Demo>, s: Session, Path(action): Path<String>, body: Bytes) -> Answer {
+    answer(demo.app_action(&s, &action, &body).await)
+}
+
+async fn metrics(State(demo): State<Demo>) -> Response {
+    respond(demo.metrics())
+}
+
 #[tokio::main]
 async fn main() {
     // Boxed: the start-up future (every store the facade can open) is deep enough to
@@ -125,6 +136,8 @@ async fn main() {
         .route("/cached/stats", get(cached_stats))
         .route("/cached-page", get(cached_page))
         .route("/app", get(app))
+        .route("/app/{action}", axum::routing::post(app_action))
+        .route("/metrics", get(metrics))
         .with_state(startup.demo)
         // Merged after `with_state`: a handler that takes no state stays a plain handler,
         // where `with_state` would box it as a route cloned on every request.

@@ -1,4 +1,4 @@
-//! The demo contract (`shared/DEMO-CONTRACT.md`), black-box, on the axum demo: the
+//! The demo contract (`docs/demo-contract.md`), black-box, on the axum demo: the
 //! shared tests of [`beaker_testkit::adapter::demo`].
 
 beaker_testkit::demo_contract_tests!(env!("CARGO_BIN_EXE_demo-axum"));

@@ -15,13 +15,14 @@
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use beaker_testkit::adapter::DemoServer;
+use beaker_testkit::process::LocalServer;
 
 /// The store timeout the demo runs with (`BEAKER_SESSION_STORE_TIMEOUT`).
 const STORE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -47,18 +48,6 @@ fn skip(why: &str) {
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port()
-}
-
-fn listening(port: u16) -> bool {
-    TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(200)).is_ok()
-}
-
-fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < deadline, "{what} did not happen within {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn scratch_dir(name: &str) -> PathBuf {
@@ -258,88 +247,55 @@ fn under_load(server: &mut DemoServer, what: &str, fault: impl FnOnce() -> Vec<I
 // ---------------------------------------------------------------------------------------
 // Redis.
 
-struct Redis {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Redis {
-    fn start() -> Option<Redis> {
-        let found =
-            Command::new("redis-server").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
-        if !found {
-            skip("no redis-server binary (apt-get install -y redis-server)");
-            return None;
-        }
-        let mut r = Redis { port: free_port(), dir: scratch_dir("redis"), child: None };
-        r.spawn();
-        Some(r)
+/// A throwaway `redis-server` of the test's own; the append-only file (fsync on every
+/// write) keeps the sessions across a kill, as a production Redis with persistence would.
+fn own_redis(rt: &tokio::runtime::Runtime, dir: &Path) -> Option<LocalServer> {
+    let found =
+        Command::new("redis-server").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    if !found {
+        skip("no redis-server binary (apt-get install -y redis-server)");
+        return None;
     }
-
-    /// Starts the server; the append-only file (fsync on every write) keeps the sessions
-    /// across a kill, as a production Redis with persistence would.
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+    let dir = dir.to_owned();
+    let spawn = move |port: u16| {
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", "always"])
             .arg("--dir")
-            .arg(&self.dir)
+            .arg(&dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        wait_until("redis-server listening", Duration::from_secs(10), || listening(self.port));
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("redis is running").id();
-        let ok = Command::new("kill").args([sig, &pid.to_string()]).status().is_ok_and(|s| s.success());
-        assert!(ok, "kill {sig} {pid}");
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        if let Some(c) = &self.child {
-            // In case a failed assertion left it frozen.
-            let _ = Command::new("kill").args(["-CONT", &c.id().to_string()]).status();
-        }
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    };
+    Some(rt.block_on(LocalServer::start(spawn)).expect("redis-server starts"))
 }
 
 #[test]
 fn redis_killed_and_frozen_mid_load() {
-    let Some(mut redis) = Redis::start() else { return };
-    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
+    let dir = scratch_dir("redis");
+    let Some(mut redis) = own_redis(&rt, &dir) else { return };
+    let url = format!("redis://{}", redis.addr());
     let timeout = STORE_TIMEOUT.as_secs().to_string();
     let mut server = DemoServer::spawn(
         binary(),
         &[("BEAKER_SESSION_URL", url.as_str()), ("BEAKER_SESSION_STORE_TIMEOUT", timeout.as_str())],
     );
     under_load(&mut server, "redis kill", || {
-        redis.kill();
+        redis.stop();
         std::thread::sleep(Duration::from_secs(3));
-        redis.spawn();
+        rt.block_on(redis.restart()).expect("redis-server restarts on its port");
         vec![Instant::now()]
     });
     // A frozen server accepts connections and never answers: only the timeout helps.
     under_load(&mut server, "redis freeze", || {
-        redis.signal("-STOP");
+        redis.signal("STOP");
         std::thread::sleep(Duration::from_secs(3));
-        redis.signal("-CONT");
+        redis.signal("CONT");
         vec![Instant::now()]
     });
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // ---------------------------------------------------------------------------------------

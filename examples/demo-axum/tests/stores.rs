@@ -1,6 +1,6 @@
 //! The demo contract over every server-side store the demo accepts through
 //! `BEAKER_SESSION_URL`, and restarts that keep users logged in (SQLite, Redis,
-//! PostgreSQL, MySQL, Memcached).
+//! PostgreSQL, MySQL, Memcached, S3).
 //!
 //! The servers come from `BEAKER_TEST_*_URL` (set by `cargo xtask test`; the machine's
 //! defaults otherwise). An unreachable server skips its test with a loud line, unless
@@ -112,6 +112,21 @@ async fn memcached() {
         ("BEAKER_SESSION_TIMEOUT", "300"),
     ];
     if let Some(mut server) = spawn_or_skip("memcached", &env) {
+        contract_and_restart(&mut server).await;
+    }
+}
+
+#[tokio::test]
+async fn s3() {
+    // `cargo xtask test` starts moto, creates the `beaker-demo` bucket and sets the AWS_*
+    // variables (endpoint, credentials, region, plain HTTP), which the demo inherits.
+    if std::env::var("BEAKER_TEST_S3_URL").is_err() {
+        skip_or_fail("s3", "BEAKER_TEST_S3_URL is not set (cargo xtask test starts moto, an S3 emulator)");
+        return;
+    }
+    let url = format!("s3://beaker-demo/sessions/{}", run_tag());
+    let env = [("BEAKER_SESSION_URL", url.as_str()), ("BEAKER_SESSION_TIMEOUT", "300")];
+    if let Some(mut server) = spawn_or_skip("s3", &env) {
         contract_and_restart(&mut server).await;
     }
 }

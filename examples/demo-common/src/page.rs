@@ -1,7 +1,7 @@
-//! The two HTML pages: `/` explains, `/app` lets a person play with a session.
+//! The index page (`/`), which explains; `/app` is in `app_page`.
 
 /// Escapes text for HTML element content and attribute values.
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -32,7 +32,7 @@ pub fn index() -> &'static str {
 <li>PUT, GET, DELETE /kv/{{key}}; <a href=\"/keys\">GET /keys</a></li>\n\
 <li>POST /flash <code>msg=TEXT</code>; <a href=\"/flash\">GET /flash</a></li>\n\
 <li><a href=\"/cached?key=a\">GET /cached?key=a</a>, <a href=\"/cached/stats\">GET /cached/stats</a></li>\n\
-<li><a href=\"/healthz\">GET /healthz</a></li>\n\
+<li><a href=\"/healthz\">GET /healthz</a>, <a href=\"/metrics\">GET /metrics</a></li>\n\
 </ul>\n\
 <form method=\"post\" action=\"/login\"><input name=\"user\" placeholder=\"name\"> <button>log in</button></form>\n\
 {TAIL}"
@@ -41,30 +41,10 @@ pub fn index() -> &'static str {
     &PAGE
 }
 
-pub(crate) fn app(user: Option<&str>, n: Option<i64>) -> String {
-    let who = match user {
-        Some(u) => format!("logged in as <b>{}</b>", escape(u)),
-        None => "not logged in".to_owned(),
-    };
-    let n = n.map_or_else(|| "none".to_owned(), |n| n.to_string());
-    format!(
-        "{HEAD}<h1>beaker-rs session</h1>\n\
-<p id=\"status\">You are {who}. Counter: <b id=\"counter\">{n}</b>.</p>\n\
-<form method=\"post\" action=\"/login\"><input id=\"user\" name=\"user\" placeholder=\"name\"> <button id=\"login\">log in</button></form>\n\
-<form method=\"post\" action=\"/logout\"><button id=\"logout\">log out</button></form>\n\
-<form method=\"get\" action=\"/counter\"><button id=\"increment\">increment</button></form>\n\
-<form method=\"post\" action=\"/flash\"><input id=\"msg\" name=\"msg\" placeholder=\"message\"> <button id=\"flash\">flash</button></form>\n\
-<p><a href=\"/flash\">read flash messages</a> &middot; <a href=\"/app\">reload</a> &middot; <a href=\"/\">about</a></p>\n\
-{TAIL}"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
-    fn escapes_names() {
-        let page = super::app(Some("<script>&\""), Some(3));
-        assert!(page.contains("&lt;script&gt;&amp;&quot;"));
-        assert!(!page.contains("<script>"));
+    fn escapes_markup() {
+        assert_eq!(super::escape("<script>&\"'"), "&lt;script&gt;&amp;&quot;&#39;");
     }
 }

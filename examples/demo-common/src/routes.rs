@@ -22,6 +22,8 @@ pub struct Reply {
     pub body: Cow<'static, str>,
     /// Other headers the route sets itself (`GET /cached-page`'s caching headers).
     pub headers: &'static [(&'static str, &'static str)],
+    /// The `Location` header, for redirects.
+    pub location: Option<&'static str>,
 }
 
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -36,12 +38,17 @@ impl Reply {
 
     /// A `text/plain` reply with another status.
     pub fn status(status: u16, body: impl Into<Cow<'static, str>>) -> Reply {
-        Reply { status, content_type: TEXT, body: body.into(), headers: &[] }
+        Reply { status, content_type: TEXT, body: body.into(), location: None, headers: &[] }
     }
 
     /// A 200 `text/html` reply.
     pub fn html(body: impl Into<Cow<'static, str>>) -> Reply {
-        Reply { status: 200, content_type: HTML, body: body.into(), headers: &[] }
+        Reply { status: 200, content_type: HTML, body: body.into(), location: None, headers: &[] }
+    }
+
+    /// A `303 See Other` to `location` (the "redirect" of POST/redirect/GET).
+    pub fn see_other(location: &'static str) -> Reply {
+        Reply { status: 303, content_type: TEXT, body: format!("see {location}").into(), location: Some(location), headers: &[] }
     }
 
     /// The reply for a session error ending a handler: [`Error::status_code`] and
@@ -58,14 +65,14 @@ type Result<T> = std::result::Result<T, Error>;
 /// Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Demo {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    slow: Duration,
+pub(crate) struct Inner {
+    pub(crate) slow: Duration,
     generation: AtomicU64,
-    caches: CacheManager,
+    pub(crate) caches: CacheManager,
 }
 
 /// The caching headers `GET /cached-page` sets itself, as an application does on a page it
@@ -77,13 +84,13 @@ pub const CACHED_PAGE_HEADERS: &[(&str, &str)] =
 pub const DEMO_REGION: &str = "demo";
 
 /// The first value of `name` in an `application/x-www-form-urlencoded` string.
-fn field(encoded: &[u8], name: &str) -> Option<String> {
+pub(crate) fn field(encoded: &[u8], name: &str) -> Option<String> {
     form_urlencoded::parse(encoded).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
 /// A session key read as an integer: `Ok(None)` when absent, `Err(reply)` when it holds
 /// something else (a client can put any string under `n` through `/kv/n`).
-async fn integer(session: &Session, key: &str) -> Result<std::result::Result<Option<i64>, Reply>> {
+pub(crate) async fn integer(session: &Session, key: &str) -> Result<std::result::Result<Option<i64>, Reply>> {
     Ok(match session.get::<Value>(key).await? {
         None => Ok(None),
         Some(v) => v.as_i64().map(Some).ok_or_else(|| Reply::status(409, format!("{key} is not an integer"))),
@@ -176,7 +183,7 @@ impl Demo {
         })
     }
 
-    async fn user(&self, session: &Session) -> Result<Option<String>> {
+    pub(crate) async fn user(&self, session: &Session) -> Result<Option<String>> {
         // A non-string `user` (written through /kv) reads as nobody.
         Ok(session.get::<Value>("user").await?.and_then(|v| v.as_str().map(str::to_owned)))
     }
@@ -260,10 +267,9 @@ impl Demo {
         self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    /// `GET /app`: the page for people.
-    pub async fn app(&self, session: &Session) -> Result<Reply> {
-        let user = self.user(session).await?;
-        let n = integer(session, "n").await?.ok().flatten();
-        Ok(Reply::html(page::app(user.as_deref(), n)))
+    /// `GET /metrics`: the process's counters in Prometheus text format (see
+    /// [`install_metrics`](crate::install_metrics)).
+    pub fn metrics(&self) -> Reply {
+        crate::metrics::render()
     }
 }

@@ -22,7 +22,7 @@ pub enum StartupError {
     /// A `BEAKER_SESSION_*` or `BEAKER_CACHE_*` variable was refused by the library, or
     /// the store it names could not be opened.
     #[error("{0}")]
-    Config(#[from] beaker_rs::Error),
+    Config(#[from] beaker_rs::BuildError),
     /// The listening address could not be bound.
     #[error("cannot listen on {addr} (BEAKER_DEMO_ADDR): {source}")]
     Bind {
@@ -69,6 +69,9 @@ impl Startup {
     pub async fn from_env() -> Result<Startup, StartupError> {
         let addr = demo_var(ADDR_VAR, DEFAULT_ADDR, "a socket address such as 127.0.0.1:3000")?;
         let slow_ms = demo_var(SLOW_VAR, &DEFAULT_SLOW_MS.to_string(), "a number of milliseconds")?;
+        // Before the managers: they register their counters with the recorder installed
+        // when they are built.
+        crate::install_metrics();
         let manager = beaker_rs::insecure_demo_session_manager_from_env_or(DEFAULT_SESSION_URL).await?;
         let caches = beaker_rs::cache_manager_from_env_or(default_cache_config()).await?;
         Ok(Startup { addr, manager, demo: Demo::new(Duration::from_millis(slow_ms), caches) })

@@ -1,4 +1,4 @@
-//! The beaker-rs demo app on rocket (see `shared/DEMO-CONTRACT.md`): the routes of
+//! The beaker-rs demo app on rocket (see `docs/demo-contract.md`): the routes of
 //! [`demo_common::Demo`], translated to rocket handlers behind a [`SessionFairing`].
 //!
 //! Rocket is configured from code only (no `Rocket.toml`, no `ROCKET_*` variables): the
@@ -34,7 +34,7 @@ const BODY_TOO_LARGE: &str = "Failed to buffer the request body: length limit ex
 const METHODS: [Method; 5] = [Method::Get, Method::Put, Method::Post, Method::Delete, Method::Patch];
 
 /// The contract's paths and the methods each one serves (`HEAD` comes with `GET`).
-const PATHS: [(&str, &[Method]); 15] = [
+const PATHS: [(&str, &[Method]); 17] = [
     ("/", &[Method::Get]),
     ("/healthz", &[Method::Get]),
     ("/counter", &[Method::Get]),
@@ -50,6 +50,8 @@ const PATHS: [(&str, &[Method]); 15] = [
     ("/cached/stats", &[Method::Get]),
     ("/cached-page", &[Method::Get]),
     ("/app", &[Method::Get]),
+    ("/app/<_>", &[Method::Post]),
+    ("/metrics", &[Method::Get]),
 ];
 
 /// A [`Reply`] as a rocket response: its status, its exact `Content-Type`, its body.
@@ -57,7 +59,7 @@ struct Answer(Reply);
 
 impl<'r> Responder<'r, 'static> for Answer {
     fn respond_to(self, _req: &'r Request<'_>) -> response::Result<'static> {
-        let Reply { status, content_type, body, headers } = self.0;
+        let Reply { status, content_type, body, location, headers } = self.0;
         let body: std::borrow::Cow<'static, [u8]> = match body {
             std::borrow::Cow::Borrowed(s) => s.as_bytes().into(),
             std::borrow::Cow::Owned(s) => s.into_bytes().into(),
@@ -68,6 +70,9 @@ impl<'r> Responder<'r, 'static> for Answer {
             .sized_body(body.len(), Cursor::new(body));
         for (name, value) in headers {
             res.raw_header_adjoin(*name, *value);
+        }
+        if let Some(location) = location {
+            res.raw_header("Location", location);
         }
         res.ok()
     }
@@ -220,6 +225,16 @@ async fn app(demo: &State<Demo>, s: Session) -> Answered {
     answer(demo.app(&s).await)
 }
 
+#[rocket::post("/app/<action>", data = "<body>")]
+async fn app_action(demo: &State<Demo>, s: Session, action: &str, body: Body) -> Answered {
+    answer(demo.app_action(&s, action, &body.0).await)
+}
+
+#[rocket::get("/metrics")]
+fn metrics(demo: &State<Demo>) -> Answer {
+    Answer(demo.metrics())
+}
+
 /// Every error status without a route's own body (unknown route, oversized body, ...):
 /// the bare status and an empty body, as the other demos answer them.
 struct Bare(Status);
@@ -309,7 +324,9 @@ async fn main() {
                 cached,
                 cached_stats,
                 cached_page,
-                app
+                app,
+                app_action,
+                metrics
             ],
         )
         .mount("/", not_allowed_routes())

@@ -1,4 +1,4 @@
-//! The beaker-rs demo app on warp (see `shared/DEMO-CONTRACT.md`): the routes of
+//! The beaker-rs demo app on warp (see `docs/demo-contract.md`): the routes of
 //! [`demo_common::Demo`], translated to warp filters around [`with_session`], each
 //! handler ending with [`Session::finish`].
 
@@ -7,7 +7,7 @@ use std::future::Future;
 use beaker_warp::{with_session, with_state, Session};
 use demo_common::{announce, exit_with, shutdown_signal, startup_or_exit, Demo, Reply, StartupError};
 use warp::filters::BoxedFilter;
-use warp::http::header::CONTENT_TYPE;
+use warp::http::header::{CONTENT_TYPE, LOCATION};
 use warp::http::{HeaderValue, StatusCode};
 use warp::hyper::body::Bytes;
 use warp::reject::MethodNotAllowed;
@@ -27,6 +27,9 @@ fn respond(reply: Reply) -> Response {
     res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
     for (name, value) in reply.headers {
         res.headers_mut().append(*name, HeaderValue::from_static(value));
+    }
+    if let Some(location) = reply.location {
+        res.headers_mut().insert(LOCATION, HeaderValue::from_static(location));
     }
     res
 }
@@ -233,10 +236,21 @@ fn routes(demo: Demo, sessions: BoxedFilter<(Session,)>) -> Route {
         .boxed();
     let app = warp::path!("app")
         .and(get())
-        .and(demo)
-        .and(sessions)
+        .and(demo.clone())
+        .and(sessions.clone())
         .then(|d: Demo, s: Session| finish(s, move |s| async move { d.app(&s).await }))
         .boxed();
+    let app_action = warp::path!("app" / String)
+        .and(warp::post())
+        .and(demo.clone())
+        .and(sessions)
+        .and(body())
+        .then(|a: String, d: Demo, s: Session, b: Bytes| {
+            finish(s, move |s| async move { d.app_action(&s, &a, &b).await })
+        })
+        .boxed();
+    let metrics =
+        warp::path!("metrics").and(get()).and(demo).then(|d: Demo| async move { respond(d.metrics()) }).boxed();
     index
         .or(healthz)
         .unify()
@@ -271,6 +285,10 @@ fn routes(demo: Demo, sessions: BoxedFilter<(Session,)>) -> Route {
         .or(cached_page)
         .unify()
         .or(app)
+        .unify()
+        .or(app_action)
+        .unify()
+        .or(metrics)
         .unify()
         .boxed()
 }

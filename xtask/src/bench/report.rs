@@ -200,7 +200,7 @@ pub(super) fn verdict(median: f64, paired: &[f64], goal: f64) -> &'static str {
     }
 }
 
-/// The targets of issue 6, judged on per-core throughput.
+/// The performance targets, judged on per-core throughput.
 pub(super) fn targets(h: &Http) -> String {
     let mut t = String::new();
     let mut check =
@@ -294,7 +294,7 @@ pub(super) fn machine() -> String {
     format!("{model}, nproc = {nproc}{mem}, Linux {}, {rustc}", kernel.trim())
 }
 
-/// The cache target of issue 6: a memory-region hit within 1.5× of the raw engine.
+/// The cache target: a memory-region hit within 1.5× of the raw engine.
 pub(super) fn cache_target(criterion: &[CriterionFigure]) -> String {
     let mean = |id: &str| criterion.iter().find(|f| f.id == id).map(|f| f.mean_ns);
     match (mean("memory_hit/beaker_region_get"), mean("memory_hit/quick_cache_get")) {
@@ -309,6 +309,87 @@ pub(super) fn cache_target(criterion: &[CriterionFigure]) -> String {
     }
 }
 
+/// What a user acts on: per framework and store, the throughput of each route against the
+/// bare framework and of the modifying route against the peer on the same store.
+pub(super) fn summary_table(h: &Http) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "| framework + store | modifying request (`/counter`) × bare | read-only (`/read`) × bare | untouched (`/`) × bare | `/counter` × peer |"
+    );
+    let _ = writeln!(t, "|---|---|---|---|---|");
+    for (i, c) in h.configs.iter().enumerate() {
+        if c.kind != Kind::Beaker {
+            continue;
+        }
+        let cell = |other: Option<usize>, route: &str| {
+            let pc = h.ratio(i, other, route).map(|(_, pc)| pc);
+            let instr = h.instr_ratio_hw_sha(i, other, route);
+            match (pc, instr) {
+                (Some(pc), Some(instr)) => format!("{pc:.2}× ({instr:.2}×)"),
+                (Some(pc), None) => format!("{pc:.2}×"),
+                _ => "–".into(),
+            }
+        };
+        if ROUTES.iter().all(|r| h.row(i, r).is_none()) {
+            continue; // not measured in this run (its service was missing): no row
+        }
+        let peer = c.peer.and_then(|p| h.index(p));
+        let vs_peer = match (h.ratio(i, peer, "/counter"), c.peer) {
+            (Some(_), Some(name)) => format!("{} vs {name}", cell(peer, "/counter")),
+            _ => "–".into(),
+        };
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} | {vs_peer} |",
+            c.name,
+            cell(h.bare(i), "/counter"),
+            cell(h.bare(i), "/read"),
+            cell(h.bare(i), "/"),
+        );
+    }
+    t
+}
+
+/// Three lines a user reads first, from the same figures as [`summary_table`].
+pub(super) fn summary_lines(h: &Http) -> String {
+    let range = |pick: &dyn Fn(usize, &Config) -> Option<f64>| {
+        let v: Vec<f64> = h
+            .configs
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.kind == Kind::Beaker)
+            .filter_map(|(i, c)| pick(i, c))
+            .filter(|x| x.is_finite())
+            .collect();
+        match min_max(&v) {
+            (lo, hi) if !v.is_empty() => format!("{lo:.2}–{hi:.2}×"),
+            _ => "not measured".into(),
+        }
+    };
+    let untouched = range(&|i, _| h.instr_ratio_hw_sha(i, h.bare(i), "/"));
+    let memory = range(&|i, c| {
+        if c.name.contains("memory") || c.name.contains("cookie") {
+            h.ratio(i, h.bare(i), "/counter").map(|(_, pc)| pc)
+        } else {
+            None
+        }
+    });
+    let redis = range(&|i, c| {
+        if c.name.contains("redis") {
+            h.ratio(i, h.bare(i), "/counter").map(|(_, pc)| pc)
+        } else {
+            None
+        }
+    });
+    let peers = range(&|i, c| h.ratio(i, c.peer.and_then(|p| h.index(p)), "/counter").map(|(_, pc)| pc));
+    format!(
+        "- A route that never touches its session costs next to nothing: {untouched} the bare framework's throughput (instructions per request).\n\
+         - A request that reads and writes its session runs at {memory} the bare framework's per-core throughput with an in-process or cookie store, {redis} with Redis (network round trips included).\n\
+         - Against tower-sessions and actix-session on the same store, a modifying request runs at {peers} their per-core throughput.\n"
+    )
+}
+
 pub(super) fn write_docs(
     o: &Options,
     h: &Http,
@@ -317,10 +398,12 @@ pub(super) fn write_docs(
     elapsed: Duration,
 ) -> Result {
     let docs = root().join("docs");
-    std::fs::create_dir_all(&docs).map_err(|e| format!("{}: {e}", docs.display()))?;
+    let dev = docs.join("dev");
+    std::fs::create_dir_all(&dev).map_err(|e| format!("{}: {e}", dev.display()))?;
     let md_path = docs.join("benchmarks.md");
-    // The hand-written analysis below `## Analysis` survives regeneration.
-    let analysis = std::fs::read_to_string(&md_path)
+    let dev_path = dev.join("benchmarks.md");
+    // The maintainers' hand-written analysis below `## Analysis` survives regeneration.
+    let analysis = std::fs::read_to_string(&dev_path)
         .ok()
         .and_then(|old| old.find("\n## Analysis").map(|at| old[at..].to_owned()))
         .unwrap_or_else(|| "\n## Analysis\n\n(hand-written; kept when the file is regenerated)\n".into());
@@ -329,9 +412,25 @@ pub(super) fn write_docs(
         output("git", &["-C", &root().display().to_string(), "rev-parse", "--short", "HEAD"]).unwrap_or_default();
     let mut md = String::new();
     let _ = writeln!(md, "# Benchmarks\n");
+    md.push_str(&summary_lines(h));
     let _ = writeln!(
         md,
-        "Generated by `cargo xtask bench` (`xtask/src/bench.rs`); everything above **Analysis** is rewritten by each run.\n"
+        "\nThroughput of each route relative to the same framework without a session layer (1.00× = no cost; \
+         0.70× = 30 % fewer requests per CPU core), median per-core figure of the run described below, with the \
+         ratio of instructions per request in parentheses (repeatable to about 1 %; user space only, software \
+         SHA-256 excluded). The last column compares beaker-rs with the peer library on the same store.\n"
+    );
+    md.push_str(&summary_table(h));
+    let _ = writeln!(
+        md,
+        "\nWhat to take from it: the store decides the cost far more than the session layer does, a route that \
+         does not use its session pays next to nothing, and the last column compares the peer on your store.\n"
+    );
+    let _ = writeln!(md, "## Method\n");
+    let _ = writeln!(
+        md,
+        "Written by `cargo xtask bench` (`xtask/src/bench.rs`), which rewrites this whole file; the maintainers' \
+         notes on the figures are in [dev/benchmarks.md](dev/benchmarks.md).\n"
     );
     let build_s = BUILD_MS.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0;
     let _ = writeln!(
@@ -387,15 +486,6 @@ pub(super) fn write_docs(
         md.push_str(&instructions_table(h));
         md.push('\n');
     }
-    let _ = writeln!(md, "## Targets (issue 6), on per-core throughput\n");
-    let _ = writeln!(
-        md,
-        "The verdict reads the median per-core ratio, unless the ratios of single repeats (each \
-         configuration against its reference in the same repeat) fall on both sides of the target: \
-         then it is INCONCLUSIVE, and the instruction counts are the figures to read.\n"
-    );
-    md.push_str(&targets(h));
-    md.push_str(&cache_target(criterion));
     if !h.skipped.is_empty() {
         let _ = writeln!(md, "\nSkipped or failed:\n");
         for s in &h.skipped {
@@ -423,11 +513,28 @@ pub(super) fn write_docs(
             }
         }
     }
-    md.push_str(&analysis);
     std::fs::write(&md_path, md).map_err(|e| format!("{}: {e}", md_path.display()))?;
+    let mut dev_md = String::new();
+    let _ = writeln!(dev_md, "# Benchmarks: targets and analysis (maintainers)\n");
+    let _ = writeln!(
+        dev_md,
+        "The figures are in [../benchmarks.md](../benchmarks.md). `cargo xtask bench` rewrites everything above \
+         **Analysis** (run of {date}, commit `{commit}`).\n"
+    );
+    let _ = writeln!(dev_md, "## Targets, on per-core throughput\n");
+    let _ = writeln!(
+        dev_md,
+        "The verdict reads the median per-core ratio, unless the ratios of single repeats (each \
+         configuration against its reference in the same repeat) fall on both sides of the target: \
+         then it is INCONCLUSIVE, and the instruction counts are the figures to read.\n"
+    );
+    dev_md.push_str(&targets(h));
+    dev_md.push_str(&cache_target(criterion));
+    dev_md.push_str(&analysis);
+    std::fs::write(&dev_path, dev_md).map_err(|e| format!("{}: {e}", dev_path.display()))?;
     let svg_path = docs.join("benchmarks.svg");
     std::fs::write(&svg_path, svg(h)).map_err(|e| format!("{}: {e}", svg_path.display()))?;
-    eprintln!("bench: wrote {} and {}", md_path.display(), svg_path.display());
+    eprintln!("bench: wrote {}, {} and {}", md_path.display(), dev_path.display(), svg_path.display());
     print!("\nTargets:\n{}{}", targets(h), cache_target(criterion));
     Ok(())
 }
@@ -556,5 +663,49 @@ mod tests {
         assert_eq!(verdict(1.3, &[], 1.2), "MET");
         assert_eq!(verdict(1.1, &[1.3], 1.2), "NOT MET", "one repeat shows no spread");
         assert_eq!(verdict(f64::NAN, &[], 1.2), "NOT MET");
+    }
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::*;
+
+    fn sample(rps: f64) -> Sample {
+        Sample { repeat: 1, rps, cpu: 1.0, p50_us: 1.0, p99_us: 2.0, errors: 0.0 }
+    }
+
+    #[test]
+    fn the_summary_reads_each_beaker_row_against_bare_and_peer() {
+        let configs = configs("test");
+        let index = |name: &str| configs.iter().position(|c| c.name == name).unwrap();
+        let (bare, ours, peer) =
+            (index("axum (bare)"), index("axum + beaker memory"), index("axum + tower-sessions 0.15 memory"));
+        let mut samples = BTreeMap::new();
+        for route in ROUTES {
+            samples.insert((bare, route), vec![sample(1000.0)]);
+            samples.insert((ours, route), vec![sample(800.0)]);
+            samples.insert((peer, route), vec![sample(400.0)]);
+        }
+        let h = Http {
+            samples,
+            configs,
+            skipped: Vec::new(),
+            pinned: true,
+            load_before: String::new(),
+            instructions: Default::default(),
+        };
+        let table = summary_table(&h);
+        assert!(
+            table.contains(
+                "| axum + beaker memory | 0.80× | 0.80× | 0.80× | 2.00× vs axum + tower-sessions 0.15 memory |"
+            ),
+            "{table}"
+        );
+        // Configurations this run did not measure get no row.
+        assert_eq!(table.lines().count(), 3, "{table}");
+        let lines = summary_lines(&h);
+        assert_eq!(lines.lines().count(), 3, "{lines}");
+        assert!(lines.contains("0.80–0.80× the bare framework's per-core throughput"), "{lines}");
+        assert!(lines.contains("runs at 2.00–2.00× their per-core throughput"), "{lines}");
     }
 }

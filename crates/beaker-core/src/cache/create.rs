@@ -113,10 +113,12 @@ impl Region {
                 // Whoever held the lock before us has (unless it failed) stored a value.
                 match self.lookup_logged::<T>(key).await {
                     Lookup::Fresh(value) => {
+                        s.stats.lock_wait();
                         s.stats.hit();
                         return Ok(value);
                     }
                     Lookup::Stale(value) => {
+                        s.stats.lock_wait();
                         s.stats.stale_serve();
                         return Ok(value);
                     }
@@ -125,6 +127,7 @@ impl Region {
                 let dist = match self.distributed_lock(key).await {
                     DistLock::Busy => match self.wait_for_other_process::<T>(key).await {
                         Ok(value) => {
+                            s.stats.lock_wait();
                             s.stats.hit();
                             return Ok(value);
                         }

@@ -28,6 +28,6 @@ pub mod __private;
 
 pub use backend::{CacheBackend, CacheEntry, LockOutcome, LockToken};
 pub use manager::{CacheManager, CacheManagerBuilder};
-pub use region::{CacheValue, Region, DEFAULT_NAMESPACE, HARD_TTL_FACTOR};
+pub use region::{CacheValue, Region, DEFAULT_NAMESPACE, HARD_TTL_FACTOR, MAX_EXPIRE};
 pub use source::CacheSource;
 pub use stats::CacheStats;

@@ -34,6 +34,10 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> CacheValue
 /// were stored; until then a stale entry can still be served while one caller regenerates.
 pub const HARD_TTL_FACTOR: u32 = 10;
 
+/// The longest expiry an entry is given (longer ones are cut to it): ten years, so that the
+/// hard TTL ([`HARD_TTL_FACTOR`] times as long) stays within what every backend accepts.
+pub const MAX_EXPIRE: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+
 /// The name of the namespace a region handle uses until [`Region::namespace`] picks another.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
@@ -100,6 +104,7 @@ impl RegionShared {
         lock_timeout: Duration,
         sleeper: Option<Sleeper>,
     ) -> Self {
+        let stats = Counters::new(name, &config.store_type.to_string());
         RegionShared {
             name: name.into(),
             config,
@@ -107,7 +112,7 @@ impl RegionShared {
             clock,
             // Started now, off the hit path: a hit then reads the coarse time with one load.
             coarse_ticker: system_clock && crate::clock::system_coarse_start(),
-            stats: Counters::default(),
+            stats,
             locks: Arc::default(),
             lock_timeout,
             sleeper,
@@ -417,7 +422,9 @@ impl Region {
         expire: Option<Duration>,
     ) -> Result<(), Error> {
         let s = &*self.shared;
-        let expire = expire.or(s.config.expire);
+        // Saturated: a huge expiry (`Duration::MAX`) means "practically never", and must
+        // neither overflow `SystemTime` nor reach a backend as a TTL it refuses.
+        let expire = expire.or(s.config.expire).map(|e| e.min(MAX_EXPIRE));
         match &s.storage {
             Storage::Memory(engine) => {
                 let value_len = if engine.weighs_bytes() { serialized_len(key, value)? } else { 0 };

@@ -3,6 +3,8 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use crate::telemetry::CacheCounters;
+
 /// A snapshot of a region's counters, from [`Region::stats`](super::Region::stats).
 ///
 /// Every [`get`](super::Region::get) and every
@@ -23,6 +25,10 @@ pub struct CacheStats {
     pub stale_serves: u64,
     /// Creator failures, and backend failures that `get_or_create` absorbed (logged).
     pub errors: u64,
+    /// `get_or_create` calls that waited for another caller's creator (in this process or,
+    /// with a distributed lock, another one) and then used its value instead of running
+    /// their own. Also counted in `hits` or `stale_serves`.
+    pub lock_waits: u64,
 }
 
 /// How many stripes the hit counter is split into.
@@ -54,6 +60,7 @@ fn stripe() -> usize {
 }
 
 /// The live counters behind [`CacheStats`]. Hits, the hot path, are striped per thread.
+/// Every event also goes to the `metrics` facade (`exported`).
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub(crate) struct Counters {
@@ -62,28 +69,45 @@ pub(crate) struct Counters {
     creations: AtomicU64,
     stale_serves: AtomicU64,
     errors: AtomicU64,
+    lock_waits: AtomicU64,
+    exported: CacheCounters,
 }
 
 impl Counters {
+    /// The counters of region `region` on backend `store`.
+    pub(crate) fn new(region: &str, store: &str) -> Self {
+        Counters { exported: CacheCounters::new(region, store), ..Counters::default() }
+    }
+
     #[inline]
     pub(crate) fn hit(&self) {
         self.hits[stripe()].0.fetch_add(1, Ordering::Relaxed);
+        self.exported.hits.increment(1);
     }
 
     pub(crate) fn miss(&self) {
         self.misses.fetch_add(1, Ordering::Relaxed);
+        self.exported.misses.increment(1);
     }
 
     pub(crate) fn creation(&self) {
         self.creations.fetch_add(1, Ordering::Relaxed);
+        self.exported.creations.increment(1);
     }
 
     pub(crate) fn stale_serve(&self) {
         self.stale_serves.fetch_add(1, Ordering::Relaxed);
+        self.exported.stale_serves.increment(1);
     }
 
     pub(crate) fn error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
+        self.exported.errors.increment(1);
+    }
+
+    pub(crate) fn lock_wait(&self) {
+        self.lock_waits.fetch_add(1, Ordering::Relaxed);
+        self.exported.lock_waits.increment(1);
     }
 
     pub(crate) fn snapshot(&self) -> CacheStats {
@@ -93,6 +117,7 @@ impl Counters {
             creations: self.creations.load(Ordering::Relaxed),
             stale_serves: self.stale_serves.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            lock_waits: self.lock_waits.load(Ordering::Relaxed),
         }
     }
 }

@@ -113,13 +113,66 @@ impl RegionConfig {
             "enabled" => self.enabled = as_bool(key, value)?,
             "max_entries" => self.max_entries = as_u64(key, value)?,
             "max_bytes" => self.max_bytes = Some(as_u64(key, value)?),
-            "data_dir" | "lock_dir" | "key_prefix" | "table_name" | "schema_name" | "namespace" | "memcache_module" => {
+            "data_dir" | "key_prefix" | "table_name" | "schema_name" => {
                 self.backend_options.insert(opt.to_owned(), non_blank(key, value)?.to_owned());
+            }
+            "lock_dir" => {
+                return Err(ConfigError::Conflict {
+                    key: key.to_owned(),
+                    message: "not supported: the dogpile lock lives in the backend itself, no lock files".into(),
+                })
+            }
+            "namespace" => {
+                return Err(ConfigError::Conflict {
+                    key: key.to_owned(),
+                    message: "not supported here: namespaces are chosen per call (Region::namespace) or by #[cached]"
+                        .into(),
+                })
+            }
+            "memcache_module" => {
+                return Err(ConfigError::Conflict {
+                    key: key.to_owned(),
+                    message: "not supported: the Memcached backend has one client, built in".into(),
+                })
             }
             _ => return Err(ConfigError::Unknown { key: key.to_owned() }),
         }
         Ok(())
     }
+}
+
+/// Options a region accepts (for the hint on an option of a region nobody listed).
+const REGION_OPTIONS: &[&str] = &[
+    "type",
+    "url",
+    "expire",
+    "expiretime",
+    "key_length",
+    "enabled",
+    "max_entries",
+    "max_bytes",
+    "data_dir",
+    "key_prefix",
+    "table_name",
+    "schema_name",
+];
+
+/// The error for an option of a region that is not in the list of regions
+/// (`cache.other.url`, `BEAKER_CACHE_OTHER_URL`), naming the list to add it to.
+fn unlisted_region(name: &str, key: &str) -> Option<ConfigError> {
+    let list = if key.starts_with("BEAKER_") { "BEAKER_CACHE_REGIONS" } else { "cache.regions" };
+    if let Some((region, _)) = name.split_once('.') {
+        return Some(ConfigError::Conflict {
+            key: key.to_owned(),
+            message: format!("region `{region}` is not listed in {list}; add it there"),
+        });
+    }
+    // Environment style: `<region>_<option>`, e.g. `demo_url`.
+    let region = REGION_OPTIONS.iter().find_map(|opt| name.strip_suffix(opt)?.strip_suffix('_'))?;
+    (!region.is_empty()).then(|| ConfigError::Conflict {
+        key: key.to_owned(),
+        message: format!("region `{region}` is not listed in {list}; add it there"),
+    })
 }
 
 /// The cache regions of an application. No process-global registry: the application owns
@@ -163,10 +216,34 @@ impl CacheConfig {
 
     /// Like [`from_env`](Self::from_env), from the given variables.
     pub fn from_env_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        Self::from_flat_env(Source::from_env(vars, "BEAKER_CACHE_"), None)
+    }
+
+    /// Like [`from_env`](Self::from_env) on top of `base`: when `BEAKER_CACHE_REGIONS` is
+    /// not set, the regions are `base`'s, and the environment may change their options
+    /// (`BEAKER_CACHE_DEMO_URL` for `base`'s region `demo`) without listing them again.
+    /// When it is set, it alone decides, as in [`from_env`](Self::from_env).
+    pub fn from_env_over(base: CacheConfig) -> Result<Self, ConfigError> {
+        Self::from_env_vars_over(base, std::env::vars())
+    }
+
+    /// Like [`from_env_over`](Self::from_env_over), from the given variables.
+    pub fn from_env_vars_over(
+        base: CacheConfig,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let flat = Source::from_env(vars, "BEAKER_CACHE_");
-        let regions = match flat.entries.get("regions") {
-            Some((k, v)) => as_list(k, v)?,
-            None => Vec::new(),
+        if flat.entries.contains_key("regions") {
+            return Self::from_flat_env(flat, None);
+        }
+        Self::from_flat_env(flat, Some(&base))
+    }
+
+    fn from_flat_env(flat: Source, base: Option<&CacheConfig>) -> Result<Self, ConfigError> {
+        let regions = match (flat.entries.get("regions"), base) {
+            (Some((k, v)), _) => as_list(k, v)?,
+            (None, Some(base)) => base.regions.keys().cloned().collect(),
+            (None, None) => Vec::new(),
         };
         // Longest names first, so that region `a_b` wins over region `a` for `A_B_EXPIRE`.
         let mut by_len: Vec<(String, String)> =
@@ -180,7 +257,7 @@ impl CacheConfig {
                 .unwrap_or(name);
             src.entries.insert(renamed, kv);
         }
-        Self::from_source(src)
+        Self::from_source_over(src, base)
     }
 
     /// Parses a TOML document (`regions = [..]`, defaults, and one table per region).
@@ -194,11 +271,19 @@ impl CacheConfig {
     }
 
     fn from_source(src: Source) -> Result<Self, ConfigError> {
-        let names = match src.entries.get("regions") {
-            Some((k, v)) => as_list(k, v)?,
-            None => Vec::new(),
+        Self::from_source_over(src, None)
+    }
+
+    /// Reads `src`; regions that `base` has start from `base`'s options (and the region
+    /// defaults of `src` still apply to them).
+    fn from_source_over(src: Source, base: Option<&CacheConfig>) -> Result<Self, ConfigError> {
+        let names = match (src.entries.get("regions"), base) {
+            (Some((k, v)), _) => as_list(k, v)?,
+            (None, Some(base)) => base.regions.keys().cloned().collect(),
+            (None, None) => Vec::new(),
         };
         let mut defaults = RegionConfig::default();
+        let mut default_entries: Vec<(&str, &str, &str)> = Vec::new();
         let mut per_region: Vec<(&str, &str, &str, &str)> = Vec::new();
         for (name, (key, value)) in &src.entries {
             if name == "regions" {
@@ -206,11 +291,29 @@ impl CacheConfig {
             }
             match names.iter().find(|r| name.strip_prefix(r.as_str()).is_some_and(|rest| rest.starts_with('.'))) {
                 Some(r) => per_region.push((r.as_str(), &name[r.len() + 1..], key, value)),
-                None if name.contains('.') => return Err(ConfigError::Unknown { key: key.clone() }),
-                None => defaults.set(name, key, value)?,
+                None => match unlisted_region(name, key) {
+                    Some(e) => return Err(e),
+                    None => {
+                        defaults.set(name, key, value)?;
+                        default_entries.push((name, key, value));
+                    }
+                },
             }
         }
-        let mut regions: BTreeMap<String, RegionConfig> = names.iter().map(|n| (n.clone(), defaults.clone())).collect();
+        let mut regions = BTreeMap::new();
+        for n in &names {
+            let region = match base.and_then(|b| b.regions.get(n)) {
+                Some(from_base) => {
+                    let mut r = from_base.clone();
+                    for (name, key, value) in &default_entries {
+                        r.set(name, key, value)?;
+                    }
+                    r
+                }
+                None => defaults.clone(),
+            };
+            regions.insert(n.clone(), region);
+        }
         for (region, opt, key, value) in per_region {
             regions.get_mut(region).expect("declared region").set(opt, key, value)?;
         }

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use super::coerce::{as_bool, as_datetime, as_opt_seconds, as_seconds, as_u64, non_blank};
 use super::source::{self, Source};
 use super::store_type::StoreType;
+use crate::compat::{BeakerSerializer, Compat};
 use crate::error::ConfigError;
 use crate::secret::Secret;
 use crate::serializer::DataSerializer;
@@ -82,9 +83,11 @@ pub struct SessionConfig {
     pub store_type: Option<StoreType>,
     /// Backend URL (`url`).
     pub url: Option<String>,
-    /// Idle timeout (`timeout`, seconds; default none).
+    /// Idle timeout (`timeout`, seconds; default [`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT),
+    /// 30 minutes; Beaker: none). `none` turns it off.
     pub timeout: Option<Duration>,
-    /// Absolute lifetime cap from creation (`absolute_timeout`, seconds; default none).
+    /// Absolute lifetime cap from creation (`absolute_timeout`, seconds; default
+    /// [`DEFAULT_ABSOLUTE_TIMEOUT`](Self::DEFAULT_ABSOLUTE_TIMEOUT), 8 hours). `none` turns it off.
     pub absolute_timeout: Option<Duration>,
     /// How often an unmodified session is touched (`touch_interval`; default timeout/10).
     pub touch_interval: Option<Duration>,
@@ -114,6 +117,20 @@ pub struct SessionConfig {
     pub store_timeout: Duration,
     /// Largest `Set-Cookie` value for cookie-only sessions (`cookie_limit`, default 4096).
     pub cookie_limit: usize,
+    /// On-the-wire formats (`compat = beaker` to share sessions with Python Beaker 1.14;
+    /// default none). Beaker mode needs `hash_ids = false`, which setting it implies.
+    pub compat: Compat,
+    /// How Beaker's session dict is serialized in compat mode (`data_serializer = json`,
+    /// the default, or `pickle`, which only compat mode accepts).
+    pub compat_serializer: BeakerSerializer,
+    /// How often the `beaker-rs` facade's background sweeper removes expired records from
+    /// stores without native expiry (`cleanup_interval`, seconds, default 60, jittered by
+    /// ±50 %; `none` turns the sweeper off).
+    pub cleanup_interval: Option<Duration>,
+    /// Capacity of the memory store in sessions (`max_sessions`, default 100 000).
+    pub max_sessions: usize,
+    /// Capacity of the memory store in bytes of session data (`max_bytes`, default 256 MiB).
+    pub max_bytes: u64,
     /// How long a server-side store remembers the id of a session that ended by logout or
     /// regeneration (`retired_window`, seconds, default 60; 0 turns it off). A request
     /// still carrying such an id (the same browser's requests sent before it got its new
@@ -136,8 +153,8 @@ impl Default for SessionConfig {
             secrets: Vec::new(),
             store_type: None,
             url: None,
-            timeout: None,
-            absolute_timeout: None,
+            timeout: Some(Self::DEFAULT_TIMEOUT),
+            absolute_timeout: Some(Self::DEFAULT_ABSOLUTE_TIMEOUT),
             touch_interval: None,
             cookie_expires: CookieExpires::BrowserSession,
             save_accessed_time: true,
@@ -152,6 +169,11 @@ impl Default for SessionConfig {
             on_store_error: OnStoreError::Fail,
             store_timeout: Duration::from_secs(2),
             cookie_limit: 4096,
+            compat: Compat::Off,
+            compat_serializer: BeakerSerializer::Json,
+            cleanup_interval: Some(Self::DEFAULT_CLEANUP_INTERVAL),
+            max_sessions: crate::memory::MemoryStore::DEFAULT_MAX_SESSIONS,
+            max_bytes: crate::memory::MemoryStore::DEFAULT_MAX_BYTES,
             retired_window: DEFAULT_RETIRED_WINDOW,
             cache_headers: CacheHeaders::Auto,
             backend_options: BTreeMap::new(),
@@ -160,19 +182,20 @@ impl Default for SessionConfig {
 }
 
 /// Options a backend may read from [`SessionConfig::backend_options`]; others are refused.
-const BACKEND_OPTIONS: &[&str] = &[
-    "data_dir",
-    "lock_dir",
-    "table_name",
-    "schema_name",
-    "key_prefix",
-    "max_sessions",
-    "pool_size",
-    "sentinel_master",
-    "namespace",
-    "crypto_type",
-    "encrypt_nonce_bits",
-    "memcache_module",
+const BACKEND_OPTIONS: &[&str] = &["data_dir", "table_name", "schema_name", "key_prefix", "pool_size"];
+
+/// Beaker options that have no meaning here, refused with the reason (an option that is
+/// accepted must do something).
+const REFUSED_OPTIONS: &[(&str, &str)] = &[
+    (
+        "lock_dir",
+        "not supported: the file store locks records within one process only (share it between processes through a server store instead)",
+    ),
+    ("namespace", "not supported for sessions: use key_prefix (Redis, Memcached) or table_name (SQL)"),
+    ("crypto_type", "not supported: cookie sessions are always encrypted with AES-256-GCM"),
+    ("encrypt_nonce_bits", "not supported: AES-256-GCM uses its fixed 96-bit nonce"),
+    ("memcache_module", "not supported: the Memcached store has one client, built in"),
+    ("sentinel_master", "give the master's name in the URL instead: redis+sentinel://s1:26379,s2:26379/master_name"),
 ];
 
 /// Default of [`SessionConfig::retired_window`]: longer than a request that was sent
@@ -183,6 +206,16 @@ const DEFAULT_RETIRED_WINDOW: Duration = Duration::from_secs(60);
 const DEV_SECRET: &str = "beaker-rs development secret: do not use in production";
 
 impl SessionConfig {
+    /// Default idle timeout: 30 minutes, the top of OWASP's range for low-risk applications
+    /// and the servlet containers' default (Beaker has none).
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+    /// Default absolute lifetime: 8 hours, a working day (OWASP's upper example).
+    pub const DEFAULT_ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(8 * 60 * 60);
+
+    /// Default period of the facade's sweeper of expired records.
+    pub const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(60);
+
     /// The defaults (no secret yet: add one with [`with_secret`](Self::with_secret)).
     pub fn new() -> Self {
         Self::default()
@@ -225,6 +258,19 @@ impl SessionConfig {
     /// Sets the absolute lifetime cap.
     pub fn with_absolute_timeout(mut self, cap: Duration) -> Self {
         self.absolute_timeout = Some(cap);
+        self
+    }
+
+    /// Sets the period of the facade's sweeper of expired records (`None`: no sweeper).
+    pub fn with_cleanup_interval(mut self, every: Option<Duration>) -> Self {
+        self.cleanup_interval = every;
+        self
+    }
+
+    /// Sets the memory store's capacity in sessions and in bytes of session data.
+    pub fn with_memory_capacity(mut self, max_sessions: usize, max_bytes: u64) -> Self {
+        self.max_sessions = max_sessions;
+        self.max_bytes = max_bytes;
         self
     }
 
@@ -300,6 +346,22 @@ impl SessionConfig {
         self
     }
 
+    /// Sets the on-the-wire formats; [`Compat::Beaker`] also stores ids unhashed, as
+    /// Beaker looks records up by id.
+    pub fn with_compat(mut self, compat: Compat) -> Self {
+        self.compat = compat;
+        if compat == Compat::Beaker {
+            self.hash_ids = false;
+        }
+        self
+    }
+
+    /// Sets how Beaker's session dict is serialized in compat mode (`data_serializer`).
+    pub fn with_compat_serializer(mut self, serializer: BeakerSerializer) -> Self {
+        self.compat_serializer = serializer;
+        self
+    }
+
     /// Sets whether store keys are hashes of the ids.
     pub fn with_hash_ids(mut self, hashed: bool) -> Self {
         self.hash_ids = hashed;
@@ -351,6 +413,19 @@ impl SessionConfig {
         }
         if self.timeout == Some(Duration::ZERO) {
             return Err(ConfigError::invalid("session.timeout", "0", "a positive number of seconds, or none"));
+        }
+        crate::compat::validate(self)?;
+        if self.absolute_timeout == Some(Duration::ZERO) {
+            return Err(ConfigError::invalid("session.absolute_timeout", "0", "a positive number of seconds, or none"));
+        }
+        if self.cleanup_interval == Some(Duration::ZERO) {
+            return Err(ConfigError::invalid("session.cleanup_interval", "0", "a positive number of seconds, or none"));
+        }
+        if self.max_sessions == 0 {
+            return Err(ConfigError::invalid("session.max_sessions", "0", "a positive number of sessions"));
+        }
+        if self.max_bytes == 0 {
+            return Err(ConfigError::invalid("session.max_bytes", "0", "a positive number of bytes"));
         }
         if self.cookie_limit < 64 {
             return Err(ConfigError::invalid(
@@ -421,7 +496,11 @@ impl SessionConfig {
                 "samesite" => c.samesite = parse_samesite(key, value)?,
                 "domain" | "cookie_domain" => c.domain = Some(non_blank(key, value)?.to_owned()),
                 "path" | "cookie_path" => c.path = non_blank(key, value)?.to_owned(),
-                "data_serializer" => c.data_serializer = non_blank(key, value)?.parse().map_err(|e| rename(e, key))?,
+                "data_serializer" => match non_blank(key, value)?.trim().to_ascii_lowercase().as_str() {
+                    // Beaker's pickle: values stay JSON inside beaker-rs, the record is pickled.
+                    "pickle" => c.compat_serializer = BeakerSerializer::Pickle,
+                    _ => c.data_serializer = value.parse().map_err(|e| rename(e, key))?,
+                },
                 "invalidate_corrupt" => c.invalidate_corrupt = as_bool(key, value)?,
                 "hash_ids" => c.hash_ids = as_bool(key, value)?,
                 "on_store_error" => {
@@ -440,11 +519,59 @@ impl SessionConfig {
                 }
                 "store_timeout" => c.store_timeout = as_seconds(key, value)?,
                 "cookie_limit" => c.cookie_limit = as_u64(key, value)? as usize,
+                "compat" => {
+                    c.compat = non_blank(key, value)?.parse().map_err(|e| rename(e, key))?;
+                    if c.compat == Compat::Beaker && !src.entries.contains_key("hash_ids") {
+                        c.hash_ids = false;
+                    }
+                }
+                "cleanup_interval" => c.cleanup_interval = as_opt_seconds(key, value)?,
+                "max_sessions" => {
+                    let n = as_u64(key, value)?;
+                    if n == 0 {
+                        return Err(ConfigError::invalid(key, value, "a positive number of sessions"));
+                    }
+                    c.max_sessions = usize::try_from(n).unwrap_or(usize::MAX);
+                }
+                "max_bytes" => {
+                    let n = as_u64(key, value)?;
+                    if n == 0 {
+                        return Err(ConfigError::invalid(key, value, "a positive number of bytes"));
+                    }
+                    c.max_bytes = n;
+                }
+                other if REFUSED_OPTIONS.iter().any(|(name, _)| *name == other) => {
+                    let why = REFUSED_OPTIONS.iter().find(|(name, _)| *name == other).map_or("", |(_, why)| why);
+                    return Err(ConfigError::Conflict { key: key.to_owned(), message: why.to_owned() });
+                }
                 "retired_window" => c.retired_window = as_seconds(key, value)?,
                 other if BACKEND_OPTIONS.contains(&other) => {
                     c.backend_options.insert(other.to_owned(), non_blank(key, value)?.to_owned());
                 }
                 _ => return Err(ConfigError::Unknown { key: key.to_owned() }),
+            }
+        }
+        if c.compat != Compat::Beaker && c.compat_serializer == BeakerSerializer::Pickle {
+            let (key, value) =
+                src.entries.get("data_serializer").map(|(k, v)| (k.as_str(), v.as_str())).unwrap_or_default();
+            return Err(ConfigError::invalid(
+                key,
+                value,
+                format!(
+                    "one of {} (pickle only with compat = beaker, to share sessions with Python Beaker)",
+                    DataSerializer::ACCEPTED
+                ),
+            ));
+        }
+        if c.compat == Compat::Beaker {
+            if let Some((key, _)) = ["encrypt_key", "validate_key"].iter().find_map(|k| src.entries.get(*k)) {
+                // Beaker would encrypt the records with these; only `secret` is Beaker's.
+                return Err(ConfigError::Conflict {
+                    key: key.clone(),
+                    message: "compat = beaker signs id cookies with `secret`; Beaker's encrypted records \
+                              (encrypt_key, validate_key) are not supported"
+                        .into(),
+                });
             }
         }
         c.validate()?;

@@ -27,12 +27,15 @@ pub enum StoreType {
     RedisCluster,
     /// Memcached (`memcached`).
     Memcached,
+    /// An object store: Amazon S3 (`s3`), Google Cloud Storage (`gs`), Azure Blob Storage
+    /// (`az`).
+    ObjectStore,
 }
 
 impl StoreType {
     /// The names accepted in configuration.
     pub const ACCEPTED: &'static str =
-        "memory, cookie, file, sqlite, postgres, mysql, redis, redis+cluster, memcached (Beaker's ext:redis, ext:memcached, ext:database and dbm are accepted too)";
+        "memory, cookie, file, sqlite, postgres, mysql, redis, redis+cluster, memcached, s3, gs, az (Beaker's ext:redis, ext:memcached, ext:database and dbm are accepted too)";
 
     /// The store type named by a URL's scheme (`redis://h:6379/0` → `Redis`), if any.
     pub fn from_url(url: &str) -> Option<Self> {
@@ -51,6 +54,7 @@ impl StoreType {
             "redis" | "rediss" | "redis+sentinel" | "ext:redis" => StoreType::Redis,
             "redis+cluster" | "rediss+cluster" | "ext:rediscluster" => StoreType::RedisCluster,
             "memcached" | "memcache" | "ext:memcached" => StoreType::Memcached,
+            "s3" | "gs" | "az" | "object-store" => StoreType::ObjectStore,
             _ => return None,
         })
     }
@@ -72,6 +76,7 @@ impl StoreType {
             StoreType::Redis => "redis",
             StoreType::RedisCluster => "redis+cluster",
             StoreType::Memcached => "memcached",
+            StoreType::ObjectStore => "object-store",
         }
     }
 }
@@ -101,6 +106,8 @@ mod tests {
         assert_eq!(StoreType::from_url("memory:"), Some(StoreType::Memory));
         assert_eq!(StoreType::from_url("postgresql://root@localhost/test"), Some(StoreType::Postgres));
         assert_eq!(StoreType::from_url("gopher://x"), None);
+        assert_eq!(StoreType::from_url("s3://bucket/sessions"), Some(StoreType::ObjectStore));
+        assert_eq!(StoreType::from_url("az://container"), Some(StoreType::ObjectStore));
         assert_eq!("ext:memcached".parse::<StoreType>().unwrap(), StoreType::Memcached);
         let e = StoreType::parse_option("session.type", "mongo").unwrap_err().to_string();
         assert!(e.contains("session.type") && e.contains("mongo") && e.contains("redis+cluster"), "{e}");

@@ -178,7 +178,8 @@ fn cache_regions_from_map_and_env() {
     assert!(!c.regions["long_term"].enabled);
 
     let e = CacheConfig::from_map(map(&[("beaker.cache.regions", "a"), ("beaker.cache.b.expire", "1")])).unwrap_err();
-    assert_eq!(e, ConfigError::Unknown { key: "beaker.cache.b.expire".into() });
+    let e = e.to_string();
+    assert!(e.contains("beaker.cache.b.expire") && e.contains("`b` is not listed in cache.regions"), "{e}");
 
     let c = CacheConfig::from_env_vars(map(&[
         ("BEAKER_CACHE_REGIONS", "demo,short_term"),
@@ -207,6 +208,88 @@ fn cache_headers_option() {
     assert!(e.contains("BEAKER_SESSION_CACHE_HEADERS") || e.contains("cache_headers"), "{e}");
     assert!(e.contains("auto or off"), "{e}");
     assert_eq!(SessionConfig::new().with_cache_headers(CacheHeaders::Off).cache_headers, CacheHeaders::Off);
+}
+
+#[test]
+fn a_server_side_lifetime_applies_by_default() {
+    let c = SessionConfig::new();
+    assert_eq!(c.timeout, Some(SessionConfig::DEFAULT_TIMEOUT));
+    assert_eq!(c.absolute_timeout, Some(SessionConfig::DEFAULT_ABSOLUTE_TIMEOUT));
+    assert_eq!(c.effective_touch_interval(), Some(SessionConfig::DEFAULT_TIMEOUT / 10));
+    // The same from every reader.
+    let from_env = SessionConfig::from_env_vars(map(&[("PATH", "/usr/bin")])).unwrap();
+    assert_eq!((from_env.timeout, from_env.absolute_timeout), (c.timeout, c.absolute_timeout));
+    // An application may still turn either off, explicitly.
+    let off = SessionConfig::from_map(map(&[("session.timeout", "none"), ("session.absolute_timeout", "none")]));
+    let off = off.unwrap();
+    assert_eq!((off.timeout, off.absolute_timeout), (None, None));
+}
+
+#[test]
+fn memory_capacity_options_are_read_and_checked() {
+    let c = SessionConfig::from_map(map(&[("session.max_sessions", "500"), ("session.max_bytes", "1048576")])).unwrap();
+    assert_eq!((c.max_sessions, c.max_bytes), (500, 1_048_576));
+    for (key, value) in [("session.max_sessions", "0"), ("session.max_bytes", "0"), ("session.max_sessions", "many")] {
+        let e = SessionConfig::from_map(map(&[(key, value)])).unwrap_err().to_string();
+        assert!(e.contains(key), "{key}={value}: {e}");
+    }
+    assert!(SessionConfig::new().with_memory_capacity(0, 1).validate().is_err());
+}
+
+#[test]
+fn beaker_options_without_meaning_here_are_refused_by_name() {
+    for opt in ["lock_dir", "namespace", "crypto_type", "encrypt_nonce_bits", "memcache_module", "sentinel_master"] {
+        let key = format!("beaker.session.{opt}");
+        let e = SessionConfig::from_map(map(&[(&key, "x")])).unwrap_err();
+        assert!(matches!(e, ConfigError::Conflict { .. }), "{opt}: {e:?}");
+        let e = e.to_string();
+        assert!(e.contains(&key) && (e.contains("not supported") || e.contains("in the URL")), "{e}");
+        let var = format!("BEAKER_SESSION_{}", opt.to_ascii_uppercase());
+        let e = SessionConfig::from_env_vars(map(&[(&var, "x")])).unwrap_err().to_string();
+        assert!(e.contains(&var), "{e}");
+    }
+}
+
+#[test]
+fn environment_options_of_a_default_region_need_no_list() {
+    let base = CacheConfig::new().with_region("demo", RegionConfig::memory(Some(Duration::from_secs(5))));
+    let c = CacheConfig::from_env_vars_over(
+        base.clone(),
+        map(&[("BEAKER_CACHE_DEMO_URL", "redis://127.0.0.1:6379"), ("BEAKER_CACHE_KEY_LENGTH", "100")]),
+    )
+    .unwrap();
+    assert_eq!(c.regions.len(), 1);
+    assert_eq!(c.regions["demo"].store_type, StoreType::Redis);
+    assert_eq!(c.regions["demo"].url.as_deref(), Some("redis://127.0.0.1:6379"));
+    assert_eq!(c.regions["demo"].expire, Some(Duration::from_secs(5)), "the base's options stay");
+    assert_eq!(c.regions["demo"].key_length, 100, "region defaults from the environment apply");
+    // Nothing set: the base as it is.
+    assert_eq!(CacheConfig::from_env_vars_over(base.clone(), map(&[])).unwrap(), base);
+    // A list in the environment decides alone.
+    let c = CacheConfig::from_env_vars_over(base.clone(), map(&[("BEAKER_CACHE_REGIONS", "other")])).unwrap();
+    assert_eq!(c.regions.keys().collect::<Vec<_>>(), ["other"]);
+    // An option of a region nobody declared names the list it is missing from.
+    for vars in [
+        vec![("BEAKER_CACHE_OTHER_URL", "memory:")],
+        vec![("BEAKER_CACHE_REGIONS", "a"), ("BEAKER_CACHE_OTHER_EXPIRE", "1")],
+    ] {
+        let e = CacheConfig::from_env_vars_over(base.clone(), map(&vars)).unwrap_err().to_string();
+        assert!(
+            e.contains("BEAKER_CACHE_OTHER_") && e.contains("`other` is not listed in BEAKER_CACHE_REGIONS"),
+            "{e}"
+        );
+    }
+    let e = CacheConfig::from_env_vars(map(&[("BEAKER_CACHE_DEMO_URL", "memory:")])).unwrap_err().to_string();
+    assert!(e.contains("BEAKER_CACHE_DEMO_URL") && e.contains("BEAKER_CACHE_REGIONS"), "{e}");
+}
+
+#[test]
+fn cache_options_without_meaning_here_are_refused_by_name() {
+    for opt in ["lock_dir", "namespace", "memcache_module"] {
+        let key = format!("beaker.cache.r.{opt}");
+        let e = CacheConfig::from_map(map(&[("beaker.cache.regions", "r"), (&key, "x")])).unwrap_err().to_string();
+        assert!(e.contains(&key) && e.contains("not supported"), "{e}");
+    }
 }
 
 #[test]

@@ -235,6 +235,11 @@ macro_rules! demo_contract_tests {
             $crate::adapter::demo::cache_headers_on_redis_and_off(demo_binary()).await
         }
 
+        #[::tokio::test]
+        async fn app_page_and_metrics() {
+            $crate::adapter::demo_app::app_page_and_metrics(demo_binary()).await
+        }
+
         #[test]
         fn bad_configuration_exits_with_one_line_naming_the_variable() {
             $crate::adapter::demo::bad_configuration_exits_with_one_line_naming_the_variable(demo_binary())

@@ -41,7 +41,7 @@ impl fmt::Display for SpawnError {
 
 impl std::error::Error for SpawnError {}
 
-/// A demo app (`shared/DEMO-CONTRACT.md`) running as a child process on a loopback port.
+/// A demo app (`docs/demo-contract.md`) running as a child process on a loopback port.
 ///
 /// [`spawn`](Self::spawn) starts the binary with `BEAKER_DEMO_ADDR=127.0.0.1:0` and waits
 /// (up to 60 s) for its `listening on http://ADDR` line; [`base_url`](Self::base_url) is

@@ -1,0 +1,197 @@
+//! [`BeakerRedisStore`]: sessions in Python Beaker's `ext:redis` layout, so that a Beaker
+//! application and a beaker-rs one share them.
+
+use std::sync::LazyLock;
+use std::time::{Duration, SystemTime};
+
+use beaker_core::compat::{payload, BeakerSerializer};
+use beaker_core::store::{async_trait, Changes, Record, SessionStore, StoreKey};
+use beaker_core::StoreError;
+use redis::Script;
+
+use crate::client::{evalsha, RedisClient};
+use crate::error::ConnectError;
+use crate::options::RedisOptions;
+
+/// How much longer than the session's own expiry Redis keeps the key, as Beaker does
+/// (`timeout + 2 minutes`), so that the backend never drops a record mid-request.
+const TTL_MARGIN: Duration = Duration::from_secs(120);
+/// Attempts of an optimistic read-modify-write before giving up under contention.
+const CAS_ATTEMPTS: usize = 16;
+
+/// KEYS[1] record; ARGV: the value read, the value to write, the TTL in ms (`0`: none).
+/// Writes only if the record still holds what was read.
+static COMPARE_AND_SET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+return 1
+",
+    )
+});
+
+/// A [`SessionStore`] that reads and writes exactly what Python Beaker 1.14's `ext:redis`
+/// back end does (the `compat = beaker` mode), with `data_serializer = json` or, through
+/// [`with_serializer`](Self::with_serializer), Beaker's default `pickle`.
+///
+/// - A session is the string key `beaker_cache:<id>:session` (the id unhashed: Beaker
+///   looks records up by id), holding a pickled `str`: the base64 of the zlib-compressed
+///   JSON session dict, with Beaker's `_creation_time` and `_accessed_time`.
+/// - The key's TTL is the record's expiry plus two minutes, as Beaker sets it
+///   (`timeout + 120` seconds); no expiry, no TTL. Idle timeouts are decided from
+///   `_accessed_time` by both sides, so configure the same `timeout` on both.
+/// - Beaker stores one blob per session, so `apply` is a read-modify-write made atomic
+///   by a compare-and-set script: concurrent beaker-rs requests that change different keys
+///   of one session both survive (a Beaker writer, which does not lock, still replaces the
+///   whole dict, as it does between two Beaker processes).
+/// - A record in another serializer than the one configured, an encrypted one, or a
+///   pickle holding anything but plain data is [`StoreError::Corrupt`]: treated as absent
+///   and logged.
+#[derive(Debug, Clone)]
+pub struct BeakerRedisStore {
+    client: RedisClient,
+    serializer: BeakerSerializer,
+}
+
+impl BeakerRedisStore {
+    /// A store on an existing client.
+    pub fn new(client: RedisClient) -> Self {
+        BeakerRedisStore { client, serializer: BeakerSerializer::Json }
+    }
+
+    /// Uses Beaker's `serializer` for the session dict (`data_serializer`; JSON by default).
+    pub fn with_serializer(mut self, serializer: BeakerSerializer) -> Self {
+        self.serializer = serializer;
+        self
+    }
+
+    /// Connects a new client; see [`RedisClient::connect`].
+    pub async fn connect(url: &str, options: RedisOptions) -> Result<Self, ConnectError> {
+        Ok(Self::new(RedisClient::connect(url, options).await?))
+    }
+
+    /// The Redis key Beaker files a session under: `beaker_cache:<id>:session`.
+    pub fn redis_key(&self, key: &StoreKey) -> String {
+        format!("beaker_cache:{}:session", key.as_str())
+    }
+
+    async fn get(&self, rkey: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.client.run("load", |mut c| async move { redis::cmd("GET").arg(rkey).query_async(&mut c).await }).await
+    }
+
+    /// Reads, changes with `f` and writes back if nobody wrote in between; `false` when
+    /// there is no record.
+    async fn update(&self, key: &StoreKey, what: &str, f: impl Fn(&mut Record)) -> Result<bool, StoreError> {
+        let rkey = self.redis_key(key);
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(old) = self.get(&rkey).await? else { return Ok(false) };
+            let mut record = decode(&old, self.serializer)?;
+            f(&mut record);
+            let mut call = evalsha(&COMPARE_AND_SET, &rkey);
+            call.arg(old.as_slice()).arg(encode(&record, self.serializer)?).arg(ttl_ms(record.expires));
+            let written: i64 = self.client.eval(what, &COMPARE_AND_SET, &call).await?;
+            if written == 1 {
+                return Ok(true);
+            }
+        }
+        Err(StoreError::Backend {
+            message: format!("redis: {what}: the record kept changing under {CAS_ATTEMPTS} attempts"),
+            source: None,
+        })
+    }
+}
+
+fn decode(pickled: &[u8], serializer: BeakerSerializer) -> Result<Record, StoreError> {
+    payload::decode_session(&payload::unpickle_text(pickled)?, serializer, SystemTime::now())
+}
+
+fn encode(record: &Record, serializer: BeakerSerializer) -> Result<Vec<u8>, StoreError> {
+    Ok(payload::pickle_text(&payload::encode_session(record, serializer)?))
+}
+
+/// The key's TTL in ms for a record expiring at `expires` (`0`: no TTL).
+fn ttl_ms(expires: Option<SystemTime>) -> u64 {
+    expires.map_or(0, |e| {
+        let left = e.duration_since(SystemTime::now()).unwrap_or_default();
+        (left + TTL_MARGIN).as_millis().max(1) as u64
+    })
+}
+
+#[async_trait]
+impl SessionStore for BeakerRedisStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        match self.get(&self.redis_key(key)).await? {
+            None => Ok(None),
+            Some(raw) => decode(&raw, self.serializer).map(Some),
+        }
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
+        let rkey = self.redis_key(key);
+        let value = encode(record, self.serializer)?;
+        let ttl = ttl_ms(record.expires);
+        let set: Option<String> = self
+            .client
+            .run("create", |mut c| {
+                let (rkey, value) = (&rkey, &value);
+                async move {
+                    let mut cmd = redis::cmd("SET");
+                    cmd.arg(rkey).arg(value.as_slice()).arg("NX");
+                    if ttl != 0 {
+                        cmd.arg("PX").arg(ttl);
+                    }
+                    cmd.query_async(&mut c).await
+                }
+            })
+            .await?;
+        Ok(set.is_some())
+    }
+
+    async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
+        self.update(key, "apply", |r| r.apply(changes)).await
+    }
+
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        accessed: SystemTime,
+        expires: Option<SystemTime>,
+    ) -> Result<bool, StoreError> {
+        self.update(key, "touch", |r| {
+            r.accessed = accessed;
+            r.expires = expires;
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        let rkey = self.redis_key(key);
+        let _: i64 = self
+            .client
+            .run("delete", |mut c| {
+                let rkey = &rkey;
+                async move { redis::cmd("DEL").arg(rkey).query_async(&mut c).await }
+            })
+            .await?;
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "redis-beaker"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_keeps_beakers_margin() {
+        assert_eq!(ttl_ms(None), 0);
+        let past = ttl_ms(Some(SystemTime::UNIX_EPOCH));
+        assert_eq!(past, 120_000);
+        let soon = ttl_ms(Some(SystemTime::now() + Duration::from_secs(60)));
+        assert!((179_000..=180_000).contains(&soon), "{soon}");
+    }
+}
