@@ -21,7 +21,7 @@ use crate::serializer::DataSerializer;
 use crate::session::{Session, SessionInner};
 use crate::state::{EndedBy, Phase, State, Stored};
 use crate::store::{Lookup, Record, SessionStore};
-use crate::telemetry::SessionCounters;
+use crate::telemetry::{SessionCounters, StoreErrorCounters};
 
 /// Owns the configuration, the store and the keys; gives adapters the two calls of a
 /// request's life: [`start`](Self::start) (no I/O) and [`finish`](Self::finish).
@@ -350,14 +350,14 @@ impl SessionManagerBuilder {
     pub fn store(mut self, store: impl SessionStore) -> Self {
         self.store = Some(match (&store as &dyn std::any::Any).downcast_ref::<MemoryStore>() {
             Some(memory) => Backend::Memory(memory.clone()),
-            None => Backend::Store(Arc::new(store)),
+            None => Backend::Store(Arc::new(store), StoreErrorCounters::noop()),
         });
         self
     }
 
     /// Uses a server-side store already behind an `Arc`.
     pub fn shared_store(mut self, store: Arc<dyn SessionStore>) -> Self {
-        self.store = Some(Backend::Store(store));
+        self.store = Some(Backend::Store(store, StoreErrorCounters::noop()));
         self
     }
 
@@ -380,7 +380,7 @@ impl SessionManagerBuilder {
     pub fn build(self) -> Result<SessionManager, ConfigError> {
         self.config.validate()?;
         let keys = Keys::with_compat(&self.config.secrets, self.config.compat)?;
-        let backend = match (self.store, self.cookie) {
+        let mut backend = match (self.store, self.cookie) {
             (Some(_), true) => {
                 return Err(ConfigError::Conflict {
                     key: "session.type".into(),
@@ -408,6 +408,9 @@ impl SessionManagerBuilder {
         };
         let cookie_name = Finder::new(self.config.key.as_bytes()).into_owned();
         let counters = SessionCounters::new(backend.name());
+        if let Backend::Store(store, errors) = &mut backend {
+            *errors = StoreErrorCounters::new(store.name());
+        }
         Ok(SessionManager {
             inner: Arc::new(ManagerInner {
                 config: self.config,

@@ -32,7 +32,7 @@ fn describe() {
 }
 
 /// The store operations whose failures are counted.
-const STORE_OPS: [&str; 9] = ["load", "lookup", "create", "apply", "touch", "end", "rename", "delete", "cleanup"];
+const STORE_OPS: [&str; 7] = ["lookup", "create", "apply", "touch", "end", "rename", "cleanup"];
 
 /// A session manager's counters, labelled with its store.
 pub(crate) struct SessionCounters {
@@ -60,10 +60,32 @@ impl SessionCounters {
     }
 }
 
-/// Counts a failed store call of operation `op` for a manager's store (errors are rare:
-/// the counter is looked up on each).
-pub(crate) fn count_store_error(store: &'static str, op: &'static str) {
-    counter!("beaker_session_store_errors_total", "store" => store, "op" => op).increment(1);
+/// A store's failed-call counters, one per operation, held like the others so that a
+/// failure is counted by the recorder the manager was built under.
+pub(crate) struct StoreErrorCounters([Counter; STORE_OPS.len()]);
+
+impl StoreErrorCounters {
+    /// Counters that count nothing, until the manager is built.
+    pub(crate) fn noop() -> Self {
+        StoreErrorCounters(std::array::from_fn(|_| Counter::noop()))
+    }
+
+    pub(crate) fn new(store: &'static str) -> Self {
+        StoreErrorCounters(STORE_OPS.map(|op| counter!("beaker_session_store_errors_total", "store" => store, "op" => op)))
+    }
+
+    /// Counts a failed store call of operation `op`.
+    pub(crate) fn count(&self, op: &'static str) {
+        if let Some(i) = STORE_OPS.iter().position(|o| *o == op) {
+            self.0[i].increment(1);
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreErrorCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreErrorCounters")
+    }
 }
 
 /// A cache region's counters, labelled with its name and backend.
