@@ -71,7 +71,9 @@ impl StoreErrorCounters {
     }
 
     pub(crate) fn new(store: &'static str) -> Self {
-        StoreErrorCounters(STORE_OPS.map(|op| counter!("beaker_session_store_errors_total", "store" => store, "op" => op)))
+        StoreErrorCounters(
+            STORE_OPS.map(|op| counter!("beaker_session_store_errors_total", "store" => store, "op" => op)),
+        )
     }
 
     /// Counts a failed store call of operation `op`.

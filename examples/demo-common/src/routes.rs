@@ -48,7 +48,13 @@ impl Reply {
 
     /// A `303 See Other` to `location` (the "redirect" of POST/redirect/GET).
     pub fn see_other(location: &'static str) -> Reply {
-        Reply { status: 303, content_type: TEXT, body: format!("see {location}").into(), location: Some(location), headers: &[] }
+        Reply {
+            status: 303,
+            content_type: TEXT,
+            body: format!("see {location}").into(),
+            location: Some(location),
+            headers: &[],
+        }
     }
 
     /// The reply for a session error ending a handler: [`Error::status_code`] and
