@@ -6,6 +6,7 @@ use std::process::{Command, Stdio};
 use beaker_testkit::process::LocalServer;
 
 pub(crate) async fn run(binary: &'static str) {
+    refuses_to_start_without_a_secret(binary);
     let server = LocalServer::start(move |port| {
         Command::new(binary)
             .env("PORT", port.to_string())
@@ -57,4 +58,32 @@ pub(crate) async fn run(binary: &'static str) {
 
     let (status, _, _) = send(browser.post(format!("{base}/login")).form(&[("nobody", "x")])).await;
     assert!((400..500).contains(&status), "a login without a name is refused, got {status}");
+}
+
+/// An example is what users copy: it never falls back to a public secret.
+fn refuses_to_start_without_a_secret(binary: &str) {
+    let mut child = Command::new(binary)
+        .env("PORT", "0")
+        .env_remove("BEAKER_SESSION_SECRET")
+        .env_remove("BEAKER_SESSION_URL")
+        .env_remove("BEAKER_SESSION_TYPE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{binary}: {e}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{binary} started without BEAKER_SESSION_SECRET");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("stderr");
+    assert!(!status.success(), "{binary} without a secret exited with {status}");
+    assert!(stderr.contains("BEAKER_SESSION_SECRET"), "the error should name the variable: {stderr}");
 }

@@ -25,7 +25,8 @@
 //!
 //! #[actix_web::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let manager = SessionManager::builder(SessionConfig::from_env()?.with_dev_secret_if_missing()).build()?;
+//!     // BEAKER_SESSION_SECRET must be set: without a secret, `build` fails.
+//!     let manager = SessionManager::builder(SessionConfig::from_env()?).build()?;
 //!     let app = move || App::new().wrap(SessionMiddleware::new(manager.clone())).route("/counter", web::get().to(counter));
 //!     HttpServer::new(app).bind("127.0.0.1:3000")?.run().await?;
 //!     Ok(())

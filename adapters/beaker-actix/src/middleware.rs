@@ -8,10 +8,10 @@ use std::task::{Context, Poll};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::http::header::{HeaderValue, SET_COOKIE};
+use actix_web::http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, SET_COOKIE, VARY};
 use actix_web::{HttpMessage as _, ResponseError as _};
 use beaker_core::adapter::{FinishFuture, Finisher, LazySession};
-use beaker_core::{SessionManager, SetCookie};
+use beaker_core::{Finished, SessionManager};
 use pin_project_lite::pin_project;
 
 use crate::error::SessionError;
@@ -156,29 +156,33 @@ impl<B> Finisher for Actix<B> {
         Ok((res, slot))
     }
 
-    fn complete(&self, res: ServiceResponse<B>, cookies: Result<Vec<SetCookie>, beaker_core::Error>) -> Self::Output {
-        let failure = match cookies {
-            Ok(set_cookies) => {
-                let values: Result<Vec<HeaderValue>, _> =
-                    set_cookies.into_iter().map(|c| HeaderValue::try_from(c.into_string())).collect();
-                match values {
-                    Ok(values) => {
-                        let mut res = res.map_into_left_body();
-                        for value in values {
-                            res.headers_mut().append(SET_COOKIE, value);
-                        }
-                        return Ok(res);
-                    }
-                    // Core only emits visible ASCII; losing a cookie silently would lose the
-                    // session, so fail loudly instead.
-                    Err(_) => SessionError::InvalidHeader,
-                }
-            }
-            Err(e) => SessionError::from(e),
+    fn complete(&self, mut res: ServiceResponse<B>, finished: Result<Finished, beaker_core::Error>) -> Self::Output {
+        let failure = match finished.map_err(SessionError::from).and_then(|f| apply(f, res.headers_mut())) {
+            Ok(()) => return Ok(res.map_into_left_body()),
+            Err(e) => e,
         };
         let (req, _) = res.into_parts();
         Ok(ServiceResponse::new(req, failure.error_response()).map_into_right_body())
     }
+}
+
+/// Appends the `Set-Cookie` values and merges the caching directives into the handler's
+/// `Vary` and `Cache-Control` (core decides the values; this only stores them).
+fn apply(finished: Finished, headers: &mut HeaderMap) -> Result<(), SessionError> {
+    let cache = finished.cache_directives();
+    // Core only emits visible ASCII and keeps the handler's bytes; losing a cookie or a
+    // caching header silently would leak or lose the session, so fail loudly instead.
+    let value = |bytes: &[u8]| HeaderValue::from_bytes(bytes).map_err(|_| SessionError::InvalidHeader);
+    if let Some(vary) = cache.merge_vary(headers.get_all(VARY).map(HeaderValue::as_bytes)) {
+        headers.insert(VARY, value(&vary)?);
+    }
+    if let Some(cc) = cache.merge_cache_control(headers.get_all(CACHE_CONTROL).map(HeaderValue::as_bytes)) {
+        headers.insert(CACHE_CONTROL, value(&cc)?);
+    }
+    for cookie in finished {
+        headers.append(SET_COOKIE, value(cookie.as_str().as_bytes())?);
+    }
+    Ok(())
 }
 
 impl<F, B> Future for SessionFuture<F, B>

@@ -8,9 +8,7 @@ use std::task::{Context, Poll};
 
 use axum::response::{IntoResponse as _, Response};
 use beaker_core::adapter::{FinishFuture, Finisher, LazySession, WithCurrent};
-use beaker_core::SetCookie;
-use http::header::SET_COOKIE;
-use http::HeaderValue;
+use beaker_core::Finished;
 use pin_project_lite::pin_project;
 
 use crate::error::SessionError;
@@ -51,22 +49,11 @@ impl<E> Finisher for Axum<E> {
         }
     }
 
-    fn complete(&self, mut res: Response, cookies: Result<Vec<SetCookie>, beaker_core::Error>) -> Self::Output {
-        match cookies {
-            Ok(cookies) => {
-                for cookie in cookies {
-                    match HeaderValue::try_from(cookie.into_string()) {
-                        Ok(value) => {
-                            res.headers_mut().append(SET_COOKIE, value);
-                        }
-                        // Core only emits visible ASCII; losing a cookie silently would
-                        // lose the session, so fail loudly instead.
-                        Err(_) => return Ok(SessionError::InvalidHeader.into_response()),
-                    }
-                }
-                Ok(res)
-            }
-            Err(e) => Ok(SessionError::from(e).into_response()),
+    fn complete(&self, mut res: Response, finished: Result<Finished, beaker_core::Error>) -> Self::Output {
+        let applied = finished.map_err(SessionError::from).and_then(|f| crate::headers::apply(f, res.headers_mut()));
+        match applied {
+            Ok(()) => Ok(res),
+            Err(e) => Ok(e.into_response()),
         }
     }
 }

@@ -25,7 +25,10 @@
 //! }
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let manager = SessionManager::builder(SessionConfig::from_env()?.with_dev_secret_if_missing()).build()?;
+//! // BEAKER_SESSION_SECRET must be set: without a secret, `build` fails.
+//! let config = SessionConfig::from_env()?;
+//! # let config = config.with_secret("a secret for this doc test only")?;
+//! let manager = SessionManager::builder(config).build()?;
 //! let app: Router = Router::new().route("/counter", get(counter)).layer(SessionLayer::new(manager));
 //! # Ok(()) }
 //! ```
@@ -39,7 +42,7 @@
 //! # use beaker_axum::SessionService;
 //! # use beaker_core::{SessionConfig, SessionManager};
 //! # async fn run(listener: tokio::net::TcpListener) -> Result<(), Box<dyn std::error::Error>> {
-//! # let manager = SessionManager::builder(SessionConfig::new().with_dev_secret_if_missing()).build()?;
+//! # let manager = SessionManager::builder(SessionConfig::new().with_secret("a secret for this doc test only")?).build()?;
 //! let router = Router::new().route("/", get(|| async { "hello" }));
 //! let app = SessionService::new(router, manager);
 //! axum::serve(listener, axum::ServiceExt::<axum::extract::Request>::into_make_service(app)).await?;
@@ -56,6 +59,7 @@
 mod error;
 mod extract;
 mod future;
+mod headers;
 mod layer;
 mod scope;
 mod service;

@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 
 use beaker_core::adapter::LazySession;
-use beaker_core::SessionManager;
+use beaker_core::{Finished, SessionManager};
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::{Data, Request, Response};
 
@@ -45,12 +45,26 @@ impl Fairing for SessionFairing {
             return;
         };
         match finishing.await {
-            Ok(set_cookies) => {
-                for cookie in set_cookies {
-                    res.adjoin_raw_header("Set-Cookie", cookie.into_string());
-                }
-            }
+            Ok(finished) => apply(finished, res),
             Err(e) => *res = SessionError::from(e).response(),
         }
+    }
+}
+
+/// Appends the `Set-Cookie` values and merges the caching directives into the handler's
+/// `Vary` and `Cache-Control` (core decides the values; this only stores them).
+fn apply(finished: Finished, res: &mut Response<'_>) {
+    let cache = finished.cache_directives();
+    // Rocket's header values are strings, and core keeps them byte for byte, adding only
+    // ASCII: the merged value is UTF-8 again.
+    let merged = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    if let Some(vary) = cache.merge_vary(res.headers().get("Vary").map(str::as_bytes)) {
+        res.set_raw_header("Vary", merged(vary));
+    }
+    if let Some(cc) = cache.merge_cache_control(res.headers().get("Cache-Control").map(str::as_bytes)) {
+        res.set_raw_header("Cache-Control", merged(cc));
+    }
+    for cookie in finished {
+        res.adjoin_raw_header("Set-Cookie", cookie.into_string());
     }
 }

@@ -23,8 +23,9 @@
 //!
 //! #[rocket::launch]
 //! fn rocket() -> _ {
-//!     let config = SessionConfig::from_env().expect("session config").with_dev_secret_if_missing();
-//!     let manager = SessionManager::builder(config).build().expect("session manager");
+//!     // BEAKER_SESSION_SECRET must be set: without a secret, `build` fails.
+//!     let config = SessionConfig::from_env().expect("session config");
+//!     let manager = SessionManager::builder(config).build().expect("session manager (is BEAKER_SESSION_SECRET set?)");
 //!     rocket::build().attach(SessionFairing::new(manager)).mount("/", rocket::routes![counter])
 //! }
 //! ```

@@ -27,7 +27,8 @@
 //! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let manager = SessionManager::builder(SessionConfig::from_env()?.with_dev_secret_if_missing()).build()?;
+//! // BEAKER_SESSION_SECRET must be set: without a secret, `build` fails.
+//! let manager = SessionManager::builder(SessionConfig::from_env()?).build()?;
 //! let routes = warp::path!("counter")
 //!     .and(with_session(manager))
 //!     .then(|session: Session| async move { session.finish(counter(&session).await).await });

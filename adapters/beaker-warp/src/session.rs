@@ -2,9 +2,9 @@
 
 use std::ops::Deref;
 
-use beaker_core::SessionManager;
-use warp::http::header::SET_COOKIE;
-use warp::http::HeaderValue;
+use beaker_core::{Finished, SessionManager};
+use warp::http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
+use warp::http::{HeaderMap, HeaderValue};
 use warp::reply::{Reply, Response};
 
 use crate::error::SessionError;
@@ -35,27 +35,40 @@ impl Session {
         self.session
     }
 
-    /// Ends the request: persists the session and appends its `Set-Cookie` headers to
-    /// `reply`, or answers with the [`SessionError`] when that fails.
+    /// Ends the request: persists the session, appends its `Set-Cookie` headers to
+    /// `reply` and merges the caching headers the session needs into the reply's `Vary`
+    /// and `Cache-Control` (see [`beaker_core::CacheDirectives`]), or answers with the
+    /// [`SessionError`] when that fails.
     ///
     /// `reply` may be a `Result<impl Reply, SessionError>`, so handlers can use `?`.
     pub async fn finish(&self, reply: impl Reply) -> Response {
         let mut res = reply.into_response();
-        match self.manager.finish(&self.session).await {
-            Ok(set_cookies) => {
-                for cookie in set_cookies {
-                    match HeaderValue::try_from(cookie.into_string()) {
-                        Ok(value) => {
-                            res.headers_mut().append(SET_COOKIE, value);
-                        }
-                        // Core only emits visible ASCII; losing a cookie silently would
-                        // lose the session, so fail loudly instead.
-                        Err(_) => return SessionError::InvalidHeader.into_response(),
-                    }
-                }
-                res
-            }
-            Err(e) => SessionError::from(e).into_response(),
+        let applied = match self.manager.finish(&self.session).await {
+            Ok(finished) => apply(finished, res.headers_mut()),
+            Err(e) => Err(SessionError::from(e)),
+        };
+        match applied {
+            Ok(()) => res,
+            Err(e) => e.into_response(),
         }
     }
+}
+
+/// Appends the `Set-Cookie` values and merges the caching directives into the handler's
+/// `Vary` and `Cache-Control` (core decides the values; this only stores them).
+fn apply(finished: Finished, headers: &mut HeaderMap) -> Result<(), SessionError> {
+    let cache = finished.cache_directives();
+    // Core only emits visible ASCII and keeps the handler's bytes; losing a cookie or a
+    // caching header silently would leak or lose the session, so fail loudly instead.
+    let value = |bytes: &[u8]| HeaderValue::from_bytes(bytes).map_err(|_| SessionError::InvalidHeader);
+    if let Some(vary) = cache.merge_vary(headers.get_all(VARY).iter().map(HeaderValue::as_bytes)) {
+        headers.insert(VARY, value(&vary)?);
+    }
+    if let Some(cc) = cache.merge_cache_control(headers.get_all(CACHE_CONTROL).iter().map(HeaderValue::as_bytes)) {
+        headers.insert(CACHE_CONTROL, value(&cc)?);
+    }
+    for cookie in finished {
+        headers.append(SET_COOKIE, value(cookie.as_str().as_bytes())?);
+    }
+    Ok(())
 }

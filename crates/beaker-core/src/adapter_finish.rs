@@ -10,6 +10,8 @@ use std::task::{ready, Context, Poll};
 
 use crate::error::Error;
 use crate::lazy::{LazySession, WithCurrent};
+use crate::Finished;
+#[cfg(test)]
 use crate::SetCookie;
 
 /// The framework-specific half of [`FinishFuture`], implemented by each adapter (usually
@@ -33,12 +35,13 @@ pub trait Finisher {
         current: Option<LazySession>,
     ) -> Result<(Self::Response, Option<LazySession>), Self::Output>;
 
-    /// The final output: `response` with the session's `Set-Cookie` values appended (none
-    /// for a session that was never used), or the error response for a failed finish.
-    fn complete(&self, response: Self::Response, cookies: Result<Vec<SetCookie>, Error>) -> Self::Output;
+    /// The final output: `response` with the session's `Set-Cookie` values appended and
+    /// its caching directives merged ([`Finished::cache_directives`]; none for a session
+    /// that was never used), or the error response for a failed finish.
+    fn complete(&self, response: Self::Response, finished: Result<Finished, Error>) -> Self::Output;
 }
 
-type Finishing = Pin<Box<dyn Future<Output = Result<Vec<SetCookie>, Error>> + Send>>;
+type Finishing = Pin<Box<dyn Future<Output = Result<Finished, Error>> + Send>>;
 
 pin_project_lite::pin_project! {
     /// A middleware's response future: polls the inner service's future with the
@@ -92,7 +95,7 @@ where
                         Some(finish) => {
                             state.set(State::Finishing { finish: Box::pin(finish), response: Some(response) })
                         }
-                        None => return Poll::Ready(this.finisher.complete(response, Ok(Vec::new()))),
+                        None => return Poll::Ready(this.finisher.complete(response, Ok(Finished::default()))),
                     }
                 }
                 StateProj::Finishing { finish, response } => {
@@ -142,7 +145,7 @@ mod tests {
             inner.map(|r| (r, current)).map_err(|e| Err(e.to_owned()))
         }
 
-        fn complete(&self, mut response: Vec<String>, cookies: Result<Vec<SetCookie>, Error>) -> Self::Output {
+        fn complete(&self, mut response: Vec<String>, cookies: Result<Finished, Error>) -> Self::Output {
             match cookies {
                 Ok(cookies) => {
                     response.extend(cookies.into_iter().map(SetCookie::into_string));

@@ -9,6 +9,7 @@ use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::memory::MemoryStore;
 use crate::store::{Changes, Lookup, Record, SessionStore};
+use crate::telemetry::StoreErrorCounters;
 
 /// The manager's backend. The built-in [`MemoryStore`] passed by value is a variant of its
 /// own: its operations are plain function calls (no boxed future, no span), every
@@ -17,8 +18,9 @@ use crate::store::{Changes, Lookup, Record, SessionStore};
 pub(crate) enum Backend {
     /// The built-in in-process store.
     Memory(MemoryStore),
-    /// Any other server-side store (or a memory store behind `shared_store`).
-    Store(Arc<dyn SessionStore>),
+    /// Any other server-side store (or a memory store behind `shared_store`), with its
+    /// failed-call counters (registered when the manager is built).
+    Store(Arc<dyn SessionStore>, StoreErrorCounters),
     /// Cookie-only sessions: no store at all.
     Cookie,
 }
@@ -31,7 +33,7 @@ impl Backend {
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Backend::Memory(_) => "memory",
-            Backend::Store(s) => s.name(),
+            Backend::Store(s, _) => s.name(),
             Backend::Cookie => "cookie",
         }
     }
@@ -56,7 +58,12 @@ impl Backend {
         };
         match &result {
             Ok(_) => tracing::trace!(store = self.name(), op, "ok"),
-            Err(e) => tracing::warn!(store = self.name(), op, error = %e, "store call failed"),
+            Err(e) => {
+                if let Backend::Store(_, errors) = self {
+                    errors.count(op);
+                }
+                tracing::warn!(store = self.name(), op, error = %e, "store call failed")
+            }
         }
         result
     }
@@ -64,7 +71,7 @@ impl Backend {
     pub(crate) async fn lookup(&self, key: &StoreKey) -> Result<Lookup, StoreError> {
         match self {
             Backend::Memory(m) => Ok(m.lookup_now(key)),
-            Backend::Store(s) => self.call("lookup", s.lookup(key)).await,
+            Backend::Store(s, _) => self.call("lookup", s.lookup(key)).await,
             Backend::Cookie => Err(no_store()),
         }
     }
@@ -72,7 +79,7 @@ impl Backend {
     pub(crate) async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
         match self {
             Backend::Memory(m) => m.create_now(key, record),
-            Backend::Store(s) => self.call("create", s.create(key, record)).await,
+            Backend::Store(s, _) => self.call("create", s.create(key, record)).await,
             Backend::Cookie => Err(no_store()),
         }
     }
@@ -80,7 +87,7 @@ impl Backend {
     pub(crate) async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
         match self {
             Backend::Memory(m) => Ok(m.apply_now(key, changes)),
-            Backend::Store(s) => self.call("apply", s.apply(key, changes)).await,
+            Backend::Store(s, _) => self.call("apply", s.apply(key, changes)).await,
             Backend::Cookie => Err(no_store()),
         }
     }
@@ -93,7 +100,7 @@ impl Backend {
     ) -> Result<bool, StoreError> {
         match self {
             Backend::Memory(m) => Ok(m.touch_now(key, accessed, expires)),
-            Backend::Store(s) => self.call("touch", s.touch(key, accessed, expires)).await,
+            Backend::Store(s, _) => self.call("touch", s.touch(key, accessed, expires)).await,
             Backend::Cookie => Err(no_store()),
         }
     }
@@ -104,7 +111,7 @@ impl Backend {
                 m.end_now(key, retire_for);
                 Ok(())
             }
-            Backend::Store(s) => self.call("end", s.end(key, retire_for)).await,
+            Backend::Store(s, _) => self.call("end", s.end(key, retire_for)).await,
             Backend::Cookie => Ok(()),
         }
     }
@@ -118,7 +125,7 @@ impl Backend {
     ) -> Result<bool, StoreError> {
         match self {
             Backend::Memory(m) => m.rename_now(from, to, changes, retire_for),
-            Backend::Store(s) => self.call("rename", s.rename(from, to, changes, retire_for)).await,
+            Backend::Store(s, _) => self.call("rename", s.rename(from, to, changes, retire_for)).await,
             Backend::Cookie => Err(no_store()),
         }
     }
@@ -126,7 +133,7 @@ impl Backend {
     pub(crate) async fn cleanup(&self) -> Result<u64, StoreError> {
         match self {
             Backend::Memory(m) => m.cleanup().await,
-            Backend::Store(s) => self.call("cleanup", s.cleanup()).await,
+            Backend::Store(s, _) => self.call("cleanup", s.cleanup()).await,
             Backend::Cookie => Ok(0),
         }
     }

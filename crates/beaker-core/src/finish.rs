@@ -38,7 +38,7 @@ impl ManagerInner {
         }
         let doomed = std::mem::take(&mut st.doomed);
         for id in &doomed {
-            self.counters.store_result("end", self.backend.end(&self.key(id), self.config.retired_window).await)?;
+            self.backend.end(&self.key(id), self.config.retired_window).await?;
         }
         if !doomed.is_empty() {
             self.counters.ended.increment(doomed.len() as u64);
@@ -84,8 +84,7 @@ impl ManagerInner {
             Phase::Changed(None) | Phase::Regenerating(None) => self.create(st, now).await,
             Phase::Changed(Some(stored)) => {
                 let changes = self.take_changes(&mut st.data, stored.created, now);
-                let applied = self.backend.apply(self.cached_key(st, &stored.id), &changes).await;
-                let applied = self.counters.store_result("apply", applied)?;
+                let applied = self.backend.apply(self.cached_key(st, &stored.id), &changes).await?;
                 if !applied {
                     return Ok(self.vanished(st));
                 }
@@ -101,8 +100,7 @@ impl ManagerInner {
                 // No retry under another id: a record under a fresh 192-bit id means a broken
                 // random source, and the store reports it as an error.
                 let id = SessionId::generate();
-                let moved = self.backend.rename(&from, &self.key(&id), &changes, self.config.retired_window).await;
-                if !self.counters.store_result("rename", moved)? {
+                if !self.backend.rename(&from, &self.key(&id), &changes, self.config.retired_window).await? {
                     return Ok(self.vanished(st));
                 }
                 self.counters.saved.increment(1);
@@ -125,8 +123,7 @@ impl ManagerInner {
             return Ok(Written::Nothing);
         }
         let expires = self.expiry(stored.created, now);
-        let touched = self.backend.touch(self.cached_key(st, &stored.id), now, expires).await;
-        let touched = self.counters.store_result("touch", touched)?;
+        let touched = self.backend.touch(self.cached_key(st, &stored.id), now, expires).await?;
         if !touched {
             st.phase = Phase::Ended(EndedBy::Vanished);
             return Ok(Written::Nothing);
@@ -150,7 +147,7 @@ impl ManagerInner {
         let mut created = None;
         for _ in 0..CREATE_ATTEMPTS {
             let id = SessionId::generate();
-            if self.counters.store_result("create", self.backend.create(&self.key(&id), &record).await)? {
+            if self.backend.create(&self.key(&id), &record).await? {
                 created = Some(id);
                 break;
             }

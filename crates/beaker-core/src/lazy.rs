@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use crate::error::Error;
 use crate::manager::SessionManager;
 use crate::session::Session;
-use crate::SetCookie;
+use crate::Finished;
 
 /// One request's session slot for framework adapters: the manager, and the session once
 /// the first asker started it from the request's `Cookie` headers.
@@ -82,7 +82,7 @@ impl LazySession {
     /// For a slot the adapter can only borrow (a request extension, a request-local
     /// cache): the finishing of its session if it was used, as an owned `Send` future
     /// that needs the slot no more; `None` when there is nothing to finish.
-    pub fn finish_used(&self) -> Option<impl Future<Output = Result<Vec<SetCookie>, Error>> + Send + 'static> {
+    pub fn finish_used(&self) -> Option<impl Future<Output = Result<Finished, Error>> + Send + 'static> {
         let session = self.used()?.clone();
         let manager = self.manager.clone();
         Some(async move { manager.finish(&session).await })
@@ -93,10 +93,10 @@ impl LazySession {
     ///
     /// # Errors
     /// Those of [`SessionManager::finish`].
-    pub async fn finish(self) -> Result<Vec<SetCookie>, Error> {
+    pub async fn finish(self) -> Result<Finished, Error> {
         match self.session.into_inner() {
             Some(session) if session.is_touched() => self.manager.finish(&session).await,
-            _ => Ok(Vec::new()),
+            _ => Ok(Finished::default()),
         }
     }
 }

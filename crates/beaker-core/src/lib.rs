@@ -17,7 +17,8 @@
 //!   and the key material derived from the configured [`Secret`]s.
 //!   Per request, [`SessionManager::start`] turns the `Cookie` headers into a [`Session`]
 //!   (no I/O), and [`SessionManager::finish`] persists what changed and returns the
-//!   `Set-Cookie` values. Adapters hold it in a [`LazySession`](adapter::LazySession), which starts the session
+//!   `Set-Cookie` values with the caching headers the response needs ([`Finished`],
+//!   [`CacheDirectives`]). Adapters hold it in a [`LazySession`](adapter::LazySession), which starts the session
 //!   only when a handler first asks for it.
 //! - [`Session`] is a lazily loaded map of string keys to serde values with per-key change
 //!   tracking, flash messages, [`Session::regenerate_id`] and [`Session::invalidate`].
@@ -76,6 +77,7 @@
 mod adapter_finish;
 mod backend;
 pub mod cache;
+mod cache_headers;
 mod clock;
 pub mod compat;
 pub mod config;
@@ -95,9 +97,10 @@ mod telemetry;
 
 pub mod store;
 
+pub use cache_headers::{CacheDirectives, Finished};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compat::Compat;
-pub use config::{CookieExpires, OnStoreError, SameSite, SessionConfig, StoreType};
+pub use config::{CacheHeaders, CookieExpires, OnStoreError, SameSite, SessionConfig, StoreType};
 pub use cookie_store::CookieStore;
 pub use cookies::SetCookie;
 pub use error::{BoxError, ConfigError, Error, StoreError};

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use memchr::memmem::Finder;
 
 use crate::backend::Backend;
+use crate::cache_headers::Finished;
 use crate::clock::{saturating_add, Clock, SystemClock};
 use crate::config::{OnStoreError, SessionConfig, StoreType};
 use crate::cookie_store::{self, CookieStore};
@@ -20,7 +21,7 @@ use crate::serializer::DataSerializer;
 use crate::session::{Session, SessionInner};
 use crate::state::{EndedBy, Phase, State, Stored};
 use crate::store::{Lookup, Record, SessionStore};
-use crate::telemetry::SessionCounters;
+use crate::telemetry::{SessionCounters, StoreErrorCounters};
 
 /// Owns the configuration, the store and the keys; gives adapters the two calls of a
 /// request's life: [`start`](Self::start) (no I/O) and [`finish`](Self::finish).
@@ -125,7 +126,8 @@ impl SessionManager {
     /// Ends the request: persists what changed (one write at most), touches the record
     /// when the expiry policy asks, ends invalidated sessions, and returns the
     /// `Set-Cookie` values to append to the response (none when the session was not
-    /// written).
+    /// written) with the caching headers the response needs
+    /// ([`Finished::cache_directives`]; none for a session the request never used).
     ///
     /// A session that ended while the request ran (a logout, a regeneration, expiry or
     /// revocation elsewhere), or whose id was retired a moment before the request
@@ -138,14 +140,16 @@ impl SessionManager {
     /// A store failure (during this call, or while loading under the `fail` policy) and
     /// [`Error::CookieTooLarge`]. Adapters answer with [`Error::status_code`]; nothing was
     /// lost silently, and for cookie-only sessions the previous cookie stays valid.
-    pub async fn finish(&self, session: &Session) -> Result<Vec<SetCookie>, Error> {
+    pub async fn finish(&self, session: &Session) -> Result<Finished, Error> {
+        let used = session.is_touched();
         let mut st = session.inner.state.lock().await;
-        self.inner.finish(&session.inner, &mut st).await
+        let set_cookies = self.inner.finish(&session.inner, &mut st).await?;
+        Ok(Finished::new(set_cookies, self.inner.config.cache_headers, used))
     }
 
     /// Removes expired records from the store (for stores without native expiry).
     pub async fn cleanup(&self) -> Result<u64, Error> {
-        Ok(self.inner.counters.store_result("cleanup", self.inner.backend.cleanup().await)?)
+        Ok(self.inner.backend.cleanup().await?)
     }
 }
 
@@ -267,8 +271,7 @@ impl ManagerInner {
                 st.phase = Phase::Loaded(None);
                 return Ok(());
             };
-            let found = self.backend.lookup(self.cached_key(st, &id)).await;
-            match self.counters.store_result("lookup", found) {
+            match self.backend.lookup(self.cached_key(st, &id)).await {
                 Ok(Lookup::Live(record)) => Some((record, id)),
                 Ok(Lookup::Missing) => None,
                 Ok(Lookup::Retired) => {
@@ -347,14 +350,14 @@ impl SessionManagerBuilder {
     pub fn store(mut self, store: impl SessionStore) -> Self {
         self.store = Some(match (&store as &dyn std::any::Any).downcast_ref::<MemoryStore>() {
             Some(memory) => Backend::Memory(memory.clone()),
-            None => Backend::Store(Arc::new(store)),
+            None => Backend::Store(Arc::new(store), StoreErrorCounters::noop()),
         });
         self
     }
 
     /// Uses a server-side store already behind an `Arc`.
     pub fn shared_store(mut self, store: Arc<dyn SessionStore>) -> Self {
-        self.store = Some(Backend::Store(store));
+        self.store = Some(Backend::Store(store, StoreErrorCounters::noop()));
         self
     }
 
@@ -377,7 +380,7 @@ impl SessionManagerBuilder {
     pub fn build(self) -> Result<SessionManager, ConfigError> {
         self.config.validate()?;
         let keys = Keys::with_compat(&self.config.secrets, self.config.compat)?;
-        let backend = match (self.store, self.cookie) {
+        let mut backend = match (self.store, self.cookie) {
             (Some(_), true) => {
                 return Err(ConfigError::Conflict {
                     key: "session.type".into(),
@@ -405,6 +408,9 @@ impl SessionManagerBuilder {
         };
         let cookie_name = Finder::new(self.config.key.as_bytes()).into_owned();
         let counters = SessionCounters::new(backend.name());
+        if let Backend::Store(store, errors) = &mut backend {
+            *errors = StoreErrorCounters::new(store.name());
+        }
         Ok(SessionManager {
             inner: Arc::new(ManagerInner {
                 config: self.config,

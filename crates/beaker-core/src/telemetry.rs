@@ -4,8 +4,6 @@
 
 use metrics::{counter, describe_counter, Counter};
 
-use crate::error::StoreError;
-
 /// Gives every counter its help text (shown by exporters such as Prometheus'). Cheap and
 /// idempotent; called whenever counters are registered, so that a recorder installed
 /// after an earlier manager still learns them.
@@ -34,7 +32,7 @@ fn describe() {
 }
 
 /// The store operations whose failures are counted.
-const STORE_OPS: [&str; 9] = ["load", "lookup", "create", "apply", "touch", "end", "rename", "delete", "cleanup"];
+const STORE_OPS: [&str; 7] = ["lookup", "create", "apply", "touch", "end", "rename", "cleanup"];
 
 /// A session manager's counters, labelled with its store.
 pub(crate) struct SessionCounters {
@@ -43,31 +41,52 @@ pub(crate) struct SessionCounters {
     pub(crate) saved: Counter,
     pub(crate) ended: Counter,
     pub(crate) rejected_cookies: Counter,
-    store_errors: [Counter; STORE_OPS.len()],
 }
 
 impl SessionCounters {
     pub(crate) fn new(store: &'static str) -> Self {
         describe();
+        // Registered up front so that exporters show every operation's error count at zero.
+        for op in STORE_OPS {
+            let _ = counter!("beaker_session_store_errors_total", "store" => store, "op" => op);
+        }
         SessionCounters {
             created: counter!("beaker_sessions_created_total", "store" => store),
             loaded: counter!("beaker_sessions_loaded_total", "store" => store),
             saved: counter!("beaker_sessions_saved_total", "store" => store),
             ended: counter!("beaker_sessions_ended_total", "store" => store),
             rejected_cookies: counter!("beaker_session_cookies_rejected_total", "store" => store),
-            store_errors: STORE_OPS
-                .map(|op| counter!("beaker_session_store_errors_total", "store" => store, "op" => op)),
         }
     }
+}
 
-    /// Counts `result` if it is an error of store operation `op`, and passes it on.
-    pub(crate) fn store_result<T>(&self, op: &'static str, result: Result<T, StoreError>) -> Result<T, StoreError> {
-        if result.is_err() {
-            if let Some(i) = STORE_OPS.iter().position(|o| *o == op) {
-                self.store_errors[i].increment(1);
-            }
+/// A store's failed-call counters, one per operation, held like the others so that a
+/// failure is counted by the recorder the manager was built under.
+pub(crate) struct StoreErrorCounters([Counter; STORE_OPS.len()]);
+
+impl StoreErrorCounters {
+    /// Counters that count nothing, until the manager is built.
+    pub(crate) fn noop() -> Self {
+        StoreErrorCounters(std::array::from_fn(|_| Counter::noop()))
+    }
+
+    pub(crate) fn new(store: &'static str) -> Self {
+        StoreErrorCounters(
+            STORE_OPS.map(|op| counter!("beaker_session_store_errors_total", "store" => store, "op" => op)),
+        )
+    }
+
+    /// Counts a failed store call of operation `op`.
+    pub(crate) fn count(&self, op: &'static str) {
+        if let Some(i) = STORE_OPS.iter().position(|o| *o == op) {
+            self.0[i].increment(1);
         }
-        result
+    }
+}
+
+impl std::fmt::Debug for StoreErrorCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreErrorCounters")
     }
 }
 

@@ -126,7 +126,7 @@ async fn session_events_move_their_counters() {
     down.store(true, Ordering::SeqCst);
     let s = manager.start([cookie.as_str()]);
     assert!(s.get::<i32>("n").await.is_err());
-    assert_eq!(counts.get("beaker_session_store_errors_total{store=flaky,op=lookup}"), 1);
+    assert_eq!(counts.get("beaker_session_store_errors_total{store=flaky,op=lookup}"), 1, "a session's load");
     assert_eq!(counts.get("beaker_session_store_errors_total{store=flaky,op=apply}"), 0);
     down.store(false, Ordering::SeqCst);
 

@@ -74,11 +74,11 @@ async fn narrow_path_and_domain_are_kept_on_set_and_removal_cookies() {
     let f = fixture(config().with_path("/app").with_domain("shop.example").with_secure(true));
     let s = f.manager.start(std::iter::empty());
     s.insert("n", &1).await.unwrap();
-    let set = f.manager.finish(&s).await.unwrap().remove(0);
+    let set = f.manager.finish(&s).await.unwrap().into_set_cookies().remove(0);
     let back = f.manager.start([pair(&set).as_str()]);
     let set = set.into_string();
     back.invalidate().await.unwrap();
-    let removal = f.manager.finish(&back).await.unwrap().remove(0).into_string();
+    let removal = f.manager.finish(&back).await.unwrap().into_set_cookies().remove(0).into_string();
     for cookie in [&set, &removal] {
         for attr in ["Path=/app", "Domain=shop.example", "Secure", "HttpOnly", "SameSite=Lax"] {
             assert!(cookie.split("; ").any(|a| a == attr), "{cookie} lacks {attr}");
@@ -89,7 +89,7 @@ async fn narrow_path_and_domain_are_kept_on_set_and_removal_cookies() {
     let host_only = fixture(config());
     let s = host_only.manager.start(std::iter::empty());
     s.insert("n", &1).await.unwrap();
-    let set = host_only.manager.finish(&s).await.unwrap().remove(0).into_string();
+    let set = host_only.manager.finish(&s).await.unwrap().into_set_cookies().remove(0).into_string();
     assert!(!set.contains("Domain="), "no Domain unless configured: {set}");
     assert!(set.contains("Path=/") && set.contains("HttpOnly") && set.contains("SameSite=Lax"), "{set}");
 }
@@ -353,7 +353,7 @@ async fn cookie_sessions_are_opaque_and_keep_the_attributes() {
     let manager = SessionManager::builder(config).cookie_store(beaker_core::CookieStore).build().unwrap();
     let s = manager.start(std::iter::empty());
     s.insert("card", "4111-1111-1111-1111").await.unwrap();
-    let out = manager.finish(&s).await.unwrap().remove(0).into_string();
+    let out = manager.finish(&s).await.unwrap().into_set_cookies().remove(0).into_string();
     let id = s.id().await.unwrap().unwrap();
     assert!(!out.contains("4111") && !out.contains(id.expose()), "{out}");
     for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {

@@ -720,7 +720,7 @@ async fn request_commands<F: std::future::Future<Output = ()>>(
     monitor.commands().await;
     let session = manager.start([cookie]);
     body(session.clone()).await;
-    let set_cookies = manager.finish(&session).await.unwrap();
+    let set_cookies = manager.finish(&session).await.unwrap().into_set_cookies();
     (monitor.commands().await, set_cookies)
 }
 

@@ -48,19 +48,31 @@ pub async fn session_manager_from_env() -> Result<SessionManager, BuildError> {
 }
 
 /// Like [`session_manager_from_env`], with `default_url` as the store when neither
-/// `BEAKER_SESSION_TYPE` nor `BEAKER_SESSION_URL` is set, and a public development secret
-/// (with a warning on stderr) when `BEAKER_SESSION_SECRET` is not set. For demos and local
-/// development.
+/// `BEAKER_SESSION_TYPE` nor `BEAKER_SESSION_URL` is set. A secret is still required:
+/// without `BEAKER_SESSION_SECRET` this fails with an error naming it.
 ///
 /// `BEAKER_SESSION_URL_FROM_PLATFORM` applies as in [`session_manager_from_env`], before
 /// `default_url`.
 pub async fn session_manager_from_env_or(default_url: &str) -> Result<SessionManager, BuildError> {
     let (config, from) = crate::platform::session_config_from_vars(std::env::vars())?;
-    let mut config = config.with_dev_secret_if_missing();
+    build_session_manager(with_default_url(config, default_url), Some(from.unwrap_or(""))).await
+}
+
+/// For demos and tests only: like [`session_manager_from_env_or`], but when
+/// `BEAKER_SESSION_SECRET` is not set it signs cookies with a **public** secret (anyone can
+/// forge sessions) and says so on stderr. Never call it in a service that is deployed.
+pub async fn insecure_demo_session_manager_from_env_or(default_url: &str) -> Result<SessionManager, BuildError> {
+    let (config, from) = crate::platform::session_config_from_vars(std::env::vars())?;
+    let config = config.with_insecure_demo_secret_if_missing();
+    build_session_manager(with_default_url(config, default_url), Some(from.unwrap_or(""))).await
+}
+
+fn with_default_url(config: SessionConfig, default_url: &str) -> SessionConfig {
     if config.store_type.is_none() && config.url.is_none() {
-        config = config.with_url(default_url);
+        config.with_url(default_url)
+    } else {
+        config
     }
-    build_session_manager(config, Some(from.unwrap_or(""))).await
 }
 
 /// Builds the manager for `config`, opening the store its `type`/`url` names.
@@ -73,6 +85,13 @@ pub async fn session_manager(config: SessionConfig) -> Result<SessionManager, Bu
 /// what the user set.
 async fn build_session_manager(config: SessionConfig, env: Option<&'static str>) -> Result<SessionManager, BuildError> {
     let from_env = env.is_some();
+    if config.secrets.is_empty() {
+        // Refused before any store is opened, naming what the user sets.
+        return Err(BuildError::Config(ConfigError::Missing {
+            key: if from_env { "BEAKER_SESSION_SECRET" } else { "session.secret" }.into(),
+            why: "signed and encrypted cookies need at least one secret".into(),
+        }));
+    }
     let store_type = config.resolved_store_type().map_err(|e| match e {
         // Name the variable the user set, not the option it maps to.
         ConfigError::Invalid { key, value, expected } if from_env => ConfigError::Invalid {
@@ -305,6 +324,16 @@ mod tests {
         let c = SessionConfig::new().with_secret("a secret of sixteen+ bytes").unwrap();
         assert!(session_manager(c.clone()).await.is_ok());
         assert!(session_manager(c.with_url("cookie:")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn no_secret_no_manager() {
+        let from_config = session_manager(SessionConfig::new()).await.expect_err("no secret").to_string();
+        assert!(from_config.contains("session.secret"), "{from_config}");
+        let from_env = build_session_manager(SessionConfig::new(), Some("")).await.expect_err("no secret").to_string();
+        assert!(from_env.contains("BEAKER_SESSION_SECRET"), "{from_env}");
+        let demo = SessionConfig::new().with_insecure_demo_secret_if_missing();
+        assert!(session_manager(demo).await.is_ok(), "demos and tests may opt in to the public secret");
     }
 
     #[tokio::test]

@@ -18,7 +18,8 @@
 //! failure is also printed as it happens). Every scenario is a `pub async fn` of its own,
 //! so a test can run one. Two scenarios need a server configured for them and are not
 //! part of `run`: [`idle_timeout`] (`BEAKER_SESSION_TIMEOUT=1`) and [`secure_cookie`]
-//! (`BEAKER_SESSION_SECURE=true`). The races of one browser's parallel requests against
+//! (`BEAKER_SESSION_SECURE=true`); nor is [`cache_headers_off`]
+//! (`BEAKER_SESSION_CACHE_HEADERS=off`). The races of one browser's parallel requests against
 //! its logout and login ([`ContractSuite::logout_race`], [`ContractSuite::login_race`])
 //! run many trials and need a server-side store; they are not part of `run` either. Restarts are checked with a probe:
 //! [`ContractSuite::before_restart`], then [`DemoServer::restart`], then
@@ -29,6 +30,7 @@
 //! `run` expects the library's cookie defaults (`Path=/`, `HttpOnly`, `SameSite=Lax`, a
 //! browser-session cookie with neither `Max-Age` nor `Expires`).
 
+mod caching;
 mod configured;
 pub mod demo;
 pub mod demo_app;
@@ -121,6 +123,8 @@ impl ContractSuite {
             ("oversized_value", Box::pin(self.oversized_value())),
             ("app_page", Box::pin(self.app_page())),
             ("unknown_route", Box::pin(self.unknown_route())),
+            ("cache_headers", Box::pin(self.cache_headers())),
+            ("cache_headers_merge", Box::pin(self.cache_headers_merge())),
         ];
         let mut failed = Vec::new();
         for (name, scenario) in scenarios {
@@ -167,6 +171,12 @@ impl ContractSuite {
 /// timeout, and one left alone for 2.2 s reads as fresh and gets a new id when written.
 pub async fn idle_timeout(base_url: impl Into<String>) {
     ContractSuite::new(base_url).idle_timeout().await;
+}
+
+/// Against a server started with `BEAKER_SESSION_CACHE_HEADERS=off`: the session adds no
+/// caching header and leaves the handler's own as they were.
+pub async fn cache_headers_off(base_url: impl Into<String>) {
+    ContractSuite::new(base_url).cache_headers_off().await;
 }
 
 /// Against a server started with `BEAKER_SESSION_SECURE=true`: the session cookie and

@@ -89,7 +89,7 @@ impl LifecycleRaceSuite {
                     let n: u64 = s.get("n").await.expect("get").unwrap_or(0);
                     tokio::time::sleep(Duration::from_millis(1)).await;
                     s.insert("n", &(n + 1)).await.expect("insert");
-                    let cookies = m.finish(&s).await.expect("finish");
+                    let cookies = m.finish(&s).await.expect("finish").into_set_cookies();
                     Reply { cookies, dropped: s.changes_dropped() }
                 })
             })

@@ -1,6 +1,7 @@
 //! beaker-rs on actix-web: a counter, login/logout and a typed session value. Copy and adapt.
-//! Try: `cargo run -p actix-basic`, then `curl -c jar -b jar -X POST localhost:3000/counter`,
-//! `curl -c jar -b jar -d name=ada localhost:3000/login` and `curl -b jar localhost:3000/`.
+//! Try: `BEAKER_SESSION_SECRET=$(openssl rand -hex 32) cargo run -p actix-basic`, then
+//! `curl -c jar -b jar -X POST localhost:3000/counter`, `curl -c jar -b jar -d name=ada localhost:3000/login`
+//! and `curl -b jar localhost:3000/`.
 
 use actix_web::{web, App, HttpServer};
 use beaker_actix::{Session, SessionError, SessionMiddleware};
@@ -37,7 +38,7 @@ async fn logout(session: Session) -> Result<&'static str, SessionError> {
 
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // BEAKER_SESSION_URL picks the store (memory when unset); set BEAKER_SESSION_SECRET in production.
+    // BEAKER_SESSION_URL picks the store (memory when unset); BEAKER_SESSION_SECRET is required.
     let sessions = beaker_rs::session_manager_from_env_or("memory:").await?;
     let app = move || {
         App::new()

@@ -15,6 +15,9 @@ const BODY_LIMIT: usize = 2 * 1024 * 1024;
 fn respond(reply: Reply) -> HttpResponse {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut res = HttpResponse::build(status);
+    for header in reply.headers {
+        res.append_header(*header);
+    }
     if let Some(location) = reply.location {
         res.insert_header((actix_web::http::header::LOCATION, location));
     }
@@ -47,6 +50,10 @@ async fn healthz(demo: Data<Demo>) -> HttpResponse {
 
 async fn counter(demo: Data<Demo>, s: Session) -> Answer {
     answer(demo.counter(&s).await)
+}
+
+async fn cached_page(demo: Data<Demo>, s: Session) -> Answer {
+    answer(demo.cached_page(&s).await)
 }
 
 async fn read(demo: Data<Demo>, s: Session) -> Answer {
@@ -146,6 +153,7 @@ async fn main() {
             .service(web::resource("/flash").route(get().to(flash_get)).route(web::post().to(flash_post)))
             .service(web::resource("/cached").route(get().to(cached)))
             .service(web::resource("/cached/stats").route(get().to(cached_stats)))
+            .service(web::resource("/cached-page").route(get().to(cached_page)))
             .service(web::resource("/app").route(get().to(app)))
             .service(web::resource("/app/{action}").route(web::post().to(app_action)))
             .service(web::resource("/metrics").route(get().to(metrics)))

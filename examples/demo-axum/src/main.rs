@@ -4,7 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Router, ServiceExt};
@@ -16,8 +16,11 @@ type Answer = Result<Response, SessionError>;
 fn respond(reply: Reply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut res = (status, [(CONTENT_TYPE, reply.content_type)], reply.body).into_response();
+    for (name, value) in reply.headers {
+        res.headers_mut().append(*name, HeaderValue::from_static(value));
+    }
     if let Some(location) = reply.location {
-        res.headers_mut().insert(LOCATION, axum::http::HeaderValue::from_static(location));
+        res.headers_mut().insert(LOCATION, HeaderValue::from_static(location));
     }
     res
 }
@@ -38,6 +41,10 @@ async fn healthz(State(demo): State<Demo>) -> Response {
 
 async fn counter(State(demo): State<Demo>, s: Session) -> Answer {
     answer(demo.counter(&s).await)
+}
+
+async fn cached_page(State(demo): State<Demo>, s: Session) -> Answer {
+    answer(demo.cached_page(&s).await)
 }
 
 async fn read(State(demo): State<Demo>, s: Session) -> Answer {
@@ -127,6 +134,7 @@ async fn main() {
         .route("/flash", get(flash_get).post(flash_post))
         .route("/cached", get(cached))
         .route("/cached/stats", get(cached_stats))
+        .route("/cached-page", get(cached_page))
         .route("/app", get(app))
         .route("/app/{action}", axum::routing::post(app_action))
         .route("/metrics", get(metrics))

@@ -16,7 +16,7 @@ mod startup;
 
 pub use metrics::{install_metrics, PROMETHEUS};
 pub use page::index as index_page;
-pub use routes::{Demo, Reply, DEMO_REGION, HTML};
+pub use routes::{Demo, Reply, CACHED_PAGE_HEADERS, DEMO_REGION, HTML};
 pub use startup::{
     announce, default_cache_config, exit_with, shutdown_signal, startup_or_exit, Startup, StartupError,
     DEFAULT_SESSION_URL,

@@ -28,7 +28,9 @@ pub fn install_metrics() {
 /// The reply of `GET /metrics`.
 pub(crate) fn render() -> Reply {
     match HANDLE.get().and_then(Option::as_ref) {
-        Some(handle) => Reply { status: 200, content_type: PROMETHEUS, body: handle.render().into(), location: None },
+        Some(handle) => {
+            Reply { status: 200, content_type: PROMETHEUS, body: handle.render().into(), location: None, headers: &[] }
+        }
         None => Reply::status(503, "metrics recorder not installed"),
     }
 }

@@ -20,6 +20,8 @@ pub struct Reply {
     pub content_type: &'static str,
     /// The body (borrowed when it never changes, like the index page).
     pub body: Cow<'static, str>,
+    /// Other headers the route sets itself (`GET /cached-page`'s caching headers).
+    pub headers: &'static [(&'static str, &'static str)],
     /// The `Location` header, for redirects.
     pub location: Option<&'static str>,
 }
@@ -36,17 +38,23 @@ impl Reply {
 
     /// A `text/plain` reply with another status.
     pub fn status(status: u16, body: impl Into<Cow<'static, str>>) -> Reply {
-        Reply { status, content_type: TEXT, body: body.into(), location: None }
+        Reply { status, content_type: TEXT, body: body.into(), location: None, headers: &[] }
     }
 
     /// A 200 `text/html` reply.
     pub fn html(body: impl Into<Cow<'static, str>>) -> Reply {
-        Reply { status: 200, content_type: HTML, body: body.into(), location: None }
+        Reply { status: 200, content_type: HTML, body: body.into(), location: None, headers: &[] }
     }
 
     /// A `303 See Other` to `location` (the "redirect" of POST/redirect/GET).
     pub fn see_other(location: &'static str) -> Reply {
-        Reply { status: 303, content_type: TEXT, body: format!("see {location}").into(), location: Some(location) }
+        Reply {
+            status: 303,
+            content_type: TEXT,
+            body: format!("see {location}").into(),
+            location: Some(location),
+            headers: &[],
+        }
     }
 
     /// The reply for a session error ending a handler: [`Error::status_code`] and
@@ -72,6 +80,11 @@ pub(crate) struct Inner {
     generation: AtomicU64,
     pub(crate) caches: CacheManager,
 }
+
+/// The caching headers `GET /cached-page` sets itself, as an application does on a page it
+/// wants shared caches to keep: the session layer merges its own into them.
+pub const CACHED_PAGE_HEADERS: &[(&str, &str)] =
+    &[("Cache-Control", "public, max-age=60"), ("Vary", "Accept-Encoding")];
 
 /// The cache region behind `/cached`.
 pub const DEMO_REGION: &str = "demo";
@@ -123,6 +136,17 @@ impl Demo {
         };
         session.insert("n", &n).await?;
         Ok(Reply::text(n.to_string()))
+    }
+
+    /// `GET /cached-page`: a page that asks shared caches to keep it
+    /// ([`CACHED_PAGE_HEADERS`]) and counts its visits in the session (key `views`).
+    pub async fn cached_page(&self, session: &Session) -> Result<Reply> {
+        let views = match integer(session, "views").await? {
+            Ok(n) => n.unwrap_or(0).saturating_add(1),
+            Err(reply) => return Ok(reply),
+        };
+        session.insert("views", &views).await?;
+        Ok(Reply { headers: CACHED_PAGE_HEADERS, ..Reply::text(format!("views {views}")) })
     }
 
     /// `GET /read`: reads `n`.

@@ -34,7 +34,7 @@ const BODY_TOO_LARGE: &str = "Failed to buffer the request body: length limit ex
 const METHODS: [Method; 5] = [Method::Get, Method::Put, Method::Post, Method::Delete, Method::Patch];
 
 /// The contract's paths and the methods each one serves (`HEAD` comes with `GET`).
-const PATHS: [(&str, &[Method]); 16] = [
+const PATHS: [(&str, &[Method]); 17] = [
     ("/", &[Method::Get]),
     ("/healthz", &[Method::Get]),
     ("/counter", &[Method::Get]),
@@ -48,6 +48,7 @@ const PATHS: [(&str, &[Method]); 16] = [
     ("/flash", &[Method::Get, Method::Post]),
     ("/cached", &[Method::Get]),
     ("/cached/stats", &[Method::Get]),
+    ("/cached-page", &[Method::Get]),
     ("/app", &[Method::Get]),
     ("/app/<_>", &[Method::Post]),
     ("/metrics", &[Method::Get]),
@@ -58,7 +59,7 @@ struct Answer(Reply);
 
 impl<'r> Responder<'r, 'static> for Answer {
     fn respond_to(self, _req: &'r Request<'_>) -> response::Result<'static> {
-        let Reply { status, content_type, body, location } = self.0;
+        let Reply { status, content_type, body, location, headers } = self.0;
         let body: std::borrow::Cow<'static, [u8]> = match body {
             std::borrow::Cow::Borrowed(s) => s.as_bytes().into(),
             std::borrow::Cow::Owned(s) => s.into_bytes().into(),
@@ -67,6 +68,9 @@ impl<'r> Responder<'r, 'static> for Answer {
         res.status(Status::from_code(status).unwrap_or(Status::InternalServerError))
             .raw_header("Content-Type", content_type)
             .sized_body(body.len(), Cursor::new(body));
+        for (name, value) in headers {
+            res.raw_header_adjoin(*name, *value);
+        }
         if let Some(location) = location {
             res.raw_header("Location", location);
         }
@@ -134,6 +138,11 @@ fn query<'a>(origin: &'a Origin<'_>) -> Option<&'a str> {
 #[rocket::get("/")]
 fn index(demo: &State<Demo>) -> Answer {
     Answer(demo.index())
+}
+
+#[rocket::get("/cached-page")]
+async fn cached_page(demo: &State<Demo>, s: Session) -> Answered {
+    answer(demo.cached_page(&s).await)
 }
 
 #[rocket::get("/healthz")]
@@ -314,6 +323,7 @@ async fn main() {
                 flash_get,
                 cached,
                 cached_stats,
+                cached_page,
                 app,
                 app_action,
                 metrics

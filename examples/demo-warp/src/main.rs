@@ -25,6 +25,9 @@ fn respond(reply: Reply) -> Response {
     };
     *res.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+    for (name, value) in reply.headers {
+        res.headers_mut().append(*name, HeaderValue::from_static(value));
+    }
     if let Some(location) = reply.location {
         res.headers_mut().insert(LOCATION, HeaderValue::from_static(location));
     }
@@ -139,6 +142,12 @@ fn routes(demo: Demo, sessions: BoxedFilter<(Session,)>) -> Route {
         .then(|d: Demo, s: Session, q: Option<String>, b: Bytes| {
             finish(s, move |s| async move { d.login(&s, q.as_deref(), &b).await })
         })
+        .boxed();
+    let cached_page = warp::path!("cached-page")
+        .and(get())
+        .and(demo.clone())
+        .and(sessions.clone())
+        .then(|d: Demo, s: Session| finish(s, move |s| async move { d.cached_page(&s).await }))
         .boxed();
     let whoami = warp::path!("whoami")
         .and(get())
@@ -272,6 +281,8 @@ fn routes(demo: Demo, sessions: BoxedFilter<(Session,)>) -> Route {
         .or(cached)
         .unify()
         .or(cached_stats)
+        .unify()
+        .or(cached_page)
         .unify()
         .or(app)
         .unify()

@@ -1,6 +1,7 @@
 //! beaker-rs on Rocket: a counter, login/logout and a typed session value. Copy and adapt.
-//! Try: `cargo run -p rocket-basic`, then `curl -c jar -b jar -X POST localhost:3000/counter`,
-//! `curl -c jar -b jar -d name=ada localhost:3000/login` and `curl -b jar localhost:3000/`.
+//! Try: `BEAKER_SESSION_SECRET=$(openssl rand -hex 32) cargo run -p rocket-basic`, then
+//! `curl -c jar -b jar -X POST localhost:3000/counter`, `curl -c jar -b jar -d name=ada localhost:3000/login`
+//! and `curl -b jar localhost:3000/`.
 
 use beaker_rocket::{Session, SessionError, SessionFairing};
 use rocket::form::{Form, FromForm};
@@ -41,7 +42,7 @@ async fn logout(session: Session) -> Result<&'static str, SessionError> {
 
 #[rocket::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // BEAKER_SESSION_URL picks the store (memory when unset); set BEAKER_SESSION_SECRET in production.
+    // BEAKER_SESSION_URL picks the store (memory when unset); BEAKER_SESSION_SECRET is required.
     let sessions = beaker_rs::session_manager_from_env_or("memory:").await?;
     let port: u16 = std::env::var("PORT").map_or(Ok(3000), |p| p.parse())?;
     let config = rocket::Config::figment().merge(("port", port));

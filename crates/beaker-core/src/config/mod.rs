@@ -15,7 +15,7 @@ mod source;
 mod store_type;
 
 pub use cache::{CacheConfig, RegionConfig};
-pub use session::{CookieExpires, OnStoreError, SameSite, SessionConfig};
+pub use session::{CacheHeaders, CookieExpires, OnStoreError, SameSite, SessionConfig};
 pub use store_type::StoreType;
 
 #[cfg(test)]

@@ -53,6 +53,19 @@ pub enum OnStoreError {
     Continue,
 }
 
+/// Whether responses get the caching headers their session needs (`cache_headers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CacheHeaders {
+    /// `Vary: Cookie` on every response whose request used its session, and
+    /// `Cache-Control` that keeps responses setting the session cookie out of shared caches
+    /// (see [`CacheDirectives`](crate::CacheDirectives)). The default.
+    #[default]
+    Auto,
+    /// No caching header: the application (or the proxy) takes care of them.
+    Off,
+}
+
 /// Session options. Build one with [`SessionConfig::new`] and the `with_*` methods, from
 /// Beaker's prefixed string maps ([`from_map`](Self::from_map)), from the environment
 /// ([`from_env`](Self::from_env)), or with serde (TOML, JSON) through the same rules.
@@ -125,6 +138,9 @@ pub struct SessionConfig {
     /// cookie. Each logout and login leaves a tombstone (the store key and a lapse time, no
     /// data) for this long.
     pub retired_window: Duration,
+    /// Caching headers on responses that used their session (`cache_headers = auto | off`,
+    /// default auto).
+    pub cache_headers: CacheHeaders,
     /// Options for the backend that beaker-core does not interpret itself
     /// (`data_dir`, `table_name`, `key_prefix`, `schema_name`, ...).
     pub backend_options: BTreeMap<String, String>,
@@ -159,6 +175,7 @@ impl Default for SessionConfig {
             max_sessions: crate::memory::MemoryStore::DEFAULT_MAX_SESSIONS,
             max_bytes: crate::memory::MemoryStore::DEFAULT_MAX_BYTES,
             retired_window: DEFAULT_RETIRED_WINDOW,
+            cache_headers: CacheHeaders::Auto,
             backend_options: BTreeMap::new(),
         }
     }
@@ -185,7 +202,7 @@ const REFUSED_OPTIONS: &[(&str, &str)] = &[
 /// before its browser received a new cookie can take to reach the server.
 const DEFAULT_RETIRED_WINDOW: Duration = Duration::from_secs(60);
 
-/// A development-only secret for demos; never use it in production.
+/// The public secret of [`SessionConfig::with_insecure_demo_secret_if_missing`].
 const DEV_SECRET: &str = "beaker-rs development secret: do not use in production";
 
 impl SessionConfig {
@@ -210,13 +227,15 @@ impl SessionConfig {
         Ok(self)
     }
 
-    /// Uses a fixed, public development secret when none is configured, and says so loudly
-    /// on stderr. For demos and local development only.
-    pub fn with_dev_secret_if_missing(mut self) -> Self {
+    /// For demos and tests only: when no secret is configured, signs and encrypts with a
+    /// fixed secret that is **public** (anyone can forge sessions with it), and says so
+    /// loudly on stderr. A deployed service sets `secret` (`BEAKER_SESSION_SECRET`)
+    /// instead; without one, building a manager fails.
+    pub fn with_insecure_demo_secret_if_missing(mut self) -> Self {
         if self.secrets.is_empty() {
             eprintln!(
-                "warning: BEAKER_SESSION_SECRET is not set; using a public development secret. \
-                 Set BEAKER_SESSION_SECRET before deploying."
+                "warning: BEAKER_SESSION_SECRET is not set; using a PUBLIC demo secret (anyone can \
+                 forge sessions). Set BEAKER_SESSION_SECRET before deploying."
             );
             tracing::warn!("no session secret configured; using the public development secret");
             self.secrets.push(Secret::new(DEV_SECRET.as_bytes().to_vec()).expect("long enough"));
@@ -318,6 +337,12 @@ impl SessionConfig {
     /// Sets the outage policy.
     pub fn with_on_store_error(mut self, policy: OnStoreError) -> Self {
         self.on_store_error = policy;
+        self
+    }
+
+    /// Sets whether responses get the caching headers their session needs.
+    pub fn with_cache_headers(mut self, policy: CacheHeaders) -> Self {
+        self.cache_headers = policy;
         self
     }
 
@@ -483,6 +508,13 @@ impl SessionConfig {
                         "fail" => OnStoreError::Fail,
                         "continue" => OnStoreError::Continue,
                         _ => return Err(ConfigError::invalid(key, value, "fail or continue")),
+                    }
+                }
+                "cache_headers" => {
+                    c.cache_headers = match non_blank(key, value)?.to_ascii_lowercase().as_str() {
+                        "auto" => CacheHeaders::Auto,
+                        "off" => CacheHeaders::Off,
+                        _ => return Err(ConfigError::invalid(key, value, "auto or off")),
                     }
                 }
                 "store_timeout" => c.store_timeout = as_seconds(key, value)?,

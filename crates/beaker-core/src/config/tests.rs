@@ -71,6 +71,7 @@ fn errors_name_the_key_and_the_accepted_values() {
         ("beaker.session.timeout", "   ", &["beaker.session.timeout", "blank"]),
         ("beaker.session.secret", "short", &["beaker.session.secret", "16 bytes"]),
         ("beaker.session.on_store_error", "explode", &["beaker.session.on_store_error", "fail or continue"]),
+        ("beaker.session.cache_headers", "sometimes", &["beaker.session.cache_headers", "auto or off"]),
         ("beaker.session.frobnicate", "1", &["unknown option beaker.session.frobnicate"]),
     ];
     for (key, value, needles) in cases {
@@ -193,6 +194,20 @@ fn cache_regions_from_map_and_env() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("BEAKER_CACHE_DEMO_EXPIRE"), "{e}");
+}
+
+#[test]
+fn cache_headers_option() {
+    assert_eq!(SessionConfig::new().cache_headers, CacheHeaders::Auto);
+    let parse = |v: &str| SessionConfig::from_map(map(&[("session.cache_headers", v)])).map(|c| c.cache_headers);
+    assert_eq!(parse("auto").unwrap(), CacheHeaders::Auto);
+    assert_eq!(parse("OFF").unwrap(), CacheHeaders::Off);
+    let env = SessionConfig::from_env_vars(map(&[("BEAKER_SESSION_CACHE_HEADERS", "off")])).unwrap();
+    assert_eq!(env.cache_headers, CacheHeaders::Off);
+    let e = SessionConfig::from_env_vars(map(&[("BEAKER_SESSION_CACHE_HEADERS", "on")])).unwrap_err().to_string();
+    assert!(e.contains("BEAKER_SESSION_CACHE_HEADERS") || e.contains("cache_headers"), "{e}");
+    assert!(e.contains("auto or off"), "{e}");
+    assert_eq!(SessionConfig::new().with_cache_headers(CacheHeaders::Off).cache_headers, CacheHeaders::Off);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use futures_util::FutureExt as _;
 
-use super::{idle_timeout, secure_cookie, ContractSuite, DemoServer, RACE_TRIALS};
+use super::{cache_headers_off, idle_timeout, secure_cookie, ContractSuite, DemoServer, RACE_TRIALS};
 use crate::skip_or_fail;
 
 /// The whole suite on the memory store; a restart forgets sessions; SIGTERM exits cleanly.
@@ -51,6 +51,41 @@ pub async fn idle_timeout_and_secure_cookies(binary: &Path) {
     let idle = DemoServer::spawn(binary, &[("BEAKER_SESSION_TYPE", "memory"), ("BEAKER_SESSION_TIMEOUT", "1")]);
     let secure = DemoServer::spawn(binary, &[("BEAKER_SESSION_TYPE", "memory"), ("BEAKER_SESSION_SECURE", "true")]);
     tokio::join!(idle_timeout(idle.base_url()), secure_cookie(secure.base_url()));
+}
+
+/// Caching headers: the scenarios of the whole suite once more on Redis (skipped loudly
+/// when Redis is not reachable, failed under `CI=true`); `BEAKER_SESSION_CACHE_HEADERS=off`
+/// turns them off; any other value than `auto` or `off` is refused at start-up, naming
+/// the variable.
+pub async fn cache_headers_on_redis_and_off(binary: &Path) {
+    let off = DemoServer::spawn(binary, &[("BEAKER_SESSION_TYPE", "memory"), ("BEAKER_SESSION_CACHE_HEADERS", "off")]);
+    cache_headers_off(off.base_url()).await;
+    drop(off);
+    let err =
+        DemoServer::try_spawn(binary, &[("BEAKER_SESSION_TYPE", "memory"), ("BEAKER_SESSION_CACHE_HEADERS", "on")])
+            .expect_err("must not start");
+    assert!(err.status.is_some_and(|s| !s.success()), "{err}");
+    assert!(err.output.contains("BEAKER_SESSION_CACHE_HEADERS") && err.output.contains("auto or off"), "{err}");
+
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let url = std::env::var("BEAKER_TEST_REDIS_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+    let prefix = format!("beaker-test:caching:{}_{nanos}:", std::process::id());
+    // Records expire on their own (idle timeout): nothing is left behind under the prefix.
+    let env = [
+        ("BEAKER_SESSION_URL", url.as_str()),
+        ("BEAKER_SESSION_KEY_PREFIX", &prefix),
+        ("BEAKER_SESSION_TIMEOUT", "300"),
+    ];
+    let server = match DemoServer::try_spawn(binary, &env) {
+        Ok(server) => server,
+        Err(e) => return skip_or_fail("caching headers on redis", &format!("the demo could not start: {e}")),
+    };
+    let suite = ContractSuite::new(server.base_url());
+    suite.cache_headers().await;
+    suite.cache_headers_merge().await;
 }
 
 /// A bad variable: the demo exits non-zero with one line naming it.
@@ -193,6 +228,11 @@ macro_rules! demo_contract_tests {
         #[::tokio::test]
         async fn session_races_on_redis() {
             $crate::adapter::demo::session_races(demo_binary(), $crate::adapter::demo::RaceStore::Redis).await
+        }
+
+        #[::tokio::test]
+        async fn cache_headers_on_redis_and_off() {
+            $crate::adapter::demo::cache_headers_on_redis_and_off(demo_binary()).await
         }
 
         #[::tokio::test]

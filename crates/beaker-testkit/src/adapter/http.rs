@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reqwest::header::{HeaderValue, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use reqwest::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE, COOKIE, SET_COOKIE, VARY};
 use reqwest::Method;
 
 /// The scenario a check belongs to: every failure names it.
@@ -80,11 +80,15 @@ impl Http {
         let res = req.send().await.unwrap_or_else(|e| cx.fail(format!("{what}: request failed: {e}")));
         let status = res.status().as_u16();
         let headers = res.headers();
-        let set_cookies =
-            headers.get_all(SET_COOKIE).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
+        let lines = |name: HeaderName| -> Vec<String> {
+            headers.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect()
+        };
+        let set_cookies = lines(SET_COOKIE);
+        let (vary, cache_control) = (lines(VARY), lines(CACHE_CONTROL));
         let content_type = headers.get(CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         let body = res.bytes().await.unwrap_or_else(|e| cx.fail(format!("{what}: reading the body failed: {e}")));
-        Answer { what, status, content_type, body: String::from_utf8_lossy(&body).into_owned(), set_cookies }
+        let body = String::from_utf8_lossy(&body).into_owned();
+        Answer { what, status, content_type, body, set_cookies, vary, cache_control }
     }
 }
 
@@ -96,6 +100,10 @@ pub(crate) struct Answer {
     pub(crate) content_type: Option<String>,
     pub(crate) body: String,
     pub(crate) set_cookies: Vec<String>,
+    /// The `Vary` lines, as sent.
+    pub(crate) vary: Vec<String>,
+    /// The `Cache-Control` lines, as sent.
+    pub(crate) cache_control: Vec<String>,
 }
 
 impl fmt::Display for Answer {
@@ -103,6 +111,12 @@ impl fmt::Display for Answer {
         write!(f, "{} answered {} {:?}", self.what, self.status, shorten(&self.body))?;
         for c in &self.set_cookies {
             write!(f, " [Set-Cookie: {}]", shorten(c))?;
+        }
+        for v in &self.vary {
+            write!(f, " [Vary: {v}]")?;
+        }
+        for c in &self.cache_control {
+            write!(f, " [Cache-Control: {c}]")?;
         }
         Ok(())
     }
