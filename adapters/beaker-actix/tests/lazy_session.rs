@@ -8,19 +8,14 @@ use actix_web::http::StatusCode;
 use actix_web::{guard, test, web, App, HttpResponse};
 use beaker_actix::{Session, SessionError, SessionExt as _, SessionMiddleware};
 use beaker_core::{SessionConfig, SessionManager};
-
-fn manager() -> SessionManager {
-    SessionManager::builder(SessionConfig::new().with_secret("a test secret, long enough").expect("secret"))
-        .build()
-        .expect("manager")
-}
+use beaker_testkit::fixtures::{cookie_pair, manager};
 
 async fn whoami(session: Session) -> Result<String, SessionError> {
     Ok(session.get::<String>("name").await?.unwrap_or_else(|| "nobody".into()))
 }
 
 fn cookie_of<B>(res: &actix_web::dev::ServiceResponse<B>) -> Option<String> {
-    res.headers().get(SET_COOKIE).map(|v| v.to_str().expect("ascii").split(';').next().unwrap().to_owned())
+    res.headers().get(SET_COOKIE).map(|v| cookie_pair(v.to_str().expect("ascii")))
 }
 
 #[actix_web::test]

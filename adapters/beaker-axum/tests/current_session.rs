@@ -11,16 +11,10 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use beaker_axum::{Session, SessionError, SessionLayer, SessionService};
-use beaker_core::{SessionConfig, SessionManager};
+use beaker_testkit::fixtures::manager;
 use http::header::{COOKIE, SET_COOKIE};
 use http::StatusCode;
 use tower::ServiceExt as _;
-
-fn manager() -> SessionManager {
-    SessionManager::builder(SessionConfig::new().with_secret("a test secret, long enough").expect("secret"))
-        .build()
-        .expect("manager")
-}
 
 /// `/login/{name}` stores `name`; `/whoami` answers it (or `nobody`).
 fn routes() -> Router {

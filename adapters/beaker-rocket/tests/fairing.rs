@@ -1,8 +1,8 @@
 //! The fairing and the guard through rocket's local client: cookies set only on writes,
 //! sessions found again from their cookie, and a clear 500 without the fairing.
 
-use beaker_core::{SessionConfig, SessionManager};
 use beaker_rocket::{Session, SessionError, SessionFairing};
+use beaker_testkit::fixtures::{cookie_pair, manager};
 use rocket::config::LogLevel;
 use rocket::http::{Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
@@ -36,8 +36,7 @@ fn rocket(with_fairing: bool) -> Rocket<Build> {
     let config = Config { log_level: LogLevel::Off, ..Config::debug_default() };
     let rocket = rocket::custom(config).mount("/", rocket::routes![counter, read, twice, plain]);
     if with_fairing {
-        let sessions = SessionConfig::new().with_secret([7u8; 64]).expect("a long secret");
-        rocket.attach(SessionFairing::new(SessionManager::builder(sessions).build().expect("a manager")))
+        rocket.attach(SessionFairing::new(manager()))
     } else {
         rocket
     }
@@ -45,11 +44,6 @@ fn rocket(with_fairing: bool) -> Rocket<Build> {
 
 fn set_cookies(res: &LocalResponse<'_>) -> Vec<String> {
     res.headers().get("Set-Cookie").map(str::to_owned).collect()
-}
-
-/// The `name=value` pair a browser sends back for this `Set-Cookie` value.
-fn pair(set_cookie: &str) -> String {
-    set_cookie.split(';').next().expect("name=value").to_owned()
 }
 
 #[rocket::async_test]
@@ -60,7 +54,7 @@ async fn a_write_sets_the_cookie_that_finds_the_session_again() {
     assert_eq!(first.into_string().await.as_deref(), Some("1"));
     assert_eq!(cookies.len(), 1, "{cookies:?}");
     assert!(cookies[0].starts_with("beaker.session.id="), "{cookies:?}");
-    let pair = pair(&cookies[0]);
+    let pair = cookie_pair(&cookies[0]);
 
     // Two Cookie lines, ours second: still found; a read writes nothing.
     let read =
@@ -78,7 +72,7 @@ async fn a_write_sets_the_cookie_that_finds_the_session_again() {
 async fn every_guard_of_a_request_shares_one_session() {
     let client = Client::untracked(rocket(true)).await.expect("a client");
     let res = client.get("/twice").dispatch().await;
-    let cookie = pair(set_cookies(&res).first().expect("the write set a cookie"));
+    let cookie = cookie_pair(set_cookies(&res).first().expect("the write set a cookie"));
     assert_eq!(res.into_string().await.as_deref(), Some("5"));
     let read = client.get("/read").header(Header::new("Cookie", cookie)).dispatch().await;
     assert_eq!(read.into_string().await.as_deref(), Some("5"));

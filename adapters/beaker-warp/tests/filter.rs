@@ -1,7 +1,7 @@
 //! The filter and `Session::finish` through `warp::test`: cookies set only on writes,
 //! sessions found again from their cookie (over several `Cookie` lines too).
 
-use beaker_core::{SessionConfig, SessionManager};
+use beaker_testkit::fixtures::manager;
 use beaker_warp::{with_session, Session, SessionError};
 use warp::http::header::{CONTENT_TYPE, SET_COOKIE};
 use warp::http::Response;
@@ -16,11 +16,6 @@ async fn counter(session: &Session) -> Result<String, SessionError> {
 
 async fn read(session: &Session) -> Result<String, SessionError> {
     Ok(session.get::<u64>("n").await?.map_or("none".into(), |n| n.to_string()))
-}
-
-fn manager() -> SessionManager {
-    let config = SessionConfig::new().with_secret([7u8; 64]).expect("a long secret");
-    SessionManager::builder(config).build().expect("a manager")
 }
 
 fn set_cookies(res: &Response<Bytes>) -> Vec<String> {

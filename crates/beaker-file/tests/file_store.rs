@@ -201,8 +201,7 @@ async fn cleanup_removes_abandoned_temporary_files_only_when_old() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lifecycle_races_on_the_file_store() {
     let dir = tempfile::tempdir().unwrap();
-    let config = beaker_core::SessionConfig::new().with_secret("a secret of at least 16 bytes").unwrap();
-    let manager = beaker_core::SessionManager::builder(config).store(open(dir.path()).await).build().unwrap();
+    let manager = beaker_testkit::fixtures::manager_on(std::sync::Arc::new(open(dir.path()).await));
     beaker_testkit::lifecycle::LifecycleRaceSuite::new(manager).run().await;
     assert_eq!(leftovers(dir.path()), Vec::<String>::new(), "temporary files left behind");
 }

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use beaker_core::store::{async_trait, Changes, Record, SessionStore, StoreKey};
 use beaker_core::{SessionConfig, SessionManager, StoreError};
 use beaker_sql::{SqlOptions, SqlStore};
+use beaker_testkit::fixtures::cookie_pair;
 
 /// Records the name of every call before passing it on.
 #[derive(Debug)]
@@ -59,11 +60,6 @@ impl SessionStore for Counting {
     }
 }
 
-/// The `Cookie` header value for a `Set-Cookie` value.
-fn cookie_of(set_cookie: &beaker_core::SetCookie) -> String {
-    set_cookie.as_str().split(';').next().unwrap().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_make_the_documented_store_calls_and_merge_per_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -80,7 +76,7 @@ async fn requests_make_the_documented_store_calls_and_merge_per_key() {
     s.insert("user", "ann").await.unwrap();
     let set = manager.finish(&s).await.unwrap();
     assert_eq!(store.take(), ["create"]);
-    let cookie = cookie_of(&set[0]);
+    let cookie = cookie_pair(set[0].as_str());
 
     // Untouched: nothing.
     let s = manager.start([cookie.as_str()]);

@@ -196,8 +196,7 @@ async fn conformance_checks(env: Arc<Env>) {
         .run()
         .await;
     // Whole requests racing a logout and a login, through a manager on this store.
-    let config = beaker_core::SessionConfig::new().with_secret("a test secret, long enough").unwrap();
-    let manager = beaker_core::SessionManager::builder(config).shared_store(Arc::new(store.clone())).build().unwrap();
+    let manager = beaker_testkit::fixtures::manager_on(Arc::new(store.clone()));
     beaker_testkit::lifecycle::LifecycleRaceSuite::new(manager).run().await;
     let cache = SqlCache::new(client.clone());
     CacheBackendSuite::new(Arc::new(cache.clone())).with_real_time_expiry().run().await;

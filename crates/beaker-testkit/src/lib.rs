@@ -7,6 +7,8 @@
 //!   [`CacheBackend`](beaker_core::cache::CacheBackend) suites;
 //! - [`adapter`]: the HTTP scenario table every framework adapter passes, run against a
 //!   real server on a loopback port with a real HTTP client;
+//! - [`fixtures`]: a session manager with a test secret, and the cookie a browser sends
+//!   back for a `Set-Cookie` value;
 //! - [`lifecycle`]: logouts and logins raced by parallel requests of the same session,
 //!   through a session manager on a real store (the ended-session rule);
 //! - [`model`]: a model check of whole session managers against a plain map (proptest);
@@ -14,6 +16,7 @@
 //!   that stop, restart or freeze their own server.
 
 pub mod adapter;
+pub mod fixtures;
 pub mod lifecycle;
 pub mod model;
 pub mod process;

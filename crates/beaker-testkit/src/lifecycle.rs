@@ -21,6 +21,8 @@ use std::time::Duration;
 
 use beaker_core::{SessionManager, SetCookie};
 
+use crate::fixtures::cookie_pair;
+
 /// The logout and login races.
 #[derive(Debug)]
 pub struct LifecycleRaceSuite {
@@ -33,10 +35,6 @@ pub struct LifecycleRaceSuite {
 struct Reply {
     cookies: Vec<SetCookie>,
     dropped: bool,
-}
-
-fn pair(cookie: &SetCookie) -> String {
-    cookie.as_str().split(';').next().unwrap_or_default().to_owned()
 }
 
 impl LifecycleRaceSuite {
@@ -72,7 +70,7 @@ impl LifecycleRaceSuite {
         let s = self.manager.start(std::iter::empty());
         s.insert(key, value).await.expect("insert");
         let out = self.manager.finish(&s).await.expect("finish");
-        pair(out.first().expect("a new session's cookie"))
+        cookie_pair(out.first().expect("a new session's cookie").as_str())
     }
 
     /// `parallel` counter requests on `cookie`, spread around the moment the other
@@ -122,7 +120,7 @@ impl LifecycleRaceSuite {
         for c in counters {
             let reply = c.await.expect("counter task");
             dropped += usize::from(reply.dropped);
-            given.extend(reply.cookies.iter().filter(|c| !c.is_removal()).map(pair));
+            given.extend(reply.cookies.iter().filter(|c| !c.is_removal()).map(|c| cookie_pair(c.as_str())));
         }
         let out = logout.await.expect("logout task");
         assert!(out.iter().all(SetCookie::is_removal), "logout set a live cookie");
@@ -158,7 +156,7 @@ impl LifecycleRaceSuite {
         }
         let (out, dropped) = login.await.expect("login task");
         assert!(!dropped, "the login itself was dropped");
-        let new = pair(out.first().expect("the login's cookie"));
+        let new = cookie_pair(out.first().expect("the login's cookie").as_str());
         let s = self.manager.start([new.as_str()]);
         assert_eq!(s.get::<String>("user").await.expect("get").as_deref(), Some("ada"), "login lost");
         assert_eq!(s.get::<String>("theme").await.expect("get").as_deref(), Some("dark"), "data lost in the move");

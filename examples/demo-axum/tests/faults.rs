@@ -22,6 +22,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use beaker_testkit::adapter::DemoServer;
+use beaker_testkit::fixtures::cookie_pair;
 use beaker_testkit::process::LocalServer;
 
 /// The store timeout the demo runs with (`BEAKER_SESSION_STORE_TIMEOUT`).
@@ -92,11 +93,6 @@ fn request(addr: SocketAddr, method: &str, path: &str, cookie: Option<&str>) -> 
     Ok(Answer { status, set_cookie, body: body.to_owned() })
 }
 
-/// The `name=value` pair of a `Set-Cookie` value.
-fn pair(set_cookie: &str) -> String {
-    set_cookie.split(';').next().unwrap_or_default().trim().to_owned()
-}
-
 // ---------------------------------------------------------------------------------------
 // Load: clients, each with its own session, incrementing its counter until told to stop.
 
@@ -116,7 +112,7 @@ struct Client {
 fn login(addr: SocketAddr, name: &str) -> String {
     let a = request(addr, "POST", &format!("/login?user={name}"), None).expect("login");
     assert_eq!((a.status, a.body.as_str()), (200, name), "login of {name}");
-    pair(&a.set_cookie.expect("login sets a cookie"))
+    cookie_pair(&a.set_cookie.expect("login sets a cookie"))
 }
 
 fn start_load(addr: SocketAddr, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<Client>> {

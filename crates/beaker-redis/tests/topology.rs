@@ -1,0 +1,291 @@
+//! beaker-redis beyond one node and one thread: Cluster (`BEAKER_TEST_REDIS_CLUSTER_URL`,
+//! unset = skipped), Sentinel with a failover (servers of the test's own), and the
+//! connections of worker threads.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use beaker_core::cache::{CacheBackend, CacheEntry};
+use beaker_core::store::{Changes, SessionStore, StoreKey};
+use beaker_core::{SessionId, StoreError};
+use beaker_redis::{RedisCache, RedisClient, RedisOptions, RedisStore};
+use beaker_testkit::process::LocalServer;
+use beaker_testkit::skip_or_fail;
+use beaker_testkit::store::{CacheBackendSuite, SessionStoreSuite};
+use common::{
+    assert_worker_round_trip, cleanup, connect, current_thread_runtime, lifecycle_races, options, own_redis,
+    own_redis_with, raw, record, redis_url, run_prefix, single_url, try_raw, worker_round_trip,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_passes_the_conformance_suites() {
+    let suite = "redis cluster suites";
+    let Ok(url) = std::env::var("BEAKER_TEST_REDIS_CLUSTER_URL") else {
+        return skip_or_fail(suite, "BEAKER_TEST_REDIS_CLUSTER_URL is not set");
+    };
+    let opts = options("cluster");
+    let Some(client) = connect(suite, &url, opts.clone()).await else { return };
+    assert!(client.is_cluster());
+    assert_worker_round_trip(&url, &opts);
+    let store = RedisStore::new(client.clone());
+    lifecycle_races(Arc::new(store.clone())).await;
+    SessionStoreSuite::new(Arc::new(store)).with_real_time_expiry().run().await;
+    let cache = RedisCache::new(client);
+    CacheBackendSuite::new(Arc::new(cache.clone())).run().await;
+
+    // Enough entries to land on every master; clear must find them all.
+    let entry = CacheEntry { value: b"v".to_vec(), stored_at: SystemTime::now(), fresh_until: None };
+    for i in 0..200 {
+        cache.put("spread", &format!("key-{i}"), &entry, Some(Duration::from_secs(120))).await.unwrap();
+    }
+    cache.put("kept", "key-0", &entry, Some(Duration::from_secs(120))).await.unwrap();
+    cache.clear("spread").await.unwrap();
+    for i in 0..200 {
+        assert!(cache.get("spread", &format!("key-{i}")).await.unwrap().is_none(), "key-{i} survived clear");
+    }
+    assert!(cache.get("kept", "key-0").await.unwrap().is_some());
+    cache.clear("kept").await.unwrap();
+}
+
+#[test]
+fn a_worker_thread_calls_on_a_connection_of_its_own() {
+    let (url, opts) = (single_url(), options("threads"));
+    if current_thread_runtime().block_on(connect("redis thread connections", &url, opts.clone())).is_none() {
+        return;
+    }
+    assert_worker_round_trip(&url, &opts);
+    // With one shared connection, the worker's call waits on `origin` until its deadline.
+    let one = opts.clone().with_thread_connections(false).with_timeout(Duration::from_millis(300));
+    let (created, _) = worker_round_trip(&url, &one);
+    assert!(created.as_ref().is_err_and(|e| e.is_unavailable()), "{created:?}");
+    current_thread_runtime().block_on(cleanup(&url, &opts));
+}
+
+/// `connected_clients` of `server`, once it equals `want` (within 5 s), else the last value.
+async fn clients_become(server: &LocalServer, want: i64) -> i64 {
+    let mut conn = raw(&redis_url(server)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let info: String = redis::cmd("INFO").arg("clients").query_async(&mut conn).await.unwrap();
+        let n = info
+            .lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(-1);
+        // Minus the connection asking.
+        if n - 1 == want || tokio::time::Instant::now() > deadline {
+            return n - 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn a_thread_connection_closes_with_its_thread_or_once_its_client_is_gone() {
+    let main = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let Some(server) = main.block_on(own_redis("redis thread connections")) else { return };
+    let url = redis_url(&server);
+    let connect = || main.block_on(RedisStore::connect(&url, RedisOptions::default())).unwrap();
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+
+    // A worker thread with its own current-thread runtime, loading with whatever store
+    // it is sent; it answers after each load.
+    let (to_worker, jobs) = std::sync::mpsc::channel::<Option<RedisStore>>();
+    let (done, from_worker) = std::sync::mpsc::channel::<Result<(), StoreError>>();
+    let worker = std::thread::spawn(move || {
+        let runtime = current_thread_runtime();
+        while let Ok(Some(store)) = jobs.recv() {
+            let outcome = runtime.block_on(store.load(&key)).map(|_| ());
+            drop(store);
+            done.send(outcome).unwrap();
+        }
+    });
+    let on_worker = |store: RedisStore| {
+        to_worker.send(Some(store)).unwrap();
+        from_worker.recv().unwrap().unwrap();
+    };
+
+    let first = connect();
+    assert_eq!(main.block_on(clients_become(&server, 1)), 1);
+    on_worker(first.clone());
+    assert_eq!(main.block_on(clients_become(&server, 2)), 2, "the worker opened one connection of its own");
+    on_worker(first.clone());
+    assert_eq!(main.block_on(clients_become(&server, 2)), 2, "the worker reuses its connection");
+
+    // The first client is dropped: its shared connection closes at once; the worker's
+    // closes when the worker next opens a connection.
+    drop(first);
+    assert_eq!(main.block_on(clients_become(&server, 1)), 1);
+    let second = connect();
+    on_worker(second.clone());
+    assert_eq!(main.block_on(clients_become(&server, 2)), 2, "the dropped client's connection was let go");
+
+    // The worker thread ends: its connection closes with it.
+    to_worker.send(None).unwrap();
+    worker.join().unwrap();
+    assert_eq!(main.block_on(clients_become(&server, 1)), 1);
+    drop(second);
+}
+
+/// Runs `query` against `server` until `done` holds for its answer (within 30 s).
+async fn until<T: redis::FromRedisValue>(
+    server: &LocalServer,
+    what: &str,
+    query: redis::Cmd,
+    done: impl Fn(&T) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        // A fresh connection each time: a failover kills the instances' client connections.
+        // Any failure, connecting included, is "not yet".
+        let answer = match try_raw(&redis_url(server)).await {
+            Ok(mut conn) => query.query_async::<T>(&mut conn).await.ok(),
+            Err(_) => None,
+        };
+        if answer.as_ref().is_some_and(&done) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sends the command `words` (split at spaces) to `server`, retrying on a fresh connection
+/// for up to 10 s when the connection fails: the instances of a failover drop their
+/// clients. A server error naming one of `done_if` means an earlier try went through.
+async fn admin(server: &LocalServer, words: &str, done_if: &[&str]) -> redis::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut parts = words.split(' ');
+        let mut cmd = redis::cmd(parts.next().unwrap_or_default());
+        for part in parts {
+            cmd.arg(part);
+        }
+        let outcome = match try_raw(&redis_url(server)).await {
+            Ok(mut conn) => cmd.query_async::<redis::Value>(&mut conn).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(value) => return value,
+            Err(e) if done_if.iter().any(|d| e.to_string().contains(d)) => return redis::Value::Nil,
+            Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() => {
+                assert!(tokio::time::Instant::now() < deadline, "{words}: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{words}: {e}"),
+        }
+    }
+}
+
+/// The fields of the hash `key` on `server`.
+async fn hash_fields(server: &LocalServer, key: &str) -> Vec<String> {
+    redis::from_redis_value(admin(server, &format!("HKEYS {key}"), &[]).await).unwrap()
+}
+
+fn info(section: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("INFO");
+    cmd.arg(section);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_passes_the_conformance_suites_and_follows_a_failover() {
+    let suite = "redis sentinel";
+    // A master and its replica, then one sentinel watching them (started once the
+    // replica is in sync, so that its first look at the master already finds it).
+    let Some(master) = own_redis(suite).await else { return };
+    let of_master = vec!["--replicaof".into(), "127.0.0.1".into(), master.port().to_string()];
+    let Some(replica) = own_redis_with(suite, of_master).await else { return };
+    until(&replica, "the replica to sync", info("replication"), |i: &String| i.contains("master_link_status:up")).await;
+    let dir = std::env::temp_dir().join(format!("beaker-sentinel-{}", &run_prefix("s")[13..25]));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sentinel_dir = dir.clone();
+    let master_port = master.port();
+    let conf = dir.join("sentinel.conf");
+    let spawn = move |port: u16| {
+        // The sentinel rewrites its configuration file: one of its own per start.
+        let text = format!(
+            "port {port}\nbind 127.0.0.1\ndir {dir}\nsentinel monitor beakermaster 127.0.0.1 {master_port} 1\n\
+             sentinel down-after-milliseconds beakermaster 1000\nsentinel failover-timeout beakermaster 5000\n",
+            dir = dir.display()
+        );
+        std::fs::write(&conf, text)?;
+        Command::new("redis-server").arg(&conf).arg("--sentinel").stdout(Stdio::null()).stderr(Stdio::null()).spawn()
+    };
+    let sentinel = match LocalServer::start(spawn).await {
+        Ok(s) => s,
+        Err(e) => return skip_or_fail(suite, &format!("cannot start a sentinel: {e}")),
+    };
+    let mut replicas = redis::cmd("SENTINEL");
+    replicas.arg("REPLICAS").arg("beakermaster");
+    until(&sentinel, "the sentinel to see the replica", replicas, |r: &Vec<Vec<String>>| r.len() == 1).await;
+
+    let url = format!("redis+sentinel://{}/beakermaster", sentinel.addr());
+    let opts = options("sentinel");
+    assert_worker_round_trip(&url, &opts);
+    let client = RedisClient::connect(&url, opts).await.expect("connects through the sentinel");
+    let store = RedisStore::new(client.clone());
+    SessionStoreSuite::new(Arc::new(store.clone())).with_real_time_expiry().run().await;
+    CacheBackendSuite::new(Arc::new(RedisCache::new(client))).with_real_time_expiry().run().await;
+
+    // A failover: the replica becomes the master and the old master its replica, alive
+    // and refusing writes. The store follows: the write after it lands on the new master.
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    assert!(store.create(&key, &record(None)).await.unwrap());
+    admin(&master, "WAIT 1 5000", &[]).await;
+    admin(&sentinel, "SENTINEL FAILOVER beakermaster", &["INPROG"]).await;
+    until(&replica, "the replica to be promoted", info("replication"), |i: &String| i.contains("role:master")).await;
+    until(&master, "the old master to follow it", info("replication"), |i: &String| i.contains("role:slave")).await;
+    let mut changes = Changes {
+        clear: false,
+        set: [("after".to_string(), b"\"failover\"".to_vec())].into(),
+        remove: Default::default(),
+        accessed: SystemTime::now(),
+        expires: None,
+    };
+    assert!(store.apply(&key, &changes).await.expect("a write after the failover"), "the record went missing");
+    changes.set.clear();
+    let loaded = store.load(&key).await.unwrap().expect("the record, on the new master");
+    assert_eq!(loaded.entries.get("after").map(Vec::as_slice), Some(b"\"failover\"".as_slice()));
+    let on_new_master = hash_fields(&replica, &store.redis_key(&key)).await;
+    assert!(on_new_master.iter().any(|f| f.ends_with("after")), "{on_new_master:?}");
+
+    // A switch that leaves clients connected (an operator's `REPLICAOF`, then the sentinel
+    // told of the new master): the store's connection now reaches a replica, which
+    // answers writes with `READONLY`. The store asks the sentinel again.
+    // A worker thread (its own runtime, so its own connection) reads before the switch and
+    // writes after it: its connection must follow too.
+    let (ready, read_done) = std::sync::mpsc::channel();
+    let (go, write_now) = std::sync::mpsc::channel::<Changes>();
+    let worker = std::thread::spawn({
+        let (store, key) = (store.clone(), key.clone());
+        move || {
+            let runtime = current_thread_runtime();
+            ready.send(runtime.block_on(store.load(&key)).map(|r| r.is_some())).unwrap();
+            let changes = write_now.recv().unwrap();
+            runtime.block_on(store.apply(&key, &changes))
+        }
+    });
+    assert!(read_done.recv().unwrap().expect("the worker's read"), "the worker found no record");
+    admin(&master, "REPLICAOF NO ONE", &[]).await;
+    admin(&replica, &format!("REPLICAOF 127.0.0.1 {}", master.port()), &[]).await;
+    until(&replica, "the switch back", info("replication"), |i: &String| i.contains("master_link_status:up")).await;
+    admin(&sentinel, "SENTINEL REMOVE beakermaster", &["No such master"]).await;
+    admin(&sentinel, &format!("SENTINEL MONITOR beakermaster 127.0.0.1 {} 1", master.port()), &["Duplicate"]).await;
+    changes.set.insert("again".to_string(), b"\"switched\"".to_vec());
+    changes.accessed = SystemTime::now();
+    assert!(store.apply(&key, &changes).await.expect("a write after the switch"), "the record went missing");
+    changes.set = [("worker".to_string(), b"\"switched too\"".to_vec())].into();
+    go.send(changes).unwrap();
+    let written = worker.join().unwrap();
+    assert!(written.expect("the worker's write after the switch"), "the record went missing for the worker");
+    let on_master = hash_fields(&master, &store.redis_key(&key)).await;
+    for field in ["again", "worker"] {
+        assert!(on_master.iter().any(|f| f.ends_with(field)), "{field} missing: {on_master:?}");
+    }
+    drop(sentinel);
+    let _ = std::fs::remove_dir_all(sentinel_dir);
+}
