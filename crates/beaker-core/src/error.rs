@@ -36,6 +36,15 @@ pub enum StoreError {
         /// What was wrong.
         message: String,
     },
+    /// The store cannot do this at all (listing the sessions of a cookie-only or
+    /// third-party store that keeps no index). Adapters answer 501.
+    #[error("the {store} session store does not support {operation}")]
+    Unsupported {
+        /// The store's [`name`](crate::store::SessionStore::name).
+        store: &'static str,
+        /// What was asked (`listing sessions`, `a principal index`, ...).
+        operation: &'static str,
+    },
     /// Any other backend failure.
     #[error("session store error: {message}")]
     Backend {
@@ -63,6 +72,11 @@ impl StoreError {
         StoreError::Rejected { message: message.into(), source }
     }
 
+    /// An `Unsupported` error.
+    pub fn unsupported(store: &'static str, operation: &'static str) -> Self {
+        StoreError::Unsupported { store, operation }
+    }
+
     /// A `Corrupt` error.
     pub fn corrupt(message: impl Into<String>) -> Self {
         StoreError::Corrupt { message: message.into() }
@@ -77,6 +91,9 @@ impl StoreError {
             StoreError::Rejected { .. } => StoreError::Rejected { message, source: None },
             StoreError::Corrupt { .. } => StoreError::Corrupt { message },
             StoreError::Backend { .. } => StoreError::Backend { message, source: None },
+            StoreError::Unsupported { store, operation } => {
+                StoreError::Unsupported { store: *store, operation: *operation }
+            }
         }
     }
 
@@ -143,6 +160,7 @@ impl Error {
     pub fn status_code(&self) -> u16 {
         match self {
             Error::Store(StoreError::Unavailable { .. }) => 503,
+            Error::Store(StoreError::Unsupported { .. }) => 501,
             Error::Store(StoreError::Rejected { .. }) | Error::CookieTooLarge { .. } => 413,
             _ => 500,
         }
@@ -153,6 +171,7 @@ impl Error {
         match self {
             Error::Store(StoreError::Unavailable { .. }) => "session store unavailable",
             Error::Store(StoreError::Rejected { .. }) => "session store refused the data (too large?)",
+            Error::Store(StoreError::Unsupported { .. }) => "not supported by this session store",
             Error::CookieTooLarge { .. } => "session too large for its cookie",
             Error::Store(_) => "session store error",
             _ => "session error",

@@ -142,8 +142,13 @@ impl ManagerInner {
             st.phase = Phase::Loaded(None);
             return Ok(Written::Nothing);
         }
-        let record =
-            Record { entries: st.data.entries.clone(), created: now, accessed: now, expires: self.expiry(now, now) };
+        let record = Record {
+            entries: st.data.entries.clone(),
+            created: now,
+            accessed: now,
+            expires: self.expiry(now, now),
+            owner: None,
+        };
         let mut created = None;
         for _ in 0..CREATE_ATTEMPTS {
             let id = SessionId::generate();
@@ -182,6 +187,7 @@ impl ManagerInner {
             remove: std::mem::take(&mut data.remove),
             accessed: now,
             expires: self.expiry(created, now),
+            owner: None,
         };
         data.clear = false;
         changes
@@ -230,7 +236,7 @@ impl ManagerInner {
             self.counters.created.increment(1);
         }
         self.counters.saved.increment(1);
-        let record = Record { entries, created, accessed: now, expires: self.expiry(created, now) };
+        let record = Record { entries, created, accessed: now, expires: self.expiry(created, now), owner: None };
         let sealed = cookie_store::seal(&self.keys, &self.config.key, &record);
         let cookie = cookies::session_cookie(&self.config, sealed, now);
         if cookie.as_str().len() > self.config.cookie_limit {

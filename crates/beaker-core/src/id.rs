@@ -122,6 +122,48 @@ impl StoreKey {
     }
 }
 
+/// A name for one stored session that is safe to show: to its user ("your devices"), to an
+/// operator, in logs. It is derived from the [`StoreKey`] by a one-way hash, so it is
+/// never a usable session token, not even where the store key is the id itself (Beaker
+/// compatibility). 22 characters of URL-safe base64 (132 bits).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionHandle(String);
+
+const HANDLE_LEN: usize = 22;
+
+impl SessionHandle {
+    /// The handle of the session filed under `key`.
+    pub fn of(key: &StoreKey) -> Self {
+        let digest = Sha256::new_with_prefix(b"beaker-rs session handle\0").chain_update(key.as_bytes()).finalize();
+        let mut s = URL_SAFE_NO_PAD.encode(digest);
+        s.truncate(HANDLE_LEN);
+        SessionHandle(s)
+    }
+
+    /// Reads a handle a user or operator typed; `None` unless it has a handle's shape.
+    pub fn parse(s: &str) -> Option<Self> {
+        let ok = s.len() == HANDLE_LEN && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| SessionHandle(s.to_owned()))
+    }
+
+    /// The handle as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionHandle({})", self.0)
+    }
+}
+
 // By the key's bytes (the zeros after it are not part of it).
 impl PartialEq for StoreKey {
     fn eq(&self, other: &Self) -> bool {

@@ -104,7 +104,7 @@ pub use config::{CacheHeaders, CookieExpires, OnStoreError, SameSite, SessionCon
 pub use cookie_store::CookieStore;
 pub use cookies::SetCookie;
 pub use error::{BoxError, ConfigError, Error, StoreError};
-pub use id::SessionId;
+pub use id::{SessionHandle, SessionId};
 pub use manager::{SessionManager, SessionManagerBuilder};
 pub use memory::MemoryStore;
 pub use secret::Secret;

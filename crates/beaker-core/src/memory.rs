@@ -432,7 +432,7 @@ mod tests {
     use crate::id::SessionId;
 
     fn record(accessed: SystemTime, expires: Option<SystemTime>) -> Record {
-        Record { entries: BTreeMap::new(), created: accessed, accessed, expires }
+        Record { entries: BTreeMap::new(), created: accessed, accessed, expires, owner: None }
     }
 
     fn key() -> StoreKey {
@@ -477,6 +477,7 @@ mod tests {
             remove: Default::default(),
             accessed: clock.now(),
             expires: None,
+            owner: None,
         };
         assert!(store.apply(&k, &grow).await.unwrap());
         assert!(store.bytes() <= 64 * 1024, "{} bytes held", store.bytes());
@@ -536,6 +537,7 @@ mod tests {
                 remove: Default::default(),
                 accessed: clock.now(),
                 expires: None,
+                owner: None,
             }
         ));
         // Many tombstones stay within the store's bound.

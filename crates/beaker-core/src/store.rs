@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::clock::{from_millis, to_millis};
 use crate::error::StoreError;
-pub use crate::id::StoreKey;
+pub use crate::id::{SessionHandle, StoreKey};
 
 /// Re-exported so that store implementations name the same `async_trait`.
 pub use async_trait::async_trait;
@@ -25,6 +25,62 @@ pub struct Record {
     pub accessed: SystemTime,
     /// When the record stops being valid; `None` = no server-side expiry.
     pub expires: Option<SystemTime>,
+    /// Who the session belongs to, once the application said so
+    /// (`Session::set_principal`); stores file the key in their principal index.
+    pub owner: Option<Owner>,
+}
+
+/// Who a session belongs to: the application's id for the user (the *principal*) and,
+/// optionally, a short description of the device the application chose to record (a user
+/// agent, an address). Both are plain text the store keeps beside the session's entries.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Owner {
+    /// The application's id for the user, e.g. a user id or a login name.
+    pub principal: String,
+    /// What the application recorded about the device, if anything.
+    pub device: Option<String>,
+}
+
+/// One session as a listing shows it: enough to name it (its key, from which the
+/// displayable [`SessionHandle`] is derived) and describe it, without its entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The key the record is filed under (never shown: use [`SessionHandle::of`]).
+    pub key: StoreKey,
+    /// When the session was created.
+    pub created: SystemTime,
+    /// When it was last used, as far as the store was told.
+    pub accessed: SystemTime,
+    /// When it expires.
+    pub expires: Option<SystemTime>,
+    /// Who it belongs to.
+    pub owner: Option<Owner>,
+    /// The size of its entries (keys and serialized values) in bytes.
+    pub size: u64,
+}
+
+impl Listed {
+    /// The listing of `record`, filed under `key`.
+    pub fn of(key: &StoreKey, record: &Record) -> Self {
+        Listed {
+            key: key.clone(),
+            created: record.created,
+            accessed: record.accessed,
+            expires: record.expires,
+            owner: record.owner.clone(),
+            size: record.entries.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum(),
+        }
+    }
+}
+
+/// One page of a [`SessionStore::scan`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Page {
+    /// The sessions on this page (live records only; no tombstones).
+    pub items: Vec<Listed>,
+    /// Where the next page starts (an opaque cursor for the same store), or `None` when
+    /// the scan is complete.
+    pub next: Option<String>,
 }
 
 impl Record {
@@ -55,14 +111,19 @@ impl Record {
         }
         self.accessed = changes.accessed;
         self.expires = changes.expires;
+        if let Some(owner) = &changes.owner {
+            self.owner = Some(owner.clone());
+        }
     }
 
     /// A compact, versioned binary form of the whole record, for stores that keep a session
-    /// as one blob (files, Memcached, the cookie store).
+    /// as one blob (files, Memcached, the cookie store). A record without an owner is
+    /// written in the first version of the format, byte for byte, so that an older reader
+    /// still reads it.
     pub fn to_bytes(&self) -> Vec<u8> {
         let size: usize = self.entries.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
         let mut out = Vec::with_capacity(RECORD_HEADER + size);
-        out.extend_from_slice(RECORD_MAGIC);
+        out.extend_from_slice(if self.owner.is_some() { RECORD_MAGIC_OWNED } else { RECORD_MAGIC });
         out.extend_from_slice(&to_millis(self.created).to_be_bytes());
         out.extend_from_slice(&to_millis(self.accessed).to_be_bytes());
         out.extend_from_slice(&self.expires.map_or(0, to_millis).to_be_bytes());
@@ -73,6 +134,16 @@ impl Record {
             out.extend_from_slice(&(v.len() as u32).to_be_bytes());
             out.extend_from_slice(v);
         }
+        if let Some(owner) = &self.owner {
+            put_str(&mut out, &owner.principal);
+            match &owner.device {
+                Some(device) => {
+                    out.push(1);
+                    put_str(&mut out, device);
+                }
+                None => out.push(0),
+            }
+        }
         out
     }
 
@@ -80,9 +151,11 @@ impl Record {
     /// input, so garbage or truncated input is an error and never a large allocation.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
         let mut r = Reader(bytes);
-        if r.take(RECORD_MAGIC.len())? != RECORD_MAGIC {
-            return Err(StoreError::corrupt("not a beaker record (bad magic or version)"));
-        }
+        let owned = match r.take(RECORD_MAGIC.len())? {
+            m if m == RECORD_MAGIC => false,
+            m if m == RECORD_MAGIC_OWNED => true,
+            _ => return Err(StoreError::corrupt("not a beaker record (bad magic or version)")),
+        };
         let created = from_millis(r.u64()?);
         let accessed = from_millis(r.u64()?);
         let expires = match r.u64()? {
@@ -99,14 +172,32 @@ impl Record {
             let vlen = r.u32()? as usize;
             entries.insert(key, r.take(vlen)?.to_vec());
         }
+        let owner = if owned {
+            let principal = r.str()?;
+            let device = match r.take(1)? {
+                [0] => None,
+                [1] => Some(r.str()?),
+                _ => return Err(StoreError::corrupt("bad device flag in the record")),
+            };
+            Some(Owner { principal, device })
+        } else {
+            None
+        };
         if !r.0.is_empty() {
             return Err(StoreError::corrupt("trailing bytes after the record"));
         }
-        Ok(Record { entries, created, accessed, expires })
+        Ok(Record { entries, created, accessed, expires, owner })
     }
 }
 
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
 const RECORD_MAGIC: &[u8] = b"BKR1";
+/// The same layout followed by the owner (principal, then a flag and the device).
+const RECORD_MAGIC_OWNED: &[u8] = b"BKR2";
 const RECORD_HEADER: usize = 4 + 8 * 3 + 4;
 
 struct Reader<'a>(&'a [u8]);
@@ -126,6 +217,11 @@ impl<'a> Reader<'a> {
     fn u32(&mut self) -> Result<u32, StoreError> {
         Ok(u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
     }
+    fn str(&mut self) -> Result<String, StoreError> {
+        let len = self.u32()? as usize;
+        let bytes = self.take(len)?;
+        Ok(std::str::from_utf8(bytes).map_err(|_| StoreError::corrupt("record owner is not UTF-8"))?.to_owned())
+    }
 }
 
 /// What one request changed in a session: per-key sets and removals (so that two
@@ -143,6 +239,9 @@ pub struct Changes {
     pub accessed: SystemTime,
     /// The new expiry (`None` = no server-side expiry).
     pub expires: Option<SystemTime>,
+    /// A new owner for the session (`None` = unchanged). The store moves the key in its
+    /// principal index with the write.
+    pub owner: Option<Owner>,
 }
 
 /// What [`SessionStore::lookup`] found under a key.
@@ -208,6 +307,33 @@ pub enum Lookup {
 /// `load` and the `delete` returns `true` and is lost. Every built-in store overrides
 /// all three with its backend's atomic operations; a third-party store should too (the
 /// testkit's store suite checks the contract above).
+///
+/// # The principal index and enumeration (optional capabilities)
+///
+/// A store that keeps a *principal index* lists the sessions of one user
+/// ([`sessions_of`](Self::sessions_of)), which is how an application shows "your devices",
+/// ends one of them, or signs a user out everywhere. The index follows the records:
+///
+/// - A record's [`owner`](Record::owner), given with the record to `create` or set by
+///   [`Changes::owner`] in `apply` or `rename`, files its key under `owner.principal`;
+///   changing the owner moves it. `touch` leaves the index alone.
+/// - `sessions_of(p)` lists exactly the live records whose owner's principal is `p` (no
+///   tombstones, nothing expired): a key whose record was ended, deleted, renamed away,
+///   expired or cleaned up is never listed, and `rename` lists the new key in place of the
+///   old one in the same step.
+/// - The index never outlives its sessions: its entries for a record go no later than the
+///   record does (native expiry, `cleanup`, or pruning when listed), so an index does not
+///   grow past the live sessions plus those `cleanup` has yet to remove.
+/// - Ending a listed session is [`end`](Self::end) on its key, with the same rule as a
+///   logout: no request in flight brings it back.
+///
+/// *Enumeration* is for operators and tools: [`count`](Self::count),
+/// [`scan`](Self::scan) in pages of bounded size, [`find`](Self::find) by
+/// [`SessionHandle`], and [`cleanup`](Self::cleanup) to delete what expired.
+///
+/// The defaults answer [`StoreError::Unsupported`] (`find` scans when `scan` works), so
+/// a store that keeps no index still compiles and says so; every built-in server store
+/// implements all of them (the testkit's store suite checks the rules above).
 ///
 /// The trait is object safe; the engine holds an `Arc<dyn SessionStore>`.
 #[async_trait]
@@ -281,6 +407,47 @@ pub trait SessionStore: Send + Sync + Debug + 'static {
         Ok(0)
     }
 
+    /// The live sessions of `principal` (see "The principal index" above), in any order.
+    /// The default answers [`StoreError::Unsupported`].
+    async fn sessions_of(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
+        let _ = principal;
+        Err(StoreError::unsupported(self.name(), "a principal index"))
+    }
+
+    /// How many live sessions the store holds. A store whose expired records linger until
+    /// `cleanup` may count them; its documentation says so. The default answers
+    /// [`StoreError::Unsupported`].
+    async fn count(&self) -> Result<u64, StoreError> {
+        Err(StoreError::unsupported(self.name(), "counting sessions"))
+    }
+
+    /// One page of at most `limit` live sessions (at least one unless the scan is done),
+    /// starting at `cursor` (`None`: from the start; then each page's
+    /// [`next`](Page::next)). Memory is bounded by `limit` whatever the store's size. A
+    /// scan that runs beside writes lists every session that lives throughout it, and may
+    /// miss or repeat one created, moved or ended meanwhile. The default answers
+    /// [`StoreError::Unsupported`].
+    async fn scan(&self, cursor: Option<&str>, limit: usize) -> Result<Page, StoreError> {
+        let _ = (cursor, limit);
+        Err(StoreError::unsupported(self.name(), "listing sessions"))
+    }
+
+    /// The key of the live session whose handle is `handle`, if any. The default scans
+    /// page by page; a store that can look a handle up directly should.
+    async fn find(&self, handle: &SessionHandle) -> Result<Option<StoreKey>, StoreError> {
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.scan(cursor.as_deref(), 1000).await?;
+            if let Some(found) = page.items.into_iter().find(|l| SessionHandle::of(&l.key) == *handle) {
+                return Ok(Some(found.key));
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(None),
+            }
+        }
+    }
+
     /// A short name for logs and metrics (`memory`, `redis`, ...).
     fn name(&self) -> &'static str;
 }
@@ -296,6 +463,7 @@ mod tests {
             created: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
             accessed: UNIX_EPOCH + Duration::from_millis(1_700_000_000_456),
             expires: Some(UNIX_EPOCH + Duration::from_millis(1_700_000_999_000)),
+            owner: None,
         }
     }
 
@@ -306,6 +474,36 @@ mod tests {
         let mut no_expiry = r.clone();
         no_expiry.expires = None;
         assert_eq!(Record::from_bytes(&no_expiry.to_bytes()).unwrap(), no_expiry);
+    }
+
+    #[test]
+    fn owned_records_round_trip_and_unowned_ones_keep_the_first_format() {
+        let plain = record().to_bytes();
+        assert_eq!(&plain[..4], b"BKR1");
+        for device in [None, Some("Firefox on 203.0.113.7".to_string())] {
+            let mut r = record();
+            r.owner = Some(Owner { principal: "alice@example.com".into(), device });
+            let bytes = r.to_bytes();
+            assert_eq!(&bytes[..4], b"BKR2");
+            assert_eq!(Record::from_bytes(&bytes).unwrap(), r);
+            for n in 0..bytes.len() {
+                assert!(Record::from_bytes(&bytes[..n]).is_err(), "prefix of {n} bytes accepted");
+            }
+        }
+    }
+
+    #[test]
+    fn a_handle_is_stable_distinct_and_not_the_key() {
+        let a = StoreKey::from_stored("abc").unwrap();
+        let b = StoreKey::from_stored("abd").unwrap();
+        let h = SessionHandle::of(&a);
+        assert_eq!(h, SessionHandle::of(&a));
+        assert_ne!(h, SessionHandle::of(&b));
+        assert_eq!(h.as_str().len(), 22);
+        assert!(!h.as_str().contains("abc"));
+        assert_eq!(SessionHandle::parse(h.as_str()), Some(h.clone()));
+        assert_eq!(SessionHandle::parse("short"), None);
+        assert_eq!(SessionHandle::parse(&format!("{}!", &h.as_str()[..21])), None);
     }
 
     #[test]
@@ -331,6 +529,7 @@ mod tests {
             remove: ["a".to_string()].into(),
             accessed: UNIX_EPOCH,
             expires: None,
+            owner: None,
         };
         r.apply(&changes);
         assert_eq!(r.entries.keys().collect::<Vec<_>>(), vec!["b", "ключ"]);

@@ -447,7 +447,13 @@ mod tests {
 
     fn record(n: usize) -> Record {
         let now = SystemTime::now();
-        Record { entries: [("k".to_string(), vec![0; n])].into(), created: now, accessed: now, expires: None }
+        Record {
+            entries: [("k".to_string(), vec![0; n])].into(),
+            created: now,
+            accessed: now,
+            expires: None,
+            owner: None,
+        }
     }
 
     #[test]

@@ -290,6 +290,7 @@ fn decode(raw: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>, StoreError> {
         created: from_ms(created),
         accessed: from_ms(accessed),
         expires: (expires != 0).then(|| from_ms(expires)),
+        owner: None,
     }))
 }
 

@@ -36,6 +36,7 @@ fn record(entries: &[(&str, i64)], expires: Option<SystemTime>) -> Record {
         created: now,
         accessed: now,
         expires,
+        owner: None,
     }
 }
 
@@ -74,6 +75,7 @@ async fn beakers_key_ttl_and_the_store_contract() {
         remove: Default::default(),
         accessed: SystemTime::now(),
         expires: None,
+        owner: None,
     };
     assert!(!store.apply(&k, &changes).await.unwrap(), "apply on a missing record writes nothing");
     assert!(!store.touch(&k, SystemTime::now(), None).await.unwrap());
@@ -111,6 +113,7 @@ async fn concurrent_writers_of_different_keys_all_survive() {
                         remove: Default::default(),
                         accessed: SystemTime::now(),
                         expires: None,
+                        owner: None,
                     };
                     store.apply(&k, &changes).await
                 })

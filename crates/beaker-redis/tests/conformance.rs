@@ -73,6 +73,7 @@ async fn sessions_use_native_ttl_and_a_hash_tag() {
         remove: ["user".to_string()].into(),
         accessed: SystemTime::now(),
         expires: None,
+        owner: None,
     };
     assert!(store.apply(&key, &changes).await.unwrap());
     let pttl: i64 = conn.pttl(&rkey).await.unwrap();
@@ -119,6 +120,7 @@ async fn records_of_the_legacy_layout_load_and_are_never_written_in_place() {
         remove: Default::default(),
         accessed: SystemTime::now(),
         expires: None,
+        owner: None,
     };
     assert!(!store.apply(&key, &changes).await.unwrap());
     assert!(!store.touch(&key, SystemTime::now(), None).await.unwrap());
@@ -174,6 +176,7 @@ async fn changes_of_thousands_of_keys_cross_the_scripts_argument_chunks() {
         remove: (0..999).map(|i| format!("key {i}")).collect(),
         accessed: SystemTime::now(),
         expires: None,
+        owner: None,
     };
     assert!(store.apply(&key, &changes).await.unwrap());
     for k in &changes.remove {

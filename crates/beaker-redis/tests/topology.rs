@@ -245,6 +245,7 @@ async fn sentinel_passes_the_conformance_suites_and_follows_a_failover() {
         remove: Default::default(),
         accessed: SystemTime::now(),
         expires: None,
+        owner: None,
     };
     assert!(store.apply(&key, &changes).await.expect("a write after the failover"), "the record went missing");
     changes.set.clear();

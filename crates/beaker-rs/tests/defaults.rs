@@ -111,6 +111,7 @@ async fn cleanup_runs_in_batches_until_done(url: &str, pool: &sqlx::AnyPool, tab
         created: now,
         accessed: now,
         expires: Some(now + Duration::from_millis(1)),
+        owner: None,
     };
     const ROWS: usize = 2_300;
     for _ in 0..ROWS / 10 {

@@ -283,6 +283,7 @@ fn decode(rows: Vec<Row>) -> Result<Option<Record>, StoreError> {
         created: from_ms(created, "created")?,
         accessed: from_ms(accessed, "accessed")?,
         expires: expires.map(|e| from_ms(e, "expires")).transpose()?,
+        owner: None,
     }))
 }
 

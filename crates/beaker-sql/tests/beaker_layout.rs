@@ -35,6 +35,7 @@ fn record(entries: &[(&str, i64)]) -> Record {
         created: now,
         accessed: now,
         expires: None,
+        owner: None,
     }
 }
 
@@ -45,6 +46,7 @@ fn set(entries: &[(&str, i64)]) -> Changes {
         remove: Default::default(),
         accessed: SystemTime::now(),
         expires: None,
+        owner: None,
     }
 }
 

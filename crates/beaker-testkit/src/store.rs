@@ -61,6 +61,7 @@ pub fn record(entries: &[(&str, &[u8])], expires: Option<SystemTime>) -> Record 
         created: now - Duration::from_secs(5),
         accessed: now,
         expires,
+        owner: None,
     }
 }
 
@@ -72,6 +73,7 @@ pub fn changes(set: &[(&str, &[u8])], remove: &[&str], expires: Option<SystemTim
         remove: remove.iter().map(|k| k.to_string()).collect(),
         accessed: now_ms(),
         expires,
+        owner: None,
     }
 }
 

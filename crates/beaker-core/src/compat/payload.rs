@@ -78,7 +78,7 @@ pub fn record_from_dict(mut map: Map<String, Value>, now: SystemTime) -> Result<
         let bytes = DataSerializer::Json.encode(&v).map_err(corrupt)?;
         entries.insert(k, bytes);
     }
-    Ok(Record { entries, created, accessed, expires: None })
+    Ok(Record { entries, created, accessed, expires: None, owner: None })
 }
 
 /// Beaker's session dict of a record: its entries as JSON values and the two reserved
@@ -186,6 +186,7 @@ mod tests {
             created: UNIX_EPOCH + Duration::from_millis(1_700_000_000_250),
             accessed: UNIX_EPOCH + Duration::from_millis(1_700_000_100_500),
             expires: None,
+            owner: None,
         }
     }
 

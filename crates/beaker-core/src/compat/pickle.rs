@@ -137,7 +137,7 @@ pub fn decode_pickle_session(encoded: &[u8], now: SystemTime) -> Result<Record, 
         let bytes = DataSerializer::MessagePack.encode(&Data(v)).map_err(corrupt)?;
         entries.insert(k.clone(), bytes);
     }
-    Ok(Record { entries, created, accessed, expires: None })
+    Ok(Record { entries, created, accessed, expires: None, owner: None })
 }
 
 /// Beaker's pickled session for a record: base64 of a protocol 2 pickle of the dict.

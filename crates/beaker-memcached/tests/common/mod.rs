@@ -106,6 +106,7 @@ pub(crate) fn record(expires: Option<SystemTime>) -> Record {
         created: now,
         accessed: now,
         expires,
+        owner: None,
     }
 }
 
@@ -116,6 +117,7 @@ pub(crate) fn changes(set: &[(&str, &str)], expires: Option<SystemTime>) -> Chan
         remove: Default::default(),
         accessed: SystemTime::now(),
         expires,
+        owner: None,
     }
 }
 

@@ -96,6 +96,7 @@ pub(crate) fn record(expires: Option<SystemTime>) -> Record {
         created: now,
         accessed: now,
         expires,
+        owner: None,
     }
 }
 
