@@ -81,10 +81,12 @@ end
 ";
 
 /// Replaces key `K` by a tombstone (a hash `{t = 1}`) living `ms` milliseconds, or
-/// deletes it when `ms` is `'0'`, and takes it out of its principal's index.
+/// deletes it when `ms` is `'0'`, and takes it out of its principal's index. Whatever
+/// the key held (a corrupt value of another type too) goes.
 const RETIRE_FN: &str = r"
 local function retire(K, ms)
-  local x = redis.call('HGET', K, 'x')
+  local x = false
+  if redis.call('TYPE', K).ok == 'hash' then x = redis.call('HGET', K, 'x') end
   redis.call('DEL', K)
   if ms ~= '0' then
     redis.call('HSET', K, 't', '1')
