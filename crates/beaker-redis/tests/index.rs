@@ -14,7 +14,7 @@ use beaker_core::store::{Changes, Lookup, Owner, SessionHandle, SessionStore, St
 use beaker_core::StoreError;
 use beaker_redis::{RedisOptions, RedisStore};
 use beaker_testkit::skip_or_fail;
-use beaker_testkit::store::{changes, fresh_key, record};
+use beaker_testkit::store::{changes, fresh_key, record, SessionIndexSuite};
 use common::{cleanup, connect, options, single_url};
 
 const RETIRE: Duration = Duration::from_secs(60);
@@ -71,6 +71,7 @@ async fn listed_keys(store: &RedisStore, principal: &str) -> HashSet<StoreKey> {
 async fn run_all(url: &str, opts: RedisOptions, suite: &str) {
     let Some(client) = connect(suite, url, opts.clone()).await else { return };
     let store = RedisStore::new(client);
+    SessionIndexSuite::new(std::sync::Arc::new(store.clone())).with_scan(400, 13).run().await;
     let mut raw = Raw::connect(url).await;
     the_owner_round_trips(&store).await;
     the_index_follows_every_write(&store).await;
