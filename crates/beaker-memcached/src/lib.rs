@@ -66,6 +66,7 @@
 
 mod cache;
 mod client;
+mod enumerate;
 mod error;
 mod index;
 mod session;

@@ -5,7 +5,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use beaker_core::store::{async_trait, Changes, Listed, Lookup, Owner, Record, SessionStore, StoreKey};
+use beaker_core::store::{
+    async_trait, Changes, Listed, Lookup, Owner, Page, Record, SessionHandle, SessionStore, StoreKey,
+};
 use beaker_core::StoreError;
 use memcache::exp::{Delete, Get, Meta, MutationStatus, Set};
 
@@ -192,6 +194,11 @@ impl MemcachedStore {
     /// The memcached key a session is filed under.
     pub fn memcached_key(&self, key: &StoreKey) -> String {
         make_key(&self.client.options.session_prefix, &[key.as_str()])
+    }
+
+    /// The live record under `key`, without remembering its CAS value (listings).
+    pub(crate) async fn live(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        Ok(self.read("list", &self.memcached_key(key)).await?.map(|(record, ..)| record))
     }
 
     /// The live record, its CAS value and its size in bytes.
@@ -465,6 +472,18 @@ impl SessionStore for MemcachedStore {
         let Some(moved) = moved else { return Ok(false) };
         self.follow_index(from, to, &moved).await?;
         Ok(true)
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        self.count_sessions().await
+    }
+
+    async fn scan(&self, cursor: Option<&str>, limit: usize) -> Result<Page, StoreError> {
+        self.scan_page(cursor, limit).await
+    }
+
+    async fn find(&self, handle: &SessionHandle) -> Result<Option<StoreKey>, StoreError> {
+        self.find_handle(handle).await
     }
 
     async fn sessions_of(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
