@@ -47,7 +47,29 @@ use crate::MemcachedOptions;
 ///
 /// Round trips per call without contention: `load`/`lookup` 1, `create` 1, `apply` and
 /// `touch` 1 after a `load` of the same session by this store (else 2), `delete` and
-/// `end` 1, `rename` 3; each lost CAS race costs two more.
+/// `end` 1, `rename` 3; each lost CAS race costs two more. A write of a session that has
+/// an owner costs two more (the index's gets and cas).
+///
+/// # The principal index and enumeration
+///
+/// The owner is part of the record's blob. Memcached cannot list keys by prefix, so the
+/// sessions of principal `p` are listed in an item of their own,
+/// `<session_prefix>principal:<p>` (hashed when long or not plain ASCII): each member's
+/// store key and expiry, changed by the same gets/cas loop as records, and expiring with
+/// its latest member, so the index never outlives its sessions. The record is written
+/// first, then the index (`create`, `apply`, `touch`, `rename`); so a member whose record
+/// is gone is gone for good, and `sessions_of` checks every member against its record and
+/// prunes the dead ones. `end` and `delete` stay one unconditional write and leave their
+/// member to that pruning (it is never listed again). A session filed by one process
+/// while another lists the same principal is missed at worst by that listing.
+///
+/// `count`, `scan` and `find` read `lru_crawler metadump all` (memcached 1.4.31 or
+/// later, LRU crawler enabled, the default since 1.5), which lists every item of a server
+/// in no stable order and cannot resume: a page is the `limit` smallest session keys
+/// after the cursor's, kept in a bounded set while the dump streams by, so memory is
+/// bounded by the page but **each page reads the server's whole dump**, every item of
+/// every application on it. Scan in large pages. A server that refuses the command
+/// answers `StoreError::Unsupported`.
 ///
 /// Memcached may evict any item when it runs out of memory: sessions kept only in
 /// memcached can vanish early. That is memcached's nature, not a bug of this store.

@@ -212,6 +212,37 @@ impl Scripts {
 /// is not handed out before the response. Should the second step fail, the session has
 /// ended (the user signs in again); it never exists twice.
 ///
+/// # The principal index and enumeration
+///
+/// A session's owner lives in the hash beside its entries, in fields `o` (principal) and
+/// `d` (device), which entry fields (`k:…`) can never be. The sessions of principal `p`
+/// are the members of the sorted set `<session_prefix>principal:{<base64url(p)>}`, each
+/// scored with its session's expiry; the set expires with its highest score, so the index
+/// never outlives its sessions. The hash names its index key in field `x`, so `end` and
+/// `delete` find the index without being told the owner.
+///
+/// - **One node** (and Sentinel): the scripts of `create`, `apply`, `touch`, `rename`,
+///   `end` and `delete` change the index in the same step as the record, atomically.
+///   (The scripts reach the index key without declaring it, which a single server allows.)
+/// - **Cluster**: the index key lives in another slot, which no script may reach, so the
+///   index follows in a second step: the script on the session's slot writes the record
+///   and answers the index keys involved, then the store adds the key to the new index and
+///   takes it out of the old one. The record is always written first, so a member whose
+///   record is gone is gone for good, and `sessions_of` checks every member against its
+///   record (live, not expired, still owned by `p`) and prunes the dead ones; a score only
+///   grows (`ZADD GT`), so the index never expires before a member. Guarantee: a session
+///   is listed under its principal from the moment its `create`, `apply` or `rename`
+///   returns, and never once `end` or `delete` has run (the check against the record),
+///   whether or not the second step happened. A session created or renamed at the very
+///   moment a sign-out-everywhere lists the index may be missed by it (on one node it
+///   cannot). Cost: one more round trip for each write of an owned session.
+/// - `count` and `scan` walk the session keys with `SCAN MATCH <prefix>{*` (on every
+///   master of a Cluster; the cursor names the node), and read each key with a small
+///   script that answers its timestamps, owner and size, never its entries; tombstones
+///   and index keys are not listed. A page holds at most `limit` sessions: when a `SCAN`
+///   batch is larger, the cursor keeps the last key listed and the next page asks for the
+///   same batch again and goes on after it. `find` scans.
+///
 /// Per request, through [`SessionManager`](beaker_core::SessionManager): one round trip
 /// for a request that only reads its session (`HGETALL`), two for one that changes it, none
 /// for one that never uses it; a read also touches (one more) once per touch interval
