@@ -8,26 +8,27 @@ use crate::client::glob_escape;
 use crate::{index, RedisStore};
 
 /// Where a scan stands, as its opaque cursor says: the node (`host:port`, or `-` on one
-/// server), that node's `SCAN` cursor, and the last store key listed from the batch that
-/// cursor returns (empty: none yet). A page that fills up in the middle of a batch resumes
-/// by asking for the same batch again and skipping the keys up to that one, in sorted
-/// order, so a key that lives throughout the scan is listed once even if the batch
-/// changed meanwhile.
+/// server), that node's `SCAN` cursor and `COUNT`, and the last store key listed from the
+/// batch they return (empty: none yet). A page that fills up in the middle of a batch
+/// resumes by asking for the same batch again (same cursor, same `COUNT`, so the same
+/// buckets) and skipping the keys up to that one, in sorted order, so a key that lives
+/// throughout the scan is listed once even if the batch gained keys meanwhile.
 #[derive(Debug, PartialEq, Eq)]
 struct Position {
     node: usize,
     cursor: u64,
+    count: u32,
     after: String,
 }
 
-const CURSOR_VERSION: &str = "r1";
+const CURSOR_VERSION: &str = "r2";
 
 fn encode(nodes: &[Option<(String, u16)>], at: &Position) -> String {
     let node = match &nodes[at.node] {
         Some((host, port)) => format!("{host}:{port}"),
         None => "-".to_owned(),
     };
-    format!("{CURSOR_VERSION}/{node}/{}/{}", at.cursor, at.after)
+    format!("{CURSOR_VERSION}/{node}/{}/{}/{}", at.cursor, at.count, at.after)
 }
 
 fn decode(nodes: &[Option<(String, u16)>], cursor: &str) -> Result<Position, StoreError> {
@@ -36,12 +37,16 @@ fn decode(nodes: &[Option<(String, u16)>], cursor: &str) -> Result<Position, Sto
         source: None,
     };
     let mut parts = cursor.split('/');
-    let (Some(CURSOR_VERSION), Some(node), Some(pos), Some(after), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(CURSOR_VERSION), Some(node), Some(pos), Some(count), Some(after), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(bad("malformed"));
     };
     let cursor = crate::session::digits(pos.as_bytes()).ok_or_else(|| bad("bad SCAN cursor"))?;
+    let count = crate::session::digits(count.as_bytes())
+        .and_then(|c| u32::try_from(c).ok())
+        .filter(|c| *c > 0)
+        .ok_or_else(|| bad("bad SCAN count"))?;
     if !after.is_empty() && StoreKey::from_stored(after).is_none() {
         return Err(bad("bad key"));
     }
@@ -58,7 +63,7 @@ fn decode(nodes: &[Option<(String, u16)>], cursor: &str) -> Result<Position, Sto
             ),
             source: None,
         })?;
-    Ok(Position { node, cursor, after: after.to_owned() })
+    Ok(Position { node, cursor, count, after: after.to_owned() })
 }
 
 /// The `SCAN MATCH` pattern of every session key (`<prefix>{<store key>}`); index keys
@@ -99,16 +104,16 @@ pub(crate) async fn page(store: &RedisStore, cursor: Option<&str>, limit: usize)
     let client = store.client();
     let limit = limit.max(1);
     let nodes = client.scan_nodes().await?;
+    // The batch a SCAN returns is about `COUNT` keys: no larger than the page needs.
+    let count = client.options().scan_count.min(u32::try_from(limit).unwrap_or(u32::MAX)).max(10);
     let mut at = match cursor {
-        None => Position { node: 0, cursor: 0, after: String::new() },
+        None => Position { node: 0, cursor: 0, count, after: String::new() },
         Some(c) => decode(&nodes, c)?,
     };
     let (pattern, prefix) = (pattern(store), &client.options().session_prefix);
-    // The batch a SCAN returns is about `COUNT` keys: no larger than the page needs.
-    let count = client.options().scan_count.min(u32::try_from(limit).unwrap_or(u32::MAX)).max(10);
     let mut items = Vec::new();
     loop {
-        let (next, keys) = client.scan_step(nodes[at.node].as_ref(), at.cursor, &pattern, count).await?;
+        let (next, keys) = client.scan_step(nodes[at.node].as_ref(), at.cursor, &pattern, at.count).await?;
         let mut keys: Vec<StoreKey> = keys.iter().filter_map(|k| store_key(prefix, k)).collect();
         keys.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
         keys.retain(|k| k.as_str() > at.after.as_str());
@@ -123,9 +128,9 @@ pub(crate) async fn page(store: &RedisStore, cursor: Option<&str>, limit: usize)
             }
         }
         at = if next != 0 {
-            Position { node: at.node, cursor: next, after: String::new() }
+            Position { node: at.node, cursor: next, count, after: String::new() }
         } else if at.node + 1 < nodes.len() {
-            Position { node: at.node + 1, cursor: 0, after: String::new() }
+            Position { node: at.node + 1, cursor: 0, count, after: String::new() }
         } else {
             return Ok(Page { items, next: None });
         };
@@ -142,23 +147,24 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
         let nodes = vec![Some(("127.0.0.1".to_owned(), 7000)), Some(("127.0.0.1".to_owned(), 7001))];
-        let at = Position { node: 1, cursor: 1234, after: "abc-_9".into() };
+        let at = Position { node: 1, cursor: 1234, count: 97, after: "abc-_9".into() };
         let c = encode(&nodes, &at);
         assert_eq!(decode(&nodes, &c).unwrap(), at);
         for bad in [
             "",
-            "r1",
-            "r1/127.0.0.1:7000/12",
-            "r1/127.0.0.1:7000/x/",
-            "r2/127.0.0.1:7000/1/",
-            "r1/-/1/a b",
-            "r1/127.0.0.1:7000/1//",
+            "r2",
+            "r2/127.0.0.1:7000/12/10",
+            "r2/127.0.0.1:7000/x/10/",
+            "r1/127.0.0.1:7000/1/10/",
+            "r2/-/1/10/a b",
+            "r2/127.0.0.1:7000/1/0/",
+            "r2/127.0.0.1:7000/1/10//",
         ] {
             assert!(matches!(decode(&nodes, bad), Err(StoreError::Rejected { .. })), "{bad:?}");
         }
-        assert!(matches!(decode(&nodes, "r1/127.0.0.1:7002/1/"), Err(StoreError::Unavailable { .. })));
+        assert!(matches!(decode(&nodes, "r2/127.0.0.1:7002/1/10/"), Err(StoreError::Unavailable { .. })));
         let one = vec![None];
-        let at = Position { node: 0, cursor: 0, after: String::new() };
+        let at = Position { node: 0, cursor: 0, count: 10, after: String::new() };
         assert_eq!(decode(&one, &encode(&one, &at)).unwrap(), at);
     }
 

@@ -267,9 +267,11 @@ async fn scans_list_each_session_once_in_bounded_pages(store: &RedisStore) {
     let mut seen = HashSet::new();
     let (mut cursor, mut pages) = (None::<String>, 0);
     loop {
-        let page = store.scan(cursor.as_deref(), 97).await.unwrap();
+        // A tool may change its page size between pages: the cursor keeps its place.
+        let limit = [97, 13, 400, 1][pages % 4];
+        let page = store.scan(cursor.as_deref(), limit).await.unwrap();
         pages += 1;
-        assert!(page.items.len() <= 97, "a page of {} items", page.items.len());
+        assert!(page.items.len() <= limit, "a page of {} items for {limit}", page.items.len());
         assert!(!page.items.is_empty() || page.next.is_none(), "an empty page before the end");
         for item in page.items {
             assert!(seen.insert(item.key.clone()), "{:?} listed twice", item.key);
@@ -280,7 +282,7 @@ async fn scans_list_each_session_once_in_bounded_pages(store: &RedisStore) {
         }
     }
     assert_eq!(seen, live, "a scan lists exactly the live sessions");
-    assert!(pages >= live.len() / 97, "{pages} pages");
+    assert!(pages >= live.len() / 400, "{pages} pages");
 
     // find by handle; a handle of nothing, or of an ended session, finds nothing.
     let target = live.iter().next().unwrap();
@@ -288,7 +290,7 @@ async fn scans_list_each_session_once_in_bounded_pages(store: &RedisStore) {
     assert_eq!(store.find(&SessionHandle::of(ended.iter().next().unwrap())).await.unwrap(), None);
     assert_eq!(store.find(&SessionHandle::of(&fresh_key())).await.unwrap(), None);
 
-    for bad in ["", "garbage", "r1/-/x/", "r1/10.9.9.9:1/0/"] {
+    for bad in ["", "garbage", "r2/-/x/10/", "r2/10.9.9.9:1/0/10/"] {
         match store.scan(Some(bad), 10).await {
             Err(StoreError::Rejected { message, .. }) | Err(StoreError::Unavailable { message, .. }) => {
                 assert!(message.contains("scan"), "{message}")
