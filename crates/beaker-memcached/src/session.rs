@@ -355,7 +355,10 @@ impl MemcachedStore {
         if let Some(p) = after {
             let same = before == Some(p) && from != key;
             index::update(&self.client, &index::index_key(prefix, p), |m| {
-                m.insert(key.as_str().to_owned(), expires);
+                // Two writes of one session may reach the index in either order: an expiry
+                // only grows, so the index never expires before the session does.
+                let e = m.entry(key.as_str().to_owned()).or_insert(expires);
+                *e = (*e).max(expires);
                 if same {
                     m.remove(from.as_str());
                 }
