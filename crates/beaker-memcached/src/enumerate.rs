@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 
 use crate::MemcachedStore;
 
-/// How many keys `count` reads at once.
+/// How many session keys are read at once.
 const BATCH: usize = 256;
 /// How many times a dump is asked for again while the server's crawler is busy with
 /// another one.
@@ -159,14 +159,19 @@ fn decode(cursor: &str, servers: usize) -> Result<(usize, String), StoreError> {
 }
 
 impl MemcachedStore {
-    /// The live listings of `keys`, read concurrently; dead ones left out.
+    /// The live listings of `keys`, read [`BATCH`] at a time (each batch concurrently);
+    /// dead ones left out.
     async fn listings(&self, keys: &[StoreKey]) -> Result<Vec<Listed>, StoreError> {
-        let found = futures_util::future::try_join_all(
-            keys.iter()
-                .map(|k| async move { Ok::<_, StoreError>(self.live(k).await?.map(|record| Listed::of(k, &record))) }),
-        )
-        .await?;
-        Ok(found.into_iter().flatten().collect())
+        let mut out = Vec::with_capacity(keys.len());
+        for batch in keys.chunks(BATCH) {
+            let found =
+                futures_util::future::try_join_all(batch.iter().map(|k| async move {
+                    Ok::<_, StoreError>(self.live(k).await?.map(|record| Listed::of(k, &record)))
+                }))
+                .await?;
+            out.extend(found.into_iter().flatten());
+        }
+        Ok(out)
     }
 
     pub(crate) async fn count_sessions(&self) -> Result<u64, StoreError> {

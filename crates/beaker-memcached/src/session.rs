@@ -515,11 +515,15 @@ impl SessionStore for MemcachedStore {
         let ikey = index::index_key(&self.client.options.session_prefix, principal);
         let members = index::read(&self.client, &ikey).await?;
         let keys: Vec<StoreKey> = members.keys().filter_map(|k| StoreKey::from_stored(k)).collect();
-        let found = futures_util::future::try_join_all(keys.iter().map(|key| {
-            let mkey = self.memcached_key(key);
-            async move { self.find("sessions_of", &mkey).await }
-        }))
-        .await?;
+        let mut found = Vec::with_capacity(keys.len());
+        // A bounded number of reads in flight, however many sessions the principal has.
+        for batch in keys.chunks(256) {
+            let each = batch.iter().map(|key| {
+                let mkey = self.memcached_key(key);
+                async move { self.find("sessions_of", &mkey).await }
+            });
+            found.extend(futures_util::future::try_join_all(each).await?);
+        }
         let mut listed = Vec::new();
         let mut dead = Vec::new();
         for (key, found) in keys.iter().zip(found) {

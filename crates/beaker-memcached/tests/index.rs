@@ -234,6 +234,10 @@ async fn scans_list_each_session_once_in_bounded_pages() {
         }
     }
     assert_eq!(seen, live, "a scan lists exactly the live sessions");
+    // One page larger than the store: everything at once, reads bounded in flight.
+    let whole = store.scan(None, 5000).await.unwrap();
+    assert_eq!(whole.next, None);
+    assert_eq!(whole.items.into_iter().map(|l| l.key).collect::<HashSet<_>>(), live);
 
     let target = live.iter().next().unwrap();
     assert_eq!(store.find(&SessionHandle::of(target)).await.unwrap().as_ref(), Some(target));
