@@ -338,7 +338,7 @@ impl MemcachedStore {
         let mkey = self.memcached_key(key);
         let written = self.client.bounded(what, self.update_loop(what, &mkey, edit)).await?;
         let Some(moved) = written else { return Ok(false) };
-        self.follow_index(key, key, &moved).await?;
+        self.follow_index(key, key, moved.before.as_ref(), &moved.after).await?;
         Ok(true)
     }
 
@@ -347,11 +347,17 @@ impl MemcachedStore {
     /// session), and takes `from` out of the index it was in before, if that changed.
     /// The record is written first, so an index member whose record is gone is dead for
     /// good, which is what lets `sessions_of` prune such members.
-    async fn follow_index(&self, from: &StoreKey, key: &StoreKey, moved: &Moved) -> Result<(), StoreError> {
+    async fn follow_index(
+        &self,
+        from: &StoreKey,
+        key: &StoreKey,
+        before: Option<&Owner>,
+        record: &Record,
+    ) -> Result<(), StoreError> {
         let prefix = &self.client.options.session_prefix;
-        let after = moved.after.owner.as_ref().map(|o| o.principal.as_str());
-        let before = moved.before.as_ref().map(|o| o.principal.as_str());
-        let expires = index::expiry_ms(moved.after.expires);
+        let after = record.owner.as_ref().map(|o| o.principal.as_str());
+        let before = before.map(|o| o.principal.as_str());
+        let expires = index::expiry_ms(record.expires);
         if let Some(p) = after {
             let same = before == Some(p) && from != key;
             index::update(&self.client, &index::index_key(prefix, p), |m| {
@@ -470,7 +476,7 @@ impl SessionStore for MemcachedStore {
             return Ok(false);
         }
         if record.owner.is_some() {
-            self.follow_index(key, key, &Moved { before: None, after: record.clone() }).await?;
+            self.follow_index(key, key, None, record).await?;
         }
         Ok(true)
     }
@@ -495,7 +501,7 @@ impl SessionStore for MemcachedStore {
         let (mfrom, mto) = (self.memcached_key(from), self.memcached_key(to));
         let moved = self.client.bounded("rename", self.rename_loop(&mfrom, &mto, changes, retire_for)).await?;
         let Some(moved) = moved else { return Ok(false) };
-        self.follow_index(from, to, &moved).await?;
+        self.follow_index(from, to, moved.before.as_ref(), &moved.after).await?;
         Ok(true)
     }
 
