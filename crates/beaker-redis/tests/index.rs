@@ -76,6 +76,7 @@ async fn run_all(url: &str, opts: RedisOptions, suite: &str) {
     the_owner_round_trips(&store).await;
     the_index_follows_every_write(&store).await;
     the_index_expires_with_its_longest_session(&store, &opts, &mut raw).await;
+    listing_prunes_members_a_lost_step_left_behind(&store, &opts, &mut raw).await;
     apply_racing_end_through_the_index_never_revives(&store).await;
     scans_list_each_session_once_in_bounded_pages(&store).await;
     cleanup_any(url, &opts).await;
@@ -194,6 +195,41 @@ async fn the_index_expires_with_its_longest_session(store: &RedisStore, opts: &R
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert!(store.sessions_of(&p).await.unwrap().is_empty());
     assert_eq!(pttl(raw, &index).await, -2, "the index outlived its sessions");
+}
+
+/// A member whose record is gone (a Cluster's second step that never ran after an `end`,
+/// or a member written by hand) is not listed, and listing takes it out; a member whose
+/// record now belongs to someone else is not listed either. In a Cluster the index key and
+/// the session keys live in different slots, so this is the path every write takes there.
+async fn listing_prunes_members_a_lost_step_left_behind(store: &RedisStore, opts: &RedisOptions, raw: &mut Raw) {
+    let (p, q) = (format!("lost-{}", fresh_key().as_str()), format!("other-{}", fresh_key().as_str()));
+    let index = index_key(opts, &p);
+    let soon = Some(SystemTime::now() + Duration::from_secs(30));
+    let (kept, moved) = (fresh_key(), fresh_key());
+    assert!(store.create(&kept, &owned(&p, soon)).await.unwrap());
+    assert!(store.create(&moved, &owned(&q, soon)).await.unwrap());
+    if let Raw::Cluster(_) = raw {
+        let slot = |key: String| redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).clone();
+        let index_slot: i64 = raw.query(&slot(index.clone())).await;
+        let session_slot: i64 = raw.query(&slot(store.redis_key(&kept))).await;
+        assert_ne!(index_slot, session_slot, "the test must cross slots");
+    }
+    let dead = fresh_key();
+    let far = (SystemTime::now() + Duration::from_secs(60)).duration_since(SystemTime::UNIX_EPOCH).unwrap();
+    for member in [dead.as_str(), moved.as_str(), "not a store key"] {
+        let _: i64 = raw.query(redis::cmd("ZADD").arg(&index).arg(far.as_millis() as u64).arg(member)).await;
+    }
+    assert_eq!(listed_keys(store, &p).await, HashSet::from([kept.clone()]));
+    let mut left: Vec<String> = raw.query(redis::cmd("ZRANGE").arg(&index).arg(0).arg(-1)).await;
+    left.sort();
+    let mut want = vec![kept.as_str().to_owned(), moved.as_str().to_owned()];
+    want.sort();
+    assert_eq!(left, want, "dead members are pruned; a live one filed elsewhere waits for its record");
+    store.delete(&kept).await.unwrap();
+    store.delete(&moved).await.unwrap();
+    assert!(store.sessions_of(&p).await.unwrap().is_empty());
+    let gone: i64 = raw.query(redis::cmd("EXISTS").arg(&index)).await;
+    assert_eq!(gone, 0, "an index whose sessions are all gone is gone once listed");
 }
 
 /// Sign-out-everywhere through the index while requests keep writing: every listed session
