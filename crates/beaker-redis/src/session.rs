@@ -191,9 +191,11 @@ impl Scripts {
 /// expiry as the key's native TTL (`PEXPIREAT`; no TTL when the record has no expiry).
 ///
 /// Round trips per call, in the steady state: one each. `load` and `lookup` are
-/// `HGETALL`; `create`, `apply`, `touch`, `end` and (on one node) `rename` are an
-/// `EVALSHA` of a script that checks the key and writes; `delete` is `DEL`. The first time a script runs on a server it costs two more
-/// (`NOSCRIPT`, then `SCRIPT LOAD`). `apply` changes only the named fields, atomically, so
+/// `HGETALL`; `create`, `apply`, `touch`, `end`, `delete` and (on one node) `rename` are
+/// an `EVALSHA` of a script that checks the key, writes, and keeps the principal index
+/// (in a Cluster, one more round trip when the session has an owner: see below). The
+/// first time a script runs on a server it costs two more (`NOSCRIPT`, then
+/// `SCRIPT LOAD`). `apply` changes only the named fields, atomically, so
 /// concurrent requests that change different keys of one session both survive.
 ///
 /// # Ended sessions
