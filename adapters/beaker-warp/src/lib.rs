@@ -46,6 +46,10 @@
 //! call only converts the reply (the layer finishes, once), so routes written this way
 //! work in both setups.
 //!
+//! `warp::test::request().reply(&routes)` runs the filters alone, without the service:
+//! test an app built on the service through it (its `call`, or over HTTP with [`serve`]
+//! on a loopback port), or its cookies and saved changes are not there to see.
+//!
 //! Application state such as a cache manager travels as a filter value: see
 //! [`with_state`].
 
