@@ -67,9 +67,11 @@
 //! None: the crate has no optional parts.
 
 mod cache;
+mod enumerate;
 mod fsops;
 mod locks;
 mod options;
+mod principals;
 mod store;
 mod tombstone;
 

@@ -600,7 +600,18 @@ mod tests {
         assert!(!my.migrate.iter().any(|m| m.contains("SCHEMA")));
         assert!(my.upsert_entries(2).contains("(?, ?, ?), (?, ?, ?) ON DUPLICATE KEY"));
         assert!(!my.touch.contains('$'));
-        assert!(pg.lookup.contains("UNION ALL SELECT -1, -1, NULL, NULL, NULL FROM web.s_retired WHERE id = $3"));
+        assert!(pg
+            .lookup
+            .contains("UNION ALL SELECT -1, -1, NULL, NULL, NULL, NULL, NULL FROM web.s_retired WHERE id = $3"));
+        // Owner columns: binary (byte-exact) on MySQL and read back as text; the index
+        // comes with the column there, in its own statement elsewhere.
+        assert!(my.sessions_of.contains("CONVERT(s.principal USING utf8mb4)") && my.sessions_of.contains("AS SIGNED"));
+        assert!(my.owner_columns[0].1[0]
+            .ends_with("ADD COLUMN principal VARBINARY(512) NULL, ADD INDEX s_principal (principal)"));
+        assert!(my.owner_indexes.is_empty());
+        assert_eq!(pg.owner_indexes[0], "CREATE INDEX IF NOT EXISTS s_principal ON web.s (principal)");
+        assert!(pg.scan.contains("WHERE s.id > $1") && pg.scan.ends_with("ORDER BY s.id LIMIT $3"));
+        assert!(pg.touch_owned.contains("principal = $3, device = $4 WHERE id = $5"));
         assert!(pg.copy_session.ends_with("ON CONFLICT (id) DO NOTHING") && !my.copy_session.contains("CONFLICT"));
         assert!(my.retire.contains("ON DUPLICATE KEY UPDATE retired_until"));
         let lite = CacheSql::new(Dialect::Sqlite, None, "c");
