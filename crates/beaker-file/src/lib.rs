@@ -24,6 +24,7 @@
 //!     created: now,
 //!     accessed: now,
 //!     expires: Some(now + Duration::from_secs(3600)),
+//!     owner: None,
 //! };
 //! assert!(store.create(&key, &record).await?);
 //! assert_eq!(store.load(&key).await?.unwrap().entries, record.entries);

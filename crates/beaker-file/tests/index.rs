@@ -10,16 +10,12 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use beaker_core::store::{Changes, Lookup, Owner, Record, SessionHandle, SessionStore, StoreKey};
-use beaker_core::{Clock, ManualClock, SessionId, StoreError};
+use beaker_core::{Clock, ManualClock, StoreError};
 use beaker_file::{FileOptions, FileStore};
-use beaker_testkit::store::{changes, fresh_key, record};
+use beaker_testkit::store::{changes, fresh_key, fresh_principal, record};
 use common::{files, leftovers};
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-fn fresh_principal() -> String {
-    format!("user-{}@example.com", &SessionId::generate().expose()[..12])
-}
 
 fn owner(principal: &str, device: Option<&str>) -> Owner {
     Owner { principal: principal.to_owned(), device: device.map(str::to_owned) }

@@ -16,7 +16,7 @@ use beaker_core::cache::{CacheBackend, CacheEntry};
 use beaker_core::store::SessionStore;
 use beaker_core::{ManualClock, StoreError};
 use beaker_sql::{SqlCache, SqlOptions, SqlStore};
-use beaker_testkit::store::{changes, fresh_key, record, CacheBackendSuite, SessionStoreSuite};
+use beaker_testkit::store::{changes, fresh_key, record, CacheBackendSuite, SessionIndexSuite, SessionStoreSuite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -38,6 +38,7 @@ async fn conformance_checks(env: Arc<Env>) {
         .with_real_time_expiry()
         .run()
         .await;
+    SessionIndexSuite::new(Arc::new(store.clone())).run().await;
     // Whole requests racing a logout and a login, through a manager on this store.
     let manager = beaker_testkit::fixtures::manager_on(Arc::new(store.clone()));
     beaker_testkit::lifecycle::LifecycleRaceSuite::new(manager).run().await;
