@@ -51,6 +51,20 @@ pub(crate) const PRINCIPAL_META: &str = "beakerprincipal";
 /// so that the `apply` or `touch` that follows in the same request writes at once: a
 /// modified request costs one read and one write.
 ///
+/// **The principal index.** A session with an owner has an empty marker object
+/// `<prefix>/principals/<hash of principal>/<store key>`, written before the record (so a
+/// live record is never missing from the index) and deleted after the record goes (`end`,
+/// `delete`, `rename`, a change of owner; `cleanup` finds the principal's hash in the
+/// record's `beakerprincipal` metadata). `sessions_of` lists the principal's markers and
+/// reads each record, listing only live records of that principal; markers naming
+/// anything else are deleted once older than [`ObjectStoreOptions::index_grace`], by the
+/// listing or by `cleanup` (a younger one may belong to a write still running). `count`
+/// is one listing of `<prefix>/s/` and counts expired records until `cleanup` removes
+/// them; `scan` lists from the cursor (the last key of the previous page) and reads each
+/// record; `find` scans. With an owner, `create` and a change of owner cost one more
+/// request, and `end` and `delete` two more (the record is read to find its principal,
+/// and the marker deleted).
+///
 /// Round trips without contention: `load` 1, `create` 1, `apply` and `touch` 1 after a
 /// `load` by this store (else 2), `delete` 1; each lost race costs two more.
 #[derive(Debug, Clone)]

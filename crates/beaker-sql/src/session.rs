@@ -77,7 +77,8 @@ macro_rules! lock_row {
 /// # Tables
 ///
 /// ```text
-/// <table>          (id PRIMARY KEY, created, accessed, expires)   -- one row per session
+/// <table>          (id PRIMARY KEY, created, accessed, expires,   -- one row per session
+///                   principal, device, handle)
 /// <table>_entries  (id, name, value, PRIMARY KEY (id, name))       -- one row per session key
 /// <table>_retired  (id PRIMARY KEY, retired_until)                  -- one row per retired key
 /// ```
@@ -92,6 +93,32 @@ macro_rules! lock_row {
 /// [`SqlOptions::schema`] when one is set. They are created on first use (or by
 /// [`migrate`](Self::migrate)) unless [`SqlOptions::create_tables`] is off; on MySQL a
 /// session key may be at most 512 bytes (a longer one is `StoreError::Rejected`).
+///
+/// # The principal index
+///
+/// A session's owner is kept in its row: `principal` (indexed; binary on MySQL, so that
+/// principals compare byte for byte; at most 512 bytes, a longer one is
+/// `StoreError::Rejected`) and `device`, both `NULL` without an owner, written by the same
+/// `INSERT` or `UPDATE` as the timestamps; `handle` (indexed) is the session's
+/// [`SessionHandle`], so `find` is one indexed query. `rename` copies them with the row.
+/// `sessions_of` is one indexed query, `count` one `COUNT(*)`, `scan` one range query on
+/// the primary key per page (the cursor is the last id of the previous page). All of them
+/// skip expired rows, and a row goes with its index entries when it is deleted.
+///
+/// A session table made by an earlier version, without these columns, gains them (and
+/// their indexes) when the store starts, safely from several processes at once; its rows
+/// get their handle the first time `find` misses. With [`SqlOptions::create_tables`] off,
+/// add them yourself, e.g. on PostgreSQL:
+///
+/// ```text
+/// ALTER TABLE beaker_sessions ADD COLUMN principal TEXT NULL, ADD COLUMN device TEXT NULL,
+///     ADD COLUMN handle VARCHAR(32) NULL;
+/// CREATE INDEX beaker_sessions_principal ON beaker_sessions (principal);
+/// CREATE INDEX beaker_sessions_handle ON beaker_sessions (handle);
+/// ```
+///
+/// (MySQL: `principal VARBINARY(512)`, `device LONGBLOB`, `handle VARBINARY(32)`; SQLite:
+/// `TEXT` for all three.)
 ///
 /// Expired rows are never returned: every statement compares `expires` with
 /// [`SqlOptions::clock`]. They stay in the table until [`cleanup`](SessionStore::cleanup)
@@ -109,6 +136,7 @@ macro_rules! lock_row {
 /// | `end` | 4 (1 without a retire window) | `BEGIN`, `DELETE`, upsert the tombstone, `COMMIT` |
 /// | `rename` | 7 to 9 | `BEGIN`, `UPDATE` timestamps of the old row (checks it is live, locks it), copy the row under the new key, move the entries, the changes as in `apply`, `DELETE` the old row, file its tombstone, `COMMIT` |
 /// | `create` | 4 (3 without entries) | `BEGIN`, `INSERT` session, `INSERT` entries, `COMMIT` (+2 when an expired record is replaced) |
+/// | `sessions_of`, `count`, `scan`, `find` | 1 | one indexed `SELECT` (`find` on a table upgraded from an earlier version: also a one-time pass filling in handles) |
 /// | `apply` | 3 to 5 | `BEGIN`, `UPDATE` timestamps (which also checks the record is live and locks it), `DELETE` removed or cleared entries (if any), upsert set entries (if any), `COMMIT` |
 ///
 /// An entry list longer than 500 keys takes one more statement per 500. A pooled
