@@ -62,8 +62,8 @@ pub(crate) const PRINCIPAL_META: &str = "beakerprincipal";
 /// is one listing of `<prefix>/s/` and counts expired records until `cleanup` removes
 /// them; `scan` lists from the cursor (the last key of the previous page) and reads each
 /// record; `find` scans. With an owner, `create` and a change of owner cost one more
-/// request, and `end` and `delete` two more (the record is read to find its principal,
-/// and the marker deleted).
+/// request and `end` and `delete` one more (the marker's deletion); `end` and `delete`
+/// of a session this store has not just loaded read it first, to find its principal.
 ///
 /// Round trips without contention: `load` 1, `create` 1, `apply` and `touch` 1 after a
 /// `load` by this store (else 2), `delete` 1; each lost race costs two more.
@@ -464,10 +464,15 @@ impl SessionStore for ObjectSessionStore {
 
     async fn end(&self, key: &StoreKey, retire_for: Duration) -> Result<(), StoreError> {
         let path = self.object_path(key);
-        let _ = self.hints.take(&path);
+        // The version this process loaded tells the owner without a read; a stale one
+        // can only leave a marker behind, which listings skip and prune.
+        let hint = self.hints.take(&path).map(|(record, _)| record);
         self.client
             .bounded("end", async {
-                let principal = self.principal_at("end", &path).await?;
+                let principal = match hint {
+                    Some(record) => index::principal_of(&record).map(str::to_owned),
+                    None => self.principal_at("end", &path).await?,
+                };
                 self.end_inner(&path, retire_for).await?;
                 self.unfile(key, principal.as_deref()).await
             })
@@ -505,10 +510,15 @@ impl SessionStore for ObjectSessionStore {
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         let path = self.object_path(key);
-        let _ = self.hints.take(&path);
+        // The version this process loaded tells the owner without a read; a stale one
+        // can only leave a marker behind, which listings skip and prune.
+        let hint = self.hints.take(&path).map(|(record, _)| record);
         self.client
             .bounded("delete", async {
-                let principal = self.principal_at("delete", &path).await?;
+                let principal = match hint {
+                    Some(record) => index::principal_of(&record).map(str::to_owned),
+                    None => self.principal_at("delete", &path).await?,
+                };
                 self.delete_path("delete", &path).await?;
                 self.unfile(key, principal.as_deref()).await
             })
