@@ -58,7 +58,9 @@ pub(crate) const PRINCIPAL_META: &str = "beakerprincipal";
 /// record's `beakerprincipal` metadata). `sessions_of` lists the principal's markers and
 /// reads each record, listing only live records of that principal; markers naming
 /// anything else are deleted once older than [`ObjectStoreOptions::index_grace`], by the
-/// listing or by `cleanup` (a younger one may belong to a write still running). `count`
+/// listing or by `cleanup` (a younger one may belong to a write still running; `cleanup`
+/// reads the record of every marker past the grace, one request each, as it reads the
+/// metadata of every session object). `count`
 /// is one listing of `<prefix>/s/` and counts expired records until `cleanup` removes
 /// them; `scan` lists from the cursor (the last key of the previous page) and reads each
 /// record; `find` scans. With an owner, `create` and a change of owner cost one more
