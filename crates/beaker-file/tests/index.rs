@@ -214,3 +214,35 @@ async fn an_end_through_the_index_is_final_under_racing_writes() {
     }
     assert_eq!(markers(dir.path()), Vec::<String>::new());
 }
+
+/// 100 000 session files (written directly) scanned in pages of 1000 through the store:
+/// each listed once, memory bounded by the page. Slow on a shared machine, so run by hand:
+/// `cargo test -p beaker-file --test index -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn scans_a_hundred_thousand_sessions() {
+    const RECORDS: usize = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path(), FileOptions::new()).await.unwrap();
+    let bytes = record(&[("n", b"j1")], Some(SystemTime::now() + HOUR)).to_bytes();
+    for _ in 0..RECORDS {
+        std::fs::write(dir.path().join("sessions").join(fresh_key().as_str()), &bytes).unwrap();
+    }
+    let started = std::time::Instant::now();
+    let (mut cursor, mut seen, mut pages) = (None::<String>, BTreeSet::new(), 0);
+    loop {
+        let page = store.scan(cursor.as_deref(), 1000).await.unwrap();
+        assert!(page.items.len() <= 1000);
+        pages += 1;
+        for item in page.items {
+            assert!(seen.insert(item.key.as_str().to_owned()), "listed twice");
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let took = started.elapsed();
+    assert_eq!(seen.len(), RECORDS);
+    eprintln!("scanned {RECORDS} sessions in {pages} pages of 1000 in {took:?}");
+}

@@ -373,3 +373,43 @@ async fn postgres_older_tables_are_upgraded() {
 async fn mysql_older_tables_are_upgraded() {
     index(Kind::Mysql, |env| Box::pin(upgrades(env))).await;
 }
+
+/// 100 000 sessions (written in bulk with SQL) scanned in pages of 1000 through the store:
+/// each listed once, memory bounded by the page. Slow on a shared machine, so run by hand:
+/// `cargo test -p beaker-sql --all-features --test index -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn sqlite_scans_a_hundred_thousand_sessions() {
+    const RECORDS: i64 = 100_000;
+    let Some(env) = Env::open(Kind::Sqlite, "sqlite 100k scan").await else { return };
+    let store = env.store().await;
+    let (sessions, _) = store.tables();
+    let far = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as i64 + 3_600_000;
+    // Keys of the store's alphabet, distinct, in no particular order of insertion.
+    env.raw
+        .exec(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {RECORDS}) \
+             INSERT INTO {sessions} (id, created, accessed, expires, principal) \
+             SELECT 'k' || hex(randomblob(8)) || i, 1000, 2000, {far}, 'p' || (i % 100) FROM n"
+        ))
+        .await;
+    let started = std::time::Instant::now();
+    let (mut cursor, mut seen, mut pages) = (None::<String>, BTreeSet::new(), 0);
+    loop {
+        let page = store.scan(cursor.as_deref(), 1000).await.unwrap();
+        assert!(page.items.len() <= 1000);
+        pages += 1;
+        for item in page.items {
+            assert!(seen.insert(item.key.as_str().to_owned()), "listed twice");
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let took = started.elapsed();
+    assert_eq!(seen.len() as i64, RECORDS);
+    assert_eq!(store.count().await.unwrap(), RECORDS as u64);
+    assert_eq!(store.sessions_of("p7").await.unwrap().len(), (RECORDS / 100) as usize);
+    eprintln!("scanned {RECORDS} sessions in {pages} pages of 1000 in {took:?}");
+}
