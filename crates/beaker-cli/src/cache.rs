@@ -93,7 +93,13 @@ async fn stats(global: &Global, ns: &Region) -> Result<(), CliError> {
         ("enabled", config.enabled.to_string()),
         ("key_length", config.key_length.to_string()),
         ("namespace", ns.namespace_name().to_owned()),
-        ("entries", entries.map_or_else(|| format!("not counted ({} cannot enumerate keys)", config.store_type), |s| s.entries.to_string())),
+        (
+            "entries",
+            entries.map_or_else(
+                || format!("not counted (the {} backend does not count entries)", config.store_type),
+                |s| s.entries.to_string(),
+            ),
+        ),
         ("bytes", entries.and_then(|s| s.bytes).map_or_else(|| "-".to_owned(), |b| b.to_string())),
     ];
     for (label, value) in lines {

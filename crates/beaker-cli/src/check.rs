@@ -15,7 +15,8 @@ use crate::Global;
 const MASK: &str = "********";
 
 /// Query parameters whose values are credentials.
-const SECRET_PARAMS: &[&str] = &["password", "pass", "secret", "token", "key", "access_key", "secret_key", "sslpassword"];
+const SECRET_PARAMS: &[&str] =
+    &["password", "pass", "secret", "token", "key", "access_key", "secret_key", "sslpassword"];
 
 pub(crate) async fn run(global: &Global, source: &Source, offline: bool) -> Result<(), CliError> {
     let session = source.session_config()?;
@@ -55,8 +56,12 @@ pub(crate) async fn run(global: &Global, source: &Source, offline: bool) -> Resu
     if offline {
         writeln!(out, "\n# ok (stores not opened: --offline)").map_err(io)?;
     } else {
-        writeln!(out, "\n# ok; opened: {}", if opened.is_empty() { "nothing to open".into() } else { opened.join(", ") })
-            .map_err(io)?;
+        writeln!(
+            out,
+            "\n# ok; opened: {}",
+            if opened.is_empty() { "nothing to open".into() } else { opened.join(", ") }
+        )
+        .map_err(io)?;
     }
     Ok(())
 }
@@ -187,7 +192,10 @@ mod tests {
         assert_eq!(mask_url("postgres://app:hunter2@db:5432/app"), "postgres://app:********@db:5432/app");
         assert_eq!(mask_url("redis://:pw@r:6379/0"), "redis://:********@r:6379/0");
         assert_eq!(mask_url("redis://r:6379"), "redis://r:6379");
-        assert_eq!(mask_url("mysql://u@h/db?password=x&ssl-mode=required"), "mysql://u@h/db?password=********&ssl-mode=required");
+        assert_eq!(
+            mask_url("mysql://u@h/db?password=x&ssl-mode=required"),
+            "mysql://u@h/db?password=********&ssl-mode=required"
+        );
         assert_eq!(mask_url("sqlite:/tmp/s.db"), "sqlite:/tmp/s.db");
         assert_eq!(mask_url("postgres://u:p@w@h/db"), "postgres://u:********@h/db");
     }

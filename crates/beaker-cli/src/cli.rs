@@ -143,18 +143,24 @@ back.")]
         handle: String,
     },
     /// End every session of a principal ("sign out everywhere").
-    #[command(name = "end-principal", long_about = "\
+    #[command(
+        name = "end-principal",
+        long_about = "\
 End every session of a principal (\"sign out everywhere\", after a password change or a \
-compromise), each as `beaker sessions end` ends one. Prints how many were ended.")]
+compromise), each as `beaker sessions end` ends one. Prints how many were ended."
+    )]
     EndPrincipal {
         /// The principal (the id the application recorded at login).
         principal: String,
     },
     /// Remove the records of expired sessions now.
-    #[command(name = "purge-expired", long_about = "\
+    #[command(
+        name = "purge-expired",
+        long_about = "\
 Remove the records (and expired tombstones) of expired sessions now, as the application's \
 sweeper does periodically, and print how many went. Redis and Memcached expire records \
-themselves: there, nothing is left to purge.")]
+themselves: there, nothing is left to purge."
+    )]
     PurgeExpired,
 }
 
@@ -164,8 +170,8 @@ pub enum CacheCommand {
     /// Describe a region: its backend, options and what its namespace holds.
     #[command(long_about = "\
 Describe a cache region: its backend (URL with any password masked), expiry, key length \
-and switch, and the number of entries and bytes its namespace holds where the backend can \
-count them (file, SQL, Redis; Memcached cannot enumerate keys).")]
+and switch, and the number of live entries its namespace holds and their size, where the backend \
+counts them (the file and SQL backends; the others say so).")]
     Stats {
         /// The region, as the configuration names it.
         region: String,

@@ -12,12 +12,12 @@ use serde_json::{json, Value};
 use crate::error::CliError;
 
 /// Seconds since the Unix epoch (0 for times before it).
-pub fn unix(t: SystemTime) -> u64 {
+pub(crate) fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// `2026-12-06T22:55:01Z`.
-pub fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     let secs = i64::try_from(unix(t)).unwrap_or(i64::MAX);
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
@@ -26,7 +26,7 @@ pub fn rfc3339(t: SystemTime) -> String {
 }
 
 /// `30m`, `8h`, `none`.
-pub fn duration(d: Option<Duration>) -> String {
+pub(crate) fn duration(d: Option<Duration>) -> String {
     let Some(d) = d else { return "none".into() };
     let s = d.as_secs();
     match s {
@@ -39,7 +39,7 @@ pub fn duration(d: Option<Duration>) -> String {
 }
 
 /// A listing as JSON: the handle, never the key.
-pub fn listed_json(l: &Listed) -> Value {
+pub(crate) fn listed_json(l: &Listed) -> Value {
     json!({
         "handle": SessionHandle::of(&l.key).as_str(),
         "principal": l.owner.as_ref().map(|o| o.principal.as_str()),
@@ -54,7 +54,7 @@ pub fn listed_json(l: &Listed) -> Value {
 /// Writes a session listing row by row: as a table (fixed columns, so no row needs to be
 /// seen before the first is printed) or as one JSON array, streamed.
 #[derive(Debug)]
-pub struct Listing<W: Write> {
+pub(crate) struct Listing<W: Write> {
     out: W,
     json: bool,
     rows: u64,
@@ -62,12 +62,12 @@ pub struct Listing<W: Write> {
 
 impl<W: Write> Listing<W> {
     /// Starts a listing on `out`.
-    pub fn new(out: W, json: bool) -> Self {
+    pub(crate) fn new(out: W, json: bool) -> Self {
         Listing { out, json, rows: 0 }
     }
 
     /// Writes one session.
-    pub fn row(&mut self, l: &Listed) -> Result<(), CliError> {
+    pub(crate) fn row(&mut self, l: &Listed) -> Result<(), CliError> {
         if self.json {
             let sep = if self.rows == 0 { "[\n  " } else { ",\n  " };
             write!(self.out, "{sep}{}", listed_json(l)).map_err(io)?;
@@ -99,7 +99,7 @@ impl<W: Write> Listing<W> {
     }
 
     /// Ends the listing; returns how many rows it had.
-    pub fn finish(mut self) -> Result<u64, CliError> {
+    pub(crate) fn finish(mut self) -> Result<u64, CliError> {
         if self.json {
             writeln!(self.out, "{}", if self.rows == 0 { "[]" } else { "\n]" }).map_err(io)?;
         } else if self.rows == 0 {
@@ -111,7 +111,7 @@ impl<W: Write> Listing<W> {
 }
 
 /// A progress bar on stderr when it is a terminal and progress is wanted; hidden otherwise.
-pub fn progress(wanted: bool, total: Option<u64>, what: &str) -> ProgressBar {
+pub(crate) fn progress(wanted: bool, total: Option<u64>, what: &str) -> ProgressBar {
     if !wanted || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -132,13 +132,13 @@ pub fn progress(wanted: bool, total: Option<u64>, what: &str) -> ProgressBar {
 }
 
 /// Prints `value` as pretty JSON on stdout.
-pub fn print_json(value: &Value) -> Result<(), CliError> {
+pub(crate) fn print_json(value: &Value) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value).map_err(|e| CliError::Input(e.to_string()))?;
     writeln!(out).map_err(io)
 }
 
 /// A write to stdout failed (a closed pipe, a full disk).
-pub fn io(e: std::io::Error) -> CliError {
+pub(crate) fn io(e: std::io::Error) -> CliError {
     CliError::Input(format!("cannot write the output: {e}"))
 }

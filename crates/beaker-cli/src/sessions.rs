@@ -110,10 +110,7 @@ async fn list_principal(
 
 /// The live session named `handle`, with its key (which is never printed).
 async fn find(store: &dyn SessionStore, handle: &SessionHandle) -> Result<StoreKey, CliError> {
-    store
-        .find(handle)
-        .await?
-        .ok_or_else(|| CliError::Input(format!("no live session has the handle {handle}")))
+    store.find(handle).await?.ok_or_else(|| CliError::Input(format!("no live session has the handle {handle}")))
 }
 
 async fn show(global: &Global, store: &dyn SessionStore, handle: &SessionHandle) -> Result<(), CliError> {

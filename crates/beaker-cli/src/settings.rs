@@ -43,7 +43,9 @@ impl Source {
             Source::Environment => Ok(SessionConfig::from_env()?),
             Source::File { path, section } => match read_file(path, section.as_deref())? {
                 FileOptions::Pairs(pairs) => Ok(SessionConfig::from_map(pairs)?),
-                FileOptions::Toml { session, .. } => Ok(SessionConfig::from_toml_str(session.as_deref().unwrap_or(""))?),
+                FileOptions::Toml { session, .. } => {
+                    Ok(SessionConfig::from_toml_str(session.as_deref().unwrap_or(""))?)
+                }
             },
         }
     }
@@ -117,8 +119,8 @@ fn read_file(path: &Path, section: Option<&str>) -> Result<FileOptions, CliError
 }
 
 fn read_toml(path: &Path, text: &str) -> Result<FileOptions, CliError> {
-    let mut doc: toml::Table =
-        toml::from_str(text).map_err(|e| CliError::Input(format!("{}: not valid TOML: {}", path.display(), e.message())))?;
+    let mut doc: toml::Table = toml::from_str(text)
+        .map_err(|e| CliError::Input(format!("{}: not valid TOML: {}", path.display(), e.message())))?;
     let mut table = |name: &str| -> Result<Option<String>, CliError> {
         match doc.remove(name) {
             None => Ok(None),
