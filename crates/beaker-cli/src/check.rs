@@ -92,8 +92,13 @@ fn write_table(out: &mut impl std::io::Write, table: &Value) -> Result<(), CliEr
     Ok(())
 }
 
+/// Whole seconds as an integer, fractions as a float, no duration as `"none"`.
 fn seconds(d: Option<std::time::Duration>) -> Value {
-    d.map_or(Value::String("none".into()), |d| json!(d.as_secs_f64()))
+    match d {
+        None => Value::String("none".into()),
+        Some(d) if d.subsec_nanos() == 0 => json!(d.as_secs()),
+        Some(d) => json!(d.as_secs_f64()),
+    }
 }
 
 fn session_json(c: &SessionConfig, store_type: StoreType) -> Value {
@@ -122,13 +127,13 @@ fn session_json(c: &SessionConfig, store_type: StoreType) -> Value {
         "invalidate_corrupt": c.invalidate_corrupt,
         "hash_ids": c.hash_ids,
         "on_store_error": format!("{:?}", c.on_store_error).to_ascii_lowercase(),
-        "store_timeout": c.store_timeout.as_secs_f64(),
+        "store_timeout": seconds(Some(c.store_timeout)),
         "cookie_limit": c.cookie_limit,
         "compat": c.compat.to_string(),
         "cleanup_interval": seconds(c.cleanup_interval),
         "max_sessions": c.max_sessions,
         "max_bytes": c.max_bytes,
-        "retired_window": c.retired_window.as_secs_f64(),
+        "retired_window": seconds(Some(c.retired_window)),
         "cache_headers": format!("{:?}", c.cache_headers).to_ascii_lowercase(),
         "backend_options": c.backend_options,
     })
