@@ -132,6 +132,10 @@ and store key are never printed.")]
     Show {
         /// The session's handle, as `beaker sessions list` prints it.
         handle: String,
+        /// Look the handle up among this principal's sessions (the principal index)
+        /// instead of scanning the store: needed on Memcached, which cannot scan.
+        #[arg(long, short = 'p', value_name = "PRINCIPAL")]
+        principal: Option<String>,
     },
     /// End one session (a logout from the server side).
     #[command(long_about = "\
@@ -141,6 +145,10 @@ back.")]
     End {
         /// The session's handle, as `beaker sessions list` prints it.
         handle: String,
+        /// Look the handle up among this principal's sessions (the principal index)
+        /// instead of scanning the store: needed on Memcached, which cannot scan.
+        #[arg(long, short = 'p', value_name = "PRINCIPAL")]
+        principal: Option<String>,
     },
     /// End every session of a principal ("sign out everywhere").
     #[command(

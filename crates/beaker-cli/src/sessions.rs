@@ -17,7 +17,7 @@ use crate::Global;
 pub(crate) async fn run(global: &Global, source: &Source, command: SessionsCommand) -> Result<(), CliError> {
     // A handle of the wrong shape is a usage error, found before any store is opened.
     let handle = match &command {
-        SessionsCommand::Show { handle } | SessionsCommand::End { handle } => Some(parse_handle(handle)?),
+        SessionsCommand::Show { handle, .. } | SessionsCommand::End { handle, .. } => Some(parse_handle(handle)?),
         _ => None,
     };
     let (config, store) = source.session_store().await?;
@@ -25,8 +25,12 @@ pub(crate) async fn run(global: &Global, source: &Source, command: SessionsComma
         SessionsCommand::Count { scan, page_size } => count(global, store, scan, page_size).await,
         SessionsCommand::List { principal: Some(p), limit, .. } => list_principal(global, &*store, &p, limit).await,
         SessionsCommand::List { principal: None, limit, page_size } => list_all(global, store, limit, page_size).await,
-        SessionsCommand::Show { .. } => show(global, &*store, &handle.expect("parsed above")).await,
-        SessionsCommand::End { .. } => end(global, &config, &*store, &handle.expect("parsed above")).await,
+        SessionsCommand::Show { principal, .. } => {
+            show(global, &*store, &handle.expect("parsed above"), principal.as_deref()).await
+        }
+        SessionsCommand::End { principal, .. } => {
+            end(global, &config, &*store, &handle.expect("parsed above"), principal.as_deref()).await
+        }
         SessionsCommand::EndPrincipal { principal } => end_principal(global, &config, &*store, &principal).await,
         SessionsCommand::PurgeExpired => purge(global, &*store).await,
     }
@@ -108,13 +112,26 @@ async fn list_principal(
     Ok(())
 }
 
-/// The live session named `handle`, with its key (which is never printed).
-async fn find(store: &dyn SessionStore, handle: &SessionHandle) -> Result<StoreKey, CliError> {
-    store.find(handle).await?.ok_or_else(|| CliError::Input(format!("no live session has the handle {handle}")))
+/// The key (never printed) of the live session named `handle`: found by the store, or
+/// among the sessions of `principal` when one is given.
+async fn find(store: &dyn SessionStore, handle: &SessionHandle, principal: Option<&str>) -> Result<StoreKey, CliError> {
+    let found = match principal {
+        None => store.find(handle).await?,
+        Some(p) => store.sessions_of(p).await?.into_iter().map(|l| l.key).find(|k| SessionHandle::of(k) == *handle),
+    };
+    found.ok_or_else(|| match principal {
+        None => CliError::Input(format!("no live session has the handle {handle}")),
+        Some(p) => CliError::Input(format!("no live session of {p} has the handle {handle}")),
+    })
 }
 
-async fn show(global: &Global, store: &dyn SessionStore, handle: &SessionHandle) -> Result<(), CliError> {
-    let key = find(store, handle).await?;
+async fn show(
+    global: &Global,
+    store: &dyn SessionStore,
+    handle: &SessionHandle,
+    principal: Option<&str>,
+) -> Result<(), CliError> {
+    let key = find(store, handle, principal).await?;
     let record =
         store.load(&key).await?.ok_or_else(|| CliError::Input(format!("session {handle} ended while being read")))?;
     let listed = Listed::of(&key, &record);
@@ -166,8 +183,9 @@ async fn end(
     config: &SessionConfig,
     store: &dyn SessionStore,
     handle: &SessionHandle,
+    principal: Option<&str>,
 ) -> Result<(), CliError> {
-    let key = find(store, handle).await?;
+    let key = find(store, handle, principal).await?;
     store.end(&key, config.retired_window).await?;
     if global.json {
         output::print_json(&json!({ "ended": [handle.as_str()] }))
