@@ -24,6 +24,7 @@
 //!     created: now,
 //!     accessed: now,
 //!     expires: Some(now + Duration::from_secs(3600)),
+//!     owner: None,
 //! };
 //! assert!(store.create(&key, &record).await?);
 //! assert_eq!(store.load(&key).await?.unwrap().entries, record.entries);
@@ -67,9 +68,11 @@
 //! None: the crate has no optional parts.
 
 mod cache;
+mod enumerate;
 mod fsops;
 mod locks;
 mod options;
+mod principals;
 mod store;
 mod tombstone;
 
