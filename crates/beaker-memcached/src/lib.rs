@@ -67,6 +67,7 @@
 mod cache;
 mod client;
 mod error;
+mod index;
 mod session;
 
 pub use cache::MemcachedCache;

@@ -5,12 +5,13 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use beaker_core::store::{async_trait, Changes, Lookup, Record, SessionStore, StoreKey};
+use beaker_core::store::{async_trait, Changes, Listed, Lookup, Owner, Record, SessionStore, StoreKey};
 use beaker_core::StoreError;
 use memcache::exp::{Delete, Get, Meta, MutationStatus, Set};
 
 use crate::client::{make_key, ttl_until, MemcachedClient};
 use crate::error::ConnectError;
+use crate::index;
 use crate::MemcachedOptions;
 
 /// A [`SessionStore`] on memcached (one server or several).
@@ -89,6 +90,16 @@ fn retired_at(bytes: &[u8], now: SystemTime) -> Option<bool> {
     let rest = bytes.strip_prefix(TOMBSTONE)?;
     let ms = u64::from_be_bytes(rest.try_into().unwrap_or_default());
     Some(std::time::UNIX_EPOCH + Duration::from_millis(ms) > now)
+}
+
+/// A record as one write left it, and its owner before the write.
+struct Moved {
+    before: Option<Owner>,
+    after: Record,
+}
+
+fn owned_by(owner: Option<&Owner>, principal: &str) -> bool {
+    owner.is_some_and(|o| o.principal == principal)
 }
 
 /// What one read of a session item found, with the item's CAS value where it matters.
@@ -236,10 +247,11 @@ impl MemcachedStore {
         to: &str,
         changes: &Changes,
         retire_for: Duration,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Moved>, StoreError> {
         self.hints.forget(from);
         for attempt in 0..=self.client.options.max_cas_retries {
-            let Some((mut record, cas, _)) = self.read("rename", from).await? else { return Ok(false) };
+            let Some((mut record, cas, _)) = self.read("rename", from).await? else { return Ok(None) };
+            let before = record.owner.clone();
             record.apply(changes);
             if !self.create_inner(to, &record).await? {
                 return Err(StoreError::Backend {
@@ -254,10 +266,10 @@ impl MemcachedStore {
                 self.retire("rename", from, retire_for, Some(cas)).await?
             };
             match status {
-                MutationStatus::Applied => return Ok(true),
+                MutationStatus::Applied => return Ok(Some(Moved { before, after: record })),
                 MutationStatus::NotFound => {
                     self.delete_item("rename", to).await?;
-                    return Ok(false);
+                    return Ok(None);
                 }
                 _ => {
                     tracing::debug!("memcached: rename: the session changed during the move; moving again");
@@ -291,28 +303,68 @@ impl MemcachedStore {
     }
 
     /// Changes the live record with `edit` and writes it back if nobody wrote in between;
-    /// retries on a lost race. `false` when there is no live record.
+    /// retries on a lost race; then files the key in its principal's index. `false` when
+    /// there is no live record.
     async fn update(&self, what: &str, key: &StoreKey, edit: impl Fn(&mut Record)) -> Result<bool, StoreError> {
         let mkey = self.memcached_key(key);
-        self.client.bounded(what, self.update_loop(what, &mkey, edit)).await
+        let written = self.client.bounded(what, self.update_loop(what, &mkey, edit)).await?;
+        let Some(moved) = written else { return Ok(false) };
+        self.follow_index(key, key, &moved).await?;
+        Ok(true)
     }
 
-    async fn update_loop(&self, what: &str, mkey: &str, edit: impl Fn(&mut Record)) -> Result<bool, StoreError> {
+    /// After a write of the record now under `key` (before under `from`): files it in its
+    /// owner's index with its expiry (which keeps the index alive as long as the
+    /// session), and takes `from` out of the index it was in before, if that changed.
+    /// The record is written first, so an index member whose record is gone is dead for
+    /// good, which is what lets `sessions_of` prune such members.
+    async fn follow_index(&self, from: &StoreKey, key: &StoreKey, moved: &Moved) -> Result<(), StoreError> {
+        let prefix = &self.client.options.session_prefix;
+        let after = moved.after.owner.as_ref().map(|o| o.principal.as_str());
+        let before = moved.before.as_ref().map(|o| o.principal.as_str());
+        let expires = index::expiry_ms(moved.after.expires);
+        if let Some(p) = after {
+            let same = before == Some(p) && from != key;
+            index::update(&self.client, &index::index_key(prefix, p), |m| {
+                m.insert(key.as_str().to_owned(), expires);
+                if same {
+                    m.remove(from.as_str());
+                }
+            })
+            .await?;
+        }
+        if let Some(p) = before.filter(|p| Some(*p) != after) {
+            index::update(&self.client, &index::index_key(prefix, p), |m| {
+                m.remove(from.as_str());
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn update_loop(
+        &self,
+        what: &str,
+        mkey: &str,
+        edit: impl Fn(&mut Record),
+    ) -> Result<Option<Moved>, StoreError> {
         let now = SystemTime::now();
         if let Some((mut record, cas)) = self.hints.take(mkey).filter(|(r, _)| !r.is_expired(now)) {
+            let before = record.owner.clone();
             edit(&mut record);
             match self.write_if(what, mkey, &record, cas).await? {
-                MutationStatus::Applied => return Ok(true),
-                MutationStatus::NotFound => return Ok(false),
+                MutationStatus::Applied => return Ok(Some(Moved { before, after: record })),
+                MutationStatus::NotFound => return Ok(None),
                 _ => tracing::debug!("memcached: {what}: the session changed since it was loaded; merging again"),
             }
         }
         for attempt in 0..=self.client.options.max_cas_retries {
-            let Some((mut record, cas, _)) = self.read(what, mkey).await? else { return Ok(false) };
+            let Some((mut record, cas, _)) = self.read(what, mkey).await? else { return Ok(None) };
+            let before = record.owner.clone();
             edit(&mut record);
             match self.write_if(what, mkey, &record, cas).await? {
-                MutationStatus::Applied => return Ok(true),
-                MutationStatus::NotFound => return Ok(false),
+                MutationStatus::Applied => return Ok(Some(Moved { before, after: record })),
+                MutationStatus::NotFound => return Ok(None),
                 _ => tracing::debug!("memcached: {what}: lost a CAS race, retrying"),
             }
             // Many writers on one session (a page firing requests in parallel): back off
@@ -382,7 +434,13 @@ impl SessionStore for MemcachedStore {
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
         let mkey = self.memcached_key(key);
-        self.client.bounded("create", self.create_inner(&mkey, record)).await
+        if !self.client.bounded("create", self.create_inner(&mkey, record)).await? {
+            return Ok(false);
+        }
+        if record.owner.is_some() {
+            self.follow_index(key, key, &Moved { before: None, after: record.clone() }).await?;
+        }
+        Ok(true)
     }
 
     async fn end(&self, key: &StoreKey, retire_for: Duration) -> Result<(), StoreError> {
@@ -402,8 +460,45 @@ impl SessionStore for MemcachedStore {
         changes: &Changes,
         retire_for: Duration,
     ) -> Result<bool, StoreError> {
-        let (from, to) = (self.memcached_key(from), self.memcached_key(to));
-        self.client.bounded("rename", self.rename_loop(&from, &to, changes, retire_for)).await
+        let (mfrom, mto) = (self.memcached_key(from), self.memcached_key(to));
+        let moved = self.client.bounded("rename", self.rename_loop(&mfrom, &mto, changes, retire_for)).await?;
+        let Some(moved) = moved else { return Ok(false) };
+        self.follow_index(from, to, &moved).await?;
+        Ok(true)
+    }
+
+    async fn sessions_of(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
+        let ikey = index::index_key(&self.client.options.session_prefix, principal);
+        let members = index::read(&self.client, &ikey).await?;
+        let keys: Vec<StoreKey> = members.keys().filter_map(|k| StoreKey::from_stored(k)).collect();
+        let found = futures_util::future::try_join_all(keys.iter().map(|key| {
+            let mkey = self.memcached_key(key);
+            async move { self.find("sessions_of", &mkey).await }
+        }))
+        .await?;
+        let mut listed = Vec::new();
+        let mut dead = Vec::new();
+        for (key, found) in keys.iter().zip(found) {
+            match found {
+                Found::Live(record, ..) if owned_by(record.owner.as_ref(), principal) => {
+                    listed.push(Listed::of(key, &record))
+                }
+                // Filed under another principal since: listed there; this member lapses.
+                Found::Live(..) => {}
+                // The record was written before its member, so a member whose record is
+                // gone (ended, deleted, expired, evicted) never gets it back.
+                Found::Retired | Found::Missing => dead.push(key.as_str().to_owned()),
+            }
+        }
+        if !dead.is_empty() {
+            index::update(&self.client, &ikey, |m| {
+                for k in &dead {
+                    m.remove(k);
+                }
+            })
+            .await?;
+        }
+        Ok(listed)
     }
 
     async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
@@ -434,7 +529,7 @@ impl SessionStore for MemcachedStore {
 
 /// A random pause in `[0, 0.5 ms × 2^attempt)`, at most 32 ms: jittered exponential backoff
 /// after a lost compare-and-swap race.
-fn cas_backoff(attempt: u32) -> std::time::Duration {
+pub(crate) fn cas_backoff(attempt: u32) -> std::time::Duration {
     let cap_us = 500u64 << attempt.min(6);
     let mut buf = [0u8; 8];
     let random = getrandom::getrandom(&mut buf).map_or(cap_us / 2, |()| u64::from_le_bytes(buf));

@@ -40,7 +40,9 @@ mod beaker_layout;
 mod cache;
 mod client;
 mod error;
+mod index;
 mod options;
+mod scan;
 mod session;
 
 pub use beaker_layout::BeakerRedisStore;
