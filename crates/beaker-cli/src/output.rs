@@ -110,9 +110,14 @@ impl<W: Write> Listing<W> {
     }
 }
 
+/// Whether progress bars are drawn: wanted, and stderr is a terminal.
+pub(crate) fn progress_shown(wanted: bool) -> bool {
+    wanted && std::io::stderr().is_terminal()
+}
+
 /// A progress bar on stderr when it is a terminal and progress is wanted; hidden otherwise.
 pub(crate) fn progress(wanted: bool, total: Option<u64>, what: &str) -> ProgressBar {
-    if !wanted || !std::io::stderr().is_terminal() {
+    if !progress_shown(wanted) {
         return ProgressBar::hidden();
     }
     let bar = match total {

@@ -73,8 +73,12 @@ async fn list_all(
     limit: Option<u64>,
     page_size: usize,
 ) -> Result<(), CliError> {
-    // The total, when the store can tell cheaply, gives the bar a length.
-    let total = unsupported_as_none(store.count().await)?.map(|n| limit.map_or(n, |l| l.min(n)));
+    // The total, when the store can tell, gives the bar a length (asked only for a bar).
+    let total = if output::progress_shown(!global.no_progress) {
+        unsupported_as_none(store.count().await)?.map(|n| limit.map_or(n, |l| l.min(n)))
+    } else {
+        None
+    };
     let bar = output::progress(!global.no_progress, total, "listing sessions");
     let page_size = limit.map_or(page_size, |l| page_size.min(usize::try_from(l.max(1)).unwrap_or(usize::MAX)));
     let mut walk = Scan::new(store, page_size);

@@ -56,11 +56,35 @@ async fn a_hundred_thousand_sessions_are_scanned_in_bounded_pages() {
     assert!(largest <= PAGE, "a page held {largest} sessions, more than the {PAGE} asked for");
     assert!(pages >= SESSIONS / PAGE as u64, "{pages} pages");
 
-    let env = [("BEAKER_SESSION_URL".to_owned(), url)];
-    let counted = beaker(&env, &["sessions", "count", "--scan", "--page-size", "1000"]).ok();
-    assert_eq!(counted.trim(), SESSIONS.to_string());
+    let env = [("BEAKER_SESSION_URL".to_owned(), url.clone())];
+    let counted = beaker(&env, &["sessions", "count", "--scan", "--page-size", "1000"]);
+    assert!(counted.stderr.is_empty(), "no progress bar off a terminal: {:?}", counted.stderr);
+    assert_eq!(counted.ok().trim(), SESSIONS.to_string());
+    progress_on_a_terminal(&url);
     let listed = beaker(&env, &["sessions", "list", "--page-size", "1000"]).ok();
     assert_eq!(listed.lines().count() as u64, SESSIONS + 1, "a header and one line per session");
     let mine = beaker(&env, &["--json", "sessions", "list", "--principal", "big"]).json();
     assert_eq!(mine.as_array().unwrap().len() as u64, SESSIONS / 1000);
+}
+
+/// On a terminal (a pseudo-terminal from util-linux's `script`), a scan draws its
+/// progress on stderr.
+fn progress_on_a_terminal(url: &str) {
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        beaker_testkit::skip_or_fail("progress on a terminal", "no `script` (util-linux) to provide a terminal");
+        return;
+    }
+    let command = format!("{} sessions count --scan --page-size 100", env!("CARGO_BIN_EXE_beaker"));
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TERM", "xterm")
+        .env("BEAKER_SESSION_URL", url)
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("counting sessions"), "no progress drawn on a terminal: {screen:?}");
+    assert!(screen.contains(&SESSIONS.to_string()), "{screen:?}");
 }
