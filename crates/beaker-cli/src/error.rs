@@ -25,12 +25,17 @@ pub enum CliError {
     /// A file could not be read, or what was asked for does not exist.
     #[error("{0}")]
     Input(String),
+    /// The reader of the output went away (`beaker sessions list | head`): not an error
+    /// of the command, so it ends quietly with status 0.
+    #[error("the output was closed")]
+    OutputClosed,
 }
 
 impl CliError {
-    /// 2 for usage errors, 1 for everything else.
+    /// 2 for usage errors, 0 when the output was closed, 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
+            CliError::OutputClosed => 0,
             CliError::Usage(_) => 2,
             _ => 1,
         }

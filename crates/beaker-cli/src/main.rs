@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(beaker_cli::run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) | Err(beaker_cli::CliError::OutputClosed) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("beaker: error: {}", e.one_line());
             ExitCode::from(e.exit_code())

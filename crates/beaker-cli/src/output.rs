@@ -139,11 +139,14 @@ pub(crate) fn progress(wanted: bool, total: Option<u64>, what: &str) -> Progress
 /// Prints `value` as pretty JSON on stdout.
 pub(crate) fn print_json(value: &Value) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value).map_err(|e| CliError::Input(e.to_string()))?;
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| io(e.into()))?;
     writeln!(out).map_err(io)
 }
 
 /// A write to stdout failed (a closed pipe, a full disk).
 pub(crate) fn io(e: std::io::Error) -> CliError {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return CliError::OutputClosed;
+    }
     CliError::Input(format!("cannot write the output: {e}"))
 }

@@ -21,9 +21,10 @@ async fn a_hundred_thousand_sessions_are_scanned_in_bounded_pages() {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("big.sqlite3").display());
     let config = SessionConfig::new().with_url(url.clone());
     let store: Arc<dyn SessionStore> = beaker_rs::session_store(&config).await.unwrap();
+    let started = std::time::Instant::now();
     let now = SystemTime::now();
     let value = DataSerializer::Json.encode("x").unwrap();
-    // Filed by a few writers at once; SQLite serialises them, the others wait their turn.
+    // Filed by a few writers at once; SQLite serialises them.
     let mut writers = Vec::new();
     for w in 0..8u64 {
         let (store, value) = (Arc::clone(&store), value.clone());
@@ -44,6 +45,7 @@ async fn a_hundred_thousand_sessions_are_scanned_in_bounded_pages() {
     for w in writers {
         w.await.unwrap();
     }
+    eprintln!("filed {SESSIONS} sessions in {:?}", started.elapsed());
 
     let mut scan = Scan::new(Arc::clone(&store), PAGE);
     let (mut seen, mut pages, mut largest) = (0u64, 0u64, 0usize);
@@ -55,6 +57,7 @@ async fn a_hundred_thousand_sessions_are_scanned_in_bounded_pages() {
     assert_eq!(seen, SESSIONS, "every session is scanned once");
     assert!(largest <= PAGE, "a page held {largest} sessions, more than the {PAGE} asked for");
     assert!(pages >= SESSIONS / PAGE as u64, "{pages} pages");
+    eprintln!("scanned them in {pages} pages, {:?} in all", started.elapsed());
 
     let env = [("BEAKER_SESSION_URL".to_owned(), url.clone())];
     let counted = beaker(&env, &["sessions", "count", "--scan", "--page-size", "1000"]);
@@ -63,6 +66,7 @@ async fn a_hundred_thousand_sessions_are_scanned_in_bounded_pages() {
     progress_on_a_terminal(&url);
     let listed = beaker(&env, &["sessions", "list", "--page-size", "1000"]).ok();
     assert_eq!(listed.lines().count() as u64, SESSIONS + 1, "a header and one line per session");
+    closing_the_output_ends_quietly(&url);
     let mine = beaker(&env, &["--json", "sessions", "list", "--principal", "big"]).json();
     assert_eq!(mine.as_array().unwrap().len() as u64, SESSIONS / 1000);
 }
@@ -87,4 +91,24 @@ fn progress_on_a_terminal(url: &str) {
     assert!(out.status.success(), "{screen}");
     assert!(screen.contains("counting sessions"), "no progress drawn on a terminal: {screen:?}");
     assert!(screen.contains(&SESSIONS.to_string()), "{screen:?}");
+}
+
+/// `beaker sessions list | head -1`: once the reader has gone, the listing stops with
+/// status 0 and nothing on stderr.
+fn closing_the_output_ends_quietly(url: &str) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_beaker"))
+        .args(["sessions", "list"])
+        .env_clear()
+        .env("BEAKER_SESSION_URL", url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("HANDLE"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
