@@ -226,3 +226,10 @@ async fn memcached_store() {
     let prefix = format!("{}:", unique("cli"));
     scenario("memcached", opts(&[("url", &url), ("key_prefix", &prefix)]), true, false).await;
 }
+
+#[tokio::test]
+async fn s3_store() {
+    let Some(url) = service("BEAKER_TEST_S3_URL", "beaker sessions on s3") else { return };
+    let url = format!("{}/{}", url.trim_end_matches('/'), unique("cli"));
+    scenario("s3", opts(&[("url", &url)]), false, true).await;
+}

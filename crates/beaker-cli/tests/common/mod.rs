@@ -34,12 +34,16 @@ impl Run {
 }
 
 /// Runs `beaker ARGS` with exactly `env` as its BEAKER_* environment (the test's own is
-/// not passed on).
+/// not passed on; `PATH` and cloud credentials are).
 pub fn beaker(env: &[(String, String)], args: &[&str]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_beaker"));
     cmd.env_clear();
-    if let Ok(path) = std::env::var("PATH") {
-        cmd.env("PATH", path);
+    // The object stores' credentials and endpoints come from the environment, as in an
+    // application.
+    for (k, v) in std::env::vars() {
+        if k == "PATH" || ["AWS_", "AZURE_", "GOOGLE_"].iter().any(|p| k.starts_with(p)) {
+            cmd.env(k, v);
+        }
     }
     cmd.envs(env.iter().map(|(k, v)| (k, v))).args(args);
     let Output { status, stdout, stderr } = cmd.output().expect("the beaker binary runs");
