@@ -24,3 +24,7 @@ pub struct Caching;
 #[doc = include_str!("migrating.md")]
 #[cfg(doctest)]
 pub struct Migrating;
+
+#[doc = include_str!("the-beaker-tool.md")]
+#[cfg(doctest)]
+pub struct TheBeakerTool;

@@ -6,7 +6,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use beaker_core::cache::{CacheBackend, CacheEntry};
+use beaker_core::cache::{CacheBackend, CacheEntry, NamespaceStats};
 use beaker_core::store::async_trait;
 use beaker_core::StoreError;
 use sha2::{Digest, Sha256};
@@ -141,6 +141,35 @@ impl CacheBackend for FileStore {
                 Err(e) => return Err(io_error("clear a cache namespace", &inner.root, e)),
             }
             fs::remove_dir_all(&trash).map_err(|e| io_error("clear a cache namespace", &inner.root, e))
+        })
+        .await
+    }
+
+    /// Reads the namespace's directory: live entry files, not temporary ones or those
+    /// past their hard TTL.
+    async fn namespace_stats(&self, namespace: &str) -> Result<NamespaceStats, StoreError> {
+        let (dir, _) = self.entry_path(namespace, "");
+        let inner = self.inner.clone();
+        blocking(move || {
+            let files = match fs::read_dir(&dir) {
+                Ok(files) => files,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(NamespaceStats::new(0, Some(0))),
+                Err(e) => return Err(io_error("count a cache namespace", &inner.root, e)),
+            };
+            let now = inner.clock.now();
+            let (mut entries, mut bytes) = (0u64, 0u64);
+            for file in files.flatten() {
+                if file.file_name().to_string_lossy().starts_with(fsops::TEMP_PREFIX) {
+                    continue;
+                }
+                // A file removed or replaced meanwhile is simply not counted, or counted anew.
+                let Ok(Some(content)) = read_opt(&file.path()) else { continue };
+                if let Ok(Some(entry)) = decode(&content, now) {
+                    entries += 1;
+                    bytes += entry.value.len() as u64;
+                }
+            }
+            Ok(NamespaceStats::new(entries, Some(bytes)))
         })
         .await
     }

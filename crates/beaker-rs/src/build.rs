@@ -80,37 +80,42 @@ pub async fn session_manager(config: SessionConfig) -> Result<SessionManager, Bu
     build_session_manager(config, None).await
 }
 
+/// Opens the session store `config` names, as [`session_manager`] would, without building
+/// a manager or starting a sweeper: for tools that inspect or administer the store an
+/// application uses (the `beaker` command). No secret is needed, since stores hold no
+/// cookie.
+///
+/// Memory and cookie-only sessions have no store another process can open; asking for
+/// one is a [`BuildError::Config`] naming `session.type` (or `session.url`).
+pub async fn session_store(
+    config: &SessionConfig,
+) -> Result<std::sync::Arc<dyn beaker_core::store::SessionStore>, BuildError> {
+    open_named_store(config, None).await
+}
+
+/// Like [`session_store`], with the configuration read from `BEAKER_SESSION_*` (and the
+/// platform switch, as in [`session_manager_from_env`]); errors name the variables.
+/// Returns the configuration too, since a tool needs its other options (the retired
+/// window, the serializer).
+pub async fn session_store_from_env(
+) -> Result<(SessionConfig, std::sync::Arc<dyn beaker_core::store::SessionStore>), BuildError> {
+    let (config, from) = crate::platform::session_config_from_vars(std::env::vars())?;
+    let store = open_named_store(&config, Some(from.unwrap_or(""))).await?;
+    Ok((config, store))
+}
+
 /// `env` is `None` for a configuration given in code, else `Some` of the platform
 /// variable the URL came from (`""` when it came from `BEAKER_SESSION_*`): errors name
 /// what the user set.
 async fn build_session_manager(config: SessionConfig, env: Option<&'static str>) -> Result<SessionManager, BuildError> {
-    let from_env = env.is_some();
     if config.secrets.is_empty() {
         // Refused before any store is opened, naming what the user sets.
         return Err(BuildError::Config(ConfigError::Missing {
-            key: if from_env { "BEAKER_SESSION_SECRET" } else { "session.secret" }.into(),
+            key: if env.is_some() { "BEAKER_SESSION_SECRET" } else { "session.secret" }.into(),
             why: "signed and encrypted cookies need at least one secret".into(),
         }));
     }
-    let store_type = config.resolved_store_type().map_err(|e| match e {
-        // Name the variable the user set, not the option it maps to.
-        ConfigError::Invalid { key, value, expected } if from_env => ConfigError::Invalid {
-            key: format!("BEAKER_{}", key.to_ascii_uppercase().replace('.', "_")),
-            value,
-            expected,
-        },
-        other => other,
-    })?;
-    let key = match (config.store_type.is_some(), env) {
-        (true, Some(_)) => "BEAKER_SESSION_TYPE",
-        (true, None) => "session.type",
-        (false, Some("")) => "BEAKER_SESSION_URL",
-        (false, Some(platform)) => platform,
-        (false, None) => "session.url",
-    };
-    // Checked before a store is opened (or a sweeper started) for a configuration that
-    // would be refused anyway.
-    config.validate()?;
+    let (store_type, key) = resolve_store(&config, env)?;
     let builder = SessionManager::builder(config.clone());
     let builder = match store_type {
         // The manager builds the memory store itself, with `max_sessions` and `max_bytes`.
@@ -134,6 +139,46 @@ async fn build_session_manager(config: SessionConfig, env: Option<&'static str>)
         }
     };
     Ok(builder.build()?)
+}
+
+/// The store type `config` names and the option (or variable) that named it, once the
+/// configuration is checked: both are settled before any store is opened.
+fn resolve_store(config: &SessionConfig, env: Option<&'static str>) -> Result<(StoreType, &'static str), BuildError> {
+    let store_type = config.resolved_store_type().map_err(|e| match e {
+        // Name the variable the user set, not the option it maps to.
+        ConfigError::Invalid { key, value, expected } if env.is_some() => ConfigError::Invalid {
+            key: format!("BEAKER_{}", key.to_ascii_uppercase().replace('.', "_")),
+            value,
+            expected,
+        },
+        other => other,
+    })?;
+    let key = match (config.store_type.is_some(), env) {
+        (true, Some(_)) => "BEAKER_SESSION_TYPE",
+        (true, None) => "session.type",
+        (false, Some("")) => "BEAKER_SESSION_URL",
+        (false, Some(platform)) => platform,
+        (false, None) => "session.url",
+    };
+    config.validate()?;
+    Ok((store_type, key))
+}
+
+async fn open_named_store(
+    config: &SessionConfig,
+    env: Option<&'static str>,
+) -> Result<std::sync::Arc<dyn beaker_core::store::SessionStore>, BuildError> {
+    let (store_type, key) = resolve_store(config, env)?;
+    match store_type {
+        StoreType::Memory | StoreType::Cookie => Err(BuildError::Config(ConfigError::Conflict {
+            key: key.to_owned(),
+            message: format!(
+                "{store_type} sessions live in the application's process or in its cookies; \
+                 only a server store (file, SQL, Redis, Memcached, object storage) can be opened from outside"
+            ),
+        })),
+        other => Box::pin(open_store(key, other, config)).await,
+    }
 }
 
 #[allow(unused_variables)]
@@ -371,6 +416,22 @@ mod tests {
             assert!(e.contains("session.url") && e.contains("bucket"), "{e}");
         } else {
             assert!(e.contains("object-store"), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_opens_without_a_manager_and_in_process_stores_are_refused() {
+        for url in ["memory:", "cookie:"] {
+            let e = session_store(&SessionConfig::new().with_url(url)).await.unwrap_err().to_string();
+            assert!(e.contains("session.url") && e.contains("server store"), "{e}");
+        }
+        let e = session_store(&SessionConfig::new().with_url("nosuch://x")).await.unwrap_err().to_string();
+        assert!(e.contains("session.url"), "{e}");
+        if cfg!(feature = "file") {
+            let dir = tempfile::tempdir().unwrap();
+            let config = SessionConfig::new().with_url(format!("file://{}", dir.path().display()));
+            let store = session_store(&config).await.expect("no secret is needed to open a store");
+            assert_eq!(store.name(), "file");
         }
     }
 

@@ -98,7 +98,7 @@ mod sweeper;
 
 pub use build::{
     insecure_demo_session_manager_from_env_or, session_manager, session_manager_from_env, session_manager_from_env_or,
-    BuildError,
+    session_store, session_store_from_env, BuildError,
 };
 pub use cache_build::{cache_manager, cache_manager_from_env, cache_manager_from_env_or};
 pub use platform::URL_FROM_PLATFORM;

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use beaker_core::cache::{CacheBackend, CacheEntry, LockOutcome, LockToken};
+use beaker_core::cache::{CacheBackend, CacheEntry, LockOutcome, LockToken, NamespaceStats};
 use beaker_core::store::async_trait;
 use beaker_core::{SessionId, StoreError};
 use sha2::{Digest, Sha256};
@@ -204,6 +204,21 @@ impl CacheBackend for SqlCache {
             .await?;
         tracing::debug!(namespace, removed, "sql cache: namespace cleared");
         Ok(())
+    }
+
+    async fn namespace_stats(&self, namespace: &str) -> Result<NamespaceStats, StoreError> {
+        self.ensure_tables().await?;
+        let ns = column_key(namespace, NAMESPACE_MAX);
+        let now = self.client.now_ms();
+        let (entries, bytes): (i64, Option<i64>) = self
+            .client
+            .run("cache stats", || async {
+                on_pool!(self.client.pool(), p => {
+                    sqlx::query_as(&self.sql.stats).bind(ns.as_ref()).bind(now).fetch_one(p).await
+                })
+            })
+            .await?;
+        Ok(NamespaceStats::new(entries.max(0) as u64, Some(bytes.unwrap_or(0).max(0) as u64)))
     }
 
     async fn try_lock(&self, namespace: &str, key: &str, ttl: Duration) -> Result<LockOutcome, StoreError> {

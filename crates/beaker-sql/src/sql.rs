@@ -503,6 +503,8 @@ pub(crate) struct CacheSql {
     pub(crate) remove: String,
     /// namespace → deletes the namespace's entries.
     pub(crate) clear: String,
+    /// namespace, now → the number of the namespace's live entries and their bytes.
+    pub(crate) stats: String,
     /// namespace, key, now → deletes an expired lock.
     pub(crate) unlock_expired: String,
     /// namespace, key, token, expires → 1 row if taken (0, or a duplicate-key error on
@@ -563,6 +565,16 @@ impl CacheSql {
             },
             remove: format!("DELETE FROM {cache} WHERE {row}"),
             clear: format!("DELETE FROM {cache} WHERE namespace = {}", p(1)),
+            // MySQL sums to a DECIMAL: cast back to an integer for the client.
+            stats: format!(
+                "SELECT COUNT(*), {sum} FROM {cache} WHERE namespace = {} AND (expires IS NULL OR expires > {})",
+                p(1),
+                p(2),
+                sum = match dialect {
+                    Dialect::Mysql => "CAST(SUM(LENGTH(value)) AS SIGNED)",
+                    _ => "SUM(LENGTH(value))",
+                }
+            ),
             unlock_expired: format!("DELETE FROM {locks} WHERE {row} AND expires <= {}", p(3)),
             lock: match dialect {
                 Dialect::Mysql => {

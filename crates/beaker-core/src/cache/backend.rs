@@ -68,6 +68,25 @@ pub enum LockOutcome {
     Busy,
 }
 
+/// What one namespace of a backend holds, from [`CacheBackend::namespace_stats`]: for
+/// operators and tools, not for the request path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NamespaceStats {
+    /// Entries stored, fresh or stale (those past their hard TTL but not yet dropped by
+    /// the backend may be counted too).
+    pub entries: u64,
+    /// Their stored size in bytes, when the backend can tell without reading them.
+    pub bytes: Option<u64>,
+}
+
+impl NamespaceStats {
+    /// `entries` entries of `bytes` bytes in all.
+    pub fn new(entries: u64, bytes: Option<u64>) -> Self {
+        NamespaceStats { entries, bytes }
+    }
+}
+
 /// An out-of-process cache backend: bytes in, bytes out, per-entry expiry, namespaces.
 ///
 /// # Contract
@@ -112,6 +131,13 @@ pub trait CacheBackend: Send + Sync + Debug + 'static {
     async fn unlock(&self, namespace: &str, key: &str, token: &LockToken) -> Result<(), StoreError> {
         let _ = (namespace, key, token);
         Ok(())
+    }
+
+    /// How many entries `namespace` holds and their size. A backend that cannot enumerate
+    /// its keys (Memcached) keeps the default, which answers [`StoreError::Unsupported`].
+    async fn namespace_stats(&self, namespace: &str) -> Result<NamespaceStats, StoreError> {
+        let _ = namespace;
+        Err(StoreError::unsupported(self.name(), "counting cache entries"))
     }
 
     /// A short name for logs (`redis`, `memcached`, ...).

@@ -26,7 +26,7 @@ mod stats;
 #[doc(hidden)]
 pub mod __private;
 
-pub use backend::{CacheBackend, CacheEntry, LockOutcome, LockToken};
+pub use backend::{CacheBackend, CacheEntry, LockOutcome, LockToken, NamespaceStats};
 pub use manager::{CacheManager, CacheManagerBuilder};
 pub use region::{CacheValue, Region, DEFAULT_NAMESPACE, HARD_TTL_FACTOR, MAX_EXPIRE};
 pub use source::CacheSource;

@@ -13,7 +13,7 @@ use parking_lot::RwLock;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::backend::{CacheBackend, CacheEntry};
+use super::backend::{CacheBackend, CacheEntry, NamespaceStats};
 use super::key::limit_key;
 use super::lock::LockTable;
 use super::manager::Sleeper;
@@ -327,6 +327,21 @@ impl Region {
                 Ok(())
             }
             Storage::Backend { backend, .. } => Ok(backend.clear(&self.backend_namespace()).await?),
+        }
+    }
+
+    /// What this handle's namespace holds in the backend ([`CacheBackend::namespace_stats`]),
+    /// for operators and tools.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`]: the backend failed, or cannot count
+    /// ([`StoreError::Unsupported`](crate::StoreError::Unsupported), also for memory
+    /// regions, whose namespaces share one engine).
+    pub async fn entry_stats(&self) -> Result<NamespaceStats, Error> {
+        match &self.shared.storage {
+            Storage::Memory(_) => Err(Error::Store(crate::StoreError::unsupported("memory", "counting cache entries"))),
+            Storage::Backend { backend, .. } => Ok(backend.namespace_stats(&self.backend_namespace()).await?),
         }
     }
 
