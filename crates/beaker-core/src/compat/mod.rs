@@ -15,6 +15,7 @@
 //! which takes any cookie value as an id, and Beaker's ids (32 hex digits, a `uuid4().hex`)
 //! have the shape beaker-rs accepts, so neither side needs to change its id generator.
 
+pub mod cookie_session;
 pub mod payload;
 pub mod pickle;
 mod pickle_shape;
