@@ -46,6 +46,8 @@ pub const DOMAIN_ENTRY: &str = "_beaker.beaker_domain";
 pub const PATH_ENTRY: &str = "_beaker.beaker_path";
 /// Where a record keeps the session id (the entry native cookie sessions use as well).
 pub const ID_ENTRY: &str = crate::cookie_store::ID_ENTRY;
+/// The record entries that are Beaker's bookkeeping rather than the application's data.
+pub const BOOKKEEPING: [&str; 3] = [ID_ENTRY, DOMAIN_ENTRY, PATH_ENTRY];
 
 /// Length of the base64 nonce in front of the ciphertext (128 bits, Beaker's default
 /// `encrypt_nonce_bits`).
@@ -163,11 +165,11 @@ impl BeakerCookieCodec {
             .ok_or_else(|| bad("does not decrypt with any encrypt_key"))?;
         let mut record = payload::decode_session(STANDARD.encode(&plain).as_bytes(), self.serializer, now)
             .map_err(OpenError::Corrupt)?;
-        let id = match record.entries.remove(ID_KEY).map(|v| DataSerializer::decode::<String>(&v)) {
+        let id = match record.entries.get(ID_KEY).map(|v| DataSerializer::decode::<String>(v)) {
             Some(Ok(id)) => id,
             _ => return Err(bad("no _id string")),
         };
-        for (key, entry) in [(DOMAIN_KEY, DOMAIN_ENTRY), (PATH_KEY, PATH_ENTRY)] {
+        for (key, entry) in [(ID_KEY, ID_ENTRY), (DOMAIN_KEY, DOMAIN_ENTRY), (PATH_KEY, PATH_ENTRY)] {
             if let Some(v) = record.entries.remove(key) {
                 record.entries.insert(entry.to_owned(), v);
             }
@@ -234,8 +236,8 @@ mod tests {
 
     use super::*;
 
-    const VK: &[u8] = b"a validation key, 16+";
-    const EK: &[u8] = b"an encryption key, 16+";
+    const VK: &[u8] = b"a validation key of 16+ bytes";
+    const EK: &[u8] = b"an encryption key of 16+ bytes";
 
     fn codec(s: BeakerSerializer) -> BeakerCookieCodec {
         BeakerCookieCodec::new(&[VK], &[EK], s).unwrap()
@@ -249,12 +251,12 @@ mod tests {
     // validate_key=VK, data_serializer='json') of
     // {'_domain': None, '_path': '/', '_id': '2c787a2a299c49078c99034dc543962b',
     //  'user': 'alice', 'n': 3, '_creation_time': 1700000000.25, '_accessed_time': 1700000100.5}
-    const PY_JSON: &str = "9660730565bf510e970bad5cd03d2581af6aa46aBxS7/KD33e2snWJPZeVO4g==JoRtIYmcn+P3k+woVCUees4EKNV3pyeLTqymEwRrbuorshKYdrrs8pAn1xVaD7wnrV4+CE1F2xyw5rZ6i6mkwCIyHyMUyWhInCWdRxWDH8Xk4NPfEQ4ethHdd7CGhYW4F01GEk2H8009GO656KeKdUOwK5dwcuHayQ2yAyUHV93YSgvaXRHLzigkgm3mgpPW+KBz30OxjE4+";
+    const PY_JSON: &str = "8d468199eb79d6bd23c898456d9064c1be081ddbDxdl4MD9LI4zEDZPHmvlcg==eb9tKvLWuawTr2b4OmJUNjq2Bq3aXjNr9WU2zeDaLNlU/5IQnoEk+i+tYgnaMgBgLTfvi1Y62T7wPuSJSINkogTozyV+y8vT+oeDhVTt6ZjtZII8mBIgSVsbTuVW89TYTXth9dHpRY4n0Q2cuQVsIVQ0p2YzZNIJ1EgEoZh5YVOjGXMJpRzrXsf7/YZ1BINp/+sT7BD6aLF6";
 
     // The same with data_serializer='pickle' of
     // {'_domain': None, '_path': '/', '_id': '732fc827552b4bc4b7afd8142bd04bf8', 'user': 'bob',
     //  'b': b'\x00\x01', 't': (1, 2), '_creation_time': 1700000000.25, '_accessed_time': 1700000100.5}
-    const PY_PICKLE: &str = "2ab67c2db33b92e6e5a0772efb40f85cb9f9fd68nSuqxwUWYqm2+awP9ySOPQ==jZOW7UGLqy5VFsiibwFVfPy9x0jpagyHDf7qdh99H4X4ew4CnbeDF6KFysJl+W//SqstmTKOl8FgqcKoNS8ZX3Y0nklolkkHy1Ou/eMXKozmdKgkutoc5Lxfpwno+BhzjS/6HsZyz4YFl/MV9PJTC9OWBdYoR7AH9SwTw0N1CGPIpoZ1kjR4NUCnHd30PzlGpt9O2mxFjjlcTNNgeQQp3dA6tSDkQmhQa/c80OoCGmF1ScDRk+Rc3TYHpFFAOV6QlAI7g9SbozKAJUGreE+1k3rtdNd81FgolCnBK+juopi70E9kxj1cbzopEyh1oDEZFCQ1ySKpw5QGupyM4tvi2+YLH16sRdAkobxFW58s";
+    const PY_PICKLE: &str = "cd3cfe81ded79c1e6571d482cd24fe0496d43374R2DIbSUEokpOAFWJHDXF/A==c99oIpVjo7ETjsie5Ow8236+rB1nHQ2mFK8o+AyhDp9EBHcD/PRMonG9ghMEJsPSVhTJxVv/NZPHVQU56u1BXAuEQuEwIfkInCZ3sFNF1aPqbUqIqF0D+YmcsJJy12WifTr3Ok8PHwT8uO2DaLQhHhpoxedC8nVyfzlNE6dP6LLZeX9TtTzrsMwOaCwZ/umWOJnanmvksQwEYVqH1Tbmm8jm6U7ni9wYu3PkSZatLByGGs2FbWrsLAM/o7YQbByjmQZfwIuGqYHIp6WaNk9obXvQ61elGe0fMjhgUi3gnWKKSLhu7+l5oBApxZQ0wkY3IlbNO+ruEIsB1zbtQkUVByhrUkMKlYc1YzHEFc4/";
 
     #[test]
     fn reads_what_python_beaker_writes() {
@@ -267,6 +269,7 @@ mod tests {
         assert_eq!(DataSerializer::decode::<i64>(&e["n"]).unwrap(), 3);
         assert_eq!(DataSerializer::decode::<String>(&e[PATH_ENTRY]).unwrap(), "/");
         assert_eq!(DataSerializer::decode::<Option<String>>(&e[DOMAIN_ENTRY]).unwrap(), None);
+        assert_eq!(DataSerializer::decode::<String>(&e[ID_ENTRY]).unwrap(), o.id);
         assert!(!e.contains_key(ID_KEY) && !e.contains_key(PATH_KEY) && !e.contains_key(DOMAIN_KEY));
 
         let o = codec(BeakerSerializer::Pickle).open(&format!("\"{PY_PICKLE}\""), SystemTime::now()).unwrap();
@@ -338,8 +341,8 @@ mod tests {
             let r = Record { entries, created: at(1), accessed: at(1), expires: None, owner: None };
             old.seal(&r, None, "/").unwrap()
         };
-        let new_vk = b"a new validation key, 16+".as_slice();
-        let new_ek = b"a new encryption key, 16+".as_slice();
+        let new_vk = b"a new validation key of 16+ bytes".as_slice();
+        let new_ek = b"a new encryption key of 16+ bytes".as_slice();
         for (vks, eks, stale) in [
             (vec![VK], vec![EK], false),
             (vec![new_vk, VK], vec![EK], true),

@@ -95,12 +95,7 @@ pub(crate) fn validate(config: &crate::SessionConfig) -> Result<(), ConfigError>
         });
     }
     match config.resolved_store_type()? {
-        crate::StoreType::Cookie => {
-            return Err(ConfigError::Conflict {
-                key: "session.type".into(),
-                message: "compat = beaker does not support cookie-only sessions yet; use ext:redis".into(),
-            })
-        }
+        crate::StoreType::Cookie => return cookie_codec(config).map(drop),
         // Sharing Beaker's files would mean taking Python's lock files as well as reading
         // its container pickle, so it is refused rather than half-supported.
         crate::StoreType::File => {
@@ -114,6 +109,26 @@ pub(crate) fn validate(config: &crate::SessionConfig) -> Result<(), ConfigError>
         _ => {}
     }
     Ok(())
+}
+
+/// The codec of Beaker's cookie-only sessions for `config`: both of Beaker's keys are
+/// required, as Beaker requires them for an encrypted `CookieSession`.
+pub(crate) fn cookie_codec(config: &crate::SessionConfig) -> Result<cookie_session::BeakerCookieCodec, ConfigError> {
+    let why = || {
+        "compat = beaker with type = cookie reads and writes Beaker's encrypted CookieSession, which needs \
+         both validate_key and encrypt_key (the Python app's values)"
+            .to_owned()
+    };
+    if config.beaker_validate_keys.is_empty() {
+        return Err(ConfigError::Missing { key: "session.validate_key".into(), why: why() });
+    }
+    if config.beaker_encrypt_keys.is_empty() {
+        return Err(ConfigError::Missing { key: "session.encrypt_key".into(), why: why() });
+    }
+    let validate: Vec<&[u8]> = config.beaker_validate_keys.iter().map(crate::Secret::expose).collect();
+    let encrypt: Vec<&[u8]> = config.beaker_encrypt_keys.iter().map(crate::Secret::expose).collect();
+    cookie_session::BeakerCookieCodec::new(&validate, &encrypt, config.compat_serializer)
+        .ok_or_else(|| ConfigError::Missing { key: "session.validate_key".into(), why: why() })
 }
 
 #[cfg(test)]
