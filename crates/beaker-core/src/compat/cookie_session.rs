@@ -211,22 +211,29 @@ impl BeakerCookieCodec {
         }
         let encoded = payload::encode_session(&dict, self.serializer)?;
         let plain = STANDARD.decode(&encoded).map_err(corrupt)?;
+        Ok(self.seal_bytes(&plain))
+    }
 
+    /// The signed cookie value of an already serialized session dict (`plain`, as
+    /// Beaker's serializer wrote it), encrypted with the first keys under a fresh nonce
+    /// and iv. [`seal`](Self::seal) serializes and calls this; tests and the fuzz target
+    /// use it to reach the decoder behind the signature.
+    pub fn seal_bytes(&self, plain: &[u8]) -> String {
         let mut nonce_raw = [0u8; NONCE_RAW];
         let mut iv = [0u8; IV];
         getrandom::getrandom(&mut nonce_raw).expect("the OS random number generator failed");
         getrandom::getrandom(&mut iv).expect("the OS random number generator failed");
         let nonce = STANDARD.encode(nonce_raw);
         let sealed = derive_key(&self.encrypt[0], &self.validate[0], nonce.as_bytes())
-            .encrypt(Nonce::from_slice(&iv), plain.as_slice())
-            .map_err(|_| corrupt("beaker cookie session: AES-GCM refused the payload"))?;
+            .encrypt(Nonce::from_slice(&iv), plain)
+            .expect("AES-GCM encryption of an in-memory buffer cannot fail");
         let (ct, tag) = sealed.split_at(sealed.len() - TAG);
         let mut raw = Vec::with_capacity(IV + sealed.len());
         raw.extend_from_slice(&iv);
         raw.extend_from_slice(tag);
         raw.extend_from_slice(ct);
         let value = nonce + &STANDARD.encode(raw);
-        Ok(self.signer.sign(&value))
+        self.signer.sign(&value)
     }
 }
 

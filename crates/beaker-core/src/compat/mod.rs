@@ -9,7 +9,9 @@
 //! - stores that support it write Beaker's record layout ([`payload`]): the session dict
 //!   with its reserved `_creation_time` / `_accessed_time` keys, serialized by Beaker's
 //!   `json` serializer (zlib-compressed JSON) and base64, inside a pickled `str`
-//!   as Beaker's containers keep it.
+//!   as Beaker's containers keep it;
+//! - with `type = cookie`, sessions live in Beaker's encrypted `CookieSession` cookie
+//!   ([`cookie_session`]), keyed by Beaker's `validate_key` and `encrypt_key`.
 //!
 //! Ids beaker-rs generates (32 characters of `[A-Za-z0-9_-]`) are accepted by Beaker,
 //! which takes any cookie value as an id, and Beaker's ids (32 hex digits, a `uuid4().hex`)
