@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let serializer = if mode & 1 == 0 { BeakerSerializer::Json } else { BeakerSerializer::Pickle };
     let codec = BeakerCookieCodec::new(&[VK], &[EK], serializer).expect("both keys");
-    let opened = match mode >> 1 & 3 {
+    let opened = match (mode >> 1) & 3 {
         // A cookie value from the request.
         0 => codec.open(&String::from_utf8_lossy(rest), now),
         // A signed, encrypted cookie of this plaintext.

@@ -85,7 +85,11 @@ pub async fn session_manager(config: SessionConfig) -> Result<SessionManager, Bu
 /// what the user set.
 async fn build_session_manager(config: SessionConfig, env: Option<&'static str>) -> Result<SessionManager, BuildError> {
     let from_env = env.is_some();
-    if config.secrets.is_empty() {
+    // Beaker's cookie-only sessions are keyed by validate_key and encrypt_key instead
+    // (`validate` below names whichever is missing).
+    let beaker_cookie =
+        config.compat == beaker_core::Compat::Beaker && matches!(config.resolved_store_type(), Ok(StoreType::Cookie));
+    if config.secrets.is_empty() && !beaker_cookie {
         // Refused before any store is opened, naming what the user sets.
         return Err(BuildError::Config(ConfigError::Missing {
             key: if from_env { "BEAKER_SESSION_SECRET" } else { "session.secret" }.into(),

@@ -242,7 +242,10 @@ impl SessionConfig {
     /// loudly on stderr. A deployed service sets `secret` (`BEAKER_SESSION_SECRET`)
     /// instead; without one, building a manager fails.
     pub fn with_insecure_demo_secret_if_missing(mut self) -> Self {
-        if self.secrets.is_empty() {
+        // Beaker's cookie-only sessions use validate_key and encrypt_key, never `secret`.
+        let beaker_cookie =
+            self.compat == Compat::Beaker && matches!(self.resolved_store_type(), Ok(StoreType::Cookie));
+        if self.secrets.is_empty() && !beaker_cookie {
             eprintln!(
                 "warning: BEAKER_SESSION_SECRET is not set; using a PUBLIC demo secret (anyone can \
                  forge sessions). Set BEAKER_SESSION_SECRET before deploying."
