@@ -92,7 +92,7 @@ impl StoreError {
             StoreError::Corrupt { .. } => StoreError::Corrupt { message },
             StoreError::Backend { .. } => StoreError::Backend { message, source: None },
             StoreError::Unsupported { store, operation } => {
-                StoreError::Unsupported { store: *store, operation: *operation }
+                StoreError::Unsupported { store, operation }
             }
         }
     }

@@ -289,7 +289,7 @@ mod tests {
 
     /// `serde_bytes`-style wrapper, to read a bytes value back without another dependency.
     mod serde_bytes_like {
-        pub struct Bytes(pub Vec<u8>);
+        pub(super) struct Bytes(pub(super) Vec<u8>);
         impl<'de> serde::Deserialize<'de> for Bytes {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 struct V;
