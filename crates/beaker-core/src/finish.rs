@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
-use crate::compat::cookie_session::{BOOKKEEPING, MAX_SIGNED};
+use crate::compat::cookie_session::{BOOKKEEPING, MAX_SIGNED, RESERVED_KEYS};
 use crate::cookie_store::{self, ID_ENTRY};
 use crate::cookies::{self, SetCookie};
 use crate::error::{Error, StoreError};
@@ -228,6 +228,16 @@ impl ManagerInner {
             (Some(s), false) => s.id.clone(),
             _ => SessionId::generate(),
         };
+        if self.beaker_cookie.is_some() {
+            if let Some(k) = st.data.entries.keys().find(|k| RESERVED_KEYS.contains(&k.as_str())) {
+                // Beaker's dict has one namespace: `_id` of the application's would replace the id.
+                st.phase = match regenerate {
+                    true => Phase::Regenerating(stored),
+                    false => Phase::Changed(stored),
+                };
+                return Err(Error::ReservedKey(k.clone()));
+            }
+        }
         let created = stored.as_ref().map_or(now, |s| s.created);
         let mut entries = st.data.entries.clone();
         let id_bytes = DataSerializer::Json

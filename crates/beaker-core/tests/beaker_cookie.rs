@@ -275,3 +275,16 @@ async fn a_session_past_beakers_size_limit_is_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn beakers_own_keys_cannot_be_written_by_the_application() {
+    let (m, _) = manager(config(&[]).unwrap());
+    for key in ["_id", "_domain", "_path", "_creation_time", "_accessed_time"] {
+        let s = m.start([cookie(PY_JSON).as_str()]);
+        s.insert(key, "mine").await.unwrap();
+        match m.finish(&s).await {
+            Err(Error::ReservedKey(k)) => assert_eq!(k, key),
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+}

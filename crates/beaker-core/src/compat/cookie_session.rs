@@ -46,6 +46,9 @@ pub const DOMAIN_ENTRY: &str = "_beaker.beaker_domain";
 pub const PATH_ENTRY: &str = "_beaker.beaker_path";
 /// Where a record keeps the session id (the entry native cookie sessions use as well).
 pub const ID_ENTRY: &str = crate::cookie_store::ID_ENTRY;
+/// The keys of Beaker's session dict that are Beaker's own: an application key of the
+/// same name cannot be written in this format.
+pub const RESERVED_KEYS: [&str; 5] = [ID_KEY, DOMAIN_KEY, PATH_KEY, payload::CREATION_TIME, payload::ACCESSED_TIME];
 /// The record entries that are Beaker's bookkeeping rather than the application's data.
 pub const BOOKKEEPING: [&str; 3] = [ID_ENTRY, DOMAIN_ENTRY, PATH_ENTRY];
 
@@ -180,7 +183,9 @@ impl BeakerCookieCodec {
     /// The signed cookie value of a session: `record`'s entries (the id under
     /// [`ID_ENTRY`] is written as `_id`, [`DOMAIN_ENTRY`] / [`PATH_ENTRY`] as `_domain` /
     /// `_path`, defaulting to `domain` / `path`) with its timestamps, encrypted with the
-    /// first keys. Fails when a value cannot be written with the serializer. A result
+    /// first keys. Fails when a value cannot be written with the serializer, or when the
+    /// application used one of Beaker's own keys (`_id`, `_domain`, `_path`,
+    /// `_creation_time`, `_accessed_time`) as a key of its own. A result
     /// longer than [`MAX_SIGNED`] is one Beaker would refuse to write.
     pub fn seal(&self, record: &Record, domain: Option<&str>, path: &str) -> Result<String, StoreError> {
         let mut dict = Record {
@@ -195,6 +200,13 @@ impl BeakerCookieCodec {
                 ID_ENTRY => ID_KEY,
                 DOMAIN_ENTRY => DOMAIN_KEY,
                 PATH_ENTRY => PATH_KEY,
+                // The application's own key spelled like one of Beaker's would replace it.
+                other if RESERVED_KEYS.contains(&other) => {
+                    return Err(StoreError::Rejected {
+                        message: format!("the session key {other:?} is reserved by Beaker's session format"),
+                        source: None,
+                    });
+                }
                 other => other,
             };
             dict.entries.insert(key.to_owned(), v.clone());
@@ -385,6 +397,14 @@ mod tests {
         for payload in ["short", "BxS7/KD33e2snWJPZeVO4g==!!!", "BxS7/KD33e2snWJPZeVO4g==AAAA", "é".repeat(20).as_str()]
         {
             assert!(matches!(c.open(&signer.sign(payload), now), Err(OpenError::Corrupt(_))), "{payload}");
+        }
+        // The application may not use Beaker's own keys.
+        for reserved in ["_id", "_domain", "_path", "_creation_time", "_accessed_time"] {
+            let mut entries = std::collections::BTreeMap::new();
+            entries.insert(ID_ENTRY.to_owned(), DataSerializer::Json.encode(&"abc").unwrap());
+            entries.insert(reserved.to_owned(), DataSerializer::Json.encode(&"mine").unwrap());
+            let r = Record { entries, created: at(1), accessed: at(1), expires: None, owner: None };
+            assert!(matches!(c.seal(&r, None, "/"), Err(StoreError::Rejected { .. })), "{reserved}");
         }
         // Incompressible data passes Beaker's limit.
         let mut entries = std::collections::BTreeMap::new();
