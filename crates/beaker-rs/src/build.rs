@@ -349,9 +349,17 @@ mod tests {
             .with_url("file:/tmp/nowhere");
         let e = session_manager(c).await.unwrap_err().to_string();
         assert!(e.contains("session.type") && e.contains("file container pickles"), "{e}");
+        // Beaker's cookie-only sessions need both of Beaker's keys, and no secret.
         let cookie = SessionConfig::from_map([("session.compat", "beaker"), ("session.type", "cookie")]);
         let e = cookie.unwrap_err().to_string();
-        assert!(e.contains("session.type") && e.contains("cookie-only"), "{e}");
+        assert!(e.contains("session.validate_key") && e.contains("CookieSession"), "{e}");
+        let cookie = SessionConfig::from_map([
+            ("session.compat", "beaker"),
+            ("session.type", "cookie"),
+            ("session.validate_key", "a validate key of sixteen+ bytes"),
+            ("session.encrypt_key", "an encrypt key of sixteen+ bytes"),
+        ]);
+        assert!(session_manager(cookie.unwrap()).await.is_ok());
         let hashed = SessionConfig::from_map([("session.compat", "beaker"), ("session.hash_ids", "true")]);
         assert!(hashed.unwrap_err().to_string().contains("hash_ids"));
         let encrypted =
