@@ -9,7 +9,7 @@ use crate::Result;
 
 /// Every fuzz target in `fuzz/fuzz_targets`.
 pub(crate) const TARGETS: &[&str] =
-    &["cookie_header", "cookie_store", "record_decode", "config_parser", "beaker_payload"];
+    &["cookie_header", "cookie_store", "record_decode", "config_parser", "beaker_payload", "beaker_cookie"];
 
 /// `cargo xtask fuzz` arguments.
 #[derive(clap::Args)]

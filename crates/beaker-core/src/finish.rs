@@ -6,6 +6,7 @@
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
+use crate::compat::cookie_session::{BOOKKEEPING, MAX_SIGNED, RESERVED_KEYS};
 use crate::cookie_store::{self, ID_ENTRY};
 use crate::cookies::{self, SetCookie};
 use crate::error::{Error, StoreError};
@@ -213,7 +214,8 @@ impl ManagerInner {
             Phase::Changed(stored) => (stored, false),
             Phase::Regenerating(stored) => (stored, true),
         };
-        let has_data = st.data.entries.keys().any(|k| k != ID_ENTRY);
+        // The id (and, in Beaker's format, `_domain` / `_path`) are not data of their own.
+        let has_data = st.data.entries.keys().any(|k| !BOOKKEEPING.contains(&k.as_str()));
         if !has_data {
             // Emptied: the cookie itself must go.
             st.phase = Phase::Loaded(None);
@@ -226,6 +228,16 @@ impl ManagerInner {
             (Some(s), false) => s.id.clone(),
             _ => SessionId::generate(),
         };
+        if self.beaker_cookie.is_some() {
+            if let Some(k) = st.data.entries.keys().find(|k| RESERVED_KEYS.contains(&k.as_str())) {
+                // Beaker's dict has one namespace: `_id` of the application's would replace the id.
+                st.phase = match regenerate {
+                    true => Phase::Regenerating(stored),
+                    false => Phase::Changed(stored),
+                };
+                return Err(Error::ReservedKey(k.clone()));
+            }
+        }
         let created = stored.as_ref().map_or(now, |s| s.created);
         let mut entries = st.data.entries.clone();
         let id_bytes = DataSerializer::Json
@@ -237,7 +249,27 @@ impl ManagerInner {
         }
         self.counters.saved.increment(1);
         let record = Record { entries, created, accessed: now, expires: self.expiry(created, now), owner: None };
-        let sealed = cookie_store::seal(&self.keys, &self.config.key, &record);
+        let sealed = match &self.beaker_cookie {
+            None => Ok(cookie_store::seal(&self.keys, &self.config.key, &record)),
+            Some(codec) => codec
+                .seal(&record, self.config.domain.as_deref(), &self.config.path)
+                .map_err(Error::Store)
+                // Beaker refuses to write (and so never expects) a value past its own limit.
+                .and_then(|v| match v.len() > MAX_SIGNED {
+                    true => Err(Error::CookieTooLarge { size: v.len(), limit: MAX_SIGNED }),
+                    false => Ok(v),
+                }),
+        };
+        let sealed = match sealed {
+            Ok(v) => v,
+            Err(e) => {
+                st.phase = match regenerate {
+                    true => Phase::Regenerating(stored),
+                    false => Phase::Changed(stored),
+                };
+                return Err(e);
+            }
+        };
         let cookie = cookies::session_cookie(&self.config, sealed, now);
         if cookie.as_str().len() > self.config.cookie_limit {
             st.phase = match regenerate {

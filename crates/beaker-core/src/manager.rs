@@ -10,6 +10,8 @@ use memchr::memmem::Finder;
 use crate::backend::Backend;
 use crate::cache_headers::Finished;
 use crate::clock::{saturating_add, Clock, SystemClock};
+use crate::compat::cookie_session::{BeakerCookieCodec, OpenError};
+use crate::compat::Compat;
 use crate::config::{OnStoreError, SessionConfig, StoreType};
 use crate::cookie_store::{self, CookieStore};
 use crate::cookies::{self, SetCookie};
@@ -67,6 +69,8 @@ pub(crate) struct ManagerInner {
     /// search per request cost more than the search).
     cookie_name: Finder<'static>,
     pub(crate) keys: Keys,
+    /// With `compat = beaker` and cookie-only sessions: Beaker's `CookieSession` format.
+    pub(crate) beaker_cookie: Option<BeakerCookieCodec>,
     pub(crate) backend: Backend,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) counters: SessionCounters,
@@ -255,13 +259,41 @@ impl ManagerInner {
     pub(crate) async fn load(&self, st: &mut State) -> Result<(), Error> {
         let now = self.clock.now();
         let found = if self.backend.is_cookie() {
-            let opened = self.first_cookie(st, |sealed| cookie_store::open(&self.keys, &self.config.key, sealed));
-            if opened.is_none() && st.cookie_seen {
-                self.counters.rejected_cookies.increment(1);
-                tracing::debug!(
-                    "cookie session could not be opened (tampered, foreign key or corrupt); starting fresh"
-                );
-            }
+            let opened = match &self.beaker_cookie {
+                None => {
+                    self.first_cookie(st, |sealed| cookie_store::open(&self.keys, &self.config.key, sealed).map(Ok))
+                }
+                // The first cookie signed with a validate key is the session, decodable or not.
+                Some(codec) => self.first_cookie(st, |value| match codec.open(value, now) {
+                    Ok(o) => Some(match SessionId::parse(&o.id) {
+                        Some(id) => Ok((o.record, id, o.stale)),
+                        None => Err(StoreError::corrupt("beaker cookie session: an _id beaker-rs cannot use")),
+                    }),
+                    Err(OpenError::Unsigned) => None,
+                    Err(OpenError::Corrupt(e)) => Some(Err(e)),
+                }),
+            };
+            let opened = match opened {
+                Some(Ok(found)) => Some(found),
+                Some(Err(e)) if self.config.invalidate_corrupt => {
+                    self.counters.rejected_cookies.increment(1);
+                    tracing::warn!(error = %e, "corrupt Beaker cookie session; starting a fresh session");
+                    None
+                }
+                Some(Err(e)) => {
+                    st.phase = Phase::Failed(Some(e.summary()));
+                    return Err(Error::Store(e));
+                }
+                None => {
+                    if st.cookie_seen {
+                        self.counters.rejected_cookies.increment(1);
+                        tracing::debug!(
+                            "cookie session could not be opened (tampered, foreign key or corrupt); starting fresh"
+                        );
+                    }
+                    None
+                }
+            };
             opened.map(|(record, id, stale)| {
                 st.stale_key = stale;
                 (record, id)
@@ -379,7 +411,6 @@ impl SessionManagerBuilder {
     /// builds them from the URL).
     pub fn build(self) -> Result<SessionManager, ConfigError> {
         self.config.validate()?;
-        let keys = Keys::with_compat(&self.config.secrets, self.config.compat)?;
         let mut backend = match (self.store, self.cookie) {
             (Some(_), true) => {
                 return Err(ConfigError::Conflict {
@@ -406,6 +437,25 @@ impl SessionManagerBuilder {
                 }
             },
         };
+        let beaker_cookie = match (self.config.compat, &backend) {
+            (Compat::Beaker, Backend::Cookie) => Some(crate::compat::cookie_codec(&self.config)?),
+            _ if !self.config.beaker_validate_keys.is_empty() || !self.config.beaker_encrypt_keys.is_empty() => {
+                return Err(ConfigError::Conflict {
+                    key: "session.validate_key".into(),
+                    message: "validate_key and encrypt_key are only used by Beaker's cookie-only sessions \
+                              (compat = beaker, type = cookie); otherwise set `secret`"
+                        .into(),
+                })
+            }
+            _ => None,
+        };
+        // Beaker's cookie-only sessions are keyed by validate_key and encrypt_key alone;
+        // `secret` is then optional (it signs nothing).
+        let secrets = match &beaker_cookie {
+            Some(_) if self.config.secrets.is_empty() => &self.config.beaker_validate_keys,
+            _ => &self.config.secrets,
+        };
+        let keys = Keys::with_compat(secrets, self.config.compat)?;
         let cookie_name = Finder::new(self.config.key.as_bytes()).into_owned();
         let counters = SessionCounters::new(backend.name());
         if let Backend::Store(store, errors) = &mut backend {
@@ -416,6 +466,7 @@ impl SessionManagerBuilder {
                 config: self.config,
                 cookie_name,
                 keys,
+                beaker_cookie,
                 backend,
                 clock: self.clock,
                 counters,

@@ -45,6 +45,13 @@ impl Secret {
     }
 }
 
+impl Secret {
+    /// The raw bytes (Beaker's formats key their MACs with them directly).
+    pub(crate) fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(<hidden>)")

@@ -108,7 +108,11 @@ pub async fn session_store_from_env(
 /// variable the URL came from (`""` when it came from `BEAKER_SESSION_*`): errors name
 /// what the user set.
 async fn build_session_manager(config: SessionConfig, env: Option<&'static str>) -> Result<SessionManager, BuildError> {
-    if config.secrets.is_empty() {
+    // Beaker's cookie-only sessions are keyed by validate_key and encrypt_key instead
+    // (`validate` below names whichever is missing).
+    let beaker_cookie =
+        config.compat == beaker_core::Compat::Beaker && matches!(config.resolved_store_type(), Ok(StoreType::Cookie));
+    if config.secrets.is_empty() && !beaker_cookie {
         // Refused before any store is opened, naming what the user sets.
         return Err(BuildError::Config(ConfigError::Missing {
             key: if env.is_some() { "BEAKER_SESSION_SECRET" } else { "session.secret" }.into(),
@@ -390,9 +394,17 @@ mod tests {
             .with_url("file:/tmp/nowhere");
         let e = session_manager(c).await.unwrap_err().to_string();
         assert!(e.contains("session.type") && e.contains("file container pickles"), "{e}");
+        // Beaker's cookie-only sessions need both of Beaker's keys, and no secret.
         let cookie = SessionConfig::from_map([("session.compat", "beaker"), ("session.type", "cookie")]);
         let e = cookie.unwrap_err().to_string();
-        assert!(e.contains("session.type") && e.contains("cookie-only"), "{e}");
+        assert!(e.contains("session.validate_key") && e.contains("CookieSession"), "{e}");
+        let cookie = SessionConfig::from_map([
+            ("session.compat", "beaker"),
+            ("session.type", "cookie"),
+            ("session.validate_key", "a validate key of sixteen+ bytes"),
+            ("session.encrypt_key", "an encrypt key of sixteen+ bytes"),
+        ]);
+        assert!(session_manager(cookie.unwrap()).await.is_ok());
         let hashed = SessionConfig::from_map([("session.compat", "beaker"), ("session.hash_ids", "true")]);
         assert!(hashed.unwrap_err().to_string().contains("hash_ids"));
         let encrypted =

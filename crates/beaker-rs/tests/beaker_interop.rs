@@ -1,7 +1,8 @@
 //! `compat = beaker` against the real Python Beaker 1.14 (from PyPI, in the venv that
 //! `cargo xtask test` makes under `target/`): a session written by one side is read and
 //! updated by the other, both ways, on the `ext:redis` layout; the idle timeout is
-//! honoured by both sides.
+//! honoured by both sides. `beaker_interop/database.rs` does the same on `ext:database`,
+//! `beaker_interop/cookie.rs` for cookie-only sessions.
 //!
 //! Needs `BEAKER_TEST_PYTHON` (the venv's interpreter) and `BEAKER_TEST_REDIS_URL`; without
 //! them the tests are skipped loudly, and fail under `CI=true`.
@@ -18,6 +19,9 @@ use serde_json::Value;
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
 #[path = "beaker_interop/database.rs"]
 mod database;
+
+#[path = "beaker_interop/cookie.rs"]
+mod cookie;
 
 const SECRET: &str = "interop secret shared by both apps";
 const COOKIE: &str = "beaker.session.id";

@@ -9,12 +9,15 @@
 //! - stores that support it write Beaker's record layout ([`payload`]): the session dict
 //!   with its reserved `_creation_time` / `_accessed_time` keys, serialized by Beaker's
 //!   `json` serializer (zlib-compressed JSON) and base64, inside a pickled `str`
-//!   as Beaker's containers keep it.
+//!   as Beaker's containers keep it;
+//! - with `type = cookie`, sessions live in Beaker's encrypted `CookieSession` cookie
+//!   ([`cookie_session`]), keyed by Beaker's `validate_key` and `encrypt_key`.
 //!
 //! Ids beaker-rs generates (32 characters of `[A-Za-z0-9_-]`) are accepted by Beaker,
 //! which takes any cookie value as an id, and Beaker's ids (32 hex digits, a `uuid4().hex`)
 //! have the shape beaker-rs accepts, so neither side needs to change its id generator.
 
+pub mod cookie_session;
 pub mod payload;
 pub mod pickle;
 mod pickle_shape;
@@ -94,12 +97,7 @@ pub(crate) fn validate(config: &crate::SessionConfig) -> Result<(), ConfigError>
         });
     }
     match config.resolved_store_type()? {
-        crate::StoreType::Cookie => {
-            return Err(ConfigError::Conflict {
-                key: "session.type".into(),
-                message: "compat = beaker does not support cookie-only sessions yet; use ext:redis".into(),
-            })
-        }
+        crate::StoreType::Cookie => return cookie_codec(config).map(drop),
         // Sharing Beaker's files would mean taking Python's lock files as well as reading
         // its container pickle, so it is refused rather than half-supported.
         crate::StoreType::File => {
@@ -113,6 +111,26 @@ pub(crate) fn validate(config: &crate::SessionConfig) -> Result<(), ConfigError>
         _ => {}
     }
     Ok(())
+}
+
+/// The codec of Beaker's cookie-only sessions for `config`: both of Beaker's keys are
+/// required, as Beaker requires them for an encrypted `CookieSession`.
+pub(crate) fn cookie_codec(config: &crate::SessionConfig) -> Result<cookie_session::BeakerCookieCodec, ConfigError> {
+    let why = || {
+        "compat = beaker with type = cookie reads and writes Beaker's encrypted CookieSession, which needs \
+         both validate_key and encrypt_key (the Python app's values)"
+            .to_owned()
+    };
+    if config.beaker_validate_keys.is_empty() {
+        return Err(ConfigError::Missing { key: "session.validate_key".into(), why: why() });
+    }
+    if config.beaker_encrypt_keys.is_empty() {
+        return Err(ConfigError::Missing { key: "session.encrypt_key".into(), why: why() });
+    }
+    let validate: Vec<&[u8]> = config.beaker_validate_keys.iter().map(crate::Secret::expose).collect();
+    let encrypt: Vec<&[u8]> = config.beaker_encrypt_keys.iter().map(crate::Secret::expose).collect();
+    cookie_session::BeakerCookieCodec::new(&validate, &encrypt, config.compat_serializer)
+        .ok_or_else(|| ConfigError::Missing { key: "session.validate_key".into(), why: why() })
 }
 
 #[cfg(test)]

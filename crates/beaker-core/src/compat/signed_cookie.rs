@@ -50,6 +50,11 @@ impl BeakerSigner {
     /// The value of a signed cookie when a secret's signature matches (in constant time),
     /// with whether it was an older secret's.
     pub(crate) fn verify<'a>(&self, signed: &'a str) -> Option<(&'a str, bool)> {
+        self.verify_index(signed).map(|(value, i)| (value, i > 0))
+    }
+
+    /// Like [`verify`](Self::verify), with the index of the secret whose signature matched.
+    pub(crate) fn verify_index<'a>(&self, signed: &'a str) -> Option<(&'a str, usize)> {
         let signed = signed.trim_matches('"');
         if signed.len() <= SIG_LEN || !signed.is_char_boundary(SIG_LEN) {
             return None;
@@ -58,7 +63,7 @@ impl BeakerSigner {
         self.keys
             .iter()
             .enumerate()
-            .find_map(|(i, key)| bool::from(Self::tag(key, value).ct_eq(sig.as_bytes())).then_some((value, i > 0)))
+            .find_map(|(i, key)| bool::from(Self::tag(key, value).ct_eq(sig.as_bytes())).then_some((value, i)))
     }
 }
 

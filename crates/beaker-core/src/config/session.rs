@@ -77,8 +77,16 @@ pub enum CacheHeaders {
 pub struct SessionConfig {
     /// Cookie name (`key`, default `beaker.session.id`).
     pub key: String,
-    /// Secrets, first signs (`secret`, also Beaker's `validate_key`/`encrypt_key`; comma-separated).
+    /// Secrets, first signs (`secret`, also Beaker's `validate_key`/`encrypt_key` outside
+    /// compat mode; comma-separated).
     pub secrets: Vec<Secret>,
+    /// With `compat = beaker` and `type = cookie`: Beaker's `validate_key`, which signs the
+    /// cookie and salts its encryption key (comma-separated, newest first: the first
+    /// writes, every one reads).
+    pub beaker_validate_keys: Vec<Secret>,
+    /// With `compat = beaker` and `type = cookie`: Beaker's `encrypt_key`, from which the
+    /// AES key of each cookie is derived (comma-separated, newest first).
+    pub beaker_encrypt_keys: Vec<Secret>,
     /// Backend kind (`type`); when unset, the scheme of `url` decides.
     pub store_type: Option<StoreType>,
     /// Backend URL (`url`).
@@ -151,6 +159,8 @@ impl Default for SessionConfig {
         SessionConfig {
             key: "beaker.session.id".into(),
             secrets: Vec::new(),
+            beaker_validate_keys: Vec::new(),
+            beaker_encrypt_keys: Vec::new(),
             store_type: None,
             url: None,
             timeout: Some(Self::DEFAULT_TIMEOUT),
@@ -232,7 +242,10 @@ impl SessionConfig {
     /// loudly on stderr. A deployed service sets `secret` (`BEAKER_SESSION_SECRET`)
     /// instead; without one, building a manager fails.
     pub fn with_insecure_demo_secret_if_missing(mut self) -> Self {
-        if self.secrets.is_empty() {
+        // Beaker's cookie-only sessions use validate_key and encrypt_key, never `secret`.
+        let beaker_cookie =
+            self.compat == Compat::Beaker && matches!(self.resolved_store_type(), Ok(StoreType::Cookie));
+        if self.secrets.is_empty() && !beaker_cookie {
             eprintln!(
                 "warning: BEAKER_SESSION_SECRET is not set; using a PUBLIC demo secret (anyone can \
                  forge sessions). Set BEAKER_SESSION_SECRET before deploying."
@@ -362,6 +375,21 @@ impl SessionConfig {
         self
     }
 
+    /// Sets Beaker's `validate_key` and `encrypt_key` for cookie-only sessions in compat
+    /// mode (each newest first: the first writes, every one reads).
+    pub fn with_beaker_cookie_keys(
+        mut self,
+        validate_keys: &[&[u8]],
+        encrypt_keys: &[&[u8]],
+    ) -> Result<Self, ConfigError> {
+        let wrap = |keys: &[&[u8]], name: &str| {
+            keys.iter().map(|k| Secret::new(k.to_vec()).map_err(|e| rename(e, name))).collect::<Result<Vec<_>, _>>()
+        };
+        self.beaker_validate_keys = wrap(validate_keys, "session.validate_key")?;
+        self.beaker_encrypt_keys = wrap(encrypt_keys, "session.encrypt_key")?;
+        Ok(self)
+    }
+
     /// Sets whether store keys are hashes of the ids.
     pub fn with_hash_ids(mut self, hashed: bool) -> Self {
         self.hash_ids = hashed;
@@ -477,13 +505,11 @@ impl SessionConfig {
             let (key, value) = (key.as_str(), value.as_str());
             match name.as_str() {
                 "key" | "id" | "name" => c.key = non_blank(key, value)?.to_owned(),
-                "secret" | "validate_key" | "encrypt_key" | "secrets" => {
-                    // Commas only: a secret may contain spaces.
-                    c.secrets.clear();
-                    for s in non_blank(key, value)?.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                        c.secrets.push(Secret::new(s.as_bytes().to_vec()).map_err(|e| rename(e, key))?);
-                    }
-                }
+                "secret" | "secrets" => c.secrets = secret_list(key, value)?,
+                // Compat mode keeps these apart (Beaker's cookie-only sessions use both);
+                // otherwise they are names of `secret`, sorted out after the loop.
+                "validate_key" => c.beaker_validate_keys = secret_list(key, value)?,
+                "encrypt_key" => c.beaker_encrypt_keys = secret_list(key, value)?,
                 "type" => c.store_type = Some(StoreType::parse_option(key, value)?),
                 "url" => c.url = Some(non_blank(key, value)?.to_owned()),
                 "timeout" => c.timeout = as_opt_seconds(key, value)?,
@@ -563,13 +589,24 @@ impl SessionConfig {
                 ),
             ));
         }
-        if c.compat == Compat::Beaker {
+        if c.compat != Compat::Beaker {
+            // Outside compat mode all four name the secret; the one read last (in name
+            // order: encrypt_key, secret, secrets, validate_key) wins, as it always has.
+            let validate = std::mem::take(&mut c.beaker_validate_keys);
+            let encrypt = std::mem::take(&mut c.beaker_encrypt_keys);
+            if !validate.is_empty() {
+                c.secrets = validate;
+            } else if c.secrets.is_empty() {
+                c.secrets = encrypt;
+            }
+        } else if c.resolved_store_type()? != StoreType::Cookie {
             if let Some((key, _)) = ["encrypt_key", "validate_key"].iter().find_map(|k| src.entries.get(*k)) {
-                // Beaker would encrypt the records with these; only `secret` is Beaker's.
+                // Beaker would encrypt server-side records with these; only `secret` is Beaker's.
                 return Err(ConfigError::Conflict {
                     key: key.clone(),
                     message: "compat = beaker signs id cookies with `secret`; Beaker's encrypted records \
-                              (encrypt_key, validate_key) are not supported"
+                              (encrypt_key, validate_key) are not supported, only its cookie-only sessions \
+                              (type = cookie) use them"
                         .into(),
                 });
             }
@@ -577,6 +614,16 @@ impl SessionConfig {
         c.validate()?;
         Ok(c)
     }
+}
+
+/// A comma-separated list of secrets (commas only: a secret may contain spaces).
+fn secret_list(key: &str, value: &str) -> Result<Vec<Secret>, ConfigError> {
+    non_blank(key, value)?
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| Secret::new(s.as_bytes().to_vec()).map_err(|e| rename(e, key)))
+        .collect()
 }
 
 fn rename(e: ConfigError, key: &str) -> ConfigError {

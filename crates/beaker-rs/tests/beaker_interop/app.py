@@ -2,7 +2,9 @@
 
 Configured from the environment (BEAKER_TEST_SECRET, BEAKER_TEST_REDIS_URL,
 BEAKER_TEST_TIMEOUT, BEAKER_TEST_SERIALIZER; with BEAKER_TEST_DB_URL and
-BEAKER_TEST_DB_TABLE, ext:database on that SQLAlchemy URL and table instead of ext:redis).
+BEAKER_TEST_DB_TABLE, ext:database on that SQLAlchemy URL and table instead of ext:redis;
+with BEAKER_TEST_VALIDATE_KEY and BEAKER_TEST_ENCRYPT_KEY, cookie-only sessions encrypted
+by the `cryptography` backend).
 Prints its port on the first line.
   GET /get            -> the session dict as JSON (Beaker's reserved keys included)
   GET /set?k=K&v=JSON -> session[K] = json.loads(JSON), saved
@@ -63,6 +65,12 @@ if os.environ.get("BEAKER_TEST_DB_URL"):
     config["session.type"] = "ext:database"
     config["session.url"] = os.environ["BEAKER_TEST_DB_URL"]
     config["session.table_name"] = os.environ["BEAKER_TEST_DB_TABLE"]
+if os.environ.get("BEAKER_TEST_VALIDATE_KEY"):
+    config["session.type"] = "cookie"
+    del config["session.url"]
+    config["session.validate_key"] = os.environ["BEAKER_TEST_VALIDATE_KEY"]
+    config["session.encrypt_key"] = os.environ["BEAKER_TEST_ENCRYPT_KEY"]
+    config["session.crypto_type"] = "cryptography"
 if os.environ.get("BEAKER_TEST_TIMEOUT"):
     config["session.timeout"] = int(os.environ["BEAKER_TEST_TIMEOUT"])
 
