@@ -44,8 +44,19 @@ impl ManagerInner {
             self.counters.ended.increment(doomed.len() as u64);
         }
         let now = self.clock.now();
+        // A login (the write that sets the principal) enforces the per-principal cap once
+        // the session is saved under its final key.
+        let login = match (&st.data.owner, self.config.max_sessions_per_principal) {
+            (Some(owner), Some(cap)) if st.data.owner_set => Some((owner.principal.clone(), cap)),
+            _ => None,
+        };
         let written =
             if self.backend.is_cookie() { self.finish_cookie(st, now)? } else { self.finish_server(st, now).await? };
+        if let (Some((principal, cap)), Some(stored)) = (login, st.phase.stored()) {
+            let id = stored.id.clone();
+            let current = self.cached_key(st, &id).clone();
+            self.end_beyond_cap(&principal, &current, cap).await?;
+        }
         let mut out = Vec::new();
         match written {
             Written::Cookie(cookie) => out.push(cookie),
@@ -137,7 +148,7 @@ impl ManagerInner {
     /// A new session (or one this request invalidated and wrote again): created under a
     /// fresh id with this request's data only.
     async fn create(&self, st: &mut State, now: SystemTime) -> Result<Written, Error> {
-        if st.data.entries.is_empty() {
+        if !st.data.has_content() {
             st.data = Data::default();
             st.phase = Phase::Loaded(None);
             return Ok(Written::Nothing);
@@ -147,7 +158,7 @@ impl ManagerInner {
             created: now,
             accessed: now,
             expires: self.expiry(now, now),
-            owner: None,
+            owner: st.data.owner.clone(),
         };
         let mut created = None;
         for _ in 0..CREATE_ATTEMPTS {
@@ -163,6 +174,7 @@ impl ManagerInner {
         st.data.set.clear();
         st.data.remove.clear();
         st.data.clear = false;
+        st.data.owner_set = false;
         let cookie = self.cookie_for(&id, now);
         st.phase = Phase::Loaded(Some(Stored { id, created: now, accessed: now }));
         Ok(Written::Cookie(cookie))
@@ -187,9 +199,12 @@ impl ManagerInner {
             remove: std::mem::take(&mut data.remove),
             accessed: now,
             expires: self.expiry(created, now),
-            owner: None,
+            // Only when this request set it: a write that did not must not move the key
+            // in the store's index.
+            owner: if data.owner_set { data.owner.clone() } else { None },
         };
         data.clear = false;
+        data.owner_set = false;
         changes
     }
 
@@ -213,7 +228,7 @@ impl ManagerInner {
             Phase::Changed(stored) => (stored, false),
             Phase::Regenerating(stored) => (stored, true),
         };
-        let has_data = st.data.entries.keys().any(|k| k != ID_ENTRY);
+        let has_data = st.data.entries.keys().any(|k| k != ID_ENTRY) || st.data.owner.is_some();
         if !has_data {
             // Emptied: the cookie itself must go.
             st.phase = Phase::Loaded(None);
@@ -236,7 +251,13 @@ impl ManagerInner {
             self.counters.created.increment(1);
         }
         self.counters.saved.increment(1);
-        let record = Record { entries, created, accessed: now, expires: self.expiry(created, now), owner: None };
+        let record = Record {
+            entries,
+            created,
+            accessed: now,
+            expires: self.expiry(created, now),
+            owner: st.data.owner.clone(),
+        };
         let sealed = cookie_store::seal(&self.keys, &self.config.key, &record);
         let cookie = cookies::session_cookie(&self.config, sealed, now);
         if cookie.as_str().len() > self.config.cookie_limit {
@@ -249,6 +270,7 @@ impl ManagerInner {
         st.data.set.clear();
         st.data.remove.clear();
         st.data.clear = false;
+        st.data.owner_set = false;
         st.stale_key = false;
         st.phase = Phase::Loaded(Some(Stored { id, created, accessed: now }));
         Ok(Written::Cookie(cookie))

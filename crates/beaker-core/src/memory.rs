@@ -1,5 +1,6 @@
 //! [`MemoryStore`]: an in-process, bounded session store for tests and single-process apps.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -10,8 +11,9 @@ use quick_cache::{OptionsBuilder, Weighter};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
-use crate::id::StoreKey;
-use crate::store::{Changes, Lookup, Record, SessionStore};
+use crate::id::{SessionHandle, StoreKey};
+use crate::memory_index::{Cursor, PrincipalIndex};
+use crate::store::{Changes, Listed, Lookup, Page, Record, SessionStore};
 
 /// foldhash, seeded per process: far cheaper than SipHash on these short keys. Keys that
 /// reach the store come from server-issued ids (a SHA-256 digest, or the random id
@@ -118,6 +120,11 @@ struct Inner {
     max_sessions: usize,
     max_bytes: u64,
     clock: Arc<dyn Clock>,
+    /// principal → keys of the sessions it owns (see `memory_index.rs`). Only sessions
+    /// with an owner ever take its lock.
+    index: parking_lot::Mutex<PrincipalIndex>,
+    /// Orders a scan (its cursor is a position in this order, never a key).
+    cursor: Cursor,
 }
 
 impl std::fmt::Debug for Inner {
@@ -195,6 +202,8 @@ impl MemoryStore {
                 max_sessions: per_shard * shards,
                 max_bytes,
                 clock,
+                index: parking_lot::Mutex::new(PrincipalIndex::new(per_shard * shards)),
+                cursor: Cursor::default(),
             }),
         }
     }
@@ -313,7 +322,50 @@ impl MemoryStore {
 
     /// [`SessionStore::apply`], without the future (see [`load_now`](Self::load_now)).
     pub(crate) fn apply_now(&self, key: &StoreKey, changes: &Changes) -> bool {
-        self.update(key, |r| r.apply(changes)).is_some()
+        let applied = self.update(key, |r| r.apply(changes)).is_some();
+        if let (true, Some(owner)) = (applied, &changes.owner) {
+            self.file(key, &owner.principal);
+        }
+        applied
+    }
+
+    /// Files `key` under `principal` in the index, after the record says so (a listing
+    /// that runs between the two misses the key, as the contract allows for a session
+    /// created meanwhile; one that runs after finds both).
+    fn file(&self, key: &StoreKey, principal: &str) {
+        self.inner.index.lock().file(key, principal, |k, p| self.owned_by(k, p));
+    }
+
+    /// The live record under `key` if `principal` owns it. A peek: listing a user's
+    /// sessions must not make them look used to the eviction policy.
+    fn owned_by(&self, key: &StoreKey, principal: &str) -> Option<Listed> {
+        let now = self.inner.clock.now();
+        match self.inner.cache.peek(key)? {
+            Slot::Live { record, .. }
+                if !record.is_expired(now) && record.owner.as_ref().is_some_and(|o| o.principal == principal) =>
+            {
+                Some(Listed::of(key, &record))
+            }
+            _ => None,
+        }
+    }
+
+    /// [`SessionStore::sessions_of`], without the future.
+    pub(crate) fn sessions_of_now(&self, principal: &str) -> Vec<Listed> {
+        self.inner.index.lock().list(principal, |k, p| self.owned_by(k, p))
+    }
+
+    /// Visits every entry by reference, shard by shard (under each shard's lock, without
+    /// cloning the records), dropping the dead ones on the way.
+    fn visit(&self, f: impl Fn(&StoreKey, &Record)) {
+        let now = self.inner.clock.now();
+        self.inner.cache.retain(|key, slot| match slot {
+            Slot::Live { record, .. } if !record.is_expired(now) => {
+                f(key, record);
+                true
+            }
+            other => !other.is_dead(now),
+        });
     }
 
     /// [`SessionStore::touch`], without the future.
@@ -352,7 +404,13 @@ impl MemoryStore {
             EntryResult::Replaced(guard, _) | EntryResult::Vacant(guard) => guard,
             EntryResult::Removed(..) | EntryResult::Timeout => return Ok(false),
         };
-        Ok(guard.insert(slot).is_ok())
+        if guard.insert(slot).is_err() {
+            return Ok(false);
+        }
+        if let Some(owner) = &record.owner {
+            self.file(key, &owner.principal);
+        }
+        Ok(true)
     }
 }
 
@@ -414,7 +472,42 @@ impl SessionStore for MemoryStore {
             removed.fetch_add(u64::from(dead && matches!(slot, Slot::Live { .. })), Ordering::Relaxed);
             !dead
         });
+        // The index goes with the records it names.
+        self.inner.index.lock().sweep(|k, p| self.owned_by(k, p).is_some());
         Ok(removed.into_inner())
+    }
+
+    async fn sessions_of(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
+        Ok(self.sessions_of_now(principal))
+    }
+
+    /// Live records only (expired ones met on the way are dropped).
+    async fn count(&self) -> Result<u64, StoreError> {
+        let n = AtomicU64::new(0);
+        self.visit(|_, _| {
+            n.fetch_add(1, Ordering::Relaxed);
+        });
+        Ok(n.into_inner())
+    }
+
+    /// Each page walks the whole store once, keeping only the `limit` entries that come
+    /// next in the cursor's order: memory stays bounded by the page, whatever the store
+    /// holds, at the price of time linear in the store per page.
+    async fn scan(&self, cursor: Option<&str>, limit: usize) -> Result<Page, StoreError> {
+        let after = cursor.map(Cursor::parse).transpose()?;
+        let page = RefCell::new(self.inner.cursor.page(after, limit));
+        self.visit(|key, record| page.borrow_mut().offer(key, record));
+        Ok(page.into_inner().finish())
+    }
+
+    async fn find(&self, handle: &SessionHandle) -> Result<Option<StoreKey>, StoreError> {
+        let found = RefCell::new(None);
+        self.visit(|key, _| {
+            if SessionHandle::of(key) == *handle {
+                *found.borrow_mut() = Some(key.clone());
+            }
+        });
+        Ok(found.into_inner())
     }
 
     fn name(&self) -> &'static str {
