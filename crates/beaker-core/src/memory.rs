@@ -663,4 +663,135 @@ mod tests {
             assert!(store.len() <= store.max_sessions());
         }
     }
+
+    fn owned(now: SystemTime, principal: &str) -> Record {
+        let mut r = record(now, None);
+        r.owner = Some(crate::store::Owner { principal: principal.into(), device: None });
+        r
+    }
+
+    #[tokio::test]
+    async fn the_index_never_lists_an_evicted_ended_renamed_or_deleted_session_and_stays_bounded() {
+        let clock = ManualClock::new();
+        let store = MemoryStore::with_clock(256, Arc::new(clock.clone()));
+        let window = Duration::from_secs(60);
+        let (ended, renamed, deleted, kept) = (key(), key(), key(), key());
+        for k in [&ended, &renamed, &deleted, &kept] {
+            assert!(store.create(k, &owned(clock.now(), "alice")).await.unwrap());
+        }
+        assert_eq!(store.sessions_of("alice").await.unwrap().len(), 4);
+        store.end(&ended, window).await.unwrap();
+        let moved = key();
+        let no_change = Changes {
+            clear: false,
+            set: BTreeMap::new(),
+            remove: Default::default(),
+            accessed: clock.now(),
+            expires: None,
+            owner: None,
+        };
+        assert!(store.rename(&renamed, &moved, &no_change, window).await.unwrap());
+        store.delete(&deleted).await.unwrap();
+        let mut listed: Vec<StoreKey> = store.sessions_of("alice").await.unwrap().into_iter().map(|l| l.key).collect();
+        listed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        let mut expected = vec![kept.clone(), moved];
+        expected.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        assert_eq!(listed, expected);
+
+        // A flood of owned sessions evicts most of them; the index follows the store.
+        for i in 0..5000 {
+            store.create(&key(), &owned(clock.now(), &format!("user{}", i % 50))).await.unwrap();
+        }
+        let filed = store.inner.index.lock().len();
+        assert!(filed <= 2 * store.max_sessions() + 1, "{filed} keys filed for a store of {}", store.max_sessions());
+        let mut listed_total = 0;
+        for i in 0..50 {
+            for l in store.sessions_of(&format!("user{i}")).await.unwrap() {
+                assert!(store.load(&l.key).await.unwrap().is_some(), "a listed session is gone");
+                listed_total += 1;
+            }
+        }
+        assert!(listed_total <= store.len());
+        // Expired sessions are not listed; cleanup takes them out of the index too.
+        let short = key();
+        let mut r = owned(clock.now(), "brief");
+        r.expires = Some(clock.now() + Duration::from_secs(5));
+        store.create(&short, &r).await.unwrap();
+        assert_eq!(store.sessions_of_now("brief").len(), 1);
+        clock.advance(Duration::from_secs(6));
+        assert!(store.sessions_of_now("brief").is_empty());
+        store.create(&key(), &r).await.unwrap();
+        store.cleanup().await.unwrap();
+        assert!(store.inner.index.lock().len() <= store.len());
+    }
+
+    #[tokio::test]
+    async fn a_new_owner_moves_the_key_and_an_unowned_write_leaves_it() {
+        let store = MemoryStore::with_capacity(1000);
+        let k = key();
+        store.create(&k, &owned(SystemTime::now(), "alice")).await.unwrap();
+        let mut changes = Changes {
+            clear: false,
+            set: BTreeMap::from([("a".to_owned(), vec![1])]),
+            remove: Default::default(),
+            accessed: SystemTime::now(),
+            expires: None,
+            owner: None,
+        };
+        assert!(store.apply(&k, &changes).await.unwrap());
+        assert_eq!(store.sessions_of("alice").await.unwrap().len(), 1);
+        changes.owner = Some(crate::store::Owner { principal: "bob".into(), device: Some("phone".into()) });
+        assert!(store.apply(&k, &changes).await.unwrap());
+        assert!(store.sessions_of("alice").await.unwrap().is_empty());
+        let bob = store.sessions_of("bob").await.unwrap();
+        assert_eq!(bob.len(), 1);
+        assert_eq!(bob[0].owner.as_ref().and_then(|o| o.device.as_deref()), Some("phone"));
+        assert_eq!(bob[0].size, 2);
+    }
+
+    #[tokio::test]
+    async fn a_scan_lists_every_live_session_once_in_bounded_pages() {
+        let clock = ManualClock::new();
+        let store = MemoryStore::with_clock(4096, Arc::new(clock.clone()));
+        let mut keys = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let k = key();
+            store.create(&k, &record(clock.now(), None)).await.unwrap();
+            keys.insert(k);
+        }
+        // Tombstones and expired records are not listed.
+        store.end_now(&key(), Duration::from_secs(60));
+        let mut dying = record(clock.now(), Some(clock.now() + Duration::from_secs(1)));
+        dying.entries.insert("x".into(), vec![1]);
+        store.create(&key(), &dying).await.unwrap();
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(store.count().await.unwrap(), 1000);
+
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let page = store.scan(cursor.as_deref(), 64).await.unwrap();
+            assert!(page.items.len() <= 64);
+            for l in page.items {
+                assert!(keys.contains(&l.key));
+                assert!(seen.insert(l.key), "listed twice");
+            }
+            pages += 1;
+            match page.next {
+                Some(next) => {
+                    assert!(!keys.iter().any(|k| next.contains(k.as_str())), "a cursor shows a key");
+                    cursor = Some(next);
+                }
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 1000);
+        assert!((16..=17).contains(&pages), "{pages} pages");
+        assert!(store.scan(Some("not a cursor"), 10).await.is_err());
+
+        let wanted = keys.iter().next().unwrap();
+        assert_eq!(store.find(&SessionHandle::of(wanted)).await.unwrap().as_ref(), Some(wanted));
+        assert_eq!(store.find(&SessionHandle::of(&key())).await.unwrap(), None);
+    }
 }
