@@ -47,13 +47,15 @@ impl ContractSuite {
     /// three, newest first, the asker's own marked ` current`; handles are not the ids.
     /// Ending one by handle logs out exactly that client; another user gets 404 for it.
     /// `POST /logout/everywhere` ends the rest (`bye 2`, with a removal cookie) and
-    /// leaves the other user alone. Without a login each route answers 401.
+    /// leaves the other user alone. Without a login, `GET /sessions` answers 401, ending
+    /// a handle 404, and logout everywhere ends nothing (`bye 0`).
     pub async fn sessions_per_user(&self) {
         let cx = Cx("sessions_per_user");
         let user = format!("u{}", unique());
         let mut anonymous = self.agent(cx);
         anonymous.get("/sessions").await.expect(cx, 401, "login required");
-        anonymous.post_form("/logout/everywhere", "").await.expect(cx, 401, "login required");
+        anonymous.post_form("/sessions/AAAAAAAAAAAAAAAAAAAAAA/end", "").await.expect(cx, 404, "not found");
+        anonymous.post_form("/logout/everywhere", "").await.expect(cx, 200, "bye 0");
 
         let mut clients = Vec::new();
         for i in 0..3 {
