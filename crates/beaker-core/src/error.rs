@@ -91,9 +91,7 @@ impl StoreError {
             StoreError::Rejected { .. } => StoreError::Rejected { message, source: None },
             StoreError::Corrupt { .. } => StoreError::Corrupt { message },
             StoreError::Backend { .. } => StoreError::Backend { message, source: None },
-            StoreError::Unsupported { store, operation } => {
-                StoreError::Unsupported { store: *store, operation: *operation }
-            }
+            StoreError::Unsupported { store, operation } => StoreError::Unsupported { store, operation },
         }
     }
 
