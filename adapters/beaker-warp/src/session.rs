@@ -1,4 +1,4 @@
-//! [`Session`]: the session handle plus the manager that finishes it.
+//! [`Session`]: the session handle, and who finishes it.
 
 use std::ops::Deref;
 
@@ -11,10 +11,24 @@ use crate::error::SessionError;
 
 /// The request's session (a [`beaker_core::Session`], which it dereferences to), yielded
 /// by [`with_session`](crate::with_session).
+///
+/// Under a [`SessionService`](crate::SessionService) (or its [`SessionLayer`](crate::SessionLayer)) the layer
+/// finishes the session after the reply, whatever path the request took; without one,
+/// [`Session::finish`] is how the handler finishes it.
 #[derive(Debug, Clone)]
 pub struct Session {
     session: beaker_core::Session,
-    manager: SessionManager,
+    finisher: Finisher,
+}
+
+/// Who ends the request's session.
+#[derive(Debug, Clone)]
+enum Finisher {
+    /// A [`SessionService`](crate::SessionService) around the routes: it finishes the session
+    /// once the reply is made, so [`Session::finish`] only turns the reply into a response.
+    Layer,
+    /// No layer: [`Session::finish`] must, with this manager.
+    Handler(SessionManager),
 }
 
 impl Deref for Session {
@@ -26,8 +40,14 @@ impl Deref for Session {
 }
 
 impl Session {
-    pub(crate) fn new(session: beaker_core::Session, manager: SessionManager) -> Self {
-        Session { session, manager }
+    /// A session a layer finishes.
+    pub(crate) fn layered(session: beaker_core::Session) -> Self {
+        Session { session, finisher: Finisher::Layer }
+    }
+
+    /// A session the handler finishes with [`Session::finish`].
+    pub(crate) fn unlayered(session: beaker_core::Session, manager: SessionManager) -> Self {
+        Session { session, finisher: Finisher::Handler(manager) }
     }
 
     /// The core session handle.
@@ -35,15 +55,30 @@ impl Session {
         self.session
     }
 
-    /// Ends the request: persists the session, appends its `Set-Cookie` headers to
-    /// `reply` and merges the caching headers the session needs into the reply's `Vary`
-    /// and `Cache-Control` (see [`beaker_core::CacheDirectives`]), or answers with the
-    /// [`SessionError`] when that fails.
+    /// Whether a [`SessionService`](crate::SessionService) finishes this session (then
+    /// [`finish`](Self::finish) is optional and never finishes twice).
+    pub fn is_layered(&self) -> bool {
+        matches!(self.finisher, Finisher::Layer)
+    }
+
+    /// Turns `reply` into the response, finishing the session if no layer does.
+    ///
+    /// Without a [`SessionService`](crate::SessionService) this ends the request: it persists
+    /// the session, appends its `Set-Cookie` headers to `reply` and merges the caching
+    /// headers the session needs into the reply's `Vary` and `Cache-Control` (see
+    /// [`beaker_core::CacheDirectives`]), or answers with the [`SessionError`] when that
+    /// fails; a handler that does not call it loses the request's session changes. Under
+    /// a layer the layer does all that once the response is made, so this only converts
+    /// the reply: routes written for either setup work in both.
     ///
     /// `reply` may be a `Result<impl Reply, SessionError>`, so handlers can use `?`.
     pub async fn finish(&self, reply: impl Reply) -> Response {
         let mut res = reply.into_response();
-        let applied = match self.manager.finish(&self.session).await {
+        let manager = match &self.finisher {
+            Finisher::Layer => return res,
+            Finisher::Handler(manager) => manager,
+        };
+        let applied = match manager.finish(&self.session).await {
             Ok(finished) => apply(finished, res.headers_mut()),
             Err(e) => Err(SessionError::from(e)),
         };
@@ -56,7 +91,7 @@ impl Session {
 
 /// Appends the `Set-Cookie` values and merges the caching directives into the handler's
 /// `Vary` and `Cache-Control` (core decides the values; this only stores them).
-fn apply(finished: Finished, headers: &mut HeaderMap) -> Result<(), SessionError> {
+pub(crate) fn apply(finished: Finished, headers: &mut HeaderMap) -> Result<(), SessionError> {
     let cache = finished.cache_directives();
     // Core only emits visible ASCII and keeps the handler's bytes; losing a cookie or a
     // caching header silently would leak or lose the session, so fail loudly instead.

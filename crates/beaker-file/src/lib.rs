@@ -24,6 +24,7 @@
 //!     created: now,
 //!     accessed: now,
 //!     expires: Some(now + Duration::from_secs(3600)),
+//!     owner: None,
 //! };
 //! assert!(store.create(&key, &record).await?);
 //! assert_eq!(store.load(&key).await?.unwrap().entries, record.entries);
@@ -35,6 +36,7 @@
 //! ```text
 //! <dir>/sessions/<store key>            one file per session (beaker_core::store::Record::to_bytes)
 //! <dir>/cache/<hash of namespace>/<hash of key>   one file per cache entry
+//! <dir>/principals/<hash of principal>/<store key>   an empty marker per owned session
 //! ```
 //!
 //! - Every write goes to a temporary file in the target's own directory and is renamed
@@ -58,6 +60,16 @@
 //! - Expired files stay on disk until they are read or [`FileStore::cleanup_cache`] /
 //!   [`SessionStore::cleanup`](beaker_core::store::SessionStore::cleanup) runs (the
 //!   `beaker-rs` facade runs the latter in the background).
+//! - **The principal index** is the `principals` directory: a session with an owner has
+//!   an empty marker file in its principal's directory, created before the record is
+//!   written and removed after it goes (end, delete, rename, a change of owner, cleanup of
+//!   an expired record). `sessions_of` lists the directory and reads each record it names,
+//!   listing only live records of that principal and pruning the other markers;
+//!   `cleanup` prunes stale markers (left by a crash) and empty directories. `count` reads
+//!   every session file; `scan` walks the directory once per page, keeping only the page's
+//!   names in memory; `find` scans. Markers are kept consistent within one process (under
+//!   the record's lock); processes sharing a directory can leave a stale marker for
+//!   `cleanup` to prune, never a listed session that is not live.
 //! - Locks are per process: there are no lock files, and Beaker's `lock_dir` is refused.
 //! - Each session operation is bounded by [`FileOptions::timeout`] (the facade sets it from
 //!   `store_timeout`), so a hung disk answers with `Unavailable` instead of hanging requests.
@@ -67,9 +79,11 @@
 //! None: the crate has no optional parts.
 
 mod cache;
+mod enumerate;
 mod fsops;
 mod locks;
 mod options;
+mod principals;
 mod store;
 mod tombstone;
 

@@ -11,7 +11,9 @@ use beaker_core::cache::{CacheBackend, CacheEntry};
 use beaker_core::store::{SessionStore, StoreKey};
 use beaker_core::{Clock, ManualClock, StoreError};
 use beaker_file::{FileOptions, FileStore};
-use beaker_testkit::store::{changes, fresh_key, now_ms, record, CacheBackendSuite, SessionStoreSuite};
+use beaker_testkit::store::{
+    changes, fresh_key, now_ms, record, CacheBackendSuite, SessionIndexSuite, SessionStoreSuite,
+};
 use common::{files, leftovers};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -32,6 +34,13 @@ async fn session_conformance_suite() {
         }))
         .run()
         .await;
+    assert_eq!(leftovers(dir.path()), Vec::<String>::new(), "temporary files left behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn session_index_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    SessionIndexSuite::new(Arc::new(open(dir.path()).await)).run().await;
     assert_eq!(leftovers(dir.path()), Vec::<String>::new(), "temporary files left behind");
 }
 

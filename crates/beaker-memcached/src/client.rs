@@ -218,6 +218,11 @@ impl MemcachedClient {
         &self.options
     }
 
+    /// The servers, as `host:port`.
+    pub(crate) fn servers(&self) -> &[String] {
+        &self.servers
+    }
+
     /// Runs `op` under the call deadline and maps its error.
     pub(crate) async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T, StoreError>
     where

@@ -19,6 +19,10 @@
 //!   after the server returns succeeds (dead pooled connections are dropped, not reused).
 //! - Cache namespaces are cleared by bumping a generation counter that is part of every
 //!   key, never with `flush_all` (see [`MemcachedCache`]).
+//! - The sessions of one user are listed in an index item per principal, changed by
+//!   gets/cas and expiring with its latest session; `count`, `scan` and `find` read
+//!   `lru_crawler metadump`, which costs a whole server's key list per page (see
+//!   [`MemcachedStore`]).
 //!
 //! Memcached is a cache: it may evict any item when it runs out of memory, sessions
 //! included, and it keeps nothing across a restart. Use it for sessions only when losing
@@ -41,7 +45,11 @@
 //! | `SessionStore::load` | 1 |
 //! | `SessionStore::apply`, `touch` | 1 right after a `load` of the same session in this process (its CAS value is remembered), else 2; each lost CAS race costs 2 more |
 //! | `SessionStore::create` | 1 (3 when an expired record still sits under the key) |
-//! | `SessionStore::delete` | 1 |
+//! | `SessionStore::delete`, `end` | 1 |
+//! | a write (`create`, `apply`, `touch`, `rename`) of a session that has an owner | 2 more: the principal index's gets and cas |
+//! | `SessionStore::sessions_of` | 1 for the index, then one read per listed session (concurrent), 2 more when it prunes |
+//! | `SessionStore::count`, `find` | one `lru_crawler metadump` per server (on a connection of its own), plus reads of the session keys |
+//! | `SessionStore::scan` | one `lru_crawler metadump` of a server per page, plus a read per listed session |
 //! | `CacheBackend::get` | 1 once this instance has seen the namespace's generation (counter and entry pipelined), else 2 |
 //! | `CacheBackend::put`, `remove` | 2 (namespace generation, then the entry; `put` 3 the first time a namespace is used) |
 //! | `CacheBackend::clear` | 1 |
@@ -66,7 +74,9 @@
 
 mod cache;
 mod client;
+mod enumerate;
 mod error;
+mod index;
 mod session;
 
 pub use cache::MemcachedCache;

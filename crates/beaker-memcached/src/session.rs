@@ -5,12 +5,15 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use beaker_core::store::{async_trait, Changes, Lookup, Record, SessionStore, StoreKey};
+use beaker_core::store::{
+    async_trait, Changes, Listed, Lookup, Owner, Page, Record, SessionHandle, SessionStore, StoreKey,
+};
 use beaker_core::StoreError;
 use memcache::exp::{Delete, Get, Meta, MutationStatus, Set};
 
 use crate::client::{make_key, ttl_until, MemcachedClient};
 use crate::error::ConnectError;
+use crate::index;
 use crate::MemcachedOptions;
 
 /// A [`SessionStore`] on memcached (one server or several).
@@ -44,7 +47,29 @@ use crate::MemcachedOptions;
 ///
 /// Round trips per call without contention: `load`/`lookup` 1, `create` 1, `apply` and
 /// `touch` 1 after a `load` of the same session by this store (else 2), `delete` and
-/// `end` 1, `rename` 3; each lost CAS race costs two more.
+/// `end` 1, `rename` 3; each lost CAS race costs two more. A write of a session that has
+/// an owner costs two more (the index's gets and cas).
+///
+/// # The principal index and enumeration
+///
+/// The owner is part of the record's blob. Memcached cannot list keys by prefix, so the
+/// sessions of principal `p` are listed in an item of their own,
+/// `<session_prefix>principal:<p>` (hashed when long or not plain ASCII): each member's
+/// store key and expiry, changed by the same gets/cas loop as records, and expiring with
+/// its latest member, so the index never outlives its sessions. The record is written
+/// first, then the index (`create`, `apply`, `touch`, `rename`); so a member whose record
+/// is gone is gone for good, and `sessions_of` checks every member against its record and
+/// prunes the dead ones. `end` and `delete` stay one unconditional write and leave their
+/// member to that pruning (it is never listed again). A session filed by one process
+/// while another lists the same principal is missed at worst by that listing.
+///
+/// `count`, `scan` and `find` read `lru_crawler metadump all` (memcached 1.4.31 or
+/// later, LRU crawler enabled, the default since 1.5), which lists every item of a server
+/// in no stable order and cannot resume: a page is the `limit` smallest session keys
+/// after the cursor's, kept in a bounded set while the dump streams by, so memory is
+/// bounded by the page but **each page reads the server's whole dump**, every item of
+/// every application on it. Scan in large pages. A server that refuses the command
+/// answers `StoreError::Unsupported`.
 ///
 /// Memcached may evict any item when it runs out of memory: sessions kept only in
 /// memcached can vanish early. That is memcached's nature, not a bug of this store.
@@ -89,6 +114,16 @@ fn retired_at(bytes: &[u8], now: SystemTime) -> Option<bool> {
     let rest = bytes.strip_prefix(TOMBSTONE)?;
     let ms = u64::from_be_bytes(rest.try_into().unwrap_or_default());
     Some(std::time::UNIX_EPOCH + Duration::from_millis(ms) > now)
+}
+
+/// A record as one write left it, and its owner before the write.
+struct Moved {
+    before: Option<Owner>,
+    after: Record,
+}
+
+fn owned_by(owner: Option<&Owner>, principal: &str) -> bool {
+    owner.is_some_and(|o| o.principal == principal)
 }
 
 /// What one read of a session item found, with the item's CAS value where it matters.
@@ -183,6 +218,11 @@ impl MemcachedStore {
         make_key(&self.client.options.session_prefix, &[key.as_str()])
     }
 
+    /// The live record under `key`, without remembering its CAS value (listings).
+    pub(crate) async fn live(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        Ok(self.read("list", &self.memcached_key(key)).await?.map(|(record, ..)| record))
+    }
+
     /// The live record, its CAS value and its size in bytes.
     async fn read(&self, what: &str, mkey: &str) -> Result<Option<(Record, u64, usize)>, StoreError> {
         Ok(match self.find(what, mkey).await? {
@@ -236,10 +276,11 @@ impl MemcachedStore {
         to: &str,
         changes: &Changes,
         retire_for: Duration,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Moved>, StoreError> {
         self.hints.forget(from);
         for attempt in 0..=self.client.options.max_cas_retries {
-            let Some((mut record, cas, _)) = self.read("rename", from).await? else { return Ok(false) };
+            let Some((mut record, cas, _)) = self.read("rename", from).await? else { return Ok(None) };
+            let before = record.owner.clone();
             record.apply(changes);
             if !self.create_inner(to, &record).await? {
                 return Err(StoreError::Backend {
@@ -254,10 +295,10 @@ impl MemcachedStore {
                 self.retire("rename", from, retire_for, Some(cas)).await?
             };
             match status {
-                MutationStatus::Applied => return Ok(true),
+                MutationStatus::Applied => return Ok(Some(Moved { before, after: record })),
                 MutationStatus::NotFound => {
                     self.delete_item("rename", to).await?;
-                    return Ok(false);
+                    return Ok(None);
                 }
                 _ => {
                     tracing::debug!("memcached: rename: the session changed during the move; moving again");
@@ -291,28 +332,77 @@ impl MemcachedStore {
     }
 
     /// Changes the live record with `edit` and writes it back if nobody wrote in between;
-    /// retries on a lost race. `false` when there is no live record.
+    /// retries on a lost race; then files the key in its principal's index. `false` when
+    /// there is no live record.
     async fn update(&self, what: &str, key: &StoreKey, edit: impl Fn(&mut Record)) -> Result<bool, StoreError> {
         let mkey = self.memcached_key(key);
-        self.client.bounded(what, self.update_loop(what, &mkey, edit)).await
+        let written = self.client.bounded(what, self.update_loop(what, &mkey, edit)).await?;
+        let Some(moved) = written else { return Ok(false) };
+        self.follow_index(key, key, moved.before.as_ref(), &moved.after).await?;
+        Ok(true)
     }
 
-    async fn update_loop(&self, what: &str, mkey: &str, edit: impl Fn(&mut Record)) -> Result<bool, StoreError> {
+    /// After a write of the record now under `key` (before under `from`): files it in its
+    /// owner's index with its expiry (which keeps the index alive as long as the
+    /// session), and takes `from` out of the index it was in before, if that changed.
+    /// The record is written first, so an index member whose record is gone is dead for
+    /// good, which is what lets `sessions_of` prune such members.
+    async fn follow_index(
+        &self,
+        from: &StoreKey,
+        key: &StoreKey,
+        before: Option<&Owner>,
+        record: &Record,
+    ) -> Result<(), StoreError> {
+        let prefix = &self.client.options.session_prefix;
+        let after = record.owner.as_ref().map(|o| o.principal.as_str());
+        let before = before.map(|o| o.principal.as_str());
+        let expires = index::expiry_ms(record.expires);
+        if let Some(p) = after {
+            let same = before == Some(p) && from != key;
+            index::update(&self.client, &index::index_key(prefix, p), |m| {
+                // Two writes of one session may reach the index in either order: an expiry
+                // only grows, so the index never expires before the session does.
+                let e = m.entry(key.as_str().to_owned()).or_insert(expires);
+                *e = (*e).max(expires);
+                if same {
+                    m.remove(from.as_str());
+                }
+            })
+            .await?;
+        }
+        if let Some(p) = before.filter(|p| Some(*p) != after) {
+            index::update(&self.client, &index::index_key(prefix, p), |m| {
+                m.remove(from.as_str());
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn update_loop(
+        &self,
+        what: &str,
+        mkey: &str,
+        edit: impl Fn(&mut Record),
+    ) -> Result<Option<Moved>, StoreError> {
         let now = SystemTime::now();
         if let Some((mut record, cas)) = self.hints.take(mkey).filter(|(r, _)| !r.is_expired(now)) {
+            let before = record.owner.clone();
             edit(&mut record);
             match self.write_if(what, mkey, &record, cas).await? {
-                MutationStatus::Applied => return Ok(true),
-                MutationStatus::NotFound => return Ok(false),
+                MutationStatus::Applied => return Ok(Some(Moved { before, after: record })),
+                MutationStatus::NotFound => return Ok(None),
                 _ => tracing::debug!("memcached: {what}: the session changed since it was loaded; merging again"),
             }
         }
         for attempt in 0..=self.client.options.max_cas_retries {
-            let Some((mut record, cas, _)) = self.read(what, mkey).await? else { return Ok(false) };
+            let Some((mut record, cas, _)) = self.read(what, mkey).await? else { return Ok(None) };
+            let before = record.owner.clone();
             edit(&mut record);
             match self.write_if(what, mkey, &record, cas).await? {
-                MutationStatus::Applied => return Ok(true),
-                MutationStatus::NotFound => return Ok(false),
+                MutationStatus::Applied => return Ok(Some(Moved { before, after: record })),
+                MutationStatus::NotFound => return Ok(None),
                 _ => tracing::debug!("memcached: {what}: lost a CAS race, retrying"),
             }
             // Many writers on one session (a page firing requests in parallel): back off
@@ -382,7 +472,13 @@ impl SessionStore for MemcachedStore {
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
         let mkey = self.memcached_key(key);
-        self.client.bounded("create", self.create_inner(&mkey, record)).await
+        if !self.client.bounded("create", self.create_inner(&mkey, record)).await? {
+            return Ok(false);
+        }
+        if record.owner.is_some() {
+            self.follow_index(key, key, None, record).await?;
+        }
+        Ok(true)
     }
 
     async fn end(&self, key: &StoreKey, retire_for: Duration) -> Result<(), StoreError> {
@@ -402,8 +498,61 @@ impl SessionStore for MemcachedStore {
         changes: &Changes,
         retire_for: Duration,
     ) -> Result<bool, StoreError> {
-        let (from, to) = (self.memcached_key(from), self.memcached_key(to));
-        self.client.bounded("rename", self.rename_loop(&from, &to, changes, retire_for)).await
+        let (mfrom, mto) = (self.memcached_key(from), self.memcached_key(to));
+        let moved = self.client.bounded("rename", self.rename_loop(&mfrom, &mto, changes, retire_for)).await?;
+        let Some(moved) = moved else { return Ok(false) };
+        self.follow_index(from, to, moved.before.as_ref(), &moved.after).await?;
+        Ok(true)
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        self.count_sessions().await
+    }
+
+    async fn scan(&self, cursor: Option<&str>, limit: usize) -> Result<Page, StoreError> {
+        self.scan_page(cursor, limit).await
+    }
+
+    async fn find(&self, handle: &SessionHandle) -> Result<Option<StoreKey>, StoreError> {
+        self.find_handle(handle).await
+    }
+
+    async fn sessions_of(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
+        let ikey = index::index_key(&self.client.options.session_prefix, principal);
+        let members = index::read(&self.client, &ikey).await?;
+        let keys: Vec<StoreKey> = members.keys().filter_map(|k| StoreKey::from_stored(k)).collect();
+        let mut found = Vec::with_capacity(keys.len());
+        // A bounded number of reads in flight, however many sessions the principal has.
+        for batch in keys.chunks(256) {
+            let each = batch.iter().map(|key| {
+                let mkey = self.memcached_key(key);
+                async move { self.find("sessions_of", &mkey).await }
+            });
+            found.extend(futures_util::future::try_join_all(each).await?);
+        }
+        let mut listed = Vec::new();
+        let mut dead = Vec::new();
+        for (key, found) in keys.iter().zip(found) {
+            match found {
+                Found::Live(record, ..) if owned_by(record.owner.as_ref(), principal) => {
+                    listed.push(Listed::of(key, &record))
+                }
+                // Filed under another principal since: listed there; this member lapses.
+                Found::Live(..) => {}
+                // The record was written before its member, so a member whose record is
+                // gone (ended, deleted, expired, evicted) never gets it back.
+                Found::Retired | Found::Missing => dead.push(key.as_str().to_owned()),
+            }
+        }
+        if !dead.is_empty() {
+            index::update(&self.client, &ikey, |m| {
+                for k in &dead {
+                    m.remove(k);
+                }
+            })
+            .await?;
+        }
+        Ok(listed)
     }
 
     async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
@@ -434,7 +583,7 @@ impl SessionStore for MemcachedStore {
 
 /// A random pause in `[0, 0.5 ms × 2^attempt)`, at most 32 ms: jittered exponential backoff
 /// after a lost compare-and-swap race.
-fn cas_backoff(attempt: u32) -> std::time::Duration {
+pub(crate) fn cas_backoff(attempt: u32) -> std::time::Duration {
     let cap_us = 500u64 << attempt.min(6);
     let mut buf = [0u8; 8];
     let random = getrandom::getrandom(&mut buf).map_or(cap_us / 2, |()| u64::from_le_bytes(buf));

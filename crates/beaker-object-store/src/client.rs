@@ -51,11 +51,21 @@ pub struct ObjectStoreOptions {
     /// How often a per-key change is merged again after losing a conditional-write race
     /// to another writer of the same session (default 64), with a jittered, growing pause.
     pub max_conflict_retries: u32,
+    /// How old a principal-index marker must be before a listing or `cleanup` may remove
+    /// it for naming no live record of its principal (default 5 minutes). A write files
+    /// the marker before the record, so a younger marker may belong to a write still
+    /// running; the listing skips it either way.
+    pub index_grace: Duration,
 }
 
 impl Default for ObjectStoreOptions {
     fn default() -> Self {
-        ObjectStoreOptions { timeout: Duration::from_secs(2), max_retries: 2, max_conflict_retries: 64 }
+        ObjectStoreOptions {
+            timeout: Duration::from_secs(2),
+            max_retries: 2,
+            max_conflict_retries: 64,
+            index_grace: Duration::from_secs(300),
+        }
     }
 }
 
@@ -69,6 +79,12 @@ impl ObjectStoreOptions {
     /// Sets [`max_retries`](Self::max_retries).
     pub fn with_max_retries(mut self, retries: usize) -> Self {
         self.max_retries = retries;
+        self
+    }
+
+    /// Sets [`index_grace`](Self::index_grace).
+    pub fn with_index_grace(mut self, grace: Duration) -> Self {
+        self.index_grace = grace;
         self
     }
 

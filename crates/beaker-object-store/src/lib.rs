@@ -44,6 +44,7 @@
 mod cache;
 mod client;
 mod error;
+mod index;
 mod session;
 
 pub use cache::ObjectCache;

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use beaker_core::store::{async_trait, Changes, Lookup, Record, SessionStore, StoreKey};
+use beaker_core::store::{async_trait, Changes, Listed, Lookup, Page, Record, SessionStore, StoreKey};
 use beaker_core::StoreError;
 use futures_util::StreamExt as _;
 use object_store::path::Path;
@@ -12,11 +12,15 @@ use object_store::{Attribute, AttributeValue, Attributes, GetOptions, PutMode, P
 
 use crate::client::{conflict_backoff, ObjectStoreClient};
 use crate::error::{map_error, ConnectError};
+use crate::index;
 use crate::ObjectStoreOptions;
 
 /// The metadata attribute holding a record's expiry (Unix milliseconds), read by
 /// `cleanup` without downloading the record.
 pub(crate) const EXPIRES_META: &str = "beakerexpires";
+/// The metadata attribute holding the hash of a record's principal (its directory in the
+/// index), read by `cleanup` to remove the marker with the record.
+pub(crate) const PRINCIPAL_META: &str = "beakerprincipal";
 
 /// A [`SessionStore`] on S3, Google Cloud Storage or Azure Blob Storage.
 ///
@@ -47,11 +51,27 @@ pub(crate) const EXPIRES_META: &str = "beakerexpires";
 /// so that the `apply` or `touch` that follows in the same request writes at once: a
 /// modified request costs one read and one write.
 ///
+/// **The principal index.** A session with an owner has an empty marker object
+/// `<prefix>/principals/<hash of principal>/<store key>`, written before the record (so a
+/// live record is never missing from the index) and deleted after the record goes (`end`,
+/// `delete`, `rename`, a change of owner; `cleanup` finds the principal's hash in the
+/// record's `beakerprincipal` metadata). `sessions_of` lists the principal's markers and
+/// reads each record, listing only live records of that principal; markers naming
+/// anything else are deleted once older than [`ObjectStoreOptions::index_grace`], by the
+/// listing or by `cleanup` (a younger one may belong to a write still running; `cleanup`
+/// reads the record of every marker past the grace, one request each, as it reads the
+/// metadata of every session object). `count`
+/// is one listing of `<prefix>/s/` and counts expired records until `cleanup` removes
+/// them; `scan` lists from the cursor (the last key of the previous page) and reads each
+/// record; `find` scans. With an owner, `create` and a change of owner cost one more
+/// request and `end` and `delete` one more (the marker's deletion); `end` and `delete`
+/// of a session this store has not just loaded read it first, to find its principal.
+///
 /// Round trips without contention: `load` 1, `create` 1, `apply` and `touch` 1 after a
 /// `load` by this store (else 2), `delete` 1; each lost race costs two more.
 #[derive(Debug, Clone)]
 pub struct ObjectSessionStore {
-    client: ObjectStoreClient,
+    pub(crate) client: ObjectStoreClient,
     hints: Arc<Hints>,
 }
 
@@ -89,14 +109,14 @@ impl Hints {
 }
 
 /// A stored record, live or expired, with the version it was read at.
-struct Read {
-    record: Record,
+pub(crate) struct Read {
+    pub(crate) record: Record,
     version: UpdateVersion,
     size: usize,
 }
 
 /// What an object holds: a record, or the tombstone of an ended session.
-enum Stored {
+pub(crate) enum Stored {
     Record(Read),
     /// Retired until then; the version it was read at.
     Tombstone(SystemTime, UpdateVersion),
@@ -104,6 +124,8 @@ enum Stored {
 
 /// The first bytes of a tombstone object (a record starts with `BKR1`).
 const TOMBSTONE_MAGIC: &[u8] = b"BKT1";
+/// The size of a tombstone object: listings tell tombstones from records by it.
+pub(crate) const TOMBSTONE_LEN: u64 = 12;
 
 fn tombstone(until: SystemTime) -> Vec<u8> {
     let mut out = TOMBSTONE_MAGIC.to_vec();
@@ -138,7 +160,7 @@ impl ObjectSessionStore {
     }
 
     /// What is under `path`, expired or not; `None` when there is no object.
-    async fn read_stored(&self, what: &str, path: &Path) -> Result<Option<Stored>, StoreError> {
+    pub(crate) async fn read_stored(&self, what: &str, path: &Path) -> Result<Option<Stored>, StoreError> {
         let got = match self.client.store.get_opts(path, GetOptions::default()).await {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -157,25 +179,32 @@ impl ObjectSessionStore {
 
     /// The record under `path`, expired or not; `None` when there is no object or a
     /// tombstone.
-    async fn read(&self, what: &str, path: &Path) -> Result<Option<Read>, StoreError> {
+    pub(crate) async fn read(&self, what: &str, path: &Path) -> Result<Option<Read>, StoreError> {
         Ok(match self.read_stored(what, path).await? {
             Some(Stored::Record(read)) => Some(read),
             _ => None,
         })
     }
 
-    fn put_options(expires: Option<SystemTime>, mode: PutMode) -> PutOptions {
+    fn put_options(expires: Option<SystemTime>, principal: Option<&str>, mode: PutMode) -> PutOptions {
         let mut attributes = Attributes::new();
         if let Some(expires) = expires {
             let ms = millis(expires).to_string();
             attributes.insert(Attribute::Metadata(EXPIRES_META.into()), AttributeValue::from(ms));
+        }
+        if let Some(principal) = principal {
+            attributes.insert(
+                Attribute::Metadata(PRINCIPAL_META.into()),
+                AttributeValue::from(index::principal_segment(principal)),
+            );
         }
         PutOptions { mode, attributes, ..Default::default() }
     }
 
     /// Writes `record` in `mode`; `Ok(false)` when the condition failed.
     async fn write(&self, what: &str, path: &Path, record: &Record, mode: PutMode) -> Result<bool, StoreError> {
-        self.write_bytes(what, path, record.to_bytes(), record.expires, mode).await
+        let principal = record.owner.as_ref().map(|o| o.principal.as_str());
+        self.write_object(what, path, record.to_bytes(), record.expires, principal, mode).await
     }
 
     /// Writes `bytes` (a record or a tombstone) in `mode`; `Ok(false)` when the condition
@@ -188,7 +217,19 @@ impl ObjectSessionStore {
         expires: Option<SystemTime>,
         mode: PutMode,
     ) -> Result<bool, StoreError> {
-        match self.client.store.put_opts(path, bytes.into(), Self::put_options(expires, mode)).await {
+        self.write_object(what, path, bytes, expires, None, mode).await
+    }
+
+    async fn write_object(
+        &self,
+        what: &str,
+        path: &Path,
+        bytes: Vec<u8>,
+        expires: Option<SystemTime>,
+        principal: Option<&str>,
+        mode: PutMode,
+    ) -> Result<bool, StoreError> {
+        match self.client.store.put_opts(path, bytes.into(), Self::put_options(expires, principal, mode)).await {
             Ok(_) => Ok(true),
             Err(
                 object_store::Error::Precondition { .. }
@@ -205,9 +246,12 @@ impl ObjectSessionStore {
     async fn update(&self, what: &str, key: &StoreKey, edit: impl Fn(&mut Record)) -> Result<bool, StoreError> {
         let path = self.object_path(key);
         if let Some((mut record, version)) = self.hints.take(&path).filter(|(r, _)| !r.is_expired(SystemTime::now())) {
+            let old = index::principal_of(&record).map(str::to_owned);
             edit(&mut record);
+            let moved = self.client.bounded(what, self.file_before(key, old.as_deref(), &record)).await?;
             let written = self.client.bounded(what, self.write(what, &path, &record, PutMode::Update(version))).await?;
             if written {
+                self.client.bounded(what, self.unfile_after(key, old.as_deref(), moved)).await?;
                 return Ok(true);
             }
             tracing::debug!("{}: {what}: the session changed since it was loaded; merging again", self.name());
@@ -218,9 +262,12 @@ impl ObjectSessionStore {
                 return Ok(false);
             }
             let mut record = read.record;
+            let old = index::principal_of(&record).map(str::to_owned);
             edit(&mut record);
+            let moved = self.client.bounded(what, self.file_before(key, old.as_deref(), &record)).await?;
             let mode = PutMode::Update(read.version);
             if self.client.bounded(what, self.write(what, &path, &record, mode)).await? {
+                self.client.bounded(what, self.unfile_after(key, old.as_deref(), moved)).await?;
                 return Ok(true);
             }
             tracing::debug!("{}: {what}: lost a conditional-write race, retrying", self.name());
@@ -273,8 +320,8 @@ impl ObjectSessionStore {
     /// `apply` on `from` is either in the record under `to` or refused.
     async fn rename_inner(
         &self,
-        from: &Path,
-        to: &Path,
+        (from_key, from): (&StoreKey, &Path),
+        (to_key, to): (&StoreKey, &Path),
         changes: &Changes,
         retire_for: Duration,
     ) -> Result<bool, StoreError> {
@@ -289,7 +336,11 @@ impl ObjectSessionStore {
                 return Ok(false);
             };
             let mut record = read.record;
+            let old = index::principal_of(&record).map(str::to_owned);
             record.apply(changes);
+            if let Some(new) = index::principal_of(&record) {
+                self.client.bounded("rename", self.put_marker(new, to_key)).await?;
+            }
             // The first write never overwrites; later ones replace our own copy.
             let mode = if written { PutMode::Overwrite } else { PutMode::Create };
             if !self.client.bounded("rename", self.write("rename", to, &record, mode)).await? {
@@ -309,6 +360,9 @@ impl ObjectSessionStore {
             };
             let mode = PutMode::Update(read.version);
             if self.client.bounded("rename", self.write_bytes("rename", from, bytes, Some(until), mode)).await? {
+                if let Some(old) = &old {
+                    self.client.bounded("rename", self.remove_marker(old, from_key)).await?;
+                }
                 return Ok(true);
             }
             tracing::debug!("{}: rename: the session changed during the move; moving again", self.name());
@@ -320,7 +374,7 @@ impl ObjectSessionStore {
         })
     }
 
-    async fn delete_path(&self, what: &str, path: &Path) -> Result<(), StoreError> {
+    pub(crate) async fn delete_path(&self, what: &str, path: &Path) -> Result<(), StoreError> {
         match self.client.store.delete(path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(map_error(what, e)),
@@ -335,12 +389,14 @@ impl ObjectSessionStore {
         while let Some(meta) = listing.next().await {
             let meta = meta.map_err(|e| map_error("cleanup", e))?;
             let head = GetOptions { head: true, ..Default::default() };
-            let expires = match self.client.store.get_opts(&meta.location, head).await {
-                Ok(got) => got
-                    .attributes
-                    .get(&Attribute::Metadata(EXPIRES_META.into()))
-                    .and_then(|v| v.as_ref().parse::<u64>().ok())
-                    .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms)),
+            let (expires, mut principal) = match self.client.store.get_opts(&meta.location, head).await {
+                Ok(got) => (
+                    got.attributes
+                        .get(&Attribute::Metadata(EXPIRES_META.into()))
+                        .and_then(|v| v.as_ref().parse::<u64>().ok())
+                        .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms)),
+                    got.attributes.get(&Attribute::Metadata(PRINCIPAL_META.into())).map(|v| v.as_ref().to_owned()),
+                ),
                 Err(object_store::Error::NotFound { .. }) => continue,
                 Err(e) => return Err(map_error("cleanup", e)),
             };
@@ -348,7 +404,10 @@ impl ObjectSessionStore {
                 Some(at) => at <= now,
                 // No metadata (a service that drops it): read the record itself.
                 None => match self.read_stored("cleanup", &meta.location).await {
-                    Ok(Some(Stored::Record(read))) => read.record.is_expired(now),
+                    Ok(Some(Stored::Record(read))) => {
+                        principal = index::principal_of(&read.record).map(index::principal_segment);
+                        read.record.is_expired(now)
+                    }
                     Ok(Some(Stored::Tombstone(until, _))) => until <= now,
                     Ok(None) | Err(StoreError::Corrupt { .. }) => false,
                     Err(e) => return Err(e),
@@ -359,8 +418,13 @@ impl ObjectSessionStore {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => removed += 1,
                     Err(e) => return Err(map_error("cleanup", e)),
                 }
+                if let (Some(segment), Some(name)) = (principal, meta.location.filename()) {
+                    let marker = self.client.path(&[index::PRINCIPALS, &segment, name]);
+                    self.delete_path("cleanup", &marker).await?;
+                }
             }
         }
+        self.sweep_markers().await?;
         Ok(removed)
     }
 }
@@ -392,13 +456,29 @@ impl SessionStore for ObjectSessionStore {
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
         let path = self.object_path(key);
+        // The marker first: a failure in between leaves a marker without a record, which
+        // listings skip and prune, never a record missing from the index.
+        if let Some(principal) = index::principal_of(record) {
+            self.client.bounded("create", self.put_marker(principal, key)).await?;
+        }
         self.client.bounded("create", self.create_inner(&path, record)).await
     }
 
     async fn end(&self, key: &StoreKey, retire_for: Duration) -> Result<(), StoreError> {
         let path = self.object_path(key);
-        let _ = self.hints.take(&path);
-        self.client.bounded("end", self.end_inner(&path, retire_for)).await
+        // The version this process loaded tells the owner without a read; a stale one
+        // can only leave a marker behind, which listings skip and prune.
+        let hint = self.hints.take(&path).map(|(record, _)| record);
+        self.client
+            .bounded("end", async {
+                let principal = match hint {
+                    Some(record) => index::principal_of(&record).map(str::to_owned),
+                    None => self.principal_at("end", &path).await?,
+                };
+                self.end_inner(&path, retire_for).await?;
+                self.unfile(key, principal.as_deref()).await
+            })
+            .await
     }
 
     async fn rename(
@@ -408,9 +488,9 @@ impl SessionStore for ObjectSessionStore {
         changes: &Changes,
         retire_for: Duration,
     ) -> Result<bool, StoreError> {
-        let from = self.object_path(from);
-        let _ = self.hints.take(&from);
-        self.rename_inner(&from, &self.object_path(to), changes, retire_for).await
+        let from_path = self.object_path(from);
+        let _ = self.hints.take(&from_path);
+        self.rename_inner((from, &from_path), (to, &self.object_path(to)), changes, retire_for).await
     }
 
     async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
@@ -432,14 +512,43 @@ impl SessionStore for ObjectSessionStore {
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         let path = self.object_path(key);
-        let _ = self.hints.take(&path);
-        self.client.bounded("delete", self.delete_path("delete", &path)).await
+        // The version this process loaded tells the owner without a read; a stale one
+        // can only leave a marker behind, which listings skip and prune.
+        let hint = self.hints.take(&path).map(|(record, _)| record);
+        self.client
+            .bounded("delete", async {
+                let principal = match hint {
+                    Some(record) => index::principal_of(&record).map(str::to_owned),
+                    None => self.principal_at("delete", &path).await?,
+                };
+                self.delete_path("delete", &path).await?;
+                self.unfile(key, principal.as_deref()).await
+            })
+            .await
     }
 
     async fn cleanup(&self) -> Result<u64, StoreError> {
         // A listing of many sessions takes longer than one request: no overall bound;
         // each request has object_store's own timeout.
         self.cleanup_inner().await
+    }
+
+    /// Lists the principal's markers and reads each record they name: only live records
+    /// still owned by `principal` are listed; markers whose record is not are removed
+    /// once older than [`ObjectStoreOptions::index_grace`].
+    async fn sessions_of(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
+        self.sessions_of_inner(principal).await
+    }
+
+    /// Lists the sessions prefix (no object is read): counts records, not tombstones, and
+    /// expired records until `cleanup` removes them.
+    async fn count(&self) -> Result<u64, StoreError> {
+        self.count_inner().await
+    }
+
+    /// Lists from the cursor (the last key of the previous page) and reads each record.
+    async fn scan(&self, cursor: Option<&str>, limit: usize) -> Result<Page, StoreError> {
+        self.scan_inner(cursor, limit).await
     }
 
     fn name(&self) -> &'static str {

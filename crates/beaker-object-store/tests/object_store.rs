@@ -17,63 +17,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 use beaker_core::cache::CacheBackend;
 use beaker_core::store::{SessionStore, StoreKey};
-use beaker_core::{SessionConfig, SessionId, SessionManager};
+use beaker_core::{SessionConfig, SessionManager};
 use beaker_object_store::{ObjectCache, ObjectSessionStore, ObjectStoreClient, ObjectStoreOptions, Service};
-use beaker_testkit::skip_or_fail;
-use beaker_testkit::store::{changes, fresh_key, record, CacheBackendSuite, SessionStoreSuite};
-use futures_util::StreamExt as _;
+use beaker_testkit::store::{changes, fresh_key, record, CacheBackendSuite, SessionIndexSuite, SessionStoreSuite};
 use object_store::ObjectStore as _;
 
 use counting::Counting;
 
-const SERVICES: [(&str, &str); 3] =
-    [("BEAKER_TEST_S3_URL", "s3 (moto)"), ("BEAKER_TEST_AZURE_URL", "azure (Azurite)"), (GCS_VAR, "gcs")];
+mod common;
 
-/// No GCS emulator installable from PyPI or npm accepts object_store's requests with
-/// their preconditions (see the crate's README), so the GCS tests run only against a
-/// service given explicitly (a real bucket), and their absence is not a CI failure.
-const GCS_VAR: &str = "BEAKER_TEST_GCS_URL";
-
-/// The emulator's URL with a fresh prefix; `None` (after a loud skip) when it is not set.
-fn url(var: &str, suite: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(base) if !base.is_empty() => {
-            let key = StoreKey::for_id(&SessionId::generate(), true);
-            let run = &key.as_str()[..12];
-            Some(format!("{}/beaker-test-{run}", base.trim_end_matches('/')))
-        }
-        _ if var == GCS_VAR => {
-            use std::io::Write as _;
-            let why = "BEAKER_TEST_GCS_URL is unset: no GCS emulator supports object_store's requests with generation preconditions; set it to a real gs:// bucket";
-            let _ = writeln!(std::io::stderr(), "\n=== SKIPPED: {suite}: {why} ===\n");
-            None
-        }
-        _ => {
-            skip_or_fail(suite, &format!("{var} is unset (run `cargo xtask services`)"));
-            None
-        }
-    }
-}
-
-async fn client(var: &str, suite: &str) -> Option<ObjectStoreClient> {
-    client_with(var, suite, ObjectStoreOptions::default()).await
-}
-
-async fn client_with(var: &str, suite: &str, options: ObjectStoreOptions) -> Option<ObjectStoreClient> {
-    let url = url(var, suite)?;
-    Some(ObjectStoreClient::connect(&url, options).await.unwrap_or_else(|e| panic!("{url}: {e}")))
-}
-
-/// Deletes every object under the client's prefix.
-async fn wipe(client: &ObjectStoreClient) {
-    let store = client.object_store();
-    let prefix = object_store::path::Path::from(client.prefix());
-    let paths: Vec<_> =
-        store.list(Some(&prefix)).filter_map(|m| async move { m.ok().map(|m| m.location) }).collect().await;
-    for p in paths {
-        let _ = store.delete(&p).await;
-    }
-}
+use common::*;
 
 async fn suites_on(var: &str, suite: &str) {
     let Some(client) = client(var, suite).await else { return };
@@ -91,6 +44,7 @@ async fn suites_on(var: &str, suite: &str) {
         .with_real_time_expiry()
         .run()
         .await;
+    SessionIndexSuite::new(Arc::new(ObjectSessionStore::new(client.clone()))).run().await;
     CacheBackendSuite::new(Arc::new(ObjectCache::new(client.clone()))).with_real_time_expiry().run().await;
     wipe(&client).await;
 }

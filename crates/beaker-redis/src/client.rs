@@ -421,31 +421,10 @@ impl RedisClient {
     pub(crate) async fn scan_delete(&self, pattern: &str) -> Result<u64, StoreError> {
         let count = self.inner.options.scan_count;
         let mut deleted = 0;
-        let nodes = match &self.inner.backend {
-            Backend::Cluster(_) => self.cluster_masters().await?.into_iter().map(Some).collect(),
-            _ => vec![None],
-        };
-        for node in nodes {
+        for node in self.scan_nodes().await? {
             let mut cursor = 0u64;
             loop {
-                let node = node.clone();
-                let (next, keys): (u64, Vec<Vec<u8>>) = self
-                    .run("SCAN", |mut c| {
-                        let node = node.clone();
-                        async move {
-                            let mut scan = redis::cmd("SCAN");
-                            scan.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(count);
-                            match (&mut c, node) {
-                                (Conn::Cluster(cc), Some((host, port))) => {
-                                    let routing =
-                                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
-                                    Ok(redis::from_redis_value(cc.route_command(scan, routing).await?)?)
-                                }
-                                _ => scan.query_async(&mut c).await,
-                            }
-                        }
-                    })
-                    .await?;
+                let (next, keys) = self.scan_step(node.as_ref(), cursor, pattern, count).await?;
                 if !keys.is_empty() {
                     deleted += self.unlink(&keys).await?;
                 }
@@ -456,6 +435,45 @@ impl RedisClient {
             }
         }
         Ok(deleted)
+    }
+
+    /// The nodes a full `SCAN` visits: every master of a cluster, sorted (`Some((host,
+    /// port))`), or the one server (`None`).
+    pub(crate) async fn scan_nodes(&self) -> Result<Vec<Option<(String, u16)>>, StoreError> {
+        Ok(match &self.inner.backend {
+            Backend::Cluster(_) => {
+                let mut masters = self.cluster_masters().await?;
+                masters.sort();
+                masters.into_iter().map(Some).collect()
+            }
+            _ => vec![None],
+        })
+    }
+
+    /// One `SCAN cursor MATCH pattern COUNT count` on `node` (from [`scan_nodes`](Self::scan_nodes)):
+    /// the next cursor (`0`: done) and the keys.
+    pub(crate) async fn scan_step(
+        &self,
+        node: Option<&(String, u16)>,
+        cursor: u64,
+        pattern: &str,
+        count: u32,
+    ) -> Result<(u64, Vec<Vec<u8>>), StoreError> {
+        self.run("SCAN", |mut c| {
+            let node = node.cloned();
+            async move {
+                let mut scan = redis::cmd("SCAN");
+                scan.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(count);
+                match (&mut c, node) {
+                    (Conn::Cluster(cc), Some((host, port))) => {
+                        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+                        Ok(redis::from_redis_value(cc.route_command(scan, routing).await?)?)
+                    }
+                    _ => scan.query_async(&mut c).await,
+                }
+            }
+        })
+        .await
     }
 
     async fn unlink(&self, keys: &[Vec<u8>]) -> Result<u64, StoreError> {

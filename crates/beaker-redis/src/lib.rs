@@ -13,6 +13,10 @@
 //!   fields a request touched, atomically, in one round trip (see [`RedisStore`]).
 //! - Every call has a deadline ([`RedisOptions::timeout`], default 2 s); an unreachable
 //!   server is `StoreError::Unavailable`, and the first call after it returns succeeds.
+//! - The sessions of one user: a sorted set per principal, kept in the same script as
+//!   the record on one node and in a second step in a Cluster, where listing checks
+//!   every member against its record; `count` and `scan` walk the session keys with
+//!   `SCAN` on every master (see [`RedisStore`]).
 //! - Namespaces are cleared with `SCAN` + `UNLINK`, never `KEYS` or `FLUSHDB`.
 //! - [`BeakerRedisStore`] keeps sessions in Python Beaker's `ext:redis` layout, to share
 //!   them with a running Beaker application (`compat = beaker`).
@@ -40,7 +44,9 @@ mod beaker_layout;
 mod cache;
 mod client;
 mod error;
+mod index;
 mod options;
+mod scan;
 mod session;
 
 pub use beaker_layout::BeakerRedisStore;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use beaker_core::store::{async_trait, Changes, Lookup, Record, SessionStore, StoreKey};
+use beaker_core::store::{async_trait, Changes, Listed, Lookup, Owner, Page, Record, SessionStore, StoreKey};
 use beaker_core::StoreError;
 use std::io::Write as _;
 
@@ -12,6 +12,7 @@ use redis::{Cmd, RedisWrite as _, Script, Value};
 
 use crate::client::{evalsha, RedisClient};
 use crate::error::ConnectError;
+use crate::index;
 use crate::options::RedisOptions;
 
 /// Field-name prefix of the session's own entries, keeping them apart from the meta field.
@@ -30,107 +31,156 @@ const LEGACY_META: [&str; 3] = ["m:c", "m:a", "m:e"];
 // Every script starts by reading `m`: Redis never reports an expired key, so "no live
 // record" is decided by the server's own clock and TTL.
 
-/// KEYS[1] session; ARGV: meta (`"c a e"`), expires (ms, 0 = none), then field/value pairs.
-static CREATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+/// KEYS[1] session; ARGV: meta (`"c a e"`), expires (ms, 0 = none), the owner (five
+/// arguments, see [`owner_args`]), then field/value pairs. Answers `0` if the key is taken,
+/// else `{1, '', index key or ''}`.
+static CREATE: LazyLock<Scripts> = LazyLock::new(|| {
+    Scripts::new(
         r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'm', ARGV[1], unpack(ARGV, 3, math.min(1000, #ARGV)))
-for i = 1001, #ARGV, 1000 do redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV))) end
-if ARGV[2] ~= '0' then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
-return 1
+local K = KEYS[1]
+if redis.call('EXISTS', K) == 1 then return 0 end
+redis.call('HSET', K, 'm', ARGV[1], unpack(ARGV, 8, math.min(1005, #ARGV)))
+for i = 1006, #ARGV, 1000 do redis.call('HSET', K, unpack(ARGV, i, math.min(i + 999, #ARGV))) end
+set_owner(K, 2)
+if ARGV[2] ~= '0' then redis.call('PEXPIREAT', K, ARGV[2]) end
+local x = redis.call('HGET', K, 'x')
+if x then index_add(x, K, ARGV[2]) end
+return {1, '', x or ''}
 ",
     )
 });
 
 /// The Lua function every script that changes a record starts from: `apply(K, o)` applies
-/// the changes in `ARGV[o + 1]…` to the live record `K` and returns `true`, or returns
-/// `false` (writing nothing) when `K` holds no live record (missing, or a tombstone, which
-/// has no `m`). The arguments: clear (0/1), accessed, expires, number of removals, the
-/// removed fields, then field/value pairs to set. Fields go in one `HDEL` and one `HSET`
-/// (with the meta field) per thousand arguments: each `redis.call` costs the server about
-/// a microsecond, and Lua's `unpack` has a stack limit.
+/// the changes in `ARGV[o + 1]…` to the live record `K` and returns the index key it was
+/// filed under before (`''` for none), or returns `false` (writing nothing) when `K` holds
+/// no live record (missing, or a tombstone, which has no `m`). The arguments: clear (0/1),
+/// accessed, expires, the owner (five arguments, see [`owner_args`]), number of removals,
+/// the removed fields, then field/value pairs to set. Fields go in one `HDEL` and one
+/// `HSET` (with the meta field) per thousand arguments: each `redis.call` costs the server
+/// about a microsecond, and Lua's `unpack` has a stack limit.
 const APPLY_FN: &str = r"
 local function apply(K, o)
   local m = redis.call('HGET', K, 'm')
   if not m then return false end
+  local old = redis.call('HGET', K, 'x') or ''
   if ARGV[o + 1] == '1' then
     for _, f in ipairs(redis.call('HKEYS', K)) do
       if string.sub(f, 1, 2) == 'k:' then redis.call('HDEL', K, f) end
     end
   end
-  local n = tonumber(ARGV[o + 4])
-  for i = o + 5, o + 4 + n, 1000 do redis.call('HDEL', K, unpack(ARGV, i, math.min(i + 999, o + 4 + n))) end
-  local first = o + 5 + n
+  set_owner(K, o + 3)
+  local n = tonumber(ARGV[o + 9])
+  for i = o + 10, o + 9 + n, 1000 do redis.call('HDEL', K, unpack(ARGV, i, math.min(i + 999, o + 9 + n))) end
+  local first = o + 10 + n
   local meta = (string.match(m, '^%d+') or '0') .. ' ' .. ARGV[o + 2] .. ' ' .. ARGV[o + 3]
   redis.call('HSET', K, 'm', meta, unpack(ARGV, first, math.min(first + 997, #ARGV)))
   for i = first + 998, #ARGV, 1000 do redis.call('HSET', K, unpack(ARGV, i, math.min(i + 999, #ARGV))) end
   if ARGV[o + 3] == '0' then redis.call('PERSIST', K) else redis.call('PEXPIREAT', K, ARGV[o + 3]) end
-  return true
+  return old
 end
 ";
 
 /// Replaces key `K` by a tombstone (a hash `{t = 1}`) living `ms` milliseconds, or
-/// deletes it when `ms` is `'0'`.
+/// deletes it when `ms` is `'0'`, and takes it out of its principal's index. Whatever
+/// the key held (a corrupt value of another type too) goes.
 const RETIRE_FN: &str = r"
 local function retire(K, ms)
+  local x = false
+  if redis.call('TYPE', K).ok == 'hash' then x = redis.call('HGET', K, 'x') end
   redis.call('DEL', K)
   if ms ~= '0' then
     redis.call('HSET', K, 't', '1')
     redis.call('PEXPIRE', K, ms)
   end
+  if x then index_rem(x, K) end
+  return x or ''
 end
 ";
 
-/// KEYS[1] session; ARGV: the changes as `apply` reads them from `ARGV[1]`.
-static APPLY: LazyLock<Script> =
-    LazyLock::new(|| Script::new(&format!("{APPLY_FN}\nif apply(KEYS[1], 0) then return 1 else return 0 end")));
+/// KEYS[1] session; ARGV: the changes as `apply` reads them from `ARGV[1]`. `0` if the
+/// record is not live, else `{1, old index key, new index key}` (`''`: none).
+static APPLY: LazyLock<Scripts> = LazyLock::new(|| {
+    Scripts::new(&format!(
+        "{APPLY_FN}
+local old = apply(KEYS[1], 0)
+if not old then return 0 end
+return {{1, old, reindex_record(KEYS[1], KEYS[1], old, ARGV[3])}}
+"
+    ))
+});
 
-/// KEYS[1] session; ARGV[1] retire window (ms, `0`: none).
-static END: LazyLock<Script> =
-    LazyLock::new(|| Script::new(&format!("{RETIRE_FN}\nretire(KEYS[1], ARGV[1])\nreturn 1")));
+/// KEYS[1] session; ARGV[1] retire window (ms, `0`: delete). `{1, index key or '', ''}`.
+static END: LazyLock<Scripts> =
+    LazyLock::new(|| Scripts::new(&format!("{RETIRE_FN}\nreturn {{1, retire(KEYS[1], ARGV[1]), ''}}")));
 
 /// One node: KEYS[1] old key, KEYS[2] new key; ARGV[1] retire window (ms), then the
 /// changes from `ARGV[2]`. `-1` if the new key is taken, `0` if the old record is not
-/// live, `1` once moved (`RENAME` keeps the TTL `apply` just set).
+/// live, `1` once moved (`RENAME` keeps the TTL `apply` just set). The index lists the
+/// new key in place of the old one in the same step.
 static MOVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{APPLY_FN}{RETIRE_FN}
+        "{}{APPLY_FN}{RETIRE_FN}
 if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
-if not apply(KEYS[1], 1) then return 0 end
+local old = apply(KEYS[1], 1)
+if not old then return 0 end
 redis.call('RENAME', KEYS[1], KEYS[2])
 retire(KEYS[1], ARGV[1])
+reindex_record(KEYS[2], KEYS[1], old, ARGV[4])
 return 1
-"
+",
+        index::lua_prelude(true)
     ))
 });
 
 /// Cluster, first step of a move (the old and new keys live in different slots): KEYS[1]
 /// old key; ARGV as for `MOVE`. Applies the changes, takes the whole hash and leaves the
-/// tombstone, atomically on the old key's slot; `0` if the record is not live.
+/// tombstone, atomically on the old key's slot; `0` if the record is not live, else
+/// `{index key the record was filed under or '', the hash}`.
 static TAKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{APPLY_FN}{RETIRE_FN}
-if not apply(KEYS[1], 1) then return 0 end
+        "{}{APPLY_FN}{RETIRE_FN}
+local old = apply(KEYS[1], 1)
+if not old then return 0 end
 local all = redis.call('HGETALL', KEYS[1])
 retire(KEYS[1], ARGV[1])
-return all
-"
+return {{old, all}}
+",
+        index::lua_prelude(false)
     ))
 });
 
 /// KEYS[1] session; ARGV: accessed, expires. A tombstone has no `m`: nothing to touch.
-static TOUCH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+/// `0`, or `{1, index key, index key}` (`''`: none; the index's expiry follows).
+static TOUCH: LazyLock<Scripts> = LazyLock::new(|| {
+    Scripts::new(
         r"
-local m = redis.call('HGET', KEYS[1], 'm')
+local K = KEYS[1]
+local m = redis.call('HGET', K, 'm')
 if not m then return 0 end
-redis.call('HSET', KEYS[1], 'm', (string.match(m, '^%d+') or '0') .. ' ' .. ARGV[1] .. ' ' .. ARGV[2])
-if ARGV[2] == '0' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
-return 1
+redis.call('HSET', K, 'm', (string.match(m, '^%d+') or '0') .. ' ' .. ARGV[1] .. ' ' .. ARGV[2])
+if ARGV[2] == '0' then redis.call('PERSIST', K) else redis.call('PEXPIREAT', K, ARGV[2]) end
+local x = redis.call('HGET', K, 'x') or ''
+return {1, x, reindex_record(K, K, x, ARGV[2])}
 ",
     )
 });
+
+/// A script in two builds: one that keeps the principal index in the same step (one node,
+/// where a script may reach the index key too) and one that leaves it to a second step
+/// (Cluster, where the index key lives in another slot).
+struct Scripts {
+    one_node: Script,
+    cluster: Script,
+}
+
+impl Scripts {
+    fn new(body: &str) -> Self {
+        Scripts {
+            one_node: Script::new(&format!("{}{body}", index::lua_prelude(true))),
+            cluster: Script::new(&format!("{}{body}", index::lua_prelude(false))),
+        }
+    }
+}
 
 /// A [`SessionStore`] on Redis (single node, Cluster or Sentinel).
 ///
@@ -141,9 +191,11 @@ return 1
 /// expiry as the key's native TTL (`PEXPIREAT`; no TTL when the record has no expiry).
 ///
 /// Round trips per call, in the steady state: one each. `load` and `lookup` are
-/// `HGETALL`; `create`, `apply`, `touch`, `end` and (on one node) `rename` are an
-/// `EVALSHA` of a script that checks the key and writes; `delete` is `DEL`. The first time a script runs on a server it costs two more
-/// (`NOSCRIPT`, then `SCRIPT LOAD`). `apply` changes only the named fields, atomically, so
+/// `HGETALL`; `create`, `apply`, `touch`, `end`, `delete` and (on one node) `rename` are
+/// an `EVALSHA` of a script that checks the key, writes, and keeps the principal index
+/// (in a Cluster, one more round trip when the session has an owner: see below). The
+/// first time a script runs on a server it costs two more (`NOSCRIPT`, then
+/// `SCRIPT LOAD`). `apply` changes only the named fields, atomically, so
 /// concurrent requests that change different keys of one session both survive.
 ///
 /// # Ended sessions
@@ -161,6 +213,37 @@ return 1
 /// the two steps the session is under neither key, which no request can see: the new id
 /// is not handed out before the response. Should the second step fail, the session has
 /// ended (the user signs in again); it never exists twice.
+///
+/// # The principal index and enumeration
+///
+/// A session's owner lives in the hash beside its entries, in fields `o` (principal) and
+/// `d` (device), which entry fields (`k:…`) can never be. The sessions of principal `p`
+/// are the members of the sorted set `<session_prefix>principal:{<base64url(p)>}`, each
+/// scored with its session's expiry; the set expires with its highest score, so the index
+/// never outlives its sessions. The hash names its index key in field `x`, so `end` and
+/// `delete` find the index without being told the owner.
+///
+/// - **One node** (and Sentinel): the scripts of `create`, `apply`, `touch`, `rename`,
+///   `end` and `delete` change the index in the same step as the record, atomically.
+///   (The scripts reach the index key without declaring it, which a single server allows.)
+/// - **Cluster**: the index key lives in another slot, which no script may reach, so the
+///   index follows in a second step: the script on the session's slot writes the record
+///   and answers the index keys involved, then the store adds the key to the new index and
+///   takes it out of the old one. The record is always written first, so a member whose
+///   record is gone is gone for good, and `sessions_of` checks every member against its
+///   record (live, not expired, still owned by `p`) and prunes the dead ones; a score only
+///   grows (`ZADD GT`), so the index never expires before a member. Guarantee: a session
+///   is listed under its principal from the moment its `create`, `apply` or `rename`
+///   returns, and never once `end` or `delete` has run (the check against the record),
+///   whether or not the second step happened. A session created or renamed at the very
+///   moment a sign-out-everywhere lists the index may be missed by it (on one node it
+///   cannot). Cost: one more round trip for each write of an owned session.
+/// - `count` and `scan` walk the session keys with `SCAN MATCH <prefix>{*` (on every
+///   master of a Cluster; the cursor names the node), and read each key with a small
+///   script that answers its timestamps, owner and size, never its entries; tombstones
+///   and index keys are not listed. A page holds at most `limit` sessions: when a `SCAN`
+///   batch is larger, the cursor keeps the last key listed and the next page asks for the
+///   same batch again and goes on after it. `find` scans.
 ///
 /// Per request, through [`SessionManager`](beaker_core::SessionManager): one round trip
 /// for a request that only reads its session (`HGETALL`), two for one that changes it, none
@@ -198,6 +281,52 @@ impl RedisStore {
         &self.client
     }
 
+    fn prefix(&self) -> &str {
+        &self.client.options().session_prefix
+    }
+
+    /// The build of `scripts` for this client's topology.
+    fn script<'a>(&self, scripts: &'a Scripts) -> &'a Script {
+        if self.client.is_cluster() {
+            &scripts.cluster
+        } else {
+            &scripts.one_node
+        }
+    }
+
+    /// Whether a write script wrote (its `reply`), after, in a Cluster, its second step:
+    /// files `key` in the index the script reports with `expires`, then takes `from` out of
+    /// the index it was in before, if that changed. On one node the script did both.
+    async fn follow_index(
+        &self,
+        from: &StoreKey,
+        key: &StoreKey,
+        reply: Value,
+        expires: u64,
+    ) -> Result<bool, StoreError> {
+        let Some((before, after)) = written(reply)? else { return Ok(false) };
+        if self.client.is_cluster() {
+            if !after.is_empty() {
+                index::add(&self.client, &after, key, expires).await?;
+            }
+            if !before.is_empty() && (before != after || from != key) {
+                index::remove(&self.client, &before, &[from.as_str()]).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Ends (`retire_for` > 0: a tombstone) or deletes the record under `key`, and takes it
+    /// out of its index.
+    async fn retire(&self, what: &str, key: &StoreKey, retire_for: Duration) -> Result<(), StoreError> {
+        let script = self.script(&END);
+        let mut call = evalsha(script, &self.redis_key(key));
+        call.arg(retire_arg(retire_for));
+        let reply = self.client.eval(what, script, &call).await?;
+        self.follow_index(key, key, reply, 0).await?;
+        Ok(())
+    }
+
     /// The Redis key a session is filed under.
     pub fn redis_key(&self, key: &StoreKey) -> String {
         let prefix = &self.client.options().session_prefix;
@@ -225,7 +354,7 @@ fn parse_ms(raw: &[u8], name: &str) -> Result<u64, StoreError> {
 }
 
 /// A non-empty run of ASCII digits as a number; `None` for anything else or on overflow.
-fn digits(raw: &[u8]) -> Option<u64> {
+pub(crate) fn digits(raw: &[u8]) -> Option<u64> {
     if raw.is_empty() {
         return None;
     }
@@ -240,7 +369,7 @@ fn digits(raw: &[u8]) -> Option<u64> {
 
 /// The `(created, accessed, expires)` milliseconds of a record's meta field (or of the
 /// three legacy fields).
-fn parse_meta(meta: Option<&[u8]>, legacy: [Option<&[u8]>; 3]) -> Result<[u64; 3], StoreError> {
+pub(crate) fn parse_meta(meta: Option<&[u8]>, legacy: [Option<&[u8]>; 3]) -> Result<[u64; 3], StoreError> {
     let mut out = [0u64; 3];
     match meta {
         Some(raw) => {
@@ -272,6 +401,7 @@ fn decode(raw: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>, StoreError> {
     let mut meta = None;
     let mut legacy: [Option<Vec<u8>>; 3] = Default::default();
     let mut entries = BTreeMap::new();
+    let (mut principal, mut device) = (None, None);
     for (mut field, value) in raw {
         if field.starts_with(ENTRY.as_bytes()) {
             field.drain(..ENTRY.len());
@@ -281,6 +411,10 @@ fn decode(raw: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>, StoreError> {
             meta = Some(value);
         } else if let Some(i) = LEGACY_META.iter().position(|m| m.as_bytes() == field.as_slice()) {
             legacy[i] = Some(value);
+        } else if field == index::OWNER {
+            principal = Some(owner_text(value)?);
+        } else if field == index::DEVICE {
+            device = Some(owner_text(value)?);
         }
     }
     let [created, accessed, expires] = parse_meta(meta.as_deref(), legacy.each_ref().map(|v| v.as_deref()))?;
@@ -290,19 +424,47 @@ fn decode(raw: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>, StoreError> {
         created: from_ms(created),
         accessed: from_ms(accessed),
         expires: (expires != 0).then(|| from_ms(expires)),
-        owner: None,
+        owner: principal.map(|principal| Owner { principal, device }),
     }))
+}
+
+fn owner_text(raw: Vec<u8>) -> Result<String, StoreError> {
+    String::from_utf8(raw).map_err(|_| StoreError::corrupt("redis session owner is not UTF-8"))
 }
 
 /// The field that marks a tombstone (a retired key); records never have it.
 const TOMBSTONE: &[u8] = b"t";
 
+/// Appends the five owner arguments of the scripts' `set_owner`: whether to set one, the
+/// principal, whether there is a device, the device, the principal's index key.
+fn owner_args(call: &mut Cmd, owner: Option<&Owner>, prefix: &str) {
+    match owner {
+        None => call.arg("0").arg("").arg("0").arg("").arg(""),
+        Some(o) => call
+            .arg("1")
+            .arg(o.principal.as_str())
+            .arg(if o.device.is_some() { "1" } else { "0" })
+            .arg(o.device.as_deref().unwrap_or_default())
+            .arg(index::index_key(prefix, &o.principal)),
+    };
+}
+
+/// What a script that writes a record answers: `None` when it wrote nothing, else the
+/// index keys the record was filed under before and after (`""`: none).
+fn written(value: Value) -> Result<Option<(String, String)>, StoreError> {
+    if let Value::Int(_) = value {
+        return Ok(None);
+    }
+    let (_, before, after): (i64, String, String) = redis::from_redis_value(value)
+        .map_err(|e| StoreError::corrupt(format!("redis store: unexpected script reply: {e}")))?;
+    Ok(Some((before, after)))
+}
+
 /// Appends `changes` as the scripts' `apply` reads them.
-fn changes_args(call: &mut Cmd, changes: &Changes) {
-    call.arg(if changes.clear { "1" } else { "0" })
-        .arg(millis(changes.accessed))
-        .arg(expiry_arg(changes.expires))
-        .arg(changes.remove.len());
+fn changes_args(call: &mut Cmd, changes: &Changes, prefix: &str) {
+    call.arg(if changes.clear { "1" } else { "0" }).arg(millis(changes.accessed)).arg(expiry_arg(changes.expires));
+    owner_args(call, changes.owner.as_ref(), prefix);
+    call.arg(changes.remove.len());
     for k in &changes.remove {
         entry_arg(call, k);
     }
@@ -360,22 +522,25 @@ impl SessionStore for RedisStore {
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
-        let mut call = evalsha(&CREATE, &self.redis_key(key));
+        let script = self.script(&CREATE);
+        let mut call = evalsha(script, &self.redis_key(key));
         let expires = expiry_arg(record.expires);
         call.arg(meta_arg(record.created, record.accessed, expires)).arg(expires);
+        owner_args(&mut call, record.owner.as_ref(), self.prefix());
         for (k, v) in &record.entries {
             entry_arg(&mut call, k);
             call.arg(v.as_slice());
         }
-        let created: i64 = self.client.eval("create", &CREATE, &call).await?;
-        Ok(created == 1)
+        let reply = self.client.eval("create", script, &call).await?;
+        self.follow_index(key, key, reply, expires).await
     }
 
     async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
-        let mut call = evalsha(&APPLY, &self.redis_key(key));
-        changes_args(&mut call, changes);
-        let applied: i64 = self.client.eval("apply", &APPLY, &call).await?;
-        Ok(applied == 1)
+        let script = self.script(&APPLY);
+        let mut call = evalsha(script, &self.redis_key(key));
+        changes_args(&mut call, changes, self.prefix());
+        let reply = self.client.eval("apply", script, &call).await?;
+        self.follow_index(key, key, reply, expiry_arg(changes.expires)).await
     }
 
     async fn touch(
@@ -384,29 +549,19 @@ impl SessionStore for RedisStore {
         accessed: SystemTime,
         expires: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
-        let mut call = evalsha(&TOUCH, &self.redis_key(key));
+        let script = self.script(&TOUCH);
+        let mut call = evalsha(script, &self.redis_key(key));
         call.arg(millis(accessed)).arg(expiry_arg(expires));
-        let touched: i64 = self.client.eval("touch", &TOUCH, &call).await?;
-        Ok(touched == 1)
+        let reply = self.client.eval("touch", script, &call).await?;
+        self.follow_index(key, key, reply, expiry_arg(expires)).await
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        let rkey = self.redis_key(key);
-        let _: i64 = self
-            .client
-            .run("delete", |mut c| {
-                let rkey = &rkey;
-                async move { redis::cmd("DEL").arg(rkey).query_async(&mut c).await }
-            })
-            .await?;
-        Ok(())
+        self.retire("delete", key, Duration::ZERO).await
     }
 
     async fn end(&self, key: &StoreKey, retire_for: Duration) -> Result<(), StoreError> {
-        let mut call = evalsha(&END, &self.redis_key(key));
-        call.arg(retire_arg(retire_for));
-        let _: i64 = self.client.eval("end", &END, &call).await?;
-        Ok(())
+        self.retire("end", key, retire_for).await
     }
 
     async fn rename(
@@ -424,7 +579,7 @@ impl SessionStore for RedisStore {
             let mut call = Cmd::with_capacity(16, 256);
             call.arg("EVALSHA").arg(MOVE.get_hash()).arg(2).arg(self.redis_key(from)).arg(self.redis_key(to));
             call.arg(retire_arg(retire_for));
-            changes_args(&mut call, changes);
+            changes_args(&mut call, changes, self.prefix());
             return match self.client.eval::<i64>("rename", &MOVE, &call).await? {
                 1 => Ok(true),
                 0 => Ok(false),
@@ -434,21 +589,36 @@ impl SessionStore for RedisStore {
         // Cluster: the two keys hash to different slots, which no script may span. The
         // first step is atomic on the old key's slot (changes, snapshot, tombstone), so
         // every `apply` on the old key is in the snapshot or refused; the second files the
-        // snapshot under the new key, which no one can know before this request answers.
+        // snapshot under the new key, which no one can know before this request answers,
+        // and then in the index, before the old key leaves it.
         let mut call = evalsha(&TAKE, &self.redis_key(from));
         call.arg(retire_arg(retire_for));
-        changes_args(&mut call, changes);
-        let snapshot = match self.client.eval::<Value>("rename", &TAKE, &call).await? {
+        changes_args(&mut call, changes, self.prefix());
+        let (filed_under, snapshot) = match self.client.eval::<Value>("rename", &TAKE, &call).await? {
             Value::Int(0) => return Ok(false),
-            value => redis::from_redis_value::<Vec<(Vec<u8>, Vec<u8>)>>(value)
+            value => redis::from_redis_value::<(String, Vec<(Vec<u8>, Vec<u8>)>)>(value)
                 .map_err(|e| StoreError::corrupt(format!("redis store: rename: unexpected reply: {e}")))?,
         };
         let record = decode(snapshot)?.ok_or_else(|| StoreError::corrupt("redis store: rename: an empty record"))?;
-        if self.create(to, &record).await? {
-            Ok(true)
-        } else {
-            Err(taken())
+        if !self.create(to, &record).await? {
+            return Err(taken());
         }
+        if !filed_under.is_empty() {
+            index::remove(&self.client, &filed_under, &[from.as_str()]).await?;
+        }
+        Ok(true)
+    }
+
+    async fn sessions_of(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
+        index::sessions_of(self, principal).await
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        crate::scan::count(self).await
+    }
+
+    async fn scan(&self, cursor: Option<&str>, limit: usize) -> Result<Page, StoreError> {
+        crate::scan::page(self, cursor, limit).await
     }
 
     fn name(&self) -> &'static str {

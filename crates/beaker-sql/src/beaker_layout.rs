@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use beaker_core::compat::{payload, BeakerSerializer};
-use beaker_core::store::{async_trait, Changes, Record, SessionStore, StoreKey};
+use beaker_core::store::{async_trait, Changes, Listed, Owner, Page, Record, SessionHandle, SessionStore, StoreKey};
 use beaker_core::StoreError;
 
 use crate::client::{check_identifier, on_pool, SqlClient};
@@ -33,6 +33,10 @@ const CAS_ATTEMPTS: usize = 16;
 /// - A row in another serializer, an encrypted one, or a pickle holding anything but
 ///   plain data is [`StoreError::Corrupt`]: treated as absent and logged.
 /// - MySQL is refused: Beaker's interop there is not tested.
+/// - No principal index and no enumeration: Beaker's table has no column for a session's
+///   owner, so a record or change that carries one is refused with
+///   [`StoreError::Unsupported`] (never silently dropped), and `sessions_of`, `count`,
+///   `scan` and `find` answer `Unsupported` too.
 #[derive(Debug, Clone)]
 pub struct BeakerSqlStore {
     client: SqlClient,
@@ -172,6 +176,20 @@ impl BeakerSqlStore {
     }
 }
 
+/// What the Beaker layout cannot do: its table has no column for a session's owner (and
+/// Beaker would drop one kept in the dict), so it keeps no principal index.
+const NO_OWNER: &str = "a principal index (Beaker's ext:database table has no column for a session's owner)";
+/// Listing would unpickle every row of a table Beaker itself never lists or expires.
+const NO_LISTING: &str = "listing sessions (Beaker's ext:database table is not enumerated; use its own tools)";
+
+/// A session's owner would be lost on this layout: refused rather than dropped.
+fn refuse_owner(owner: Option<&Owner>) -> Result<(), StoreError> {
+    match owner {
+        Some(_) => Err(StoreError::unsupported("sql-beaker", NO_OWNER)),
+        None => Ok(()),
+    }
+}
+
 fn unix_seconds(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
@@ -194,11 +212,13 @@ impl SessionStore for BeakerSqlStore {
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
+        refuse_owner(record.owner.as_ref())?;
         let data = encode(record, self.serializer)?;
         Ok(self.write("create", &self.sql.insert, key, &[&data]).await? == 1)
     }
 
     async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
+        refuse_owner(changes.owner.as_ref())?;
         self.update(key, "apply", |r| r.apply(changes)).await
     }
 
@@ -217,6 +237,22 @@ impl SessionStore for BeakerSqlStore {
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         self.write("delete", &self.sql.delete, key, &[]).await.map(|_| ())
+    }
+
+    async fn sessions_of(&self, _principal: &str) -> Result<Vec<Listed>, StoreError> {
+        Err(StoreError::unsupported(self.name(), NO_OWNER))
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        Err(StoreError::unsupported(self.name(), NO_LISTING))
+    }
+
+    async fn scan(&self, _cursor: Option<&str>, _limit: usize) -> Result<Page, StoreError> {
+        Err(StoreError::unsupported(self.name(), NO_LISTING))
+    }
+
+    async fn find(&self, _handle: &SessionHandle) -> Result<Option<StoreKey>, StoreError> {
+        Err(StoreError::unsupported(self.name(), NO_LISTING))
     }
 
     fn name(&self) -> &'static str {

@@ -285,8 +285,9 @@ impl SqlClient {
     /// Runs DDL statements in order (each `IF NOT EXISTS`, so running them twice is fine).
     pub(crate) async fn run_ddl(&self, what: &str, statements: &[String]) -> Result<(), StoreError> {
         // Two processes creating the same table at once can trip PostgreSQL's catalog
-        // unique index; the second attempt then finds the table and succeeds.
-        for attempt in 0..3 {
+        // unique index; a later attempt finds the table and goes on to the next statement,
+        // where a third process may trip it again: a few attempts, a little apart.
+        for attempt in 0..DDL_ATTEMPTS {
             let result = self
                 .run(what, || async {
                     on_pool!(self.pool(), p => {
@@ -299,9 +300,10 @@ impl SqlClient {
                 .await;
             match result {
                 Err(StoreError::Backend { source: Some(source), .. })
-                    if attempt < 2 && is_unique_violation(source.as_ref()) =>
+                    if attempt + 1 < DDL_ATTEMPTS && is_unique_violation(source.as_ref()) =>
                 {
-                    continue
+                    tokio::time::sleep(Duration::from_millis(10 * (attempt + 1))).await;
+                    continue;
                 }
                 other => return other,
             }
@@ -309,6 +311,9 @@ impl SqlClient {
         Ok(())
     }
 }
+
+/// Attempts of a DDL list that lost a race with another process creating the same tables.
+const DDL_ATTEMPTS: u64 = 6;
 
 fn is_unique_violation(e: &(dyn std::error::Error + 'static)) -> bool {
     matches!(e.downcast_ref::<sqlx::Error>(), Some(sqlx::Error::Database(db)) if db.is_unique_violation())

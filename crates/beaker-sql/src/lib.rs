@@ -39,6 +39,7 @@
 //!     created: now,
 //!     accessed: now,
 //!     expires: Some(now + Duration::from_secs(3600)),
+//!     owner: None,
 //! };
 //! assert!(store.create(&key, &record).await?);
 //! assert!(!store.create(&key, &record).await?, "a live record is never overwritten");
@@ -48,6 +49,7 @@
 //!     remove: Default::default(),
 //!     accessed: now,
 //!     expires: record.expires,
+//!     owner: None,
 //! };
 //! assert!(store.apply(&key, &changes).await?);
 //! let loaded = store.load(&key).await?.expect("live");

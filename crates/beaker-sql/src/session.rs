@@ -5,14 +5,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use beaker_core::store::{async_trait, Changes, Lookup, Record, SessionStore, StoreKey};
+use beaker_core::store::{
+    async_trait, Changes, Listed, Lookup, Owner, Page, Record, SessionHandle, SessionStore, StoreKey,
+};
 use beaker_core::{SessionConfig, StoreError};
 use tokio::sync::OnceCell;
 
 use crate::client::{from_ms, on_pool, to_ms, SqlClient};
 use crate::error::OpenError;
 use crate::options::SqlOptions;
-use crate::sql::{Dialect, SessionSql, ENTRY_NAME_MAX, ROWS_PER_INSERT};
+use crate::sql::{Dialect, SessionSql, ENTRY_NAME_MAX, PRINCIPAL_MAX, ROWS_PER_INSERT};
 
 /// Upserts the `(name, value)` pairs `$entries` of session `$key` in batches inside the
 /// transaction `$tx`. A macro, not a function: it runs inside `on_pool!`, once per
@@ -49,12 +51,34 @@ macro_rules! write_changes {
     };
 }
 
+/// Updates the timestamps (and, when `$owner` is `Some`, the owner) of the live session
+/// `$key` inside the transaction `$tx`, which checks the record is live and locks its row;
+/// the rows changed (0 or 1).
+macro_rules! lock_row {
+    ($tx:ident, $sql:expr, $key:expr, $accessed:expr, $expires:expr, $owner:expr, $now:expr) => {
+        match $owner {
+            None => sqlx::query(&$sql.touch).bind($accessed).bind($expires).bind($key.as_str()).bind($now),
+            Some((principal, device)) => sqlx::query(&$sql.touch_owned)
+                .bind($accessed)
+                .bind($expires)
+                .bind(principal)
+                .bind(device)
+                .bind($key.as_str())
+                .bind($now),
+        }
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected()
+    };
+}
+
 /// A [`SessionStore`] on SQLite, PostgreSQL or MySQL/MariaDB.
 ///
 /// # Tables
 ///
 /// ```text
-/// <table>          (id PRIMARY KEY, created, accessed, expires)   -- one row per session
+/// <table>          (id PRIMARY KEY, created, accessed, expires,   -- one row per session
+///                   principal, device, handle)
 /// <table>_entries  (id, name, value, PRIMARY KEY (id, name))       -- one row per session key
 /// <table>_retired  (id PRIMARY KEY, retired_until)                  -- one row per retired key
 /// ```
@@ -69,6 +93,32 @@ macro_rules! write_changes {
 /// [`SqlOptions::schema`] when one is set. They are created on first use (or by
 /// [`migrate`](Self::migrate)) unless [`SqlOptions::create_tables`] is off; on MySQL a
 /// session key may be at most 512 bytes (a longer one is `StoreError::Rejected`).
+///
+/// # The principal index
+///
+/// A session's owner is kept in its row: `principal` (indexed; binary on MySQL, so that
+/// principals compare byte for byte; at most 512 bytes, a longer one is
+/// `StoreError::Rejected`) and `device`, both `NULL` without an owner, written by the same
+/// `INSERT` or `UPDATE` as the timestamps; `handle` (indexed) is the session's
+/// [`SessionHandle`], so `find` is one indexed query. `rename` copies them with the row.
+/// `sessions_of` is one indexed query, `count` one `COUNT(*)`, `scan` one range query on
+/// the primary key per page (the cursor is the last id of the previous page). All of them
+/// skip expired rows, and a row goes with its index entries when it is deleted.
+///
+/// A session table made by an earlier version, without these columns, gains them (and
+/// their indexes) when the store starts, safely from several processes at once; its rows
+/// get their handle the first time `find` misses. With [`SqlOptions::create_tables`] off,
+/// add them yourself, e.g. on PostgreSQL:
+///
+/// ```text
+/// ALTER TABLE beaker_sessions ADD COLUMN principal TEXT NULL, ADD COLUMN device TEXT NULL,
+///     ADD COLUMN handle VARCHAR(32) NULL;
+/// CREATE INDEX beaker_sessions_principal ON beaker_sessions (principal);
+/// CREATE INDEX beaker_sessions_handle ON beaker_sessions (handle);
+/// ```
+///
+/// (MySQL: `principal VARBINARY(512)`, `device LONGBLOB`, `handle VARBINARY(32)`; SQLite:
+/// `TEXT` for all three.)
 ///
 /// Expired rows are never returned: every statement compares `expires` with
 /// [`SqlOptions::clock`]. They stay in the table until [`cleanup`](SessionStore::cleanup)
@@ -86,6 +136,7 @@ macro_rules! write_changes {
 /// | `end` | 4 (1 without a retire window) | `BEGIN`, `DELETE`, upsert the tombstone, `COMMIT` |
 /// | `rename` | 7 to 9 | `BEGIN`, `UPDATE` timestamps of the old row (checks it is live, locks it), copy the row under the new key, move the entries, the changes as in `apply`, `DELETE` the old row, file its tombstone, `COMMIT` |
 /// | `create` | 4 (3 without entries) | `BEGIN`, `INSERT` session, `INSERT` entries, `COMMIT` (+2 when an expired record is replaced) |
+/// | `sessions_of`, `count`, `scan`, `find` | 1 | one indexed `SELECT` (`find` on a table upgraded from an earlier version: also a one-time pass filling in handles) |
 /// | `apply` | 3 to 5 | `BEGIN`, `UPDATE` timestamps (which also checks the record is live and locks it), `DELETE` removed or cleared entries (if any), upsert set entries (if any), `COMMIT` |
 ///
 /// An entry list longer than 500 keys takes one more statement per 500. A pooled
@@ -132,7 +183,16 @@ pub struct SqlStore {
     ready: Arc<OnceCell<()>>,
 }
 
-type Row = (i64, i64, Option<i64>, Option<Vec<u8>>, Option<Vec<u8>>);
+type Row = (i64, i64, Option<i64>, Option<Vec<u8>>, Option<Vec<u8>>, Option<String>, Option<String>);
+
+/// id, created, accessed, expires, principal, device, size.
+type ListedRow = (String, i64, i64, Option<i64>, Option<String>, Option<String>, i64);
+
+/// Rows without a handle `find` fills in per statement.
+const FILL_HANDLES_PAGE: i64 = 500;
+
+/// Most rows one `scan` page reads, whatever the caller asks for.
+const SCAN_PAGE_MAX: usize = 10_000;
 
 impl SqlStore {
     /// A store on an existing client (which a [`SqlCache`](crate::SqlCache) may share).
@@ -204,8 +264,86 @@ impl SqlStore {
 
     /// Creates the schema (PostgreSQL, if set), the tables and the index if they do not
     /// exist. Safe to run any number of times, also from several processes.
+    /// A session table made by a version without the principal index gains its owner
+    /// columns and their indexes here.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        self.client.run_ddl("create session tables", &self.sql.migrate).await
+        self.client.run_ddl("create session tables", &self.sql.migrate).await?;
+        self.add_owner_columns().await?;
+        self.client.run_ddl("create owner indexes", &self.sql.owner_indexes).await
+    }
+
+    /// Adds the owner columns a table made by an older version lacks. Another process may
+    /// add one at the same time: a failed `ALTER` whose column exists afterwards is fine.
+    async fn add_owner_columns(&self) -> Result<(), StoreError> {
+        let present = self.columns().await?;
+        for (column, statements) in &self.sql.owner_columns {
+            if present.iter().any(|c| c.eq_ignore_ascii_case(column)) {
+                continue;
+            }
+            if let Err(e) = self.client.run_ddl("add owner columns", statements).await {
+                if !self.columns().await?.iter().any(|c| c.eq_ignore_ascii_case(column)) {
+                    return Err(e);
+                }
+            }
+            tracing::info!(table = self.sql.sessions_table(), column, "sql store: column added to an older table");
+        }
+        Ok(())
+    }
+
+    async fn columns(&self) -> Result<Vec<String>, StoreError> {
+        self.client
+            .run("list columns", || async {
+                on_pool!(self.client.pool(), p => {
+                    sqlx::query_scalar::<_, String>(&self.sql.columns).fetch_all(p).await
+                })
+            })
+            .await
+    }
+
+    /// Fills in the handles of up to a page of rows written by a version without the handle
+    /// column, after the id `after`; the last id seen, or `None` when none is left.
+    async fn fill_handles(&self, after: &str) -> Result<Option<String>, StoreError> {
+        let ids: Vec<String> = self
+            .client
+            .run("find", || async {
+                on_pool!(self.client.pool(), p => {
+                    sqlx::query_scalar::<_, String>(&self.sql.unhandled)
+                        .bind(after)
+                        .bind(FILL_HANDLES_PAGE)
+                        .fetch_all(p)
+                        .await
+                })
+            })
+            .await?;
+        for id in &ids {
+            let Some(key) = StoreKey::from_stored(id) else { continue };
+            let handle = SessionHandle::of(&key);
+            self.client
+                .run_write("find", || async {
+                    on_pool!(self.client.pool(), p => {
+                        sqlx::query(&self.sql.set_handle).bind(handle.as_str()).bind(id.as_str()).execute(p).await.map(|_| ())
+                    })
+                })
+                .await?;
+        }
+        Ok(ids.last().cloned())
+    }
+
+    async fn find_indexed(&self, handle: &SessionHandle) -> Result<Option<StoreKey>, StoreError> {
+        let now = self.client.now_ms();
+        let id: Option<String> = self
+            .client
+            .run("find", || async {
+                on_pool!(self.client.pool(), p => {
+                    sqlx::query_scalar::<_, String>(&self.sql.find).bind(handle.as_str()).bind(now).fetch_optional(p).await
+                })
+            })
+            .await?;
+        id.map(|id| {
+            StoreKey::from_stored(&id)
+                .ok_or_else(|| StoreError::corrupt("sql store: a session id that is not a store key"))
+        })
+        .transpose()
     }
 
     /// MySQL keeps entry names in a `VARBINARY(512)` (they are part of the primary key); a
@@ -265,9 +403,11 @@ fn decode_lookup(mut rows: Vec<Row>) -> Result<Lookup, StoreError> {
 }
 
 fn decode(rows: Vec<Row>) -> Result<Option<Record>, StoreError> {
-    let Some(&(created, accessed, expires, _, _)) = rows.first() else { return Ok(None) };
+    let Some((created, accessed, expires, _, _, principal, device)) = rows.first().cloned() else {
+        return Ok(None);
+    };
     let mut entries = BTreeMap::new();
-    for (_, _, _, name, value) in rows {
+    for (_, _, _, name, value, _, _) in rows {
         match (name, value) {
             (Some(name), Some(value)) => {
                 let name = String::from_utf8(name)
@@ -283,8 +423,45 @@ fn decode(rows: Vec<Row>) -> Result<Option<Record>, StoreError> {
         created: from_ms(created, "created")?,
         accessed: from_ms(accessed, "accessed")?,
         expires: expires.map(|e| from_ms(e, "expires")).transpose()?,
-        owner: None,
+        owner: owner(principal, device)?,
     }))
+}
+
+/// The owner of a row: none without a principal; a device without one is corrupt.
+fn owner(principal: Option<String>, device: Option<String>) -> Result<Option<Owner>, StoreError> {
+    match (principal, device) {
+        (Some(principal), device) => Ok(Some(Owner { principal, device })),
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(StoreError::corrupt("sql store: a device without a principal")),
+    }
+}
+
+fn listed(row: ListedRow) -> Result<Listed, StoreError> {
+    let (id, created, accessed, expires, principal, device, size) = row;
+    Ok(Listed {
+        key: StoreKey::from_stored(&id)
+            .ok_or_else(|| StoreError::corrupt("sql store: a session id that is not a store key"))?,
+        created: from_ms(created, "created")?,
+        accessed: from_ms(accessed, "accessed")?,
+        expires: expires.map(|e| from_ms(e, "expires")).transpose()?,
+        owner: owner(principal, device)?,
+        size: u64::try_from(size).unwrap_or(0),
+    })
+}
+
+/// The principal and device columns of `owner`, refusing a principal the index cannot key.
+fn owner_columns(owner: Option<&Owner>) -> Result<(Option<&str>, Option<&str>), StoreError> {
+    let Some(owner) = owner else { return Ok((None, None)) };
+    if owner.principal.len() > PRINCIPAL_MAX {
+        return Err(StoreError::rejected(
+            format!(
+                "sql store: a principal of {} bytes; the index keeps at most {PRINCIPAL_MAX}",
+                owner.principal.len()
+            ),
+            None,
+        ));
+    }
+    Ok((Some(owner.principal.as_str()), owner.device.as_deref()))
 }
 
 #[async_trait]
@@ -329,6 +506,8 @@ impl SessionStore for SqlStore {
         let now = self.client.now_ms();
         let entries: Vec<(&String, &Vec<u8>)> = record.entries.iter().collect();
         let (created, accessed, expires) = (to_ms(record.created), to_ms(record.accessed), record.expires.map(to_ms));
+        let (principal, device) = owner_columns(record.owner.as_ref())?;
+        let handle = SessionHandle::of(key);
         let sql = &*self.sql;
         let begin = self.client.dialect().begin();
         self.client
@@ -356,6 +535,9 @@ impl SessionStore for SqlStore {
                             .bind(created)
                             .bind(accessed)
                             .bind(expires)
+                            .bind(principal)
+                            .bind(device)
+                            .bind(handle.as_str())
                             .execute(&mut *tx)
                             .await;
                         inserted = match insert {
@@ -386,6 +568,7 @@ impl SessionStore for SqlStore {
         let sets: Vec<(&String, &Vec<u8>)> = changes.set.iter().collect();
         let removals: Vec<&String> = if changes.clear { Vec::new() } else { changes.remove.iter().collect() };
         let (accessed, expires) = (to_ms(changes.accessed), changes.expires.map(to_ms));
+        let owner = changes.owner.as_ref().map(|o| owner_columns(Some(o))).transpose()?;
         let sql = &*self.sql;
         let begin = self.client.dialect().begin();
         self.client
@@ -393,14 +576,7 @@ impl SessionStore for SqlStore {
                 on_pool!(self.client.pool(), p => {
                     let mut tx = p.begin_with(begin).await?;
                     // Checks that the record is live and locks its row for the transaction.
-                    let live = sqlx::query(&sql.touch)
-                        .bind(accessed)
-                        .bind(expires)
-                        .bind(key.as_str())
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
+                    let live = lock_row!(tx, sql, key, accessed, expires, owner, now);
                     if live == 0 {
                         tx.rollback().await?;
                         return Ok(false);
@@ -486,8 +662,10 @@ impl SessionStore for SqlStore {
         let sets: Vec<(&String, &Vec<u8>)> = changes.set.iter().collect();
         let removals: Vec<&String> = if changes.clear { Vec::new() } else { changes.remove.iter().collect() };
         let (accessed, expires) = (to_ms(changes.accessed), changes.expires.map(to_ms));
+        let owner = changes.owner.as_ref().map(|o| owner_columns(Some(o))).transpose()?;
         let sql = &*self.sql;
         let begin = self.client.dialect().begin();
+        let handle = SessionHandle::of(to);
         let moved: Option<bool> = self
             .client
             .run_write("rename", || async {
@@ -495,20 +673,14 @@ impl SessionStore for SqlStore {
                     let mut tx = p.begin_with(begin).await?;
                     // As in `apply`: checks the old record is live and locks its row, so
                     // every `apply` on it runs wholly before or after this transaction.
-                    let live = sqlx::query(&sql.touch)
-                        .bind(accessed)
-                        .bind(expires)
-                        .bind(from.as_str())
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
+                    let live = lock_row!(tx, sql, from, accessed, expires, owner, now);
                     if live == 0 {
                         tx.rollback().await?;
                         return Ok(Some(false));
                     }
                     let copied = match sqlx::query(&sql.copy_session)
                         .bind(to.as_str())
+                        .bind(handle.as_str())
                         .bind(from.as_str())
                         .execute(&mut *tx)
                         .await
@@ -569,6 +741,84 @@ impl SessionStore for SqlStore {
         Ok(removed + tombstones)
     }
 
+    async fn sessions_of(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
+        self.ensure_tables().await?;
+        let now = self.client.now_ms();
+        let rows = self
+            .client
+            .run("sessions_of", || async {
+                on_pool!(self.client.pool(), p => {
+                    sqlx::query_as::<_, ListedRow>(&self.sql.sessions_of).bind(principal).bind(now).fetch_all(p).await
+                })
+            })
+            .await?;
+        rows.into_iter().map(listed).collect()
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        self.ensure_tables().await?;
+        let now = self.client.now_ms();
+        let count: i64 = self
+            .client
+            .run("count", || async {
+                on_pool!(self.client.pool(), p => {
+                    sqlx::query_scalar::<_, i64>(&self.sql.count).bind(now).fetch_one(p).await
+                })
+            })
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn scan(&self, cursor: Option<&str>, limit: usize) -> Result<Page, StoreError> {
+        // The cursor is the last id of the previous page (keyset pagination on the primary
+        // key): each page is one indexed range read, whatever the table's size.
+        let after = match cursor {
+            None => "",
+            Some(c) if StoreKey::from_stored(c).is_some() => c,
+            Some(c) => {
+                return Err(StoreError::rejected(format!("sql store: {c:?} is not a scan cursor of this store"), None))
+            }
+        };
+        self.ensure_tables().await?;
+        let limit = limit.clamp(1, SCAN_PAGE_MAX);
+        let now = self.client.now_ms();
+        let rows = self
+            .client
+            .run("scan", || async {
+                on_pool!(self.client.pool(), p => {
+                    sqlx::query_as::<_, ListedRow>(&self.sql.scan)
+                        .bind(after)
+                        .bind(now)
+                        .bind(limit as i64)
+                        .fetch_all(p)
+                        .await
+                })
+            })
+            .await?;
+        let items = rows.into_iter().map(listed).collect::<Result<Vec<_>, _>>()?;
+        let next = (items.len() == limit).then(|| items.last().map(|l| l.key.as_str().to_owned())).flatten();
+        Ok(Page { items, next })
+    }
+
+    async fn find(&self, handle: &SessionHandle) -> Result<Option<StoreKey>, StoreError> {
+        self.ensure_tables().await?;
+        if let Some(key) = self.find_indexed(handle).await? {
+            return Ok(Some(key));
+        }
+        // Rows written before the handle column existed have none yet: fill them in (once
+        // per row, so this walk happens at most once per upgraded table) and look again.
+        let mut after = String::new();
+        let mut filled = false;
+        while let Some(last) = self.fill_handles(&after).await? {
+            after = last;
+            filled = true;
+        }
+        if filled {
+            return self.find_indexed(handle).await;
+        }
+        Ok(None)
+    }
+
     fn name(&self) -> &'static str {
         self.client.database()
     }
@@ -581,20 +831,23 @@ mod tests {
     #[test]
     fn decode_joins_rows_and_rejects_garbage() {
         assert_eq!(decode(vec![]).unwrap(), None);
-        let bare = decode(vec![(1_000, 2_000, None, None, None)]).unwrap().unwrap();
+        let bare = decode(vec![(1_000, 2_000, None, None, None, None, None)]).unwrap().unwrap();
         assert!(bare.entries.is_empty() && bare.expires.is_none());
         let two = decode(vec![
-            (1_000, 2_000, Some(3_000), Some(b"a".to_vec()), Some(b"j1".to_vec())),
-            (1_000, 2_000, Some(3_000), Some("ключ".as_bytes().to_vec()), Some(vec![0, 255])),
+            (1_000, 2_000, Some(3_000), Some(b"a".to_vec()), Some(b"j1".to_vec()), None, None),
+            (1_000, 2_000, Some(3_000), Some("ключ".as_bytes().to_vec()), Some(vec![0, 255]), None, None),
         ])
         .unwrap()
         .unwrap();
         assert_eq!(two.entries.get("ключ"), Some(&vec![0, 255]));
         assert_eq!(two.expires, Some(SystemTime::UNIX_EPOCH + Duration::from_secs(3)));
         let corrupt = |rows| matches!(decode(rows), Err(StoreError::Corrupt { .. }));
-        assert!(corrupt(vec![(1, 2, None, Some(vec![0xff]), Some(vec![]))]));
-        assert!(corrupt(vec![(-5, 2, None, None, None)]));
-        assert!(corrupt(vec![(1, 2, Some(-1), None, None)]));
-        assert!(corrupt(vec![(1, 2, None, Some(b"a".to_vec()), None)]));
+        assert!(corrupt(vec![(1, 2, None, Some(vec![0xff]), Some(vec![]), None, None)]));
+        assert!(corrupt(vec![(-5, 2, None, None, None, None, None)]));
+        assert!(corrupt(vec![(1, 2, Some(-1), None, None, None, None)]));
+        assert!(corrupt(vec![(1, 2, None, Some(b"a".to_vec()), None, None, None)]));
+        assert!(corrupt(vec![(1, 2, None, None, None, None, Some("phone".into()))]));
+        let owned = decode(vec![(1, 2, None, None, None, Some("alice".into()), None)]).unwrap().unwrap();
+        assert_eq!(owned.owner, Some(Owner { principal: "alice".into(), device: None }));
     }
 }

@@ -110,6 +110,64 @@ impl Dialect {
         }
     }
 
+    /// A column read back as text: MySQL's binary columns (byte-exact comparisons) are
+    /// converted, since sqlx reads a binary column only as bytes.
+    fn text_out(self, column: &str) -> String {
+        match self {
+            Dialect::Mysql => format!("CONVERT({column} USING utf8mb4)"),
+            Dialect::Sqlite | Dialect::Postgres => column.to_owned(),
+        }
+    }
+
+    /// The type a `CAST` to a 64-bit integer names.
+    fn bigint_cast(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "INTEGER",
+            Dialect::Postgres => "BIGINT",
+            Dialect::Mysql => "SIGNED",
+        }
+    }
+
+    /// The principal column: binary on MySQL, so that `alice` and `Alice` are two users
+    /// whatever the server's collation.
+    fn principal(self) -> String {
+        match self {
+            Dialect::Sqlite | Dialect::Postgres => "TEXT".to_owned(),
+            Dialect::Mysql => format!("VARBINARY({PRINCIPAL_MAX})"),
+        }
+    }
+
+    fn device(self) -> &'static str {
+        match self {
+            Dialect::Sqlite | Dialect::Postgres => "TEXT",
+            Dialect::Mysql => "LONGBLOB",
+        }
+    }
+
+    fn handle(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "TEXT",
+            Dialect::Postgres => "VARCHAR(32)",
+            Dialect::Mysql => "VARBINARY(32)",
+        }
+    }
+
+    /// The names of the columns of `table` (unqualified), one per row.
+    fn columns_query(self, schema: Option<&str>, table: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("SELECT name FROM pragma_table_info('{table}')"),
+            Dialect::Postgres => format!(
+                "SELECT column_name::text FROM information_schema.columns WHERE table_schema = {} \
+                 AND table_name = lower('{table}')",
+                schema.map_or_else(|| "current_schema()".to_owned(), |s| format!("lower('{s}')"))
+            ),
+            Dialect::Mysql => format!(
+                "SELECT CONVERT(column_name USING utf8mb4) FROM information_schema.columns \
+                 WHERE table_schema = DATABASE() AND table_name = '{table}'"
+            ),
+        }
+    }
+
     fn table_suffix(self) -> &'static str {
         match self {
             Dialect::Mysql => " ENGINE=InnoDB",
@@ -133,6 +191,9 @@ pub(crate) const CACHE_KEY_MAX: usize = 512;
 /// Longest session entry name on MySQL (other databases have no limit).
 pub(crate) const ENTRY_NAME_MAX: usize = 512;
 
+/// Longest principal (a user id) the index keeps, in bytes: it is an indexed column.
+pub(crate) const PRINCIPAL_MAX: usize = 512;
+
 /// Rows per multi-row `INSERT`, well below every database's bind-parameter limit.
 pub(crate) const ROWS_PER_INSERT: usize = 500;
 
@@ -149,9 +210,10 @@ pub(crate) struct SessionSql {
     retired: String,
     /// `CREATE SCHEMA` (PostgreSQL with a schema), then the tables and the index.
     pub(crate) migrate: Vec<String>,
-    /// id, now → created, accessed, expires, name, value (name/value NULL without entries).
+    /// id, now → created, accessed, expires, name, value, principal, device (name/value
+    /// NULL without entries, principal/device NULL without an owner).
     pub(crate) load: String,
-    /// id, created, accessed, expires → 1 row if inserted, 0 if the key exists.
+    /// id, created, accessed, expires, principal, device, handle → 1 row if inserted, 0 if the key exists.
     pub(crate) insert: String,
     /// id, now → deletes the session (and, by cascade, its entries) if expired.
     pub(crate) delete_expired: String,
@@ -163,18 +225,41 @@ pub(crate) struct SessionSql {
     pub(crate) clear_entries: String,
     /// now → deletes up to [`CLEANUP_BATCH`] expired sessions.
     pub(crate) cleanup: String,
-    /// id, now, id, now → the rows of `load`, or one row `(-1, -1, NULL, NULL, NULL)` when
+    /// id, now, id, now → the rows of `load`, or one row `(-1, -1, NULL, …)` when
     /// the key is retired (a tombstone younger than its window).
     pub(crate) lookup: String,
     /// id, until → files (or renews) the tombstone of a retired key.
     pub(crate) retire: String,
     /// now → deletes every tombstone past its window.
     pub(crate) cleanup_retired: String,
-    /// to, from → copies the session row of `from` under `to` (1 row, 0 or a duplicate-key
+    /// to, handle of `to`, from → copies the session row of `from` (owner included) under `to` (1 row, 0 or a duplicate-key
     /// error if `to` is taken).
     pub(crate) copy_session: String,
     /// to, from → moves the entries of `from` to `to`.
     pub(crate) move_entries: String,
+    /// The owner columns a table made by an older version lacks: name and the `ALTER
+    /// TABLE` statements that add it (with its index on MySQL).
+    pub(crate) owner_columns: Vec<(&'static str, Vec<String>)>,
+    /// → the column names of the session table, one per row.
+    pub(crate) columns: String,
+    /// The indexes on the owner columns, created after `owner_columns` (none on MySQL,
+    /// where they come with the table or the column).
+    pub(crate) owner_indexes: Vec<String>,
+    /// accessed, expires, principal, device, id, now → `touch` that also sets the owner.
+    pub(crate) touch_owned: String,
+    /// principal, now → the `Listed` rows of the principal's live sessions.
+    pub(crate) sessions_of: String,
+    /// after, now, limit → the `Listed` rows of up to `limit` live sessions with ids after
+    /// `after`, in id order.
+    pub(crate) scan: String,
+    /// now → the number of live sessions.
+    pub(crate) count: String,
+    /// handle, now → the id of the live session with that handle.
+    pub(crate) find: String,
+    /// after, limit → ids of rows without a handle (written by an older version), in order.
+    pub(crate) unhandled: String,
+    /// handle, id → fills in the handle of a row.
+    pub(crate) set_handle: String,
 }
 
 impl SessionSql {
@@ -190,10 +275,32 @@ impl SessionSql {
         }
         migrate.push(format!(
             "CREATE TABLE IF NOT EXISTS {sessions} (id {key} NOT NULL PRIMARY KEY, created {int} NOT NULL, \
-             accessed {int} NOT NULL, expires {int} NULL{index}){suffix}",
+             accessed {int} NOT NULL, expires {int} NULL, principal {principal} NULL, device {device} NULL, \
+             handle {handle} NULL{index}{principal_index}{handle_index}){suffix}",
+            principal = dialect.principal(),
+            device = dialect.device(),
+            handle = dialect.handle(),
             index = dialect.inline_index(&format!("{table}_expires"), "expires"),
+            principal_index = dialect.inline_index(&format!("{table}_principal"), "principal"),
+            handle_index = dialect.inline_index(&format!("{table}_handle"), "handle"),
         ));
         migrate.extend(dialect.create_index(&format!("{table}_expires"), &sessions, "expires"));
+        let add_column = |column: &str, ty: &str| -> Vec<String> {
+            let index = match dialect {
+                Dialect::Mysql if column != "device" => format!(", ADD INDEX {table}_{column} ({column})"),
+                _ => String::new(),
+            };
+            vec![format!("ALTER TABLE {sessions} ADD COLUMN {column} {ty} NULL{index}")]
+        };
+        let owner_columns = vec![
+            ("principal", add_column("principal", &dialect.principal())),
+            ("device", add_column("device", dialect.device())),
+            ("handle", add_column("handle", dialect.handle())),
+        ];
+        let owner_indexes: Vec<String> = [("principal", "principal"), ("handle", "handle")]
+            .iter()
+            .filter_map(|(name, column)| dialect.create_index(&format!("{table}_{name}"), &sessions, column))
+            .collect();
         migrate.push(format!(
             "CREATE TABLE IF NOT EXISTS {entries} (id {key} NOT NULL, name {name} NOT NULL, value {value} NOT NULL, \
              PRIMARY KEY (id, name), CONSTRAINT {table}_entries_session FOREIGN KEY (id) REFERENCES {sessions} (id) \
@@ -210,14 +317,61 @@ impl SessionSql {
         migrate.extend(dialect.create_index(&format!("{table}_retired_until"), &retired, "retired_until"));
         let live = |n| format!("(expires IS NULL OR expires > {})", p(n));
         let load_sql = format!(
-            "SELECT s.created, s.accessed, s.expires, e.name, e.value FROM {sessions} s \
+            "SELECT s.created, s.accessed, s.expires, e.name, e.value, {principal}, {device} FROM {sessions} s \
              LEFT JOIN {entries} e ON e.id = s.id WHERE s.id = {} AND (s.expires IS NULL OR s.expires > {})",
             p(1),
-            p(2)
+            p(2),
+            principal = dialect.text_out("s.principal"),
+            device = dialect.text_out("s.device"),
+        );
+        // The columns of a `Listed`, for `s` a session row: its size is summed over its
+        // entries by the primary key's index.
+        let listed = format!(
+            "SELECT {id}, s.created, s.accessed, s.expires, {principal}, {device}, \
+             (SELECT CAST(COALESCE(SUM(LENGTH(e.name) + LENGTH(e.value)), 0) AS {bigint}) FROM {entries} e \
+             WHERE e.id = s.id) FROM {sessions} s",
+            id = dialect.text_out("s.id"),
+            principal = dialect.text_out("s.principal"),
+            device = dialect.text_out("s.device"),
+            bigint = dialect.bigint_cast(),
         );
         SessionSql {
+            columns: dialect.columns_query(schema, table),
+            owner_columns,
+            owner_indexes,
+            touch_owned: format!(
+                "UPDATE {sessions} SET accessed = {}, expires = {}, principal = {}, device = {} WHERE id = {} AND {}",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                live(6)
+            ),
+            sessions_of: format!("{listed} WHERE s.principal = {} AND (s.expires IS NULL OR s.expires > {})", p(1), p(2)),
+            scan: format!(
+                "{listed} WHERE s.id > {} AND (s.expires IS NULL OR s.expires > {}) ORDER BY s.id LIMIT {}",
+                p(1),
+                p(2),
+                p(3)
+            ),
+            count: format!("SELECT COUNT(*) FROM {sessions} WHERE {}", live(1)),
+            find: format!(
+                "SELECT {} FROM {sessions} WHERE handle = {} AND {}",
+                dialect.text_out("id"),
+                p(1),
+                live(2)
+            ),
+            unhandled: format!(
+                "SELECT {} FROM {sessions} WHERE handle IS NULL AND id > {} ORDER BY id LIMIT {}",
+                dialect.text_out("id"),
+                p(1),
+                p(2)
+            ),
+            set_handle: format!("UPDATE {sessions} SET handle = {} WHERE id = {}", p(1), p(2)),
             lookup: format!(
-                "{load_sql} UNION ALL SELECT -1, -1, NULL, NULL, NULL FROM {retired} WHERE id = {} AND retired_until > {}",
+                "{load_sql} UNION ALL SELECT -1, -1, NULL, NULL, NULL, NULL, NULL FROM {retired} \
+                 WHERE id = {} AND retired_until > {}",
                 p(3),
                 p(4)
             ),
@@ -235,10 +389,11 @@ impl SessionSql {
             },
             cleanup_retired: format!("DELETE FROM {retired} WHERE retired_until <= {}", p(1)),
             copy_session: format!(
-                "INSERT INTO {sessions} (id, created, accessed, expires) SELECT {}, created, accessed, expires \
-                 FROM {sessions} WHERE id = {}{}",
+                "INSERT INTO {sessions} (id, created, accessed, expires, principal, device, handle) \
+                 SELECT {}, created, accessed, expires, principal, device, {} FROM {sessions} WHERE id = {}{}",
                 p(1),
                 p(2),
+                p(3),
                 if dialect == Dialect::Mysql { "" } else { " ON CONFLICT (id) DO NOTHING" }
             ),
             move_entries: format!("UPDATE {entries} SET id = {} WHERE id = {}", p(1), p(2)),
@@ -246,12 +401,14 @@ impl SessionSql {
             load: load_sql,
             insert: match dialect {
                 // MySQL has no ON CONFLICT; its duplicate-key error is caught instead.
-                Dialect::Mysql => {
-                    format!("INSERT INTO {sessions} (id, created, accessed, expires) VALUES ({})", dialect.params(1, 4))
-                }
+                Dialect::Mysql => format!(
+                    "INSERT INTO {sessions} (id, created, accessed, expires, principal, device, handle) VALUES ({})",
+                    dialect.params(1, 7)
+                ),
                 _ => format!(
-                    "INSERT INTO {sessions} (id, created, accessed, expires) VALUES ({}) ON CONFLICT (id) DO NOTHING",
-                    dialect.params(1, 4)
+                    "INSERT INTO {sessions} (id, created, accessed, expires, principal, device, handle) VALUES ({}) \
+                     ON CONFLICT (id) DO NOTHING",
+                    dialect.params(1, 7)
                 ),
             },
             delete_expired: format!(
@@ -443,7 +600,18 @@ mod tests {
         assert!(!my.migrate.iter().any(|m| m.contains("SCHEMA")));
         assert!(my.upsert_entries(2).contains("(?, ?, ?), (?, ?, ?) ON DUPLICATE KEY"));
         assert!(!my.touch.contains('$'));
-        assert!(pg.lookup.contains("UNION ALL SELECT -1, -1, NULL, NULL, NULL FROM web.s_retired WHERE id = $3"));
+        assert!(pg
+            .lookup
+            .contains("UNION ALL SELECT -1, -1, NULL, NULL, NULL, NULL, NULL FROM web.s_retired WHERE id = $3"));
+        // Owner columns: binary (byte-exact) on MySQL and read back as text; the index
+        // comes with the column there, in its own statement elsewhere.
+        assert!(my.sessions_of.contains("CONVERT(s.principal USING utf8mb4)") && my.sessions_of.contains("AS SIGNED"));
+        assert!(my.owner_columns[0].1[0]
+            .ends_with("ADD COLUMN principal VARBINARY(512) NULL, ADD INDEX s_principal (principal)"));
+        assert!(my.owner_indexes.is_empty());
+        assert_eq!(pg.owner_indexes[0], "CREATE INDEX IF NOT EXISTS s_principal ON web.s (principal)");
+        assert!(pg.scan.contains("WHERE s.id > $1") && pg.scan.ends_with("ORDER BY s.id LIMIT $3"));
+        assert!(pg.touch_owned.contains("principal = $3, device = $4 WHERE id = $5"));
         assert!(pg.copy_session.ends_with("ON CONFLICT (id) DO NOTHING") && !my.copy_session.contains("CONFLICT"));
         assert!(my.retire.contains("ON DUPLICATE KEY UPDATE retired_until"));
         let lite = CacheSql::new(Dialect::Sqlite, None, "c");

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use beaker_core::compat::payload;
-use beaker_core::store::{Changes, Record, SessionStore, StoreKey};
+use beaker_core::store::{Changes, Owner, Record, SessionHandle, SessionStore, StoreKey};
 use beaker_core::{DataSerializer, SessionId, StoreError};
 use beaker_sql::{BeakerSqlStore, SqlOptions};
 use beaker_testkit::skip_or_fail;
@@ -103,6 +103,25 @@ async fn contract(store: BeakerSqlStore, raw: impl Fn(String) -> futures_util::f
         for i in 0..8 {
             assert!(loaded.entries.contains_key(&format!("t{trial}_{i}")), "trial {trial}: writer {i} was lost");
         }
+    }
+
+    // Beaker's table has no room for an owner: refused by name, nothing written or lost.
+    let owner = Owner { principal: "alice".into(), device: None };
+    let owned = Record { owner: Some(owner.clone()), ..record(&[("a", 1)]) };
+    let fresh = key();
+    let err = store.create(&fresh, &owned).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unsupported { .. }) && err.to_string().contains("owner"), "{err}");
+    assert!(store.load(&fresh).await.unwrap().is_none());
+    let err = store.apply(&k, &Changes { owner: Some(owner), ..set(&[("c", 3)]) }).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unsupported { .. }), "{err}");
+    assert!(!store.load(&k).await.unwrap().unwrap().entries.contains_key("c"));
+    for err in [
+        store.sessions_of("alice").await.unwrap_err(),
+        store.count().await.unwrap_err(),
+        store.scan(None, 10).await.unwrap_err(),
+        store.find(&SessionHandle::of(&k)).await.unwrap_err(),
+    ] {
+        assert!(matches!(err, StoreError::Unsupported { store: "sql-beaker", .. }), "{err}");
     }
 
     store.delete(&k).await.unwrap();

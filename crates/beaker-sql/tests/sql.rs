@@ -13,173 +13,16 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use beaker_core::cache::{CacheBackend, CacheEntry};
-use beaker_core::store::{SessionStore, StoreKey};
-use beaker_core::{ManualClock, SessionId, StoreError};
-use beaker_sql::{SqlCache, SqlClient, SqlOptions, SqlStore};
-use beaker_testkit::skip_or_fail;
-use beaker_testkit::store::{changes, fresh_key, record, CacheBackendSuite, Corruptor, SessionStoreSuite};
-use sqlx::Executor as _;
+use beaker_core::store::SessionStore;
+use beaker_core::{ManualClock, StoreError};
+use beaker_sql::{SqlCache, SqlOptions, SqlStore};
+use beaker_testkit::store::{changes, fresh_key, record, CacheBackendSuite, SessionIndexSuite, SessionStoreSuite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-fn postgres_url() -> String {
-    std::env::var("BEAKER_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
+mod common;
 
-fn mysql_url() -> String {
-    std::env::var("BEAKER_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
-}
-
-/// A name no other run uses: lower case, because PostgreSQL folds unquoted names.
-fn unique(tag: &str) -> String {
-    let random: String = SessionId::generate()
-        .expose()
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(10)
-        .collect::<String>()
-        .to_ascii_lowercase();
-    format!("bk_{tag}_{random}")
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Sqlite,
-    Postgres,
-    Mysql,
-}
-
-/// A raw pool for looking under the hood, corrupting rows and dropping tables.
-#[derive(Clone)]
-enum Raw {
-    Sqlite(sqlx::SqlitePool),
-    Postgres(sqlx::PgPool),
-    Mysql(sqlx::MySqlPool),
-}
-
-impl Raw {
-    async fn connect(kind: Kind, url: &str) -> Raw {
-        match kind {
-            Kind::Sqlite => Raw::Sqlite(sqlx::SqlitePool::connect(url).await.unwrap()),
-            Kind::Postgres => Raw::Postgres(sqlx::PgPool::connect(url).await.unwrap()),
-            Kind::Mysql => Raw::Mysql(sqlx::MySqlPool::connect(url).await.unwrap()),
-        }
-    }
-
-    async fn exec(&self, sql: &str) {
-        let done = match self {
-            Raw::Sqlite(p) => p.execute(sql).await.map(|_| ()),
-            Raw::Postgres(p) => p.execute(sql).await.map(|_| ()),
-            Raw::Mysql(p) => p.execute(sql).await.map(|_| ()),
-        };
-        done.unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
-    /// A binary literal of `bytes` in this database's syntax.
-    fn blob(&self, bytes: &[u8]) -> String {
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        match self {
-            Raw::Postgres(_) => format!("decode('{hex}', 'hex')"),
-            Raw::Sqlite(_) | Raw::Mysql(_) => format!("X'{hex}'"),
-        }
-    }
-}
-
-/// One database to test against, with this run's table names.
-struct Env {
-    kind: Kind,
-    url: String,
-    options: SqlOptions,
-    raw: Raw,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Env {
-    /// `None` (after the SKIPPED line) when the server is not there.
-    async fn open(kind: Kind, suite: &str) -> Option<Env> {
-        let (url, options, dir) = match kind {
-            Kind::Sqlite => {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("sqlite:{}", dir.path().join("beaker.db").display());
-                (url, SqlOptions::new(), Some(dir))
-            }
-            Kind::Postgres => {
-                let options = SqlOptions::new().schema(unique("pg")).table_name("sessions").cache_table_name("cache");
-                (postgres_url(), options, None)
-            }
-            Kind::Mysql => {
-                let options = SqlOptions::new().table_name(unique("s")).cache_table_name(unique("c"));
-                (mysql_url(), options, None)
-            }
-        };
-        match SqlClient::connect(&url, options.clone()).await {
-            Ok(client) => client.close().await,
-            Err(e) if e.is_unavailable() => {
-                skip_or_fail(suite, &format!("cannot reach {url}: {e}"));
-                return None;
-            }
-            Err(e) => panic!("{suite}: {e}"),
-        }
-        let raw = Raw::connect(kind, &url).await;
-        Some(Env { kind, url, options, raw, _dir: dir })
-    }
-
-    async fn client(&self) -> SqlClient {
-        SqlClient::connect(&self.url, self.options.clone()).await.unwrap()
-    }
-
-    async fn store(&self) -> SqlStore {
-        SqlStore::connect(&self.url, self.options.clone()).await.unwrap()
-    }
-
-    /// Runs `body`, then drops this run's tables even if `body` panicked.
-    async fn run<F, Fut>(self, body: F)
-    where
-        F: FnOnce(Arc<Env>) -> Fut,
-        Fut: std::future::Future<Output = ()>,
-    {
-        use futures_util::FutureExt as _;
-        let env = Arc::new(self);
-        let outcome = std::panic::AssertUnwindSafe(body(env.clone())).catch_unwind().await;
-        env.teardown().await;
-        if let Err(panic) = outcome {
-            std::panic::resume_unwind(panic);
-        }
-    }
-
-    /// Drops everything this run created.
-    async fn teardown(&self) {
-        match self.kind {
-            Kind::Sqlite => {}
-            Kind::Postgres => {
-                let schema = self.options.schema.clone().unwrap();
-                self.raw.exec(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await;
-            }
-            Kind::Mysql => {
-                let (s, c) = (&self.options.session_table, &self.options.cache_table);
-                self.raw.exec(&format!("DROP TABLE IF EXISTS {s}_entries, {s}_retired, {s}, {c}, {c}_locks")).await;
-            }
-        }
-    }
-
-    /// Writes a live session whose only entry has a name that is not UTF-8.
-    fn corruptor(&self, store: &SqlStore) -> Corruptor {
-        let (sessions, entries) = store.tables();
-        let (sessions, entries, raw) = (sessions.to_owned(), entries.to_owned(), self.raw.clone());
-        Box::new(move |key: StoreKey| {
-            let (sessions, entries, raw) = (sessions.clone(), entries.clone(), raw.clone());
-            Box::pin(async move {
-                let id = key.as_str();
-                raw.exec(&format!(
-                    "INSERT INTO {sessions} (id, created, accessed, expires) VALUES ('{id}', 1, 1, NULL)"
-                ))
-                .await;
-                let (name, value) = (raw.blob(&[0xff, 0xfe]), raw.blob(b"j1"));
-                raw.exec(&format!("INSERT INTO {entries} (id, name, value) VALUES ('{id}', {name}, {value})")).await;
-            })
-        })
-    }
-}
+use common::*;
 
 async fn conformance(kind: Kind) {
     let suite = format!("{kind:?} conformance suites");
@@ -195,6 +38,7 @@ async fn conformance_checks(env: Arc<Env>) {
         .with_real_time_expiry()
         .run()
         .await;
+    SessionIndexSuite::new(Arc::new(store.clone())).run().await;
     // Whole requests racing a logout and a login, through a manager on this store.
     let manager = beaker_testkit::fixtures::manager_on(Arc::new(store.clone()));
     beaker_testkit::lifecycle::LifecycleRaceSuite::new(manager).run().await;

@@ -29,6 +29,9 @@ use beaker_core::store::{Changes, Record, SessionStore, StoreKey};
 use beaker_core::{SessionId, StoreError};
 
 mod ended;
+mod index;
+
+pub use index::{fresh_principal, SessionIndexSuite};
 
 /// A boxed future, for the hooks below.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -1,10 +1,10 @@
 //! The beaker-rs demo app on warp (see `docs/demo-contract.md`): the routes of
-//! [`demo_common::Demo`], translated to warp filters around [`with_session`], each
-//! handler ending with [`Session::finish`].
+//! [`demo_common::Demo`], translated to warp filters around [`with_session`], served
+//! behind a [`SessionService`] that finishes every request's session after its reply.
 
 use std::future::Future;
 
-use beaker_warp::{with_session, with_state, Session};
+use beaker_warp::{with_session, with_state, Session, SessionError, SessionService};
 use demo_common::{announce, exit_with, shutdown_signal, startup_or_exit, Demo, Reply, StartupError};
 use warp::filters::BoxedFilter;
 use warp::http::header::{CONTENT_TYPE, LOCATION};
@@ -34,14 +34,16 @@ fn respond(reply: Reply) -> Response {
     res
 }
 
-/// Runs a session route and finishes the session on the way out (`Set-Cookie`, or the
-/// session error's own response).
-async fn finish<F>(session: Session, route: impl FnOnce(Session) -> F) -> Response
+/// Runs a session route: its reply, or the session error's own response. The
+/// [`SessionService`] finishes the session afterwards.
+async fn answer<F>(session: Session, route: impl FnOnce(Session) -> F) -> Response
 where
     F: Future<Output = Result<Reply, beaker_core::Error>>,
 {
-    let reply = route(session.clone()).await.map(respond).map_err(beaker_warp::SessionError::from);
-    session.finish(reply).await
+    match route(session).await {
+        Ok(reply) => respond(reply),
+        Err(e) => SessionError::from(e).into_response(),
+    }
 }
 
 type Route = BoxedFilter<(Response,)>;
@@ -125,13 +127,13 @@ fn routes(demo: Demo, sessions: BoxedFilter<(Session,)>) -> Route {
         .and(get())
         .and(demo.clone())
         .and(sessions.clone())
-        .then(|d: Demo, s: Session| finish(s, move |s| async move { d.counter(&s).await }))
+        .then(|d: Demo, s: Session| answer(s, move |s| async move { d.counter(&s).await }))
         .boxed();
     let read = warp::path!("read")
         .and(get())
         .and(demo.clone())
         .and(sessions.clone())
-        .then(|d: Demo, s: Session| finish(s, move |s| async move { d.read(&s).await }))
+        .then(|d: Demo, s: Session| answer(s, move |s| async move { d.read(&s).await }))
         .boxed();
     let login = warp::path!("login")
         .and(warp::post())
@@ -140,32 +142,32 @@ fn routes(demo: Demo, sessions: BoxedFilter<(Session,)>) -> Route {
         .and(query())
         .and(body())
         .then(|d: Demo, s: Session, q: Option<String>, b: Bytes| {
-            finish(s, move |s| async move { d.login(&s, q.as_deref(), &b).await })
+            answer(s, move |s| async move { d.login(&s, q.as_deref(), &b).await })
         })
         .boxed();
     let cached_page = warp::path!("cached-page")
         .and(get())
         .and(demo.clone())
         .and(sessions.clone())
-        .then(|d: Demo, s: Session| finish(s, move |s| async move { d.cached_page(&s).await }))
+        .then(|d: Demo, s: Session| answer(s, move |s| async move { d.cached_page(&s).await }))
         .boxed();
     let whoami = warp::path!("whoami")
         .and(get())
         .and(demo.clone())
         .and(sessions.clone())
-        .then(|d: Demo, s: Session| finish(s, move |s| async move { d.whoami(&s).await }))
+        .then(|d: Demo, s: Session| answer(s, move |s| async move { d.whoami(&s).await }))
         .boxed();
     let logout = warp::path!("logout")
         .and(warp::post())
         .and(demo.clone())
         .and(sessions.clone())
-        .then(|d: Demo, s: Session| finish(s, move |s| async move { d.logout(&s).await }))
+        .then(|d: Demo, s: Session| answer(s, move |s| async move { d.logout(&s).await }))
         .boxed();
     let protected = warp::path!("protected")
         .and(get())
         .and(demo.clone())
         .and(sessions.clone())
-        .then(|d: Demo, s: Session| finish(s, move |s| async move { d.protected(&s).await }))
+        .then(|d: Demo, s: Session| answer(s, move |s| async move { d.protected(&s).await }))
         .boxed();
     let sessions_list = warp::path!("sessions")
         .and(get())
@@ -194,7 +196,7 @@ fn routes(demo: Demo, sessions: BoxedFilter<(Session,)>) -> Route {
         .and(body())
         .then(|k: Option<String>, d: Demo, s: Session, b: Bytes| async move {
             match k {
-                Some(k) => finish(s, move |s| async move { d.kv_put(&s, &k, &b).await }).await,
+                Some(k) => answer(s, move |s| async move { d.kv_put(&s, &k, &b).await }).await,
                 None => bad_key(),
             }
         })
@@ -206,7 +208,7 @@ fn routes(demo: Demo, sessions: BoxedFilter<(Session,)>) -> Route {
         .and(sessions.clone())
         .then(|k: Option<String>, d: Demo, s: Session| async move {
             match k {
-                Some(k) => finish(s, move |s| async move { d.kv_get(&s, &k).await }).await,
+                Some(k) => answer(s, move |s| async move { d.kv_get(&s, &k).await }).await,
                 None => bad_key(),
             }
         })
@@ -217,7 +219,7 @@ fn routes(demo: Demo, sessions: BoxedFilter<(Session,)>) -> Route {
         .and(sessions.clone())
         .then(|k: Option<String>, d: Demo, s: Session| async move {
             match k {
-                Some(k) => finish(s, move |s| async move { d.kv_delete(&s, &k).await }).await,
+                Some(k) => answer(s, move |s| async move { d.kv_delete(&s, &k).await }).await,
                 None => bad_key(),
             }
         })
@@ -226,20 +228,20 @@ fn routes(demo: Demo, sessions: BoxedFilter<(Session,)>) -> Route {
         .and(get())
         .and(demo.clone())
         .and(sessions.clone())
-        .then(|d: Demo, s: Session| finish(s, move |s| async move { d.keys(&s).await }))
+        .then(|d: Demo, s: Session| answer(s, move |s| async move { d.keys(&s).await }))
         .boxed();
     let flash_post = warp::path!("flash")
         .and(warp::post())
         .and(demo.clone())
         .and(sessions.clone())
         .and(body())
-        .then(|d: Demo, s: Session, b: Bytes| finish(s, move |s| async move { d.flash_post(&s, &b).await }))
+        .then(|d: Demo, s: Session, b: Bytes| answer(s, move |s| async move { d.flash_post(&s, &b).await }))
         .boxed();
     let flash_get = warp::path!("flash")
         .and(get())
         .and(demo.clone())
         .and(sessions.clone())
-        .then(|d: Demo, s: Session| finish(s, move |s| async move { d.flash_get(&s).await }))
+        .then(|d: Demo, s: Session| answer(s, move |s| async move { d.flash_get(&s).await }))
         .boxed();
     let cached = warp::path!("cached")
         .and(get())
@@ -256,7 +258,7 @@ fn routes(demo: Demo, sessions: BoxedFilter<(Session,)>) -> Route {
         .and(get())
         .and(demo.clone())
         .and(sessions.clone())
-        .then(|d: Demo, s: Session| finish(s, move |s| async move { d.app(&s).await }))
+        .then(|d: Demo, s: Session| answer(s, move |s| async move { d.app(&s).await }))
         .boxed();
     let app_action = warp::path!("app" / String)
         .and(warp::post())
@@ -264,7 +266,7 @@ fn routes(demo: Demo, sessions: BoxedFilter<(Session,)>) -> Route {
         .and(sessions)
         .and(body())
         .then(|a: String, d: Demo, s: Session, b: Bytes| {
-            finish(s, move |s| async move { d.app_action(&s, &a, &b).await })
+            answer(s, move |s| async move { d.app_action(&s, &a, &b).await })
         })
         .boxed();
     let metrics =
@@ -339,11 +341,11 @@ async fn main() {
         .bind()
         .and_then(|l| tokio::net::TcpListener::from_std(l).map_err(|source| StartupError::Bind { addr, source }))
         .unwrap_or_else(|e| exit_with(&e));
-    let sessions = with_session(startup.manager).boxed();
-    let app = routes(startup.demo, sessions).recover(rejected);
+    let sessions = with_session(startup.manager.clone()).boxed();
+    let app = SessionService::new(warp::service(routes(startup.demo, sessions).recover(rejected)), startup.manager);
     match listener.local_addr() {
         Ok(local) => announce(local),
         Err(source) => exit_with(&StartupError::Bind { addr, source }),
     }
-    warp::serve(app).incoming(listener).graceful(shutdown_signal()).run().await;
+    beaker_warp::serve(listener, app, shutdown_signal()).await;
 }
