@@ -17,6 +17,10 @@ pub struct Production;
 #[cfg(doctest)]
 pub struct Configuration;
 
+#[doc = include_str!("sessions-per-user.md")]
+#[cfg(doctest)]
+pub struct SessionsPerUser;
+
 #[doc = include_str!("caching.md")]
 #[cfg(doctest)]
 pub struct Caching;

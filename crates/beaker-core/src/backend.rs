@@ -6,9 +6,9 @@ use std::time::{Duration, SystemTime};
 use tracing::Instrument as _;
 
 use crate::error::StoreError;
-use crate::id::StoreKey;
+use crate::id::{SessionHandle, StoreKey};
 use crate::memory::MemoryStore;
-use crate::store::{Changes, Lookup, Record, SessionStore};
+use crate::store::{Changes, Listed, Lookup, Record, SessionStore};
 use crate::telemetry::StoreErrorCounters;
 
 /// The manager's backend. The built-in [`MemoryStore`] passed by value is a variant of its
@@ -127,6 +127,31 @@ impl Backend {
             Backend::Memory(m) => m.rename_now(from, to, changes, retire_for),
             Backend::Store(s, _) => self.call("rename", s.rename(from, to, changes, retire_for)).await,
             Backend::Cookie => Err(no_store()),
+        }
+    }
+
+    pub(crate) async fn sessions_of(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
+        match self {
+            Backend::Memory(m) => Ok(m.sessions_of_now(principal)),
+            Backend::Store(s, _) => self.call("sessions_of", s.sessions_of(principal)).await,
+            Backend::Cookie => Err(StoreError::unsupported("cookie", "a principal index")),
+        }
+    }
+
+    pub(crate) async fn find(&self, handle: &SessionHandle) -> Result<Option<StoreKey>, StoreError> {
+        match self {
+            Backend::Memory(m) => m.find(handle).await,
+            Backend::Store(s, _) => self.call("find", s.find(handle)).await,
+            Backend::Cookie => Err(StoreError::unsupported("cookie", "finding sessions")),
+        }
+    }
+
+    /// The store as a trait object, for tools that need more than the engine's calls.
+    pub(crate) fn store(&self) -> Option<Arc<dyn SessionStore>> {
+        match self {
+            Backend::Memory(m) => Some(Arc::new(m.clone())),
+            Backend::Store(s, _) => Some(s.clone()),
+            Backend::Cookie => None,
         }
     }
 

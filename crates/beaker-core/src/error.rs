@@ -141,6 +141,11 @@ pub enum Error {
     /// Bad configuration.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A principal or device given to [`Session::set_principal`](crate::Session::set_principal)
+    /// or [`Session::set_device`](crate::Session::set_device) was refused (empty, too long,
+    /// control characters, or a device without a principal). Adapters answer 400.
+    #[error("invalid session owner: {0}")]
+    InvalidOwner(&'static str),
     /// A cache value creator failed.
     #[error("the cache value creator failed")]
     Creator(#[source] BoxError),
@@ -153,13 +158,15 @@ impl Error {
     }
 
     /// The HTTP status an adapter should answer with when this error ends a request:
-    /// 503 for an unreachable store, 413 for a session too large for its cookie or refused
-    /// by the store for its size, 500 otherwise. A number, so that core stays free of `http`.
+    /// 503 for an unreachable store, 501 for what the store cannot do, 413 for a session
+    /// too large for its cookie or refused by the store for its size, 400 for an invalid
+    /// owner, 500 otherwise. A number, so that core stays free of `http`.
     pub fn status_code(&self) -> u16 {
         match self {
             Error::Store(StoreError::Unavailable { .. }) => 503,
             Error::Store(StoreError::Unsupported { .. }) => 501,
             Error::Store(StoreError::Rejected { .. }) | Error::CookieTooLarge { .. } => 413,
+            Error::InvalidOwner(_) => 400,
             _ => 500,
         }
     }
@@ -171,6 +178,7 @@ impl Error {
             Error::Store(StoreError::Rejected { .. }) => "session store refused the data (too large?)",
             Error::Store(StoreError::Unsupported { .. }) => "not supported by this session store",
             Error::CookieTooLarge { .. } => "session too large for its cookie",
+            Error::InvalidOwner(_) => "invalid session owner",
             Error::Store(_) => "session store error",
             _ => "session error",
         }

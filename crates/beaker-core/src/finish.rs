@@ -45,8 +45,19 @@ impl ManagerInner {
             self.counters.ended.increment(doomed.len() as u64);
         }
         let now = self.clock.now();
+        // A login (the write that sets the principal) enforces the per-principal cap once
+        // the session is saved under its final key.
+        let login = match (&st.data.owner, self.config.max_sessions_per_principal) {
+            (Some(owner), Some(cap)) if st.data.owner_set => Some((owner.principal.clone(), cap)),
+            _ => None,
+        };
         let written =
             if self.backend.is_cookie() { self.finish_cookie(st, now)? } else { self.finish_server(st, now).await? };
+        if let (Some((principal, cap)), Some(stored)) = (login, st.phase.stored()) {
+            let id = stored.id.clone();
+            let current = self.cached_key(st, &id).clone();
+            self.end_beyond_cap(&principal, &current, cap).await?;
+        }
         let mut out = Vec::new();
         match written {
             Written::Cookie(cookie) => out.push(cookie),
@@ -138,7 +149,7 @@ impl ManagerInner {
     /// A new session (or one this request invalidated and wrote again): created under a
     /// fresh id with this request's data only.
     async fn create(&self, st: &mut State, now: SystemTime) -> Result<Written, Error> {
-        if st.data.entries.is_empty() {
+        if !st.data.has_content() {
             st.data = Data::default();
             st.phase = Phase::Loaded(None);
             return Ok(Written::Nothing);
@@ -148,7 +159,7 @@ impl ManagerInner {
             created: now,
             accessed: now,
             expires: self.expiry(now, now),
-            owner: None,
+            owner: st.data.owner.clone(),
         };
         let mut created = None;
         for _ in 0..CREATE_ATTEMPTS {
@@ -164,6 +175,7 @@ impl ManagerInner {
         st.data.set.clear();
         st.data.remove.clear();
         st.data.clear = false;
+        st.data.owner_set = false;
         let cookie = self.cookie_for(&id, now);
         st.phase = Phase::Loaded(Some(Stored { id, created: now, accessed: now }));
         Ok(Written::Cookie(cookie))
@@ -188,9 +200,12 @@ impl ManagerInner {
             remove: std::mem::take(&mut data.remove),
             accessed: now,
             expires: self.expiry(created, now),
-            owner: None,
+            // Only when this request set it: a write that did not must not move the key
+            // in the store's index.
+            owner: if data.owner_set { data.owner.clone() } else { None },
         };
         data.clear = false;
+        data.owner_set = false;
         changes
     }
 
@@ -215,7 +230,7 @@ impl ManagerInner {
             Phase::Regenerating(stored) => (stored, true),
         };
         // The id (and, in Beaker's format, `_domain` / `_path`) are not data of their own.
-        let has_data = st.data.entries.keys().any(|k| !BOOKKEEPING.contains(&k.as_str()));
+        let has_data = st.data.entries.keys().any(|k| !BOOKKEEPING.contains(&k.as_str())) || st.data.owner.is_some();
         if !has_data {
             // Emptied: the cookie itself must go.
             st.phase = Phase::Loaded(None);
@@ -248,9 +263,19 @@ impl ManagerInner {
             self.counters.created.increment(1);
         }
         self.counters.saved.increment(1);
-        let record = Record { entries, created, accessed: now, expires: self.expiry(created, now), owner: None };
+        let record = Record {
+            entries,
+            created,
+            accessed: now,
+            expires: self.expiry(created, now),
+            owner: st.data.owner.clone(),
+        };
         let sealed = match &self.beaker_cookie {
             None => Ok(cookie_store::seal(&self.keys, &self.config.key, &record)),
+            // Beaker's cookie has no place for an owner: refused rather than dropped.
+            Some(_) if record.owner.is_some() => {
+                Err(Error::Store(StoreError::unsupported("beaker cookie", "a principal (set_principal)")))
+            }
             Some(codec) => codec
                 .seal(&record, self.config.domain.as_deref(), &self.config.path)
                 .map_err(Error::Store)
@@ -281,6 +306,7 @@ impl ManagerInner {
         st.data.set.clear();
         st.data.remove.clear();
         st.data.clear = false;
+        st.data.owner_set = false;
         st.stale_key = false;
         st.phase = Phase::Loaded(Some(Stored { id, created, accessed: now }));
         Ok(Written::Cookie(cookie))

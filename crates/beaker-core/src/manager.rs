@@ -51,7 +51,7 @@ use crate::telemetry::{SessionCounters, StoreErrorCounters};
 /// ```
 #[derive(Clone)]
 pub struct SessionManager {
-    inner: Arc<ManagerInner>,
+    pub(crate) inner: Arc<ManagerInner>,
 }
 
 impl fmt::Debug for SessionManager {
@@ -337,6 +337,7 @@ impl ManagerInner {
                 self.counters.loaded.increment(1);
                 st.phase = Phase::Loaded(Some(Stored { id, created: record.created, accessed: record.accessed }));
                 st.data.entries = record.entries;
+                st.data.owner = record.owner;
             }
             Some(_) => tracing::debug!("session expired; starting a fresh session"),
             None => {}
@@ -353,7 +354,7 @@ impl ManagerInner {
         let dirty = st.data.is_dirty();
         let Some(stored) = st.phase.stored() else {
             let unsaved = matches!(st.phase, Phase::Changed(None) | Phase::Regenerating(None));
-            return (unsaved && dirty && !st.data.entries.is_empty()).then(|| self.expiry(now, now)).flatten();
+            return (unsaved && dirty && st.data.has_content()).then(|| self.expiry(now, now)).flatten();
         };
         let moves = dirty || matches!(st.phase, Phase::Regenerating(_)) || self.touch_due(stored.accessed, now);
         self.expiry(stored.created, if moves { now } else { stored.accessed })
@@ -456,6 +457,14 @@ impl SessionManagerBuilder {
             _ => &self.config.secrets,
         };
         let keys = Keys::with_compat(secrets, self.config.compat)?;
+        if backend.is_cookie() && self.config.max_sessions_per_principal.is_some() {
+            return Err(ConfigError::Conflict {
+                key: "session.max_sessions_per_principal".into(),
+                message: "cookie-only sessions keep no index of a principal's sessions, so no cap can be enforced; \
+                          use a server-side store or leave it unset"
+                    .into(),
+            });
+        }
         let cookie_name = Finder::new(self.config.key.as_bytes()).into_owned();
         let counters = SessionCounters::new(backend.name());
         if let Backend::Store(store, errors) = &mut backend {

@@ -1,5 +1,6 @@
 //! [`MemoryStore`]: an in-process, bounded session store for tests and single-process apps.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -10,8 +11,9 @@ use quick_cache::{OptionsBuilder, Weighter};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
-use crate::id::StoreKey;
-use crate::store::{Changes, Lookup, Record, SessionStore};
+use crate::id::{SessionHandle, StoreKey};
+use crate::memory_index::{Cursor, PrincipalIndex};
+use crate::store::{Changes, Listed, Lookup, Page, Record, SessionStore};
 
 /// foldhash, seeded per process: far cheaper than SipHash on these short keys. Keys that
 /// reach the store come from server-issued ids (a SHA-256 digest, or the random id
@@ -118,6 +120,11 @@ struct Inner {
     max_sessions: usize,
     max_bytes: u64,
     clock: Arc<dyn Clock>,
+    /// principal → keys of the sessions it owns (see `memory_index.rs`). Only sessions
+    /// with an owner ever take its lock.
+    index: parking_lot::Mutex<PrincipalIndex>,
+    /// Orders a scan (its cursor is a position in this order, never a key).
+    cursor: Cursor,
 }
 
 impl std::fmt::Debug for Inner {
@@ -195,6 +202,8 @@ impl MemoryStore {
                 max_sessions: per_shard * shards,
                 max_bytes,
                 clock,
+                index: parking_lot::Mutex::new(PrincipalIndex::new(per_shard * shards)),
+                cursor: Cursor::default(),
             }),
         }
     }
@@ -313,7 +322,50 @@ impl MemoryStore {
 
     /// [`SessionStore::apply`], without the future (see [`load_now`](Self::load_now)).
     pub(crate) fn apply_now(&self, key: &StoreKey, changes: &Changes) -> bool {
-        self.update(key, |r| r.apply(changes)).is_some()
+        let applied = self.update(key, |r| r.apply(changes)).is_some();
+        if let (true, Some(owner)) = (applied, &changes.owner) {
+            self.file(key, &owner.principal);
+        }
+        applied
+    }
+
+    /// Files `key` under `principal` in the index, after the record says so (a listing
+    /// that runs between the two misses the key, as the contract allows for a session
+    /// created meanwhile; one that runs after finds both).
+    fn file(&self, key: &StoreKey, principal: &str) {
+        self.inner.index.lock().file(key, principal, |k, p| self.owned_by(k, p));
+    }
+
+    /// The live record under `key` if `principal` owns it. A peek: listing a user's
+    /// sessions must not make them look used to the eviction policy.
+    fn owned_by(&self, key: &StoreKey, principal: &str) -> Option<Listed> {
+        let now = self.inner.clock.now();
+        match self.inner.cache.peek(key)? {
+            Slot::Live { record, .. }
+                if !record.is_expired(now) && record.owner.as_ref().is_some_and(|o| o.principal == principal) =>
+            {
+                Some(Listed::of(key, &record))
+            }
+            _ => None,
+        }
+    }
+
+    /// [`SessionStore::sessions_of`], without the future.
+    pub(crate) fn sessions_of_now(&self, principal: &str) -> Vec<Listed> {
+        self.inner.index.lock().list(principal, |k, p| self.owned_by(k, p))
+    }
+
+    /// Visits every entry by reference, shard by shard (under each shard's lock, without
+    /// cloning the records), dropping the dead ones on the way.
+    fn visit(&self, f: impl Fn(&StoreKey, &Record)) {
+        let now = self.inner.clock.now();
+        self.inner.cache.retain(|key, slot| match slot {
+            Slot::Live { record, .. } if !record.is_expired(now) => {
+                f(key, record);
+                true
+            }
+            other => !other.is_dead(now),
+        });
     }
 
     /// [`SessionStore::touch`], without the future.
@@ -352,7 +404,13 @@ impl MemoryStore {
             EntryResult::Replaced(guard, _) | EntryResult::Vacant(guard) => guard,
             EntryResult::Removed(..) | EntryResult::Timeout => return Ok(false),
         };
-        Ok(guard.insert(slot).is_ok())
+        if guard.insert(slot).is_err() {
+            return Ok(false);
+        }
+        if let Some(owner) = &record.owner {
+            self.file(key, &owner.principal);
+        }
+        Ok(true)
     }
 }
 
@@ -414,7 +472,42 @@ impl SessionStore for MemoryStore {
             removed.fetch_add(u64::from(dead && matches!(slot, Slot::Live { .. })), Ordering::Relaxed);
             !dead
         });
+        // The index goes with the records it names.
+        self.inner.index.lock().sweep(|k, p| self.owned_by(k, p).is_some());
         Ok(removed.into_inner())
+    }
+
+    async fn sessions_of(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
+        Ok(self.sessions_of_now(principal))
+    }
+
+    /// Live records only (expired ones met on the way are dropped).
+    async fn count(&self) -> Result<u64, StoreError> {
+        let n = AtomicU64::new(0);
+        self.visit(|_, _| {
+            n.fetch_add(1, Ordering::Relaxed);
+        });
+        Ok(n.into_inner())
+    }
+
+    /// Each page walks the whole store once, keeping only the `limit` entries that come
+    /// next in the cursor's order: memory stays bounded by the page, whatever the store
+    /// holds, at the price of time linear in the store per page.
+    async fn scan(&self, cursor: Option<&str>, limit: usize) -> Result<Page, StoreError> {
+        let after = cursor.map(Cursor::parse).transpose()?;
+        let page = RefCell::new(self.inner.cursor.page(after, limit));
+        self.visit(|key, record| page.borrow_mut().offer(key, record));
+        Ok(page.into_inner().finish())
+    }
+
+    async fn find(&self, handle: &SessionHandle) -> Result<Option<StoreKey>, StoreError> {
+        let found = RefCell::new(None);
+        self.visit(|key, _| {
+            if SessionHandle::of(key) == *handle {
+                *found.borrow_mut() = Some(key.clone());
+            }
+        });
+        Ok(found.into_inner())
     }
 
     fn name(&self) -> &'static str {
@@ -569,5 +662,136 @@ mod tests {
             }
             assert!(store.len() <= store.max_sessions());
         }
+    }
+
+    fn owned(now: SystemTime, principal: &str) -> Record {
+        let mut r = record(now, None);
+        r.owner = Some(crate::store::Owner { principal: principal.into(), device: None });
+        r
+    }
+
+    #[tokio::test]
+    async fn the_index_never_lists_an_evicted_ended_renamed_or_deleted_session_and_stays_bounded() {
+        let clock = ManualClock::new();
+        let store = MemoryStore::with_clock(256, Arc::new(clock.clone()));
+        let window = Duration::from_secs(60);
+        let (ended, renamed, deleted, kept) = (key(), key(), key(), key());
+        for k in [&ended, &renamed, &deleted, &kept] {
+            assert!(store.create(k, &owned(clock.now(), "alice")).await.unwrap());
+        }
+        assert_eq!(store.sessions_of("alice").await.unwrap().len(), 4);
+        store.end(&ended, window).await.unwrap();
+        let moved = key();
+        let no_change = Changes {
+            clear: false,
+            set: BTreeMap::new(),
+            remove: Default::default(),
+            accessed: clock.now(),
+            expires: None,
+            owner: None,
+        };
+        assert!(store.rename(&renamed, &moved, &no_change, window).await.unwrap());
+        store.delete(&deleted).await.unwrap();
+        let mut listed: Vec<StoreKey> = store.sessions_of("alice").await.unwrap().into_iter().map(|l| l.key).collect();
+        listed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        let mut expected = vec![kept.clone(), moved];
+        expected.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        assert_eq!(listed, expected);
+
+        // A flood of owned sessions evicts most of them; the index follows the store.
+        for i in 0..5000 {
+            store.create(&key(), &owned(clock.now(), &format!("user{}", i % 50))).await.unwrap();
+        }
+        let filed = store.inner.index.lock().len();
+        assert!(filed <= 2 * store.max_sessions() + 1, "{filed} keys filed for a store of {}", store.max_sessions());
+        let mut listed_total = 0;
+        for i in 0..50 {
+            for l in store.sessions_of(&format!("user{i}")).await.unwrap() {
+                assert!(store.load(&l.key).await.unwrap().is_some(), "a listed session is gone");
+                listed_total += 1;
+            }
+        }
+        assert!(listed_total <= store.len());
+        // Expired sessions are not listed; cleanup takes them out of the index too.
+        let short = key();
+        let mut r = owned(clock.now(), "brief");
+        r.expires = Some(clock.now() + Duration::from_secs(5));
+        store.create(&short, &r).await.unwrap();
+        assert_eq!(store.sessions_of_now("brief").len(), 1);
+        clock.advance(Duration::from_secs(6));
+        assert!(store.sessions_of_now("brief").is_empty());
+        store.create(&key(), &r).await.unwrap();
+        store.cleanup().await.unwrap();
+        assert!(store.inner.index.lock().len() <= store.len());
+    }
+
+    #[tokio::test]
+    async fn a_new_owner_moves_the_key_and_an_unowned_write_leaves_it() {
+        let store = MemoryStore::with_capacity(1000);
+        let k = key();
+        store.create(&k, &owned(SystemTime::now(), "alice")).await.unwrap();
+        let mut changes = Changes {
+            clear: false,
+            set: BTreeMap::from([("a".to_owned(), vec![1])]),
+            remove: Default::default(),
+            accessed: SystemTime::now(),
+            expires: None,
+            owner: None,
+        };
+        assert!(store.apply(&k, &changes).await.unwrap());
+        assert_eq!(store.sessions_of("alice").await.unwrap().len(), 1);
+        changes.owner = Some(crate::store::Owner { principal: "bob".into(), device: Some("phone".into()) });
+        assert!(store.apply(&k, &changes).await.unwrap());
+        assert!(store.sessions_of("alice").await.unwrap().is_empty());
+        let bob = store.sessions_of("bob").await.unwrap();
+        assert_eq!(bob.len(), 1);
+        assert_eq!(bob[0].owner.as_ref().and_then(|o| o.device.as_deref()), Some("phone"));
+        assert_eq!(bob[0].size, 2);
+    }
+
+    #[tokio::test]
+    async fn a_scan_lists_every_live_session_once_in_bounded_pages() {
+        let clock = ManualClock::new();
+        let store = MemoryStore::with_clock(4096, Arc::new(clock.clone()));
+        let mut keys = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let k = key();
+            store.create(&k, &record(clock.now(), None)).await.unwrap();
+            keys.insert(k);
+        }
+        // Tombstones and expired records are not listed.
+        store.end_now(&key(), Duration::from_secs(60));
+        let mut dying = record(clock.now(), Some(clock.now() + Duration::from_secs(1)));
+        dying.entries.insert("x".into(), vec![1]);
+        store.create(&key(), &dying).await.unwrap();
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(store.count().await.unwrap(), 1000);
+
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let page = store.scan(cursor.as_deref(), 64).await.unwrap();
+            assert!(page.items.len() <= 64);
+            for l in page.items {
+                assert!(keys.contains(&l.key));
+                assert!(seen.insert(l.key), "listed twice");
+            }
+            pages += 1;
+            match page.next {
+                Some(next) => {
+                    assert!(!keys.iter().any(|k| next.contains(k.as_str())), "a cursor shows a key");
+                    cursor = Some(next);
+                }
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 1000);
+        assert!((16..=17).contains(&pages), "{pages} pages");
+        assert!(store.scan(Some("not a cursor"), 10).await.is_err());
+
+        let wanted = keys.iter().next().unwrap();
+        assert_eq!(store.find(&SessionHandle::of(wanted)).await.unwrap().as_ref(), Some(wanted));
+        assert_eq!(store.find(&SessionHandle::of(&key())).await.unwrap(), None);
     }
 }

@@ -9,10 +9,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::id::SessionId;
+use crate::id::{SessionHandle, SessionId};
 use crate::manager::ManagerInner;
 use crate::serializer::DataSerializer;
 use crate::state::{Phase, State};
+use crate::store::Owner;
 
 /// Prefix of the keys beaker keeps for itself inside a session.
 pub(crate) const RESERVED_PREFIX: &str = "_beaker.";
@@ -55,6 +56,28 @@ impl fmt::Debug for Session {
         // Never the id or the data.
         f.debug_struct("Session").finish_non_exhaustive()
     }
+}
+
+/// The most bytes of a principal or a device.
+pub(crate) const MAX_OWNER_TEXT: usize = 256;
+
+/// The messages of [`check_owner_text`]: empty, too long, control characters.
+const PRINCIPAL_PROBLEMS: [&str; 3] =
+    ["the principal is empty", "the principal is longer than 256 bytes", "the principal holds control characters"];
+const DEVICE_PROBLEMS: [&str; 3] =
+    ["the device is empty", "the device is longer than 256 bytes", "the device holds control characters"];
+
+fn check_owner_text(text: &str, problems: &[&'static str; 3]) -> Result<(), Error> {
+    let problem = if text.is_empty() {
+        0
+    } else if text.len() > MAX_OWNER_TEXT {
+        1
+    } else if text.chars().any(char::is_control) {
+        2
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidOwner(problems[problem]))
 }
 
 fn check_key(key: &str) -> Result<(), Error> {
@@ -218,6 +241,72 @@ impl Session {
         };
         st.invalidate(cookie_id);
         Ok(())
+    }
+
+    /// Says who the session belongs to: the application's id for the user (a user id, a
+    /// login name). The store files the session under it with this request's write, so
+    /// that [`SessionManager::sessions_of`](crate::SessionManager::sessions_of) lists it
+    /// and the user can end it from another device. Call it at login, together with
+    /// [`regenerate_id`](Self::regenerate_id): the store moves the session to its new id
+    /// and files it under the principal in one step. Setting the principal it already has
+    /// changes nothing; a different one moves the session (and keeps its device).
+    ///
+    /// # Errors
+    /// [`Error::InvalidOwner`] for an empty principal, one over 256 bytes or one with
+    /// control characters; load errors as for [`get`](Self::get).
+    pub async fn set_principal(&self, principal: impl Into<String>) -> Result<(), Error> {
+        let principal = principal.into();
+        check_owner_text(&principal, &PRINCIPAL_PROBLEMS)?;
+        let mut st = self.loaded().await?;
+        let device = st.data.owner.as_ref().and_then(|o| o.device.clone());
+        st.set_owner(Owner { principal, device });
+        Ok(())
+    }
+
+    /// Records a short description of the device the session is used from (a user agent,
+    /// an address: whatever the application chooses to show in a list of the user's
+    /// sessions), beside the principal. At most 256 bytes: truncate a user agent first.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOwner`] when the session has no principal yet, or for a device that
+    /// is empty, over 256 bytes or holds control characters.
+    pub async fn set_device(&self, device: impl Into<String>) -> Result<(), Error> {
+        let device = device.into();
+        check_owner_text(&device, &DEVICE_PROBLEMS)?;
+        let mut st = self.loaded().await?;
+        let Some(owner) = st.data.owner.clone() else {
+            return Err(Error::InvalidOwner("a device needs a principal: call set_principal first"));
+        };
+        st.set_owner(Owner { device: Some(device), ..owner });
+        Ok(())
+    }
+
+    /// Who the session belongs to (see [`set_principal`](Self::set_principal)); `None` for
+    /// a session nobody claimed.
+    pub async fn principal(&self) -> Result<Option<String>, Error> {
+        Ok(self.loaded().await?.data.owner.as_ref().map(|o| o.principal.clone()))
+    }
+
+    /// The device recorded with [`set_device`](Self::set_device), if any.
+    pub async fn device(&self) -> Result<Option<String>, Error> {
+        Ok(self.loaded().await?.data.owner.as_ref().and_then(|o| o.device.clone()))
+    }
+
+    /// The handle of the stored session this request uses: the name under which
+    /// [`SessionManager::sessions_of`](crate::SessionManager::sessions_of) lists it, safe
+    /// to show (it is never a usable session id). `None` for a session not saved yet, an
+    /// ended one, and cookie-only sessions (nothing is stored). For a session being
+    /// regenerated it is the old id's handle until
+    /// [`SessionManager::finish`](crate::SessionManager::finish) has moved the record, and
+    /// the new one's after.
+    pub async fn handle(&self) -> Result<Option<SessionHandle>, Error> {
+        let mut st = self.loaded().await?;
+        let manager = &self.inner.manager;
+        if manager.backend.is_cookie() {
+            return Ok(None);
+        }
+        let Some(id) = st.phase.stored().map(|s| s.id.clone()) else { return Ok(None) };
+        Ok(Some(SessionHandle::of(manager.cached_key(&mut st, &id))))
     }
 
     /// Queues a flash message, to be read once by [`take_flashes`](Self::take_flashes) on a

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use crate::error::{Error, StoreError};
 use crate::id::{SessionId, StoreKey};
+use crate::store::Owner;
 
 /// A session record this request loaded: its id and timestamps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,11 +104,20 @@ pub(crate) struct Data {
     pub(crate) set: BTreeMap<String, Vec<u8>>,
     pub(crate) remove: BTreeSet<String>,
     pub(crate) clear: bool,
+    /// Who the session belongs to, as this request sees it (loaded, or set by it).
+    pub(crate) owner: Option<Owner>,
+    /// This request set `owner`: the write files the session under it.
+    pub(crate) owner_set: bool,
 }
 
 impl Data {
     pub(crate) fn is_dirty(&self) -> bool {
-        self.clear || !self.set.is_empty() || !self.remove.is_empty()
+        self.clear || !self.set.is_empty() || !self.remove.is_empty() || self.owner_set
+    }
+
+    /// Whether a new session has anything to save (entries or an owner).
+    pub(crate) fn has_content(&self) -> bool {
+        !self.entries.is_empty() || self.owner.is_some()
     }
 }
 
@@ -172,6 +182,16 @@ impl State {
             d.clear = true;
             self.phase.changed();
         }
+    }
+
+    /// Gives the session an owner (a no-op when it is the owner already).
+    pub(crate) fn set_owner(&mut self, owner: Owner) {
+        if self.data.owner.as_ref() == Some(&owner) {
+            return;
+        }
+        self.data.owner = Some(owner);
+        self.data.owner_set = true;
+        self.phase.changed();
     }
 
     /// `invalidate`: the session's ids are ended at finish; the handle goes on as a
@@ -280,6 +300,31 @@ mod tests {
         // Writing afterwards starts a new session: nothing of the old one.
         st.put("b", b"j2".to_vec());
         assert!(matches!(st.phase, Phase::Changed(None)));
+    }
+
+    #[test]
+    fn setting_an_owner_is_a_change_once_and_invalidate_forgets_it() {
+        let alice = Owner { principal: "alice".into(), device: None };
+        let mut st = loaded();
+        st.set_owner(alice.clone());
+        assert!(matches!(st.phase, Phase::Changed(Some(_))) && st.data.is_dirty() && st.data.owner_set);
+        // The same owner again is no change.
+        let mut same = loaded();
+        same.data.owner = Some(alice.clone());
+        same.set_owner(alice.clone());
+        assert!(matches!(same.phase, Phase::Loaded(Some(_))) && !same.data.is_dirty());
+        // An owner alone is content worth saving for a new session.
+        let mut fresh = State { phase: Phase::Loaded(None), ..State::default() };
+        assert!(!fresh.data.has_content());
+        fresh.set_owner(alice.clone());
+        assert!(matches!(fresh.phase, Phase::Changed(None)) && fresh.data.has_content());
+        // Set during a regeneration: still regenerating, and the owner moves with it.
+        let mut regen = loaded();
+        regen.phase.regenerate();
+        regen.set_owner(alice);
+        assert!(matches!(regen.phase, Phase::Regenerating(Some(_))) && regen.data.owner_set);
+        regen.invalidate(None);
+        assert!(regen.data.owner.is_none() && !regen.data.owner_set);
     }
 
     #[test]

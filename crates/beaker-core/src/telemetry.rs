@@ -32,7 +32,7 @@ fn describe() {
 }
 
 /// The store operations whose failures are counted.
-const STORE_OPS: [&str; 7] = ["lookup", "create", "apply", "touch", "end", "rename", "cleanup"];
+const STORE_OPS: [&str; 9] = ["lookup", "create", "apply", "touch", "end", "rename", "cleanup", "sessions_of", "find"];
 
 /// A session manager's counters, labelled with its store.
 pub(crate) struct SessionCounters {

@@ -21,7 +21,10 @@
 //! (`BEAKER_SESSION_SECURE=true`); nor is [`cache_headers_off`]
 //! (`BEAKER_SESSION_CACHE_HEADERS=off`). The races of one browser's parallel requests against
 //! its logout and login ([`ContractSuite::logout_race`], [`ContractSuite::login_race`])
-//! run many trials and need a server-side store; they are not part of `run` either. Restarts are checked with a probe:
+//! run many trials and need a server-side store; they are not part of `run` either, nor are
+//! the routes of a user's sessions ([`ContractSuite::sessions_per_user`],
+//! [`ContractSuite::logout_everywhere_race`]; [`ContractSuite::sessions_per_user_unsupported`]
+//! for cookie-only sessions), which need a store with a principal index. Restarts are checked with a probe:
 //! [`ContractSuite::before_restart`], then [`DemoServer::restart`], then
 //! [`ContractSuite::survived_restart`] (persistent stores, cookie-only sessions) or
 //! [`ContractSuite::lost_in_restart`] (the memory store).
@@ -35,6 +38,7 @@ mod configured;
 pub mod demo;
 pub mod demo_app;
 mod http;
+mod principals;
 mod races;
 mod scenarios;
 mod server;

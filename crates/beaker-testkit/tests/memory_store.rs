@@ -66,3 +66,8 @@ async fn the_lifecycle_races_catch_a_store_without_tombstones() {
 async fn the_store_suite_catches_a_store_without_tombstones() {
     SessionStoreSuite::new(Arc::new(Minimal::default())).run().await;
 }
+
+#[tokio::test]
+async fn memory_store_passes_the_index_suite() {
+    beaker_testkit::store::SessionIndexSuite::new(Arc::new(MemoryStore::new())).run().await;
+}

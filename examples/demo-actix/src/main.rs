@@ -116,6 +116,18 @@ async fn metrics(demo: Data<Demo>) -> HttpResponse {
     respond(demo.metrics())
 }
 
+async fn sessions(demo: Data<Demo>, s: Session) -> Answer {
+    answer(demo.sessions(&s).await)
+}
+
+async fn end_session(demo: Data<Demo>, s: Session, handle: web::Path<String>) -> Answer {
+    answer(demo.end_session(&s, &handle).await)
+}
+
+async fn logout_everywhere(demo: Data<Demo>, s: Session) -> Answer {
+    answer(demo.logout_everywhere(&s).await)
+}
+
 async fn app(demo: Data<Demo>, s: Session) -> Answer {
     answer(demo.app(&s).await)
 }
@@ -143,6 +155,9 @@ async fn main() {
             .service(web::resource("/whoami").route(get().to(whoami)))
             .service(web::resource("/logout").route(web::post().to(logout)))
             .service(web::resource("/protected").route(get().to(protected)))
+            .service(web::resource("/sessions").route(get().to(sessions)))
+            .service(web::resource("/sessions/{handle}/end").route(web::post().to(end_session)))
+            .service(web::resource("/logout/everywhere").route(web::post().to(logout_everywhere)))
             .service(
                 web::resource("/kv/{key}")
                     .route(get().to(kv_get))

@@ -99,6 +99,18 @@ async fn cached_stats(State(demo): State<Demo>) -> Response {
     respond(demo.cached_stats().await)
 }
 
+async fn sessions(State(demo): State<Demo>, s: Session) -> Answer {
+    answer(demo.sessions(&s).await)
+}
+
+async fn end_session(State(demo): State<Demo>, s: Session, Path(handle): Path<String>) -> Answer {
+    answer(demo.end_session(&s, &handle).await)
+}
+
+async fn logout_everywhere(State(demo): State<Demo>, s: Session) -> Answer {
+    answer(demo.logout_everywhere(&s).await)
+}
+
 async fn app(State(demo): State<Demo>, s: Session) -> Answer {
     answer(demo.app(&s).await)
 }
@@ -129,6 +141,9 @@ async fn main() {
         .route("/whoami", get(whoami))
         .route("/logout", axum::routing::post(logout))
         .route("/protected", get(protected))
+        .route("/sessions", get(sessions))
+        .route("/sessions/{handle}/end", axum::routing::post(end_session))
+        .route("/logout/everywhere", axum::routing::post(logout_everywhere))
         .route("/kv/{key}", get(kv_get).put(kv_put).delete(kv_delete))
         .route("/keys", get(keys))
         .route("/flash", get(flash_get).post(flash_post))

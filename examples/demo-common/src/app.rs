@@ -4,10 +4,10 @@
 
 use std::time::{Instant, SystemTime};
 
-use beaker_core::{Error, Session};
+use beaker_core::{Error, Session, StoreError};
 use serde_json::Value;
 
-use crate::app_page::{self, AppView};
+use crate::app_page::{self, AppView, Listed};
 use crate::routes::{field, integer, Demo, Reply, DEMO_REGION};
 
 type Result<T> = std::result::Result<T, Error>;
@@ -29,7 +29,9 @@ impl Demo {
             };
             entries.push((key, shown));
         }
+        let others = self.others(session).await?;
         let view = AppView {
+            others,
             user: self.user(session).await?,
             n: integer(session, "n").await?.ok().flatten(),
             entries,
@@ -45,16 +47,26 @@ impl Demo {
     }
 
     /// `POST /app/{action}` with a form body: `login` (`user`), `logout`, `increment`,
-    /// `flash` (`msg`), `set` (`key`, `value`), `remove` (`key`), `cached` (`key`).
+    /// `flash` (`msg`), `set` (`key`, `value`), `remove` (`key`), `cached` (`key`), `end`
+    /// (`handle`: one of the user's sessions), `everywhere` (sign out everywhere).
     /// Answers 303 to `/app`, or 404 for an unknown action.
     pub async fn app_action(&self, session: &Session, action: &str, body: &[u8]) -> Result<Reply> {
         let message = match action {
             "login" => match field(body, "user").filter(|u| !u.trim().is_empty()) {
                 Some(user) => {
                     session.insert("user", &user).await?;
-                    // Against session fixation, as `POST /login` does.
-                    session.regenerate_id().await?;
-                    format!("Logged in as {user}; the session got a fresh id.")
+                    match session.set_principal(user.as_str()).await {
+                        Ok(()) => {
+                            // Against session fixation, as `POST /login` does.
+                            session.regenerate_id().await?;
+                            format!("Logged in as {user}; the session got a fresh id.")
+                        }
+                        Err(Error::InvalidOwner(why)) => {
+                            session.remove("user").await?;
+                            format!("Not logged in: {why}.")
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 None => "Give a name to log in.".to_owned(),
             },
@@ -96,10 +108,45 @@ impl Demo {
                 None => "Give a key to remove.".to_owned(),
             },
             "cached" => self.cached_message(field(body, "key").unwrap_or_default()).await,
+            "end" => {
+                let reply = self.end_session(session, &field(body, "handle").unwrap_or_default()).await?;
+                match reply.status {
+                    200 => "Signed that session out: its next request starts afresh.".to_owned(),
+                    404 => "That session is not one of yours any more.".to_owned(),
+                    _ => reply.body.into_owned(),
+                }
+            }
+            "everywhere" => {
+                let reply = self.logout_everywhere(session).await?;
+                if reply.status != 200 {
+                    reply.body.into_owned()
+                } else {
+                    // The flash starts a brand-new session, as after a logout.
+                    let n = reply.body.trim_start_matches("bye ");
+                    format!("Signed out everywhere: {n} session(s) ended, this one included.")
+                }
+            }
             _ => return Ok(Reply::status(404, "not found")),
         };
         session.flash(message).await?;
         Ok(Reply::see_other(BACK))
+    }
+
+    /// The logged-in user's sessions for the page, the current one marked; `None` when
+    /// nobody is logged in, a line of explanation when the store cannot list them.
+    async fn others(&self, session: &Session) -> Result<Option<std::result::Result<Vec<Listed>, String>>> {
+        let Some(principal) = session.principal().await? else { return Ok(None) };
+        let current = session.handle().await?;
+        Ok(Some(match self.inner.sessions.sessions_of(&principal).await {
+            Ok(listed) => Ok(listed
+                .into_iter()
+                .map(|info| Listed { current: current.as_ref() == Some(&info.handle), info })
+                .collect()),
+            Err(Error::Store(StoreError::Unsupported { .. })) => {
+                Err("This session store keeps no index of a user's sessions (cookie-only sessions).".to_owned())
+            }
+            Err(e) => return Err(e),
+        }))
     }
 
     /// Runs the slow computation for `key` through the cache and says what it got.

@@ -5,12 +5,24 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use beaker_core::cache::CacheStats;
+use beaker_core::SessionInfo;
 
 use crate::page::escape;
+
+/// One of the user's sessions on the page.
+#[derive(Debug)]
+pub(crate) struct Listed {
+    pub(crate) info: SessionInfo,
+    /// The session of this page's request.
+    pub(crate) current: bool,
+}
 
 /// What the page shows, gathered by the route.
 #[derive(Debug)]
 pub(crate) struct AppView {
+    /// The logged-in user's sessions (`None`: nobody is logged in; `Err`: why they cannot
+    /// be listed).
+    pub(crate) others: Option<Result<Vec<Listed>, String>>,
     pub(crate) user: Option<String>,
     pub(crate) n: Option<i64>,
     /// Every key of the session with its value as text (strings as they are, others as JSON).
@@ -105,6 +117,44 @@ fn when(t: Option<SystemTime>, now: SystemTime, id: &str, none: &str) -> String 
     }
 }
 
+/// The user's sessions ("your devices"), each with a button that ends it, and one that
+/// signs out everywhere.
+fn sessions_section(h: &mut String, v: &AppView) {
+    let Some(others) = &v.others else { return };
+    h.push_str("<section class=\"wide\" id=\"sessions\"><h2>Your sessions</h2>");
+    match others {
+        Err(why) => {
+            let _ = write!(h, "<p class=\"muted\">{}</p>", escape(why));
+        }
+        Ok(listed) => {
+            h.push_str("<table><tr><th>session</th><th>created</th><th>last used</th><th></th></tr>");
+            for s in listed {
+                let handle = escape(s.info.handle.as_str());
+                let end = if s.current {
+                    "<b>this one</b>".to_owned()
+                } else {
+                    format!(
+                        "<form class=\"inline\" method=\"post\" action=\"/app/end\">\
+<input type=\"hidden\" name=\"handle\" value=\"{handle}\"><button class=\"quiet\">sign out</button></form>"
+                    )
+                };
+                let device = s.info.device.as_deref().map(|d| format!("<br>{}", escape(d))).unwrap_or_default();
+                let _ = write!(
+                    h,
+                    "<tr><td><code>{handle}</code>{device}</td><td>{}</td><td>{}</td><td>{end}</td></tr>",
+                    ago(s.info.created, v.now),
+                    ago(s.info.last_used, v.now),
+                );
+            }
+            h.push_str(
+                "</table><form method=\"post\" action=\"/app/everywhere\">\
+<button id=\"everywhere\">sign out everywhere</button></form>",
+            );
+        }
+    }
+    h.push_str("</section>\n");
+}
+
 pub(crate) fn render(v: &AppView) -> String {
     let mut h = String::with_capacity(8 * 1024);
     let _ = write!(
@@ -167,6 +217,8 @@ autocomplete=\"username\" required> <button id=\"login\">log in</button></form>"
         None => h.push_str("<dt>expires</dt><dd id=\"expires\" class=\"muted\">nothing saved yet</dd>"),
     }
     h.push_str("</dl></section>\n");
+
+    sessions_section(&mut h, v);
 
     // Every key.
     h.push_str("<section class=\"wide\"><h2>Session data</h2>");
@@ -232,6 +284,7 @@ mod tests {
     fn view() -> AppView {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         AppView {
+            others: None,
             user: Some("<b>&".into()),
             n: Some(3),
             entries: vec![("k\"".into(), "<script>x</script>".into())],

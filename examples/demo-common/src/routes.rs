@@ -3,10 +3,10 @@
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use beaker_core::cache::CacheManager;
-use beaker_core::{Error, Session};
+use beaker_core::{Error, Session, SessionHandle, SessionManager, StoreError};
 use serde_json::Value;
 
 use crate::page;
@@ -79,6 +79,8 @@ pub(crate) struct Inner {
     pub(crate) slow: Duration,
     generation: AtomicU64,
     pub(crate) caches: CacheManager,
+    /// For the routes that list and end a user's sessions.
+    pub(crate) sessions: SessionManager,
 }
 
 /// The caching headers `GET /cached-page` sets itself, as an application does on a page it
@@ -103,6 +105,22 @@ pub(crate) async fn integer(session: &Session, key: &str) -> Result<std::result:
     })
 }
 
+/// A store that keeps no index of a user's sessions (cookie-only sessions) answers 501
+/// with one line; other errors go to the adapter's mapping.
+fn unsupported(e: Error) -> Result<Reply> {
+    match e {
+        Error::Store(StoreError::Unsupported { .. }) => {
+            Ok(Reply::status(501, "this session store cannot list or end sessions by user"))
+        }
+        other => Err(other),
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 /// Reserved keys (`_beaker.*`) are a client error here, not a server one.
 fn reserved(result: Result<Reply>) -> Result<Reply> {
     match result {
@@ -113,9 +131,10 @@ fn reserved(result: Result<Reply>) -> Result<Reply> {
 
 impl Demo {
     /// The route logic; `/cached` computations take `slow` and are cached in region
-    /// [`DEMO_REGION`] of `caches`.
-    pub fn new(slow: Duration, caches: CacheManager) -> Demo {
-        Demo { inner: Arc::new(Inner { slow, generation: AtomicU64::new(0), caches }) }
+    /// [`DEMO_REGION`] of `caches`; the sessions of a user are listed and ended through
+    /// `sessions`, the manager the app's session layer uses.
+    pub fn new(slow: Duration, caches: CacheManager, sessions: SessionManager) -> Demo {
+        Demo { inner: Arc::new(Inner { slow, generation: AtomicU64::new(0), caches, sessions }) }
     }
 
     /// `GET /`: explains the demo; does not touch the session.
@@ -165,9 +184,53 @@ impl Demo {
             return Ok(Reply::status(400, "user required"));
         };
         session.insert("user", &user).await?;
+        // Files the session under the user, so that their other devices can list and end it.
+        session.set_principal(user.as_str()).await?;
         // Against session fixation: whoever knew the anonymous id must not ride the login.
         session.regenerate_id().await?;
         Ok(Reply::text(user))
+    }
+
+    /// `GET /sessions`: the sessions of the logged-in user, newest first, one per line:
+    /// `HANDLE CREATED LAST_USED` in Unix seconds, ` current` after this one.
+    pub async fn sessions(&self, session: &Session) -> Result<Reply> {
+        let Some(principal) = session.principal().await? else {
+            return Ok(Reply::status(401, "login required"));
+        };
+        let current = session.handle().await?;
+        let listed = match self.inner.sessions.sessions_of(&principal).await {
+            Ok(listed) => listed,
+            Err(e) => return unsupported(e),
+        };
+        let lines: Vec<String> = listed
+            .iter()
+            .map(|s| {
+                let mark = if current.as_ref() == Some(&s.handle) { " current" } else { "" };
+                format!("{} {} {}{mark}", s.handle, unix(s.created), unix(s.last_used))
+            })
+            .collect();
+        Ok(Reply::text(lines.join("\n")))
+    }
+
+    /// `POST /sessions/{HANDLE}/end`: ends that session if it is the logged-in user's.
+    pub async fn end_session(&self, session: &Session, handle: &str) -> Result<Reply> {
+        // Without a principal nothing belongs to the session: not found, like another's.
+        let Some(principal) = session.principal().await? else { return Ok(Reply::status(404, "not found")) };
+        let Some(handle) = SessionHandle::parse(handle) else { return Ok(Reply::status(404, "not found")) };
+        match self.inner.sessions.end_session(Some(&principal), &handle).await {
+            Ok(true) => Ok(Reply::text("ok")),
+            Ok(false) => Ok(Reply::status(404, "not found")),
+            Err(e) => unsupported(e),
+        }
+    }
+
+    /// `POST /logout/everywhere`: ends every session of the logged-in user, this one too
+    /// (without a principal, only this one).
+    pub async fn logout_everywhere(&self, session: &Session) -> Result<Reply> {
+        match self.inner.sessions.end_everywhere(session).await {
+            Ok(n) => Ok(Reply::text(format!("bye {n}"))),
+            Err(e) => unsupported(e),
+        }
     }
 
     /// `GET /whoami`.

@@ -74,7 +74,8 @@ impl Startup {
         crate::install_metrics();
         let manager = beaker_rs::insecure_demo_session_manager_from_env_or(DEFAULT_SESSION_URL).await?;
         let caches = beaker_rs::cache_manager_from_env_or(default_cache_config()).await?;
-        Ok(Startup { addr, manager, demo: Demo::new(Duration::from_millis(slow_ms), caches) })
+        let demo = Demo::new(Duration::from_millis(slow_ms), caches, manager.clone());
+        Ok(Startup { addr, manager, demo })
     }
 }
 

@@ -34,7 +34,7 @@ const BODY_TOO_LARGE: &str = "Failed to buffer the request body: length limit ex
 const METHODS: [Method; 5] = [Method::Get, Method::Put, Method::Post, Method::Delete, Method::Patch];
 
 /// The contract's paths and the methods each one serves (`HEAD` comes with `GET`).
-const PATHS: [(&str, &[Method]); 17] = [
+const PATHS: [(&str, &[Method]); 20] = [
     ("/", &[Method::Get]),
     ("/healthz", &[Method::Get]),
     ("/counter", &[Method::Get]),
@@ -43,6 +43,9 @@ const PATHS: [(&str, &[Method]); 17] = [
     ("/whoami", &[Method::Get]),
     ("/logout", &[Method::Post]),
     ("/protected", &[Method::Get]),
+    ("/sessions", &[Method::Get]),
+    ("/sessions/<_>/end", &[Method::Post]),
+    ("/logout/everywhere", &[Method::Post]),
     ("/kv/<_>", &[Method::Get, Method::Put, Method::Delete]),
     ("/keys", &[Method::Get]),
     ("/flash", &[Method::Get, Method::Post]),
@@ -180,6 +183,21 @@ async fn protected(demo: &State<Demo>, s: Session) -> Answered {
     answer(demo.protected(&s).await)
 }
 
+#[rocket::get("/sessions")]
+async fn sessions(demo: &State<Demo>, s: Session) -> Answered {
+    answer(demo.sessions(&s).await)
+}
+
+#[rocket::post("/sessions/<handle>/end")]
+async fn end_session(demo: &State<Demo>, s: Session, handle: &str) -> Answered {
+    answer(demo.end_session(&s, handle).await)
+}
+
+#[rocket::post("/logout/everywhere")]
+async fn logout_everywhere(demo: &State<Demo>, s: Session) -> Answered {
+    answer(demo.logout_everywhere(&s).await)
+}
+
 #[rocket::put("/kv/<_>", data = "<body>")]
 async fn kv_put(demo: &State<Demo>, s: Session, key: Key, body: Body) -> Answered {
     with_key(key, |key| async move { demo.kv_put(&s, &key, &body.0).await }).await
@@ -315,6 +333,9 @@ async fn main() {
                 whoami,
                 logout,
                 protected,
+                sessions,
+                end_session,
+                logout_everywhere,
                 kv_put,
                 kv_get,
                 kv_delete,

@@ -169,6 +169,24 @@ fn routes(demo: Demo, sessions: BoxedFilter<(Session,)>) -> Route {
         .and(sessions.clone())
         .then(|d: Demo, s: Session| answer(s, move |s| async move { d.protected(&s).await }))
         .boxed();
+    let sessions_list = warp::path!("sessions")
+        .and(get())
+        .and(demo.clone())
+        .and(sessions.clone())
+        .then(|d: Demo, s: Session| finish(s, move |s| async move { d.sessions(&s).await }))
+        .boxed();
+    let end_session = warp::path!("sessions" / String / "end")
+        .and(warp::post())
+        .and(demo.clone())
+        .and(sessions.clone())
+        .then(|h: String, d: Demo, s: Session| finish(s, move |s| async move { d.end_session(&s, &h).await }))
+        .boxed();
+    let logout_everywhere = warp::path!("logout" / "everywhere")
+        .and(warp::post())
+        .and(demo.clone())
+        .and(sessions.clone())
+        .then(|d: Demo, s: Session| finish(s, move |s| async move { d.logout_everywhere(&s).await }))
+        .boxed();
     let kv = warp::path("kv").and(key()).and(warp::path::end()).boxed();
     let kv_put = kv
         .clone()
@@ -267,6 +285,12 @@ fn routes(demo: Demo, sessions: BoxedFilter<(Session,)>) -> Route {
         .or(logout)
         .unify()
         .or(protected)
+        .unify()
+        .or(sessions_list)
+        .unify()
+        .or(end_session)
+        .unify()
+        .or(logout_everywhere)
         .unify()
         .or(kv_put)
         .unify()

@@ -146,6 +146,12 @@ pub struct SessionConfig {
     /// cookie. Each logout and login leaves a tombstone (the store key and a lapse time, no
     /// data) for this long.
     pub retired_window: Duration,
+    /// The most sessions one principal may hold (`max_sessions_per_principal`, default
+    /// none = unlimited; `0` also means unlimited). When a request sets a session's
+    /// principal (a login), the least recently used sessions of that principal beyond the
+    /// cap are ended. Server-side stores with a principal index only: refused by name with
+    /// cookie-only sessions.
+    pub max_sessions_per_principal: Option<usize>,
     /// Caching headers on responses that used their session (`cache_headers = auto | off`,
     /// default auto).
     pub cache_headers: CacheHeaders,
@@ -185,6 +191,7 @@ impl Default for SessionConfig {
             max_sessions: crate::memory::MemoryStore::DEFAULT_MAX_SESSIONS,
             max_bytes: crate::memory::MemoryStore::DEFAULT_MAX_BYTES,
             retired_window: DEFAULT_RETIRED_WINDOW,
+            max_sessions_per_principal: None,
             cache_headers: CacheHeaders::Auto,
             backend_options: BTreeMap::new(),
         }
@@ -290,6 +297,12 @@ impl SessionConfig {
     /// Sets how long an ended session's id is remembered (zero: not at all).
     pub fn with_retired_window(mut self, window: Duration) -> Self {
         self.retired_window = window;
+        self
+    }
+
+    /// Sets the most sessions one principal may hold (`None` or 0: unlimited).
+    pub fn with_max_sessions_per_principal(mut self, cap: Option<usize>) -> Self {
+        self.max_sessions_per_principal = cap.filter(|&n| n > 0);
         self
     }
 
@@ -571,6 +584,17 @@ impl SessionConfig {
                     return Err(ConfigError::Conflict { key: key.to_owned(), message: why.to_owned() });
                 }
                 "retired_window" => c.retired_window = as_seconds(key, value)?,
+                "max_sessions_per_principal" => {
+                    c.max_sessions_per_principal = match non_blank(key, value)?.to_ascii_lowercase().as_str() {
+                        "none" | "null" => None,
+                        _ => match as_u64(key, value)
+                            .map_err(|_| ConfigError::invalid(key, value, "a number of sessions, or 0 or none"))?
+                        {
+                            0 => None,
+                            n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+                        },
+                    }
+                }
                 other if BACKEND_OPTIONS.contains(&other) => {
                     c.backend_options.insert(other.to_owned(), non_blank(key, value)?.to_owned());
                 }

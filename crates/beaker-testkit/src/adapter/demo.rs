@@ -1,7 +1,8 @@
 //! The demo contract tests every demo package runs against its own binary: the whole
 //! [`ContractSuite`] over the memory, cookie-only and file stores with restarts, the idle
-//! timeout and Secure cookies, a bad configuration, and the logout and login races on
-//! every server-side store ([`session_races`]). A demo's `tests/contract.rs` is
+//! timeout and Secure cookies, a bad configuration, the logout and login races on
+//! every server-side store ([`session_races`]), and a user's sessions listed and ended
+//! on each of them ([`sessions_per_user`]). A demo's `tests/contract.rs` is
 //! one line: `beaker_testkit::demo_contract_tests!(env!("CARGO_BIN_EXE_demo-axum"));`.
 
 use std::panic::AssertUnwindSafe;
@@ -25,11 +26,13 @@ pub async fn memory_store_passes_the_contract_and_forgets_in_a_restart(binary: &
     assert!(status.success(), "the demo must exit cleanly on SIGTERM: {status}; output:\n{}", server.output());
 }
 
-/// The whole suite with cookie-only sessions, which survive a restart (same secret).
+/// The whole suite with cookie-only sessions, which survive a restart (same secret); the
+/// routes of a user's sessions answer 501.
 pub async fn cookie_sessions_pass_the_contract_and_survive_a_restart(binary: &Path) {
     let mut server = DemoServer::spawn(binary, &[("BEAKER_SESSION_TYPE", "cookie")]);
     let suite = ContractSuite::new(server.base_url()).cookie_only();
     let probe = suite.before_restart().await;
+    suite.sessions_per_user_unsupported().await;
     suite.expect_secure(false).run().await;
     // The same secret after a restart: cookie-only sessions live on.
     server.restart();
@@ -112,58 +115,119 @@ pub enum RaceStore {
     /// `BEAKER_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`), under a key prefix of
     /// the run's own, with records that expire after 300 s.
     Redis,
+    /// `BEAKER_TEST_MEMCACHED_URL` (set by `cargo xtask test`, which starts a throwaway
+    /// memcached), under a key prefix of the run's own, records expiring after 300 s.
+    Memcached,
+}
+
+/// A demo server on `store`, with the run's own schema or key prefix (`tag`); `Ok(None)`
+/// when the store's server is not reachable (the caller skips, loudly).
+fn spawn_on(binary: &Path, store: RaceStore, tag: &str, what: &str) -> Option<DemoServer> {
+    let service =
+        |var: &str, default: &str| std::env::var(var).ok().filter(|v| !v.is_empty()).unwrap_or(default.into());
+    let env: Vec<(&str, String)> = match store {
+        RaceStore::Memory => vec![("BEAKER_SESSION_TYPE", "memory".into())],
+        RaceStore::File => vec![("BEAKER_SESSION_TYPE", "file".into())],
+        RaceStore::Sqlite => vec![],
+        RaceStore::Postgres => vec![
+            ("BEAKER_SESSION_URL", service("BEAKER_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")),
+            ("BEAKER_SESSION_SCHEMA_NAME", format!("beaker_race_{tag}")),
+        ],
+        RaceStore::Redis => vec![
+            ("BEAKER_SESSION_URL", service("BEAKER_TEST_REDIS_URL", "redis://127.0.0.1:6379")),
+            ("BEAKER_SESSION_KEY_PREFIX", format!("beaker-test:race:{tag}:")),
+            ("BEAKER_SESSION_TIMEOUT", "300".into()),
+        ],
+        RaceStore::Memcached => {
+            let Some(url) = std::env::var("BEAKER_TEST_MEMCACHED_URL").ok().filter(|v| !v.is_empty()) else {
+                skip_or_fail(
+                    what,
+                    "BEAKER_TEST_MEMCACHED_URL is not set (cargo xtask test starts a throwaway memcached)",
+                );
+                return None;
+            };
+            vec![
+                ("BEAKER_SESSION_URL", url),
+                ("BEAKER_SESSION_KEY_PREFIX", format!("beaker-test:race:{tag}:")),
+                ("BEAKER_SESSION_TIMEOUT", "300".into()),
+            ]
+        }
+    };
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    match DemoServer::try_spawn(binary, &env_refs) {
+        Ok(server) => Some(server),
+        // Only a missing database server is a reason to skip; the embedded stores must run.
+        Err(e) if matches!(store, RaceStore::Postgres | RaceStore::Redis | RaceStore::Memcached) => {
+            skip_or_fail(what, &format!("the demo could not start: {e}"));
+            None
+        }
+        Err(e) => panic!("{what}: the demo did not start: {e}"),
+    }
+}
+
+/// Drops the run's PostgreSQL schema (through `psql`, best effort); other stores clean up
+/// by themselves (expiring keys) or live in the demo's temporary directory.
+fn drop_schema(store: RaceStore, tag: &str) {
+    if store == RaceStore::Postgres {
+        let url = std::env::var("BEAKER_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or("postgres://postgres@127.0.0.1:5432/test".into());
+        let _ = std::process::Command::new("psql")
+            .arg(&url)
+            .args(["-qc", &format!("DROP SCHEMA IF EXISTS beaker_race_{tag} CASCADE")])
+            .output();
+    }
+}
+
+fn run_tag() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("r{}_{nanos}", std::process::id())
+}
+
+fn store_name(store: RaceStore) -> &'static str {
+    match store {
+        RaceStore::Memory => "memory",
+        RaceStore::File => "file",
+        RaceStore::Sqlite => "sqlite",
+        RaceStore::Postgres => "postgres",
+        RaceStore::Redis => "redis",
+        RaceStore::Memcached => "memcached",
+    }
+}
+
+/// [`ContractSuite::sessions_per_user`] and [`ContractSuite::logout_everywhere_race`]
+/// ([`RACE_TRIALS`] trials) against the demo on `store`: three clients of one user, their
+/// listing, ending one by handle, logout everywhere, and in-flight requests that never
+/// revive an ended session. Skips like [`session_races`] when a server is missing.
+pub async fn sessions_per_user(binary: &Path, store: RaceStore) {
+    let tag = run_tag();
+    let what = format!("sessions per user on {}", store_name(store));
+    let Some(server) = spawn_on(binary, store, &tag, &what) else { return };
+    let suite = ContractSuite::new(server.base_url());
+    let listing = AssertUnwindSafe(suite.sessions_per_user()).catch_unwind().await;
+    let race = AssertUnwindSafe(suite.logout_everywhere_race(RACE_TRIALS)).catch_unwind().await;
+    drop(server);
+    drop_schema(store, &tag);
+    for outcome in [listing, race] {
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
 }
 
 /// [`ContractSuite::logout_race`] and [`ContractSuite::login_race`], [`RACE_TRIALS`] trials
 /// each, against the demo on `store`. A PostgreSQL or Redis server that is not reachable
 /// skips the test with a loud line ([`skip_or_fail`]), or fails it under `CI=true`.
 pub async fn session_races(binary: &Path, store: RaceStore) {
-    let tag = {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        format!("r{}_{nanos}", std::process::id())
-    };
-    let service =
-        |var: &str, default: &str| std::env::var(var).ok().filter(|v| !v.is_empty()).unwrap_or(default.into());
-    let (name, env): (&str, Vec<(&str, String)>) = match store {
-        RaceStore::Memory => ("memory", vec![("BEAKER_SESSION_TYPE", "memory".into())]),
-        RaceStore::File => ("file", vec![("BEAKER_SESSION_TYPE", "file".into())]),
-        RaceStore::Sqlite => ("sqlite", vec![]),
-        RaceStore::Postgres => (
-            "postgres",
-            vec![
-                ("BEAKER_SESSION_URL", service("BEAKER_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")),
-                ("BEAKER_SESSION_SCHEMA_NAME", format!("beaker_race_{tag}")),
-            ],
-        ),
-        RaceStore::Redis => (
-            "redis",
-            vec![
-                ("BEAKER_SESSION_URL", service("BEAKER_TEST_REDIS_URL", "redis://127.0.0.1:6379")),
-                ("BEAKER_SESSION_KEY_PREFIX", format!("beaker-test:race:{tag}:")),
-                ("BEAKER_SESSION_TIMEOUT", "300".into()),
-            ],
-        ),
-    };
-    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let server = match DemoServer::try_spawn(binary, &env_refs) {
-        Ok(server) => server,
-        // Only a missing database server is a reason to skip; the embedded stores must run.
-        Err(e) if matches!(store, RaceStore::Postgres | RaceStore::Redis) => {
-            return skip_or_fail(&format!("session races on {name}"), &format!("the demo could not start: {e}"))
-        }
-        Err(e) => panic!("session races on {name}: the demo did not start: {e}"),
-    };
+    let tag = run_tag();
+    let what = format!("session races on {}", store_name(store));
+    let Some(server) = spawn_on(binary, store, &tag, &what) else { return };
     let suite = ContractSuite::new(server.base_url());
     let logout = AssertUnwindSafe(suite.logout_race(RACE_TRIALS)).catch_unwind().await;
     let login = AssertUnwindSafe(suite.login_race(RACE_TRIALS)).catch_unwind().await;
     drop(server);
-    if store == RaceStore::Postgres {
-        let schema = format!("beaker_race_{tag}");
-        let _ = std::process::Command::new("psql")
-            .arg(&env[0].1)
-            .args(["-qc", &format!("DROP SCHEMA IF EXISTS {schema} CASCADE")])
-            .output();
-    }
+    drop_schema(store, &tag);
     for outcome in [logout, login] {
         if let Err(panic) = outcome {
             std::panic::resume_unwind(panic);
@@ -228,6 +292,36 @@ macro_rules! demo_contract_tests {
         #[::tokio::test]
         async fn session_races_on_redis() {
             $crate::adapter::demo::session_races(demo_binary(), $crate::adapter::demo::RaceStore::Redis).await
+        }
+
+        #[::tokio::test]
+        async fn sessions_per_user_on_memory() {
+            $crate::adapter::demo::sessions_per_user(demo_binary(), $crate::adapter::demo::RaceStore::Memory).await
+        }
+
+        #[::tokio::test]
+        async fn sessions_per_user_on_file() {
+            $crate::adapter::demo::sessions_per_user(demo_binary(), $crate::adapter::demo::RaceStore::File).await
+        }
+
+        #[::tokio::test]
+        async fn sessions_per_user_on_sqlite() {
+            $crate::adapter::demo::sessions_per_user(demo_binary(), $crate::adapter::demo::RaceStore::Sqlite).await
+        }
+
+        #[::tokio::test]
+        async fn sessions_per_user_on_postgres() {
+            $crate::adapter::demo::sessions_per_user(demo_binary(), $crate::adapter::demo::RaceStore::Postgres).await
+        }
+
+        #[::tokio::test]
+        async fn sessions_per_user_on_redis() {
+            $crate::adapter::demo::sessions_per_user(demo_binary(), $crate::adapter::demo::RaceStore::Redis).await
+        }
+
+        #[::tokio::test]
+        async fn sessions_per_user_on_memcached() {
+            $crate::adapter::demo::sessions_per_user(demo_binary(), $crate::adapter::demo::RaceStore::Memcached).await
         }
 
         #[::tokio::test]

@@ -121,7 +121,7 @@ impl ContractSuite {
     }
 
     /// The session cookies (not removals) that `answers` set.
-    fn live_cookies(&self, answers: &[Answer]) -> Vec<SetCookie> {
+    pub(super) fn live_cookies(&self, answers: &[Answer]) -> Vec<SetCookie> {
         answers
             .iter()
             .flat_map(|a| a.set_cookies.iter().map(|raw| SetCookie::parse(raw)))
@@ -131,6 +131,6 @@ impl ContractSuite {
 }
 
 /// The first few findings, one per line.
-fn first_lines(findings: &[String]) -> String {
+pub(super) fn first_lines(findings: &[String]) -> String {
     findings.iter().take(8).cloned().collect::<Vec<_>>().join("\n")
 }
