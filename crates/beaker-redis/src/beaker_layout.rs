@@ -4,8 +4,8 @@
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 
-use beaker_core::compat::{payload, BeakerSerializer};
-use beaker_core::store::{async_trait, Changes, Record, SessionStore, StoreKey};
+use beaker_core::compat::{payload, refuse_owner, BeakerSerializer, NO_OWNER};
+use beaker_core::store::{async_trait, Changes, Listed, Record, SessionStore, StoreKey};
 use beaker_core::StoreError;
 use redis::Script;
 
@@ -128,6 +128,7 @@ impl SessionStore for BeakerRedisStore {
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
+        refuse_owner(self.name(), record.owner.as_ref())?;
         let rkey = self.redis_key(key);
         let value = encode(record, self.serializer)?;
         let ttl = ttl_ms(record.expires);
@@ -149,6 +150,7 @@ impl SessionStore for BeakerRedisStore {
     }
 
     async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
+        refuse_owner(self.name(), changes.owner.as_ref())?;
         self.update(key, "apply", |r| r.apply(changes)).await
     }
 
@@ -175,6 +177,10 @@ impl SessionStore for BeakerRedisStore {
             })
             .await?;
         Ok(())
+    }
+
+    async fn sessions_of(&self, _principal: &str) -> Result<Vec<Listed>, StoreError> {
+        Err(StoreError::unsupported(self.name(), NO_OWNER))
     }
 
     fn name(&self) -> &'static str {

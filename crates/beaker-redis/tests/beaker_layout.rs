@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use beaker_core::compat::BeakerSerializer;
-use beaker_core::store::{Changes, Record, SessionStore, StoreKey};
-use beaker_core::{DataSerializer, SessionId};
+use beaker_core::store::{Changes, Owner, Record, SessionStore, StoreKey};
+use beaker_core::{DataSerializer, SessionId, StoreError};
 use beaker_redis::{BeakerRedisStore, RedisClient, RedisOptions};
 use beaker_testkit::skip_or_fail;
 use redis::AsyncCommands;
@@ -127,4 +127,34 @@ async fn concurrent_writers_of_different_keys_all_survive() {
         assert_eq!(keys.len(), WRITERS + 1, "trial {trial}: a concurrent write was lost: {keys:?}");
         store.delete(&k).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn an_owner_is_refused_not_dropped() {
+    let Some((store, _raw)) = store("beaker_layout owner").await else { return };
+    let owner = Owner { principal: "alice".into(), device: None };
+    let fresh = key();
+    let owned = Record { owner: Some(owner.clone()), ..record(&[("a", 1)], None) };
+    let err = store.create(&fresh, &owned).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unsupported { store: "redis-beaker", .. }), "{err}");
+    assert!(store.load(&fresh).await.unwrap().is_none(), "a refused create wrote a record");
+
+    let k = key();
+    assert!(store.create(&k, &record(&[("a", 1)], None)).await.unwrap());
+    let now = SystemTime::now();
+    let changes = Changes {
+        clear: false,
+        set: [("c".to_string(), DataSerializer::Json.encode(&3).unwrap())].into(),
+        remove: Default::default(),
+        accessed: now,
+        expires: None,
+        owner: Some(owner),
+    };
+    let err = store.apply(&k, &changes).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unsupported { .. }), "{err}");
+    assert!(!store.load(&k).await.unwrap().unwrap().entries.contains_key("c"), "a refused apply wrote");
+    for err in [store.sessions_of("alice").await.unwrap_err(), store.count().await.unwrap_err()] {
+        assert!(matches!(err, StoreError::Unsupported { store: "redis-beaker", .. }), "{err}");
+    }
+    store.delete(&k).await.unwrap();
 }

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use beaker_core::compat::{payload, BeakerSerializer};
-use beaker_core::store::{async_trait, Changes, Listed, Owner, Page, Record, SessionHandle, SessionStore, StoreKey};
+use beaker_core::compat::{payload, refuse_owner, BeakerSerializer, NO_OWNER};
+use beaker_core::store::{async_trait, Changes, Listed, Page, Record, SessionHandle, SessionStore, StoreKey};
 use beaker_core::StoreError;
 
 use crate::client::{check_identifier, on_pool, SqlClient};
@@ -176,19 +176,8 @@ impl BeakerSqlStore {
     }
 }
 
-/// What the Beaker layout cannot do: its table has no column for a session's owner (and
-/// Beaker would drop one kept in the dict), so it keeps no principal index.
-const NO_OWNER: &str = "a principal index (Beaker's ext:database table has no column for a session's owner)";
 /// Listing would unpickle every row of a table Beaker itself never lists or expires.
 const NO_LISTING: &str = "listing sessions (Beaker's ext:database table is not enumerated; use its own tools)";
-
-/// A session's owner would be lost on this layout: refused rather than dropped.
-fn refuse_owner(owner: Option<&Owner>) -> Result<(), StoreError> {
-    match owner {
-        Some(_) => Err(StoreError::unsupported("sql-beaker", NO_OWNER)),
-        None => Ok(()),
-    }
-}
 
 fn unix_seconds(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
@@ -212,13 +201,13 @@ impl SessionStore for BeakerSqlStore {
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
-        refuse_owner(record.owner.as_ref())?;
+        refuse_owner(self.name(), record.owner.as_ref())?;
         let data = encode(record, self.serializer)?;
         Ok(self.write("create", &self.sql.insert, key, &[&data]).await? == 1)
     }
 
     async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
-        refuse_owner(changes.owner.as_ref())?;
+        refuse_owner(self.name(), changes.owner.as_ref())?;
         self.update(key, "apply", |r| r.apply(changes)).await
     }
 
