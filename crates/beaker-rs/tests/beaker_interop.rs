@@ -201,14 +201,15 @@ async fn python_writes_rust_reads_and_updates_python_reads_back() {
     assert_eq!(seen["user"], "alice");
     assert_eq!(cookie.len(), 40 + 32, "{cookie}");
 
-    let ((user, id), rust_cookie) = rust_request(&m, Some(&cookie), |s| async move {
+    let ((user, id, keys), rust_cookie) = rust_request(&m, Some(&cookie), |s| async move {
         let user: Option<String> = s.get("user").await.unwrap();
         s.insert("cart", &[1, 2, 3]).await.unwrap();
         s.insert("note", "from rust é").await.unwrap();
-        (user, s.id().await.unwrap())
+        (user, s.id().await.unwrap(), s.keys().await.unwrap())
     })
     .await;
     assert_eq!(user.as_deref(), Some("alice"), "Rust reads Python's session");
+    assert!(keys.iter().all(|k| !k.starts_with('_')), "Beaker's own keys are hidden from keys(): {keys:?}");
     assert_eq!(id.expect("an id").expose(), id_of(&cookie), "same session id on both sides");
     if let Some(c) = &rust_cookie {
         assert_eq!(c, &cookie, "a refreshed cookie is Beaker's signed cookie of the same id");
@@ -219,6 +220,8 @@ async fn python_writes_rust_reads_and_updates_python_reads_back() {
     assert_eq!(seen["cart"], serde_json::json!([1, 2, 3]));
     assert_eq!(seen["note"], "from rust é");
     assert!(seen["_creation_time"].as_f64().is_some() && seen["_accessed_time"].as_f64().is_some());
+    assert_eq!(seen["_path"], "/", "Beaker's _path survives a Rust write");
+    assert!(seen.contains_key("_domain"), "Beaker's _domain survives a Rust write");
 }
 
 #[tokio::test]

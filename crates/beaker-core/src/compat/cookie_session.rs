@@ -166,17 +166,12 @@ impl BeakerCookieCodec {
                     .map(|p| (p, i))
             })
             .ok_or_else(|| bad("does not decrypt with any encrypt_key"))?;
-        let mut record = payload::decode_session(STANDARD.encode(&plain).as_bytes(), self.serializer, now)
+        let record = payload::decode_session(STANDARD.encode(&plain).as_bytes(), self.serializer, now)
             .map_err(OpenError::Corrupt)?;
-        let id = match record.entries.get(ID_KEY).map(|v| DataSerializer::decode::<String>(v)) {
+        let id = match record.entries.get(ID_ENTRY).map(|v| DataSerializer::decode::<String>(v)) {
             Some(Ok(id)) => id,
             _ => return Err(bad("no _id string")),
         };
-        for (key, entry) in [(ID_KEY, ID_ENTRY), (DOMAIN_KEY, DOMAIN_ENTRY), (PATH_KEY, PATH_ENTRY)] {
-            if let Some(v) = record.entries.remove(key) {
-                record.entries.insert(entry.to_owned(), v);
-            }
-        }
         Ok(Opened { record, id, stale: vk > 0 || ek > 0 })
     }
 
@@ -188,37 +183,15 @@ impl BeakerCookieCodec {
     /// `_creation_time`, `_accessed_time`) as a key of its own. A result
     /// longer than [`MAX_SIGNED`] is one Beaker would refuse to write.
     pub fn seal(&self, record: &Record, domain: Option<&str>, path: &str) -> Result<String, StoreError> {
-        let mut dict = Record {
-            entries: Default::default(),
-            created: record.created,
-            accessed: record.accessed,
-            expires: None,
-            owner: None,
-        };
-        for (k, v) in &record.entries {
-            let key = match k.as_str() {
-                ID_ENTRY => ID_KEY,
-                DOMAIN_ENTRY => DOMAIN_KEY,
-                PATH_ENTRY => PATH_KEY,
-                // The application's own key spelled like one of Beaker's would replace it.
-                other if RESERVED_KEYS.contains(&other) => {
-                    return Err(StoreError::Rejected {
-                        message: format!("the session key {other:?} is reserved by Beaker's session format"),
-                        source: None,
-                    });
-                }
-                other => other,
-            };
-            dict.entries.insert(key.to_owned(), v.clone());
-        }
+        let mut dict = Record { owner: None, expires: None, ..record.clone() };
         let json = |v: serde_json::Value| DataSerializer::Json.encode(&v).map_err(corrupt);
-        if !dict.entries.contains_key(DOMAIN_KEY) {
-            dict.entries.insert(DOMAIN_KEY.into(), json(domain.map_or(serde_json::Value::Null, Into::into))?);
+        if !dict.entries.contains_key(DOMAIN_ENTRY) {
+            dict.entries.insert(DOMAIN_ENTRY.into(), json(domain.map_or(serde_json::Value::Null, Into::into))?);
         }
-        if !dict.entries.contains_key(PATH_KEY) {
-            dict.entries.insert(PATH_KEY.into(), json(path.into())?);
+        if !dict.entries.contains_key(PATH_ENTRY) {
+            dict.entries.insert(PATH_ENTRY.into(), json(path.into())?);
         }
-        if !dict.entries.contains_key(ID_KEY) {
+        if !dict.entries.contains_key(ID_ENTRY) {
             return Err(corrupt("beaker cookie session: no id to write"));
         }
         let encoded = payload::encode_session(&dict, self.serializer)?;

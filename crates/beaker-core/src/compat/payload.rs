@@ -4,8 +4,9 @@
 //!
 //! The session dict holds the application's keys plus Beaker's reserved
 //! `_creation_time` and `_accessed_time` (Unix seconds as floats), which map to
-//! [`Record::created`] and [`Record::accessed`]. Other reserved keys (`_domain`, `_path`)
-//! are kept as entries, so they survive a round trip. Values are JSON: they are kept in
+//! [`Record::created`] and [`Record::accessed`]. Its other reserved keys (`_id`, `_domain`,
+//! `_path`) are kept as entries under reserved names, so they survive a round trip and are
+//! not among the application's keys. Values are JSON: they are kept in
 //! the record tagged as JSON, so every serializer-agnostic reader sees them unchanged.
 
 use std::io::Read as _;
@@ -17,6 +18,7 @@ use flate2::read::ZlibDecoder;
 use flate2::write::ZlibEncoder;
 use serde_json::{Map, Value};
 
+use super::cookie_session::{DOMAIN_ENTRY, DOMAIN_KEY, ID_ENTRY, ID_KEY, PATH_ENTRY, PATH_KEY, RESERVED_KEYS};
 use super::BeakerSerializer;
 use crate::error::StoreError;
 use crate::serializer::DataSerializer;
@@ -103,16 +105,49 @@ pub fn encode_json_session(record: &Record) -> Result<Vec<u8>, StoreError> {
     Ok(STANDARD.encode(compressed).into_bytes())
 }
 
-/// Reads Beaker's serialized session with `serializer`.
+/// Beaker's own keys kept as entries, and the reserved names they are kept under, so that
+/// they survive a round trip without showing among the application's keys.
+const KEPT: [(&str, &str); 3] = [(ID_KEY, ID_ENTRY), (DOMAIN_KEY, DOMAIN_ENTRY), (PATH_KEY, PATH_ENTRY)];
+
+/// Reads Beaker's serialized session with `serializer`. Beaker's `_id`, `_domain` and
+/// `_path` come back under [`ID_ENTRY`], [`DOMAIN_ENTRY`] and [`PATH_ENTRY`].
 pub fn decode_session(encoded: &[u8], serializer: BeakerSerializer, now: SystemTime) -> Result<Record, StoreError> {
-    match serializer {
+    let mut record = match serializer {
         BeakerSerializer::Json => decode_json_session(encoded, now),
         BeakerSerializer::Pickle => super::pickle::decode_pickle_session(encoded, now),
+    }?;
+    for (key, entry) in KEPT {
+        if let Some(v) = record.entries.remove(key) {
+            record.entries.insert(entry.to_owned(), v);
+        }
     }
+    Ok(record)
 }
 
-/// Beaker's serialized session for a record, with `serializer`.
+/// Beaker's serialized session for a record, with `serializer`: the reverse of
+/// [`decode_session`]. Fails when the application used one of Beaker's own keys (`_id`,
+/// `_domain`, `_path`, `_creation_time`, `_accessed_time`) as a key of its own, which
+/// would replace Beaker's value.
 pub fn encode_session(record: &Record, serializer: BeakerSerializer) -> Result<Vec<u8>, StoreError> {
+    if let Some(k) = record.entries.keys().find(|k| RESERVED_KEYS.contains(&k.as_str())) {
+        return Err(StoreError::Rejected {
+            message: format!("the session key {k:?} is reserved by Beaker's session format"),
+            source: None,
+        });
+    }
+    let renamed;
+    let record = if KEPT.iter().any(|(_, entry)| record.entries.contains_key(*entry)) {
+        let mut copy = record.clone();
+        for (key, entry) in KEPT {
+            if let Some(v) = copy.entries.remove(entry) {
+                copy.entries.insert(key.to_owned(), v);
+            }
+        }
+        renamed = copy;
+        &renamed
+    } else {
+        record
+    };
     match serializer {
         BeakerSerializer::Json => encode_json_session(record),
         BeakerSerializer::Pickle => super::pickle::encode_pickle_session(record),
