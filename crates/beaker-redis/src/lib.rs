@@ -40,8 +40,10 @@ mod beaker_layout;
 mod cache;
 mod client;
 mod error;
+mod near;
 mod options;
 mod session;
+mod tracking;
 
 pub use beaker_layout::BeakerRedisStore;
 pub use cache::RedisCache;
@@ -49,3 +51,4 @@ pub use client::RedisClient;
 pub use error::ConnectError;
 pub use options::RedisOptions;
 pub use session::RedisStore;
+pub use tracking::{NearCacheOptions, NearCacheStats};

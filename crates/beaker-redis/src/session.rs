@@ -83,7 +83,7 @@ end
 ";
 
 /// KEYS[1] session; ARGV: the changes as `apply` reads them from `ARGV[1]`.
-static APPLY: LazyLock<Script> =
+pub(crate) static APPLY: LazyLock<Script> =
     LazyLock::new(|| Script::new(&format!("{APPLY_FN}\nif apply(KEYS[1], 0) then return 1 else return 0 end")));
 
 /// KEYS[1] session; ARGV[1] retire window (ms, `0`: none).
@@ -180,12 +180,14 @@ return 1
 #[derive(Debug, Clone)]
 pub struct RedisStore {
     client: RedisClient,
+    /// The process-local tier, when on (see [`RedisStore::with_near_cache`]).
+    pub(crate) near: Option<crate::tracking::Near<crate::near::CachedSession>>,
 }
 
 impl RedisStore {
     /// A store on an existing client (which a [`RedisCache`](crate::RedisCache) may share).
     pub fn new(client: RedisClient) -> Self {
-        RedisStore { client }
+        RedisStore { client, near: None }
     }
 
     /// Connects a new client; see [`RedisClient::connect`].
@@ -265,7 +267,7 @@ fn parse_meta(meta: Option<&[u8]>, legacy: [Option<&[u8]>; 3]) -> Result<[u64; 3
 
 /// Turns `HGETALL` output into a record; `None` if the hash is empty (no key). Fields and
 /// values move into the record as they are (no copies).
-fn decode(raw: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>, StoreError> {
+pub(crate) fn decode(raw: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>, StoreError> {
     if raw.is_empty() {
         return Ok(None);
     }
@@ -294,11 +296,24 @@ fn decode(raw: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>, StoreError> {
     }))
 }
 
+/// `HGETALL` output as a lookup's answer.
+pub(crate) fn classify(raw: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Lookup, StoreError> {
+    if raw.iter().any(|(field, _)| field == TOMBSTONE) {
+        return Ok(Lookup::Retired);
+    }
+    // Redis expires on its own clock; the record's own expiry is checked too, so that
+    // a skew between the two never hands out a record the engine considers expired.
+    Ok(match decode(raw)?.filter(|r| !r.is_expired(SystemTime::now())) {
+        Some(record) => Lookup::Live(record),
+        None => Lookup::Missing,
+    })
+}
+
 /// The field that marks a tombstone (a retired key); records never have it.
 const TOMBSTONE: &[u8] = b"t";
 
 /// Appends `changes` as the scripts' `apply` reads them.
-fn changes_args(call: &mut Cmd, changes: &Changes) {
+pub(crate) fn changes_args(call: &mut Cmd, changes: &Changes) {
     call.arg(if changes.clear { "1" } else { "0" })
         .arg(millis(changes.accessed))
         .arg(expiry_arg(changes.expires))
@@ -340,6 +355,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn lookup(&self, key: &StoreKey) -> Result<Lookup, StoreError> {
+        if let Some(near) = &self.near {
+            return crate::near::lookup(self, near, key).await;
+        }
         let rkey = self.redis_key(key);
         let raw: Vec<(Vec<u8>, Vec<u8>)> = self
             .client
@@ -348,18 +366,13 @@ impl SessionStore for RedisStore {
                 async move { redis::cmd("HGETALL").arg(rkey).query_async(&mut c).await }
             })
             .await?;
-        if raw.iter().any(|(field, _)| field == TOMBSTONE) {
-            return Ok(Lookup::Retired);
-        }
-        // Redis expires on its own clock; the record's own expiry is checked too, so that
-        // a skew between the two never hands out a record the engine considers expired.
-        Ok(match decode(raw)?.filter(|r| !r.is_expired(SystemTime::now())) {
-            Some(record) => Lookup::Live(record),
-            None => Lookup::Missing,
-        })
+        classify(raw)
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
+        if let Some(near) = &self.near {
+            return crate::near::around(self, near, &[key], |plain| async move { plain.create(key, record).await }).await;
+        }
         let mut call = evalsha(&CREATE, &self.redis_key(key));
         let expires = expiry_arg(record.expires);
         call.arg(meta_arg(record.created, record.accessed, expires)).arg(expires);
@@ -372,6 +385,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
+        if let Some(near) = &self.near {
+            return crate::near::apply(self, near, key, changes).await;
+        }
         let mut call = evalsha(&APPLY, &self.redis_key(key));
         changes_args(&mut call, changes);
         let applied: i64 = self.client.eval("apply", &APPLY, &call).await?;
@@ -384,6 +400,10 @@ impl SessionStore for RedisStore {
         accessed: SystemTime,
         expires: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
+        if let Some(near) = &self.near {
+            return crate::near::around(self, near, &[key], |plain| async move { plain.touch(key, accessed, expires).await })
+                .await;
+        }
         let mut call = evalsha(&TOUCH, &self.redis_key(key));
         call.arg(millis(accessed)).arg(expiry_arg(expires));
         let touched: i64 = self.client.eval("touch", &TOUCH, &call).await?;
@@ -391,6 +411,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        if let Some(near) = &self.near {
+            return crate::near::around(self, near, &[key], |plain| async move { plain.delete(key).await }).await;
+        }
         let rkey = self.redis_key(key);
         let _: i64 = self
             .client
@@ -403,6 +426,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn end(&self, key: &StoreKey, retire_for: Duration) -> Result<(), StoreError> {
+        if let Some(near) = &self.near {
+            return crate::near::around(self, near, &[key], |plain| async move { plain.end(key, retire_for).await }).await;
+        }
         let mut call = evalsha(&END, &self.redis_key(key));
         call.arg(retire_arg(retire_for));
         let _: i64 = self.client.eval("end", &END, &call).await?;
@@ -416,6 +442,12 @@ impl SessionStore for RedisStore {
         changes: &Changes,
         retire_for: Duration,
     ) -> Result<bool, StoreError> {
+        if let Some(near) = &self.near {
+            return crate::near::around(self, near, &[from, to], |plain| async move {
+                plain.rename(from, to, changes, retire_for).await
+            })
+            .await;
+        }
         let taken = || StoreError::Backend {
             message: "redis store: rename: a record already exists under the new key".into(),
             source: None,
