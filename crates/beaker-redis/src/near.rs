@@ -28,9 +28,7 @@ pub(crate) enum CachedSession {
 impl Weigh for CachedSession {
     fn weight(&self) -> u64 {
         match self {
-            CachedSession::Live(r) => {
-                r.entries.iter().map(|(k, v)| (k.len() + v.len() + 48) as u64).sum::<u64>() + 96
-            }
+            CachedSession::Live(r) => r.entries.iter().map(|(k, v)| (k.len() + v.len() + 48) as u64).sum::<u64>() + 96,
             CachedSession::Retired => 16,
         }
     }
@@ -278,7 +276,13 @@ pub(crate) async fn cache_get(
     let mut conn = ticket.conn();
     let read = async {
         // The remaining TTL comes with the value, so that the tier drops it when Redis does.
-        redis::pipe().cmd("GET").arg(&rkey).cmd("PTTL").arg(&rkey).query_async::<(Option<Vec<u8>>, i64)>(&mut conn).await
+        redis::pipe()
+            .cmd("GET")
+            .arg(&rkey)
+            .cmd("PTTL")
+            .arg(&rkey)
+            .query_async::<(Option<Vec<u8>>, i64)>(&mut conn)
+            .await
     };
     let (raw, pttl) = match tracked(near, &ticket, "cache get", read).await {
         Ok(reply) => reply,
@@ -316,11 +320,17 @@ pub(crate) async fn cache_put(
         set.arg("PX").arg(crate::cache::px(ttl));
     }
     let mut conn = ticket.conn();
-    match tracked(near, &ticket, "cache put", set.query_async::<()>(&mut conn)).await {
-        Ok(()) => {
+    // Read back what the write left: the read renews the tracking of the key (a write of
+    // one's own ends it), and a write of another client in between is what it returns.
+    let mut pipe = redis::pipe();
+    pipe.add_command(set).ignore().cmd("GET").arg(&rkey).cmd("PTTL").arg(&rkey);
+    let write = pipe.query_async::<(Option<Vec<u8>>, i64)>(&mut conn);
+    match tracked(near, &ticket, "cache put", write).await {
+        Ok((left, pttl)) => {
+            let left = left.map(|raw| CacheEntry::from_bytes(&raw)).transpose().ok().flatten();
             // The TTL counted from before the write: the tier never outlives Redis.
-            let until = hard_ttl.map(|ttl| started + ttl);
-            near.write_done(rkey.as_bytes(), &ticket, Some(CachedEntry { entry: Arc::new(entry.clone()), until }));
+            let until = u64::try_from(pttl).ok().map(|ms| started + Duration::from_millis(ms));
+            near.write_done(rkey.as_bytes(), &ticket, left.map(|entry| CachedEntry { entry: Arc::new(entry), until }));
             Ok(())
         }
         Err(fallback) => {

@@ -371,7 +371,8 @@ impl SessionStore for RedisStore {
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
         if let Some(near) = &self.near {
-            return crate::near::around(self, near, &[key], |plain| async move { plain.create(key, record).await }).await;
+            return crate::near::around(self, near, &[key], |plain| async move { plain.create(key, record).await })
+                .await;
         }
         let mut call = evalsha(&CREATE, &self.redis_key(key));
         let expires = expiry_arg(record.expires);
@@ -401,8 +402,10 @@ impl SessionStore for RedisStore {
         expires: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
         if let Some(near) = &self.near {
-            return crate::near::around(self, near, &[key], |plain| async move { plain.touch(key, accessed, expires).await })
-                .await;
+            return crate::near::around(self, near, &[key], |plain| async move {
+                plain.touch(key, accessed, expires).await
+            })
+            .await;
         }
         let mut call = evalsha(&TOUCH, &self.redis_key(key));
         call.arg(millis(accessed)).arg(expiry_arg(expires));
@@ -427,7 +430,8 @@ impl SessionStore for RedisStore {
 
     async fn end(&self, key: &StoreKey, retire_for: Duration) -> Result<(), StoreError> {
         if let Some(near) = &self.near {
-            return crate::near::around(self, near, &[key], |plain| async move { plain.end(key, retire_for).await }).await;
+            return crate::near::around(self, near, &[key], |plain| async move { plain.end(key, retire_for).await })
+                .await;
         }
         let mut call = evalsha(&END, &self.redis_key(key));
         call.arg(retire_arg(retire_for));

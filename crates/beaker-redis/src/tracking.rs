@@ -5,12 +5,17 @@
 //!
 //! The parts, and why each is there:
 //!
-//! - **One tracking connection** (RESP3, `CLIENT TRACKING ON BCAST PREFIX <prefix>
-//!   NOLOOP`) carries every read that fills the tier and every write this process makes
-//!   under the prefix. Redis appends an invalidation to this connection's output before it
-//!   answers the write that caused it, so on this one socket replies and invalidations
-//!   arrive in the order Redis produced them, and the push handler runs inline, in that
-//!   order, in the connection's read loop.
+//! - **One tracking connection** (RESP3, `CLIENT TRACKING ON NOLOOP`) carries every read
+//!   that fills the tier, so Redis remembers that this connection holds the key, and the
+//!   writes whose result enters the tier, each pipelined with a read of what it left
+//!   (a write of one's own stops the tracking of the key; the read renews it). When
+//!   another client changes a tracked key, Redis appends the invalidation to this
+//!   connection's output before it answers that write, so on this one socket replies and
+//!   invalidations arrive in the order Redis produced them, and the push handler runs
+//!   inline, in that order, in the connection's read loop. (Broadcast mode, `BCAST`, was
+//!   not used: it sends invalidations from the event loop's end, after the reply to a
+//!   write of this connection's own, and `NOLOOP` does not hold back writes made by a
+//!   script there, so every write would evict the value it just left.)
 //! - **Stripes**: a sequence number per stripe of keys, bumped under the stripe's lock by
 //!   every invalidation and by the start and the end of every local write. A fill (a reply
 //!   that would enter the tier) is inserted only if its stripe did not move since it was
@@ -45,8 +50,8 @@ use crate::error::{self, is_connection_error};
 /// the least valuable first. It promises: **a request that starts after another request's
 /// write to the same key has returned, on any instance, sees that write.** It costs one
 /// more connection per store or cache, a `PING` shared by the requests waiting at the same
-/// moment, and an invalidation message to every instance for every write under the
-/// prefix (the key's name, no value).
+/// moment, and an invalidation message (the key's name) to every instance that holds the
+/// key when it changes.
 ///
 /// ```
 /// use beaker_redis::NearCacheOptions;
@@ -248,11 +253,6 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
         if client.is_cluster() {
             return Err(crate::ConnectError::InvalidOptions(
                 "near_cache: not available on Redis Cluster (it needs one tracking connection per master)".into(),
-            ));
-        }
-        if prefix.is_empty() {
-            return Err(crate::ConnectError::InvalidOptions(
-                "near_cache: needs a non-empty key prefix to track".into(),
             ));
         }
         let floor = (options.max_bytes / options.max_entries).max(1);
@@ -472,15 +472,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
             });
         let mut conn = this.client.open_tracking(config).await?;
         let () = redis::cmd("CLIENT").arg("SETNAME").arg(&this.options.client_name).query_async(&mut conn).await?;
-        let () = redis::cmd("CLIENT")
-            .arg("TRACKING")
-            .arg("ON")
-            .arg("BCAST")
-            .arg("PREFIX")
-            .arg(&this.prefix)
-            .arg("NOLOOP")
-            .query_async(&mut conn)
-            .await?;
+        let () = redis::cmd("CLIENT").arg("TRACKING").arg("ON").arg("NOLOOP").query_async(&mut conn).await?;
         let mut live = lock(&this.live);
         // Anything filled before now came through a connection that is gone.
         this.generation.store(serial, Ordering::Release);
@@ -542,7 +534,8 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
                 Some(live) => {
                     let mut conn = live.conn.clone();
                     let timeout = this.client.options().timeout;
-                    let reply = tokio::time::timeout(timeout, redis::cmd(command).query_async::<Value>(&mut conn)).await;
+                    let reply =
+                        tokio::time::timeout(timeout, redis::cmd(command).query_async::<Value>(&mut conn)).await;
                     match reply {
                         Ok(Ok(Value::Array(role))) => {
                             let master = matches!(role.first(), Some(Value::BulkString(r)) if r == b"master");
