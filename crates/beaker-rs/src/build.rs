@@ -111,6 +111,7 @@ async fn build_session_manager(config: SessionConfig, env: Option<&'static str>)
     // Checked before a store is opened (or a sweeper started) for a configuration that
     // would be refused anyway.
     config.validate()?;
+    crate::near::check("session", store_type, config.compat == beaker_core::Compat::Beaker, &config.backend_options)?;
     let builder = SessionManager::builder(config.clone());
     let builder = match store_type {
         // The manager builds the memory store itself, with `max_sessions` and `max_bytes`.
@@ -186,7 +187,10 @@ async fn open_store(
             if let Some(prefix) = config.backend_options.get("key_prefix") {
                 options = options.with_session_prefix(prefix.clone());
             }
-            let store = beaker_redis::RedisStore::connect(url, options).await.map_err(|e| opened(e.into()))?;
+            let mut store = beaker_redis::RedisStore::connect(url, options).await.map_err(|e| opened(e.into()))?;
+            if let Some(near) = crate::near::options(&config.backend_options) {
+                store = store.with_near_cache(near).await.map_err(|e| opened(e.into()))?;
+            }
             Ok(std::sync::Arc::new(store))
         }
         #[cfg(not(feature = "redis"))]

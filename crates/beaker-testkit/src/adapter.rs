@@ -34,6 +34,7 @@ mod caching;
 mod configured;
 pub mod demo;
 pub mod demo_app;
+pub mod demo_near;
 mod http;
 mod races;
 mod scenarios;
