@@ -178,6 +178,8 @@ struct Inner<V> {
     l1: Cache<Vec<u8>, Slot<V>, SlotWeighter>,
     stripes: Box<[Mutex<u64>]>,
     generation: AtomicU64,
+    /// Numbers the tracking connections, so that a late message of an old one is ignored.
+    serials: AtomicU64,
     live: Mutex<Option<Live>>,
     reconnecting: AtomicBool,
     last_attempt: Mutex<Option<Instant>>,
@@ -267,6 +269,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
                 l1,
                 stripes: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
                 generation: AtomicU64::new(1),
+                serials: AtomicU64::new(1),
                 live: Mutex::new(None),
                 reconnecting: AtomicBool::new(false),
                 last_attempt: Mutex::new(None),
@@ -460,7 +463,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
 impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
     /// Opens a tracking connection and makes it the live one.
     async fn connect(this: &Arc<Self>) -> RedisResult<()> {
-        let serial = this.generation.load(Ordering::Acquire) + 1;
+        let serial = this.serials.fetch_add(1, Ordering::AcqRel);
         let weak: Weak<Self> = Arc::downgrade(this);
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(this.client.options().timeout))
@@ -475,7 +478,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
         let () = redis::cmd("CLIENT").arg("TRACKING").arg("ON").arg("NOLOOP").query_async(&mut conn).await?;
         let mut live = lock(&this.live);
         // Anything filled before now came through a connection that is gone.
-        this.generation.store(serial, Ordering::Release);
+        this.generation.fetch_add(1, Ordering::AcqRel);
         this.l1.clear();
         *live = Some(Live { conn, serial });
         tracing::debug!(prefix = %this.prefix, "redis near cache: tracking connection up");
