@@ -251,6 +251,11 @@ fn configs(prefix: &str) -> Vec<Config> {
     let memory = || vec![("BEAKER_SESSION_URL", "memory:".to_owned())];
     let cookie = || vec![("BEAKER_SESSION_URL", "cookie:".to_owned())];
     let redis = || vec![("BEAKER_SESSION_URL", REDIS_URL.to_owned()), ("BEAKER_SESSION_KEY_PREFIX", prefix.to_owned())];
+    let near = || {
+        let mut env = redis();
+        env.push(("BEAKER_SESSION_NEAR_CACHE", "true".to_owned()));
+        env
+    };
     let peer = |name, framework, kind, program_arg| Config {
         name,
         framework,
@@ -276,12 +281,14 @@ fn configs(prefix: &str) -> Vec<Config> {
         beaker("axum + beaker memory", Framework::Axum, "demo-axum", "axum + tower-sessions 0.15 memory", memory()),
         peer("axum + tower-sessions 0.15 memory", Framework::Axum, Kind::Peer, "axum-tower-sessions"),
         beaker("axum + beaker redis", Framework::Axum, "demo-axum", "axum + tower-sessions 0.14 redis", redis()),
+        beaker("axum + beaker redis near", Framework::Axum, "demo-axum", "axum + tower-sessions 0.14 redis", near()),
         peer("axum + tower-sessions 0.14 redis", Framework::Axum, Kind::Peer, "axum-tower-sessions-redis"),
         peer("actix (bare)", Framework::Actix, Kind::Bare, "actix-bare"),
         beaker("actix + beaker memory", Framework::Actix, "demo-actix", "actix + actix-session cookie", memory()),
         beaker("actix + beaker cookie", Framework::Actix, "demo-actix", "actix + actix-session cookie", cookie()),
         peer("actix + actix-session cookie", Framework::Actix, Kind::Peer, "actix-session-cookie"),
         beaker("actix + beaker redis", Framework::Actix, "demo-actix", "actix + actix-session redis", redis()),
+        beaker("actix + beaker redis near", Framework::Actix, "demo-actix", "actix + actix-session redis", near()),
         peer("actix + actix-session redis", Framework::Actix, Kind::Peer, "actix-session-redis"),
     ]
 }

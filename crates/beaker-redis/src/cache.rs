@@ -49,12 +49,14 @@ return 0
 #[derive(Debug, Clone)]
 pub struct RedisCache {
     client: RedisClient,
+    /// The process-local tier, when on (see [`RedisCache::with_near_cache`]).
+    pub(crate) near: Option<crate::tracking::Near<crate::near::CachedEntry>>,
 }
 
 impl RedisCache {
     /// A cache on an existing client (which a [`RedisStore`](crate::RedisStore) may share).
     pub fn new(client: RedisClient) -> Self {
-        RedisCache { client }
+        RedisCache { client, near: None }
     }
 
     /// Connects a new client; see [`RedisClient::connect`].
@@ -82,13 +84,16 @@ fn escape_namespace(namespace: &str) -> String {
 }
 
 /// Milliseconds for `PX`, at least 1 (Redis refuses 0).
-fn px(ttl: Duration) -> u64 {
+pub(crate) fn px(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 #[async_trait]
 impl CacheBackend for RedisCache {
     async fn get(&self, namespace: &str, key: &str) -> Result<Option<CacheEntry>, StoreError> {
+        if let Some(near) = &self.near {
+            return crate::near::cache_get(self, near, namespace, key).await;
+        }
         let rkey = self.redis_key(namespace, key);
         let raw: Option<Vec<u8>> = self
             .client
@@ -107,6 +112,9 @@ impl CacheBackend for RedisCache {
         entry: &CacheEntry,
         hard_ttl: Option<Duration>,
     ) -> Result<(), StoreError> {
+        if let Some(near) = &self.near {
+            return crate::near::cache_put(self, near, namespace, key, entry, hard_ttl).await;
+        }
         let rkey = self.redis_key(namespace, key);
         let bytes = entry.to_bytes();
         let () = self
@@ -127,6 +135,9 @@ impl CacheBackend for RedisCache {
     }
 
     async fn remove(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
+        if let Some(near) = &self.near {
+            return crate::near::cache_remove(self, near, namespace, key).await;
+        }
         let rkey = self.redis_key(namespace, key);
         let n: i64 = self
             .client

@@ -248,6 +248,27 @@ impl RedisClient {
         matches!(self.inner.backend, Backend::Cluster(_))
     }
 
+    /// Whether this is a Sentinel-managed master.
+    pub(crate) fn is_sentinel(&self) -> bool {
+        matches!(self.inner.backend, Backend::Sentinel(_))
+    }
+
+    /// A new RESP3 connection of its own to the single node or the current master, for a
+    /// near cache's tracking (`config` carries the push handler). Cluster has none.
+    pub(crate) async fn open_tracking(&self, config: AsyncConnectionConfig) -> RedisResult<MultiplexedConnection> {
+        let client = match &self.inner.backend {
+            Backend::Single(single) => single.client.clone(),
+            Backend::Sentinel(s) => s.client.lock().await.async_get_client().await?,
+            Backend::Cluster(_) => {
+                return Err(redis::RedisError::from((ErrorKind::Client, "no tracking connection on a cluster")))
+            }
+        };
+        let info = client.get_connection_info().clone();
+        let settings = info.redis_settings().clone().set_protocol(redis::ProtocolVersion::RESP3);
+        let client = redis::Client::open(info.set_redis_settings(settings))?;
+        client.get_multiplexed_async_connection_with_config(&config).await
+    }
+
     async fn conn(&self) -> RedisResult<Conn> {
         if let Some(runtime) = self.thread_runtime() {
             return self.thread_connection(runtime).await;

@@ -18,6 +18,9 @@
 //!   every member against its record; `count` and `scan` walk the session keys with
 //!   `SCAN` on every master (see [`RedisStore`]).
 //! - Namespaces are cleared with `SCAN` + `UNLINK`, never `KEYS` or `FLUSHDB`.
+//! - An opt-in near cache ([`RedisStore::with_near_cache`], [`RedisCache::with_near_cache`])
+//!   keeps recently used sessions and entries in the process, kept coherent by RESP3 client
+//!   tracking: a request that starts after a write returned, on any instance, sees it.
 //! - [`BeakerRedisStore`] keeps sessions in Python Beaker's `ext:redis` layout, to share
 //!   them with a running Beaker application (`compat = beaker`).
 //! - On a thread-per-core server (actix-web), each worker thread gets a connection of its
@@ -45,9 +48,11 @@ mod cache;
 mod client;
 mod error;
 mod index;
+mod near;
 mod options;
 mod scan;
 mod session;
+mod tracking;
 
 pub use beaker_layout::BeakerRedisStore;
 pub use cache::RedisCache;
@@ -55,3 +60,4 @@ pub use client::RedisClient;
 pub use error::ConnectError;
 pub use options::RedisOptions;
 pub use session::RedisStore;
+pub use tracking::{NearCacheOptions, NearCacheStats};

@@ -99,7 +99,7 @@ end
 
 /// KEYS[1] session; ARGV: the changes as `apply` reads them from `ARGV[1]`. `0` if the
 /// record is not live, else `{1, old index key, new index key}` (`''`: none).
-static APPLY: LazyLock<Scripts> = LazyLock::new(|| {
+pub(crate) static APPLY: LazyLock<Scripts> = LazyLock::new(|| {
     Scripts::new(&format!(
         "{APPLY_FN}
 local old = apply(KEYS[1], 0)
@@ -168,7 +168,7 @@ return {1, x, reindex_record(K, K, x, ARGV[2])}
 /// A script in two builds: one that keeps the principal index in the same step (one node,
 /// where a script may reach the index key too) and one that leaves it to a second step
 /// (Cluster, where the index key lives in another slot).
-struct Scripts {
+pub(crate) struct Scripts {
     one_node: Script,
     cluster: Script,
 }
@@ -263,12 +263,14 @@ impl Scripts {
 #[derive(Debug, Clone)]
 pub struct RedisStore {
     client: RedisClient,
+    /// The process-local tier, when on (see [`RedisStore::with_near_cache`]).
+    pub(crate) near: Option<crate::tracking::Near<crate::near::CachedSession>>,
 }
 
 impl RedisStore {
     /// A store on an existing client (which a [`RedisCache`](crate::RedisCache) may share).
     pub fn new(client: RedisClient) -> Self {
-        RedisStore { client }
+        RedisStore { client, near: None }
     }
 
     /// Connects a new client; see [`RedisClient::connect`].
@@ -281,12 +283,12 @@ impl RedisStore {
         &self.client
     }
 
-    fn prefix(&self) -> &str {
+    pub(crate) fn prefix(&self) -> &str {
         &self.client.options().session_prefix
     }
 
     /// The build of `scripts` for this client's topology.
-    fn script<'a>(&self, scripts: &'a Scripts) -> &'a Script {
+    pub(crate) fn script<'a>(&self, scripts: &'a Scripts) -> &'a Script {
         if self.client.is_cluster() {
             &scripts.cluster
         } else {
@@ -297,7 +299,7 @@ impl RedisStore {
     /// Whether a write script wrote (its `reply`), after, in a Cluster, its second step:
     /// files `key` in the index the script reports with `expires`, then takes `from` out of
     /// the index it was in before, if that changed. On one node the script did both.
-    async fn follow_index(
+    pub(crate) async fn follow_index(
         &self,
         from: &StoreKey,
         key: &StoreKey,
@@ -345,7 +347,7 @@ fn millis(t: SystemTime) -> u64 {
 
 /// Expiry as sent to the scripts: Unix ms, `0` for none. A time at or before the epoch
 /// is sent as 1 ms so that it still means "already expired" rather than "never".
-fn expiry_arg(expires: Option<SystemTime>) -> u64 {
+pub(crate) fn expiry_arg(expires: Option<SystemTime>) -> u64 {
     expires.map_or(0, |e| millis(e).max(1))
 }
 
@@ -394,7 +396,7 @@ pub(crate) fn parse_meta(meta: Option<&[u8]>, legacy: [Option<&[u8]>; 3]) -> Res
 
 /// Turns `HGETALL` output into a record; `None` if the hash is empty (no key). Fields and
 /// values move into the record as they are (no copies).
-fn decode(raw: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>, StoreError> {
+pub(crate) fn decode(raw: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>, StoreError> {
     if raw.is_empty() {
         return Ok(None);
     }
@@ -432,6 +434,19 @@ fn owner_text(raw: Vec<u8>) -> Result<String, StoreError> {
     String::from_utf8(raw).map_err(|_| StoreError::corrupt("redis session owner is not UTF-8"))
 }
 
+/// `HGETALL` output as a lookup's answer.
+pub(crate) fn classify(raw: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Lookup, StoreError> {
+    if raw.iter().any(|(field, _)| field == TOMBSTONE) {
+        return Ok(Lookup::Retired);
+    }
+    // Redis expires on its own clock; the record's own expiry is checked too, so that
+    // a skew between the two never hands out a record the engine considers expired.
+    Ok(match decode(raw)?.filter(|r| !r.is_expired(SystemTime::now())) {
+        Some(record) => Lookup::Live(record),
+        None => Lookup::Missing,
+    })
+}
+
 /// The field that marks a tombstone (a retired key); records never have it.
 const TOMBSTONE: &[u8] = b"t";
 
@@ -461,7 +476,7 @@ fn written(value: Value) -> Result<Option<(String, String)>, StoreError> {
 }
 
 /// Appends `changes` as the scripts' `apply` reads them.
-fn changes_args(call: &mut Cmd, changes: &Changes, prefix: &str) {
+pub(crate) fn changes_args(call: &mut Cmd, changes: &Changes, prefix: &str) {
     call.arg(if changes.clear { "1" } else { "0" }).arg(millis(changes.accessed)).arg(expiry_arg(changes.expires));
     owner_args(call, changes.owner.as_ref(), prefix);
     call.arg(changes.remove.len());
@@ -502,6 +517,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn lookup(&self, key: &StoreKey) -> Result<Lookup, StoreError> {
+        if let Some(near) = &self.near {
+            return crate::near::lookup(self, near, key).await;
+        }
         let rkey = self.redis_key(key);
         let raw: Vec<(Vec<u8>, Vec<u8>)> = self
             .client
@@ -510,18 +528,14 @@ impl SessionStore for RedisStore {
                 async move { redis::cmd("HGETALL").arg(rkey).query_async(&mut c).await }
             })
             .await?;
-        if raw.iter().any(|(field, _)| field == TOMBSTONE) {
-            return Ok(Lookup::Retired);
-        }
-        // Redis expires on its own clock; the record's own expiry is checked too, so that
-        // a skew between the two never hands out a record the engine considers expired.
-        Ok(match decode(raw)?.filter(|r| !r.is_expired(SystemTime::now())) {
-            Some(record) => Lookup::Live(record),
-            None => Lookup::Missing,
-        })
+        classify(raw)
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
+        if let Some(near) = &self.near {
+            return crate::near::around(self, near, &[key], |plain| async move { plain.create(key, record).await })
+                .await;
+        }
         let script = self.script(&CREATE);
         let mut call = evalsha(script, &self.redis_key(key));
         let expires = expiry_arg(record.expires);
@@ -536,6 +550,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
+        if let Some(near) = &self.near {
+            return crate::near::apply(self, near, key, changes).await;
+        }
         let script = self.script(&APPLY);
         let mut call = evalsha(script, &self.redis_key(key));
         changes_args(&mut call, changes, self.prefix());
@@ -549,6 +566,12 @@ impl SessionStore for RedisStore {
         accessed: SystemTime,
         expires: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
+        if let Some(near) = &self.near {
+            return crate::near::around(self, near, &[key], |plain| async move {
+                plain.touch(key, accessed, expires).await
+            })
+            .await;
+        }
         let script = self.script(&TOUCH);
         let mut call = evalsha(script, &self.redis_key(key));
         call.arg(millis(accessed)).arg(expiry_arg(expires));
@@ -557,10 +580,17 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        if let Some(near) = &self.near {
+            return crate::near::around(self, near, &[key], |plain| async move { plain.delete(key).await }).await;
+        }
         self.retire("delete", key, Duration::ZERO).await
     }
 
     async fn end(&self, key: &StoreKey, retire_for: Duration) -> Result<(), StoreError> {
+        if let Some(near) = &self.near {
+            return crate::near::around(self, near, &[key], |plain| async move { plain.end(key, retire_for).await })
+                .await;
+        }
         self.retire("end", key, retire_for).await
     }
 
@@ -571,6 +601,12 @@ impl SessionStore for RedisStore {
         changes: &Changes,
         retire_for: Duration,
     ) -> Result<bool, StoreError> {
+        if let Some(near) = &self.near {
+            return crate::near::around(self, near, &[from, to], |plain| async move {
+                plain.rename(from, to, changes, retire_for).await
+            })
+            .await;
+        }
         let taken = || StoreError::Backend {
             message: "redis store: rename: a record already exists under the new key".into(),
             source: None,

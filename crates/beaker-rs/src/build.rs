@@ -165,6 +165,7 @@ fn resolve_store(config: &SessionConfig, env: Option<&'static str>) -> Result<(S
         (false, None) => "session.url",
     };
     config.validate()?;
+    crate::near::check("session", store_type, config.compat == beaker_core::Compat::Beaker, &config.backend_options)?;
     Ok((store_type, key))
 }
 
@@ -235,7 +236,10 @@ async fn open_store(
             if let Some(prefix) = config.backend_options.get("key_prefix") {
                 options = options.with_session_prefix(prefix.clone());
             }
-            let store = beaker_redis::RedisStore::connect(url, options).await.map_err(|e| opened(e.into()))?;
+            let mut store = beaker_redis::RedisStore::connect(url, options).await.map_err(|e| opened(e.into()))?;
+            if let Some(near) = crate::near::options(&config.backend_options) {
+                store = store.with_near_cache(near).await.map_err(|e| opened(e.into()))?;
+            }
             Ok(std::sync::Arc::new(store))
         }
         #[cfg(not(feature = "redis"))]

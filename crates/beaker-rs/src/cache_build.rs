@@ -31,6 +31,7 @@ pub async fn cache_manager(config: CacheConfig) -> Result<CacheManager, BuildErr
 async fn build_cache_manager(config: CacheConfig, from_env: bool) -> Result<CacheManager, BuildError> {
     let mut backends = Vec::new();
     for (name, region) in &config.regions {
+        crate::near::check(&format!("cache.{name}"), region.store_type, false, &region.backend_options)?;
         if region.store_type == StoreType::Memory {
             continue;
         }
@@ -83,7 +84,10 @@ async fn open_backend(key: String, region: &RegionConfig) -> Result<Arc<dyn Cach
             if let Some(prefix) = region.backend_options.get("key_prefix") {
                 options = options.with_cache_prefix(prefix.clone());
             }
-            let cache = beaker_redis::RedisCache::connect(url, options).await.map_err(|e| opened(e.into()))?;
+            let mut cache = beaker_redis::RedisCache::connect(url, options).await.map_err(|e| opened(e.into()))?;
+            if let Some(near) = crate::near::options(&region.backend_options) {
+                cache = cache.with_near_cache(near).await.map_err(|e| opened(e.into()))?;
+            }
             Ok(Arc::new(cache))
         }
         #[cfg(not(feature = "redis"))]

@@ -93,6 +93,7 @@ pub use beaker_warp as warp;
 
 mod build;
 mod cache_build;
+mod near;
 mod platform;
 mod sweeper;
 

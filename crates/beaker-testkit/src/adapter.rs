@@ -37,6 +37,7 @@ mod caching;
 mod configured;
 pub mod demo;
 pub mod demo_app;
+pub mod demo_near;
 mod http;
 mod principals;
 mod races;

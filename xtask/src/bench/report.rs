@@ -262,6 +262,23 @@ pub(super) fn targets(h: &Http) -> String {
             );
         }
     }
+    // The Redis near cache: a read as cheap as the memory store's, a write at one round trip.
+    for (near, memory, redis) in [
+        ("axum + beaker redis near", "axum + beaker memory", "axum + beaker redis"),
+        ("actix + beaker redis near", "actix + beaker memory", "actix + beaker redis"),
+    ] {
+        for (other, route, goal) in [(memory, "/read", 0.8), (redis, "/counter", 1.5)] {
+            if let (Some(i), Some(o)) = (h.index(near), h.index(other)) {
+                check(
+                    format!("{near} `{route}` vs {other}"),
+                    h.ratio(i, Some(o), route),
+                    h.paired_ratios(i, o, route),
+                    h.instr_ratio(i, Some(o), route).zip(h.instr_ratio_hw_sha(i, Some(o), route)),
+                    goal,
+                );
+            }
+        }
+    }
     for (name, bare) in [("axum + beaker memory", "axum (bare)"), ("actix + beaker memory", "actix (bare)")] {
         if let (Some(i), Some(b)) = (h.index(name), h.index(bare)) {
             check(

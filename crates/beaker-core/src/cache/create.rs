@@ -257,6 +257,20 @@ impl Region {
             match self.distributed_lock(key).await {
                 DistLock::Busy if s.now_ms() < deadline => continue,
                 DistLock::Busy => return Err(DistLock::Local),
+                DistLock::Held(token) => {
+                    // The holder may have stored its value and released the lock between
+                    // the lookup above and this lock: look once more before creating.
+                    let found = self.lookup_logged::<T>(key).await;
+                    if let Lookup::Fresh(value) | Lookup::Stale(value) = found {
+                        if let Storage::Backend { backend, .. } = &s.storage {
+                            if let Err(e) = backend.unlock(&self.lock_namespace(), key, &token).await {
+                                tracing::debug!(region = %s.name, key, error = %e, "could not release a dogpile lock");
+                            }
+                        }
+                        return Ok(value);
+                    }
+                    return Err(DistLock::Held(token));
+                }
                 dist => return Err(dist),
             }
         }

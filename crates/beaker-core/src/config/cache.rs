@@ -116,6 +116,17 @@ impl RegionConfig {
             "data_dir" | "key_prefix" | "table_name" | "schema_name" => {
                 self.backend_options.insert(opt.to_owned(), non_blank(key, value)?.to_owned());
             }
+            // Read by the Redis backend (the facade refuses them for any other).
+            "near_cache" => {
+                self.backend_options.insert(opt.to_owned(), as_bool(key, value)?.to_string());
+            }
+            "near_cache_entries" | "near_cache_bytes" => {
+                let n = as_u64(key, value)?;
+                if n == 0 {
+                    return Err(ConfigError::invalid(key, value, "a positive number"));
+                }
+                self.backend_options.insert(opt.to_owned(), n.to_string());
+            }
             "lock_dir" => {
                 return Err(ConfigError::Conflict {
                     key: key.to_owned(),
@@ -155,6 +166,9 @@ const REGION_OPTIONS: &[&str] = &[
     "key_prefix",
     "table_name",
     "schema_name",
+    "near_cache",
+    "near_cache_entries",
+    "near_cache_bytes",
 ];
 
 /// The error for an option of a region that is not in the list of regions

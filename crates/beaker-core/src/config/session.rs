@@ -156,7 +156,8 @@ pub struct SessionConfig {
     /// default auto).
     pub cache_headers: CacheHeaders,
     /// Options for the backend that beaker-core does not interpret itself
-    /// (`data_dir`, `table_name`, `key_prefix`, `schema_name`, ...).
+    /// (`data_dir`, `table_name`, `key_prefix`, `schema_name`, and the Redis store's
+    /// `near_cache`, `near_cache_entries`, `near_cache_bytes`, ...).
     pub backend_options: BTreeMap<String, String>,
 }
 
@@ -594,6 +595,17 @@ impl SessionConfig {
                             n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
                         },
                     }
+                }
+                // Read by the Redis store (the facade refuses them for any other store).
+                "near_cache" => {
+                    c.backend_options.insert("near_cache".into(), as_bool(key, value)?.to_string());
+                }
+                "near_cache_entries" | "near_cache_bytes" => {
+                    let n = as_u64(key, value)?;
+                    if n == 0 {
+                        return Err(ConfigError::invalid(key, value, "a positive number"));
+                    }
+                    c.backend_options.insert(name.clone(), n.to_string());
                 }
                 other if BACKEND_OPTIONS.contains(&other) => {
                     c.backend_options.insert(other.to_owned(), non_blank(key, value)?.to_owned());

@@ -250,6 +250,11 @@ macro_rules! demo_contract_tests {
         }
 
         #[::tokio::test]
+        async fn near_cache_sees_every_write_of_another_process() {
+            $crate::adapter::demo_near::near_cache_sees_every_write(demo_binary()).await
+        }
+
+        #[::tokio::test]
         async fn memory_store_passes_the_contract_and_forgets_in_a_restart() {
             $crate::adapter::demo::memory_store_passes_the_contract_and_forgets_in_a_restart(demo_binary()).await
         }

@@ -118,6 +118,11 @@ impl DemoServer {
         &self.base_url
     }
 
+    /// The demo's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The address the demo listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -1,0 +1,368 @@
+//! The near-cache paths of [`RedisStore`] and [`RedisCache`]: what each operation reads
+//! from or writes to the process-local tier of [`tracking`](crate::tracking), and on
+//! which connection.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use beaker_core::cache::{CacheBackend, CacheEntry};
+use beaker_core::store::{Changes, Lookup, Record, SessionStore, StoreKey};
+use beaker_core::StoreError;
+use redis::{ErrorKind, ServerErrorKind, Value};
+
+use crate::cache::RedisCache;
+use crate::client::evalsha;
+use crate::error::{self, is_connection_error};
+use crate::session::{changes_args, classify, expiry_arg, RedisStore, APPLY};
+use crate::tracking::{Near, NearCacheOptions, NearCacheStats, Ticket, Weigh};
+
+/// A session as the tier keeps it: decoded, shared between the requests it serves.
+#[derive(Clone)]
+pub(crate) enum CachedSession {
+    Live(Arc<Record>),
+    /// A tombstone: the session ended a moment ago (its retire window).
+    Retired,
+}
+
+impl Weigh for CachedSession {
+    fn weight(&self) -> u64 {
+        match self {
+            CachedSession::Live(r) => r.entries.iter().map(|(k, v)| (k.len() + v.len() + 48) as u64).sum::<u64>() + 96,
+            CachedSession::Retired => 16,
+        }
+    }
+}
+
+/// A cache entry as the tier keeps it, with the instant Redis drops it (its hard TTL).
+#[derive(Clone)]
+pub(crate) struct CachedEntry {
+    entry: Arc<CacheEntry>,
+    until: Option<Instant>,
+}
+
+impl Weigh for CachedEntry {
+    fn weight(&self) -> u64 {
+        self.entry.value.len() as u64 + 64
+    }
+}
+
+impl RedisStore {
+    /// Turns on the near cache: a process-local tier of decoded sessions in front of
+    /// Redis, kept coherent by RESP3 client tracking on a connection of its own.
+    ///
+    /// A request that only reads a session this process saw recently is then answered
+    /// from memory after a `PING` that concurrent requests share (no command on the
+    /// session's key), and one that changes it costs one round trip: the write script
+    /// pipelined with the read of what it left, which refills the tier. **A request that
+    /// starts after another request's write to the same session has returned (on any
+    /// instance) sees that write**; a session that ended anywhere is never served from the
+    /// tier. While the tracking connection is down the store reads and writes Redis as if
+    /// the tier were off, and the tier is empty when it comes back.
+    ///
+    /// Single node and Sentinel; on a Redis Cluster this is refused.
+    ///
+    /// # Errors
+    /// [`ConnectError::InvalidOptions`](crate::ConnectError::InvalidOptions) for bad
+    /// options or a Cluster; [`ConnectError::Store`](crate::ConnectError::Store) if the
+    /// tracking connection cannot be opened (Redis before 6, or unreachable).
+    pub async fn with_near_cache(mut self, options: NearCacheOptions) -> Result<Self, crate::ConnectError> {
+        let prefix = self.client().options().session_prefix.clone();
+        self.near = Some(Near::open(self.client().clone(), prefix, options).await?);
+        Ok(self)
+    }
+
+    /// The near cache's counters, when it is on.
+    pub fn near_cache_stats(&self) -> Option<NearCacheStats> {
+        self.near.as_ref().map(Near::stats)
+    }
+
+    /// The near cache's options, when it is on.
+    pub fn near_cache_options(&self) -> Option<&NearCacheOptions> {
+        self.near.as_ref().map(Near::options)
+    }
+
+    /// The same store without its tier: the plain paths, on the client's connections.
+    fn plain(&self) -> RedisStore {
+        RedisStore::new(self.client().clone())
+    }
+}
+
+pub(crate) async fn lookup(
+    store: &RedisStore,
+    near: &Near<CachedSession>,
+    key: &StoreKey,
+) -> Result<Lookup, StoreError> {
+    let rkey = store.redis_key(key);
+    match near.get(rkey.as_bytes()).await {
+        Some(CachedSession::Live(record)) if !record.is_expired(SystemTime::now()) => {
+            return Ok(Lookup::Live(Record::clone(&record)));
+        }
+        Some(CachedSession::Retired) => return Ok(Lookup::Retired),
+        Some(CachedSession::Live(_)) => near.forget(rkey.as_bytes()),
+        None => {}
+    }
+    near.missed();
+    let Some(ticket) = near.read_ticket(rkey.as_bytes()) else { return store.plain().lookup(key).await };
+    let mut conn = ticket.conn();
+    let mut hgetall = redis::cmd("HGETALL");
+    hgetall.arg(&rkey);
+    let read = hgetall.query_async::<Vec<(Vec<u8>, Vec<u8>)>>(&mut conn);
+    let raw = match tracked(near, &ticket, "load", read).await {
+        Ok(raw) => raw,
+        Err(Fallback::Plain) => return store.plain().lookup(key).await,
+        Err(Fallback::Fail(e)) => return Err(e),
+    };
+    let found = classify(raw)?;
+    near.fill(rkey.as_bytes(), &ticket, cached(&found));
+    Ok(found)
+}
+
+fn cached(found: &Lookup) -> Option<CachedSession> {
+    match found {
+        Lookup::Live(record) => Some(CachedSession::Live(Arc::new(record.clone()))),
+        Lookup::Retired => Some(CachedSession::Retired),
+        // Unknown ids are not remembered: a flood of them would only evict live sessions.
+        Lookup::Missing => None,
+    }
+}
+
+pub(crate) async fn apply(
+    store: &RedisStore,
+    near: &Near<CachedSession>,
+    key: &StoreKey,
+    changes: &Changes,
+) -> Result<bool, StoreError> {
+    let rkey = store.redis_key(key);
+    let Some(ticket) = near.write_ticket(rkey.as_bytes()) else {
+        let applied = store.plain().apply(key, changes).await;
+        near.forget(rkey.as_bytes());
+        return applied;
+    };
+    let script = store.script(&APPLY);
+    let mut call = evalsha(script, &rkey);
+    changes_args(&mut call, changes, store.prefix());
+    // The script's guard and write, then what it left, in one round trip; nothing else
+    // on this connection can run between them and the tier (NOLOOP) hears no echo.
+    let mut pipe = redis::pipe();
+    pipe.add_command(call).cmd("HGETALL").arg(&rkey);
+    let mut conn = ticket.conn();
+    let run = async {
+        match pipe.query_async::<(Value, Vec<(Vec<u8>, Vec<u8>)>)>(&mut conn).await {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                script.load_async(&mut conn).await?;
+                pipe.query_async(&mut conn).await
+            }
+            other => other,
+        }
+    };
+    let (reply, raw) = match tracked(near, &ticket, "apply", run).await {
+        Ok(reply) => reply,
+        Err(Fallback::Plain) => {
+            near.write_done(rkey.as_bytes(), &ticket, None);
+            return store.plain().apply(key, changes).await;
+        }
+        Err(Fallback::Fail(e)) => {
+            near.write_done(rkey.as_bytes(), &ticket, None);
+            return Err(e);
+        }
+    };
+    let applied = match store.follow_index(key, key, reply, expiry_arg(changes.expires)).await {
+        Ok(applied) => applied,
+        Err(e) => {
+            near.write_done(rkey.as_bytes(), &ticket, None);
+            return Err(e);
+        }
+    };
+    let left = if applied { classify(raw).ok().as_ref().and_then(cached) } else { None };
+    near.write_done(rkey.as_bytes(), &ticket, left);
+    Ok(applied)
+}
+
+/// Runs a write that changes `keys` on the client's connections, with the tier's keys
+/// evicted around it (Redis's invalidations follow as well).
+pub(crate) async fn around<'a, T, F, Fut>(
+    store: &RedisStore,
+    near: &Near<CachedSession>,
+    keys: &[&StoreKey],
+    write: F,
+) -> Result<T, StoreError>
+where
+    F: FnOnce(RedisStore) -> Fut,
+    Fut: Future<Output = Result<T, StoreError>> + 'a,
+{
+    let rkeys: Vec<String> = keys.iter().map(|k| store.redis_key(k)).collect();
+    let tickets: Vec<Option<Ticket>> = rkeys.iter().map(|k| near.write_ticket(k.as_bytes())).collect();
+    let result = write(store.plain()).await;
+    for (rkey, ticket) in rkeys.iter().zip(&tickets) {
+        match ticket {
+            Some(ticket) => near.write_done(rkey.as_bytes(), ticket, None),
+            None => near.forget(rkey.as_bytes()),
+        }
+    }
+    result
+}
+
+/// Why a call on the tracking connection did not answer.
+enum Fallback {
+    /// The connection failed (it is dropped): do the operation the plain way.
+    Plain,
+    /// Redis answered with an error: the operation's own.
+    Fail(StoreError),
+}
+
+async fn tracked<T, V>(
+    near: &Near<V>,
+    ticket: &Ticket,
+    what: &str,
+    call: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, Fallback>
+where
+    V: Clone + Weigh + Send + Sync + 'static,
+{
+    let timeout = near.client().options().timeout;
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            near.failed(ticket, &e);
+            if is_connection_error(&e) || e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly) {
+                Err(Fallback::Plain)
+            } else {
+                Err(Fallback::Fail(error::map(what, e)))
+            }
+        }
+        Err(_) => {
+            // No answer within the deadline: the plain path has its own deadline and
+            // retry, and the tracking connection is suspect.
+            near.failed(ticket, &redis::RedisError::from((ErrorKind::Io, "timed out")));
+            Err(Fallback::Plain)
+        }
+    }
+}
+
+impl RedisCache {
+    /// Turns on the near cache for this cache's regions: a process-local tier in front of
+    /// Redis with the same invalidation and promise as
+    /// [`RedisStore::with_near_cache`]: `get` on a hot key is a memory hit, and a `put`,
+    /// `remove` or `clear` on any instance is seen by every request that starts after it
+    /// returned. The dogpile lock stays in Redis, so `get_or_create` still runs one
+    /// creator across instances.
+    ///
+    /// # Errors
+    /// As [`RedisStore::with_near_cache`].
+    pub async fn with_near_cache(mut self, options: NearCacheOptions) -> Result<Self, crate::ConnectError> {
+        let prefix = self.client().options().cache_prefix.clone();
+        self.near = Some(Near::open(self.client().clone(), prefix, options).await?);
+        Ok(self)
+    }
+
+    /// The near cache's counters, when it is on.
+    pub fn near_cache_stats(&self) -> Option<NearCacheStats> {
+        self.near.as_ref().map(Near::stats)
+    }
+
+    fn plain(&self) -> RedisCache {
+        RedisCache::new(self.client().clone())
+    }
+}
+
+pub(crate) async fn cache_get(
+    cache: &RedisCache,
+    near: &Near<CachedEntry>,
+    namespace: &str,
+    key: &str,
+) -> Result<Option<CacheEntry>, StoreError> {
+    let rkey = cache.redis_key(namespace, key);
+    if let Some(hit) = near.get(rkey.as_bytes()).await {
+        if hit.until.is_none_or(|t| t > Instant::now()) {
+            return Ok(Some(CacheEntry::clone(&hit.entry)));
+        }
+        near.forget(rkey.as_bytes());
+    }
+    near.missed();
+    let Some(ticket) = near.read_ticket(rkey.as_bytes()) else { return cache.plain().get(namespace, key).await };
+    let mut conn = ticket.conn();
+    let read = async {
+        // The remaining TTL comes with the value, so that the tier drops it when Redis does.
+        redis::pipe()
+            .cmd("GET")
+            .arg(&rkey)
+            .cmd("PTTL")
+            .arg(&rkey)
+            .query_async::<(Option<Vec<u8>>, i64)>(&mut conn)
+            .await
+    };
+    let (raw, pttl) = match tracked(near, &ticket, "cache get", read).await {
+        Ok(reply) => reply,
+        Err(Fallback::Plain) => return cache.plain().get(namespace, key).await,
+        Err(Fallback::Fail(e)) => return Err(e),
+    };
+    let Some(raw) = raw else {
+        near.fill(rkey.as_bytes(), &ticket, None);
+        return Ok(None);
+    };
+    let entry = CacheEntry::from_bytes(&raw)?;
+    let until = u64::try_from(pttl).ok().map(|ms| Instant::now() + Duration::from_millis(ms));
+    near.fill(rkey.as_bytes(), &ticket, Some(CachedEntry { entry: Arc::new(entry.clone()), until }));
+    Ok(Some(entry))
+}
+
+pub(crate) async fn cache_put(
+    cache: &RedisCache,
+    near: &Near<CachedEntry>,
+    namespace: &str,
+    key: &str,
+    entry: &CacheEntry,
+    hard_ttl: Option<Duration>,
+) -> Result<(), StoreError> {
+    let rkey = cache.redis_key(namespace, key);
+    let Some(ticket) = near.write_ticket(rkey.as_bytes()) else {
+        let put = cache.plain().put(namespace, key, entry, hard_ttl).await;
+        near.forget(rkey.as_bytes());
+        return put;
+    };
+    let started = Instant::now();
+    let mut set = redis::cmd("SET");
+    set.arg(&rkey).arg(entry.to_bytes());
+    if let Some(ttl) = hard_ttl {
+        set.arg("PX").arg(crate::cache::px(ttl));
+    }
+    let mut conn = ticket.conn();
+    // Read back what the write left: the read renews the tracking of the key (a write of
+    // one's own ends it), and a write of another client in between is what it returns.
+    let mut pipe = redis::pipe();
+    pipe.add_command(set).ignore().cmd("GET").arg(&rkey).cmd("PTTL").arg(&rkey);
+    let write = pipe.query_async::<(Option<Vec<u8>>, i64)>(&mut conn);
+    match tracked(near, &ticket, "cache put", write).await {
+        Ok((left, pttl)) => {
+            let left = left.map(|raw| CacheEntry::from_bytes(&raw)).transpose().ok().flatten();
+            // The TTL counted from before the write: the tier never outlives Redis.
+            let until = u64::try_from(pttl).ok().map(|ms| started + Duration::from_millis(ms));
+            near.write_done(rkey.as_bytes(), &ticket, left.map(|entry| CachedEntry { entry: Arc::new(entry), until }));
+            Ok(())
+        }
+        Err(fallback) => {
+            near.write_done(rkey.as_bytes(), &ticket, None);
+            match fallback {
+                Fallback::Plain => cache.plain().put(namespace, key, entry, hard_ttl).await,
+                Fallback::Fail(e) => Err(e),
+            }
+        }
+    }
+}
+
+pub(crate) async fn cache_remove(
+    cache: &RedisCache,
+    near: &Near<CachedEntry>,
+    namespace: &str,
+    key: &str,
+) -> Result<bool, StoreError> {
+    let rkey = cache.redis_key(namespace, key);
+    let ticket = near.write_ticket(rkey.as_bytes());
+    let removed = cache.plain().remove(namespace, key).await;
+    match &ticket {
+        Some(ticket) => near.write_done(rkey.as_bytes(), ticket, None),
+        None => near.forget(rkey.as_bytes()),
+    }
+    removed
+}

@@ -1,0 +1,260 @@
+//! The near cache against the shared Redis (`BEAKER_TEST_REDIS_URL`): the conformance
+//! suites with the tier on, and coherence between two instances (two clients, each with
+//! its own tier and tracking connection): every read that starts after a write returned
+//! sees it, also across a killed tracking connection, a foreign writer and a flush of the
+//! tier's keys.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use beaker_core::cache::{CacheBackend, CacheEntry};
+use beaker_core::store::{Changes, Lookup, SessionStore, StoreKey};
+use beaker_core::SessionId;
+use beaker_redis::{NearCacheOptions, RedisCache, RedisClient, RedisOptions, RedisStore};
+use beaker_testkit::store::{changes, CacheBackendSuite, SessionStoreSuite};
+use common::{cleanup, connect, lifecycle_races, raw, record, single, single_url};
+
+fn name(tag: &str) -> String {
+    let id = StoreKey::for_id(&SessionId::generate(), true);
+    format!("beaker-near-test-{tag}-{}", &id.as_str()[..10])
+}
+
+async fn near_store(client: RedisClient, tag: &str) -> RedisStore {
+    RedisStore::new(client).with_near_cache(NearCacheOptions::default().with_client_name(name(tag))).await.unwrap()
+}
+
+/// A second "instance": its own client, tier and tracking connection, same prefixes.
+async fn instance(url: &str, opts: &RedisOptions, tag: &str) -> RedisStore {
+    near_store(connect("redis near", url, opts.clone()).await.unwrap(), tag).await
+}
+
+fn set(key: &str, value: &[u8]) -> Changes {
+    changes(&[(key, value)], &[], Some(SystemTime::now() + Duration::from_secs(60)))
+}
+
+fn value_of(found: Lookup, key: &str) -> Option<Vec<u8>> {
+    match found {
+        Lookup::Live(r) => r.entries.get(key).cloned(),
+        _ => None,
+    }
+}
+
+/// Kills the connections named `name` (the tracking connection of one instance).
+async fn kill_by_name(url: &str, name: &str) -> usize {
+    let mut conn = raw(url).await;
+    let list: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut conn).await.unwrap();
+    let mut killed = 0;
+    for line in list.lines() {
+        let field = |f: &str| line.split(' ').find_map(|kv| kv.strip_prefix(f)).map(str::to_owned);
+        if field("name=").as_deref() == Some(name) {
+            let id = field("id=").unwrap();
+            let _: () = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(&id).query_async(&mut conn).await.unwrap();
+            killed += 1;
+        }
+    }
+    killed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_cached_store_and_cache_pass_the_conformance_suites() {
+    let Some((url, opts, client)) = single("near-suite", "redis near suites").await else { return };
+    let store = near_store(client.clone(), "suite").await;
+    lifecycle_races(Arc::new(store.clone())).await;
+    SessionStoreSuite::new(Arc::new(store.clone())).with_real_time_expiry().run().await;
+    let cache = RedisCache::new(client).with_near_cache(NearCacheOptions::default()).await.unwrap();
+    CacheBackendSuite::new(Arc::new(cache)).with_real_time_expiry().run().await;
+    assert!(store.near_cache_stats().unwrap().hits > 0, "the suites never hit the tier: it is not in the path");
+    cleanup(&url, &opts).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_reads_are_served_by_the_tier_and_writes_refill_it() {
+    let Some((url, opts, client)) = single("near-hits", "redis near hits").await else { return };
+    let store = near_store(client, "hits").await;
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    assert!(store.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    store.lookup(&key).await.unwrap();
+    let before = store.near_cache_stats().unwrap();
+    for _ in 0..50 {
+        assert!(matches!(store.lookup(&key).await.unwrap(), Lookup::Live(_)));
+    }
+    let after = store.near_cache_stats().unwrap();
+    assert_eq!((after.hits - before.hits, after.misses - before.misses), (50, 0), "{after:?}");
+    // A write leaves what it wrote in the tier: the next read is a hit that sees it.
+    assert!(store.apply(&key, &set("n", b"7")).await.unwrap());
+    assert_eq!(value_of(store.lookup(&key).await.unwrap(), "n"), Some(b"7".to_vec()));
+    assert_eq!(store.near_cache_stats().unwrap().misses, after.misses, "the write did not refill the tier");
+    cleanup(&url, &opts).await;
+}
+
+/// Write on one instance, then read on the other (each read starting after the write
+/// returned), 1,000 rounds each way, with both tiers warm: every write is seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_after_a_write_on_another_instance_sees_it() {
+    let Some((url, opts, client)) = single("near-ab", "redis near coherence").await else { return };
+    let a = near_store(client, "a").await;
+    let b = instance(&url, &opts, "b").await;
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    assert!(a.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    for (writer, reader) in [(&a, &b), (&b, &a)] {
+        for round in 0..1000u32 {
+            let v = round.to_string();
+            // The reader holds the previous value in its tier.
+            reader.lookup(&key).await.unwrap();
+            assert!(writer.apply(&key, &set("n", v.as_bytes())).await.unwrap());
+            let seen = value_of(reader.lookup(&key).await.unwrap(), "n");
+            assert_eq!(seen.as_deref(), Some(v.as_bytes()), "round {round}: a stale read");
+        }
+    }
+    let stats = b.near_cache_stats().unwrap();
+    assert!(stats.hits > 500 && stats.invalidations > 500, "the tier was bypassed: {stats:?}");
+    cleanup(&url, &opts).await;
+}
+
+/// Concurrent writers on both instances and readers racing them: a reader that starts
+/// after a write returned never sees an older value (the counter only grows).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_writers_and_readers_never_go_back_in_time() {
+    let Some((url, opts, client)) = single("near-race", "redis near races").await else { return };
+    let a = near_store(client, "ra").await;
+    let b = instance(&url, &opts, "rb").await;
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    assert!(a.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..2u64 {
+        let (store, written, key) = (if w == 0 { a.clone() } else { b.clone() }, written.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..300u64 {
+                // Each writer owns its field; the highest value it has written is recorded
+                // after the write returned.
+                let v = i * 2 + w;
+                assert!(store.apply(&key, &set(&format!("w{w}"), v.to_string().as_bytes())).await.unwrap());
+                written.fetch_max(v, std::sync::atomic::Ordering::SeqCst);
+            }
+        }));
+    }
+    for r in 0..4u64 {
+        let (store, written, key) = (if r % 2 == 0 { a.clone() } else { b.clone() }, written.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..400 {
+                let floor = written.load(std::sync::atomic::Ordering::SeqCst);
+                let Lookup::Live(rec) = store.lookup(&key).await.unwrap() else { panic!("session vanished") };
+                let field = format!("w{}", floor % 2);
+                if floor > 0 {
+                    let seen: u64 = std::str::from_utf8(&rec.entries[&field]).unwrap().parse().unwrap();
+                    assert!(seen >= floor, "read {seen} after {floor} was written and returned");
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    cleanup(&url, &opts).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_tracking_connection_empties_the_tier_before_any_further_hit() {
+    let Some((url, opts, client)) = single("near-kill", "redis near kill").await else { return };
+    let a = near_store(client, "ka").await;
+    let b_name = name("kb");
+    let b = RedisStore::new(connect("redis near", &url, opts.clone()).await.unwrap())
+        .with_near_cache(NearCacheOptions::default().with_client_name(b_name.clone()))
+        .await
+        .unwrap();
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    assert!(a.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    let mut kills = 0;
+    for round in 0..400u32 {
+        if round % 50 == 25 {
+            kills += kill_by_name(&url, &b_name).await;
+        }
+        let v = round.to_string();
+        b.lookup(&key).await.unwrap();
+        assert!(a.apply(&key, &set("n", v.as_bytes())).await.unwrap());
+        let seen = value_of(b.lookup(&key).await.unwrap(), "n");
+        assert_eq!(seen.as_deref(), Some(v.as_bytes()), "round {round}: a stale read");
+    }
+    assert!(kills >= 4, "the tracking connection was never found to kill");
+    let stats = b.near_cache_stats().unwrap();
+    assert!(stats.resets >= 4, "the losses went unnoticed: {stats:?}");
+    assert!(stats.hits > 100, "the tier never came back: {stats:?}");
+    cleanup(&url, &opts).await;
+}
+
+#[tokio::test]
+async fn foreign_writes_and_logouts_elsewhere_are_seen() {
+    let Some((url, opts, client)) = single("near-foreign", "redis near foreign").await else { return };
+    let a = near_store(client, "fa").await;
+    let b = instance(&url, &opts, "fb").await;
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    assert!(a.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    assert!(matches!(a.lookup(&key).await.unwrap(), Lookup::Live(_)));
+    // A writer that is not beaker-rs at all.
+    let mut conn = raw(&url).await;
+    let _: () =
+        redis::cmd("HSET").arg(a.redis_key(&key)).arg("k:n").arg("foreign").query_async(&mut conn).await.unwrap();
+    assert_eq!(value_of(a.lookup(&key).await.unwrap(), "n"), Some(b"foreign".to_vec()));
+    // Logout on the other instance: the ended session is never served again.
+    b.end(&key, Duration::from_secs(30)).await.unwrap();
+    assert!(matches!(a.lookup(&key).await.unwrap(), Lookup::Retired));
+    assert!(!a.apply(&key, &set("n", b"late")).await.unwrap(), "a write revived an ended session");
+    // Deleted behind its back.
+    let key2 = StoreKey::for_id(&SessionId::generate(), true);
+    assert!(a.create(&key2, &record(None)).await.unwrap());
+    assert!(matches!(a.lookup(&key2).await.unwrap(), Lookup::Live(_)));
+    let _: () = redis::cmd("DEL").arg(a.redis_key(&key2)).query_async(&mut conn).await.unwrap();
+    assert!(matches!(a.lookup(&key2).await.unwrap(), Lookup::Missing));
+    cleanup(&url, &opts).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tier_cache_regions_see_puts_removes_and_clears_of_other_instances() {
+    let Some((url, opts, client)) = single("near-cache", "redis near cache").await else { return };
+    let a = RedisCache::new(client).with_near_cache(NearCacheOptions::default()).await.unwrap();
+    let b = RedisCache::new(connect("redis near", &url, opts.clone()).await.unwrap())
+        .with_near_cache(NearCacheOptions::default())
+        .await
+        .unwrap();
+    let entry = |v: &str| CacheEntry { value: v.as_bytes().to_vec(), stored_at: SystemTime::now(), fresh_until: None };
+    for round in 0..300u32 {
+        let (w, r) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        r.get("ns", "k").await.unwrap();
+        let e = entry(&round.to_string());
+        w.put("ns", "k", &e, Some(Duration::from_secs(60))).await.unwrap();
+        assert_eq!(r.get("ns", "k").await.unwrap().map(|e| e.value), Some(e.value), "round {round}");
+    }
+    assert!(b.near_cache_stats().unwrap().hits > 100 || a.near_cache_stats().unwrap().hits > 100);
+    // Hits on the hot key, then a remove and a clear elsewhere.
+    assert!(a.get("ns", "k").await.unwrap().is_some());
+    assert!(b.remove("ns", "k").await.unwrap());
+    assert_eq!(a.get("ns", "k").await.unwrap(), None);
+    a.put("ns", "k", &entry("again"), None).await.unwrap();
+    assert!(a.get("ns", "k").await.unwrap().is_some());
+    b.clear("ns").await.unwrap();
+    assert_eq!(a.get("ns", "k").await.unwrap(), None, "a cleared namespace served from the tier");
+    // The tier drops a value when Redis does (its hard TTL).
+    a.put("ns", "short", &entry("x"), Some(Duration::from_millis(200))).await.unwrap();
+    assert!(a.get("ns", "short").await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(a.get("ns", "short").await.unwrap(), None);
+    cleanup(&url, &opts).await;
+}
+
+#[tokio::test]
+async fn bad_near_cache_options_are_refused_by_name() {
+    let Some((url, opts, client)) = single("near-bad", "redis near options").await else { return };
+    for (options, word) in [
+        (NearCacheOptions::default().with_max_entries(0), "max_entries"),
+        (NearCacheOptions::default().with_max_bytes(0), "max_bytes"),
+        (NearCacheOptions::default().with_client_name("two words"), "client_name"),
+    ] {
+        let err = RedisStore::new(client.clone()).with_near_cache(options).await.unwrap_err();
+        assert!(err.to_string().contains(word), "{err}");
+    }
+    let _ = single_url();
+    cleanup(&url, &opts).await;
+}
