@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use crate::cookie_store::{self, ID_ENTRY};
-use crate::cookies::{self, SetCookie};
+use crate::cookies::SetCookie;
 use crate::error::{Error, StoreError};
 use crate::id::SessionId;
 use crate::manager::ManagerInner;
@@ -54,7 +54,7 @@ impl ManagerInner {
                 session.dropped.store(true, Ordering::Relaxed);
             }
             Written::Nothing if st.invalidated && (st.cookie_seen || !doomed.is_empty()) => {
-                out.push(cookies::removal_cookie(&self.config))
+                out.push(self.cookie_format.removal())
             }
             Written::Nothing => {}
         }
@@ -218,7 +218,7 @@ impl ManagerInner {
             // Emptied: the cookie itself must go.
             st.phase = Phase::Loaded(None);
             return Ok(match stored {
-                Some(_) => Written::Cookie(cookies::removal_cookie(&self.config)),
+                Some(_) => Written::Cookie(self.cookie_format.removal()),
                 None => Written::Nothing,
             });
         }
@@ -238,7 +238,7 @@ impl ManagerInner {
         self.counters.saved.increment(1);
         let record = Record { entries, created, accessed: now, expires: self.expiry(created, now), owner: None };
         let sealed = cookie_store::seal(&self.keys, &self.config.key, &record);
-        let cookie = cookies::session_cookie(&self.config, sealed, now);
+        let cookie = self.cookie_format.session(&self.config, sealed, now);
         if cookie.as_str().len() > self.config.cookie_limit {
             st.phase = match regenerate {
                 true => Phase::Regenerating(stored),

@@ -12,7 +12,7 @@ use crate::cache_headers::Finished;
 use crate::clock::{saturating_add, Clock, SystemClock};
 use crate::config::{OnStoreError, SessionConfig, StoreType};
 use crate::cookie_store::{self, CookieStore};
-use crate::cookies::{self, SetCookie};
+use crate::cookies::{self, CookieFormat, SetCookie};
 use crate::error::{ConfigError, Error, StoreError};
 use crate::id::{SessionId, StoreKey};
 use crate::memory::MemoryStore;
@@ -66,6 +66,8 @@ pub(crate) struct ManagerInner {
     /// Finds the cookie name in a `Cookie` header (built once: setting up a substring
     /// search per request cost more than the search).
     cookie_name: Finder<'static>,
+    /// The `Set-Cookie` attributes, rendered once.
+    pub(crate) cookie_format: CookieFormat,
     pub(crate) keys: Keys,
     pub(crate) backend: Backend,
     pub(crate) clock: Arc<dyn Clock>,
@@ -336,7 +338,7 @@ impl ManagerInner {
     }
 
     pub(crate) fn cookie_for(&self, id: &SessionId, now: SystemTime) -> SetCookie {
-        cookies::session_cookie(&self.config, self.keys.sign(&self.config.key, id.expose()), now)
+        self.cookie_format.session(&self.config, self.keys.sign(&self.config.key, id.expose()), now)
     }
 
     /// Whether an existing session's cookie must be sent again although its id is unchanged.
@@ -407,6 +409,7 @@ impl SessionManagerBuilder {
             },
         };
         let cookie_name = Finder::new(self.config.key.as_bytes()).into_owned();
+        let cookie_format = CookieFormat::new(&self.config);
         let counters = SessionCounters::new(backend.name());
         if let Backend::Store(store, errors) = &mut backend {
             *errors = StoreErrorCounters::new(store.name());
@@ -415,6 +418,7 @@ impl SessionManagerBuilder {
             inner: Arc::new(ManagerInner {
                 config: self.config,
                 cookie_name,
+                cookie_format,
                 keys,
                 backend,
                 clock: self.clock,
