@@ -60,6 +60,7 @@ struct Options {
     warmup_ms: u64,
     duration_ms: u64,
     connections: usize,
+    instructions: bool,
     command: String,
 }
 
@@ -89,6 +90,9 @@ pub(crate) struct Args {
     /// Keep-alive connections the load generator opens.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
     connections: u64,
+    /// Skip the instructions-per-request counts (callgrind), the slowest part of the HTTP run.
+    #[arg(long)]
+    no_instructions: bool,
 }
 
 fn options(args: &Args) -> Result<Options> {
@@ -100,6 +104,7 @@ fn options(args: &Args) -> Result<Options> {
         warmup_ms: 1000,
         duration_ms: 5000,
         connections: args.connections as usize,
+        instructions: !args.no_instructions,
         command: std::iter::once("cargo xtask".to_owned())
             .chain(std::env::args().skip(1))
             .collect::<Vec<_>>()
@@ -554,7 +559,9 @@ fn http_run(o: &Options) -> Result<Http> {
     let (objects, mut more) = object_stores::run(&bin_dir, pinned);
     skipped.append(&mut more);
     let mut instructions = instructions::Counts::new();
-    if instructions::available() {
+    if !o.instructions {
+        skipped.push("instructions per request: not counted in this run (--no-instructions)".to_owned());
+    } else if instructions::available() {
         let (counts, mut more) = instructions::run(o, &configs, &bin_dir, &|c: &Config| c.redis && !redis_up);
         instructions = counts;
         skipped.append(&mut more);
