@@ -9,7 +9,11 @@
 //! with `bench-load` pinned to CPU 1 (a fixed number of keep-alive connections, each with
 //! its own session cookie), and stops the server. `bench-load` reads the server's CPU time
 //! from `/proc/PID/stat`, so per-core throughput is requests/s divided by the CPU share the
-//! server used.
+//! server used. When `wrk` is installed, the same server is then loaded by wrk on
+//! `/counter` and `/read` (`bench/wrk.rs`), so that every figure has a second, independent
+//! generator. Beside the demos run the minimal beaker servers (`bench-beaker`: the peers'
+//! three routes and nothing else). After the repeats: demo-axum on the object-store
+//! emulators (`bench/object_stores.rs`) and the instruction counts.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -22,7 +26,9 @@ use crate::host::{have, output, reachable, root, target_dir};
 use crate::{cargo, run as run_cmd, Result};
 
 mod instructions;
+mod object_stores;
 mod report;
+mod wrk;
 
 use report::*;
 
@@ -54,6 +60,7 @@ struct Options {
     warmup_ms: u64,
     duration_ms: u64,
     connections: usize,
+    instructions: bool,
     command: String,
 }
 
@@ -83,6 +90,9 @@ pub(crate) struct Args {
     /// Keep-alive connections the load generator opens.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
     connections: u64,
+    /// Skip the instructions-per-request counts (callgrind), the slowest part of the HTTP run.
+    #[arg(long)]
+    no_instructions: bool,
 }
 
 fn options(args: &Args) -> Result<Options> {
@@ -94,6 +104,7 @@ fn options(args: &Args) -> Result<Options> {
         warmup_ms: 1000,
         duration_ms: 5000,
         connections: args.connections as usize,
+        instructions: !args.no_instructions,
         command: std::iter::once("cargo xtask".to_owned())
             .chain(std::env::args().skip(1))
             .collect::<Vec<_>>()
@@ -276,19 +287,35 @@ fn configs(prefix: &str) -> Vec<Config> {
         redis: env.iter().any(|(_, v)| v.starts_with("redis")),
         env,
     };
+    // The minimal beaker server with exactly the peers' routes (`bench-beaker`).
+    let minimal = |name, framework, peer, env: Vec<(&'static str, String)>| Config {
+        name,
+        framework,
+        kind: Kind::Beaker,
+        peer: Some(peer),
+        program: "bench-beaker",
+        args: vec![if framework == Framework::Axum { "axum" } else { "actix" }],
+        redis: env.iter().any(|(_, v)| v.starts_with("redis")),
+        env,
+    };
     vec![
         peer("axum (bare)", Framework::Axum, Kind::Bare, "axum-bare"),
         beaker("axum + beaker memory", Framework::Axum, "demo-axum", "axum + tower-sessions 0.15 memory", memory()),
+        minimal("axum + beaker memory (minimal)", Framework::Axum, "axum + tower-sessions 0.15 memory", memory()),
         peer("axum + tower-sessions 0.15 memory", Framework::Axum, Kind::Peer, "axum-tower-sessions"),
         beaker("axum + beaker redis", Framework::Axum, "demo-axum", "axum + tower-sessions 0.14 redis", redis()),
         beaker("axum + beaker redis near", Framework::Axum, "demo-axum", "axum + tower-sessions 0.14 redis", near()),
+        minimal("axum + beaker redis (minimal)", Framework::Axum, "axum + tower-sessions 0.14 redis", redis()),
         peer("axum + tower-sessions 0.14 redis", Framework::Axum, Kind::Peer, "axum-tower-sessions-redis"),
         peer("actix (bare)", Framework::Actix, Kind::Bare, "actix-bare"),
         beaker("actix + beaker memory", Framework::Actix, "demo-actix", "actix + actix-session cookie", memory()),
+        minimal("actix + beaker memory (minimal)", Framework::Actix, "actix + actix-session cookie", memory()),
         beaker("actix + beaker cookie", Framework::Actix, "demo-actix", "actix + actix-session cookie", cookie()),
+        minimal("actix + beaker cookie (minimal)", Framework::Actix, "actix + actix-session cookie", cookie()),
         peer("actix + actix-session cookie", Framework::Actix, Kind::Peer, "actix-session-cookie"),
         beaker("actix + beaker redis", Framework::Actix, "demo-actix", "actix + actix-session redis", redis()),
         beaker("actix + beaker redis near", Framework::Actix, "demo-actix", "actix + actix-session redis", near()),
+        minimal("actix + beaker redis (minimal)", Framework::Actix, "actix + actix-session redis", redis()),
         peer("actix + actix-session redis", Framework::Actix, Kind::Peer, "actix-session-redis"),
     ]
 }
@@ -331,8 +358,12 @@ impl Sample {
 }
 
 struct Http {
-    /// (configuration index, route) -> samples of every repeat.
+    /// (configuration index, route) -> samples of every repeat, measured by `bench-load`.
     samples: BTreeMap<(usize, &'static str), Vec<Sample>>,
+    /// The same, measured by `wrk` (empty when wrk is not installed).
+    wrk: BTreeMap<(usize, &'static str), Vec<Sample>>,
+    /// demo-axum on the object-store emulators (empty when none could run).
+    objects: Vec<object_stores::ObjectRow>,
     configs: Vec<Config>,
     skipped: Vec<String>,
     pinned: bool,
@@ -449,7 +480,17 @@ fn http_run(o: &Options) -> Result<Http> {
     let log_dir = std::env::temp_dir().join(format!("beaker-bench-{}", std::process::id()));
     std::fs::create_dir_all(&log_dir).map_err(|e| format!("{}: {e}", log_dir.display()))?;
     let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim().to_owned();
+    let wrk_script = if wrk::available() {
+        Some(wrk::script(&log_dir)?)
+    } else {
+        let line = "wrk is not installed: the wrk pass is skipped (Debian/Ubuntu: apt install wrk)".to_owned();
+        eprintln!("\n!!! SKIPPED: {line}\n");
+        skipped.push(line);
+        None
+    };
+    let clk_ticks: f64 = clk_tck.parse().unwrap_or(100.0);
     let mut samples: BTreeMap<(usize, &'static str), Vec<Sample>> = BTreeMap::new();
+    let mut wrk_samples: BTreeMap<(usize, &'static str), Vec<Sample>> = BTreeMap::new();
     let mut failed: Vec<usize> = Vec::new();
     for repeat in 1..=o.repeats {
         for (i, config) in configs.iter().enumerate() {
@@ -493,11 +534,41 @@ fn http_run(o: &Options) -> Result<Http> {
                     }
                 }
             }
+            for route in wrk_script.as_ref().map_or(&[][..], |_| &wrk::ROUTES[..]) {
+                let script = wrk_script.as_deref().unwrap_or(Path::new(""));
+                match wrk::measure(&server, route, script, o, pinned, clk_ticks) {
+                    Ok(mut s) => {
+                        s.repeat = repeat;
+                        eprintln!(
+                            "bench: [{repeat}/{}] {:<36} {:<9} {:>9.0} req/s  cpu {:.2}  per-core {:>9.0}  p50 {:>6} us  p99 {:>6} us  (wrk){}",
+                            o.repeats,
+                            config.name,
+                            route,
+                            s.rps,
+                            s.cpu,
+                            s.per_core(),
+                            s.p50_us,
+                            s.p99_us,
+                            if s.errors > 0.0 { format!("  ERRORS {}", s.errors) } else { String::new() }
+                        );
+                        wrk_samples.entry((i, route)).or_default().push(s);
+                    }
+                    Err(e) => {
+                        let line = format!("{} {route} (wrk): {e}", config.name);
+                        eprintln!("\n!!! FAILED {line}\n");
+                        skipped.push(line);
+                    }
+                }
+            }
             drop(server);
         }
     }
+    let (objects, mut more) = object_stores::run(&bin_dir, pinned);
+    skipped.append(&mut more);
     let mut instructions = instructions::Counts::new();
-    if instructions::available() {
+    if !o.instructions {
+        skipped.push("instructions per request: not counted in this run (--no-instructions)".to_owned());
+    } else if instructions::available() {
         let (counts, mut more) = instructions::run(o, &configs, &bin_dir, &|c: &Config| c.redis && !redis_up);
         instructions = counts;
         skipped.append(&mut more);
@@ -509,8 +580,11 @@ fn http_run(o: &Options) -> Result<Http> {
     if redis_up {
         clean_redis();
     }
-    let h = Http { samples, configs, skipped, pinned, load_before, instructions };
+    let h = Http { samples, wrk: wrk_samples, objects, configs, skipped, pinned, load_before, instructions };
     print!("{}", table(&h, o));
+    if !h.wrk.is_empty() {
+        print!("\nwrk:\n{}", table_in(&h, o, Load::Wrk, &wrk::ROUTES));
+    }
     Ok(h)
 }
 

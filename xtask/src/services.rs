@@ -40,6 +40,15 @@ impl Services {
         Ok(s)
     }
 
+    /// Only the object-storage emulators (the benchmark's object-store rows).
+    pub(crate) fn start_object_stores() -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("beaker-xtask-objects-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut s = Services { env: Vec::new(), missing: Vec::new(), servers: Vec::new(), dir };
+        s.object_stores()?;
+        Ok(s)
+    }
+
     fn given(&mut self, var: &str) -> bool {
         match std::env::var(var) {
             Ok(v) if !v.is_empty() => {

@@ -127,6 +127,52 @@ pub(crate) fn session_cookie(config: &SessionConfig, value: String, now: SystemT
     SetCookie(b.build().to_string())
 }
 
+/// The session cookie's `Set-Cookie` values for one configuration, rendered by the
+/// `cookie` crate once: unless the cookie expires at a fixed date (`cookie_expires = At`),
+/// every session cookie is `name=`, the value, and the same attributes, and the removal
+/// cookie never changes. Building and formatting a `cookie::Cookie` per response cost more
+/// than the rest of writing a cookie-only session's header.
+#[derive(Debug)]
+pub(crate) struct CookieFormat {
+    /// `name=` and the attributes after the value, when they do not depend on the time.
+    fixed: Option<(String, String)>,
+    removal: SetCookie,
+}
+
+impl CookieFormat {
+    pub(crate) fn new(config: &SessionConfig) -> CookieFormat {
+        let fixed = match config.cookie_expires {
+            CookieExpires::At(_) => None,
+            CookieExpires::BrowserSession | CookieExpires::Never | CookieExpires::After(_) => {
+                let prefix = format!("{}=", config.key);
+                let empty = session_cookie(config, String::new(), SystemTime::UNIX_EPOCH).into_string();
+                empty.strip_prefix(&prefix).map(|suffix| (prefix.clone(), suffix.to_owned()))
+            }
+        };
+        CookieFormat { fixed, removal: removal_cookie(config) }
+    }
+
+    /// The session cookie carrying `value`: what [`session_cookie`] gives, without a
+    /// `cookie::Cookie` when the attributes are fixed.
+    pub(crate) fn session(&self, config: &SessionConfig, value: String, now: SystemTime) -> SetCookie {
+        match &self.fixed {
+            Some((prefix, suffix)) => {
+                let mut s = String::with_capacity(prefix.len() + value.len() + suffix.len());
+                s.push_str(prefix);
+                s.push_str(&value);
+                s.push_str(suffix);
+                SetCookie(s)
+            }
+            None => session_cookie(config, value, now),
+        }
+    }
+
+    /// The cookie that removes the session cookie ([`removal_cookie`]).
+    pub(crate) fn removal(&self) -> SetCookie {
+        self.removal.clone()
+    }
+}
+
 /// A cookie that removes the session cookie, repeating Path, Domain, Secure, HttpOnly and
 /// SameSite of the original so that the browser matches and drops it.
 pub(crate) fn removal_cookie(config: &SessionConfig) -> SetCookie {
@@ -183,6 +229,27 @@ mod tests {
             assert_eq!(parsed.name(), name, "{pair:?}");
             let ours: Vec<_> = values_named(pair, name).collect();
             assert_eq!(ours, [parsed.value_raw().unwrap()], "{pair:?}");
+        }
+    }
+
+    #[test]
+    fn the_format_rendered_once_matches_the_cookie_crate() {
+        let now = SystemTime::now();
+        let configs = [
+            SessionConfig::default(),
+            SessionConfig::default().with_domain("example.com").with_secure(true).with_samesite(SameSite::Strict),
+            SessionConfig::default().with_samesite(SameSite::None).with_cookie_expires(CookieExpires::Never),
+            SessionConfig::default().with_cookie_expires(CookieExpires::After(Duration::from_secs(1800))),
+            SessionConfig::default().with_cookie_expires(CookieExpires::At(now + Duration::from_secs(60))),
+            SessionConfig::default().with_cookie_expires(CookieExpires::At(now - Duration::from_secs(60))),
+        ];
+        for c in &configs {
+            let format = CookieFormat::new(c);
+            assert_eq!(format.fixed.is_none(), matches!(c.cookie_expires, CookieExpires::At(_)));
+            for value in ["", "v", "abc.DEF-_0123456789"] {
+                assert_eq!(format.session(c, value.into(), now), session_cookie(c, value.into(), now), "{c:?}");
+            }
+            assert_eq!(format.removal(), removal_cookie(c));
         }
     }
 

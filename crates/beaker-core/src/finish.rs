@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use crate::compat::cookie_session::{BOOKKEEPING, MAX_SIGNED, RESERVED_KEYS};
 use crate::cookie_store::{self, ID_ENTRY};
-use crate::cookies::{self, SetCookie};
+use crate::cookies::SetCookie;
 use crate::error::{Error, StoreError};
 use crate::id::SessionId;
 use crate::manager::ManagerInner;
@@ -66,7 +66,7 @@ impl ManagerInner {
                 session.dropped.store(true, Ordering::Relaxed);
             }
             Written::Nothing if st.invalidated && (st.cookie_seen || !doomed.is_empty()) => {
-                out.push(cookies::removal_cookie(&self.config))
+                out.push(self.cookie_format.removal())
             }
             Written::Nothing => {}
         }
@@ -235,7 +235,7 @@ impl ManagerInner {
             // Emptied: the cookie itself must go.
             st.phase = Phase::Loaded(None);
             return Ok(match stored {
-                Some(_) => Written::Cookie(cookies::removal_cookie(&self.config)),
+                Some(_) => Written::Cookie(self.cookie_format.removal()),
                 None => Written::Nothing,
             });
         }
@@ -295,7 +295,7 @@ impl ManagerInner {
                 return Err(e);
             }
         };
-        let cookie = cookies::session_cookie(&self.config, sealed, now);
+        let cookie = self.cookie_format.session(&self.config, sealed, now);
         if cookie.as_str().len() > self.config.cookie_limit {
             st.phase = match regenerate {
                 true => Phase::Regenerating(stored),

@@ -14,7 +14,7 @@ use crate::compat::cookie_session::{BeakerCookieCodec, OpenError};
 use crate::compat::Compat;
 use crate::config::{OnStoreError, SessionConfig, StoreType};
 use crate::cookie_store::{self, CookieStore};
-use crate::cookies::{self, SetCookie};
+use crate::cookies::{self, CookieFormat, SetCookie};
 use crate::error::{ConfigError, Error, StoreError};
 use crate::id::{SessionId, StoreKey};
 use crate::memory::MemoryStore;
@@ -68,6 +68,8 @@ pub(crate) struct ManagerInner {
     /// Finds the cookie name in a `Cookie` header (built once: setting up a substring
     /// search per request cost more than the search).
     cookie_name: Finder<'static>,
+    /// The `Set-Cookie` attributes, rendered once.
+    pub(crate) cookie_format: CookieFormat,
     pub(crate) keys: Keys,
     /// With `compat = beaker` and cookie-only sessions: Beaker's `CookieSession` format.
     pub(crate) beaker_cookie: Option<BeakerCookieCodec>,
@@ -369,7 +371,7 @@ impl ManagerInner {
     }
 
     pub(crate) fn cookie_for(&self, id: &SessionId, now: SystemTime) -> SetCookie {
-        cookies::session_cookie(&self.config, self.keys.sign(&self.config.key, id.expose()), now)
+        self.cookie_format.session(&self.config, self.keys.sign(&self.config.key, id.expose()), now)
     }
 
     /// Whether an existing session's cookie must be sent again although its id is unchanged.
@@ -466,6 +468,7 @@ impl SessionManagerBuilder {
             });
         }
         let cookie_name = Finder::new(self.config.key.as_bytes()).into_owned();
+        let cookie_format = CookieFormat::new(&self.config);
         let counters = SessionCounters::new(backend.name());
         if let Backend::Store(store, errors) = &mut backend {
             *errors = StoreErrorCounters::new(store.name());
@@ -474,6 +477,7 @@ impl SessionManagerBuilder {
             inner: Arc::new(ManagerInner {
                 config: self.config,
                 cookie_name,
+                cookie_format,
                 keys,
                 beaker_cookie,
                 backend,
