@@ -173,19 +173,19 @@ fn routes(demo: Demo, sessions: BoxedFilter<(Session,)>) -> Route {
         .and(get())
         .and(demo.clone())
         .and(sessions.clone())
-        .then(|d: Demo, s: Session| finish(s, move |s| async move { d.sessions(&s).await }))
+        .then(|d: Demo, s: Session| answer(s, move |s| async move { d.sessions(&s).await }))
         .boxed();
     let end_session = warp::path!("sessions" / String / "end")
         .and(warp::post())
         .and(demo.clone())
         .and(sessions.clone())
-        .then(|h: String, d: Demo, s: Session| finish(s, move |s| async move { d.end_session(&s, &h).await }))
+        .then(|h: String, d: Demo, s: Session| answer(s, move |s| async move { d.end_session(&s, &h).await }))
         .boxed();
     let logout_everywhere = warp::path!("logout" / "everywhere")
         .and(warp::post())
         .and(demo.clone())
         .and(sessions.clone())
-        .then(|d: Demo, s: Session| finish(s, move |s| async move { d.logout_everywhere(&s).await }))
+        .then(|d: Demo, s: Session| answer(s, move |s| async move { d.logout_everywhere(&s).await }))
         .boxed();
     let kv = warp::path("kv").and(key()).and(warp::path::end()).boxed();
     let kv_put = kv
