@@ -10,10 +10,10 @@
 //! its own session cookie), and stops the server. `bench-load` reads the server's CPU time
 //! from `/proc/PID/stat`, so per-core throughput is requests/s divided by the CPU share the
 //! server used. When `wrk` is installed, the same server is then loaded by wrk on
-//! `/counter` and `/read` (`bench/wrk.rs`), so that every figure has a second, independent
+//! `/counter` and `/read` (`xtask/src/bench/wrk.rs`), so that every figure has a second, independent
 //! generator. Beside the demos run the minimal beaker servers (`bench-beaker`: the peers'
 //! three routes and nothing else). After the repeats: demo-axum on the object-store
-//! emulators (`bench/object_stores.rs`) and the instruction counts.
+//! emulators (`xtask/src/bench/object_stores.rs`) and the instruction counts.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

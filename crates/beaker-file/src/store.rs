@@ -295,7 +295,7 @@ impl SessionStore for FileStore {
     }
 
     /// Scans (the file store keeps no handle index): one walk of the directory per page of
-    /// [`FIND_PAGE`] sessions.
+    /// `FIND_PAGE` sessions.
     async fn find(&self, handle: &SessionHandle) -> Result<Option<StoreKey>, StoreError> {
         let mut cursor: Option<String> = None;
         loop {

@@ -134,6 +134,19 @@ pub(crate) fn cookie_codec(config: &crate::SessionConfig) -> Result<cookie_sessi
         .ok_or_else(|| ConfigError::Missing { key: "session.validate_key".into(), why: why() })
 }
 
+/// What a store on one of Beaker's layouts answers when asked for a principal index.
+pub const NO_OWNER: &str = "a principal index (Beaker's layouts have no place for a session's owner)";
+
+/// Beaker's layouts have no place for a session's owner (and Beaker would drop one kept in
+/// the session dict), so a store on them refuses a record or change that carries one
+/// rather than losing it silently.
+pub fn refuse_owner(store: &'static str, owner: Option<&Owner>) -> Result<(), StoreError> {
+    match owner {
+        Some(_) => Err(StoreError::unsupported(store, NO_OWNER)),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,18 +183,5 @@ mod tests {
         assert_eq!(keys.verify("other", &signed), Some(("0123456789abcdef0123456789abcdef", false)));
         let native = crate::secret::Keys::new(&[crate::Secret::new(secret).unwrap()]).unwrap();
         assert_eq!(native.verify("beaker.session.id", &signed), None, "the two formats never mix");
-    }
-}
-
-/// What a store on one of Beaker's layouts answers when asked for a principal index.
-pub const NO_OWNER: &str = "a principal index (Beaker's layouts have no place for a session's owner)";
-
-/// Beaker's layouts have no place for a session's owner (and Beaker would drop one kept in
-/// the session dict), so a store on them refuses a record or change that carries one
-/// rather than losing it silently.
-pub fn refuse_owner(store: &'static str, owner: Option<&Owner>) -> Result<(), StoreError> {
-    match owner {
-        Some(_) => Err(StoreError::unsupported(store, NO_OWNER)),
-        None => Ok(()),
     }
 }
