@@ -1,7 +1,10 @@
 //! `count`, `scan` and `find` of [`MemcachedStore`](crate::MemcachedStore). Memcached has
-//! no way to list keys except `lru_crawler metadump all` (memcached 1.4.31 and later),
-//! which streams the name of every item of one server, in no stable order and with no
-//! way to resume. So every call reads whole dumps, keeping only what it needs:
+//! no way to list keys except `lru_crawler metadump`, which streams the name of every
+//! item of one server, in no stable order and with no way to resume. The dump walks the
+//! hash table (`metadump hash`, recent memcached 1.6 releases), where an item stays put while
+//! it is read; older servers only walk the LRU queues (`metadump all`), and an item the
+//! server moves between its queues while the dump runs (any item that was just read) can
+//! be left out of that dump. So every call reads whole dumps, keeping only what it needs:
 //!
 //! - `count`: one dump per server, checking the session keys in batches (a tombstone is
 //!   an item too, but not a session).
@@ -31,7 +34,10 @@ const BATCH: usize = 256;
 const BUSY_RETRIES: u32 = 50;
 const CURSOR_VERSION: &str = "m1";
 
-/// One `lru_crawler metadump all` on one server, read line by line.
+/// What a dump walks: the hash table first, the LRU queues on servers that cannot.
+const WALKS: [&str; 2] = ["hash", "all"];
+
+/// One `lru_crawler metadump` on one server, read line by line.
 struct Dump {
     lines: tokio::io::Lines<BufReader<TcpStream>>,
     /// The first line, read to see whether the server accepted the command.
@@ -46,34 +52,42 @@ fn unavailable(server: &str, why: impl std::fmt::Display) -> StoreError {
 
 impl Dump {
     async fn start(server: &str, timeout: Duration) -> Result<Dump, StoreError> {
-        for attempt in 0..=BUSY_RETRIES {
+        let mut walks = WALKS.iter().peekable();
+        let mut attempt = 0;
+        while let Some(walk) = walks.peek() {
             let stream = tokio::time::timeout(timeout, TcpStream::connect(server))
                 .await
                 .map_err(|_| unavailable(server, "connect timed out"))?
                 .map_err(|e| unavailable(server, e))?;
             let mut stream = BufReader::new(stream);
-            stream.get_mut().write_all(b"lru_crawler metadump all\r\n").await.map_err(|e| unavailable(server, e))?;
+            let command = format!("lru_crawler metadump {walk}\r\n");
+            stream.get_mut().write_all(command.as_bytes()).await.map_err(|e| unavailable(server, e))?;
             let mut dump = Dump { lines: stream.lines(), pending: None, server: server.to_owned(), timeout };
             match dump.line().await? {
                 Some(first) if first.starts_with("BUSY") => {
-                    tokio::time::sleep(Duration::from_millis(20) * (attempt + 1).min(10)).await;
+                    attempt += 1;
+                    if attempt > BUSY_RETRIES {
+                        return Err(unavailable(server, "the server's LRU crawler stayed busy"));
+                    }
+                    tokio::time::sleep(Duration::from_millis(20) * attempt.min(10)).await;
                 }
                 Some(first) if first.starts_with("key=") || first == "END" => {
                     dump.pending = Some(first);
                     return Ok(dump);
                 }
                 Some(other) => {
-                    tracing::warn!(server, reply = %other, "memcached: lru_crawler metadump refused");
-                    return Err(StoreError::unsupported(
-                        "memcached",
-                        "listing sessions on a server that refuses `lru_crawler metadump` (memcached 1.4.31 or later, LRU \
-                         crawler enabled)",
-                    ));
+                    tracing::debug!(server, walk, reply = %other, "memcached: lru_crawler metadump refused");
+                    walks.next();
                 }
                 None => return Err(unavailable(server, "connection closed")),
             }
         }
-        Err(unavailable(server, "the server's LRU crawler stayed busy"))
+        tracing::warn!(server, "memcached: lru_crawler metadump refused");
+        Err(StoreError::unsupported(
+            "memcached",
+            "listing sessions on a server that refuses `lru_crawler metadump` (memcached 1.4.31 or later, LRU crawler \
+             enabled)",
+        ))
     }
 
     async fn line(&mut self) -> Result<Option<String>, StoreError> {

@@ -63,10 +63,13 @@ use crate::MemcachedOptions;
 /// member to that pruning (it is never listed again). A session filed by one process
 /// while another lists the same principal is missed at worst by that listing.
 ///
-/// `count`, `scan` and `find` read `lru_crawler metadump all` (memcached 1.4.31 or
-/// later, LRU crawler enabled, the default since 1.5), which lists every item of a server
-/// in no stable order and cannot resume: a page is the `limit` smallest session keys
-/// after the cursor's, kept in a bounded set while the dump streams by, so memory is
+/// `count`, `scan` and `find` read `lru_crawler metadump` (memcached 1.4.31 or later,
+/// LRU crawler enabled, the default since 1.5), which lists every item of a server in no
+/// stable order and cannot resume. It walks the hash table where the server can
+/// (`metadump hash`, recent 1.6 releases); older servers walk their LRU queues, and an
+/// item moved between queues during the dump (one that was just read, say) can be left
+/// out of that listing, so use a recent server where operators list sessions. A page is
+/// the `limit` smallest session keys after the cursor's, kept in a bounded set while the dump streams by, so memory is
 /// bounded by the page but **each page reads the server's whole dump**, every item of
 /// every application on it. Scan in large pages. A server that refuses the command
 /// answers `StoreError::Unsupported`.

@@ -250,3 +250,42 @@ async fn scans_list_each_session_once_in_bounded_pages() {
     }
     assert_eq!(store.count().await.unwrap(), 0);
 }
+
+/// Reading a session makes memcached move its item between LRU queues in the background;
+/// a listing taken right after must still see every session (the dump walks the hash
+/// table, not the queues).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_right_after_reads_sees_every_session() {
+    let Some((_server, store, _)) = store("index-fresh").await else { return };
+    let soon = Some(SystemTime::now() + Duration::from_secs(60));
+    for trial in 0..30 {
+        let keys: HashSet<StoreKey> = (0..6).map(|_| fresh_key()).collect();
+        for k in &keys {
+            assert!(store.create(k, &owned("fresh", soon)).await.unwrap());
+        }
+        for _ in 0..3 {
+            for k in &keys {
+                assert!(store.load(k).await.unwrap().is_some());
+            }
+        }
+        let mut seen = HashSet::new();
+        let mut cursor = None::<String>;
+        loop {
+            let page = store.scan(cursor.as_deref(), 4).await.unwrap();
+            seen.extend(page.items.into_iter().map(|l| l.key));
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert!(
+            keys.is_subset(&seen),
+            "trial {trial}: {} of {} sessions listed",
+            keys.intersection(&seen).count(),
+            keys.len()
+        );
+        for k in &keys {
+            store.delete(k).await.unwrap();
+        }
+    }
+}
