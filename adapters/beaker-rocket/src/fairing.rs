@@ -54,10 +54,13 @@ impl Fairing for SessionFairing {
 /// Appends the `Set-Cookie` values and merges the caching directives into the handler's
 /// `Vary` and `Cache-Control` (core decides the values; this only stores them).
 fn apply(finished: Finished, res: &mut Response<'_>) {
+    if finished.adds_nothing() {
+        return;
+    }
     let cache = finished.cache_directives();
     // Rocket's header values are strings, and core keeps them byte for byte, adding only
     // ASCII: the merged value is UTF-8 again.
-    let merged = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    let merged = |bytes: std::borrow::Cow<'static, [u8]>| String::from_utf8_lossy(&bytes).into_owned();
     if let Some(vary) = cache.merge_vary(res.headers().get("Vary").map(str::as_bytes)) {
         res.set_raw_header("Vary", merged(vary));
     }

@@ -1,5 +1,6 @@
 //! [`Session`]: the session handle, and who finishes it.
 
+use std::borrow::Cow;
 use std::ops::Deref;
 
 use beaker_core::{Finished, SessionManager};
@@ -92,18 +93,35 @@ impl Session {
 /// Appends the `Set-Cookie` values and merges the caching directives into the handler's
 /// `Vary` and `Cache-Control` (core decides the values; this only stores them).
 pub(crate) fn apply(finished: Finished, headers: &mut HeaderMap) -> Result<(), SessionError> {
-    let cache = finished.cache_directives();
-    // Core only emits visible ASCII and keeps the handler's bytes; losing a cookie or a
-    // caching header silently would leak or lose the session, so fail loudly instead.
-    let value = |bytes: &[u8]| HeaderValue::from_bytes(bytes).map_err(|_| SessionError::InvalidHeader);
-    if let Some(vary) = cache.merge_vary(headers.get_all(VARY).iter().map(HeaderValue::as_bytes)) {
-        headers.insert(VARY, value(&vary)?);
+    if finished.adds_nothing() {
+        return Ok(());
     }
-    if let Some(cc) = cache.merge_cache_control(headers.get_all(CACHE_CONTROL).iter().map(HeaderValue::as_bytes)) {
-        headers.insert(CACHE_CONTROL, value(&cc)?);
+    let cache = finished.cache_directives();
+    // Each `get_all` is a header lookup: skipped when core asks for nothing there.
+    if cache.vary_cookie() {
+        if let Some(vary) = cache.merge_vary(headers.get_all(VARY).iter().map(HeaderValue::as_bytes)) {
+            headers.insert(VARY, header_value(vary)?);
+        }
+    }
+    if cache.keep_out_of_shared_caches() {
+        if let Some(cc) = cache.merge_cache_control(headers.get_all(CACHE_CONTROL).iter().map(HeaderValue::as_bytes)) {
+            headers.insert(CACHE_CONTROL, header_value(cc)?);
+        }
     }
     for cookie in finished {
-        headers.append(SET_COOKIE, value(cookie.as_str().as_bytes())?);
+        headers.append(SET_COOKIE, header_value(Cow::Owned(cookie.into_string().into_bytes()))?);
     }
     Ok(())
+}
+
+/// A header value taking `bytes` as they are (a constant or a buffer core built: no
+/// copy). Core only emits visible ASCII and keeps the handler's bytes; losing a cookie or
+/// a caching header silently would leak or lose the session, so a value that is not valid
+/// fails loudly instead.
+fn header_value(bytes: Cow<'static, [u8]>) -> Result<HeaderValue, SessionError> {
+    let bytes = match bytes {
+        Cow::Borrowed(b) => bytes::Bytes::from_static(b),
+        Cow::Owned(v) => bytes::Bytes::from(v),
+    };
+    HeaderValue::from_maybe_shared(bytes).map_err(|_| SessionError::InvalidHeader)
 }

@@ -2,6 +2,7 @@
 //! directives that keep one visitor's session out of another's response in shared caches
 //! (reverse proxies, CDNs). Header values go in and out as bytes: no `http` types here.
 
+use std::borrow::Cow;
 use std::ops::Deref;
 
 use crate::config::CacheHeaders;
@@ -11,6 +12,9 @@ use crate::cookies::SetCookie;
 /// that set a session id: a shared cache must not hand the cookie to anyone without
 /// asking the origin first.
 const NO_CACHE_SET_COOKIE: &str = "no-cache=\"Set-Cookie, Set-Cookie2\"";
+
+/// The `Cache-Control` value when the handler set none.
+const PRIVATE_NO_CACHE_SET_COOKIE: &str = "private, no-cache=\"Set-Cookie, Set-Cookie2\"";
 
 /// The field names [`NO_CACHE_SET_COOKIE`] lists.
 const SET_COOKIE_FIELDS: [&str; 2] = ["Set-Cookie", "Set-Cookie2"];
@@ -50,6 +54,13 @@ impl Finished {
     /// The caching directives the response needs.
     pub fn cache_directives(&self) -> CacheDirectives {
         self.cache
+    }
+
+    /// Whether the response needs nothing from the session: no `Set-Cookie` and no
+    /// caching header (a request that never used its session). Adapters return the
+    /// response untouched then.
+    pub fn adds_nothing(&self) -> bool {
+        self.set_cookies.is_empty() && self.cache.is_empty()
     }
 }
 
@@ -126,12 +137,17 @@ impl CacheDirectives {
     }
 
     /// The `Vary` value to set, given the handler's `Vary` lines (as bytes), or `None` to
-    /// leave them: `Cookie` is added unless a line already names it or says `*`.
-    pub fn merge_vary<'a>(&self, handler: impl IntoIterator<Item = &'a [u8]>) -> Option<Vec<u8>> {
+    /// leave them: `Cookie` is added unless a line already names it or says `*`. Borrowed
+    /// (a constant) when the handler set no `Vary`, so that adapters can store it without
+    /// a copy.
+    pub fn merge_vary<'a>(&self, handler: impl IntoIterator<Item = &'a [u8]>) -> Option<Cow<'static, [u8]>> {
         if !self.vary_cookie {
             return None;
         }
-        let lines: Vec<&[u8]> = handler.into_iter().collect();
+        let lines: Vec<&[u8]> = handler.into_iter().filter(|l| !l.trim_ascii().is_empty()).collect();
+        if lines.is_empty() {
+            return Some(Cow::Borrowed(b"Cookie"));
+        }
         let covered = lines
             .iter()
             .flat_map(|line| line.split(|&b| b == b','))
@@ -140,25 +156,26 @@ impl CacheDirectives {
         if covered {
             return None;
         }
-        Some(join(&lines, b"Cookie"))
+        Some(Cow::Owned(join(&lines, b"Cookie")))
     }
 
     /// The `Cache-Control` value to set, given the handler's `Cache-Control` lines (as
-    /// bytes), or `None` to leave them (see the rules on [`CacheDirectives`]).
-    pub fn merge_cache_control<'a>(&self, handler: impl IntoIterator<Item = &'a [u8]>) -> Option<Vec<u8>> {
+    /// bytes), or `None` to leave them (see the rules on [`CacheDirectives`]). Borrowed
+    /// (a constant) when the handler set no `Cache-Control`.
+    pub fn merge_cache_control<'a>(&self, handler: impl IntoIterator<Item = &'a [u8]>) -> Option<Cow<'static, [u8]>> {
         if !self.private {
             return None;
         }
         let lines: Vec<&[u8]> = handler.into_iter().filter(|l| !l.trim_ascii().is_empty()).collect();
         if lines.is_empty() {
-            return Some(format!("private, {NO_CACHE_SET_COOKIE}").into_bytes());
+            return Some(Cow::Borrowed(PRIVATE_NO_CACHE_SET_COOKIE.as_bytes()));
         }
         let directives: Vec<Directive<'_>> = lines.iter().flat_map(|line| split_directives(line)).collect();
         if directives.iter().any(|d| d.is("no-store") || (d.is("private") && d.value.is_none())) {
             return None;
         }
         let Some(no_cache) = directives.iter().find(|d| d.is("no-cache")) else {
-            return Some(join(&lines, NO_CACHE_SET_COOKIE.as_bytes()));
+            return Some(Cow::Owned(join(&lines, NO_CACHE_SET_COOKIE.as_bytes())));
         };
         // A bare `no-cache` already sends every reuse to the origin first.
         let listed = no_cache.value?;
@@ -183,7 +200,7 @@ impl CacheDirectives {
         widened.push(b'"');
         let parts: Vec<&[u8]> =
             directives.iter().map(|d| if std::ptr::eq(d, no_cache) { widened.as_slice() } else { d.raw }).collect();
-        Some(parts.join(b", ".as_slice()))
+        Some(Cow::Owned(parts.join(b", ".as_slice())))
     }
 }
 
@@ -260,11 +277,11 @@ mod tests {
     }
 
     fn vary(lines: &[&str]) -> Option<String> {
-        both().merge_vary(lines.iter().map(|l| l.as_bytes())).map(|v| String::from_utf8(v).expect("ascii"))
+        both().merge_vary(lines.iter().map(|l| l.as_bytes())).map(|v| String::from_utf8(v.into_owned()).expect("ascii"))
     }
 
     fn cache_control(lines: &[&str]) -> Option<String> {
-        both().merge_cache_control(lines.iter().map(|l| l.as_bytes())).map(|v| String::from_utf8(v).expect("ascii"))
+        both().merge_cache_control(lines.iter().map(|l| l.as_bytes())).map(|v| String::from_utf8(v.into_owned()).expect("ascii"))
     }
 
     #[test]
@@ -295,6 +312,14 @@ mod tests {
         assert_eq!(cache_control(&["max-age=60", "private"]), None);
         assert_eq!(cache_control(&["no-cache"]), None, "a bare no-cache revalidates everything");
         assert_eq!(cache_control(&["no-cache=\"Set-Cookie2, set-cookie\""]), None);
+    }
+
+    #[test]
+    fn constants_are_borrowed_and_match_the_directives() {
+        assert_eq!(PRIVATE_NO_CACHE_SET_COOKIE, format!("private, {NO_CACHE_SET_COOKIE}"));
+        assert!(matches!(both().merge_vary(None), Some(Cow::Borrowed(b"Cookie"))));
+        assert!(matches!(both().merge_cache_control([b"  ".as_slice()]), Some(Cow::Borrowed(_))));
+        assert!(matches!(both().merge_vary([b"Accept".as_slice()]), Some(Cow::Owned(_))));
     }
 
     #[test]
