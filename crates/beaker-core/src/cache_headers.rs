@@ -281,7 +281,9 @@ mod tests {
     }
 
     fn cache_control(lines: &[&str]) -> Option<String> {
-        both().merge_cache_control(lines.iter().map(|l| l.as_bytes())).map(|v| String::from_utf8(v.into_owned()).expect("ascii"))
+        both()
+            .merge_cache_control(lines.iter().map(|l| l.as_bytes()))
+            .map(|v| String::from_utf8(v.into_owned()).expect("ascii"))
     }
 
     #[test]

@@ -76,6 +76,59 @@ pub(crate) struct ManagerInner {
     pub(crate) backend: Backend,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) counters: SessionCounters,
+    /// Signed cookies this manager verified lately, with their id and store key: a
+    /// returning browser's cookie costs a lookup instead of an HMAC and a SHA-256. Only
+    /// verified cookies enter it (a forged one is checked, and counted, every time); the
+    /// keys never change for a manager, so an entry never goes stale; bounded, so a
+    /// client minting sessions only pushes others back to the full check.
+    verified: VerifiedCookies,
+}
+
+/// How many verified cookies a manager remembers.
+const VERIFIED_COOKIES: usize = 4096;
+
+/// What a verified cookie stood for: its id, whether an older secret signed it, and the
+/// id's store key.
+type Verified = (SessionId, bool, StoreKey);
+
+type VerifiedCookies =
+    quick_cache::sync::Cache<CookieValue, Verified, quick_cache::UnitWeighter, foldhash::fast::RandomState>;
+
+/// The longest cookie value remembered (the signed ids of both formats are shorter).
+const MAX_REMEMBERED: usize = 96;
+
+/// A cookie value held inline, compared in constant time: looking a request's cookie up
+/// among verified ones must not tell, by its timing, how much of it matched one of them.
+#[derive(Clone)]
+struct CookieValue {
+    len: u8,
+    bytes: [u8; MAX_REMEMBERED],
+}
+
+impl CookieValue {
+    /// `None` for a value too long to remember (it is verified every time).
+    fn of(value: &str) -> Option<Self> {
+        let len = value.len();
+        let mut bytes = [0u8; MAX_REMEMBERED];
+        bytes.get_mut(..len)?.copy_from_slice(value.as_bytes());
+        Some(CookieValue { len: len as u8, bytes })
+    }
+}
+
+impl PartialEq for CookieValue {
+    fn eq(&self, other: &Self) -> bool {
+        // The length is public (the cookie's size); the bytes are compared in full.
+        self.len == other.len && bool::from(subtle::ConstantTimeEq::ct_eq(&self.bytes[..], &other.bytes[..]))
+    }
+}
+
+impl Eq for CookieValue {}
+
+impl std::hash::Hash for CookieValue {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Equal values have equal lengths and bytes, zeros after the end included.
+        self.bytes[..usize::from(self.len)].hash(state);
+    }
 }
 
 /// Builds a [`SessionManager`].
@@ -234,22 +287,35 @@ impl ManagerInner {
             self.first_cookie(st, |_| None::<()>);
             return None;
         }
-        let verified = self.first_cookie(st, |value| match self.keys.verify(&self.config.key, value) {
-            Some((raw, old)) => match SessionId::parse(raw) {
-                Some(id) => Some((id, old)),
+        let verified = self.first_cookie(st, |value| {
+            let remembered = CookieValue::of(value);
+            if let Some(hit) = remembered.as_ref().and_then(|v| self.verified.get(v)) {
+                return Some(hit);
+            }
+            match self.keys.verify(&self.config.key, value) {
+                Some((raw, old)) => match SessionId::parse(raw) {
+                    Some(id) => {
+                        let found = (id.clone(), old, self.key(&id));
+                        if let Some(v) = remembered {
+                            self.verified.insert(v, found.clone());
+                        }
+                        Some(found)
+                    }
+                    None => {
+                        self.counters.rejected_cookies.increment(1);
+                        tracing::warn!("signed session cookie holds a malformed id; ignored");
+                        None
+                    }
+                },
                 None => {
                     self.counters.rejected_cookies.increment(1);
-                    tracing::warn!("signed session cookie holds a malformed id; ignored");
+                    tracing::debug!("session cookie with a bad signature; ignored");
                     None
                 }
-            },
-            None => {
-                self.counters.rejected_cookies.increment(1);
-                tracing::debug!("session cookie with a bad signature; ignored");
-                None
             }
         });
-        if let Some((id, old)) = verified {
+        if let Some((id, old, key)) = verified {
+            st.store_key = Some((id.clone(), key));
             st.cookie_id = Some(id);
             st.stale_key = old;
         }
@@ -483,7 +549,30 @@ impl SessionManagerBuilder {
                 backend,
                 clock: self.clock,
                 counters,
+                verified: VerifiedCookies::with(
+                    VERIFIED_COOKIES,
+                    VERIFIED_COOKIES as u64,
+                    quick_cache::UnitWeighter,
+                    foldhash::fast::RandomState::default(),
+                    quick_cache::sync::DefaultLifecycle::default(),
+                ),
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembered_cookie_values_compare_whole_and_long_ones_are_not_remembered() {
+        let a = CookieValue::of("abc.def").unwrap();
+        assert!(a == CookieValue::of("abc.def").unwrap());
+        assert!(a != CookieValue::of("abc.deg").unwrap());
+        assert!(a != CookieValue::of("abc.de").unwrap(), "a prefix is another value");
+        assert!(a != CookieValue::of("abc.def\0").unwrap(), "the length counts, not only the bytes");
+        assert!(CookieValue::of(&"x".repeat(MAX_REMEMBERED)).is_some());
+        assert!(CookieValue::of(&"x".repeat(MAX_REMEMBERED + 1)).is_none());
     }
 }

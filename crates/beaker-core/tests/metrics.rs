@@ -122,6 +122,10 @@ async fn session_events_move_their_counters() {
     let s = manager.start([tampered.as_str()]);
     assert_eq!(s.get::<i32>("n").await.unwrap(), None);
     assert_eq!(c("session_cookies_rejected"), 1);
+    // Checked again, not remembered: only verified cookies are.
+    let s = manager.start([tampered.as_str()]);
+    assert_eq!(s.get::<i32>("n").await.unwrap(), None);
+    assert_eq!(c("session_cookies_rejected"), 2);
 
     down.store(true, Ordering::SeqCst);
     let s = manager.start([cookie.as_str()]);

@@ -383,6 +383,19 @@ async fn key_rotation_old_cookies_load_and_reissues_use_the_new_secret() {
     assert_eq!(reissued.split('.').next(), old_cookie.split('.').next());
     assert!(old_mgr.start([reissued.as_str()]).is_new().await.unwrap());
     assert_eq!(new_mgr.start([reissued.as_str()]).get::<i32>("n").await.unwrap(), Some(2));
+    // The old cookie again (the manager has seen it): still known as signed by the old
+    // secret, so a read re-signs it with the new one, every time it comes back.
+    for _ in 0..2 {
+        let s = new_mgr.start([old_cookie.as_str()]);
+        assert_eq!(s.get::<i32>("n").await.unwrap(), Some(2));
+        let out = new_mgr.finish(&s).await.unwrap();
+        assert_eq!(out.len(), 1, "a read with an old-secret cookie re-signs it");
+        assert_eq!(pair(&out[0]), reissued);
+    }
+    // The new cookie, seen before too, needs nothing.
+    let s = new_mgr.start([reissued.as_str()]);
+    assert_eq!(s.get::<i32>("n").await.unwrap(), Some(2));
+    assert!(new_mgr.finish(&s).await.unwrap().is_empty());
 }
 
 #[tokio::test]
