@@ -9,9 +9,9 @@ use std::task::{Context, Poll};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, SET_COOKIE, VARY};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, CACHE_CONTROL, SET_COOKIE, VARY};
 use actix_web::{HttpMessage as _, ResponseError as _};
-use beaker_core::adapter::{FinishFuture, Finisher, LazySession};
+use beaker_core::adapter::{FinishFuture, Finisher, LazySession, ResponseHeader, ResponseHeaders};
 use beaker_core::{Finished, SessionManager};
 use pin_project_lite::pin_project;
 
@@ -168,33 +168,41 @@ impl<B> Finisher for Actix<B> {
 }
 
 /// Appends the `Set-Cookie` values and merges the caching directives into the handler's
-/// `Vary` and `Cache-Control` (core decides the values; this only stores them).
+/// `Vary` and `Cache-Control` (core decides the values and the order; [`Headers`] only
+/// translates).
 fn apply(finished: Finished, headers: &mut HeaderMap) -> Result<(), SessionError> {
-    if finished.adds_nothing() {
-        return Ok(());
+    finished.apply_to(&mut Headers(headers))
+}
+
+struct Headers<'a>(&'a mut HeaderMap);
+
+fn header_name(header: ResponseHeader) -> HeaderName {
+    match header {
+        ResponseHeader::Vary => VARY,
+        ResponseHeader::CacheControl => CACHE_CONTROL,
     }
-    let cache = finished.cache_directives();
-    // Each `get_all` is a header lookup: skipped when core asks for nothing there.
-    if cache.vary_cookie() {
-        if let Some(vary) = cache.merge_vary(headers.get_all(VARY).map(HeaderValue::as_bytes)) {
-            headers.insert(VARY, header_value(vary)?);
-        }
+}
+
+impl ResponseHeaders for Headers<'_> {
+    type Error = SessionError;
+
+    fn merge<T>(&self, header: ResponseHeader, merge: impl FnOnce(&mut dyn Iterator<Item = &[u8]>) -> T) -> T {
+        merge(&mut self.0.get_all(header_name(header)).map(HeaderValue::as_bytes))
     }
-    if cache.keep_out_of_shared_caches() {
-        if let Some(cc) = cache.merge_cache_control(headers.get_all(CACHE_CONTROL).map(HeaderValue::as_bytes)) {
-            headers.insert(CACHE_CONTROL, header_value(cc)?);
-        }
+
+    fn set(&mut self, header: ResponseHeader, value: Cow<'static, [u8]>) -> Result<(), SessionError> {
+        self.0.insert(header_name(header), header_value(value)?);
+        Ok(())
     }
-    for cookie in finished {
-        headers.append(SET_COOKIE, header_value(Cow::Owned(cookie.into_string().into_bytes()))?);
+
+    fn append_set_cookie(&mut self, value: String) -> Result<(), SessionError> {
+        self.0.append(SET_COOKIE, header_value(Cow::Owned(value.into_bytes()))?);
+        Ok(())
     }
-    Ok(())
 }
 
 /// A header value taking `bytes` as they are (a constant or a buffer core built: no
-/// copy). Core only emits visible ASCII and keeps the handler's bytes; losing a cookie or
-/// a caching header silently would leak or lose the session, so a value that is not valid
-/// fails loudly instead.
+/// copy), or [`SessionError::InvalidHeader`].
 fn header_value(bytes: Cow<'static, [u8]>) -> Result<HeaderValue, SessionError> {
     let bytes = match bytes {
         Cow::Borrowed(b) => bytes::Bytes::from_static(b),

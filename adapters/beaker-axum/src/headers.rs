@@ -1,41 +1,50 @@
-//! Putting a finished session's headers on an axum response.
+//! Putting a finished session's headers on a axum response: the translation of core's
+//! [`ResponseHeaders`] to `http`'s header map (core decides the values and the order).
 
 use std::borrow::Cow;
 
+use beaker_core::adapter::{ResponseHeader, ResponseHeaders};
 use beaker_core::Finished;
-use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
+use http::header::{HeaderName, CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue};
 
 use crate::error::SessionError;
 
 /// Appends the `Set-Cookie` values and merges the caching directives into the handler's
-/// `Vary` and `Cache-Control` (core decides the values; this only stores them).
+/// `Vary` and `Cache-Control`.
 pub(crate) fn apply(finished: Finished, headers: &mut HeaderMap) -> Result<(), SessionError> {
-    if finished.adds_nothing() {
-        return Ok(());
+    finished.apply_to(&mut Headers(headers))
+}
+
+struct Headers<'a>(&'a mut HeaderMap);
+
+fn name(header: ResponseHeader) -> HeaderName {
+    match header {
+        ResponseHeader::Vary => VARY,
+        ResponseHeader::CacheControl => CACHE_CONTROL,
     }
-    let cache = finished.cache_directives();
-    // Each `get_all` is a header lookup: skipped when core asks for nothing there.
-    if cache.vary_cookie() {
-        if let Some(vary) = cache.merge_vary(headers.get_all(VARY).iter().map(HeaderValue::as_bytes)) {
-            headers.insert(VARY, header_value(vary)?);
-        }
+}
+
+impl ResponseHeaders for Headers<'_> {
+    type Error = SessionError;
+
+    fn merge<T>(&self, header: ResponseHeader, merge: impl FnOnce(&mut dyn Iterator<Item = &[u8]>) -> T) -> T {
+        merge(&mut self.0.get_all(name(header)).iter().map(HeaderValue::as_bytes))
     }
-    if cache.keep_out_of_shared_caches() {
-        if let Some(cc) = cache.merge_cache_control(headers.get_all(CACHE_CONTROL).iter().map(HeaderValue::as_bytes)) {
-            headers.insert(CACHE_CONTROL, header_value(cc)?);
-        }
+
+    fn set(&mut self, header: ResponseHeader, value: Cow<'static, [u8]>) -> Result<(), SessionError> {
+        self.0.insert(name(header), header_value(value)?);
+        Ok(())
     }
-    for cookie in finished {
-        headers.append(SET_COOKIE, header_value(Cow::Owned(cookie.into_string().into_bytes()))?);
+
+    fn append_set_cookie(&mut self, value: String) -> Result<(), SessionError> {
+        self.0.append(SET_COOKIE, header_value(Cow::Owned(value.into_bytes()))?);
+        Ok(())
     }
-    Ok(())
 }
 
 /// A header value taking `bytes` as they are (a constant or a buffer core built: no
-/// copy). Core only emits visible ASCII and keeps the handler's bytes; losing a cookie or
-/// a caching header silently would leak or lose the session, so a value that is not valid
-/// fails loudly instead.
+/// copy), or [`SessionError::InvalidHeader`].
 fn header_value(bytes: Cow<'static, [u8]>) -> Result<HeaderValue, SessionError> {
     let bytes = match bytes {
         Cow::Borrowed(b) => bytes::Bytes::from_static(b),

@@ -1,8 +1,9 @@
 //! [`SessionFairing`]: the per-request session lifecycle.
 
+use std::borrow::Cow;
 use std::sync::Mutex;
 
-use beaker_core::adapter::LazySession;
+use beaker_core::adapter::{LazySession, ResponseHeader, ResponseHeaders};
 use beaker_core::{Finished, SessionManager};
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::{Data, Request, Response};
@@ -52,22 +53,31 @@ impl Fairing for SessionFairing {
 }
 
 /// Appends the `Set-Cookie` values and merges the caching directives into the handler's
-/// `Vary` and `Cache-Control` (core decides the values; this only stores them).
+/// `Vary` and `Cache-Control` (core decides the values and the order; [`Headers`] only
+/// translates).
 fn apply(finished: Finished, res: &mut Response<'_>) {
-    if finished.adds_nothing() {
-        return;
+    let Ok(()) = finished.apply_to(&mut Headers(res));
+}
+
+struct Headers<'r, 'a>(&'a mut Response<'r>);
+
+impl ResponseHeaders for Headers<'_, '_> {
+    /// Rocket takes any string as a header value.
+    type Error = std::convert::Infallible;
+
+    fn merge<T>(&self, header: ResponseHeader, merge: impl FnOnce(&mut dyn Iterator<Item = &[u8]>) -> T) -> T {
+        merge(&mut self.0.headers().get(header.name()).map(str::as_bytes))
     }
-    let cache = finished.cache_directives();
-    // Rocket's header values are strings, and core keeps them byte for byte, adding only
-    // ASCII: the merged value is UTF-8 again.
-    let merged = |bytes: std::borrow::Cow<'static, [u8]>| String::from_utf8_lossy(&bytes).into_owned();
-    if let Some(vary) = cache.merge_vary(res.headers().get("Vary").map(str::as_bytes)) {
-        res.set_raw_header("Vary", merged(vary));
+
+    fn set(&mut self, header: ResponseHeader, value: Cow<'static, [u8]>) -> Result<(), Self::Error> {
+        // Rocket's header values are strings, and core keeps them byte for byte, adding
+        // only ASCII: the merged value is UTF-8 again.
+        self.0.set_raw_header(header.name(), String::from_utf8_lossy(&value).into_owned());
+        Ok(())
     }
-    if let Some(cc) = cache.merge_cache_control(res.headers().get("Cache-Control").map(str::as_bytes)) {
-        res.set_raw_header("Cache-Control", merged(cc));
-    }
-    for cookie in finished {
-        res.adjoin_raw_header("Set-Cookie", cookie.into_string());
+
+    fn append_set_cookie(&mut self, value: String) -> Result<(), Self::Error> {
+        self.0.adjoin_raw_header("Set-Cookie", value);
+        Ok(())
     }
 }

@@ -56,6 +56,7 @@
 mod error;
 mod filter;
 mod future;
+mod headers;
 mod layer;
 mod serve;
 mod session;

@@ -62,6 +62,79 @@ impl Finished {
     pub fn adds_nothing(&self) -> bool {
         self.set_cookies.is_empty() && self.cache.is_empty()
     }
+
+    /// Puts everything on a response's headers, in the one order every adapter uses:
+    /// nothing at all when [`adds_nothing`](Self::adds_nothing); the merged `Vary` and
+    /// `Cache-Control` values (each header read only when core has something to add to
+    /// it); then the `Set-Cookie` values, appended. The adapter only translates
+    /// ([`ResponseHeaders`]); the first value it refuses stops the rest and is returned,
+    /// since losing a cookie or a caching header silently would leak or lose the session.
+    ///
+    /// # Errors
+    /// The adapter's error for a value its header type refuses.
+    pub fn apply_to<H: ResponseHeaders>(self, headers: &mut H) -> Result<(), H::Error> {
+        if self.adds_nothing() {
+            return Ok(());
+        }
+        let cache = self.cache;
+        if cache.vary_cookie() {
+            if let Some(vary) = headers.merge(ResponseHeader::Vary, |lines| cache.merge_vary(lines)) {
+                headers.set(ResponseHeader::Vary, vary)?;
+            }
+        }
+        if cache.keep_out_of_shared_caches() {
+            if let Some(cc) = headers.merge(ResponseHeader::CacheControl, |lines| cache.merge_cache_control(lines)) {
+                headers.set(ResponseHeader::CacheControl, cc)?;
+            }
+        }
+        for cookie in self.set_cookies {
+            headers.append_set_cookie(cookie.into_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// The response headers [`Finished::apply_to`] reads or writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseHeader {
+    /// `Vary`.
+    Vary,
+    /// `Cache-Control`.
+    CacheControl,
+}
+
+impl ResponseHeader {
+    /// The header's name, as HTTP spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResponseHeader::Vary => "Vary",
+            ResponseHeader::CacheControl => "Cache-Control",
+        }
+    }
+}
+
+/// A framework's response headers, as [`Finished::apply_to`] sees them: implemented by
+/// each adapter for its header type, as a translation only.
+pub trait ResponseHeaders {
+    /// What a refused header value becomes.
+    type Error;
+
+    /// Runs `merge` over the values of `header` the handler set (as bytes) and returns
+    /// its result.
+    fn merge<T>(&self, header: ResponseHeader, merge: impl FnOnce(&mut dyn Iterator<Item = &[u8]>) -> T) -> T;
+
+    /// Replaces every value of `header` by `value` (visible ASCII, or the handler's own
+    /// bytes; a constant when borrowed, so that it can be stored without a copy).
+    ///
+    /// # Errors
+    /// When the header type refuses the value.
+    fn set(&mut self, header: ResponseHeader, value: Cow<'static, [u8]>) -> Result<(), Self::Error>;
+
+    /// Appends one `Set-Cookie` value.
+    ///
+    /// # Errors
+    /// When the header type refuses the value.
+    fn append_set_cookie(&mut self, value: String) -> Result<(), Self::Error>;
 }
 
 impl Deref for Finished {
@@ -314,6 +387,61 @@ mod tests {
         assert_eq!(cache_control(&["max-age=60", "private"]), None);
         assert_eq!(cache_control(&["no-cache"]), None, "a bare no-cache revalidates everything");
         assert_eq!(cache_control(&["no-cache=\"Set-Cookie2, set-cookie\""]), None);
+    }
+
+    /// Headers as a list of (name, value), for `apply_to`.
+    #[derive(Default)]
+    struct List(Vec<(&'static str, Vec<u8>)>, Vec<ResponseHeader>);
+
+    impl ResponseHeaders for List {
+        type Error = String;
+
+        fn merge<T>(&self, header: ResponseHeader, merge: impl FnOnce(&mut dyn Iterator<Item = &[u8]>) -> T) -> T {
+            merge(&mut self.0.iter().filter(|(n, _)| *n == header.name()).map(|(_, v)| v.as_slice()))
+        }
+
+        fn set(&mut self, header: ResponseHeader, value: Cow<'static, [u8]>) -> Result<(), String> {
+            if value.contains(&b'\n') {
+                return Err(format!("refused {}", header.name()));
+            }
+            self.1.push(header);
+            self.0.retain(|(n, _)| *n != header.name());
+            self.0.push((header.name(), value.into_owned()));
+            Ok(())
+        }
+
+        fn append_set_cookie(&mut self, value: String) -> Result<(), String> {
+            self.0.push(("Set-Cookie", value.into_bytes()));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn apply_to_merges_in_order_and_leaves_an_unused_session_alone() {
+        let mut untouched = List(vec![("Vary", b"Accept".to_vec())], Vec::new());
+        Finished::default().apply_to(&mut untouched).unwrap();
+        assert_eq!(untouched.0, [("Vary", b"Accept".to_vec())]);
+        assert!(untouched.1.is_empty(), "nothing was even read");
+
+        let read_only =
+            Finished { set_cookies: Vec::new(), cache: CacheDirectives { vary_cookie: true, private: false } };
+        let mut h = List(vec![("Cache-Control", b"public".to_vec()), ("Vary", b"Accept".to_vec())], Vec::new());
+        read_only.apply_to(&mut h).unwrap();
+        assert_eq!(h.1, [ResponseHeader::Vary], "Cache-Control is left alone");
+        assert_eq!(h.0, [("Cache-Control", b"public".to_vec()), ("Vary", b"Accept, Cookie".to_vec())]);
+
+        let cookie = SetCookie::for_tests("s=1; Path=/");
+        let written = Finished { set_cookies: vec![cookie.clone()], cache: both() };
+        let mut h = List::default();
+        written.apply_to(&mut h).unwrap();
+        assert_eq!(h.1, [ResponseHeader::Vary, ResponseHeader::CacheControl]);
+        assert_eq!(h.0[2], ("Set-Cookie", b"s=1; Path=/".to_vec()));
+
+        // The first value the headers refuse stops the rest.
+        let mut h = List(vec![("Vary", b"a\nb".to_vec())], Vec::new());
+        let refused = Finished { set_cookies: vec![cookie], cache: both() }.apply_to(&mut h);
+        assert_eq!(refused, Err("refused Vary".to_owned()));
+        assert!(!h.0.iter().any(|(n, _)| *n == "Set-Cookie"));
     }
 
     #[test]

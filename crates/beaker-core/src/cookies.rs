@@ -28,6 +28,11 @@ impl SetCookie {
         self.0
     }
 
+    #[cfg(test)]
+    pub(crate) fn for_tests(value: &str) -> Self {
+        SetCookie(value.to_owned())
+    }
+
     /// Whether this cookie removes the session cookie (empty value, `Max-Age=0`).
     pub fn is_removal(&self) -> bool {
         self.0.contains("Max-Age=0")

@@ -119,6 +119,7 @@ pub use session::Session;
 /// name these; they use an adapter crate.
 pub mod adapter {
     pub use crate::adapter_finish::{FinishFuture, Finisher};
+    pub use crate::cache_headers::{ResponseHeader, ResponseHeaders};
     pub use crate::lazy::{CurrentGuard, LazySession, WithCurrent};
 }
 
