@@ -385,14 +385,19 @@ impl Drop for Server {
     }
 }
 
-/// `taskset -c 0 BIN` when pinned, else `BIN`.
+/// `taskset -c 0 BIN` when pinned, else `BIN`: the server's CPU.
 fn pinned_command(bin: &Path, pinned: bool) -> Command {
+    on_cpu(bin.as_os_str(), "0", pinned)
+}
+
+/// `taskset -c CPU PROGRAM` when pinned, else `PROGRAM`.
+fn on_cpu(program: &std::ffi::OsStr, cpu: &str, pinned: bool) -> Command {
     if pinned {
         let mut c = Command::new("taskset");
-        c.args(["-c", "0"]).arg(bin);
+        c.args(["-c", cpu]).arg(program);
         c
     } else {
-        Command::new(bin)
+        Command::new(program)
     }
 }
 
@@ -439,13 +444,8 @@ fn spawn_announcing(mut cmd: Command, timeout: Duration) -> Result<Server> {
 }
 
 fn load(bin: &Path, server: &Server, route: &str, o: &Options, pinned: bool, clk_tck: &str) -> Result<Sample> {
-    let mut cmd = if pinned {
-        let mut c = Command::new("taskset");
-        c.args(["-c", "1"]).arg(bin);
-        c
-    } else {
-        Command::new(bin)
-    };
+    // The load generator on the other CPU than the server's.
+    let mut cmd = on_cpu(bin.as_os_str(), "1", pinned);
     cmd.args(["--url", &format!("http://{}", server.addr), "--path", route, "--prime", "/counter"])
         .args(["--connections", &o.connections.to_string()])
         .args(["--warmup-ms", &o.warmup_ms.to_string(), "--duration-ms", &o.duration_ms.to_string()])
@@ -489,8 +489,19 @@ fn http_run(o: &Options) -> Result<Http> {
         None
     };
     let clk_ticks: f64 = clk_tck.parse().unwrap_or(100.0);
-    let mut samples: BTreeMap<(usize, &'static str), Vec<Sample>> = BTreeMap::new();
-    let mut wrk_samples: BTreeMap<(usize, &'static str), Vec<Sample>> = BTreeMap::new();
+    let bench_load = bin_dir.join("bench-load");
+    let mut main = Generator {
+        load: Load::BenchLoad,
+        routes: &ROUTES,
+        measure: Box::new(|server, route| load(&bench_load, server, route, o, pinned, &clk_tck)),
+        samples: BTreeMap::new(),
+    };
+    let mut second = wrk_script.as_deref().map(|script| Generator {
+        load: Load::Wrk,
+        routes: &wrk::ROUTES,
+        measure: Box::new(move |server, route| wrk::measure(server, route, script, o, pinned, clk_ticks)),
+        samples: BTreeMap::new(),
+    });
     let mut failed: Vec<usize> = Vec::new();
     for repeat in 1..=o.repeats {
         for (i, config) in configs.iter().enumerate() {
@@ -509,60 +520,14 @@ fn http_run(o: &Options) -> Result<Http> {
                     continue;
                 }
             };
-            for route in ROUTES {
-                match load(&bin_dir.join("bench-load"), &server, route, o, pinned, &clk_tck) {
-                    Ok(mut s) => {
-                        s.repeat = repeat;
-                        eprintln!(
-                            "bench: [{repeat}/{}] {:<36} {:<9} {:>9.0} req/s  cpu {:.2}  per-core {:>9.0}  p50 {:>6} us  p99 {:>6} us{}",
-                            o.repeats,
-                            config.name,
-                            route,
-                            s.rps,
-                            s.cpu,
-                            s.per_core(),
-                            s.p50_us,
-                            s.p99_us,
-                            if s.errors > 0.0 { format!("  ERRORS {}", s.errors) } else { String::new() }
-                        );
-                        samples.entry((i, route)).or_default().push(s);
-                    }
-                    Err(e) => {
-                        let line = format!("{} {route}: {e}", config.name);
-                        eprintln!("\n!!! FAILED {line}\n");
-                        skipped.push(line);
-                    }
-                }
-            }
-            for route in wrk_script.as_ref().map_or(&[][..], |_| &wrk::ROUTES[..]) {
-                let script = wrk_script.as_deref().unwrap_or(Path::new(""));
-                match wrk::measure(&server, route, script, o, pinned, clk_ticks) {
-                    Ok(mut s) => {
-                        s.repeat = repeat;
-                        eprintln!(
-                            "bench: [{repeat}/{}] {:<36} {:<9} {:>9.0} req/s  cpu {:.2}  per-core {:>9.0}  p50 {:>6} us  p99 {:>6} us  (wrk){}",
-                            o.repeats,
-                            config.name,
-                            route,
-                            s.rps,
-                            s.cpu,
-                            s.per_core(),
-                            s.p50_us,
-                            s.p99_us,
-                            if s.errors > 0.0 { format!("  ERRORS {}", s.errors) } else { String::new() }
-                        );
-                        wrk_samples.entry((i, route)).or_default().push(s);
-                    }
-                    Err(e) => {
-                        let line = format!("{} {route} (wrk): {e}", config.name);
-                        eprintln!("\n!!! FAILED {line}\n");
-                        skipped.push(line);
-                    }
-                }
+            // Every generator loads the same server, one after the other.
+            for generator in std::iter::once(&mut main).chain(second.as_mut()) {
+                generator.pass(&server, (i, config), (repeat, o.repeats), &mut skipped);
             }
             drop(server);
         }
     }
+    let (samples, wrk_samples) = (main.samples, second.map(|g| g.samples).unwrap_or_default());
     let (objects, mut more) = object_stores::run(&bin_dir, pinned);
     skipped.append(&mut more);
     let mut instructions = instructions::Counts::new();
@@ -586,6 +551,59 @@ fn http_run(o: &Options) -> Result<Http> {
         print!("\nwrk:\n{}", table_in(&h, o, Load::Wrk, &wrk::ROUTES));
     }
     Ok(h)
+}
+
+/// One measurement of a route on a running server, warm-up included.
+type Measure<'a> = Box<dyn Fn(&Server, &'static str) -> Result<Sample> + 'a>;
+
+/// A load generator of the HTTP run: the routes it loads and how it measures one.
+struct Generator<'a> {
+    load: Load,
+    routes: &'static [&'static str],
+    measure: Measure<'a>,
+    /// (configuration index, route) -> samples of every repeat.
+    samples: BTreeMap<(usize, &'static str), Vec<Sample>>,
+}
+
+impl Generator<'_> {
+    /// Measures every route on `server` (configuration `i` of the run, in repeat `repeat`
+    /// of `repeats`); a route that fails is named in `skipped`.
+    fn pass(
+        &mut self,
+        server: &Server,
+        (i, config): (usize, &Config),
+        (repeat, repeats): (usize, usize),
+        skipped: &mut Vec<String>,
+    ) {
+        // The second generator's lines say which it is; bench-load's, the main one's, do not.
+        let tag = (self.load != Load::BenchLoad).then(|| self.load.name());
+        for &route in self.routes {
+            match (self.measure)(server, route) {
+                Ok(mut s) => {
+                    s.repeat = repeat;
+                    eprintln!(
+                        "bench: [{repeat}/{repeats}] {:<36} {:<9} {:>9.0} req/s  cpu {:.2}  per-core {:>9.0}  p50 {:>6} us  p99 {:>6} us{}{}",
+                        config.name,
+                        route,
+                        s.rps,
+                        s.cpu,
+                        s.per_core(),
+                        s.p50_us,
+                        s.p99_us,
+                        tag.map(|t| format!("  ({t})")).unwrap_or_default(),
+                        if s.errors > 0.0 { format!("  ERRORS {}", s.errors) } else { String::new() }
+                    );
+                    self.samples.entry((i, route)).or_default().push(s);
+                }
+                Err(e) => {
+                    let line =
+                        format!("{} {route}{}: {e}", config.name, tag.map(|t| format!(" ({t})")).unwrap_or_default());
+                    eprintln!("\n!!! FAILED {line}\n");
+                    skipped.push(line);
+                }
+            }
+        }
+    }
 }
 
 /// Deletes the session keys the benchmarks left in Redis.

@@ -9,34 +9,15 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use beaker_core::store::{Changes, Lookup, Owner, Record, SessionHandle, SessionStore, StoreKey};
+use beaker_core::store::{Lookup, SessionHandle, SessionStore, StoreKey};
 use beaker_core::{Clock, ManualClock, StoreError};
 use beaker_file::{FileOptions, FileStore};
-use beaker_testkit::store::{changes, fresh_key, fresh_principal, record};
+use beaker_testkit::store::{
+    changes, fresh_key, fresh_principal, key_set, listed_keys, owned, owner, record, with_owner, EndRace,
+};
 use common::{files, leftovers};
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-fn owner(principal: &str, device: Option<&str>) -> Owner {
-    Owner { principal: principal.to_owned(), device: device.map(str::to_owned) }
-}
-
-fn owned(principal: &str, expires: Option<SystemTime>) -> Record {
-    Record { owner: Some(owner(principal, Some("Firefox"))), ..record(&[("user", b"j\"ada\"")], expires) }
-}
-
-fn with_owner(mut c: Changes, o: Owner) -> Changes {
-    c.owner = Some(o);
-    c
-}
-
-async fn keys_of(store: &FileStore, principal: &str) -> BTreeSet<String> {
-    store.sessions_of(principal).await.unwrap().into_iter().map(|l| l.key.as_str().to_owned()).collect()
-}
-
-fn set_of(keys: &[&StoreKey]) -> BTreeSet<String> {
-    keys.iter().map(|k| k.as_str().to_owned()).collect()
-}
 
 /// The marker files of the principal index, as `<principal dir>/<key>`.
 fn markers(dir: &Path) -> Vec<String> {
@@ -52,39 +33,42 @@ async fn the_index_follows_the_records_and_leaves_nothing_behind() {
     let (alice, bob) = (fresh_principal(), fresh_principal());
 
     let (a, b) = (fresh_key(), fresh_key());
-    assert!(store.create(&a, &owned(&alice, later)).await.unwrap());
+    assert!(store.create(&a, &owned(&alice, Some("Firefox"), later)).await.unwrap());
     assert!(store.create(&b, &record(&[], later)).await.unwrap());
     assert_eq!(store.load(&a).await.unwrap().unwrap().owner, Some(owner(&alice, Some("Firefox"))));
-    assert_eq!(keys_of(&store, &alice).await, set_of(&[&a]));
+    assert_eq!(listed_keys(&store, &alice).await, key_set([&a]));
     assert_eq!(markers(dir.path()).len(), 1, "one marker, for the owned session only");
 
     // Gaining an owner files the key; changing it moves the marker.
     assert!(store.apply(&b, &with_owner(changes(&[], &[], later), owner(&alice, None))).await.unwrap());
-    assert_eq!(keys_of(&store, &alice).await, set_of(&[&a, &b]));
+    assert_eq!(listed_keys(&store, &alice).await, key_set([&a, &b]));
     assert!(store.apply(&b, &with_owner(changes(&[], &[], later), owner(&bob, None))).await.unwrap());
-    assert_eq!(keys_of(&store, &alice).await, set_of(&[&a]));
-    assert_eq!(keys_of(&store, &bob).await, set_of(&[&b]));
+    assert_eq!(listed_keys(&store, &alice).await, key_set([&a]));
+    assert_eq!(listed_keys(&store, &bob).await, key_set([&b]));
     assert!(store.touch(&b, clock.now(), later).await.unwrap());
-    assert_eq!(keys_of(&store, &bob).await, set_of(&[&b]), "touch leaves the index alone");
+    assert_eq!(listed_keys(&store, &bob).await, key_set([&b]), "touch leaves the index alone");
     assert_eq!(markers(dir.path()).len(), 2);
 
     // Rename moves the marker with the record.
     let moved = fresh_key();
     assert!(store.rename(&a, &moved, &changes(&[], &[], later), HOUR).await.unwrap());
-    assert_eq!(keys_of(&store, &alice).await, set_of(&[&moved]));
+    assert_eq!(listed_keys(&store, &alice).await, key_set([&moved]));
     assert!(markers(dir.path()).iter().all(|m| !m.ends_with(a.as_str())), "{:?}", markers(dir.path()));
 
     // End and delete remove the marker with the record.
     store.end(&moved, HOUR).await.unwrap();
     assert_eq!(store.lookup(&moved).await.unwrap(), Lookup::Retired);
     store.delete(&b).await.unwrap();
-    assert!(keys_of(&store, &alice).await.is_empty() && keys_of(&store, &bob).await.is_empty());
+    assert!(listed_keys(&store, &alice).await.is_empty() && listed_keys(&store, &bob).await.is_empty());
     assert_eq!(markers(dir.path()), Vec::<String>::new());
 
     // An expired record is not listed; cleanup removes its file and its marker, and the
     // principal's directory once empty.
     let short = fresh_key();
-    assert!(store.create(&short, &owned(&alice, Some(clock.now() + Duration::from_secs(60)))).await.unwrap());
+    assert!(store
+        .create(&short, &owned(&alice, Some("Firefox"), Some(clock.now() + Duration::from_secs(60))))
+        .await
+        .unwrap());
     clock.advance(Duration::from_secs(61));
     assert_eq!(store.count().await.unwrap(), 0);
     assert!(store.cleanup().await.unwrap() >= 1);
@@ -100,21 +84,21 @@ async fn stale_markers_are_pruned_by_listing_and_by_cleanup() {
     let later = Some(SystemTime::now() + HOUR);
     let principal = fresh_principal();
     let live = fresh_key();
-    assert!(store.create(&live, &owned(&principal, later)).await.unwrap());
+    assert!(store.create(&live, &owned(&principal, Some("Firefox"), later)).await.unwrap());
     let principal_dir = dir.path().join("principals").join(markers(dir.path())[0].split('/').next().unwrap());
     // What a writer that crashed between its marker and its record leaves behind.
     let orphan = fresh_key();
     std::fs::write(principal_dir.join(orphan.as_str()), b"").unwrap();
-    assert_eq!(keys_of(&store, &principal).await, set_of(&[&live]), "the orphan is not listed");
+    assert_eq!(listed_keys(&store, &principal).await, key_set([&live]), "the orphan is not listed");
     assert!(!principal_dir.join(orphan.as_str()).exists(), "listing pruned it");
     // A marker filed under the wrong principal (its record belongs to someone else).
     let other = fresh_key();
-    assert!(store.create(&other, &owned(&fresh_principal(), later)).await.unwrap());
+    assert!(store.create(&other, &owned(&fresh_principal(), Some("Firefox"), later)).await.unwrap());
     std::fs::write(principal_dir.join(other.as_str()), b"").unwrap();
     std::fs::write(principal_dir.join(orphan.as_str()), b"").unwrap();
     assert_eq!(store.cleanup().await.unwrap(), 0);
     assert!(!principal_dir.join(orphan.as_str()).exists() && !principal_dir.join(other.as_str()).exists());
-    assert_eq!(keys_of(&store, &principal).await, set_of(&[&live]));
+    assert_eq!(listed_keys(&store, &principal).await, key_set([&live]));
     assert_eq!(markers(dir.path()).len(), 2, "the live records keep theirs");
 }
 
@@ -125,10 +109,10 @@ async fn any_principal_is_a_safe_name() {
     let later = Some(SystemTime::now() + HOUR);
     for principal in ["../../etc/passwd", "a/b\\c", "", "Zoë 👩‍💻", &"x".repeat(5000)] {
         let key = fresh_key();
-        assert!(store.create(&key, &owned(principal, later)).await.unwrap(), "{principal:?}");
-        assert_eq!(keys_of(&store, principal).await, set_of(&[&key]), "{principal:?}");
+        assert!(store.create(&key, &owned(principal, Some("Firefox"), later)).await.unwrap(), "{principal:?}");
+        assert_eq!(listed_keys(&store, principal).await, key_set([&key]), "{principal:?}");
     }
-    assert_eq!(keys_of(&store, "alice").await, BTreeSet::new());
+    assert_eq!(listed_keys(&store, "alice").await, BTreeSet::new());
     assert!(markers(dir.path()).iter().all(|m| m.split('/').count() == 2));
     assert!(files(dir.path()).iter().all(|f| f.starts_with("sessions/") || f.starts_with("principals/")));
 }
@@ -183,35 +167,8 @@ async fn scans_list_every_record_once_in_small_pages() {
 async fn an_end_through_the_index_is_final_under_racing_writes() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::open(dir.path(), FileOptions::new()).await.unwrap();
-    let later = Some(SystemTime::now() + HOUR);
-    for trial in 0..20 {
-        let principal = fresh_principal();
-        let key = fresh_key();
-        assert!(store.create(&key, &owned(&principal, later)).await.unwrap());
-        let writers: Vec<_> = (0..8)
-            .map(|i| {
-                let (store, key) = (store.clone(), key.clone());
-                tokio::spawn(async move {
-                    for n in 0..20 {
-                        let name = format!("k{i}-{n}");
-                        if !store.apply(&key, &changes(&[(&name, b"j1")], &[], later)).await.unwrap() {
-                            break;
-                        }
-                    }
-                })
-            })
-            .collect();
-        tokio::time::sleep(Duration::from_millis(trial % 4)).await;
-        for listed in store.sessions_of(&principal).await.unwrap() {
-            store.end(&listed.key, HOUR).await.unwrap();
-        }
-        for w in writers {
-            w.await.unwrap();
-        }
-        assert_eq!(store.lookup(&key).await.unwrap(), Lookup::Retired, "trial {trial}");
-        assert!(!store.apply(&key, &changes(&[("late", b"j1")], &[], later)).await.unwrap());
-        assert!(store.sessions_of(&principal).await.unwrap().is_empty(), "trial {trial}: revived");
-    }
+    let race = EndRace { trials: 20, pause_cycle: 4, ..EndRace::default() };
+    race.run(std::sync::Arc::new(store)).await;
     assert_eq!(markers(dir.path()), Vec::<String>::new());
 }
 

@@ -8,33 +8,19 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
-use beaker_core::store::{Changes, Lookup, Owner, SessionHandle, SessionStore, StoreKey};
+use beaker_core::store::{SessionHandle, SessionStore, StoreKey};
 use beaker_core::StoreError;
 use beaker_memcached::MemcachedStore;
-use beaker_testkit::store::{changes, fresh_key, record, SessionIndexSuite};
+use beaker_testkit::store::{
+    changes, fresh_key, key_set, listed_keys, owned, owner, record, with_owner, EndRace, SessionIndexSuite, OWNED_ENTRY,
+};
 use common::{connect, options, server, two_processes};
 use memcache::exp::Get;
 
 const RETIRE: Duration = Duration::from_secs(60);
 
-fn owner(principal: &str, device: Option<&str>) -> Owner {
-    Owner { principal: principal.into(), device: device.map(Into::into) }
-}
-
-fn owned(principal: &str, expires: Option<SystemTime>) -> beaker_core::store::Record {
-    let mut r = record(&[("user", b"\"ann\"")], expires);
-    r.owner = Some(owner(principal, Some("Firefox on 203.0.113.7")));
-    r
-}
-
-fn with_owner(mut c: Changes, o: Owner) -> Changes {
-    c.owner = Some(o);
-    c
-}
-
-async fn listed_keys(store: &MemcachedStore, principal: &str) -> HashSet<StoreKey> {
-    store.sessions_of(principal).await.unwrap().into_iter().map(|l| l.key).collect()
-}
+/// The device of every owned session here.
+const DEVICE: Option<&str> = Some("Firefox on 203.0.113.7");
 
 async fn store(tag: &str) -> Option<(common::Server, MemcachedStore, String)> {
     let suite = "memcached index";
@@ -50,30 +36,30 @@ async fn the_owner_round_trips_and_the_index_follows_every_write() {
     let soon = Some(SystemTime::now() + Duration::from_secs(30));
     let (p, q) = (format!("p {}", fresh_key().as_str()), format!("Зоя {}", fresh_key().as_str()));
     let [a, b, c] = [fresh_key(), fresh_key(), fresh_key()];
-    let r = owned(&p, soon);
+    let r = owned(&p, DEVICE, soon);
     assert!(store.create(&a, &r).await.unwrap());
     assert_eq!(store.load(&a).await.unwrap().unwrap().owner, r.owner);
-    assert!(store.create(&b, &owned(&p, soon)).await.unwrap());
+    assert!(store.create(&b, &owned(&p, DEVICE, soon)).await.unwrap());
     assert!(store.create(&c, &record(&[], soon)).await.unwrap());
-    assert_eq!(listed_keys(&store, &p).await, HashSet::from([a.clone(), b.clone()]));
+    assert_eq!(listed_keys(&store, &p).await, key_set([&a, &b]));
     let one = store.sessions_of(&p).await.unwrap().into_iter().find(|l| l.key == a).unwrap();
-    assert_eq!((one.owner, one.size), (r.owner.clone(), ("user".len() + "\"ann\"".len()) as u64));
+    assert_eq!((one.owner, one.size), (r.owner.clone(), (OWNED_ENTRY.0.len() + OWNED_ENTRY.1.len()) as u64));
 
     // Changes without an owner keep it; an owner given later files the session; a new
     // owner moves it.
     assert!(store.apply(&a, &changes(&[("n", b"1")], &[], soon)).await.unwrap());
     assert_eq!(store.load(&a).await.unwrap().unwrap().owner, r.owner);
     assert!(store.apply(&c, &with_owner(changes(&[], &[], soon), owner(&p, None))).await.unwrap());
-    assert_eq!(listed_keys(&store, &p).await, HashSet::from([a.clone(), b.clone(), c.clone()]));
+    assert_eq!(listed_keys(&store, &p).await, key_set([&a, &b, &c]));
     assert!(store.apply(&c, &with_owner(changes(&[], &[], soon), owner(&q, None))).await.unwrap());
     assert_eq!(store.load(&c).await.unwrap().unwrap().owner, Some(owner(&q, None)));
-    assert_eq!(listed_keys(&store, &p).await, HashSet::from([a.clone(), b.clone()]));
-    assert_eq!(listed_keys(&store, &q).await, HashSet::from([c.clone()]));
+    assert_eq!(listed_keys(&store, &p).await, key_set([&a, &b]));
+    assert_eq!(listed_keys(&store, &q).await, key_set([&c]));
 
     // rename lists the new key in place of the old; end and delete take keys out.
     let a2 = fresh_key();
     assert!(store.rename(&a, &a2, &changes(&[], &[], soon), RETIRE).await.unwrap());
-    assert_eq!(listed_keys(&store, &p).await, HashSet::from([a2.clone(), b.clone()]));
+    assert_eq!(listed_keys(&store, &p).await, key_set([&a2, &b]));
     store.end(&a2, RETIRE).await.unwrap();
     assert!(!store.apply(&a2, &with_owner(changes(&[], &[], soon), owner(&p, None))).await.unwrap());
     store.delete(&b).await.unwrap();
@@ -96,69 +82,36 @@ async fn the_index_item_expires_with_its_latest_session() {
     };
     let now = SystemTime::now();
     let (short, long) = (fresh_key(), fresh_key());
-    assert!(store.create(&short, &owned(&p, Some(now + Duration::from_secs(1)))).await.unwrap());
-    assert!(store.create(&long, &owned(&p, Some(now + Duration::from_secs(3)))).await.unwrap());
+    assert!(store.create(&short, &owned(&p, DEVICE, Some(now + Duration::from_secs(1)))).await.unwrap());
+    assert!(store.create(&long, &owned(&p, DEVICE, Some(now + Duration::from_secs(3)))).await.unwrap());
     assert!(index_exists().await);
     // A touch carries the index along with the session it extends.
     assert!(store.touch(&short, SystemTime::now(), Some(now + Duration::from_secs(5))).await.unwrap());
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    assert_eq!(listed_keys(&store, &p).await, HashSet::from([short.clone()]), "the index lost a live session");
+    assert_eq!(listed_keys(&store, &p).await, key_set([&short]), "the index lost a live session");
     tokio::time::sleep(Duration::from_millis(3000)).await;
     assert!(store.sessions_of(&p).await.unwrap().is_empty());
     assert!(!index_exists().await, "the index outlived its sessions");
 }
 
-/// Sign-out-everywhere through the index while requests keep writing: every listed session
-/// ends and stays ended, and none is listed again.
+/// Sign-out-everywhere through the index while requests keep writing and logging in
+/// again: every listed session ends and stays ended, and none is listed again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_racing_end_through_the_index_never_revives() {
     let Some((_server, store, _)) = store("index-race").await else { return };
-    let soon = Some(SystemTime::now() + Duration::from_secs(60));
-    for trial in 0..20 {
-        let p = format!("race-{trial}-{}", fresh_key().as_str());
-        let keys: Vec<StoreKey> = (0..3).map(|_| fresh_key()).collect();
-        for k in &keys {
-            assert!(store.create(k, &owned(&p, soon)).await.unwrap());
-        }
-        let writers: Vec<_> = keys
-            .iter()
-            .flat_map(|k| (0..3).map(move |w| (k.clone(), w)))
-            .map(|(k, w)| {
-                let (store, p) = (store.clone(), p.clone());
-                tokio::spawn(async move {
-                    for i in 0..10 {
-                        let mut c = changes(&[("n", format!("{w}-{i}").as_bytes())], &[], soon);
-                        if i % 3 == 0 {
-                            c.owner = Some(owner(&p, Some("re-login")));
-                        }
-                        match store.apply(&k, &c).await {
-                            Ok(true) => {}
-                            Ok(false) => return,
-                            // Nine writers on three records and one index: a writer may
-                            // run out of CAS retries, which says so; never a lost write.
-                            Err(StoreError::Unavailable { message, .. }) => {
-                                assert!(message.contains("CAS"), "{message}")
-                            }
-                            Err(e) => panic!("{e}"),
-                        }
-                    }
-                })
-            })
-            .collect();
-        tokio::time::sleep(Duration::from_micros(300 * (trial % 5))).await;
-        let listed = store.sessions_of(&p).await.unwrap();
-        assert_eq!(listed.len(), 3, "trial {trial}: a live session was not listed");
-        for l in listed {
-            store.end(&l.key, RETIRE).await.unwrap();
-        }
-        for w in writers {
-            w.await.unwrap();
-        }
-        for k in &keys {
-            assert!(matches!(store.lookup(k).await.unwrap(), Lookup::Retired), "trial {trial}: a session came back");
-        }
-        assert!(store.sessions_of(&p).await.unwrap().is_empty(), "trial {trial}: an ended session is listed");
-    }
+    let race = EndRace {
+        trials: 20,
+        sessions: 3,
+        writers: 3,
+        writes: 10,
+        pause: Duration::from_micros(300),
+        relogin: true,
+        // Nine writers on three records and one index: a writer may run out of CAS
+        // retries, which says so; never a lost write.
+        contended: |e| matches!(e, StoreError::Unavailable { message, .. } if message.contains("CAS")),
+        ..EndRace::default()
+    };
+    race.run(std::sync::Arc::new(store)).await;
 }
 
 /// Two processes filing sessions of one principal at once: the CAS loop loses none.
@@ -173,14 +126,14 @@ async fn two_processes_filing_one_principal_lose_no_session() {
     let keys: Vec<StoreKey> = (0..40).map(|_| fresh_key()).collect();
     let each = keys.iter().enumerate().map(|(i, k)| {
         let store = if i % 2 == 0 { a.clone() } else { b.clone() };
-        let r = owned(&p, soon);
+        let r = owned(&p, DEVICE, soon);
         let k = k.clone();
         tokio::spawn(async move { store.create(&k, &r).await.unwrap() })
     });
     for created in futures_util::future::join_all(each).await {
         assert!(created.unwrap());
     }
-    assert_eq!(listed_keys(&a, &p).await, keys.iter().cloned().collect::<HashSet<_>>());
+    assert_eq!(listed_keys(&a, &p).await, key_set(&keys));
     for k in &keys {
         a.delete(k).await.unwrap();
     }
@@ -202,7 +155,7 @@ async fn scans_list_each_session_once_in_bounded_pages() {
     let keys: Vec<StoreKey> = (0..2000).map(|_| fresh_key()).collect();
     for chunk in keys.chunks(200) {
         let each = chunk.iter().map(|k| {
-            let r = if k.as_str().ends_with(['a', 'b']) { owned("scanned", soon) } else { record(&[], soon) };
+            let r = if k.as_str().ends_with(['a', 'b']) { owned("scanned", DEVICE, soon) } else { record(&[], soon) };
             let store = &store;
             async move { store.create(k, &r).await }
         });
@@ -261,7 +214,7 @@ async fn a_listing_right_after_reads_sees_every_session() {
     for trial in 0..30 {
         let keys: HashSet<StoreKey> = (0..6).map(|_| fresh_key()).collect();
         for k in &keys {
-            assert!(store.create(k, &owned("fresh", soon)).await.unwrap());
+            assert!(store.create(k, &owned("fresh", DEVICE, soon)).await.unwrap());
         }
         for _ in 0..3 {
             for k in &keys {

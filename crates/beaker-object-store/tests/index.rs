@@ -9,35 +9,18 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
-use beaker_core::store::{Changes, Lookup, Owner, Record, SessionHandle, SessionStore, StoreKey};
+use beaker_core::store::{Lookup, SessionHandle, SessionStore, StoreKey};
 use beaker_core::StoreError;
 use beaker_object_store::{ObjectSessionStore, ObjectStoreClient, ObjectStoreOptions};
-use beaker_testkit::store::{changes, fresh_key, fresh_principal, record};
+use beaker_testkit::store::{
+    changes, fresh_key, fresh_principal, key_set, listed_keys, owned, owner, record, with_owner, EndRace,
+};
 use common::*;
 use futures_util::StreamExt as _;
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-fn owner(principal: &str) -> Owner {
-    Owner { principal: principal.to_owned(), device: Some("Firefox".into()) }
-}
-
-fn owned(principal: &str, expires: Option<SystemTime>) -> Record {
-    Record { owner: Some(owner(principal)), ..record(&[("user", b"j\"ada\"")], expires) }
-}
-
-fn with_owner(mut c: Changes, o: Owner) -> Changes {
-    c.owner = Some(o);
-    c
-}
-
-async fn keys_of(store: &ObjectSessionStore, principal: &str) -> BTreeSet<String> {
-    store.sessions_of(principal).await.unwrap().into_iter().map(|l| l.key.as_str().to_owned()).collect()
-}
-
-fn set_of(keys: &[&StoreKey]) -> BTreeSet<String> {
-    keys.iter().map(|k| k.as_str().to_owned()).collect()
-}
+/// The device every owned session here is on.
+const FIREFOX: Option<&str> = Some("Firefox");
 
 /// The index's marker objects under the client's prefix, as `<principal hash>/<key>`.
 async fn markers(client: &ObjectStoreClient) -> Vec<String> {
@@ -68,33 +51,36 @@ async fn follows_records(var: &str, suite: &str) {
     let (alice, bob) = (fresh_principal(), fresh_principal());
 
     let (a, b) = (fresh_key(), fresh_key());
-    assert!(store.create(&a, &owned(&alice, later)).await.unwrap());
+    assert!(store.create(&a, &owned(&alice, FIREFOX, later)).await.unwrap());
     assert!(store.create(&b, &record(&[], later)).await.unwrap());
-    assert_eq!(store.load(&a).await.unwrap().unwrap().owner, Some(owner(&alice)));
-    assert_eq!(keys_of(&store, &alice).await, set_of(&[&a]));
+    assert_eq!(store.load(&a).await.unwrap().unwrap().owner, Some(owner(&alice, FIREFOX)));
+    assert_eq!(listed_keys(&store, &alice).await, key_set([&a]));
     assert_eq!(markers(&client).await.len(), 1);
     // Gaining an owner files the key; changing it moves the marker (after a load, the
     // write takes the remembered version: the same path as a request's).
-    assert!(store.apply(&b, &with_owner(changes(&[], &[], later), owner(&alice))).await.unwrap());
-    assert_eq!(keys_of(&store, &alice).await, set_of(&[&a, &b]));
+    assert!(store.apply(&b, &with_owner(changes(&[], &[], later), owner(&alice, FIREFOX))).await.unwrap());
+    assert_eq!(listed_keys(&store, &alice).await, key_set([&a, &b]));
     store.load(&b).await.unwrap();
-    assert!(store.apply(&b, &with_owner(changes(&[], &[], later), owner(&bob))).await.unwrap());
-    assert_eq!(keys_of(&store, &alice).await, set_of(&[&a]));
-    assert_eq!(keys_of(&store, &bob).await, set_of(&[&b]));
+    assert!(store.apply(&b, &with_owner(changes(&[], &[], later), owner(&bob, FIREFOX))).await.unwrap());
+    assert_eq!(listed_keys(&store, &alice).await, key_set([&a]));
+    assert_eq!(listed_keys(&store, &bob).await, key_set([&b]));
     assert_eq!(markers(&client).await.len(), 2);
     // Rename moves the marker; end and delete remove it.
     let moved = fresh_key();
     assert!(store.rename(&a, &moved, &changes(&[], &[], later), HOUR).await.unwrap());
-    assert_eq!(keys_of(&store, &alice).await, set_of(&[&moved]));
+    assert_eq!(listed_keys(&store, &alice).await, key_set([&moved]));
     assert_eq!(store.count().await.unwrap(), 2, "the tombstone is not counted");
     store.end(&moved, HOUR).await.unwrap();
     assert_eq!(store.lookup(&moved).await.unwrap(), Lookup::Retired);
     store.delete(&b).await.unwrap();
-    assert!(keys_of(&store, &alice).await.is_empty() && keys_of(&store, &bob).await.is_empty());
+    assert!(listed_keys(&store, &alice).await.is_empty() && listed_keys(&store, &bob).await.is_empty());
     assert_eq!(markers(&client).await, Vec::<String>::new());
     // Expiry: not listed at once; cleanup removes the record and its marker.
     let short = fresh_key();
-    assert!(store.create(&short, &owned(&alice, Some(SystemTime::now() + Duration::from_secs(1)))).await.unwrap());
+    assert!(store
+        .create(&short, &owned(&alice, FIREFOX, Some(SystemTime::now() + Duration::from_secs(1))))
+        .await
+        .unwrap());
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let markers_before = markers(&client).await.len();
     assert_eq!(markers_before, 1);
@@ -104,7 +90,7 @@ async fn follows_records(var: &str, suite: &str) {
     // A marker a crashed writer left (no record): skipped, then pruned, by listing and by cleanup.
     for prune in ["sessions_of", "cleanup"] {
         let orphan = fresh_key();
-        assert!(store.create(&orphan, &owned(&alice, later)).await.unwrap());
+        assert!(store.create(&orphan, &owned(&alice, FIREFOX, later)).await.unwrap());
         delete_record(&client, &store, &orphan).await;
         assert_eq!(markers(&client).await.len(), 1, "{prune}");
         if prune == "sessions_of" {
@@ -140,7 +126,7 @@ async fn s3_young_markers_are_kept() {
     let store = ObjectSessionStore::new(client.clone());
     let principal = fresh_principal();
     let key = fresh_key();
-    assert!(store.create(&key, &owned(&principal, Some(SystemTime::now() + HOUR))).await.unwrap());
+    assert!(store.create(&key, &owned(&principal, FIREFOX, Some(SystemTime::now() + HOUR))).await.unwrap());
     delete_record(&client, &store, &key).await;
     assert!(store.sessions_of(&principal).await.unwrap().is_empty(), "not listed");
     store.cleanup().await.unwrap();
@@ -203,35 +189,15 @@ async fn end_races_apply(var: &str, suite: &str) {
     let options = ObjectStoreOptions::default().with_timeout(Duration::from_secs(15));
     let Some(client) = client_with(var, suite, options).await else { return };
     let store = ObjectSessionStore::new(client.clone());
-    let later = Some(SystemTime::now() + HOUR);
-    for trial in 0..6 {
-        let principal = fresh_principal();
-        let key = fresh_key();
-        assert!(store.create(&key, &owned(&principal, later)).await.unwrap());
-        let writers: Vec<_> = (0..6)
-            .map(|i| {
-                let (store, key) = (store.clone(), key.clone());
-                tokio::spawn(async move {
-                    for n in 0..10 {
-                        let name = format!("k{i}-{n}");
-                        if !store.apply(&key, &changes(&[(&name, b"j1")], &[], later)).await.unwrap() {
-                            break;
-                        }
-                    }
-                })
-            })
-            .collect();
-        tokio::time::sleep(Duration::from_millis(5 * (trial % 3))).await;
-        for listed in store.sessions_of(&principal).await.unwrap() {
-            store.end(&listed.key, HOUR).await.unwrap();
-        }
-        for w in writers {
-            w.await.unwrap();
-        }
-        assert_eq!(store.lookup(&key).await.unwrap(), Lookup::Retired, "trial {trial}");
-        assert!(!store.apply(&key, &changes(&[("late", b"j1")], &[], later)).await.unwrap());
-        assert!(store.sessions_of(&principal).await.unwrap().is_empty(), "trial {trial}: revived");
-    }
+    let race = EndRace {
+        trials: 6,
+        writers: 6,
+        writes: 10,
+        pause: Duration::from_millis(5),
+        pause_cycle: 3,
+        ..EndRace::default()
+    };
+    race.run(std::sync::Arc::new(store)).await;
     wipe(&client).await;
 }
 

@@ -4,7 +4,8 @@
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 
-use beaker_core::compat::{payload, refuse_owner, BeakerSerializer, NO_OWNER};
+use beaker_core::compat::layout::{self, BeakerCodec, BeakerLayout, Envelope, Swap};
+use beaker_core::compat::{BeakerSerializer, NO_OWNER};
 use beaker_core::store::{async_trait, Changes, Listed, Record, SessionStore, StoreKey};
 use beaker_core::StoreError;
 use redis::Script;
@@ -16,8 +17,6 @@ use crate::options::RedisOptions;
 /// How much longer than the session's own expiry Redis keeps the key, as Beaker does
 /// (`timeout + 2 minutes`), so that the backend never drops a record mid-request.
 const TTL_MARGIN: Duration = Duration::from_secs(120);
-/// Attempts of an optimistic read-modify-write before giving up under contention.
-const CAS_ATTEMPTS: usize = 16;
 
 /// KEYS[1] record; ARGV: the value read, the value to write, the TTL in ms (`0`: none).
 /// Writes only if the record still holds what was read.
@@ -75,39 +74,6 @@ impl BeakerRedisStore {
     pub fn redis_key(&self, key: &StoreKey) -> String {
         format!("beaker_cache:{}:session", key.as_str())
     }
-
-    async fn get(&self, rkey: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.client.run("load", |mut c| async move { redis::cmd("GET").arg(rkey).query_async(&mut c).await }).await
-    }
-
-    /// Reads, changes with `f` and writes back if nobody wrote in between; `false` when
-    /// there is no record.
-    async fn update(&self, key: &StoreKey, what: &str, f: impl Fn(&mut Record)) -> Result<bool, StoreError> {
-        let rkey = self.redis_key(key);
-        for _ in 0..CAS_ATTEMPTS {
-            let Some(old) = self.get(&rkey).await? else { return Ok(false) };
-            let mut record = decode(&old, self.serializer)?;
-            f(&mut record);
-            let mut call = evalsha(&COMPARE_AND_SET, &rkey);
-            call.arg(old.as_slice()).arg(encode(&record, self.serializer)?).arg(ttl_ms(record.expires));
-            let written: i64 = self.client.eval(what, &COMPARE_AND_SET, &call).await?;
-            if written == 1 {
-                return Ok(true);
-            }
-        }
-        Err(StoreError::Backend {
-            message: format!("redis: {what}: the record kept changing under {CAS_ATTEMPTS} attempts"),
-            source: None,
-        })
-    }
-}
-
-fn decode(pickled: &[u8], serializer: BeakerSerializer) -> Result<Record, StoreError> {
-    payload::decode_session(&payload::unpickle_text(pickled)?, serializer, SystemTime::now())
-}
-
-fn encode(record: &Record, serializer: BeakerSerializer) -> Result<Vec<u8>, StoreError> {
-    Ok(payload::pickle_text(&payload::encode_session(record, serializer)?))
 }
 
 /// The key's TTL in ms for a record expiring at `expires` (`0`: no TTL).
@@ -119,18 +85,38 @@ fn ttl_ms(expires: Option<SystemTime>) -> u64 {
 }
 
 #[async_trait]
+impl BeakerLayout for BeakerRedisStore {
+    fn codec(&self) -> BeakerCodec {
+        BeakerCodec { envelope: Envelope::Text, serializer: self.serializer }
+    }
+
+    async fn read(&self, key: &StoreKey) -> Result<Option<Vec<u8>>, StoreError> {
+        let rkey = self.redis_key(key);
+        self.client
+            .run("load", |mut c| {
+                let rkey = &rkey;
+                async move { redis::cmd("GET").arg(rkey).query_async(&mut c).await }
+            })
+            .await
+    }
+
+    async fn compare_and_set(&self, key: &StoreKey, what: &str, swap: Swap<'_>) -> Result<bool, StoreError> {
+        let mut call = evalsha(&COMPARE_AND_SET, &self.redis_key(key));
+        call.arg(swap.old).arg(swap.new).arg(ttl_ms(swap.expires));
+        let written: i64 = self.client.eval(what, &COMPARE_AND_SET, &call).await?;
+        Ok(written == 1)
+    }
+}
+
+#[async_trait]
 impl SessionStore for BeakerRedisStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        match self.get(&self.redis_key(key)).await? {
-            None => Ok(None),
-            Some(raw) => decode(&raw, self.serializer).map(Some),
-        }
+        layout::load(self, key).await
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
-        refuse_owner(self.name(), record.owner.as_ref())?;
+        let value = layout::create_blob(self, record)?;
         let rkey = self.redis_key(key);
-        let value = encode(record, self.serializer)?;
         let ttl = ttl_ms(record.expires);
         let set: Option<String> = self
             .client
@@ -150,8 +136,7 @@ impl SessionStore for BeakerRedisStore {
     }
 
     async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
-        refuse_owner(self.name(), changes.owner.as_ref())?;
-        self.update(key, "apply", |r| r.apply(changes)).await
+        layout::apply(self, key, changes).await
     }
 
     async fn touch(
@@ -160,11 +145,7 @@ impl SessionStore for BeakerRedisStore {
         accessed: SystemTime,
         expires: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
-        self.update(key, "touch", |r| {
-            r.accessed = accessed;
-            r.expires = expires;
-        })
-        .await
+        layout::touch(self, key, accessed, expires).await
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {

@@ -6,33 +6,24 @@
 mod common;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use beaker_core::store::{Changes, Lookup, Owner, SessionHandle, SessionStore, StoreKey};
+use beaker_core::store::{SessionHandle, SessionStore, StoreKey};
 use beaker_core::StoreError;
 use beaker_redis::{RedisOptions, RedisStore};
 use beaker_testkit::skip_or_fail;
-use beaker_testkit::store::{changes, fresh_key, record, SessionIndexSuite};
+use beaker_testkit::store::{
+    changes, fresh_key, key_set, listed_keys, owned, owner, record, with_owner, EndRace, SessionIndexSuite, OWNED_ENTRY,
+};
 use common::{cleanup, connect, options, single_url};
 
 const RETIRE: Duration = Duration::from_secs(60);
 
-fn owner(principal: &str, device: Option<&str>) -> Owner {
-    Owner { principal: principal.into(), device: device.map(Into::into) }
-}
-
-fn owned(principal: &str, expires: Option<SystemTime>) -> beaker_core::store::Record {
-    let mut r = record(&[("user", b"\"ann\"")], expires);
-    r.owner = Some(owner(principal, Some("Firefox on 203.0.113.7")));
-    r
-}
-
-fn with_owner(mut c: Changes, o: Owner) -> Changes {
-    c.owner = Some(o);
-    c
-}
+/// The device of every owned session here.
+const DEVICE: Option<&str> = Some("Firefox on 203.0.113.7");
 
 /// A raw connection to the topology of `url`, to look at the index keys themselves.
 enum Raw {
@@ -64,14 +55,10 @@ fn index_key(opts: &RedisOptions, principal: &str) -> String {
     format!("{}principal:{{{}}}", opts.session_prefix, URL_SAFE_NO_PAD.encode(principal))
 }
 
-async fn listed_keys(store: &RedisStore, principal: &str) -> HashSet<StoreKey> {
-    store.sessions_of(principal).await.unwrap().into_iter().map(|l| l.key).collect()
-}
-
 async fn run_all(url: &str, opts: RedisOptions, suite: &str) {
     let Some(client) = connect(suite, url, opts.clone()).await else { return };
     let store = RedisStore::new(client);
-    SessionIndexSuite::new(std::sync::Arc::new(store.clone())).with_scan(400, 13).run().await;
+    SessionIndexSuite::new(Arc::new(store.clone())).with_scan(400, 13).run().await;
     let mut raw = Raw::connect(url).await;
     the_owner_round_trips(&store).await;
     the_index_follows_every_write(&store).await;
@@ -107,7 +94,7 @@ async fn cluster_keeps_the_index_and_lists_sessions_across_slots() {
 async fn the_owner_round_trips(store: &RedisStore) {
     let k = fresh_key();
     let soon = Some(SystemTime::now() + Duration::from_secs(30));
-    let r = owned("ann@example.com", soon);
+    let r = owned("ann@example.com", DEVICE, soon);
     assert!(store.create(&k, &r).await.unwrap());
     assert_eq!(store.load(&k).await.unwrap().unwrap().owner, r.owner);
     // Changes without an owner leave it; `clear` drops entries, never the owner.
@@ -128,25 +115,25 @@ async fn the_index_follows_every_write(store: &RedisStore) {
     let soon = Some(SystemTime::now() + Duration::from_secs(30));
     let (p, q) = (format!("p-{}", fresh_key().as_str()), format!("q-{}", fresh_key().as_str()));
     let [a, b, c] = [fresh_key(), fresh_key(), fresh_key()];
-    assert!(store.create(&a, &owned(&p, soon)).await.unwrap());
-    assert!(store.create(&b, &owned(&p, soon)).await.unwrap());
+    assert!(store.create(&a, &owned(&p, DEVICE, soon)).await.unwrap());
+    assert!(store.create(&b, &owned(&p, DEVICE, soon)).await.unwrap());
     assert!(store.create(&c, &record(&[], soon)).await.unwrap());
-    assert_eq!(listed_keys(store, &p).await, HashSet::from([a.clone(), b.clone()]));
+    assert_eq!(listed_keys(store, &p).await, key_set([&a, &b]));
     let one = store.sessions_of(&p).await.unwrap().into_iter().find(|l| l.key == a).unwrap();
-    assert_eq!(one.owner, owned(&p, None).owner);
-    assert_eq!(one.size, ("user".len() + "\"ann\"".len()) as u64);
+    assert_eq!(one.owner, Some(owner(&p, DEVICE)));
+    assert_eq!(one.size, (OWNED_ENTRY.0.len() + OWNED_ENTRY.1.len()) as u64);
 
     // An owner given later files an unowned session; a new owner moves it.
     assert!(store.apply(&c, &with_owner(changes(&[], &[], soon), owner(&p, None))).await.unwrap());
-    assert_eq!(listed_keys(store, &p).await, HashSet::from([a.clone(), b.clone(), c.clone()]));
+    assert_eq!(listed_keys(store, &p).await, key_set([&a, &b, &c]));
     assert!(store.apply(&c, &with_owner(changes(&[], &[], soon), owner(&q, None))).await.unwrap());
-    assert_eq!(listed_keys(store, &p).await, HashSet::from([a.clone(), b.clone()]));
-    assert_eq!(listed_keys(store, &q).await, HashSet::from([c.clone()]));
+    assert_eq!(listed_keys(store, &p).await, key_set([&a, &b]));
+    assert_eq!(listed_keys(store, &q).await, key_set([&c]));
 
     // rename lists the new key in place of the old one.
     let a2 = fresh_key();
     assert!(store.rename(&a, &a2, &changes(&[], &[], soon), RETIRE).await.unwrap());
-    assert_eq!(listed_keys(store, &p).await, HashSet::from([a2.clone(), b.clone()]));
+    assert_eq!(listed_keys(store, &p).await, key_set([&a2, &b]));
     // end and delete take keys out; an apply to the ended key is refused and lists nothing.
     store.end(&a2, RETIRE).await.unwrap();
     assert!(!store.apply(&a2, &with_owner(changes(&[], &[], soon), owner(&p, None))).await.unwrap());
@@ -167,8 +154,8 @@ async fn the_index_expires_with_its_longest_session(store: &RedisStore, opts: &R
     let index = index_key(opts, &p);
     let now = SystemTime::now();
     let (short, long) = (fresh_key(), fresh_key());
-    assert!(store.create(&short, &owned(&p, Some(now + Duration::from_millis(1500)))).await.unwrap());
-    assert!(store.create(&long, &owned(&p, Some(now + Duration::from_secs(4)))).await.unwrap());
+    assert!(store.create(&short, &owned(&p, DEVICE, Some(now + Duration::from_millis(1500)))).await.unwrap());
+    assert!(store.create(&long, &owned(&p, DEVICE, Some(now + Duration::from_secs(4)))).await.unwrap());
     let ttl = pttl(raw, &index).await;
     assert!((2500..=4000).contains(&ttl), "the index lives as long as its longest session: {ttl} ms");
     // A touch extends the index with the session.
@@ -177,7 +164,7 @@ async fn the_index_expires_with_its_longest_session(store: &RedisStore, opts: &R
     assert!((4500..=6000).contains(&ttl), "a touch extends the index: {ttl} ms");
     // A session without expiry keeps the index without one.
     let forever = fresh_key();
-    assert!(store.create(&forever, &owned(&p, None)).await.unwrap());
+    assert!(store.create(&forever, &owned(&p, DEVICE, None)).await.unwrap());
     assert_eq!(pttl(raw, &index).await, -1);
     store.delete(&forever).await.unwrap();
     let ttl = pttl(raw, &index).await;
@@ -189,7 +176,7 @@ async fn the_index_expires_with_its_longest_session(store: &RedisStore, opts: &R
         .await
         .unwrap());
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(listed_keys(store, &p).await, HashSet::from([long.clone()]), "an expired session is listed");
+    assert_eq!(listed_keys(store, &p).await, key_set([&long]), "an expired session is listed");
     let remaining: Vec<String> = raw.query(redis::cmd("ZRANGE").arg(&index).arg(0).arg(-1)).await;
     assert_eq!(remaining, [long.as_str()], "listing prunes the expired member");
     tokio::time::sleep(Duration::from_millis(3500)).await;
@@ -206,8 +193,8 @@ async fn listing_prunes_members_a_lost_step_left_behind(store: &RedisStore, opts
     let index = index_key(opts, &p);
     let soon = Some(SystemTime::now() + Duration::from_secs(30));
     let (kept, moved) = (fresh_key(), fresh_key());
-    assert!(store.create(&kept, &owned(&p, soon)).await.unwrap());
-    assert!(store.create(&moved, &owned(&q, soon)).await.unwrap());
+    assert!(store.create(&kept, &owned(&p, DEVICE, soon)).await.unwrap());
+    assert!(store.create(&moved, &owned(&q, DEVICE, soon)).await.unwrap());
     if let Raw::Cluster(_) = raw {
         let slot = |key: String| redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).clone();
         let index_slot: i64 = raw.query(&slot(index.clone())).await;
@@ -219,7 +206,7 @@ async fn listing_prunes_members_a_lost_step_left_behind(store: &RedisStore, opts
     for member in [dead.as_str(), moved.as_str(), "not a store key"] {
         let _: i64 = raw.query(redis::cmd("ZADD").arg(&index).arg(far.as_millis() as u64).arg(member)).await;
     }
-    assert_eq!(listed_keys(store, &p).await, HashSet::from([kept.clone()]));
+    assert_eq!(listed_keys(store, &p).await, key_set([&kept]));
     let mut left: Vec<String> = raw.query(redis::cmd("ZRANGE").arg(&index).arg(0).arg(-1)).await;
     left.sort();
     let mut want = vec![kept.as_str().to_owned(), moved.as_str().to_owned()];
@@ -232,52 +219,21 @@ async fn listing_prunes_members_a_lost_step_left_behind(store: &RedisStore, opts
     assert_eq!(gone, 0, "an index whose sessions are all gone is gone once listed");
 }
 
-/// Sign-out-everywhere through the index while requests keep writing: every listed session
-/// ends and stays ended; none comes back in the index or the store.
+/// Sign-out-everywhere through the index while requests keep writing, logging in again
+/// and touching: every listed session ends and stays ended; none comes back in the index
+/// or the store.
 async fn apply_racing_end_through_the_index_never_revives(store: &RedisStore) {
-    let soon = Some(SystemTime::now() + Duration::from_secs(60));
-    for trial in 0..20 {
-        let p = format!("race-{trial}-{}", fresh_key().as_str());
-        let keys: Vec<StoreKey> = (0..3).map(|_| fresh_key()).collect();
-        for k in &keys {
-            assert!(store.create(k, &owned(&p, soon)).await.unwrap());
-        }
-        let writers: Vec<_> = keys
-            .iter()
-            .flat_map(|k| (0..3).map(move |w| (k.clone(), w)))
-            .map(|(k, w)| {
-                let store = store.clone();
-                let p = p.clone();
-                tokio::spawn(async move {
-                    for i in 0..15 {
-                        let mut c = changes(&[("n", format!("{w}-{i}").as_bytes())], &[], soon);
-                        if i % 3 == 0 {
-                            c.owner = Some(owner(&p, Some("re-login")));
-                        }
-                        if !store.apply(&k, &c).await.unwrap() {
-                            return;
-                        }
-                        if i % 5 == 4 {
-                            store.touch(&k, SystemTime::now(), soon).await.unwrap();
-                        }
-                    }
-                })
-            })
-            .collect();
-        tokio::time::sleep(Duration::from_micros(200 * (trial % 5))).await;
-        let listed = store.sessions_of(&p).await.unwrap();
-        assert_eq!(listed.len(), 3, "trial {trial}: a live session was not listed");
-        for l in listed {
-            store.end(&l.key, RETIRE).await.unwrap();
-        }
-        for w in writers {
-            w.await.unwrap();
-        }
-        for k in &keys {
-            assert!(matches!(store.lookup(k).await.unwrap(), Lookup::Retired), "trial {trial}: a session came back");
-        }
-        assert!(store.sessions_of(&p).await.unwrap().is_empty(), "trial {trial}: an ended session is listed");
-    }
+    let race = EndRace {
+        trials: 20,
+        sessions: 3,
+        writers: 3,
+        writes: 15,
+        pause: Duration::from_micros(200),
+        relogin: true,
+        touch_every: Some(5),
+        ..EndRace::default()
+    };
+    race.run(Arc::new(store.clone())).await;
 }
 
 async fn scans_list_each_session_once_in_bounded_pages(store: &RedisStore) {
@@ -285,7 +241,7 @@ async fn scans_list_each_session_once_in_bounded_pages(store: &RedisStore) {
     let keys: Vec<StoreKey> = (0..3000).map(|_| fresh_key()).collect();
     for chunk in keys.chunks(200) {
         let each = chunk.iter().map(|k| {
-            let r = if k.as_str().ends_with(['a', 'b']) { owned("scanned", soon) } else { record(&[], soon) };
+            let r = if k.as_str().ends_with(['a', 'b']) { owned("scanned", DEVICE, soon) } else { record(&[], soon) };
             async move { store.create(k, &r).await }
         });
         for created in futures_util::future::join_all(each).await {

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use beaker_core::compat::{payload, refuse_owner, BeakerSerializer, NO_OWNER};
+use beaker_core::compat::layout::{self, BeakerCodec, BeakerLayout, Envelope, Swap};
+use beaker_core::compat::{BeakerSerializer, NO_OWNER};
 use beaker_core::store::{async_trait, Changes, Listed, Page, Record, SessionHandle, SessionStore, StoreKey};
 use beaker_core::StoreError;
 
@@ -12,9 +13,6 @@ use crate::client::{check_identifier, on_pool, SqlClient};
 use crate::error::OpenError;
 use crate::options::SqlOptions;
 use crate::sql::Dialect;
-
-/// Attempts of an optimistic read-modify-write before giving up under contention.
-const CAS_ATTEMPTS: usize = 16;
 
 /// A [`SessionStore`] that reads and writes exactly what Python Beaker 1.14's
 /// `ext:database` back end does (the `compat = beaker` mode), on PostgreSQL or SQLite.
@@ -130,17 +128,6 @@ impl BeakerSqlStore {
         self
     }
 
-    async fn get(&self, key: &StoreKey) -> Result<Option<Vec<u8>>, StoreError> {
-        let sql = &self.sql.load;
-        self.client
-            .run("load", || async {
-                on_pool!(self.client.pool(), p => {
-                    sqlx::query_scalar::<_, Vec<u8>>(sql).bind(0.0f64).bind(key.as_str()).fetch_optional(p).await
-                })
-            })
-            .await
-    }
-
     /// Runs a write statement binding `now`, the id, then `args`; the rows it changed.
     async fn write(&self, what: &str, sql: &str, key: &StoreKey, args: &[&[u8]]) -> Result<u64, StoreError> {
         let now = unix_seconds(SystemTime::now());
@@ -156,24 +143,6 @@ impl BeakerSqlStore {
             })
             .await
     }
-
-    /// Reads, changes with `f` and writes back if nobody wrote in between; `false` when
-    /// there is no row.
-    async fn update(&self, key: &StoreKey, what: &str, f: impl Fn(&mut Record)) -> Result<bool, StoreError> {
-        for _ in 0..CAS_ATTEMPTS {
-            let Some(old) = self.get(key).await? else { return Ok(false) };
-            let mut record = decode(&old, self.serializer)?;
-            f(&mut record);
-            let new = encode(&record, self.serializer)?;
-            if self.write(what, &self.sql.update, key, &[&new, &old]).await? == 1 {
-                return Ok(true);
-            }
-        }
-        Err(StoreError::Backend {
-            message: format!("sql store: {what}: the Beaker row kept changing under {CAS_ATTEMPTS} attempts"),
-            source: None,
-        })
-    }
 }
 
 /// Listing would unpickle every row of a table Beaker itself never lists or expires.
@@ -183,32 +152,43 @@ fn unix_seconds(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
-fn decode(pickled: &[u8], serializer: BeakerSerializer) -> Result<Record, StoreError> {
-    payload::decode_session(&payload::unpickle_namespace(pickled)?, serializer, SystemTime::now())
-}
+#[async_trait]
+impl BeakerLayout for BeakerSqlStore {
+    fn codec(&self) -> BeakerCodec {
+        BeakerCodec { envelope: Envelope::Namespace, serializer: self.serializer }
+    }
 
-fn encode(record: &Record, serializer: BeakerSerializer) -> Result<Vec<u8>, StoreError> {
-    Ok(payload::pickle_namespace(&payload::encode_session(record, serializer)?))
+    async fn read(&self, key: &StoreKey) -> Result<Option<Vec<u8>>, StoreError> {
+        let sql = &self.sql.load;
+        self.client
+            .run("load", || async {
+                on_pool!(self.client.pool(), p => {
+                    sqlx::query_scalar::<_, Vec<u8>>(sql).bind(0.0f64).bind(key.as_str()).fetch_optional(p).await
+                })
+            })
+            .await
+    }
+
+    /// Beaker never deletes expired rows, so `swap.expires` is not stored: both sides read
+    /// the idle timeout from the dict.
+    async fn compare_and_set(&self, key: &StoreKey, what: &str, swap: Swap<'_>) -> Result<bool, StoreError> {
+        Ok(self.write(what, &self.sql.update, key, &[swap.new, swap.old]).await? == 1)
+    }
 }
 
 #[async_trait]
 impl SessionStore for BeakerSqlStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        match self.get(key).await? {
-            None => Ok(None),
-            Some(raw) => decode(&raw, self.serializer).map(Some),
-        }
+        layout::load(self, key).await
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
-        refuse_owner(self.name(), record.owner.as_ref())?;
-        let data = encode(record, self.serializer)?;
+        let data = layout::create_blob(self, record)?;
         Ok(self.write("create", &self.sql.insert, key, &[&data]).await? == 1)
     }
 
     async fn apply(&self, key: &StoreKey, changes: &Changes) -> Result<bool, StoreError> {
-        refuse_owner(self.name(), changes.owner.as_ref())?;
-        self.update(key, "apply", |r| r.apply(changes)).await
+        layout::apply(self, key, changes).await
     }
 
     async fn touch(
@@ -217,11 +197,7 @@ impl SessionStore for BeakerSqlStore {
         accessed: SystemTime,
         expires: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
-        self.update(key, "touch", |r| {
-            r.accessed = accessed;
-            r.expires = expires;
-        })
-        .await
+        layout::touch(self, key, accessed, expires).await
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {

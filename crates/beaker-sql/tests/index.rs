@@ -11,34 +11,15 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use beaker_core::store::{Changes, Lookup, Owner, Record, SessionHandle, SessionStore, StoreKey};
+use beaker_core::store::{Lookup, SessionHandle, SessionStore, StoreKey};
 use beaker_core::{Clock as _, ManualClock, StoreError};
 use beaker_sql::SqlStore;
-use beaker_testkit::store::{changes, fresh_key, fresh_principal, record};
+use beaker_testkit::store::{
+    changes, fresh_key, fresh_principal, key_set, listed_keys, owned, owner, with_owner, EndRace, OWNED_ENTRY,
+};
 use common::*;
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-fn owner(principal: &str, device: Option<&str>) -> Owner {
-    Owner { principal: principal.to_owned(), device: device.map(str::to_owned) }
-}
-
-fn owned(principal: &str, device: Option<&str>, expires: Option<SystemTime>) -> Record {
-    Record { owner: Some(owner(principal, device)), ..record(&[("user", b"j\"ada\"")], expires) }
-}
-
-fn with_owner(mut c: Changes, o: Owner) -> Changes {
-    c.owner = Some(o);
-    c
-}
-
-async fn keys_of(store: &SqlStore, principal: &str) -> BTreeSet<String> {
-    store.sessions_of(principal).await.unwrap().into_iter().map(|l| l.key.as_str().to_owned()).collect()
-}
-
-fn set_of(keys: &[&StoreKey]) -> BTreeSet<String> {
-    keys.iter().map(|k| k.as_str().to_owned()).collect()
-}
 
 async fn index(kind: Kind, checks: fn(Arc<Env>) -> futures_util::future::BoxFuture<'static, ()>) {
     let suite = format!("{kind:?} principal index");
@@ -65,7 +46,7 @@ async fn follows_records(env: Arc<Env>) {
     assert_eq!(listed.len(), 2);
     let first = listed.iter().find(|l| l.key == phone).unwrap();
     assert_eq!(first.owner, Some(owner(&alice, Some("Firefox on 203.0.113.7"))));
-    assert_eq!(first.size, ("user".len() + "j\"ada\"".len()) as u64);
+    assert_eq!(first.size, (OWNED_ENTRY.0.len() + OWNED_ENTRY.1.len()) as u64);
     assert_eq!(
         first.expires,
         later
@@ -75,22 +56,22 @@ async fn follows_records(env: Arc<Env>) {
 
     // An apply without an owner keeps it; with one, moves the key to the new principal.
     assert!(store.apply(&phone, &changes(&[("theme", b"j1")], &[], later)).await.unwrap());
-    assert_eq!(keys_of(&store, &alice).await, set_of(&[&phone, &laptop]));
+    assert_eq!(listed_keys(&store, &alice).await, key_set([&phone, &laptop]));
     assert!(store.apply(&laptop, &with_owner(changes(&[], &[], later), owner(&bob, Some("curl")))).await.unwrap());
-    assert_eq!(keys_of(&store, &alice).await, set_of(&[&phone]));
-    assert_eq!(keys_of(&store, &bob).await, set_of(&[&laptop]));
+    assert_eq!(listed_keys(&store, &alice).await, key_set([&phone]));
+    assert_eq!(listed_keys(&store, &bob).await, key_set([&laptop]));
     assert_eq!(store.load(&laptop).await.unwrap().unwrap().owner, Some(owner(&bob, Some("curl"))));
 
     // Rename lists the new key in place of the old one, owner kept or changed.
     let moved = fresh_key();
     assert!(store.rename(&phone, &moved, &changes(&[], &[], later), HOUR).await.unwrap());
-    assert_eq!(keys_of(&store, &alice).await, set_of(&[&moved]));
+    assert_eq!(listed_keys(&store, &alice).await, key_set([&moved]));
     assert_eq!(store.load(&moved).await.unwrap().unwrap().owner, Some(owner(&alice, Some("Firefox on 203.0.113.7"))));
     let moved_again = fresh_key();
     let to_bob = with_owner(changes(&[], &[], later), owner(&bob, None));
     assert!(store.rename(&moved, &moved_again, &to_bob, HOUR).await.unwrap());
-    assert!(keys_of(&store, &alice).await.is_empty());
-    assert_eq!(keys_of(&store, &bob).await, set_of(&[&laptop, &moved_again]));
+    assert!(listed_keys(&store, &alice).await.is_empty());
+    assert_eq!(listed_keys(&store, &bob).await, key_set([&laptop, &moved_again]));
     let handle = SessionHandle::of(&moved_again);
     assert_eq!(store.find(&handle).await.unwrap(), Some(moved_again.clone()), "the handle follows the rename");
     assert_eq!(store.find(&SessionHandle::of(&moved)).await.unwrap(), None);
@@ -98,10 +79,10 @@ async fn follows_records(env: Arc<Env>) {
     // End and delete take the key out; a retired key is not listed.
     store.end(&moved_again, HOUR).await.unwrap();
     assert_eq!(store.lookup(&moved_again).await.unwrap(), Lookup::Retired);
-    assert_eq!(keys_of(&store, &bob).await, set_of(&[&laptop]));
+    assert_eq!(listed_keys(&store, &bob).await, key_set([&laptop]));
     assert_eq!(store.find(&handle).await.unwrap(), None);
     store.delete(&laptop).await.unwrap();
-    assert!(keys_of(&store, &bob).await.is_empty());
+    assert!(listed_keys(&store, &bob).await.is_empty());
 
     // Expired records are neither listed, counted, scanned nor found, and cleanup removes them.
     let before = store.count().await.unwrap();
@@ -109,7 +90,7 @@ async fn follows_records(env: Arc<Env>) {
     assert!(store.create(&short, &owned(&alice, None, Some(now + Duration::from_secs(60)))).await.unwrap());
     assert_eq!(store.count().await.unwrap(), before + 1);
     clock.advance(Duration::from_secs(61));
-    assert!(keys_of(&store, &alice).await.is_empty());
+    assert!(listed_keys(&store, &alice).await.is_empty());
     assert_eq!(store.count().await.unwrap(), before);
     assert!(store.find(&SessionHandle::of(&short)).await.unwrap().is_none());
     let page = store.scan(None, 10_000).await.unwrap();
@@ -129,8 +110,8 @@ async fn follows_records(env: Arc<Env>) {
     let name = format!("case-{}", fresh_principal());
     assert!(store.create(&lower, &owned(&name, None, later)).await.unwrap());
     assert!(store.create(&upper, &owned(&name.to_uppercase(), None, later)).await.unwrap());
-    assert_eq!(keys_of(&store, &name).await, set_of(&[&lower]));
-    assert_eq!(keys_of(&store, &name.to_uppercase()).await, set_of(&[&upper]));
+    assert_eq!(listed_keys(&store, &name).await, key_set([&lower]));
+    assert_eq!(listed_keys(&store, &name.to_uppercase()).await, key_set([&upper]));
     // Non-ASCII text survives the binary columns.
     let accented = fresh_key();
     let unicode = format!("Zoë-{}", fresh_principal());
@@ -231,40 +212,7 @@ async fn mysql_scans_every_record_once() {
 /// returns, nothing brings the session back, under the old key or in the index.
 async fn end_races_apply(env: Arc<Env>) {
     let store = env.store().await;
-    let later = Some(SystemTime::now() + HOUR);
-    for trial in 0..10 {
-        let principal = fresh_principal();
-        let key = fresh_key();
-        assert!(store.create(&key, &owned(&principal, None, later)).await.unwrap());
-        let writers: Vec<_> = (0..8)
-            .map(|i| {
-                let (store, key) = (store.clone(), key.clone());
-                tokio::spawn(async move {
-                    let mut applied = 0;
-                    for n in 0..20 {
-                        let name = format!("k{i}-{n}");
-                        if !store.apply(&key, &changes(&[(&name, b"j1")], &[], later)).await.unwrap() {
-                            break;
-                        }
-                        applied += 1;
-                    }
-                    applied
-                })
-            })
-            .collect();
-        tokio::time::sleep(Duration::from_millis(trial % 5)).await;
-        for listed in store.sessions_of(&principal).await.unwrap() {
-            store.end(&listed.key, HOUR).await.unwrap();
-        }
-        for w in writers {
-            w.await.unwrap();
-        }
-        assert_eq!(store.lookup(&key).await.unwrap(), Lookup::Retired, "trial {trial}");
-        assert!(store.sessions_of(&principal).await.unwrap().is_empty(), "trial {trial}");
-        assert!(!store.apply(&key, &changes(&[("late", b"j1")], &[], later)).await.unwrap());
-        assert!(!store.touch(&key, SystemTime::now(), later).await.unwrap());
-        assert!(store.sessions_of(&principal).await.unwrap().is_empty(), "trial {trial}: revived");
-    }
+    EndRace { trials: 10, ..EndRace::default() }.run(Arc::new(store)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,10 +301,10 @@ async fn upgrades(env: Arc<Env>) {
         .apply(&old, &with_owner(changes(&[("a", b"j1")], &[], later), owner(&principal, None)))
         .await
         .unwrap());
-    assert_eq!(keys_of(&store, &principal).await, set_of(&[&old]));
+    assert_eq!(listed_keys(&store, &principal).await, key_set([&old]));
     let new = fresh_key();
     assert!(store.create(&new, &owned(&principal, Some("new"), later)).await.unwrap());
-    assert_eq!(keys_of(&store, &principal).await, set_of(&[&old, &new]));
+    assert_eq!(listed_keys(&store, &principal).await, key_set([&old, &new]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,9 @@
 //! The suites panic with a message naming the failed check (they are meant for tests).
 //! Every check uses fresh random keys and deletes what it wrote, so a suite can run against
 //! a shared server. The fixtures the suites build their records from ([`fresh_key`],
-//! [`record`], [`changes`], [`now_ms`]) are public for a store's own tests.
+//! [`record`], [`changes`], [`now_ms`]; for the principal index [`fresh_principal`],
+//! [`owner`], [`owned`], [`with_owner`], [`listed_keys`], [`key_set`]) and the race of
+//! [`EndRace`] are public for a store's own tests.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -28,10 +30,12 @@ use beaker_core::cache::{CacheBackend, CacheEntry, LockOutcome, LockToken};
 use beaker_core::store::{Changes, Record, SessionStore, StoreKey};
 use beaker_core::{SessionId, StoreError};
 
+mod end_race;
 mod ended;
 mod index;
 
-pub use index::{fresh_principal, SessionIndexSuite};
+pub use end_race::EndRace;
+pub use index::{fresh_principal, key_set, listed_keys, owned, owner, with_owner, SessionIndexSuite, OWNED_ENTRY};
 
 /// A boxed future, for the hooks below.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

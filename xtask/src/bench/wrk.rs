@@ -43,13 +43,8 @@ fn cpu_ticks(pid: u32) -> Option<f64> {
 }
 
 fn wrk(server: &Server, route: &str, script: &Path, seconds: u64, o: &Options, pinned: bool) -> Result<String> {
-    let mut cmd = if pinned {
-        let mut c = Command::new("taskset");
-        c.args(["-c", "1", "wrk"]);
-        c
-    } else {
-        Command::new("wrk")
-    };
+    // On the load generator's CPU, as bench-load.
+    let mut cmd = super::on_cpu("wrk".as_ref(), "1", pinned);
     cmd.args(["-t1", "-c", &o.connections.to_string(), "-d", &format!("{seconds}s"), "--latency", "-s"])
         .arg(script)
         .arg(format!("http://{}", server.addr))

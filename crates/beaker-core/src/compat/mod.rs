@@ -9,7 +9,8 @@
 //! - stores that support it write Beaker's record layout ([`payload`]): the session dict
 //!   with its reserved `_creation_time` / `_accessed_time` keys, serialized by Beaker's
 //!   `json` serializer (zlib-compressed JSON) and base64, inside a pickled `str`
-//!   as Beaker's containers keep it;
+//!   as Beaker's containers keep it, read and changed by one compare-and-set loop
+//!   ([`layout`]) whatever the back end;
 //! - with `type = cookie`, sessions live in Beaker's encrypted `CookieSession` cookie
 //!   ([`cookie_session`]), keyed by Beaker's `validate_key` and `encrypt_key`.
 //!
@@ -18,6 +19,7 @@
 //! have the shape beaker-rs accepts, so neither side needs to change its id generator.
 
 pub mod cookie_session;
+pub mod layout;
 pub mod payload;
 pub mod pickle;
 mod pickle_shape;
