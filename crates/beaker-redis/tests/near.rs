@@ -156,6 +156,86 @@ async fn racing_writers_and_readers_never_go_back_in_time() {
     cleanup(&url, &opts).await;
 }
 
+/// Many requests on one instance at once, racing a writer on the other: each read that
+/// starts after a write returned sees it, although the reads share their barrier `PING`s
+/// (a read that starts while one is on its way waits for the next one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_hits_share_barrier_rounds_and_still_see_every_write() {
+    let Some((url, opts, client)) = single("near-share", "redis near shared rounds").await else { return };
+    let a = near_store(client, "sa").await;
+    let b = instance(&url, &opts, "sb").await;
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    assert!(a.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let writer = {
+        let (a, key, written) = (a.clone(), key.clone(), written.clone());
+        tokio::spawn(async move {
+            for v in 1..=300u64 {
+                assert!(a.apply(&key, &set("n", v.to_string().as_bytes())).await.unwrap());
+                written.store(v, std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+    };
+    let before = b.near_cache_stats().unwrap();
+    let mut readers = Vec::new();
+    for _ in 0..32 {
+        let (b, key, written) = (b.clone(), key.clone(), written.clone());
+        readers.push(tokio::spawn(async move {
+            for _ in 0..150 {
+                let floor = written.load(std::sync::atomic::Ordering::SeqCst);
+                let seen = value_of(b.lookup(&key).await.unwrap(), "n");
+                let seen: u64 = seen.map_or(0, |v| std::str::from_utf8(&v).unwrap().parse().unwrap());
+                assert!(seen >= floor, "read {seen} after {floor} was written and returned");
+            }
+        }));
+    }
+    for r in readers {
+        r.await.unwrap();
+    }
+    writer.await.unwrap();
+    let after = b.near_cache_stats().unwrap();
+    let (hits, pings) = (after.hits - before.hits, after.pings - before.pings);
+    assert!(hits > 1000, "the tier was bypassed: {after:?}");
+    // At most one `PING` is on its way at a time, and the reads that start meanwhile
+    // share the next one.
+    assert!(pings * 2 < hits, "{pings} barrier rounds for {hits} hits: rounds are not shared");
+    cleanup(&url, &opts).await;
+}
+
+/// A request dropped while it waits for (or sends) a barrier `PING` leaves no one waiting
+/// for a round that will not come: the others go on, and the tier keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_dropped_mid_barrier_do_not_stall_the_others() {
+    let Some((url, opts, client)) = single("near-drop", "redis near dropped requests").await else { return };
+    let store = near_store(client, "drop").await;
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    assert!(store.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    store.lookup(&key).await.unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..16u64 {
+        let (store, key) = (store.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..200u64 {
+                if (i + t) % 3 == 0 {
+                    // Dropped at its first wait, whatever it was doing there.
+                    let lookup = store.lookup(&key);
+                    let _ = tokio::time::timeout(Duration::ZERO, lookup).await;
+                } else {
+                    let found = tokio::time::timeout(Duration::from_secs(5), store.lookup(&key)).await;
+                    assert!(matches!(found, Ok(Ok(Lookup::Live(_)))), "a read stalled or failed: {found:?}");
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let before = store.near_cache_stats().unwrap().hits;
+    assert!(matches!(store.lookup(&key).await.unwrap(), Lookup::Live(_)));
+    assert_eq!(store.near_cache_stats().unwrap().hits, before + 1, "the tier stopped serving");
+    cleanup(&url, &opts).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_tracking_connection_empties_the_tier_before_any_further_hit() {
     let Some((url, opts, client)) = single("near-kill", "redis near kill").await else { return };
