@@ -14,7 +14,7 @@ use redis::{ErrorKind, ServerErrorKind, Value};
 use crate::cache::RedisCache;
 use crate::client::evalsha;
 use crate::error::{self, is_connection_error};
-use crate::session::{changes_args, classify, expiry_arg, RedisStore, APPLY};
+use crate::session::{changes_args, classify, expiry_arg, RedisStore, APPLY_READ};
 use crate::tracking::{Near, NearCacheOptions, NearCacheStats, Ticket, Weigh};
 
 /// A session as the tier keeps it: decoded, shared between the requests it serves.
@@ -118,6 +118,15 @@ pub(crate) async fn lookup(
     Ok(found)
 }
 
+/// As [`cached`], for a lookup nobody else needs (no copy of the record).
+fn into_cached(found: Lookup) -> Option<CachedSession> {
+    match found {
+        Lookup::Live(record) => Some(CachedSession::Live(Arc::new(record))),
+        Lookup::Retired => Some(CachedSession::Retired),
+        Lookup::Missing => None,
+    }
+}
+
 fn cached(found: &Lookup) -> Option<CachedSession> {
     match found {
         Lookup::Live(record) => Some(CachedSession::Live(Arc::new(record.clone()))),
@@ -139,32 +148,30 @@ pub(crate) async fn apply(
         near.forget(rkey.as_bytes());
         return applied;
     };
-    let script = store.script(&APPLY);
+    let script = store.script(&APPLY_READ);
     let mut call = evalsha(script, &rkey);
     changes_args(&mut call, changes, store.prefix());
-    // The script's guard and write, then what it left, in one round trip; nothing else
-    // on this connection can run between them and the tier (NOLOOP) hears no echo.
-    let mut pipe = redis::pipe();
-    pipe.add_command(call).cmd("HGETALL").arg(&rkey);
+    // The script's guard and write, then what it left, in one call: nothing else can run
+    // between them, and the tier (NOLOOP) hears no echo of the write.
     let mut conn = ticket.conn();
     let run = async {
-        match pipe.query_async::<(Value, Vec<(Vec<u8>, Vec<u8>)>)>(&mut conn).await {
+        match call.query_async::<Value>(&mut conn).await {
             Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                 script.load_async(&mut conn).await?;
-                pipe.query_async(&mut conn).await
+                call.query_async(&mut conn).await
             }
             other => other,
         }
     };
-    let (reply, raw) = match tracked(near, &ticket, "apply", run).await {
-        Ok(reply) => reply,
+    let (reply, raw) = match tracked(near, &ticket, "apply", run).await.map(split_applied) {
+        Ok(Ok(split)) => split,
+        Ok(Err(e)) | Err(Fallback::Fail(e)) => {
+            near.write_done(rkey.as_bytes(), &ticket, None);
+            return Err(e);
+        }
         Err(Fallback::Plain) => {
             near.write_done(rkey.as_bytes(), &ticket, None);
             return store.plain().apply(key, changes).await;
-        }
-        Err(Fallback::Fail(e)) => {
-            near.write_done(rkey.as_bytes(), &ticket, None);
-            return Err(e);
         }
     };
     let applied = match store.follow_index(key, key, reply, expiry_arg(changes.expires)).await {
@@ -174,9 +181,26 @@ pub(crate) async fn apply(
             return Err(e);
         }
     };
-    let left = if applied { classify(raw).ok().as_ref().and_then(cached) } else { None };
+    let left = if applied { classify(raw).ok().and_then(into_cached) } else { None };
     near.write_done(rkey.as_bytes(), &ticket, left);
     Ok(applied)
+}
+
+/// Splits the reply of [`APPLY_READ`] into the reply `APPLY` gives (`0` or `{1, old, new}`)
+/// and the hash the write left (empty when it wrote nothing).
+fn split_applied(reply: Value) -> Result<(Value, Vec<(Vec<u8>, Vec<u8>)>), StoreError> {
+    let malformed = || StoreError::corrupt("redis store: unexpected near-cache apply reply");
+    let Value::Array(mut parts) = reply else { return Ok((reply, Vec::new())) };
+    let Some(Value::Array(flat)) = (parts.len() == 4).then(|| parts.pop()).flatten() else { return Err(malformed()) };
+    let mut fields = Vec::with_capacity(flat.len() / 2);
+    let mut flat = flat.into_iter();
+    while let Some(field) = flat.next() {
+        match (field, flat.next()) {
+            (Value::BulkString(f), Some(Value::BulkString(v))) => fields.push((f, v)),
+            _ => return Err(malformed()),
+        }
+    }
+    Ok((Value::Array(parts), fields))
 }
 
 /// Runs a write that changes `keys` on the client's connections, with the tier's keys

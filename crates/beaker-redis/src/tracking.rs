@@ -24,16 +24,12 @@
 //! - **Generation**: bumped when the tracking connection is lost (before anything else
 //!   can run on its behalf), when a new one is up, and on a flush; an entry of an older
 //!   generation is never served.
-//! - **Barrier**: an entry is served only after the reply to a command sent on the
-//!   tracking connection after the request started has arrived: every invalidation Redis
-//!   sent before that reply has then been applied. Each command sent there takes a number
-//!   from the connection's [`Track`]; a request notes the last number given when it
-//!   starts and waits until a higher one is answered. Any reply will do (another
-//!   request's read or write as well as a `PING`), so that under load most waits end on
-//!   replies that were coming anyway. When none is on its way, one waiter takes on the
-//!   `PING` (`ROLE` behind Sentinel): it first yields to the runtime, so that the requests
-//!   that start in the same turn of the scheduler can wait for the same `PING`, and no
-//!   waiter ever waits for a round that was already on its way when it started.
+//! - **Barrier**: an entry is served only after a `PING` (`ROLE` behind Sentinel) sent on
+//!   the tracking connection after the request started has been answered: every
+//!   invalidation Redis sent before that has then been applied. Rounds are chained per
+//!   connection ([`Track`]): at most one `PING` is in flight, the requests that start
+//!   meanwhile join the next round, whose first request sends its `PING` when the one in
+//!   flight is answered, and each request is woken once, by its own round.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -55,9 +51,9 @@ use crate::error::{self, is_connection_error};
 /// [`max_bytes`](Self::max_bytes) of them (an estimate of their size in memory), evicting
 /// the least valuable first. It promises: **a request that starts after another request's
 /// write to the same key has returned, on any instance, sees that write.** It costs one
-/// more connection per store or cache, a `PING` shared by the requests waiting at the same
-/// moment, and an invalidation message (the key's name) to every instance that holds the
-/// key when it changes.
+/// more connection per store or cache, a `PING` shared by the requests that start while
+/// the previous one is on its way, and an invalidation message (the key's name) to every
+/// instance that holds the key when it changes.
 ///
 /// ```
 /// use beaker_redis::NearCacheOptions;

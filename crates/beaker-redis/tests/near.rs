@@ -113,6 +113,30 @@ async fn a_read_after_a_write_on_another_instance_sees_it() {
     cleanup(&url, &opts).await;
 }
 
+/// A write leaves what it wrote in its own tier, read in the same script call: that read
+/// must also renew the tracking the write ended, or the next write elsewhere would go
+/// unheard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refill_by_a_write_is_still_invalidated_by_writes_elsewhere() {
+    let Some((url, opts, client)) = single("near-refill", "redis near refill").await else { return };
+    let a = near_store(client, "wa").await;
+    let b = instance(&url, &opts, "wb").await;
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    assert!(a.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    for round in 0..300u32 {
+        let mine = format!("a{round}");
+        assert!(a.apply(&key, &set("n", mine.as_bytes())).await.unwrap());
+        let hits = a.near_cache_stats().unwrap().hits;
+        assert_eq!(value_of(a.lookup(&key).await.unwrap(), "n"), Some(mine.into_bytes()), "round {round}");
+        assert_eq!(a.near_cache_stats().unwrap().hits, hits + 1, "round {round}: the write did not refill the tier");
+        let theirs = format!("b{round}");
+        assert!(b.apply(&key, &set("n", theirs.as_bytes())).await.unwrap());
+        let seen = value_of(a.lookup(&key).await.unwrap(), "n");
+        assert_eq!(seen, Some(theirs.into_bytes()), "round {round}: a stale read after a refill");
+    }
+    cleanup(&url, &opts).await;
+}
+
 /// Concurrent writers on both instances and readers racing them: a reader that starts
 /// after a write returned never sees an older value (the counter only grows).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
