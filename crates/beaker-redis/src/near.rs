@@ -53,8 +53,8 @@ impl RedisStore {
     ///
     /// A request that only reads a session this process saw recently is then answered
     /// from memory after a `PING` that concurrent requests share (no command on the
-    /// session's key), and one that changes it costs one round trip: the write script
-    /// pipelined with the read of what it left, which refills the tier. **A request that
+    /// session's key), and one that changes it costs one round trip: the write script,
+    /// which ends by reading what it left, and that refills the tier. **A request that
     /// starts after another request's write to the same session has returned (on any
     /// instance) sees that write**; a session that ended anywhere is never served from the
     /// tier. While the tracking connection is down the store reads and writes Redis as if
@@ -186,9 +186,12 @@ pub(crate) async fn apply(
     Ok(applied)
 }
 
+/// A hash as `HGETALL` lists it: field, value.
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Splits the reply of [`APPLY_READ`] into the reply `APPLY` gives (`0` or `{1, old, new}`)
 /// and the hash the write left (empty when it wrote nothing).
-fn split_applied(reply: Value) -> Result<(Value, Vec<(Vec<u8>, Vec<u8>)>), StoreError> {
+fn split_applied(reply: Value) -> Result<(Value, Fields), StoreError> {
     let malformed = || StoreError::corrupt("redis store: unexpected near-cache apply reply");
     let Value::Array(mut parts) = reply else { return Ok((reply, Vec::new())) };
     let Some(Value::Array(flat)) = (parts.len() == 4).then(|| parts.pop()).flatten() else { return Err(malformed()) };

@@ -7,8 +7,9 @@
 //!
 //! - **One tracking connection** (RESP3, `CLIENT TRACKING ON NOLOOP`) carries every read
 //!   that fills the tier, so Redis remembers that this connection holds the key, and the
-//!   writes whose result enters the tier, each pipelined with a read of what it left
-//!   (a write of one's own stops the tracking of the key; the read renews it). When
+//!   writes whose result enters the tier, each followed in the same call or pipeline by a
+//!   read of what it left (a write of one's own stops the tracking of the key; the read
+//!   renews it, also from inside a script, whose reads Redis tracks for its caller). When
 //!   another client changes a tracked key, Redis appends the invalidation to this
 //!   connection's output before it answers that write, so on this one socket replies and
 //!   invalidations arrive in the order Redis produced them, and the push handler runs
