@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use beaker_core::cache::{CacheBackend, CacheEntry};
 use beaker_core::store::{Changes, Lookup, Record, SessionStore, StoreKey};
@@ -14,7 +14,7 @@ use redis::{ErrorKind, ServerErrorKind, Value};
 use crate::cache::RedisCache;
 use crate::client::evalsha;
 use crate::error::{self, is_connection_error};
-use crate::session::{changes_args, classify, expiry_arg, RedisStore, APPLY_READ};
+use crate::session::{changes_args, classify, expiry_arg, millis, RedisStore, APPLY_READ, APPLY_TRACK};
 use crate::tracking::{Near, NearCacheOptions, NearCacheStats, Ticket, Weigh};
 
 /// A session as the tier keeps it: decoded, shared between the requests it serves.
@@ -118,6 +118,19 @@ pub(crate) async fn lookup(
     Ok(found)
 }
 
+/// What a write of `changes` left of `base`, as Redis keeps it (times in whole
+/// milliseconds); `None` if that has expired already.
+fn applied_locally(base: &Record, changes: &Changes) -> Option<CachedSession> {
+    let mut record = base.clone();
+    record.apply(changes);
+    record.accessed = UNIX_EPOCH + Duration::from_millis(millis(changes.accessed));
+    record.expires = match expiry_arg(changes.expires) {
+        0 => None,
+        ms => Some(UNIX_EPOCH + Duration::from_millis(ms)),
+    };
+    (!record.is_expired(SystemTime::now())).then(|| CachedSession::Live(Arc::new(record)))
+}
+
 /// As [`cached`], for a lookup nobody else needs (no copy of the record).
 fn into_cached(found: Lookup) -> Option<CachedSession> {
     match found {
@@ -143,12 +156,22 @@ pub(crate) async fn apply(
     changes: &Changes,
 ) -> Result<bool, StoreError> {
     let rkey = store.redis_key(key);
-    let Some(ticket) = near.write_ticket(rkey.as_bytes()) else {
+    let (ticket, held) = near.write_ticket_held(rkey.as_bytes(), true);
+    let Some(ticket) = ticket else {
         let applied = store.plain().apply(key, changes).await;
         near.forget(rkey.as_bytes());
         return applied;
     };
-    let script = store.script(&APPLY_READ);
+    // The tier's copy as the write began. If anything else changes the key before the
+    // script runs, its invalidation (or the other local write's ticket) moves the stripe
+    // before the reply arrives, and nothing is refilled; so when the stripe holds, Redis
+    // held exactly this copy, and the write left it with the changes applied: no need to
+    // read the record back.
+    let base = match held {
+        Some(CachedSession::Live(record)) => Some(record),
+        _ => None,
+    };
+    let script = store.script(if base.is_some() { &APPLY_TRACK } else { &APPLY_READ });
     let mut call = evalsha(script, &rkey);
     changes_args(&mut call, changes, store.prefix());
     // The script's guard and write, then what it left, in one call: nothing else can run
@@ -181,7 +204,11 @@ pub(crate) async fn apply(
             return Err(e);
         }
     };
-    let left = if applied { classify(raw).ok().and_then(into_cached) } else { None };
+    let left = match (applied, base) {
+        (false, _) => None,
+        (true, Some(base)) => applied_locally(&base, changes),
+        (true, None) => classify(raw).ok().and_then(into_cached),
+    };
     near.write_done(rkey.as_bytes(), &ticket, left);
     Ok(applied)
 }
@@ -190,10 +217,14 @@ pub(crate) async fn apply(
 type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Splits the reply of [`APPLY_READ`] into the reply `APPLY` gives (`0` or `{1, old, new}`)
-/// and the hash the write left (empty when it wrote nothing).
+/// and the hash the write left (empty when it wrote nothing, or for [`APPLY_TRACK`], which
+/// answers as `APPLY`).
 fn split_applied(reply: Value) -> Result<(Value, Fields), StoreError> {
     let malformed = || StoreError::corrupt("redis store: unexpected near-cache apply reply");
     let Value::Array(mut parts) = reply else { return Ok((reply, Vec::new())) };
+    if parts.len() == 3 {
+        return Ok((Value::Array(parts), Vec::new()));
+    }
     let Some(Value::Array(flat)) = (parts.len() == 4).then(|| parts.pop()).flatten() else { return Err(malformed()) };
     let mut fields = Vec::with_capacity(flat.len() / 2);
     let mut flat = flat.into_iter();

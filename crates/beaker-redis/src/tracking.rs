@@ -460,13 +460,24 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
     /// before the write can land after it. `None` while the connection is down (the key is
     /// evicted all the same; write through the client then).
     pub(crate) fn write_ticket(&self, key: &[u8]) -> Option<Ticket> {
+        self.write_ticket_held(key, false).0
+    }
+
+    /// As [`write_ticket`](Self::write_ticket); with `want`, also the value the tier held
+    /// for `key` (of the current generation) when the write began.
+    pub(crate) fn write_ticket_held(&self, key: &[u8], want: bool) -> (Option<Ticket>, Option<V>) {
         let stripe = stripe_of(key);
         let live = self.live();
         let mut seq = lock(&self.inner.stripes[stripe]);
         *seq += 1;
-        self.inner.l1.remove(key);
         let generation = self.inner.generation.load(Ordering::Acquire);
-        live.map(|(live, _)| Ticket { stripe, seq: *seq, generation, live })
+        let held = if want {
+            self.inner.l1.get(key).filter(|slot| slot.generation == generation).map(|slot| slot.value)
+        } else {
+            None
+        };
+        self.inner.l1.remove(key);
+        (live.map(|(live, _)| Ticket { stripe, seq: *seq, generation, live }), held)
     }
 
     /// Enters `value` (read or written under `ticket`) unless the stripe moved or the

@@ -137,6 +137,43 @@ async fn a_refill_by_a_write_is_still_invalidated_by_writes_elsewhere() {
     cleanup(&url, &opts).await;
 }
 
+/// A write over the tier's copy refills the tier from that copy and the changes, without
+/// reading the record back: what the tier then serves is what Redis holds, to the
+/// millisecond, also when another writer changed the record just before the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_over_the_tiers_copy_leaves_what_redis_holds() {
+    let Some((url, opts, client)) = single("near-local", "redis near local refill").await else { return };
+    let a = near_store(client.clone(), "la").await;
+    let plain = RedisStore::new(client);
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    assert!(a.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    let mut conn = raw(&url).await;
+    let rkey = a.redis_key(&key);
+    let mut refilled = 0;
+    for round in 0..300u32 {
+        assert!(matches!(a.lookup(&key).await.unwrap(), Lookup::Live(_)));
+        if round % 2 == 1 {
+            // Another writer, just before this instance writes over its copy.
+            let _: () = redis::cmd("HSET").arg(&rkey).arg("k:other").arg(round).query_async(&mut conn).await.unwrap();
+        }
+        let mut change = set("n", round.to_string().as_bytes());
+        // Times finer than Redis keeps them.
+        change.accessed = SystemTime::now();
+        change.expires = Some(SystemTime::now() + Duration::from_secs(60));
+        if round % 3 == 2 {
+            change.remove.insert("other".to_owned());
+        }
+        assert!(a.apply(&key, &change).await.unwrap());
+        let hits = a.near_cache_stats().unwrap().hits;
+        let Lookup::Live(served) = a.lookup(&key).await.unwrap() else { panic!("round {round}: no record") };
+        refilled += a.near_cache_stats().unwrap().hits - hits;
+        let Lookup::Live(stored) = plain.lookup(&key).await.unwrap() else { panic!("round {round}: no record") };
+        assert_eq!(served, stored, "round {round}: the tier's copy is not what Redis holds");
+    }
+    assert!(refilled > 100, "writes refilled the tier only {refilled} times");
+    cleanup(&url, &opts).await;
+}
+
 /// Concurrent writers on both instances and readers racing them: a reader that starts
 /// after a write returned never sees an older value (the counter only grows).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -191,21 +228,27 @@ async fn concurrent_hits_share_barrier_rounds_and_still_see_every_write() {
     let key = StoreKey::for_id(&SessionId::generate(), true);
     assert!(a.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
     let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
-        let (a, key, written) = (a.clone(), key.clone(), written.clone());
+        let (a, key, written, done) = (a.clone(), key.clone(), written.clone(), done.clone());
         tokio::spawn(async move {
-            for v in 1..=300u64 {
+            // Paced, so that the readers also find the tier warm between writes.
+            for v in 1..=60u64 {
                 assert!(a.apply(&key, &set("n", v.to_string().as_bytes())).await.unwrap());
                 written.store(v, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
         })
     };
     let before = b.near_cache_stats().unwrap();
     let mut readers = Vec::new();
     for _ in 0..32 {
-        let (b, key, written) = (b.clone(), key.clone(), written.clone());
+        let (b, key, written, done) = (b.clone(), key.clone(), written.clone(), done.clone());
         readers.push(tokio::spawn(async move {
-            for _ in 0..150 {
+            let mut reads = 0;
+            while reads < 100 || !done.load(std::sync::atomic::Ordering::SeqCst) {
+                reads += 1;
                 let floor = written.load(std::sync::atomic::Ordering::SeqCst);
                 let seen = value_of(b.lookup(&key).await.unwrap(), "n");
                 let seen: u64 = seen.map_or(0, |v| std::str::from_utf8(&v).unwrap().parse().unwrap());
