@@ -54,7 +54,7 @@ impl RedisStore {
     /// A request that only reads a session this process saw recently is then answered
     /// from memory after a `PING` that concurrent requests share (no command on the
     /// session's key), and one that changes it costs one round trip: the write script,
-    /// which ends by reading what it left, and that refills the tier. **A request that
+    /// after which what the write left refills the tier. **A request that
     /// starts after another request's write to the same session has returned (on any
     /// instance) sees that write**; a session that ended anywhere is never served from the
     /// tier. While the tracking connection is down the store reads and writes Redis as if

@@ -9,7 +9,8 @@
 //!   that fills the tier, so Redis remembers that this connection holds the key, and the
 //!   writes whose result enters the tier, each followed in the same call or pipeline by a
 //!   read of what it left (a write of one's own stops the tracking of the key; the read
-//!   renews it, also from inside a script, whose reads Redis tracks for its caller). When
+//!   renews it, also from inside a script, whose reads Redis tracks for its caller). A
+//!   session write over the tier's own copy refills it from that copy and the changes. When
 //!   another client changes a tracked key, Redis appends the invalidation to this
 //!   connection's output before it answers that write, so on this one socket replies and
 //!   invalidations arrive in the order Redis produced them, and the push handler runs
