@@ -105,9 +105,17 @@ pub(crate) async fn lookup(
     near.missed();
     let Some(ticket) = near.read_ticket(rkey.as_bytes()) else { return store.plain().lookup(key).await };
     let mut conn = ticket.conn();
-    let mut hgetall = redis::cmd("HGETALL");
-    hgetall.arg(&rkey);
-    let read = hgetall.query_async::<Vec<(Vec<u8>, Vec<u8>)>>(&mut conn);
+    let sentinel = near.client().is_sentinel();
+    let read = async {
+        if sentinel {
+            let (role, raw): (Value, Fields) =
+                redis::pipe().cmd("ROLE").cmd("HGETALL").arg(&rkey).query_async(&mut conn).await?;
+            master_only(&role)?;
+            Ok(raw)
+        } else {
+            redis::cmd("HGETALL").arg(&rkey).query_async::<Fields>(&mut conn).await
+        }
+    };
     let raw = match tracked(near, &ticket, "load", read).await {
         Ok(raw) => raw,
         Err(Fallback::Plain) => return store.plain().lookup(key).await,
@@ -261,6 +269,18 @@ where
     result
 }
 
+/// Behind Sentinel, a read on the tracking connection comes with `ROLE`: a node that was
+/// demoted while the connection stayed open must not answer it (the error drops the
+/// connection and the tier, and the read goes to the client's connection, which follows
+/// the master).
+fn master_only(role: &Value) -> redis::RedisResult<()> {
+    if crate::tracking::is_master(role) {
+        Ok(())
+    } else {
+        Err(redis::RedisError::from((ErrorKind::Server(ServerErrorKind::ReadOnly), "not the master any more")))
+    }
+}
+
 /// Why a call on the tracking connection did not answer.
 enum Fallback {
     /// The connection failed (it is dropped): do the operation the plain way.
@@ -340,15 +360,23 @@ pub(crate) async fn cache_get(
     near.missed();
     let Some(ticket) = near.read_ticket(rkey.as_bytes()) else { return cache.plain().get(namespace, key).await };
     let mut conn = ticket.conn();
+    let sentinel = near.client().is_sentinel();
     let read = async {
         // The remaining TTL comes with the value, so that the tier drops it when Redis does.
-        redis::pipe()
-            .cmd("GET")
-            .arg(&rkey)
-            .cmd("PTTL")
-            .arg(&rkey)
-            .query_async::<(Option<Vec<u8>>, i64)>(&mut conn)
-            .await
+        if sentinel {
+            let (role, raw, pttl): (Value, Option<Vec<u8>>, i64) =
+                redis::pipe().cmd("ROLE").cmd("GET").arg(&rkey).cmd("PTTL").arg(&rkey).query_async(&mut conn).await?;
+            master_only(&role)?;
+            Ok((raw, pttl))
+        } else {
+            redis::pipe()
+                .cmd("GET")
+                .arg(&rkey)
+                .cmd("PTTL")
+                .arg(&rkey)
+                .query_async::<(Option<Vec<u8>>, i64)>(&mut conn)
+                .await
+        }
     };
     let (raw, pttl) = match tracked(near, &ticket, "cache get", read).await {
         Ok(reply) => reply,

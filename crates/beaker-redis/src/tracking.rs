@@ -31,7 +31,9 @@
 //!   invalidation Redis sent before that has then been applied. Rounds are chained per
 //!   connection ([`Track`]): at most one `PING` is in flight, the requests that start
 //!   meanwhile join the next round, whose first request sends its `PING` when the one in
-//!   flight is answered, and each request is woken once, by its own round.
+//!   flight is answered, and each request is woken once, by its own round. Behind
+//!   Sentinel the reads that fill the tier carry a `ROLE` as well: a demoted master that
+//!   kept the connection open must not answer them.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -294,6 +296,11 @@ impl Ticket {
     pub(crate) fn conn(&self) -> MultiplexedConnection {
         self.live.conn.clone()
     }
+}
+
+/// Whether a `ROLE` reply is a master's.
+pub(crate) fn is_master(role: &Value) -> bool {
+    matches!(role, Value::Array(parts) if matches!(parts.first(), Some(Value::BulkString(r)) if r == b"master"))
 }
 
 fn stripe_of(key: &[u8]) -> usize {
@@ -565,8 +572,8 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
         let timeout = self.inner.client.options().timeout;
         let reply = tokio::time::timeout(timeout, redis::cmd(command).query_async::<Value>(&mut conn)).await;
         let state = match reply {
-            Ok(Ok(Value::Array(role))) => {
-                if matches!(role.first(), Some(Value::BulkString(r)) if r == b"master") {
+            Ok(Ok(role @ Value::Array(_))) => {
+                if is_master(&role) {
                     ANSWERED
                 } else {
                     // A demoted master: what it answers says nothing of the new one.
