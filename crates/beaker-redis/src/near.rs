@@ -17,19 +17,19 @@ use crate::error::{self, is_connection_error};
 use crate::session::{changes_args, classify, expiry_arg, millis, RedisStore, APPLY_READ, APPLY_TRACK};
 use crate::tracking::{Near, NearCacheOptions, NearCacheStats, Ticket, Weigh};
 
-/// A session as the tier keeps it: decoded, shared between the requests it serves.
+/// A session as the tier keeps it: decoded, shared between the requests it serves. Only
+/// live records: a tombstone is not kept, because Redis drops it at the end of its retire
+/// window without telling anyone until something touches the key (an expired key is
+/// deleted, and its invalidation sent, only when a read or the expiry cycle finds it).
 #[derive(Clone)]
 pub(crate) enum CachedSession {
     Live(Arc<Record>),
-    /// A tombstone: the session ended a moment ago (its retire window).
-    Retired,
 }
 
 impl Weigh for CachedSession {
     fn weight(&self) -> u64 {
         match self {
             CachedSession::Live(r) => r.entries.iter().map(|(k, v)| (k.len() + v.len() + 48) as u64).sum::<u64>() + 96,
-            CachedSession::Retired => 16,
         }
     }
 }
@@ -98,7 +98,6 @@ pub(crate) async fn lookup(
         Some(CachedSession::Live(record)) if !record.is_expired(SystemTime::now()) => {
             return Ok(Lookup::Live(Record::clone(&record)));
         }
-        Some(CachedSession::Retired) => return Ok(Lookup::Retired),
         Some(CachedSession::Live(_)) => near.forget(rkey.as_bytes()),
         None => {}
     }
@@ -143,17 +142,16 @@ fn applied_locally(base: &Record, changes: &Changes) -> Option<CachedSession> {
 fn into_cached(found: Lookup) -> Option<CachedSession> {
     match found {
         Lookup::Live(record) => Some(CachedSession::Live(Arc::new(record))),
-        Lookup::Retired => Some(CachedSession::Retired),
-        Lookup::Missing => None,
+        Lookup::Retired | Lookup::Missing => None,
     }
 }
 
 fn cached(found: &Lookup) -> Option<CachedSession> {
     match found {
         Lookup::Live(record) => Some(CachedSession::Live(Arc::new(record.clone()))),
-        Lookup::Retired => Some(CachedSession::Retired),
         // Unknown ids are not remembered: a flood of them would only evict live sessions.
-        Lookup::Missing => None,
+        // Tombstones neither (see `CachedSession`).
+        Lookup::Retired | Lookup::Missing => None,
     }
 }
 
