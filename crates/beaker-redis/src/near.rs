@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use beaker_core::cache::{CacheBackend, CacheEntry};
 use beaker_core::store::{Changes, Lookup, Record, SessionStore, StoreKey};
@@ -14,22 +14,22 @@ use redis::{ErrorKind, ServerErrorKind, Value};
 use crate::cache::RedisCache;
 use crate::client::evalsha;
 use crate::error::{self, is_connection_error};
-use crate::session::{changes_args, classify, expiry_arg, RedisStore, APPLY};
+use crate::session::{changes_args, classify, expiry_arg, millis, RedisStore, APPLY_READ, APPLY_TRACK};
 use crate::tracking::{Near, NearCacheOptions, NearCacheStats, Ticket, Weigh};
 
-/// A session as the tier keeps it: decoded, shared between the requests it serves.
+/// A session as the tier keeps it: decoded, shared between the requests it serves. Only
+/// live records: a tombstone is not kept, because Redis drops it at the end of its retire
+/// window without telling anyone until something touches the key (an expired key is
+/// deleted, and its invalidation sent, only when a read or the expiry cycle finds it).
 #[derive(Clone)]
 pub(crate) enum CachedSession {
     Live(Arc<Record>),
-    /// A tombstone: the session ended a moment ago (its retire window).
-    Retired,
 }
 
 impl Weigh for CachedSession {
     fn weight(&self) -> u64 {
         match self {
             CachedSession::Live(r) => r.entries.iter().map(|(k, v)| (k.len() + v.len() + 48) as u64).sum::<u64>() + 96,
-            CachedSession::Retired => 16,
         }
     }
 }
@@ -53,8 +53,8 @@ impl RedisStore {
     ///
     /// A request that only reads a session this process saw recently is then answered
     /// from memory after a `PING` that concurrent requests share (no command on the
-    /// session's key), and one that changes it costs one round trip: the write script
-    /// pipelined with the read of what it left, which refills the tier. **A request that
+    /// session's key), and one that changes it costs one round trip: the write script,
+    /// after which what the write left refills the tier. **A request that
     /// starts after another request's write to the same session has returned (on any
     /// instance) sees that write**; a session that ended anywhere is never served from the
     /// tier. While the tracking connection is down the store reads and writes Redis as if
@@ -98,16 +98,23 @@ pub(crate) async fn lookup(
         Some(CachedSession::Live(record)) if !record.is_expired(SystemTime::now()) => {
             return Ok(Lookup::Live(Record::clone(&record)));
         }
-        Some(CachedSession::Retired) => return Ok(Lookup::Retired),
         Some(CachedSession::Live(_)) => near.forget(rkey.as_bytes()),
         None => {}
     }
     near.missed();
     let Some(ticket) = near.read_ticket(rkey.as_bytes()) else { return store.plain().lookup(key).await };
     let mut conn = ticket.conn();
-    let mut hgetall = redis::cmd("HGETALL");
-    hgetall.arg(&rkey);
-    let read = hgetall.query_async::<Vec<(Vec<u8>, Vec<u8>)>>(&mut conn);
+    let sentinel = near.client().is_sentinel();
+    let read = async {
+        if sentinel {
+            let (role, raw): (Value, Fields) =
+                redis::pipe().cmd("ROLE").cmd("HGETALL").arg(&rkey).query_async(&mut conn).await?;
+            master_only(&role)?;
+            Ok(raw)
+        } else {
+            redis::cmd("HGETALL").arg(&rkey).query_async::<Fields>(&mut conn).await
+        }
+    };
     let raw = match tracked(near, &ticket, "load", read).await {
         Ok(raw) => raw,
         Err(Fallback::Plain) => return store.plain().lookup(key).await,
@@ -118,12 +125,33 @@ pub(crate) async fn lookup(
     Ok(found)
 }
 
+/// What a write of `changes` left of `base`, as Redis keeps it (times in whole
+/// milliseconds); `None` if that has expired already.
+fn applied_locally(base: &Record, changes: &Changes) -> Option<CachedSession> {
+    let mut record = base.clone();
+    record.apply(changes);
+    record.accessed = UNIX_EPOCH + Duration::from_millis(millis(changes.accessed));
+    record.expires = match expiry_arg(changes.expires) {
+        0 => None,
+        ms => Some(UNIX_EPOCH + Duration::from_millis(ms)),
+    };
+    (!record.is_expired(SystemTime::now())).then(|| CachedSession::Live(Arc::new(record)))
+}
+
+/// As [`cached`], for a lookup nobody else needs (no copy of the record).
+fn into_cached(found: Lookup) -> Option<CachedSession> {
+    match found {
+        Lookup::Live(record) => Some(CachedSession::Live(Arc::new(record))),
+        Lookup::Retired | Lookup::Missing => None,
+    }
+}
+
 fn cached(found: &Lookup) -> Option<CachedSession> {
     match found {
         Lookup::Live(record) => Some(CachedSession::Live(Arc::new(record.clone()))),
-        Lookup::Retired => Some(CachedSession::Retired),
         // Unknown ids are not remembered: a flood of them would only evict live sessions.
-        Lookup::Missing => None,
+        // Tombstones neither (see `CachedSession`).
+        Lookup::Retired | Lookup::Missing => None,
     }
 }
 
@@ -134,37 +162,45 @@ pub(crate) async fn apply(
     changes: &Changes,
 ) -> Result<bool, StoreError> {
     let rkey = store.redis_key(key);
-    let Some(ticket) = near.write_ticket(rkey.as_bytes()) else {
+    let (ticket, held) = near.write_ticket_held(rkey.as_bytes(), true);
+    let Some(ticket) = ticket else {
         let applied = store.plain().apply(key, changes).await;
         near.forget(rkey.as_bytes());
         return applied;
     };
-    let script = store.script(&APPLY);
+    // The tier's copy as the write began. If anything else changes the key before the
+    // script runs, its invalidation (or the other local write's ticket) moves the stripe
+    // before the reply arrives, and nothing is refilled; so when the stripe holds, Redis
+    // held exactly this copy, and the write left it with the changes applied: no need to
+    // read the record back.
+    let base = match held {
+        Some(CachedSession::Live(record)) => Some(record),
+        _ => None,
+    };
+    let script = store.script(if base.is_some() { &APPLY_TRACK } else { &APPLY_READ });
     let mut call = evalsha(script, &rkey);
     changes_args(&mut call, changes, store.prefix());
-    // The script's guard and write, then what it left, in one round trip; nothing else
-    // on this connection can run between them and the tier (NOLOOP) hears no echo.
-    let mut pipe = redis::pipe();
-    pipe.add_command(call).cmd("HGETALL").arg(&rkey);
+    // The script's guard and write, then what it left, in one call: nothing else can run
+    // between them, and the tier (NOLOOP) hears no echo of the write.
     let mut conn = ticket.conn();
     let run = async {
-        match pipe.query_async::<(Value, Vec<(Vec<u8>, Vec<u8>)>)>(&mut conn).await {
+        match call.query_async::<Value>(&mut conn).await {
             Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                 script.load_async(&mut conn).await?;
-                pipe.query_async(&mut conn).await
+                call.query_async(&mut conn).await
             }
             other => other,
         }
     };
-    let (reply, raw) = match tracked(near, &ticket, "apply", run).await {
-        Ok(reply) => reply,
+    let (reply, raw) = match tracked(near, &ticket, "apply", run).await.map(split_applied) {
+        Ok(Ok(split)) => split,
+        Ok(Err(e)) | Err(Fallback::Fail(e)) => {
+            near.write_done(rkey.as_bytes(), &ticket, None);
+            return Err(e);
+        }
         Err(Fallback::Plain) => {
             near.write_done(rkey.as_bytes(), &ticket, None);
             return store.plain().apply(key, changes).await;
-        }
-        Err(Fallback::Fail(e)) => {
-            near.write_done(rkey.as_bytes(), &ticket, None);
-            return Err(e);
         }
     };
     let applied = match store.follow_index(key, key, reply, expiry_arg(changes.expires)).await {
@@ -174,9 +210,37 @@ pub(crate) async fn apply(
             return Err(e);
         }
     };
-    let left = if applied { classify(raw).ok().as_ref().and_then(cached) } else { None };
+    let left = match (applied, base) {
+        (false, _) => None,
+        (true, Some(base)) => applied_locally(&base, changes),
+        (true, None) => classify(raw).ok().and_then(into_cached),
+    };
     near.write_done(rkey.as_bytes(), &ticket, left);
     Ok(applied)
+}
+
+/// A hash as `HGETALL` lists it: field, value.
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Splits the reply of [`APPLY_READ`] into the reply `APPLY` gives (`0` or `{1, old, new}`)
+/// and the hash the write left (empty when it wrote nothing, or for [`APPLY_TRACK`], which
+/// answers as `APPLY`).
+fn split_applied(reply: Value) -> Result<(Value, Fields), StoreError> {
+    let malformed = || StoreError::corrupt("redis store: unexpected near-cache apply reply");
+    let Value::Array(mut parts) = reply else { return Ok((reply, Vec::new())) };
+    if parts.len() == 3 {
+        return Ok((Value::Array(parts), Vec::new()));
+    }
+    let Some(Value::Array(flat)) = (parts.len() == 4).then(|| parts.pop()).flatten() else { return Err(malformed()) };
+    let mut fields = Vec::with_capacity(flat.len() / 2);
+    let mut flat = flat.into_iter();
+    while let Some(field) = flat.next() {
+        match (field, flat.next()) {
+            (Value::BulkString(f), Some(Value::BulkString(v))) => fields.push((f, v)),
+            _ => return Err(malformed()),
+        }
+    }
+    Ok((Value::Array(parts), fields))
 }
 
 /// Runs a write that changes `keys` on the client's connections, with the tier's keys
@@ -201,6 +265,18 @@ where
         }
     }
     result
+}
+
+/// Behind Sentinel, a read on the tracking connection comes with `ROLE`: a node that was
+/// demoted while the connection stayed open must not answer it (the error drops the
+/// connection and the tier, and the read goes to the client's connection, which follows
+/// the master).
+fn master_only(role: &Value) -> redis::RedisResult<()> {
+    if crate::tracking::is_master(role) {
+        Ok(())
+    } else {
+        Err(redis::RedisError::from((ErrorKind::Server(ServerErrorKind::ReadOnly), "not the master any more")))
+    }
 }
 
 /// Why a call on the tracking connection did not answer.
@@ -282,15 +358,23 @@ pub(crate) async fn cache_get(
     near.missed();
     let Some(ticket) = near.read_ticket(rkey.as_bytes()) else { return cache.plain().get(namespace, key).await };
     let mut conn = ticket.conn();
+    let sentinel = near.client().is_sentinel();
     let read = async {
         // The remaining TTL comes with the value, so that the tier drops it when Redis does.
-        redis::pipe()
-            .cmd("GET")
-            .arg(&rkey)
-            .cmd("PTTL")
-            .arg(&rkey)
-            .query_async::<(Option<Vec<u8>>, i64)>(&mut conn)
-            .await
+        if sentinel {
+            let (role, raw, pttl): (Value, Option<Vec<u8>>, i64) =
+                redis::pipe().cmd("ROLE").cmd("GET").arg(&rkey).cmd("PTTL").arg(&rkey).query_async(&mut conn).await?;
+            master_only(&role)?;
+            Ok((raw, pttl))
+        } else {
+            redis::pipe()
+                .cmd("GET")
+                .arg(&rkey)
+                .cmd("PTTL")
+                .arg(&rkey)
+                .query_async::<(Option<Vec<u8>>, i64)>(&mut conn)
+                .await
+        }
     };
     let (raw, pttl) = match tracked(near, &ticket, "cache get", read).await {
         Ok(reply) => reply,

@@ -109,6 +109,36 @@ return {{1, old, reindex_record(KEYS[1], KEYS[1], old, ARGV[3])}}
     ))
 });
 
+/// [`APPLY`] followed by the record it left, for the near cache: `0` if the record is not
+/// live, else `{1, old index key, new index key, the hash as HGETALL lists it}`. Redis
+/// remembers the keys a script reads for the client that ran it, so on the tracking
+/// connection the read renews the tracking that the write ended, in the same call.
+pub(crate) static APPLY_READ: LazyLock<Scripts> = LazyLock::new(|| {
+    Scripts::new(&format!(
+        "{APPLY_FN}
+local old = apply(KEYS[1], 0)
+if not old then return 0 end
+local new = reindex_record(KEYS[1], KEYS[1], old, ARGV[3])
+return {{1, old, new, redis.call('HGETALL', KEYS[1])}}
+"
+    ))
+});
+
+/// [`APPLY`] for the near cache when the tier held the record as the write began: the
+/// tier computes what the write left itself, so the script only reads the key again
+/// (`EXISTS`) to renew the tracking the write ended. Answers as `APPLY`.
+pub(crate) static APPLY_TRACK: LazyLock<Scripts> = LazyLock::new(|| {
+    Scripts::new(&format!(
+        "{APPLY_FN}
+local old = apply(KEYS[1], 0)
+if not old then return 0 end
+local new = reindex_record(KEYS[1], KEYS[1], old, ARGV[3])
+redis.call('EXISTS', KEYS[1])
+return {{1, old, new}}
+"
+    ))
+});
+
 /// KEYS[1] session; ARGV[1] retire window (ms, `0`: delete). `{1, index key or '', ''}`.
 static END: LazyLock<Scripts> =
     LazyLock::new(|| Scripts::new(&format!("{RETIRE_FN}\nreturn {{1, retire(KEYS[1], ARGV[1]), ''}}")));
@@ -341,7 +371,7 @@ impl RedisStore {
     }
 }
 
-fn millis(t: SystemTime) -> u64 {
+pub(crate) fn millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 

@@ -7,8 +7,10 @@
 //!
 //! - **One tracking connection** (RESP3, `CLIENT TRACKING ON NOLOOP`) carries every read
 //!   that fills the tier, so Redis remembers that this connection holds the key, and the
-//!   writes whose result enters the tier, each pipelined with a read of what it left
-//!   (a write of one's own stops the tracking of the key; the read renews it). When
+//!   writes whose result enters the tier, each followed in the same call or pipeline by a
+//!   read of what it left (a write of one's own stops the tracking of the key; the read
+//!   renews it, also from inside a script, whose reads Redis tracks for its caller). A
+//!   session write over the tier's own copy refills it from that copy and the changes. When
 //!   another client changes a tracked key, Redis appends the invalidation to this
 //!   connection's output before it answers that write, so on this one socket replies and
 //!   invalidations arrive in the order Redis produced them, and the push handler runs
@@ -26,10 +28,14 @@
 //!   generation is never served.
 //! - **Barrier**: an entry is served only after a `PING` (`ROLE` behind Sentinel) sent on
 //!   the tracking connection after the request started has been answered: every
-//!   invalidation Redis sent before that has then been applied. One round is shared by
-//!   every request that is waiting when it is sent.
+//!   invalidation Redis sent before that has then been applied. Rounds are chained per
+//!   connection ([`Track`]): at most one `PING` is in flight, the requests that start
+//!   meanwhile join the next round, whose first request sends its `PING` when the one in
+//!   flight is answered, and each request is woken once, by its own round. Behind
+//!   Sentinel the reads that fill the tier carry a `ROLE` as well: a demoted master that
+//!   kept the connection open must not answer them.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -37,7 +43,7 @@ use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, PushInfo, PushKind, RedisResult, Value};
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::client::RedisClient;
 use crate::error::{self, is_connection_error};
@@ -49,9 +55,9 @@ use crate::error::{self, is_connection_error};
 /// [`max_bytes`](Self::max_bytes) of them (an estimate of their size in memory), evicting
 /// the least valuable first. It promises: **a request that starts after another request's
 /// write to the same key has returned, on any instance, sees that write.** It costs one
-/// more connection per store or cache, a `PING` shared by the requests waiting at the same
-/// moment, and an invalidation message (the key's name) to every instance that holds the
-/// key when it changes.
+/// more connection per store or cache, a `PING` shared by the requests that start while
+/// the previous one is on its way, and an invalidation message (the key's name) to every
+/// instance that holds the key when it changes.
 ///
 /// ```
 /// use beaker_redis::NearCacheOptions;
@@ -127,6 +133,9 @@ pub struct NearCacheStats {
     pub invalidations: u64,
     /// Times the tracking connection was lost (the tier was emptied each time).
     pub resets: u64,
+    /// Barrier rounds sent (`PING`, or `ROLE` behind Sentinel); each serves every hit
+    /// that began while the previous one was on its way.
+    pub pings: u64,
 }
 
 const STRIPES: usize = 1024;
@@ -180,38 +189,98 @@ struct Inner<V> {
     generation: AtomicU64,
     /// Numbers the tracking connections, so that a late message of an old one is ignored.
     serials: AtomicU64,
-    live: Mutex<Option<Live>>,
+    live: Mutex<Option<Arc<Live>>>,
     reconnecting: AtomicBool,
     last_attempt: Mutex<Option<Instant>>,
-    rounds: Mutex<Rounds>,
-    done: watch::Sender<Done>,
     hits: AtomicU64,
     misses: AtomicU64,
     invalidations: AtomicU64,
     resets: AtomicU64,
+    pings: AtomicU64,
 }
 
-#[derive(Clone)]
 struct Live {
     conn: MultiplexedConnection,
     /// Identifies this connection to its own push handler.
     serial: u64,
+    track: Track,
 }
 
-/// Barrier rounds: `next` is the number the next round will carry; `wanted` the highest
-/// round a waiter needs; `running` whether a driver task is sending rounds.
+/// The barrier rounds of one tracking connection. A round is one `PING`; the requests
+/// that start while a round is in flight join the next one (`pending`), whose `PING` is
+/// sent when the one in flight has been answered, so at most one `PING` is in flight and
+/// every round serves all the requests that arrived during the previous one. Its `PING`
+/// is sent by the first request that joined it (no task of its own), the others park on
+/// the round alone: a request is woken once, by the round it waits for.
+struct Track {
+    rounds: Mutex<Rounds>,
+}
+
 #[derive(Default)]
 struct Rounds {
-    next: u64,
-    wanted: u64,
-    running: bool,
+    /// The round requests join now; its `PING` is not sent yet.
+    pending: Option<Arc<Round>>,
+    /// The round whose `PING` is on its way.
+    in_flight: Option<Arc<Round>>,
 }
 
-/// The last finished round and whether it was answered.
-#[derive(Clone, Copy, Default)]
-struct Done {
-    round: u64,
-    ok: bool,
+/// One barrier round: its outcome and the requests parked on it.
+struct Round {
+    /// `OPEN`, then one of `ANSWERED`, `FAILED`, `ABANDONED`.
+    state: AtomicU8,
+    notify: Notify,
+}
+
+const OPEN: u8 = 0;
+/// The `PING` was answered: the round's requests may serve from the tier.
+const ANSWERED: u8 = 1;
+/// The connection failed or is not the master any more: they read from Redis.
+const FAILED: u8 = 2;
+/// The request sending the `PING` was dropped first: they take part in another round.
+const ABANDONED: u8 = 3;
+
+impl Round {
+    fn new() -> Self {
+        Round { state: AtomicU8::new(OPEN), notify: Notify::new() }
+    }
+
+    fn finish(&self, state: u8) {
+        if self.state.compare_exchange(OPEN, state, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Parks until the round is over; its outcome.
+    async fn outcome(&self) -> u8 {
+        loop {
+            // Created before the check: a `finish` in between still wakes it.
+            let notified = self.notify.notified();
+            let state = self.state.load(Ordering::Acquire);
+            if state != OPEN {
+                return state;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Held by the request that sends a round's `PING`: if that request is dropped first, the
+/// round is abandoned (its requests try again) and no longer in the way of the next one.
+struct Duty<'a> {
+    track: &'a Track,
+    round: Arc<Round>,
+}
+
+impl Drop for Duty<'_> {
+    fn drop(&mut self) {
+        self.round.finish(ABANDONED);
+        let rounds = &mut *lock(&self.track.rounds);
+        for slot in [&mut rounds.pending, &mut rounds.in_flight] {
+            if slot.as_ref().is_some_and(|r| Arc::ptr_eq(r, &self.round)) {
+                *slot = None;
+            }
+        }
+    }
 }
 
 /// A fill's ticket: where its stripe and the generation stood when its read was sent.
@@ -219,15 +288,19 @@ pub(crate) struct Ticket {
     stripe: usize,
     seq: u64,
     generation: u64,
-    conn: MultiplexedConnection,
-    serial: u64,
+    live: Arc<Live>,
 }
 
 impl Ticket {
     /// The tracking connection the read or write must be sent on.
     pub(crate) fn conn(&self) -> MultiplexedConnection {
-        self.conn.clone()
+        self.live.conn.clone()
     }
+}
+
+/// Whether a `ROLE` reply is a master's.
+pub(crate) fn is_master(role: &Value) -> bool {
+    matches!(role, Value::Array(parts) if matches!(parts.first(), Some(Value::BulkString(r)) if r == b"master"))
 }
 
 fn stripe_of(key: &[u8]) -> usize {
@@ -260,7 +333,6 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
         let floor = (options.max_bytes / options.max_entries).max(1);
         let estimated = usize::try_from(options.max_entries.min(1 << 20)).unwrap_or(1 << 20);
         let l1 = Cache::with_weighter(estimated, options.max_bytes, SlotWeighter { floor });
-        let (done, _) = watch::channel(Done::default());
         let near = Near {
             inner: Arc::new(Inner {
                 client,
@@ -273,12 +345,11 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
                 live: Mutex::new(None),
                 reconnecting: AtomicBool::new(false),
                 last_attempt: Mutex::new(None),
-                rounds: Mutex::new(Rounds { next: 1, ..Rounds::default() }),
-                done,
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
                 invalidations: AtomicU64::new(0),
                 resets: AtomicU64::new(0),
+                pings: AtomicU64::new(0),
             }),
         };
         let timeout = near.inner.client.options().timeout;
@@ -305,12 +376,18 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
             misses: i.misses.load(Ordering::Relaxed),
             invalidations: i.invalidations.load(Ordering::Relaxed),
             resets: i.resets.load(Ordering::Relaxed),
+            pings: i.pings.load(Ordering::Relaxed),
         }
     }
 
-    /// The tracking connection, or `None` while it is down (a reconnect is then started).
-    fn live(&self) -> Option<Live> {
-        let live = lock(&self.inner.live).clone();
+    /// The tracking connection and the tier's generation with it, or `None` while it is
+    /// down (a reconnect is then started).
+    fn live(&self) -> Option<(Arc<Live>, u64)> {
+        let live = {
+            let live = lock(&self.inner.live);
+            // Read under the lock that connecting and losing take: the pair is consistent.
+            live.clone().map(|l| (l, self.inner.generation.load(Ordering::Acquire)))
+        };
         if live.is_none() {
             self.reconnect_soon();
         }
@@ -348,15 +425,18 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
     }
 
     /// A served value for `key`, if the tier holds one that is known current: only after
-    /// a barrier round sent after this call began has been answered.
+    /// a reply to a command sent on the tracking connection after this call began.
     pub(crate) async fn get(&self, key: &[u8]) -> Option<V> {
         // Nothing to wait for when there is nothing to serve.
         self.inner.l1.get(key)?;
-        if !self.barrier().await {
+        let (live, generation) = self.live()?;
+        if !self.barrier(&live).await {
             return None;
         }
         let slot = self.inner.l1.get(key)?;
-        if slot.generation != self.inner.generation.load(Ordering::Acquire) {
+        // An entry of another generation (a lost connection, a flush, or filled through a
+        // connection that was not yet live when the barrier began) is not covered by it.
+        if slot.generation != generation || self.inner.generation.load(Ordering::Acquire) != generation {
             return None;
         }
         self.inner.hits.fetch_add(1, Ordering::Relaxed);
@@ -378,29 +458,34 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
     /// A ticket for a read of `key` on the tracking connection, whose reply may fill the
     /// tier; `None` while the connection is down (read through the client then).
     pub(crate) fn read_ticket(&self, key: &[u8]) -> Option<Ticket> {
-        let live = self.live()?;
+        let (live, generation) = self.live()?;
         let stripe = stripe_of(key);
         let seq = *lock(&self.inner.stripes[stripe]);
-        Some(Ticket {
-            stripe,
-            seq,
-            generation: self.inner.generation.load(Ordering::Acquire),
-            conn: live.conn,
-            serial: live.serial,
-        })
+        Some(Ticket { stripe, seq, generation, live })
     }
 
     /// A ticket for a write of `key`: evicts it and moves its stripe, so that no fill sent
     /// before the write can land after it. `None` while the connection is down (the key is
     /// evicted all the same; write through the client then).
     pub(crate) fn write_ticket(&self, key: &[u8]) -> Option<Ticket> {
+        self.write_ticket_held(key, false).0
+    }
+
+    /// As [`write_ticket`](Self::write_ticket); with `want`, also the value the tier held
+    /// for `key` (of the current generation) when the write began.
+    pub(crate) fn write_ticket_held(&self, key: &[u8], want: bool) -> (Option<Ticket>, Option<V>) {
         let stripe = stripe_of(key);
         let live = self.live();
         let mut seq = lock(&self.inner.stripes[stripe]);
         *seq += 1;
-        self.inner.l1.remove(key);
         let generation = self.inner.generation.load(Ordering::Acquire);
-        live.map(|live| Ticket { stripe, seq: *seq, generation, conn: live.conn, serial: live.serial })
+        let held = if want {
+            self.inner.l1.get(key).filter(|slot| slot.generation == generation).map(|slot| slot.value)
+        } else {
+            None
+        };
+        self.inner.l1.remove(key);
+        (live.map(|(live, _)| Ticket { stripe, seq: *seq, generation, live }), held)
     }
 
     /// Enters `value` (read or written under `ticket`) unless the stripe moved or the
@@ -430,33 +515,86 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
     pub(crate) fn failed(&self, ticket: &Ticket, e: &redis::RedisError) {
         let readonly = e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly);
         if is_connection_error(e) || readonly {
-            self.inner.lost_serial(ticket.serial);
+            self.inner.lost_serial(ticket.live.serial);
         }
     }
 
-    /// Waits for a barrier round sent after this call; `false` if the tracking connection
-    /// could not answer one within the call deadline.
-    async fn barrier(&self) -> bool {
-        let inner = &self.inner;
-        let mut rx = inner.done.subscribe();
-        let (mine, drive) = {
-            let mut r = lock(&inner.rounds);
-            let mine = r.next;
-            r.wanted = r.wanted.max(mine);
-            let drive = !r.running;
-            r.running = true;
-            (mine, drive)
-        };
-        if drive {
-            let Ok(handle) = tokio::runtime::Handle::try_current() else { return false };
-            handle.spawn(Inner::drive(inner.clone()));
+    /// Waits for a barrier round on `live`'s connection whose `PING` was sent after this
+    /// call began; `false` if the connection was lost (or could not answer a `PING` within
+    /// the call deadline) first.
+    async fn barrier(&self, live: &Live) -> bool {
+        loop {
+            let (round, before) = {
+                let mut rounds = lock(&live.track.rounds);
+                match &rounds.pending {
+                    // Its `PING` is sent after this, by the request that opened it.
+                    Some(round) => (round.clone(), None),
+                    None => {
+                        let round = Arc::new(Round::new());
+                        rounds.pending = Some(round.clone());
+                        (round, Some(rounds.in_flight.clone()))
+                    }
+                }
+            };
+            let state = match before {
+                None => round.outcome().await,
+                Some(in_flight) => self.ping(live, round, in_flight).await,
+            };
+            match state {
+                ANSWERED => return true,
+                ABANDONED => continue,
+                _ => return false,
+            }
         }
-        let wait = rx.wait_for(|d| d.round >= mine);
-        let ok = match tokio::time::timeout(inner.client.options().timeout, wait).await {
-            Ok(Ok(done)) => done.ok,
-            _ => false,
+    }
+
+    /// Sends `round`'s `PING` once the round in flight (if any) is over, and finishes
+    /// `round` with its outcome.
+    async fn ping(&self, live: &Live, round: Arc<Round>, in_flight: Option<Arc<Round>>) -> u8 {
+        let track = &live.track;
+        let duty = Duty { track, round };
+        if let Some(previous) = in_flight {
+            previous.outcome().await;
+        }
+        {
+            let mut rounds = lock(&track.rounds);
+            if duty.round.state.load(Ordering::Acquire) != OPEN {
+                // Failed meanwhile (the connection was lost).
+                return duty.round.state.load(Ordering::Acquire);
+            }
+            // From here on, requests that start join a new round.
+            rounds.pending = None;
+            rounds.in_flight = Some(duty.round.clone());
+        }
+        let command = if self.inner.client.is_sentinel() { "ROLE" } else { "PING" };
+        self.inner.pings.fetch_add(1, Ordering::Relaxed);
+        let mut conn = live.conn.clone();
+        let timeout = self.inner.client.options().timeout;
+        let reply = tokio::time::timeout(timeout, redis::cmd(command).query_async::<Value>(&mut conn)).await;
+        let state = match reply {
+            Ok(Ok(role @ Value::Array(_))) => {
+                if is_master(&role) {
+                    ANSWERED
+                } else {
+                    // A demoted master: what it answers says nothing of the new one.
+                    self.inner.lost_serial(live.serial);
+                    FAILED
+                }
+            }
+            Ok(Ok(_)) => ANSWERED,
+            // An error reply arrives in order with the others all the same.
+            Ok(Err(e)) if !is_connection_error(&e) => ANSWERED,
+            // A connection that cannot answer a `PING` within the deadline may have
+            // missed invalidations: drop it with the tier.
+            _ => {
+                self.inner.lost_serial(live.serial);
+                FAILED
+            }
         };
-        ok
+        duty.round.finish(state);
+        let state = duty.round.state.load(Ordering::Acquire);
+        drop(duty);
+        state
     }
 }
 
@@ -480,7 +618,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
         // Anything filled before now came through a connection that is gone.
         this.generation.fetch_add(1, Ordering::AcqRel);
         this.l1.clear();
-        *live = Some(Live { conn, serial });
+        *live = Some(Arc::new(Live { conn, serial, track: Track { rounds: Mutex::new(Rounds::default()) } }));
         tracing::debug!(prefix = %this.prefix, "redis near cache: tracking connection up");
         Ok(())
     }
@@ -515,56 +653,18 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
     fn lost_serial(&self, serial: u64) {
         let mut live = lock(&self.live);
         if live.as_ref().is_some_and(|l| l.serial == serial) {
-            *live = None;
+            let gone = live.take();
             self.resets.fetch_add(1, Ordering::Relaxed);
             self.flush();
-            tracing::debug!(prefix = %self.prefix, "redis near cache: tracking connection lost, tier emptied");
-        }
-    }
-
-    /// Sends barrier rounds while some waiter needs one.
-    async fn drive(this: Arc<Self>) {
-        let command = if this.client.is_sentinel() { "ROLE" } else { "PING" };
-        loop {
-            let round = {
-                let mut r = lock(&this.rounds);
-                let round = r.next;
-                r.next += 1;
-                round
-            };
-            let live = lock(&this.live).clone();
-            let ok = match live {
-                Some(live) => {
-                    let mut conn = live.conn.clone();
-                    let timeout = this.client.options().timeout;
-                    let reply =
-                        tokio::time::timeout(timeout, redis::cmd(command).query_async::<Value>(&mut conn)).await;
-                    match reply {
-                        Ok(Ok(Value::Array(role))) => {
-                            let master = matches!(role.first(), Some(Value::BulkString(r)) if r == b"master");
-                            if !master {
-                                this.lost_serial(live.serial);
-                            }
-                            master
-                        }
-                        Ok(Ok(_)) => true,
-                        Ok(Err(e)) if !is_connection_error(&e) => false,
-                        // A connection that cannot answer a PING within the deadline may
-                        // have missed invalidations: drop it with the tier.
-                        _ => {
-                            this.lost_serial(live.serial);
-                            false
-                        }
-                    }
+            // After the flush: a waiter that wakes finds the tier of a new generation.
+            if let Some(gone) = gone {
+                // The requests parked on its rounds read from Redis.
+                let mut rounds = lock(&gone.track.rounds);
+                for round in [rounds.pending.take(), rounds.in_flight.take()].into_iter().flatten() {
+                    round.finish(FAILED);
                 }
-                None => false,
-            };
-            this.done.send_replace(Done { round, ok });
-            let mut r = lock(&this.rounds);
-            if r.wanted <= round {
-                r.running = false;
-                return;
             }
+            tracing::debug!(prefix = %self.prefix, "redis near cache: tracking connection lost, tier emptied");
         }
     }
 }

@@ -113,6 +113,67 @@ async fn a_read_after_a_write_on_another_instance_sees_it() {
     cleanup(&url, &opts).await;
 }
 
+/// A write leaves what it wrote in its own tier, read in the same script call: that read
+/// must also renew the tracking the write ended, or the next write elsewhere would go
+/// unheard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refill_by_a_write_is_still_invalidated_by_writes_elsewhere() {
+    let Some((url, opts, client)) = single("near-refill", "redis near refill").await else { return };
+    let a = near_store(client, "wa").await;
+    let b = instance(&url, &opts, "wb").await;
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    assert!(a.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    for round in 0..300u32 {
+        let mine = format!("a{round}");
+        assert!(a.apply(&key, &set("n", mine.as_bytes())).await.unwrap());
+        let hits = a.near_cache_stats().unwrap().hits;
+        assert_eq!(value_of(a.lookup(&key).await.unwrap(), "n"), Some(mine.into_bytes()), "round {round}");
+        assert_eq!(a.near_cache_stats().unwrap().hits, hits + 1, "round {round}: the write did not refill the tier");
+        let theirs = format!("b{round}");
+        assert!(b.apply(&key, &set("n", theirs.as_bytes())).await.unwrap());
+        let seen = value_of(a.lookup(&key).await.unwrap(), "n");
+        assert_eq!(seen, Some(theirs.into_bytes()), "round {round}: a stale read after a refill");
+    }
+    cleanup(&url, &opts).await;
+}
+
+/// A write over the tier's copy refills the tier from that copy and the changes, without
+/// reading the record back: what the tier then serves is what Redis holds, to the
+/// millisecond, also when another writer changed the record just before the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_over_the_tiers_copy_leaves_what_redis_holds() {
+    let Some((url, opts, client)) = single("near-local", "redis near local refill").await else { return };
+    let a = near_store(client.clone(), "la").await;
+    let plain = RedisStore::new(client);
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    assert!(a.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    let mut conn = raw(&url).await;
+    let rkey = a.redis_key(&key);
+    let mut refilled = 0;
+    for round in 0..300u32 {
+        assert!(matches!(a.lookup(&key).await.unwrap(), Lookup::Live(_)));
+        if round % 2 == 1 {
+            // Another writer, just before this instance writes over its copy.
+            let _: () = redis::cmd("HSET").arg(&rkey).arg("k:other").arg(round).query_async(&mut conn).await.unwrap();
+        }
+        let mut change = set("n", round.to_string().as_bytes());
+        // Times finer than Redis keeps them.
+        change.accessed = SystemTime::now();
+        change.expires = Some(SystemTime::now() + Duration::from_secs(60));
+        if round % 3 == 2 {
+            change.remove.insert("other".to_owned());
+        }
+        assert!(a.apply(&key, &change).await.unwrap());
+        let hits = a.near_cache_stats().unwrap().hits;
+        let Lookup::Live(served) = a.lookup(&key).await.unwrap() else { panic!("round {round}: no record") };
+        refilled += a.near_cache_stats().unwrap().hits - hits;
+        let Lookup::Live(stored) = plain.lookup(&key).await.unwrap() else { panic!("round {round}: no record") };
+        assert_eq!(served, stored, "round {round}: the tier's copy is not what Redis holds");
+    }
+    assert!(refilled > 100, "writes refilled the tier only {refilled} times");
+    cleanup(&url, &opts).await;
+}
+
 /// Concurrent writers on both instances and readers racing them: a reader that starts
 /// after a write returned never sees an older value (the counter only grows).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -153,6 +214,92 @@ async fn racing_writers_and_readers_never_go_back_in_time() {
     for t in tasks {
         t.await.unwrap();
     }
+    cleanup(&url, &opts).await;
+}
+
+/// Many requests on one instance at once, racing a writer on the other: each read that
+/// starts after a write returned sees it, although the reads share their barrier `PING`s
+/// (a read that starts while one is on its way waits for the next one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_hits_share_barrier_rounds_and_still_see_every_write() {
+    let Some((url, opts, client)) = single("near-share", "redis near shared rounds").await else { return };
+    let a = near_store(client, "sa").await;
+    let b = instance(&url, &opts, "sb").await;
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    assert!(a.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (a, key, written, done) = (a.clone(), key.clone(), written.clone(), done.clone());
+        tokio::spawn(async move {
+            // Paced, so that the readers also find the tier warm between writes.
+            for v in 1..=60u64 {
+                assert!(a.apply(&key, &set("n", v.to_string().as_bytes())).await.unwrap());
+                written.store(v, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let before = b.near_cache_stats().unwrap();
+    let mut readers = Vec::new();
+    for _ in 0..32 {
+        let (b, key, written, done) = (b.clone(), key.clone(), written.clone(), done.clone());
+        readers.push(tokio::spawn(async move {
+            let mut reads = 0;
+            while reads < 100 || !done.load(std::sync::atomic::Ordering::SeqCst) {
+                reads += 1;
+                let floor = written.load(std::sync::atomic::Ordering::SeqCst);
+                let seen = value_of(b.lookup(&key).await.unwrap(), "n");
+                let seen: u64 = seen.map_or(0, |v| std::str::from_utf8(&v).unwrap().parse().unwrap());
+                assert!(seen >= floor, "read {seen} after {floor} was written and returned");
+            }
+        }));
+    }
+    for r in readers {
+        r.await.unwrap();
+    }
+    writer.await.unwrap();
+    let after = b.near_cache_stats().unwrap();
+    let (hits, pings) = (after.hits - before.hits, after.pings - before.pings);
+    assert!(hits > 1000, "the tier was bypassed: {after:?}");
+    // At most one `PING` is on its way at a time, and the reads that start meanwhile
+    // share the next one.
+    assert!(pings * 2 < hits, "{pings} barrier rounds for {hits} hits: rounds are not shared");
+    cleanup(&url, &opts).await;
+}
+
+/// A request dropped while it waits for (or sends) a barrier `PING` leaves no one waiting
+/// for a round that will not come: the others go on, and the tier keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_dropped_mid_barrier_do_not_stall_the_others() {
+    let Some((url, opts, client)) = single("near-drop", "redis near dropped requests").await else { return };
+    let store = near_store(client, "drop").await;
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    assert!(store.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    store.lookup(&key).await.unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..16u64 {
+        let (store, key) = (store.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..200u64 {
+                if (i + t) % 3 == 0 {
+                    // Dropped at its first wait, whatever it was doing there.
+                    let lookup = store.lookup(&key);
+                    let _ = tokio::time::timeout(Duration::ZERO, lookup).await;
+                } else {
+                    let found = tokio::time::timeout(Duration::from_secs(5), store.lookup(&key)).await;
+                    assert!(matches!(found, Ok(Ok(Lookup::Live(_)))), "a read stalled or failed: {found:?}");
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let before = store.near_cache_stats().unwrap().hits;
+    assert!(matches!(store.lookup(&key).await.unwrap(), Lookup::Live(_)));
+    assert_eq!(store.near_cache_stats().unwrap().hits, before + 1, "the tier stopped serving");
     cleanup(&url, &opts).await;
 }
 

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use beaker_core::cache::{CacheBackend, CacheEntry};
-use beaker_core::store::{Changes, SessionStore, StoreKey};
+use beaker_core::store::{Changes, Lookup, SessionStore, StoreKey};
 use beaker_core::{SessionId, StoreError};
-use beaker_redis::{RedisCache, RedisClient, RedisOptions, RedisStore};
+use beaker_redis::{NearCacheOptions, RedisCache, RedisClient, RedisOptions, RedisStore};
 use beaker_testkit::process::LocalServer;
 use beaker_testkit::skip_or_fail;
 use beaker_testkit::store::{CacheBackendSuite, SessionStoreSuite};
@@ -191,6 +191,13 @@ fn info(section: &str) -> redis::Cmd {
     cmd
 }
 
+async fn near_value(near: &RedisStore, key: &StoreKey, field: &str) -> Option<Vec<u8>> {
+    match near.lookup(key).await.unwrap() {
+        Lookup::Live(record) => record.entries.get(field).cloned(),
+        _ => None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_passes_the_conformance_suites_and_follows_a_failover() {
     let suite = "redis sentinel";
@@ -228,6 +235,11 @@ async fn sentinel_passes_the_conformance_suites_and_follows_a_failover() {
     assert_worker_round_trip(&url, &opts);
     let client = RedisClient::connect(&url, opts).await.expect("connects through the sentinel");
     let store = RedisStore::new(client.clone());
+    // A near cache on the same client: its tier must never outlive the master it heard.
+    let near = RedisStore::new(client.clone())
+        .with_near_cache(NearCacheOptions::default())
+        .await
+        .expect("a tracking connection through the sentinel");
     SessionStoreSuite::new(Arc::new(store.clone())).with_real_time_expiry().run().await;
     CacheBackendSuite::new(Arc::new(RedisCache::new(client))).with_real_time_expiry().run().await;
 
@@ -235,6 +247,7 @@ async fn sentinel_passes_the_conformance_suites_and_follows_a_failover() {
     // and refusing writes. The store follows: the write after it lands on the new master.
     let key = StoreKey::for_id(&SessionId::generate(), true);
     assert!(store.create(&key, &record(None)).await.unwrap());
+    assert!(matches!(near.lookup(&key).await.unwrap(), Lookup::Live(_)));
     admin(&master, "WAIT 1 5000", &[]).await;
     admin(&sentinel, "SENTINEL FAILOVER beakermaster", &["INPROG"]).await;
     until(&replica, "the replica to be promoted", info("replication"), |i: &String| i.contains("role:master")).await;
@@ -253,6 +266,20 @@ async fn sentinel_passes_the_conformance_suites_and_follows_a_failover() {
     assert_eq!(loaded.entries.get("after").map(Vec::as_slice), Some(b"\"failover\"".as_slice()));
     let on_new_master = hash_fields(&replica, &store.redis_key(&key)).await;
     assert!(on_new_master.iter().any(|f| f.ends_with("after")), "{on_new_master:?}");
+    assert_eq!(near_value(&near, &key, "after").await, Some(b"\"failover\"".to_vec()), "the tier outlived its master");
+    // Reads bring the tracking connection back, on the new master, and the tier serves
+    // hits again before the next switch.
+    let mut serving = false;
+    for _ in 0..100 {
+        let hits = near.near_cache_stats().unwrap().hits;
+        near.lookup(&key).await.unwrap();
+        if near.near_cache_stats().unwrap().hits > hits {
+            serving = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(serving, "the tier never came back after the failover: {:?}", near.near_cache_stats());
 
     // A switch that leaves clients connected (an operator's `REPLICAOF`, then the sentinel
     // told of the new master): the store's connection now reaches a replica, which
@@ -287,6 +314,45 @@ async fn sentinel_passes_the_conformance_suites_and_follows_a_failover() {
     for field in ["again", "worker"] {
         assert!(on_master.iter().any(|f| f.ends_with(field)), "{field} missing: {on_master:?}");
     }
+    // The tier's tracking connection still reaches the demoted node, which hears none of
+    // the new master's writes: its barrier (`ROLE`) fails, and the tier is not served.
+    assert_eq!(near_value(&near, &key, "again").await, Some(b"\"switched\"".to_vec()), "a stale read after the switch");
+
+    // A master demoted while the tier's tracking connection stays on it, and left behind
+    // (its replication link leads nowhere): a read the tier would send there, for a key it
+    // does not hold, must not be answered by it.
+    let key2 = StoreKey::for_id(&SessionId::generate(), true);
+    assert!(store.create(&key2, &record(None)).await.unwrap());
+    admin(&master, "WAIT 1 5000", &[]).await;
+    let mut serving = false;
+    for _ in 0..100 {
+        let hits = near.near_cache_stats().unwrap().hits;
+        near.lookup(&key).await.unwrap();
+        if near.near_cache_stats().unwrap().hits > hits {
+            serving = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(serving, "the tier never came back after the switch: {:?}", near.near_cache_stats());
+    admin(&master, "REPLICAOF 127.0.0.1 1", &[]).await;
+    admin(&replica, "REPLICAOF NO ONE", &[]).await;
+    admin(&sentinel, "SENTINEL REMOVE beakermaster", &["No such master"]).await;
+    admin(&sentinel, &format!("SENTINEL MONITOR beakermaster 127.0.0.1 {} 1", replica.port()), &["Duplicate"]).await;
+    let late = Changes {
+        clear: false,
+        set: [("late".to_string(), b"\"left behind\"".to_vec())].into(),
+        remove: Default::default(),
+        accessed: SystemTime::now(),
+        expires: None,
+        owner: None,
+    };
+    assert!(store.apply(&key2, &late).await.expect("a write after the demotion"), "the record went missing");
+    assert_eq!(
+        near_value(&near, &key2, "late").await,
+        Some(b"\"left behind\"".to_vec()),
+        "the tier read from a demoted master"
+    );
     drop(sentinel);
     let _ = std::fs::remove_dir_all(sentinel_dir);
 }
