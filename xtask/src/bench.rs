@@ -130,6 +130,8 @@ fn options(args: &Args) -> Result<Options> {
 /// `cargo xtask bench ...`.
 pub(crate) fn run(args: &Args) -> Result {
     let started = Instant::now();
+    // The commit measured is the one built now, whatever HEAD is when the run ends.
+    report::note_commit();
     let o = options(args)?;
     let (mut criterion, mut criterion_skipped) = (Vec::new(), Vec::new());
     if o.criterion {

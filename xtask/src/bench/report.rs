@@ -429,6 +429,15 @@ pub(super) fn summary_lines(h: &Http) -> String {
     )
 }
 
+/// The commit the run builds, read when it starts.
+static COMMIT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+pub(super) fn note_commit() {
+    COMMIT.get_or_init(|| {
+        output("git", &["-C", &root().display().to_string(), "rev-parse", "--short", "HEAD"]).unwrap_or_default()
+    });
+}
+
 pub(super) fn write_docs(
     o: &Options,
     h: &Http,
@@ -447,8 +456,8 @@ pub(super) fn write_docs(
         .and_then(|old| old.find("\n## Analysis").map(|at| old[at..].to_owned()))
         .unwrap_or_else(|| "\n## Analysis\n\n(hand-written; kept when the file is regenerated)\n".into());
     let date = output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
-    let commit =
-        output("git", &["-C", &root().display().to_string(), "rev-parse", "--short", "HEAD"]).unwrap_or_default();
+    note_commit();
+    let commit = COMMIT.get().cloned().unwrap_or_default();
     let mut md = String::new();
     let _ = writeln!(md, "# Benchmarks\n");
     md.push_str(&summary_lines(h));
