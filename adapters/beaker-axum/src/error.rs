@@ -51,3 +51,9 @@ impl IntoResponse for SessionError {
         res
     }
 }
+
+impl From<beaker_http::InvalidHeader> for SessionError {
+    fn from(_: beaker_http::InvalidHeader) -> Self {
+        SessionError::InvalidHeader
+    }
+}

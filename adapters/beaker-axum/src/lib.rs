@@ -59,7 +59,6 @@
 mod error;
 mod extract;
 mod future;
-mod headers;
 mod layer;
 mod scope;
 mod service;

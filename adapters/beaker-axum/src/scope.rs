@@ -9,8 +9,8 @@
 
 use beaker_core::adapter::LazySession;
 use beaker_core::Session;
-use http::header::COOKIE;
-use http::{HeaderMap, HeaderValue};
+use beaker_http::cookie_headers;
+use http::HeaderMap;
 
 /// Starts `slot`'s session from `headers` if no one asked for it yet.
 pub(crate) fn session_of<'a>(slot: &'a LazySession, headers: &HeaderMap) -> &'a Session {
@@ -21,10 +21,4 @@ pub(crate) fn session_of<'a>(slot: &'a LazySession, headers: &HeaderMap) -> &'a 
 /// the first ask), if a layer made a request current on this thread.
 pub(crate) fn session(headers: &HeaderMap) -> Option<Session> {
     LazySession::current_session(|| cookie_headers(headers))
-}
-
-/// The `Cookie` header values as bytes, unchecked: core reads them (lossily) only if the
-/// session is used.
-fn cookie_headers(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
-    headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes)
 }

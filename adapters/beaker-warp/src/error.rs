@@ -46,3 +46,9 @@ impl Reply for SessionError {
         res
     }
 }
+
+impl From<beaker_http::InvalidHeader> for SessionError {
+    fn from(_: beaker_http::InvalidHeader) -> Self {
+        SessionError::InvalidHeader
+    }
+}

@@ -4,8 +4,8 @@ use std::convert::Infallible;
 
 use beaker_core::adapter::LazySession;
 use beaker_core::SessionManager;
-use warp::http::header::COOKIE;
-use warp::http::{HeaderMap, HeaderValue};
+use beaker_http::cookie_headers;
+use warp::http::HeaderMap;
 use warp::Filter;
 
 use crate::session::Session;
@@ -28,12 +28,6 @@ pub fn with_session(manager: SessionManager) -> impl Filter<Extract = (Session,)
             }
         },
     )
-}
-
-/// The `Cookie` header values as bytes, unchecked: core reads them (lossily) only if the
-/// session is used.
-pub(crate) fn cookie_headers(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
-    headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes)
 }
 
 /// Yields a clone of `value` for every request: how handlers get application state such

@@ -50,7 +50,9 @@ impl<E> Finisher for Warp<E> {
     }
 
     fn complete(&self, mut res: Response, finished: Result<Finished, beaker_core::Error>) -> Self::Output {
-        let applied = finished.map_err(SessionError::from).and_then(|f| crate::headers::apply(f, res.headers_mut()));
+        let applied = finished
+            .map_err(SessionError::from)
+            .and_then(|f| beaker_http::apply(f, res.headers_mut()).map_err(SessionError::from));
         match applied {
             Ok(()) => Ok(res),
             Err(e) => Ok(e.into_response()),

@@ -10,8 +10,8 @@ use tower_service::Service;
 use warp::http::Request;
 use warp::reply::Response;
 
-use crate::filter::cookie_headers;
 use crate::future::ResponseFuture;
+use beaker_http::cookie_headers;
 
 /// A tower layer giving every request a session from `manager` and finishing it after
 /// the inner service answered: the layer to put around `warp::service(routes)` in a

@@ -56,7 +56,6 @@
 mod error;
 mod filter;
 mod future;
-mod headers;
 mod layer;
 mod serve;
 mod session;

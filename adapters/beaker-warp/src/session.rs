@@ -77,7 +77,7 @@ impl Session {
             Finisher::Handler(manager) => manager,
         };
         let applied = match manager.finish(&self.session).await {
-            Ok(finished) => crate::headers::apply(finished, res.headers_mut()),
+            Ok(finished) => beaker_http::apply(finished, res.headers_mut()).map_err(SessionError::from),
             Err(e) => Err(SessionError::from(e)),
         };
         match applied {
