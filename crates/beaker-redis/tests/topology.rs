@@ -269,17 +269,7 @@ async fn sentinel_passes_the_conformance_suites_and_follows_a_failover() {
     assert_eq!(near_value(&near, &key, "after").await, Some(b"\"failover\"".to_vec()), "the tier outlived its master");
     // Reads bring the tracking connection back, on the new master, and the tier serves
     // hits again before the next switch.
-    let mut serving = false;
-    for _ in 0..100 {
-        let hits = near.near_cache_stats().unwrap().hits;
-        near.lookup(&key).await.unwrap();
-        if near.near_cache_stats().unwrap().hits > hits {
-            serving = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(serving, "the tier never came back after the failover: {:?}", near.near_cache_stats());
+    until_the_tier_serves(&near, &key, "the failover").await;
 
     // A switch that leaves clients connected (an operator's `REPLICAOF`, then the sentinel
     // told of the new master): the store's connection now reaches a replica, which
@@ -324,17 +314,7 @@ async fn sentinel_passes_the_conformance_suites_and_follows_a_failover() {
     let key2 = StoreKey::for_id(&SessionId::generate(), true);
     assert!(store.create(&key2, &record(None)).await.unwrap());
     admin(&master, "WAIT 1 5000", &[]).await;
-    let mut serving = false;
-    for _ in 0..100 {
-        let hits = near.near_cache_stats().unwrap().hits;
-        near.lookup(&key).await.unwrap();
-        if near.near_cache_stats().unwrap().hits > hits {
-            serving = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(serving, "the tier never came back after the switch: {:?}", near.near_cache_stats());
+    until_the_tier_serves(&near, &key, "the switch").await;
     admin(&master, "REPLICAOF 127.0.0.1 1", &[]).await;
     admin(&replica, "REPLICAOF NO ONE", &[]).await;
     admin(&sentinel, "SENTINEL REMOVE beakermaster", &["No such master"]).await;
@@ -355,4 +335,18 @@ async fn sentinel_passes_the_conformance_suites_and_follows_a_failover() {
     );
     drop(sentinel);
     let _ = std::fs::remove_dir_all(sentinel_dir);
+}
+
+/// Reads `key` through `near` until a read is a hit of its tier (the tracking connection
+/// is back and the barrier passes), for at most 5 s.
+async fn until_the_tier_serves(near: &RedisStore, key: &StoreKey, after: &str) {
+    for _ in 0..100 {
+        let hits = near.near_cache_stats().unwrap().hits;
+        near.lookup(key).await.unwrap();
+        if near.near_cache_stats().unwrap().hits > hits {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the tier never came back after {after}: {:?}", near.near_cache_stats());
 }
