@@ -13,7 +13,7 @@ use beaker_core::store::{Lookup, SessionHandle, SessionStore, StoreKey};
 use beaker_core::{Clock, ManualClock, StoreError};
 use beaker_file::{FileOptions, FileStore};
 use beaker_testkit::store::{
-    changes, fresh_key, fresh_principal, key_set, listed_keys, owned, owner, record, with_owner, EndRace,
+    changes, fresh_key, fresh_principal, key_set, listed_keys, owned, owner, record, scan_whole, with_owner, EndRace,
 };
 use common::{files, leftovers};
 
@@ -139,18 +139,7 @@ async fn scans_list_every_record_once_in_small_pages() {
     }
     clock.advance(Duration::from_secs(2));
     assert_eq!(store.count().await.unwrap(), RECORDS as u64);
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = store.scan(cursor.as_deref(), PAGE).await.unwrap();
-        assert!(page.items.len() <= PAGE);
-        assert!(!page.items.is_empty() || page.next.is_none(), "an empty page before the end");
-        seen.extend(page.items.into_iter().map(|l| l.key.as_str().to_owned()));
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
+    let (seen, _) = scan_whole(&store, PAGE).await;
     assert_eq!(seen.len(), RECORDS, "each record exactly once");
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "in name order");
     assert_eq!(seen.iter().map(String::as_str).collect::<BTreeSet<_>>(), keys.iter().map(StoreKey::as_str).collect());
@@ -186,19 +175,9 @@ async fn scans_a_hundred_thousand_sessions() {
         std::fs::write(dir.path().join("sessions").join(fresh_key().as_str()), &bytes).unwrap();
     }
     let started = std::time::Instant::now();
-    let (mut cursor, mut seen, mut pages) = (None::<String>, BTreeSet::new(), 0);
-    loop {
-        let page = store.scan(cursor.as_deref(), 1000).await.unwrap();
-        assert!(page.items.len() <= 1000);
-        pages += 1;
-        for item in page.items {
-            assert!(seen.insert(item.key.as_str().to_owned()), "listed twice");
-        }
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
+    let (listed, pages) = scan_whole(&store, 1000).await;
+    let seen: BTreeSet<String> = listed.iter().cloned().collect();
+    assert_eq!(seen.len(), listed.len(), "listed twice");
     let took = started.elapsed();
     assert_eq!(seen.len(), RECORDS);
     eprintln!("scanned {RECORDS} sessions in {pages} pages of 1000 in {took:?}");

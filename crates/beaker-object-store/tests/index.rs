@@ -13,7 +13,7 @@ use beaker_core::store::{Lookup, SessionHandle, SessionStore, StoreKey};
 use beaker_core::StoreError;
 use beaker_object_store::{ObjectSessionStore, ObjectStoreClient, ObjectStoreOptions};
 use beaker_testkit::store::{
-    changes, fresh_key, fresh_principal, key_set, listed_keys, owned, owner, record, with_owner, EndRace,
+    changes, fresh_key, fresh_principal, key_set, listed_keys, owned, owner, record, scan_whole, with_owner, EndRace,
 };
 use common::*;
 use futures_util::StreamExt as _;
@@ -153,17 +153,7 @@ async fn scans(var: &str, suite: &str) {
         store.end(&ended, HOUR).await.unwrap();
     }
     assert_eq!(store.count().await.unwrap(), RECORDS as u64);
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = store.scan(cursor.as_deref(), PAGE).await.unwrap();
-        assert!(page.items.len() <= PAGE);
-        seen.extend(page.items.into_iter().map(|l| l.key.as_str().to_owned()));
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
+    let (seen, _) = scan_whole(&store, PAGE).await;
     assert_eq!(seen.len(), RECORDS, "each record exactly once");
     assert_eq!(seen.iter().map(String::as_str).collect::<BTreeSet<_>>(), keys.iter().map(StoreKey::as_str).collect());
     assert_eq!(store.find(&SessionHandle::of(&keys[RECORDS / 2])).await.unwrap().as_ref(), Some(&keys[RECORDS / 2]));

@@ -15,7 +15,8 @@ use beaker_core::store::{Lookup, SessionHandle, SessionStore, StoreKey};
 use beaker_core::{Clock as _, ManualClock, StoreError};
 use beaker_sql::SqlStore;
 use beaker_testkit::store::{
-    changes, fresh_key, fresh_principal, key_set, listed_keys, owned, owner, with_owner, EndRace, OWNED_ENTRY,
+    changes, fresh_key, fresh_principal, key_set, listed_keys, owned, owner, scan_whole, with_owner, EndRace,
+    OWNED_ENTRY,
 };
 use common::*;
 
@@ -158,19 +159,7 @@ async fn scans(env: Arc<Env>) {
         w.await.unwrap();
     }
     assert_eq!(store.count().await.unwrap(), RECORDS as u64);
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut pages = 0;
-    loop {
-        let page = store.scan(cursor.as_deref(), PAGE).await.unwrap();
-        assert!(page.items.len() <= PAGE);
-        pages += 1;
-        seen.extend(page.items.into_iter().map(|l| l.key.as_str().to_owned()));
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
+    let (seen, pages) = scan_whole(&store, PAGE).await;
     assert_eq!(seen.len(), RECORDS, "each record listed exactly once");
     assert_eq!(
         seen.iter().map(String::as_str).collect::<BTreeSet<_>>(),
@@ -342,19 +331,9 @@ async fn sqlite_scans_a_hundred_thousand_sessions() {
         ))
         .await;
     let started = std::time::Instant::now();
-    let (mut cursor, mut seen, mut pages) = (None::<String>, BTreeSet::new(), 0);
-    loop {
-        let page = store.scan(cursor.as_deref(), 1000).await.unwrap();
-        assert!(page.items.len() <= 1000);
-        pages += 1;
-        for item in page.items {
-            assert!(seen.insert(item.key.as_str().to_owned()), "listed twice");
-        }
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
+    let (listed, pages) = scan_whole(&store, 1000).await;
+    let seen: BTreeSet<String> = listed.iter().cloned().collect();
+    assert_eq!(seen.len(), listed.len(), "listed twice");
     let took = started.elapsed();
     assert_eq!(seen.len() as i64, RECORDS);
     assert_eq!(store.count().await.unwrap(), RECORDS as u64);

@@ -35,7 +35,9 @@ mod ended;
 mod index;
 
 pub use end_race::EndRace;
-pub use index::{fresh_principal, key_set, listed_keys, owned, owner, with_owner, SessionIndexSuite, OWNED_ENTRY};
+pub use index::{
+    fresh_principal, key_set, listed_keys, owned, owner, scan_whole, with_owner, SessionIndexSuite, OWNED_ENTRY,
+};
 
 /// A boxed future, for the hooks below.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -87,6 +87,28 @@ pub fn key_set<'a>(keys: impl IntoIterator<Item = &'a StoreKey>) -> BTreeSet<Str
     keys.into_iter().map(|k| k.as_str().to_owned()).collect()
 }
 
+/// A whole scan of `store`, `limit` sessions per page: the keys in the order they were
+/// listed, and how many pages it took. Panics, naming the store, when a scan fails, a
+/// page holds more than `limit` sessions, or an empty page is not the last.
+pub async fn scan_whole(store: &dyn SessionStore, limit: usize) -> (Vec<String>, usize) {
+    let name = store.name();
+    let (mut seen, mut pages, mut cursor) = (Vec::new(), 0, None::<String>);
+    loop {
+        let page = match store.scan(cursor.as_deref(), limit).await {
+            Ok(page) => page,
+            Err(e) => panic!("[{name}] scan failed: {e}"),
+        };
+        pages += 1;
+        assert!(page.items.len() <= limit, "[{name}] a page of {} items for a limit of {limit}", page.items.len());
+        assert!(!page.items.is_empty() || page.next.is_none(), "[{name}] an empty page before the end");
+        seen.extend(page.items.into_iter().map(|l| l.key.as_str().to_owned()));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return (seen, pages),
+        }
+    }
+}
+
 pub(super) fn keys(listed: &[Listed]) -> BTreeSet<String> {
     key_set(listed.iter().map(|l| &l.key))
 }
