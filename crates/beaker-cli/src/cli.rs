@@ -25,7 +25,7 @@ CONFIGURATION
 
 SESSION HANDLES
     Sessions are named by handles: 22 characters derived from the store key by a one-way
-    hash. A handle is never a usable session token, and the tool never prints a session
+    hash, starting with a letter or digit. A handle is never a usable session token, and the tool never prints a session
     id or a store key.
 
 OUTPUT

@@ -39,7 +39,7 @@ pub(crate) async fn run(global: &Global, source: &Source, command: SessionsComma
 fn parse_handle(s: &str) -> Result<SessionHandle, CliError> {
     SessionHandle::parse(s.trim()).ok_or_else(|| {
         CliError::Usage(format!(
-            "{s:?} is not a session handle (22 characters of A-Z, a-z, 0-9, - and _, as `beaker sessions list` prints them)"
+            "{s:?} is not a session handle (22 characters of A-Z, a-z, 0-9, - and _, the first a letter or digit, as `beaker sessions list` prints them)"
         ))
     })
 }

@@ -125,24 +125,32 @@ impl StoreKey {
 /// A name for one stored session that is safe to show: to its user ("your devices"), to an
 /// operator, in logs. It is derived from the [`StoreKey`] by a one-way hash, so it is
 /// never a usable session token, not even where the store key is the id itself (Beaker
-/// compatibility). 22 characters of URL-safe base64 (132 bits).
+/// compatibility). 22 characters (about 132 bits): a letter or digit, then 21 of URL-safe
+/// base64. The first is never `-`, so a handle typed as a command-line argument is never
+/// taken for an option.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionHandle(String);
 
 const HANDLE_LEN: usize = 22;
+const HANDLE_FIRST: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 impl SessionHandle {
     /// The handle of the session filed under `key`.
     pub fn of(key: &StoreKey) -> Self {
         let digest = Sha256::new_with_prefix(b"beaker-rs session handle\0").chain_update(key.as_bytes()).finalize();
-        let mut s = URL_SAFE_NO_PAD.encode(digest);
+        let mut s = String::with_capacity(HANDLE_LEN + 2);
+        s.push(char::from(HANDLE_FIRST[usize::from(digest[0]) % HANDLE_FIRST.len()]));
+        URL_SAFE_NO_PAD.encode_string(&digest[1..], &mut s);
         s.truncate(HANDLE_LEN);
         SessionHandle(s)
     }
 
     /// Reads a handle a user or operator typed; `None` unless it has a handle's shape.
     pub fn parse(s: &str) -> Option<Self> {
-        let ok = s.len() == HANDLE_LEN && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let b = s.as_bytes();
+        let ok = b.len() == HANDLE_LEN
+            && b[0].is_ascii_alphanumeric()
+            && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
         ok.then(|| SessionHandle(s.to_owned()))
     }
 
@@ -202,6 +210,21 @@ impl fmt::Debug for StoreKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handles_parse_and_never_start_with_a_hyphen() {
+        // Under plain base64 one handle in 64 would start with `-`: 4,096 keys all but
+        // guarantee one would be seen.
+        for _ in 0..4096 {
+            let h = SessionHandle::of(&StoreKey::for_id(&SessionId::generate(), true));
+            assert_eq!(h.as_str().len(), HANDLE_LEN);
+            assert!(h.as_str().as_bytes()[0].is_ascii_alphanumeric(), "{h:?}");
+            assert_eq!(SessionHandle::parse(h.as_str()), Some(h));
+        }
+        assert_eq!(SessionHandle::parse("-bcdefghijklmnopqrstuv"), None);
+        assert_eq!(SessionHandle::parse("abcdefghijklmnopqrstu"), None);
+        assert!(SessionHandle::parse("a-cdefghijklmnopqrs_uv").is_some());
+    }
 
     #[test]
     fn generated_ids_parse_and_differ() {
