@@ -4,12 +4,13 @@
 
 use std::fmt;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
+use rand08::RngCore as _;
 use sha2::Sha256;
 use subtle::ConstantTimeEq as _;
 
@@ -20,6 +21,7 @@ use crate::error::ConfigError;
 /// Shortest secret accepted, in bytes.
 pub(crate) const MIN_SECRET_LEN: usize = 16;
 const NONCE_LEN: usize = 12;
+const GCM_TAG_LEN: usize = 16;
 /// Length of an HMAC-SHA256 tag in unpadded URL-safe base64.
 const TAG_LEN: usize = 43;
 
@@ -160,17 +162,21 @@ impl Keys {
 
     /// Encrypts and authenticates `plaintext` with the newest key: URL-safe base64 of
     /// nonce ‖ ciphertext ‖ tag. `context` (the cookie name) is authenticated too.
+    ///
+    /// The 96-bit nonce is random, from `rand`'s thread-local CSPRNG (seeded from the OS,
+    /// reseeded in a forked child) rather than a system call per cookie.
     pub fn encrypt(&self, context: &str, plaintext: &[u8]) -> String {
-        let mut nonce = [0u8; NONCE_LEN];
-        getrandom::getrandom(&mut nonce).expect("the OS random number generator failed");
-        let ct = self.pairs[0]
+        let mut sealed = Vec::with_capacity(NONCE_LEN + plaintext.len() + GCM_TAG_LEN);
+        sealed.resize(NONCE_LEN, 0);
+        rand08::thread_rng().fill_bytes(&mut sealed);
+        sealed.extend_from_slice(plaintext);
+        let (nonce, body) = sealed.split_at_mut(NONCE_LEN);
+        let tag = self.pairs[0]
             .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: context.as_bytes() })
+            .encrypt_in_place_detached(Nonce::from_slice(nonce), context.as_bytes(), body)
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
-        let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
-        URL_SAFE_NO_PAD.encode(out)
+        sealed.extend_from_slice(&tag);
+        URL_SAFE_NO_PAD.encode(sealed)
     }
 
     /// Decrypts what [`encrypt`](Self::encrypt) produced with any of the keys; returns the
@@ -178,7 +184,7 @@ impl Keys {
     /// truncated, foreign or garbage.
     pub fn decrypt(&self, context: &str, sealed: &str) -> Option<(Vec<u8>, bool)> {
         let raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
-        if raw.len() < NONCE_LEN + 16 {
+        if raw.len() < NONCE_LEN + GCM_TAG_LEN {
             return None;
         }
         let (nonce, ct) = raw.split_at(NONCE_LEN);
