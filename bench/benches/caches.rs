@@ -3,11 +3,15 @@
 //!
 //! - `cache_hit/<backend>`: `Region::get` of a key that is there.
 //! - `cache_miss/<backend>`: `Region::get` of a key that is not.
+//! - `cache_hit_x32/<backend>`: 32 concurrent `Region::get`s of that key (the time for all
+//!   32). A two-tier region (`redis_near`: Redis with its process-local tier) serves a hit
+//!   only after a `PING` on its tracking connection that one whole batch shares, so this
+//!   is the row that shows what it costs under load; `cache_hit` shows one request alone.
 //! - `cache_get_or_create/<backend>`: `Region::get_or_create` of a new key each time: the
 //!   miss, the dogpile lock (a distributed one on Redis and Memcached), the creator and
 //!   the write.
 //!
-//! Backends: memory, file, SQLite, Redis, Memcached, PostgreSQL; the value is a small
+//! Backends: memory, file, SQLite, Redis, Redis with its near cache, Memcached, PostgreSQL; the value is a small
 //! struct (about 100 bytes as JSON). A backend that cannot be opened is skipped with a
 //! loud `SKIPPED` line. Servers as in `sessions.rs`: `BEAKER_TEST_REDIS_URL`,
 //! `BEAKER_TEST_POSTGRES_URL` (with defaults), `BEAKER_TEST_MEMCACHED_URL` (skipped when
@@ -50,11 +54,13 @@ fn backends(dir: &std::path::Path, prefix: &str) -> Vec<(&'static str, RegionCon
         r.backend_options.insert(k.into(), v.into());
         r
     };
+    let redis = with(url(env_or("BEAKER_TEST_REDIS_URL", "redis://127.0.0.1:6379")), "key_prefix", prefix);
     let mut out = vec![
         ("memory", RegionConfig::memory(hour)),
         ("file", url(format!("file:{}", dir.join("cache").display()))),
         ("sqlite", url(format!("sqlite:{}", dir.join("cache.sqlite3").display()))),
-        ("redis", with(url(env_or("BEAKER_TEST_REDIS_URL", "redis://127.0.0.1:6379")), "key_prefix", prefix)),
+        ("redis", redis.clone()),
+        ("redis_near", with(redis, "near_cache", "true")),
     ];
     match std::env::var("BEAKER_TEST_MEMCACHED_URL") {
         Ok(u) if !u.is_empty() => out.push(("memcached", with(url(u), "key_prefix", prefix))),
@@ -110,6 +116,17 @@ fn caches(c: &mut Criterion) {
     for (name, region) in &regions {
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.to_async(&rt).iter(|| async { std::hint::black_box(region.get::<Profile>("hit").await.unwrap()) })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("cache_hit_x32");
+    for (name, region) in &regions {
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.to_async(&rt).iter(|| async {
+                let hits = futures_util::future::join_all((0..32).map(|_| region.get::<Profile>("hit"))).await;
+                std::hint::black_box(hits.into_iter().map(|h| h.unwrap()).count())
+            })
         });
     }
     group.finish();
