@@ -52,8 +52,11 @@ impl IntoResponse for SessionError {
     }
 }
 
-impl From<beaker_http::InvalidHeader> for SessionError {
-    fn from(_: beaker_http::InvalidHeader) -> Self {
-        SessionError::InvalidHeader
+impl From<beaker_http::FinishError> for SessionError {
+    fn from(e: beaker_http::FinishError) -> Self {
+        match e {
+            beaker_http::FinishError::Session(e) => SessionError::Session(e),
+            beaker_http::FinishError::InvalidHeader(_) => SessionError::InvalidHeader,
+        }
     }
 }

@@ -58,13 +58,9 @@
 
 mod error;
 mod extract;
-mod future;
-mod layer;
 mod scope;
 mod service;
 
 pub use error::SessionError;
 pub use extract::Session;
-pub use future::ResponseFuture;
-pub use layer::SessionLayer;
-pub use service::SessionService;
+pub use service::{Axum, ResponseFuture, SessionLayer, SessionService};

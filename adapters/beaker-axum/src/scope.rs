@@ -12,11 +12,6 @@ use beaker_core::Session;
 use beaker_http::cookie_headers;
 use http::HeaderMap;
 
-/// Starts `slot`'s session from `headers` if no one asked for it yet.
-pub(crate) fn session_of<'a>(slot: &'a LazySession, headers: &HeaderMap) -> &'a Session {
-    slot.get_or_start(|| cookie_headers(headers))
-}
-
 /// A handle on the current request's session (started now from `headers` if this is
 /// the first ask), if a layer made a request current on this thread.
 pub(crate) fn session(headers: &HeaderMap) -> Option<Session> {

@@ -1,7 +1,10 @@
-//! The `http` crate (1.x) glue of the beaker-rs adapters for axum and warp: a request's
-//! `Cookie` header values for [`SessionManager::start_bytes`](beaker_core::SessionManager::start_bytes),
-//! and a finished session's headers on a response ([`apply`]). Core decides every value
-//! and their order ([`Finished::apply_to`]); this crate only translates to `http`'s types.
+//! The `http` crate (1.x) and tower glue of the beaker-rs adapters for axum and warp: a
+//! request's `Cookie` header values for [`SessionManager::start_bytes`](beaker_core::SessionManager::start_bytes),
+//! a finished session's headers on a response ([`apply`]), and the [`SessionService`]
+//! (with its [`SessionLayer`]) that runs the session lifecycle around a tower service,
+//! generic over the [`Framework`] whose response type and error response it uses. Core
+//! decides every value and their order ([`Finished::apply_to`]); this crate only
+//! translates to `http`'s types.
 //!
 //! ```
 //! use beaker_core::{MemoryStore, SessionConfig, SessionManager};
@@ -23,12 +26,16 @@
 //! # Ok(()) }
 //! ```
 
+mod service;
+
 use std::borrow::Cow;
 
 use beaker_core::adapter::{ResponseHeader, ResponseHeaders};
 use beaker_core::Finished;
 use http::header::{HeaderName, CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue};
+
+pub use service::{FinishError, Framework, ResponseFuture, SessionLayer, SessionService};
 
 /// The `Cookie` header values of a request, as bytes, unchecked: core reads them (lossily)
 /// only if the session is used.

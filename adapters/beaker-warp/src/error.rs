@@ -52,3 +52,12 @@ impl From<beaker_http::InvalidHeader> for SessionError {
         SessionError::InvalidHeader
     }
 }
+
+impl From<beaker_http::FinishError> for SessionError {
+    fn from(e: beaker_http::FinishError) -> Self {
+        match e {
+            beaker_http::FinishError::Session(e) => SessionError::Session(e),
+            beaker_http::FinishError::InvalidHeader(_) => SessionError::InvalidHeader,
+        }
+    }
+}

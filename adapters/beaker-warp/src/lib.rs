@@ -55,14 +55,12 @@
 
 mod error;
 mod filter;
-mod future;
 mod layer;
 mod serve;
 mod session;
 
 pub use error::SessionError;
 pub use filter::{with_session, with_state};
-pub use future::ResponseFuture;
-pub use layer::{SessionLayer, SessionService};
+pub use layer::{ResponseFuture, SessionLayer, SessionService, Warp};
 pub use serve::serve;
 pub use session::Session;
