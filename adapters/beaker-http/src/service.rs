@@ -46,29 +46,26 @@ pub trait Framework {
 /// A tower layer giving every request a session from `manager` and finishing it after
 /// the inner service answered: wraps services in a [`SessionService`].
 pub struct SessionLayer<W> {
-    manager: SessionManager,
-    extension: bool,
-    framework: PhantomData<fn() -> W>,
+    /// The service every `layer` call makes, without its inner service.
+    template: SessionService<(), W>,
 }
 
 impl<W> SessionLayer<W> {
     /// A layer serving sessions from `manager`.
     pub fn new(manager: SessionManager) -> Self {
-        SessionLayer { manager, extension: true, framework: PhantomData }
+        SessionLayer { template: SessionService::new((), manager) }
     }
 
     /// Puts each request's session into its extensions (the default); see
     /// [`SessionService::with_request_extension`].
-    pub fn with_request_extension(mut self) -> Self {
-        self.extension = true;
-        self
+    pub fn with_request_extension(self) -> Self {
+        SessionLayer { template: self.template.with_request_extension() }
     }
 
     /// The session only for the thread's current request, not in the extensions; see
     /// [`SessionService::current_task_only`].
-    pub fn current_task_only(mut self) -> Self {
-        self.extension = false;
-        self
+    pub fn current_task_only(self) -> Self {
+        SessionLayer { template: self.template.current_task_only() }
     }
 }
 
@@ -76,7 +73,8 @@ impl<S, W> Layer<S> for SessionLayer<W> {
     type Service = SessionService<S, W>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SessionService { inner, manager: self.manager.clone(), extension: self.extension, framework: PhantomData }
+        let t = &self.template;
+        SessionService { inner, manager: t.manager.clone(), extension: t.extension, framework: PhantomData }
     }
 }
 
@@ -216,7 +214,7 @@ where
 // By hand: derived impls would ask the framework marker for `Clone` and `Debug`.
 impl<W> Clone for SessionLayer<W> {
     fn clone(&self) -> Self {
-        SessionLayer { manager: self.manager.clone(), extension: self.extension, framework: PhantomData }
+        SessionLayer { template: self.template.clone() }
     }
 }
 
@@ -233,7 +231,10 @@ impl<S: Clone, W> Clone for SessionService<S, W> {
 
 impl<W> fmt::Debug for SessionLayer<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionLayer").field("manager", &self.manager).field("extension", &self.extension).finish()
+        f.debug_struct("SessionLayer")
+            .field("manager", &self.template.manager)
+            .field("extension", &self.template.extension)
+            .finish()
     }
 }
 
