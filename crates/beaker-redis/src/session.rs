@@ -97,47 +97,34 @@ local function retire(K, ms)
 end
 ";
 
-/// KEYS[1] session; ARGV: the changes as `apply` reads them from `ARGV[1]`. `0` if the
-/// record is not live, else `{1, old index key, new index key}` (`''`: none).
-pub(crate) static APPLY: LazyLock<Scripts> = LazyLock::new(|| {
+/// The apply scripts: `apply` on KEYS[1] (the changes in `ARGV[1]`), `0` if the record is
+/// not live, else its reindexing and then `tail`, which returns the answer.
+fn apply_then(tail: &str) -> Scripts {
     Scripts::new(&format!(
         "{APPLY_FN}
 local old = apply(KEYS[1], 0)
 if not old then return 0 end
-return {{1, old, reindex_record(KEYS[1], KEYS[1], old, ARGV[3])}}
-"
+local new = reindex_record(KEYS[1], KEYS[1], old, ARGV[3])
+{tail}"
     ))
-});
+}
+
+/// KEYS[1] session; ARGV: the changes as `apply` reads them from `ARGV[1]`. `0` if the
+/// record is not live, else `{1, old index key, new index key}` (`''`: none).
+pub(crate) static APPLY: LazyLock<Scripts> = LazyLock::new(|| apply_then("return {1, old, new}"));
 
 /// [`APPLY`] followed by the record it left, for the near cache: `0` if the record is not
 /// live, else `{1, old index key, new index key, the hash as HGETALL lists it}`. Redis
 /// remembers the keys a script reads for the client that ran it, so on the tracking
 /// connection the read renews the tracking that the write ended, in the same call.
-pub(crate) static APPLY_READ: LazyLock<Scripts> = LazyLock::new(|| {
-    Scripts::new(&format!(
-        "{APPLY_FN}
-local old = apply(KEYS[1], 0)
-if not old then return 0 end
-local new = reindex_record(KEYS[1], KEYS[1], old, ARGV[3])
-return {{1, old, new, redis.call('HGETALL', KEYS[1])}}
-"
-    ))
-});
+pub(crate) static APPLY_READ: LazyLock<Scripts> =
+    LazyLock::new(|| apply_then("return {1, old, new, redis.call('HGETALL', KEYS[1])}"));
 
 /// [`APPLY`] for the near cache when the tier held the record as the write began: the
 /// tier computes what the write left itself, so the script only reads the key again
 /// (`EXISTS`) to renew the tracking the write ended. Answers as `APPLY`.
-pub(crate) static APPLY_TRACK: LazyLock<Scripts> = LazyLock::new(|| {
-    Scripts::new(&format!(
-        "{APPLY_FN}
-local old = apply(KEYS[1], 0)
-if not old then return 0 end
-local new = reindex_record(KEYS[1], KEYS[1], old, ARGV[3])
-redis.call('EXISTS', KEYS[1])
-return {{1, old, new}}
-"
-    ))
-});
+pub(crate) static APPLY_TRACK: LazyLock<Scripts> =
+    LazyLock::new(|| apply_then("redis.call('EXISTS', KEYS[1])\nreturn {1, old, new}"));
 
 /// KEYS[1] session; ARGV[1] retire window (ms, `0`: delete). `{1, index key or '', ''}`.
 static END: LazyLock<Scripts> =

@@ -30,6 +30,13 @@ async fn instance(url: &str, opts: &RedisOptions, tag: &str) -> RedisStore {
     near_store(connect("redis near", url, opts.clone()).await.unwrap(), tag).await
 }
 
+/// A new session, live for a minute, stored through `store`.
+async fn live_session(store: &RedisStore) -> StoreKey {
+    let key = StoreKey::for_id(&SessionId::generate(), true);
+    assert!(store.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    key
+}
+
 fn set(key: &str, value: &[u8]) -> Changes {
     changes(&[(key, value)], &[], Some(SystemTime::now() + Duration::from_secs(60)))
 }
@@ -73,8 +80,7 @@ async fn near_cached_store_and_cache_pass_the_conformance_suites() {
 async fn repeated_reads_are_served_by_the_tier_and_writes_refill_it() {
     let Some((url, opts, client)) = single("near-hits", "redis near hits").await else { return };
     let store = near_store(client, "hits").await;
-    let key = StoreKey::for_id(&SessionId::generate(), true);
-    assert!(store.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    let key = live_session(&store).await;
     store.lookup(&key).await.unwrap();
     let before = store.near_cache_stats().unwrap();
     for _ in 0..50 {
@@ -96,8 +102,7 @@ async fn a_read_after_a_write_on_another_instance_sees_it() {
     let Some((url, opts, client)) = single("near-ab", "redis near coherence").await else { return };
     let a = near_store(client, "a").await;
     let b = instance(&url, &opts, "b").await;
-    let key = StoreKey::for_id(&SessionId::generate(), true);
-    assert!(a.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    let key = live_session(&a).await;
     for (writer, reader) in [(&a, &b), (&b, &a)] {
         for round in 0..1000u32 {
             let v = round.to_string();
@@ -121,8 +126,7 @@ async fn a_refill_by_a_write_is_still_invalidated_by_writes_elsewhere() {
     let Some((url, opts, client)) = single("near-refill", "redis near refill").await else { return };
     let a = near_store(client, "wa").await;
     let b = instance(&url, &opts, "wb").await;
-    let key = StoreKey::for_id(&SessionId::generate(), true);
-    assert!(a.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    let key = live_session(&a).await;
     for round in 0..300u32 {
         let mine = format!("a{round}");
         assert!(a.apply(&key, &set("n", mine.as_bytes())).await.unwrap());
@@ -145,8 +149,7 @@ async fn a_write_over_the_tiers_copy_leaves_what_redis_holds() {
     let Some((url, opts, client)) = single("near-local", "redis near local refill").await else { return };
     let a = near_store(client.clone(), "la").await;
     let plain = RedisStore::new(client);
-    let key = StoreKey::for_id(&SessionId::generate(), true);
-    assert!(a.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    let key = live_session(&a).await;
     let mut conn = raw(&url).await;
     let rkey = a.redis_key(&key);
     let mut refilled = 0;
@@ -181,8 +184,7 @@ async fn racing_writers_and_readers_never_go_back_in_time() {
     let Some((url, opts, client)) = single("near-race", "redis near races").await else { return };
     let a = near_store(client, "ra").await;
     let b = instance(&url, &opts, "rb").await;
-    let key = StoreKey::for_id(&SessionId::generate(), true);
-    assert!(a.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    let key = live_session(&a).await;
     let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
     for w in 0..2u64 {
@@ -225,8 +227,7 @@ async fn concurrent_hits_share_barrier_rounds_and_still_see_every_write() {
     let Some((url, opts, client)) = single("near-share", "redis near shared rounds").await else { return };
     let a = near_store(client, "sa").await;
     let b = instance(&url, &opts, "sb").await;
-    let key = StoreKey::for_id(&SessionId::generate(), true);
-    assert!(a.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    let key = live_session(&a).await;
     let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
@@ -275,8 +276,7 @@ async fn concurrent_hits_share_barrier_rounds_and_still_see_every_write() {
 async fn requests_dropped_mid_barrier_do_not_stall_the_others() {
     let Some((url, opts, client)) = single("near-drop", "redis near dropped requests").await else { return };
     let store = near_store(client, "drop").await;
-    let key = StoreKey::for_id(&SessionId::generate(), true);
-    assert!(store.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    let key = live_session(&store).await;
     store.lookup(&key).await.unwrap();
     let mut tasks = Vec::new();
     for t in 0..16u64 {
@@ -312,8 +312,7 @@ async fn a_killed_tracking_connection_empties_the_tier_before_any_further_hit() 
         .with_near_cache(NearCacheOptions::default().with_client_name(b_name.clone()))
         .await
         .unwrap();
-    let key = StoreKey::for_id(&SessionId::generate(), true);
-    assert!(a.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    let key = live_session(&a).await;
     let mut kills = 0;
     for round in 0..400u32 {
         if round % 50 == 25 {
@@ -357,8 +356,7 @@ async fn foreign_writes_and_logouts_elsewhere_are_seen() {
     let Some((url, opts, client)) = single("near-foreign", "redis near foreign").await else { return };
     let a = near_store(client, "fa").await;
     let b = instance(&url, &opts, "fb").await;
-    let key = StoreKey::for_id(&SessionId::generate(), true);
-    assert!(a.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(60)))).await.unwrap());
+    let key = live_session(&a).await;
     assert!(matches!(a.lookup(&key).await.unwrap(), Lookup::Live(_)));
     // A writer that is not beaker-rs at all.
     let mut conn = raw(&url).await;
