@@ -141,9 +141,21 @@ impl Services {
         for p in ports {
             let conf = self.dir.join(format!("nodes-{p}.conf"));
             let conf = conf.to_string_lossy().into_owned();
+            // The bus port chosen free too: the default, port + 10,000, does not exist for
+            // a port above 55535, and redis-server then refuses to start.
+            let bus = free_port()?.to_string();
             self.spawn_redis(
                 p,
-                &["--cluster-enabled", "yes", "--cluster-config-file", &conf, "--cluster-node-timeout", "2000"],
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &conf,
+                    "--cluster-node-timeout",
+                    "2000",
+                    "--cluster-port",
+                    &bus,
+                ],
             )?;
         }
         let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();

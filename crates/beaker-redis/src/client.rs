@@ -16,8 +16,8 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
-    AsyncConnectionConfig, Cmd, ConnectionAddr, ErrorKind, FromRedisValue, Pipeline, RedisFuture, RedisResult, Script,
-    ServerErrorKind, Value,
+    AsyncConnectionConfig, Cmd, ConnectionAddr, ErrorKind, FromRedisValue, IntoConnectionInfo, Pipeline, RedisFuture,
+    RedisResult, Script, ServerErrorKind, Value,
 };
 use tokio::runtime::{Handle, RuntimeFlavor};
 
@@ -90,10 +90,12 @@ struct Single {
     config: ConnectionManagerConfig,
 }
 
-/// A cluster: the shared connection, and the client that opens another one.
+/// A cluster: the shared connection, the client that opens another one, and what a
+/// connection to one node takes (the first seed's credentials and TLS settings).
 struct ClusterState {
     shared: ClusterConnection,
     client: ClusterClient,
+    seed: redis::ConnectionInfo,
 }
 
 /// A connection this thread opened for one client, on one runtime.
@@ -197,13 +199,19 @@ impl RedisClient {
                     Backend::Single(Box::new(Single { shared, client, config }))
                 }
                 Target::Cluster(nodes) => {
+                    let seed = nodes
+                        .first()
+                        .map(String::as_str)
+                        .unwrap_or_default()
+                        .into_connection_info()
+                        .map_err(invalid)?;
                     let client = ClusterClient::builder(nodes)
                         .connection_timeout(timeout)
                         .response_timeout(timeout)
                         .build()
                         .map_err(invalid)?;
                     let shared = client.get_async_connection().await.map_err(|e| error::map("connect", e))?;
-                    Backend::Cluster(Box::new(ClusterState { shared, client }))
+                    Backend::Cluster(Box::new(ClusterState { shared, client, seed }))
                 }
                 Target::Sentinel { sentinels, master, db, userinfo } => {
                     let addrs = sentinels.into_iter().map(|(host, port)| ConnectionAddr::Tcp(host, port));
@@ -254,19 +262,35 @@ impl RedisClient {
     }
 
     /// A new RESP3 connection of its own to the single node or the current master, for a
-    /// near cache's tracking (`config` carries the push handler). Cluster has none.
-    pub(crate) async fn open_tracking(&self, config: AsyncConnectionConfig) -> RedisResult<MultiplexedConnection> {
-        let client = match &self.inner.backend {
-            Backend::Single(single) => single.client.clone(),
-            Backend::Sentinel(s) => s.client.lock().await.async_get_client().await?,
-            Backend::Cluster(_) => {
-                return Err(redis::RedisError::from((ErrorKind::Client, "no tracking connection on a cluster")))
+    /// near cache's tracking (`config` carries the push handler); on a cluster, to the
+    /// master at `node` (from [`cluster_slots`](Self::cluster_slots)).
+    pub(crate) async fn open_tracking(
+        &self,
+        node: Option<&(String, u16)>,
+        config: &AsyncConnectionConfig,
+    ) -> RedisResult<MultiplexedConnection> {
+        let info = match (&self.inner.backend, node) {
+            (Backend::Single(single), _) => single.client.get_connection_info().clone(),
+            (Backend::Sentinel(s), _) => s.client.lock().await.async_get_client().await?.get_connection_info().clone(),
+            (Backend::Cluster(c), Some((host, port))) => {
+                let addr = match c.seed.addr() {
+                    ConnectionAddr::TcpTls { insecure, tls_params, .. } => ConnectionAddr::TcpTls {
+                        host: host.clone(),
+                        port: *port,
+                        insecure: *insecure,
+                        tls_params: tls_params.clone(),
+                    },
+                    _ => ConnectionAddr::Tcp(host.clone(), *port),
+                };
+                c.seed.clone().set_addr(addr)
+            }
+            (Backend::Cluster(_), None) => {
+                return Err(redis::RedisError::from((ErrorKind::Client, "a cluster tracking connection needs a node")))
             }
         };
-        let info = client.get_connection_info().clone();
         let settings = info.redis_settings().clone().set_protocol(redis::ProtocolVersion::RESP3);
         let client = redis::Client::open(info.set_redis_settings(settings))?;
-        client.get_multiplexed_async_connection_with_config(&config).await
+        client.get_multiplexed_async_connection_with_config(config).await
     }
 
     async fn conn(&self) -> RedisResult<Conn> {
@@ -463,8 +487,9 @@ impl RedisClient {
     pub(crate) async fn scan_nodes(&self) -> Result<Vec<Option<(String, u16)>>, StoreError> {
         Ok(match &self.inner.backend {
             Backend::Cluster(_) => {
-                let mut masters = self.cluster_masters().await?;
+                let mut masters: Vec<_> = self.cluster_slots().await?.into_iter().map(|(_, master)| master).collect();
                 masters.sort();
+                masters.dedup();
                 masters.into_iter().map(Some).collect()
             }
             _ => vec![None],
@@ -515,17 +540,23 @@ impl RedisClient {
         .await
     }
 
-    /// The `(host, port)` of every cluster master, from `CLUSTER SLOTS`.
-    async fn cluster_masters(&self) -> Result<Vec<(String, u16)>, StoreError> {
+    /// The slot ranges of a cluster (first and last slot) with the `(host, port)` of the
+    /// master serving each, from `CLUSTER SLOTS`.
+    pub(crate) async fn cluster_slots(&self) -> Result<Vec<((u16, u16), (String, u16))>, StoreError> {
         let slots: Value = self
             .run("CLUSTER SLOTS", |mut c| async move { redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut c).await })
             .await?;
-        let mut masters = Vec::new();
         let Value::Array(ranges) = slots else {
             return Err(StoreError::corrupt("redis: CLUSTER SLOTS: not an array"));
         };
+        let mut found = Vec::new();
         for range in ranges {
             let Value::Array(fields) = range else { continue };
+            let slot = |i: usize| match fields.get(i) {
+                Some(Value::Int(n)) => u16::try_from(*n).ok().filter(|n| *n < 16384),
+                _ => None,
+            };
+            let (Some(first), Some(last)) = (slot(0), slot(1)) else { continue };
             let Some(Value::Array(master)) = fields.get(2) else { continue };
             let host = match master.first() {
                 Some(Value::BulkString(h)) => String::from_utf8_lossy(h).into_owned(),
@@ -534,17 +565,15 @@ impl RedisClient {
             };
             let Some(Value::Int(port)) = master.get(1) else { continue };
             let Ok(port) = u16::try_from(*port) else { continue };
-            if !masters.contains(&(host.clone(), port)) {
-                masters.push((host, port));
-            }
+            found.push(((first, last), (host, port)));
         }
-        if masters.is_empty() {
+        if found.is_empty() {
             return Err(StoreError::Unavailable {
                 message: "redis: the cluster reports no master".into(),
                 source: None,
             });
         }
-        Ok(masters)
+        Ok(found)
     }
 }
 

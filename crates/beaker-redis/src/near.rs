@@ -60,11 +60,12 @@ impl RedisStore {
     /// tier. While the tracking connection is down the store reads and writes Redis as if
     /// the tier were off, and the tier is empty when it comes back.
     ///
-    /// Single node and Sentinel; on a Redis Cluster this is refused.
+    /// Single node, Sentinel and Redis Cluster (one tracking connection per master; a
+    /// changed slot map or a failover empties the tier).
     ///
     /// # Errors
     /// [`ConnectError::InvalidOptions`](crate::ConnectError::InvalidOptions) for bad
-    /// options or a Cluster; [`ConnectError::Store`](crate::ConnectError::Store) if the
+    /// options; [`ConnectError::Store`](crate::ConnectError::Store) if the
     /// tracking connection cannot be opened (Redis before 6, or unreachable).
     pub async fn with_near_cache(mut self, options: NearCacheOptions) -> Result<Self, crate::ConnectError> {
         let prefix = self.client().options().session_prefix.clone();
@@ -301,7 +302,13 @@ where
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
             near.failed(ticket, &e);
-            if is_connection_error(&e) || e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly) {
+            // Also a key that lives on another node now (`MOVED`, `ASK`): the cluster
+            // client follows it.
+            let elsewhere = matches!(
+                e.kind(),
+                ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::Moved | ServerErrorKind::Ask)
+            );
+            if is_connection_error(&e) || elsewhere {
                 Err(Fallback::Plain)
             } else {
                 Err(Fallback::Fail(error::map(what, e)))

@@ -26,19 +26,27 @@
 //! - **Generation**: bumped when the tracking connection is lost (before anything else
 //!   can run on its behalf), when a new one is up, and on a flush; an entry of an older
 //!   generation is never served.
-//! - **Barrier**: an entry is served only after a `PING` (`ROLE` behind Sentinel) sent on
-//!   the tracking connection after the request started has been answered: every
+//! - **Barrier**: an entry is served only after a `PING` (`ROLE` behind Sentinel and on a
+//!   Cluster) sent on the tracking connection after the request started has been answered: every
 //!   invalidation Redis sent before that has then been applied. Rounds are chained per
 //!   connection ([`Track`]): at most one `PING` is in flight, the requests that start
 //!   meanwhile join the next round, whose first request sends its `PING` when the one in
 //!   flight is answered, and each request is woken once, by its own round. Behind
 //!   Sentinel the reads that fill the tier carry a `ROLE` as well: a demoted master that
 //!   kept the connection open must not answer them.
+//! - **Cluster**: one tracking connection per master, opened from `CLUSTER SLOTS`; a key's
+//!   reads, writes and barriers go to the connection of its slot's master, so the
+//!   ordering argument holds per master. A slot moved elsewhere: `MIGRATE` deletes its
+//!   keys on the old master (invalidations there, before anything on the new one), and a
+//!   command of ours that still goes to the old master is answered `MOVED`, which drops
+//!   all the connections and the tier; the next ones read the new map. A demoted master
+//!   fails its `ROLE` barrier and answers reads with `MOVED`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use futures_util::future::try_join_all;
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 use redis::aio::MultiplexedConnection;
@@ -55,7 +63,7 @@ use crate::error::{self, is_connection_error};
 /// [`max_bytes`](Self::max_bytes) of them (an estimate of their size in memory), evicting
 /// the least valuable first. It promises: **a request that starts after another request's
 /// write to the same key has returned, on any instance, sees that write.** It costs one
-/// more connection per store or cache, a `PING` shared by the requests that start while
+/// more connection per store or cache (on a Cluster, one per master), a `PING` shared by the requests that start while
 /// the previous one is on its way, and an invalidation message (the key's name) to every
 /// instance that holds the key when it changes.
 ///
@@ -133,7 +141,7 @@ pub struct NearCacheStats {
     pub invalidations: u64,
     /// Times the tracking connection was lost (the tier was emptied each time).
     pub resets: u64,
-    /// Barrier rounds sent (`PING`, or `ROLE` behind Sentinel); each serves every hit
+    /// Barrier rounds sent (`PING`, or `ROLE` behind Sentinel and on a Cluster); each serves every hit
     /// that began while the previous one was on its way.
     pub pings: u64,
 }
@@ -199,11 +207,46 @@ struct Inner<V> {
     pings: AtomicU64,
 }
 
+/// The tracking connections in use: one, or on a cluster one per master with the slot
+/// map they were opened for. Any of them lost loses them all (and the tier).
 struct Live {
-    conn: MultiplexedConnection,
-    /// Identifies this connection to its own push handler.
+    links: Vec<Link>,
+    /// Cluster: the index in `links` of each hash slot's master (`NO_LINK`: unserved).
+    slots: Option<Box<[u16]>>,
+    /// Identifies these connections to their push handlers.
     serial: u64,
+}
+
+/// One tracking connection and its barrier rounds.
+struct Link {
+    conn: MultiplexedConnection,
     track: Track,
+}
+
+const SLOTS: usize = 16384;
+const NO_LINK: u16 = u16::MAX;
+
+impl Live {
+    /// The link that serves `key`: the master of its slot on a cluster.
+    fn link_of(&self, key: &[u8]) -> Option<usize> {
+        match &self.slots {
+            None => Some(0),
+            Some(slots) => match slots[slot_of(key)] {
+                NO_LINK => None,
+                link => Some(usize::from(link)),
+            },
+        }
+    }
+}
+
+/// A key's Redis Cluster hash slot: CRC16 (XMODEM) of its hash tag, the part between the
+/// first `{` and the next `}` when that is not empty, or else of the whole key.
+fn slot_of(key: &[u8]) -> usize {
+    let tagged = key.iter().position(|b| *b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        rest.iter().position(|b| *b == b'}').filter(|close| *close > 0).map(|close| &rest[..close])
+    });
+    usize::from(crc16::State::<crc16::XMODEM>::calculate(tagged.unwrap_or(key))) % SLOTS
 }
 
 /// The barrier rounds of one tracking connection. A round is one `PING`; the requests
@@ -289,12 +332,13 @@ pub(crate) struct Ticket {
     seq: u64,
     generation: u64,
     live: Arc<Live>,
+    link: usize,
 }
 
 impl Ticket {
     /// The tracking connection the read or write must be sent on.
     pub(crate) fn conn(&self) -> MultiplexedConnection {
-        self.live.conn.clone()
+        self.live.links[self.link].conn.clone()
     }
 }
 
@@ -325,11 +369,6 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
         options: NearCacheOptions,
     ) -> Result<Self, crate::ConnectError> {
         options.validate()?;
-        if client.is_cluster() {
-            return Err(crate::ConnectError::InvalidOptions(
-                "near_cache: not available on Redis Cluster (it needs one tracking connection per master)".into(),
-            ));
-        }
         let floor = (options.max_bytes / options.max_entries).max(1);
         let estimated = usize::try_from(options.max_entries.min(1 << 20)).unwrap_or(1 << 20);
         let l1 = Cache::with_weighter(estimated, options.max_bytes, SlotWeighter { floor });
@@ -380,18 +419,23 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
         }
     }
 
-    /// The tracking connection and the tier's generation with it, or `None` while it is
-    /// down (a reconnect is then started).
-    fn live(&self) -> Option<(Arc<Live>, u64)> {
+    /// The tracking connections, the one of them that serves `key` and the tier's
+    /// generation with them, or `None` while they are down or none serves `key` (a
+    /// reconnect is then started).
+    fn live(&self, key: &[u8]) -> Option<(Arc<Live>, usize, u64)> {
         let live = {
             let live = lock(&self.inner.live);
             // Read under the lock that connecting and losing take: the pair is consistent.
             live.clone().map(|l| (l, self.inner.generation.load(Ordering::Acquire)))
         };
-        if live.is_none() {
-            self.reconnect_soon();
+        let found = live.and_then(|(live, generation)| Some((live.link_of(key)?, live, generation)));
+        match found {
+            Some((link, live, generation)) => Some((live, link, generation)),
+            None => {
+                self.reconnect_soon();
+                None
+            }
         }
-        live
     }
 
     fn reconnect_soon(&self) {
@@ -429,8 +473,8 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
     pub(crate) async fn get(&self, key: &[u8]) -> Option<V> {
         // Nothing to wait for when there is nothing to serve.
         self.inner.l1.get(key)?;
-        let (live, generation) = self.live()?;
-        if !self.barrier(&live).await {
+        let (live, link, generation) = self.live(key)?;
+        if !self.barrier(&live, link).await {
             return None;
         }
         let slot = self.inner.l1.get(key)?;
@@ -458,10 +502,10 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
     /// A ticket for a read of `key` on the tracking connection, whose reply may fill the
     /// tier; `None` while the connection is down (read through the client then).
     pub(crate) fn read_ticket(&self, key: &[u8]) -> Option<Ticket> {
-        let (live, generation) = self.live()?;
+        let (live, link, generation) = self.live(key)?;
         let stripe = stripe_of(key);
         let seq = *lock(&self.inner.stripes[stripe]);
-        Some(Ticket { stripe, seq, generation, live })
+        Some(Ticket { stripe, seq, generation, live, link })
     }
 
     /// A ticket for a write of `key`: evicts it and moves its stripe, so that no fill sent
@@ -475,7 +519,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
     /// for `key` (of the current generation) when the write began.
     pub(crate) fn write_ticket_held(&self, key: &[u8], want: bool) -> (Option<Ticket>, Option<V>) {
         let stripe = stripe_of(key);
-        let live = self.live();
+        let live = self.live(key);
         let mut seq = lock(&self.inner.stripes[stripe]);
         *seq += 1;
         let generation = self.inner.generation.load(Ordering::Acquire);
@@ -485,7 +529,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
             None
         };
         self.inner.l1.remove(key);
-        (live.map(|(live, _)| Ticket { stripe, seq: *seq, generation, live }), held)
+        (live.map(|(live, link, _)| Ticket { stripe, seq: *seq, generation, live, link }), held)
     }
 
     /// Enters `value` (read or written under `ticket`) unless the stripe moved or the
@@ -510,11 +554,15 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
         *lock(&self.inner.stripes[ticket.stripe]) += 1;
     }
 
-    /// A call on the tracking connection failed: if the connection is at fault, drop it
-    /// (and the tier with it).
+    /// A call on the tracking connection failed: if the connection is at fault, or (a
+    /// `MOVED` reply) the slot map it was opened for is out of date, drop the connections
+    /// (and the tier with them).
     pub(crate) fn failed(&self, ticket: &Ticket, e: &redis::RedisError) {
-        let readonly = e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly);
-        if is_connection_error(e) || readonly {
+        let stale = matches!(
+            e.kind(),
+            redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly | redis::ServerErrorKind::Moved)
+        );
+        if is_connection_error(e) || stale {
             self.inner.lost_serial(ticket.live.serial);
         }
     }
@@ -522,10 +570,11 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
     /// Waits for a barrier round on `live`'s connection whose `PING` was sent after this
     /// call began; `false` if the connection was lost (or could not answer a `PING` within
     /// the call deadline) first.
-    async fn barrier(&self, live: &Live) -> bool {
+    async fn barrier(&self, live: &Live, link: usize) -> bool {
+        let link = &live.links[link];
         loop {
             let (round, before) = {
-                let mut rounds = lock(&live.track.rounds);
+                let mut rounds = lock(&link.track.rounds);
                 match &rounds.pending {
                     // Its `PING` is sent after this, by the request that opened it.
                     Some(round) => (round.clone(), None),
@@ -538,7 +587,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
             };
             let state = match before {
                 None => round.outcome().await,
-                Some(in_flight) => self.ping(live, round, in_flight).await,
+                Some(in_flight) => self.ping(live.serial, link, round, in_flight).await,
             };
             match state {
                 ANSWERED => return true,
@@ -550,8 +599,8 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
 
     /// Sends `round`'s `PING` once the round in flight (if any) is over, and finishes
     /// `round` with its outcome.
-    async fn ping(&self, live: &Live, round: Arc<Round>, in_flight: Option<Arc<Round>>) -> u8 {
-        let track = &live.track;
+    async fn ping(&self, serial: u64, link: &Link, round: Arc<Round>, in_flight: Option<Arc<Round>>) -> u8 {
+        let track = &link.track;
         let duty = Duty { track, round };
         if let Some(previous) = in_flight {
             previous.outcome().await;
@@ -566,9 +615,11 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
             rounds.pending = None;
             rounds.in_flight = Some(duty.round.clone());
         }
-        let command = if self.inner.client.is_sentinel() { "ROLE" } else { "PING" };
+        // Behind Sentinel and on a cluster a master can be demoted while the connection
+        // stays open; `ROLE` tells.
+        let command = if self.inner.client.is_sentinel() || self.inner.client.is_cluster() { "ROLE" } else { "PING" };
         self.inner.pings.fetch_add(1, Ordering::Relaxed);
-        let mut conn = live.conn.clone();
+        let mut conn = link.conn.clone();
         let timeout = self.inner.client.options().timeout;
         let reply = tokio::time::timeout(timeout, redis::cmd(command).query_async::<Value>(&mut conn)).await;
         let state = match reply {
@@ -577,7 +628,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
                     ANSWERED
                 } else {
                     // A demoted master: what it answers says nothing of the new one.
-                    self.inner.lost_serial(live.serial);
+                    self.inner.lost_serial(serial);
                     FAILED
                 }
             }
@@ -587,7 +638,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
             // A connection that cannot answer a `PING` within the deadline may have
             // missed invalidations: drop it with the tier.
             _ => {
-                self.inner.lost_serial(live.serial);
+                self.inner.lost_serial(serial);
                 FAILED
             }
         };
@@ -599,7 +650,8 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
 }
 
 impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
-    /// Opens a tracking connection and makes it the live one.
+    /// Opens the tracking connections (on a cluster, one per master of the slot map it
+    /// reads first) and makes them the live ones.
     async fn connect(this: &Arc<Self>) -> RedisResult<()> {
         let serial = this.serials.fetch_add(1, Ordering::AcqRel);
         let weak: Weak<Self> = Arc::downgrade(this);
@@ -611,14 +663,43 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
                 inner.on_push(serial, info);
                 Ok(())
             });
-        let mut conn = this.client.open_tracking(config).await?;
-        let () = redis::cmd("CLIENT").arg("SETNAME").arg(&this.options.client_name).query_async(&mut conn).await?;
-        let () = redis::cmd("CLIENT").arg("TRACKING").arg("ON").arg("NOLOOP").query_async(&mut conn).await?;
+        let (nodes, slots) = if this.client.is_cluster() {
+            let ranges = this.client.cluster_slots().await.map_err(|e| {
+                redis::RedisError::from((redis::ErrorKind::Io, "near cache: CLUSTER SLOTS", e.to_string()))
+            })?;
+            let mut nodes: Vec<Option<(String, u16)>> = Vec::new();
+            let mut slots = vec![NO_LINK; SLOTS].into_boxed_slice();
+            for ((first, last), master) in ranges {
+                let link = match nodes.iter().position(|n| n.as_ref() == Some(&master)) {
+                    Some(i) => i,
+                    None => {
+                        nodes.push(Some(master));
+                        nodes.len() - 1
+                    }
+                };
+                let link = u16::try_from(link).unwrap_or(NO_LINK);
+                slots[usize::from(first)..=usize::from(last)].fill(link);
+            }
+            (nodes, Some(slots))
+        } else {
+            (vec![None], None)
+        };
+        let open = nodes.iter().map(|node| {
+            let (this, config) = (this.clone(), config.clone());
+            async move {
+                let mut conn = this.client.open_tracking(node.as_ref(), &config).await?;
+                let () =
+                    redis::cmd("CLIENT").arg("SETNAME").arg(&this.options.client_name).query_async(&mut conn).await?;
+                let () = redis::cmd("CLIENT").arg("TRACKING").arg("ON").arg("NOLOOP").query_async(&mut conn).await?;
+                Ok::<_, redis::RedisError>(Link { conn, track: Track { rounds: Mutex::new(Rounds::default()) } })
+            }
+        });
+        let links = try_join_all(open).await?;
         let mut live = lock(&this.live);
-        // Anything filled before now came through a connection that is gone.
+        // Anything filled before now came through connections that are gone.
         this.generation.fetch_add(1, Ordering::AcqRel);
         this.l1.clear();
-        *live = Some(Arc::new(Live { conn, serial, track: Track { rounds: Mutex::new(Rounds::default()) } }));
+        *live = Some(Arc::new(Live { links, slots, serial }));
         tracing::debug!(prefix = %this.prefix, "redis near cache: tracking connection up");
         Ok(())
     }
@@ -657,14 +738,37 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
             self.resets.fetch_add(1, Ordering::Relaxed);
             self.flush();
             // After the flush: a waiter that wakes finds the tier of a new generation.
-            if let Some(gone) = gone {
-                // The requests parked on its rounds read from Redis.
-                let mut rounds = lock(&gone.track.rounds);
+            // The requests parked on their rounds read from Redis.
+            for link in gone.iter().flat_map(|gone| &gone.links) {
+                let mut rounds = lock(&link.track.rounds);
                 for round in [rounds.pending.take(), rounds.in_flight.take()].into_iter().flatten() {
                     round.finish(FAILED);
                 }
             }
             tracing::debug!(prefix = %self.prefix, "redis near cache: tracking connection lost, tier emptied");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slot_of;
+
+    #[test]
+    fn hash_slots_are_the_ones_redis_cluster_computes() {
+        // As `CLUSTER KEYSLOT` answers, hash tags and their corner cases included.
+        for (key, slot) in [
+            ("123456789", 12739),
+            ("foo", 12182),
+            ("hello", 866),
+            ("{user1000}.following", 3443),
+            ("foo{}{bar}", 8363),
+            ("foo{{bar}}zap", 4015),
+            ("foo{bar}{zap}", 5061),
+            ("beaker:s:abc{", 5662),
+            ("{}", 15257),
+        ] {
+            assert_eq!(slot_of(key.as_bytes()), slot, "{key}");
         }
     }
 }

@@ -14,7 +14,7 @@ use beaker_core::store::{Changes, Lookup, SessionStore, StoreKey};
 use beaker_core::SessionId;
 use beaker_redis::{NearCacheOptions, RedisCache, RedisClient, RedisOptions, RedisStore};
 use beaker_testkit::store::{changes, CacheBackendSuite, SessionStoreSuite};
-use common::{cleanup, connect, lifecycle_races, raw, record, single, single_url};
+use common::{cleanup, connect, kill_by_name, lifecycle_races, raw, record, single, single_url};
 
 fn name(tag: &str) -> String {
     let id = StoreKey::for_id(&SessionId::generate(), true);
@@ -46,22 +46,6 @@ fn value_of(found: Lookup, key: &str) -> Option<Vec<u8>> {
         Lookup::Live(r) => r.entries.get(key).cloned(),
         _ => None,
     }
-}
-
-/// Kills the connections named `name` (the tracking connection of one instance).
-async fn kill_by_name(url: &str, name: &str) -> usize {
-    let mut conn = raw(url).await;
-    let list: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut conn).await.unwrap();
-    let mut killed = 0;
-    for line in list.lines() {
-        let field = |f: &str| line.split(' ').find_map(|kv| kv.strip_prefix(f)).map(str::to_owned);
-        if field("name=").as_deref() == Some(name) {
-            let id = field("id=").unwrap();
-            let _: () = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(&id).query_async(&mut conn).await.unwrap();
-            killed += 1;
-        }
-    }
-    killed
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,10 +14,10 @@ use beaker_core::{SessionId, StoreError};
 use beaker_redis::{NearCacheOptions, RedisCache, RedisClient, RedisOptions, RedisStore};
 use beaker_testkit::process::LocalServer;
 use beaker_testkit::skip_or_fail;
-use beaker_testkit::store::{CacheBackendSuite, SessionStoreSuite};
+use beaker_testkit::store::{changes, CacheBackendSuite, SessionStoreSuite};
 use common::{
-    assert_worker_round_trip, cleanup, connect, current_thread_runtime, lifecycle_races, options, own_redis,
-    own_redis_with, raw, record, redis_url, run_prefix, single_url, try_raw, worker_round_trip,
+    assert_worker_round_trip, cleanup, connect, current_thread_runtime, kill_by_name, lifecycle_races, options,
+    own_redis, own_redis_with, raw, record, redis_url, run_prefix, single_url, try_raw, worker_round_trip,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,8 +33,15 @@ async fn cluster_passes_the_conformance_suites() {
     let store = RedisStore::new(client.clone());
     lifecycle_races(Arc::new(store.clone())).await;
     SessionStoreSuite::new(Arc::new(store)).with_real_time_expiry().run().await;
-    let cache = RedisCache::new(client);
+    let cache = RedisCache::new(client.clone());
     CacheBackendSuite::new(Arc::new(cache.clone())).run().await;
+    // The same with the near cache on: a tracking connection per master.
+    let near = RedisStore::new(client.clone()).with_near_cache(NearCacheOptions::default()).await.unwrap();
+    lifecycle_races(Arc::new(near.clone())).await;
+    SessionStoreSuite::new(Arc::new(near.clone())).with_real_time_expiry().run().await;
+    assert!(near.near_cache_stats().unwrap().hits > 0, "the suites never hit the tier: it is not in the path");
+    let near_cache = RedisCache::new(client).with_near_cache(NearCacheOptions::default()).await.unwrap();
+    CacheBackendSuite::new(Arc::new(near_cache)).run().await;
 
     // Enough entries to land on every master; clear must find them all.
     let entry = CacheEntry { value: b"v".to_vec(), stored_at: SystemTime::now(), fresh_until: None };
@@ -349,4 +356,150 @@ async fn until_the_tier_serves(near: &RedisStore, key: &StoreKey, after: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the tier never came back after {after}: {:?}", near.near_cache_stats());
+}
+
+/// A Redis Cluster of the test's own: two masters on free ports (their cluster bus ports
+/// chosen free as well, not the port + 10,000 that may not exist), slots 0–8191 on the
+/// first and 8192–16383 on the second; the servers and the `redis+cluster://` URL. Their
+/// node files are `beaker-test-nodes-{tag}-{0,1}.conf` in the temporary directory.
+async fn own_cluster(suite: &str, tag: &str) -> Option<(LocalServer, LocalServer, String)> {
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        let bus = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port());
+        let Ok(bus) = bus else {
+            skip_or_fail(suite, "no free port for a cluster bus");
+            return None;
+        };
+        let args = [
+            "--cluster-enabled".to_string(),
+            "yes".into(),
+            "--cluster-config-file".into(),
+            format!("beaker-test-nodes-{tag}-{i}.conf"),
+            "--cluster-node-timeout".into(),
+            "2000".into(),
+            "--cluster-port".into(),
+            bus.to_string(),
+        ];
+        nodes.push((own_redis_with(suite, args.to_vec()).await?, bus));
+    }
+    let (b, b_bus) = nodes.pop()?;
+    let (a, _) = nodes.pop()?;
+    admin(&a, "CLUSTER ADDSLOTSRANGE 0 8191", &[]).await;
+    admin(&b, "CLUSTER ADDSLOTSRANGE 8192 16383", &[]).await;
+    admin(&a, &format!("CLUSTER MEET 127.0.0.1 {} {b_bus}", b.port()), &[]).await;
+    for node in [&a, &b] {
+        let mut info = redis::cmd("CLUSTER");
+        info.arg("INFO");
+        until(node, "the cluster to form", info, |i: &String| i.contains("cluster_state:ok")).await;
+        let mut slots = redis::cmd("CLUSTER");
+        slots.arg("SLOTS");
+        until(node, "both masters to be known", slots, |s: &Vec<redis::Value>| s.len() == 2).await;
+    }
+    let url = format!("redis+cluster://{},{}", a.addr(), b.addr());
+    Some((a, b, url))
+}
+
+/// Moves hash slot `slot`, with its keys, from `from` to `to` (`CLUSTER SETSLOT`
+/// `IMPORTING`/`MIGRATING`, `MIGRATE`, then `NODE` on both).
+async fn move_slot(from: &LocalServer, to: &LocalServer, slot: u16) {
+    let id = |node: &LocalServer| {
+        let node = redis_url(node);
+        async move {
+            let mut conn = raw(&node).await;
+            redis::cmd("CLUSTER").arg("MYID").query_async::<String>(&mut conn).await.unwrap()
+        }
+    };
+    let (from_id, to_id) = (id(from).await, id(to).await);
+    admin(to, &format!("CLUSTER SETSLOT {slot} IMPORTING {from_id}"), &[]).await;
+    admin(from, &format!("CLUSTER SETSLOT {slot} MIGRATING {to_id}"), &[]).await;
+    let mut conn = raw(&redis_url(from)).await;
+    let keys: Vec<Vec<u8>> =
+        redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(1000).query_async(&mut conn).await.unwrap();
+    if !keys.is_empty() {
+        let mut migrate = redis::cmd("MIGRATE");
+        migrate.arg("127.0.0.1").arg(to.port()).arg("").arg(0).arg(5000).arg("KEYS").arg(&keys);
+        let () = migrate.query_async(&mut conn).await.unwrap();
+    }
+    admin(to, &format!("CLUSTER SETSLOT {slot} NODE {to_id}"), &[]).await;
+    admin(from, &format!("CLUSTER SETSLOT {slot} NODE {to_id}"), &[]).await;
+}
+
+/// The near cache on a cluster: a tracking connection per master. Two instances on a
+/// cluster of the test's own: every read that starts after a write on the other instance
+/// sees it, for sessions on both masters, across a killed tracking connection and across
+/// a slot moved to the other master behind their backs (the tier then reads the new map
+/// and serves hits again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_near_cache_on_a_cluster_sees_every_write_across_kills_and_slot_moves() {
+    let suite = "redis cluster near cache";
+    let tag = run_prefix("c")[13..25].to_string();
+    let Some((a, b, url)) = own_cluster(suite, &tag).await else { return };
+    let opts = options("cluster-near");
+    let name = |who: &str| format!("beaker-near-{who}-{}", &run_prefix("n")[13..25]);
+    let (x_name, y_name) = (name("x"), name("y"));
+    let instance = |client_name: String| {
+        let (url, opts) = (url.clone(), opts.clone());
+        async move {
+            let client = RedisClient::connect(&url, opts).await.expect("connects to the cluster");
+            RedisStore::new(client)
+                .with_near_cache(NearCacheOptions::default().with_client_name(client_name))
+                .await
+                .expect("a tracking connection per master")
+        }
+    };
+    let (x, y) = (instance(x_name.clone()).await, instance(y_name).await);
+    let mut conn = raw(&redis_url(&a)).await;
+    let mut keys = Vec::new();
+    let mut on_a = Vec::new();
+    for _ in 0..16 {
+        let key = StoreKey::for_id(&SessionId::generate(), true);
+        assert!(x.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(120)))).await.unwrap());
+        let slot: u16 =
+            redis::cmd("CLUSTER").arg("KEYSLOT").arg(x.redis_key(&key)).query_async(&mut conn).await.unwrap();
+        on_a.push(slot < 8192);
+        keys.push((key, slot));
+    }
+    assert!(on_a.iter().any(|a| *a) && on_a.iter().any(|a| !*a), "16 sessions all on one master: {on_a:?}");
+
+    let set = |v: &str| changes(&[("n", v.as_bytes())], &[], Some(SystemTime::now() + Duration::from_secs(120)));
+    let mut killed = 0;
+    for round in 0..60u32 {
+        if round == 30 {
+            // The tracking connection to the first master only: the tier goes all the same.
+            killed = kill_by_name(&redis_url(&a), &x_name).await;
+        }
+        let (writer, reader) = if round % 2 == 0 { (&y, &x) } else { (&x, &y) };
+        for (key, _) in &keys {
+            let v = round.to_string();
+            reader.lookup(key).await.unwrap();
+            assert!(writer.apply(key, &set(&v)).await.unwrap());
+            assert_eq!(near_value(reader, key, "n").await, Some(v.into_bytes()), "round {round}: a stale read");
+        }
+    }
+    assert_eq!(killed, 1, "x had no tracking connection on the first master");
+    let stats = x.near_cache_stats().unwrap();
+    assert!(stats.hits > 200 && stats.invalidations > 200, "the tier was bypassed: {stats:?}");
+    assert!(stats.resets >= 1, "the killed connection went unnoticed: {stats:?}");
+
+    // A slot moves from the first master to the second while x holds one of its sessions.
+    let (key, slot) = keys.iter().zip(&on_a).find(|(_, a)| **a).map(|(k, _)| k.clone()).unwrap();
+    until_the_tier_serves(&x, &key, "the kill").await;
+    let resets = x.near_cache_stats().unwrap().resets;
+    move_slot(&a, &b, slot).await;
+    assert!(y.apply(&key, &set("moved")).await.unwrap());
+    assert_eq!(near_value(&x, &key, "n").await, Some(b"moved".to_vec()), "a stale read after the slot moved");
+    // x found its slot map out of date (MOVED) and reads the new one: hits again, and
+    // the second master's invalidations reach it.
+    until_the_tier_serves(&x, &key, "the slot move").await;
+    assert!(x.near_cache_stats().unwrap().resets > resets, "the old slot map was kept");
+    for round in 0..50u32 {
+        let v = format!("after-{round}");
+        assert!(y.apply(&key, &set(&v)).await.unwrap());
+        assert_eq!(near_value(&x, &key, "n").await, Some(v.into_bytes()), "round {round} after the move");
+        x.lookup(&key).await.unwrap();
+    }
+    drop((x, y, a, b));
+    for i in 0..2 {
+        let _ = std::fs::remove_file(std::env::temp_dir().join(format!("beaker-test-nodes-{tag}-{i}.conf")));
+    }
 }

@@ -58,6 +58,23 @@ pub(crate) async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
     try_raw(url).await.unwrap()
 }
 
+/// Kills the connections named `name` on the server at `url` (the tracking connection of
+/// a near cache); how many.
+pub(crate) async fn kill_by_name(url: &str, name: &str) -> usize {
+    let mut conn = raw(url).await;
+    let list: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut conn).await.unwrap();
+    let mut killed = 0;
+    for line in list.lines() {
+        let field = |f: &str| line.split(' ').find_map(|kv| kv.strip_prefix(f)).map(str::to_owned);
+        if field("name=").as_deref() == Some(name) {
+            let id = field("id=").unwrap();
+            let _: () = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(&id).query_async(&mut conn).await.unwrap();
+            killed += 1;
+        }
+    }
+    killed
+}
+
 /// [`raw`], for a server that may drop the connection (a failover in progress).
 pub(crate) async fn try_raw(url: &str) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
     redis::Client::open(url)?.get_multiplexed_async_connection().await
