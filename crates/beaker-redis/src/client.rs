@@ -324,7 +324,7 @@ impl RedisClient {
 
     /// The current-thread runtime this call runs on when it should use a connection of
     /// this thread's own (see "Connections per thread" above); `None` for the shared one.
-    fn thread_runtime(&self) -> Option<tokio::runtime::Id> {
+    pub(crate) fn thread_runtime(&self) -> Option<tokio::runtime::Id> {
         if !self.inner.options.thread_connections {
             return None;
         }

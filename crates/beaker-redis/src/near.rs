@@ -15,7 +15,7 @@ use crate::cache::RedisCache;
 use crate::client::evalsha;
 use crate::error::{self, is_connection_error};
 use crate::session::{changes_args, classify, expiry_arg, millis, RedisStore, APPLY_READ, APPLY_TRACK};
-use crate::tracking::{Near, NearCacheOptions, NearCacheStats, Ticket, Weigh};
+use crate::tracking::{Near, NearCacheOptions, NearCacheStats, Ticket, Tier, Weigh};
 
 /// A session as the tier keeps it: decoded, shared between the requests it serves. Only
 /// live records: a tombstone is not kept, because Redis drops it at the end of its retire
@@ -94,6 +94,7 @@ pub(crate) async fn lookup(
     near: &Near<CachedSession>,
     key: &StoreKey,
 ) -> Result<Lookup, StoreError> {
+    let near = &near.here();
     let rkey = store.redis_key(key);
     match near.get(rkey.as_bytes()).await {
         Some(CachedSession::Live(record)) if !record.is_expired(SystemTime::now()) => {
@@ -162,6 +163,7 @@ pub(crate) async fn apply(
     key: &StoreKey,
     changes: &Changes,
 ) -> Result<bool, StoreError> {
+    let near = &near.here();
     let rkey = store.redis_key(key);
     let (ticket, held) = near.write_ticket_held(rkey.as_bytes(), true);
     let Some(ticket) = ticket else {
@@ -256,6 +258,7 @@ where
     F: FnOnce(RedisStore) -> Fut,
     Fut: Future<Output = Result<T, StoreError>> + 'a,
 {
+    let near = &near.here();
     let rkeys: Vec<String> = keys.iter().map(|k| store.redis_key(k)).collect();
     let tickets: Vec<Option<Ticket>> = rkeys.iter().map(|k| near.write_ticket(k.as_bytes())).collect();
     let result = write(store.plain()).await;
@@ -289,7 +292,7 @@ enum Fallback {
 }
 
 async fn tracked<T, V>(
-    near: &Near<V>,
+    near: &Tier<V>,
     ticket: &Ticket,
     what: &str,
     call: impl Future<Output = redis::RedisResult<T>>,
@@ -355,6 +358,7 @@ pub(crate) async fn cache_get(
     namespace: &str,
     key: &str,
 ) -> Result<Option<CacheEntry>, StoreError> {
+    let near = &near.here();
     let rkey = cache.redis_key(namespace, key);
     if let Some(hit) = near.get(rkey.as_bytes()).await {
         if hit.until.is_none_or(|t| t > Instant::now()) {
@@ -406,6 +410,7 @@ pub(crate) async fn cache_put(
     entry: &CacheEntry,
     hard_ttl: Option<Duration>,
 ) -> Result<(), StoreError> {
+    let near = &near.here();
     let rkey = cache.redis_key(namespace, key);
     let Some(ticket) = near.write_ticket(rkey.as_bytes()) else {
         let put = cache.plain().put(namespace, key, entry, hard_ttl).await;
@@ -448,6 +453,7 @@ pub(crate) async fn cache_remove(
     namespace: &str,
     key: &str,
 ) -> Result<bool, StoreError> {
+    let near = &near.here();
     let rkey = cache.redis_key(namespace, key);
     let ticket = near.write_ticket(rkey.as_bytes());
     let removed = cache.plain().remove(namespace, key).await;

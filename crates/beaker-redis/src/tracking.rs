@@ -61,7 +61,9 @@ use crate::error::{self, is_connection_error};
 ///
 /// The tier holds at most [`max_entries`](Self::max_entries) values and
 /// [`max_bytes`](Self::max_bytes) of them (an estimate of their size in memory), evicting
-/// the least valuable first. It promises: **a request that starts after another request's
+/// the least valuable first. A worker thread with a current-thread runtime of its own
+/// (each actix-web worker) keeps a tier of its own with these bounds, as it keeps a
+/// connection of its own (see [`RedisClient`](crate::RedisClient)). It promises: **a request that starts after another request's
 /// write to the same key has returned, on any instance, sees that write.** It costs one
 /// more connection per store or cache (on a Cluster, one per master), a `PING` shared by the requests that start while
 /// the previous one is on its way, and an invalidation message (the key's name) to every
@@ -171,20 +173,43 @@ impl<V: Weigh> Weighter<Vec<u8>, Slot<V>> for SlotWeighter {
     }
 }
 
-/// The process-local tier and its tracking connection; cheap to clone.
+/// The process-local tier of a store or cache; cheap to clone. One [`Tier`] serves the
+/// runtime the client connected on and multi-threaded runtimes; a worker thread of a
+/// thread-per-core server (a current-thread runtime of its own, as each actix-web worker
+/// runs) gets a tier and tracking connections of its own on first use, so that its hits
+/// and writes are answered on its own thread instead of being handed to another thread
+/// and back. Each tier is coherent on its own, as two processes are: Redis tracks each
+/// tracking connection separately.
 pub(crate) struct Near<V> {
-    inner: Arc<Inner<V>>,
+    own: Tier<V>,
+    /// The worker threads' tiers, by thread and runtime.
+    threads: Arc<Mutex<Vec<ThreadTier<V>>>>,
 }
 
 impl<V> Clone for Near<V> {
     fn clone(&self) -> Self {
-        Near { inner: self.inner.clone() }
+        Near { own: self.own.clone(), threads: self.threads.clone() }
     }
 }
 
 impl<V> std::fmt::Debug for Near<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Near").field("prefix", &self.inner.prefix).field("options", &self.inner.options).finish()
+        let inner = &self.own.inner;
+        f.debug_struct("Near").field("prefix", &inner.prefix).field("options", &inner.options).finish()
+    }
+}
+
+/// A worker thread's tier: the thread, its runtime, the tier.
+type ThreadTier<V> = (std::thread::ThreadId, tokio::runtime::Id, Tier<V>);
+
+/// One tier and its tracking connections; cheap to clone.
+pub(crate) struct Tier<V> {
+    inner: Arc<Inner<V>>,
+}
+
+impl<V> Clone for Tier<V> {
+    fn clone(&self) -> Self {
+        Tier { inner: self.inner.clone() }
     }
 }
 
@@ -362,17 +387,65 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
-    /// Opens the tracking connection for keys under `prefix`.
+    /// Opens the tracking connections for keys under `prefix`.
     pub(crate) async fn open(
         client: RedisClient,
         prefix: String,
         options: NearCacheOptions,
     ) -> Result<Self, crate::ConnectError> {
         options.validate()?;
+        let own = Tier::new(client, prefix, options);
+        let timeout = own.inner.client.options().timeout;
+        match tokio::time::timeout(timeout, Inner::connect(&own.inner)).await {
+            Ok(Ok(())) => Ok(Near { own, threads: Arc::default() }),
+            Ok(Err(e)) => Err(crate::ConnectError::Store(error::map("near cache: tracking", e))),
+            Err(_) => Err(crate::ConnectError::Store(error::timed_out("near cache: tracking", timeout))),
+        }
+    }
+
+    /// The tier the calling thread uses: its own on a worker thread's current-thread
+    /// runtime (created here, connected by its first use), else the shared one.
+    pub(crate) fn here(&self) -> Tier<V> {
+        let Some(runtime) = self.own.inner.client.thread_runtime() else { return self.own.clone() };
+        let thread = std::thread::current().id();
+        let mut threads = lock(&self.threads);
+        if let Some((_, _, tier)) = threads.iter().find(|(_, r, _)| *r == runtime) {
+            return tier.clone();
+        }
+        // A tier of an earlier runtime of this thread is gone with that runtime's tasks.
+        threads.retain(|(t, _, _)| *t != thread);
+        let own = &self.own.inner;
+        let tier = Tier::new(own.client.clone(), own.prefix.clone(), own.options.clone());
+        threads.push((thread, runtime, tier.clone()));
+        tier
+    }
+
+    pub(crate) fn options(&self) -> &NearCacheOptions {
+        &self.own.inner.options
+    }
+
+    /// The counters of every tier, summed.
+    pub(crate) fn stats(&self) -> NearCacheStats {
+        let threads = lock(&self.threads);
+        let mut sum = NearCacheStats::default();
+        for i in std::iter::once(&self.own).chain(threads.iter().map(|(_, _, t)| t)).map(|t| &t.inner) {
+            sum.hits += i.hits.load(Ordering::Relaxed);
+            sum.misses += i.misses.load(Ordering::Relaxed);
+            sum.invalidations += i.invalidations.load(Ordering::Relaxed);
+            sum.resets += i.resets.load(Ordering::Relaxed);
+            sum.pings += i.pings.load(Ordering::Relaxed);
+        }
+        sum
+    }
+}
+
+impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
+    /// A tier with no tracking connection yet: its first use connects it.
+    fn new(client: RedisClient, prefix: String, options: NearCacheOptions) -> Self {
         let floor = (options.max_bytes / options.max_entries).max(1);
         let estimated = usize::try_from(options.max_entries.min(1 << 20)).unwrap_or(1 << 20);
         let l1 = Cache::with_weighter(estimated, options.max_bytes, SlotWeighter { floor });
-        let near = Near {
+        Tier {
             inner: Arc::new(Inner {
                 client,
                 prefix,
@@ -390,33 +463,12 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
                 resets: AtomicU64::new(0),
                 pings: AtomicU64::new(0),
             }),
-        };
-        let timeout = near.inner.client.options().timeout;
-        match tokio::time::timeout(timeout, Inner::connect(&near.inner)).await {
-            Ok(Ok(())) => Ok(near),
-            Ok(Err(e)) => Err(crate::ConnectError::Store(error::map("near cache: tracking", e))),
-            Err(_) => Err(crate::ConnectError::Store(error::timed_out("near cache: tracking", timeout))),
         }
     }
 
     /// The client whose connections carry everything when the tracking connection is down.
     pub(crate) fn client(&self) -> &RedisClient {
         &self.inner.client
-    }
-
-    pub(crate) fn options(&self) -> &NearCacheOptions {
-        &self.inner.options
-    }
-
-    pub(crate) fn stats(&self) -> NearCacheStats {
-        let i = &self.inner;
-        NearCacheStats {
-            hits: i.hits.load(Ordering::Relaxed),
-            misses: i.misses.load(Ordering::Relaxed),
-            invalidations: i.invalidations.load(Ordering::Relaxed),
-            resets: i.resets.load(Ordering::Relaxed),
-            pings: i.pings.load(Ordering::Relaxed),
-        }
     }
 
     /// The tracking connections, the one of them that serves `key` and the tier's

@@ -14,7 +14,9 @@ use beaker_core::store::{Changes, Lookup, SessionStore, StoreKey};
 use beaker_core::SessionId;
 use beaker_redis::{NearCacheOptions, RedisCache, RedisClient, RedisOptions, RedisStore};
 use beaker_testkit::store::{changes, CacheBackendSuite, SessionStoreSuite};
-use common::{cleanup, connect, kill_by_name, lifecycle_races, raw, record, single, single_url};
+use common::{
+    cleanup, connect, current_thread_runtime, kill_by_name, lifecycle_races, options, raw, record, single, single_url,
+};
 
 fn name(tag: &str) -> String {
     let id = StoreKey::for_id(&SessionId::generate(), true);
@@ -391,6 +393,45 @@ async fn two_tier_cache_regions_see_puts_removes_and_clears_of_other_instances()
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(a.get("ns", "short").await.unwrap(), None);
     cleanup(&url, &opts).await;
+}
+
+/// A worker thread of a thread-per-core server (a current-thread runtime of its own, as
+/// each actix-web worker runs) gets a tier and tracking connection of its own: its hits do
+/// not wait on the runtime the store was opened on, which here nobody drives any more
+/// (with the tracking connection's I/O there, every barrier would wait for the call
+/// deadline). Its tier is coherent with another instance's writes like any other.
+#[test]
+fn a_worker_thread_has_a_tier_of_its_own() {
+    let (url, opts) = (single_url(), options("near-worker"));
+    let origin = current_thread_runtime();
+    let Some(client) = origin.block_on(connect("redis near worker", &url, opts.clone())) else { return };
+    let store = origin.block_on(near_store(client, "worker"));
+    let writers = tokio::runtime::Runtime::new().unwrap();
+    let writer = writers.block_on(instance(&url, &opts, "writer"));
+    let writes = writers.handle().clone();
+    let worker = std::thread::spawn(move || {
+        current_thread_runtime().block_on(async {
+            let key = live_session(&store).await;
+            for round in 0..300u32 {
+                let v = round.to_string();
+                store.lookup(&key).await.unwrap();
+                let (writer, key2, v2) = (writer.clone(), key.clone(), v.clone());
+                assert!(writes
+                    .spawn(async move { writer.apply(&key2, &set("n", v2.as_bytes())).await })
+                    .await
+                    .unwrap()
+                    .unwrap());
+                let seen = value_of(store.lookup(&key).await.unwrap(), "n");
+                assert_eq!(seen.as_deref(), Some(v.as_bytes()), "round {round}: a stale read");
+            }
+            store.near_cache_stats().unwrap()
+        })
+    });
+    let stats = worker.join().unwrap();
+    assert!(stats.hits > 250 && stats.invalidations > 250, "the worker's tier did not serve: {stats:?}");
+    // A tracking connection on the idle runtime would have failed its first barrier.
+    assert_eq!(stats.resets, 0, "a barrier waited on another runtime: {stats:?}");
+    writers.block_on(cleanup(&url, &opts));
 }
 
 #[tokio::test]
