@@ -27,13 +27,13 @@
 //!   can run on its behalf), when a new one is up, and on a flush; an entry of an older
 //!   generation is never served.
 //! - **Barrier**: an entry is served only after a `PING` (`ROLE` behind Sentinel and on a
-//!   Cluster) sent on the tracking connection after the request started has been answered: every
-//!   invalidation Redis sent before that has then been applied. Rounds are chained per
-//!   connection ([`Track`]): at most one `PING` is in flight, the requests that start
-//!   meanwhile join the next round, whose first request sends its `PING` when the one in
-//!   flight is answered, and each request is woken once, by its own round. Behind
-//!   Sentinel the reads that fill the tier carry a `ROLE` as well: a demoted master that
-//!   kept the connection open must not answer them.
+//!   Cluster) sent on the tracking connection after the request started has been
+//!   answered: every invalidation Redis sent before that has then been applied. Rounds
+//!   are chained per connection ([`Track`]): at most one `PING` is in flight, the
+//!   requests that start meanwhile join the next round, whose first request sends its
+//!   `PING` when the one in flight is answered, and each request is woken once, by its
+//!   own round. Behind Sentinel the reads that fill the tier carry a `ROLE` as well: a
+//!   demoted master that kept the connection open must not answer them.
 //! - **Cluster**: one tracking connection per master, opened from `CLUSTER SLOTS`; a key's
 //!   reads, writes and barriers go to the connection of its slot's master, so the
 //!   ordering argument holds per master. A slot moved elsewhere: `MIGRATE` deletes its
@@ -63,10 +63,11 @@ use crate::error::{self, is_connection_error};
 /// [`max_bytes`](Self::max_bytes) of them (an estimate of their size in memory), evicting
 /// the least valuable first. A worker thread with a current-thread runtime of its own
 /// (each actix-web worker) keeps a tier of its own with these bounds, as it keeps a
-/// connection of its own (see [`RedisClient`](crate::RedisClient)). It promises: **a request that starts after another request's
-/// write to the same key has returned, on any instance, sees that write.** It costs one
-/// more connection per store or cache (on a Cluster, one per master), a `PING` shared by the requests that start while
-/// the previous one is on its way, and an invalidation message (the key's name) to every
+/// connection of its own (see [`RedisClient`](crate::RedisClient)). It promises: **a
+/// request that starts after another request's write to the same key has returned, on
+/// any instance, sees that write.** It costs one more connection per store or cache (on
+/// a Cluster, one per master), a `PING` shared by the requests that start while the
+/// previous one is on its way, and an invalidation message (the key's name) to every
 /// instance that holds the key when it changes.
 ///
 /// ```
@@ -143,8 +144,8 @@ pub struct NearCacheStats {
     pub invalidations: u64,
     /// Times the tracking connection was lost (the tier was emptied each time).
     pub resets: u64,
-    /// Barrier rounds sent (`PING`, or `ROLE` behind Sentinel and on a Cluster); each serves every hit
-    /// that began while the previous one was on its way.
+    /// Barrier rounds sent (`PING`, or `ROLE` behind Sentinel and on a Cluster); each
+    /// serves every hit that began while the previous one was on its way.
     pub pings: u64,
 }
 
