@@ -20,7 +20,8 @@
 //! - Namespaces are cleared with `SCAN` + `UNLINK`, never `KEYS` or `FLUSHDB`.
 //! - An opt-in near cache ([`RedisStore::with_near_cache`], [`RedisCache::with_near_cache`])
 //!   keeps recently used sessions and entries in the process, kept coherent by RESP3 client
-//!   tracking: a request that starts after a write returned, on any instance, sees it.
+//!   tracking (single node, Sentinel and Cluster): a request that starts after a write
+//!   returned, on any instance, sees it.
 //! - [`BeakerRedisStore`] keeps sessions in Python Beaker's `ext:redis` layout, to share
 //!   them with a running Beaker application (`compat = beaker`).
 //! - On a thread-per-core server (actix-web), each worker thread gets a connection of its
