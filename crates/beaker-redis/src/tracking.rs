@@ -183,8 +183,7 @@ impl<V: Weigh> Weighter<Vec<u8>, Slot<V>> for SlotWeighter {
 /// tracking connection separately.
 pub(crate) struct Near<V> {
     own: Tier<V>,
-    /// The worker threads' tiers, by thread and runtime.
-    threads: Arc<Mutex<Vec<ThreadTier<V>>>>,
+    threads: Arc<Mutex<Threads<V>>>,
 }
 
 impl<V> Clone for Near<V> {
@@ -200,8 +199,19 @@ impl<V> std::fmt::Debug for Near<V> {
     }
 }
 
-/// A worker thread's tier: the thread, its runtime, the tier.
-type ThreadTier<V> = (std::thread::ThreadId, tokio::runtime::Id, Tier<V>);
+/// The worker threads' tiers, and the counters of those let go.
+struct Threads<V> {
+    /// Each worker thread's tier: the thread, its runtime, the tier.
+    tiers: Vec<(std::thread::ThreadId, tokio::runtime::Id, Tier<V>)>,
+    /// What the tiers of runtimes that ended counted, so that the sums never go back.
+    retired: NearCacheStats,
+}
+
+impl<V> Default for Threads<V> {
+    fn default() -> Self {
+        Threads { tiers: Vec::new(), retired: NearCacheStats::default() }
+    }
+}
 
 /// One tier and its tracking connections; cheap to clone.
 pub(crate) struct Tier<V> {
@@ -409,15 +419,22 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
     pub(crate) fn here(&self) -> Tier<V> {
         let Some(runtime) = self.own.inner.client.thread_runtime() else { return self.own.clone() };
         let thread = std::thread::current().id();
-        let mut threads = lock(&self.threads);
-        if let Some((_, _, tier)) = threads.iter().find(|(_, r, _)| *r == runtime) {
+        let threads = &mut *lock(&self.threads);
+        if let Some((_, _, tier)) = threads.tiers.iter().find(|(_, r, _)| *r == runtime) {
             return tier.clone();
         }
         // A tier of an earlier runtime of this thread is gone with that runtime's tasks.
-        threads.retain(|(t, _, _)| *t != thread);
+        let retired = &mut threads.retired;
+        threads.tiers.retain(|(t, _, tier)| {
+            let keep = *t != thread;
+            if !keep {
+                tier.add_stats(retired);
+            }
+            keep
+        });
         let own = &self.own.inner;
         let tier = Tier::new(own.client.clone(), own.prefix.clone(), own.options.clone());
-        threads.push((thread, runtime, tier.clone()));
+        threads.tiers.push((thread, runtime, tier.clone()));
         tier
     }
 
@@ -425,22 +442,28 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
         &self.own.inner.options
     }
 
-    /// The counters of every tier, summed.
+    /// The counters of every tier, summed (those of tiers let go included).
     pub(crate) fn stats(&self) -> NearCacheStats {
         let threads = lock(&self.threads);
-        let mut sum = NearCacheStats::default();
-        for i in std::iter::once(&self.own).chain(threads.iter().map(|(_, _, t)| t)).map(|t| &t.inner) {
-            sum.hits += i.hits.load(Ordering::Relaxed);
-            sum.misses += i.misses.load(Ordering::Relaxed);
-            sum.invalidations += i.invalidations.load(Ordering::Relaxed);
-            sum.resets += i.resets.load(Ordering::Relaxed);
-            sum.pings += i.pings.load(Ordering::Relaxed);
+        let mut sum = threads.retired;
+        for tier in std::iter::once(&self.own).chain(threads.tiers.iter().map(|(_, _, t)| t)) {
+            tier.add_stats(&mut sum);
         }
         sum
     }
 }
 
 impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
+    /// Adds this tier's counters to `sum`.
+    fn add_stats(&self, sum: &mut NearCacheStats) {
+        let i = &self.inner;
+        sum.hits += i.hits.load(Ordering::Relaxed);
+        sum.misses += i.misses.load(Ordering::Relaxed);
+        sum.invalidations += i.invalidations.load(Ordering::Relaxed);
+        sum.resets += i.resets.load(Ordering::Relaxed);
+        sum.pings += i.pings.load(Ordering::Relaxed);
+    }
+
     /// A tier with no tracking connection yet: its first use connects it.
     fn new(client: RedisClient, prefix: String, options: NearCacheOptions) -> Self {
         let floor = (options.max_bytes / options.max_entries).max(1);

@@ -410,7 +410,7 @@ fn a_worker_thread_has_a_tier_of_its_own() {
     let writer = writers.block_on(instance(&url, &opts, "writer"));
     let writes = writers.handle().clone();
     let worker = std::thread::spawn(move || {
-        current_thread_runtime().block_on(async {
+        let (key, stats) = current_thread_runtime().block_on(async {
             let key = live_session(&store).await;
             for round in 0..300u32 {
                 let v = round.to_string();
@@ -424,8 +424,17 @@ fn a_worker_thread_has_a_tier_of_its_own() {
                 let seen = value_of(store.lookup(&key).await.unwrap(), "n");
                 assert_eq!(seen.as_deref(), Some(v.as_bytes()), "round {round}: a stale read");
             }
-            store.near_cache_stats().unwrap()
-        })
+            (key, store.near_cache_stats().unwrap())
+        });
+        // A later runtime of the same thread gets a new tier; the counters never go back.
+        current_thread_runtime().block_on(async {
+            for _ in 0..3 {
+                assert!(matches!(store.lookup(&key).await.unwrap(), Lookup::Live(_)));
+            }
+            let later = store.near_cache_stats().unwrap();
+            assert!(later.hits >= stats.hits && later.misses > stats.misses, "{stats:?} then {later:?}");
+        });
+        stats
     });
     let stats = worker.join().unwrap();
     assert!(stats.hits > 250 && stats.invalidations > 250, "the worker's tier did not serve: {stats:?}");
