@@ -13,7 +13,7 @@ use redis::{ErrorKind, ServerErrorKind, Value};
 
 use crate::cache::RedisCache;
 use crate::client::evalsha;
-use crate::error::{self, is_connection_error};
+use crate::error;
 use crate::session::{changes_args, classify, expiry_arg, millis, RedisStore, APPLY_READ, APPLY_TRACK};
 use crate::tracking::{Near, NearCacheOptions, NearCacheStats, Ticket, Tier, Weigh};
 
@@ -304,14 +304,7 @@ where
     match tokio::time::timeout(timeout, call).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
-            near.failed(ticket, &e);
-            // Also a key that lives on another node now (`MOVED`, `ASK`): the cluster
-            // client follows it.
-            let elsewhere = matches!(
-                e.kind(),
-                ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::Moved | ServerErrorKind::Ask)
-            );
-            if is_connection_error(&e) || elsewhere {
+            if near.failed(ticket, &e) {
                 Err(Fallback::Plain)
             } else {
                 Err(Fallback::Fail(error::map(what, e)))

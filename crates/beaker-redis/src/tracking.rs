@@ -418,11 +418,11 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
     /// runtime (created here, connected by its first use), else the shared one.
     pub(crate) fn here(&self) -> Tier<V> {
         let Some(runtime) = self.own.inner.client.thread_runtime() else { return self.own.clone() };
-        let thread = std::thread::current().id();
         let threads = &mut *lock(&self.threads);
         if let Some((_, _, tier)) = threads.tiers.iter().find(|(_, r, _)| *r == runtime) {
             return tier.clone();
         }
+        let thread = std::thread::current().id();
         // A tier of an earlier runtime of this thread is gone with that runtime's tasks.
         let retired = &mut threads.retired;
         threads.tiers.retain(|(t, _, tier)| {
@@ -504,14 +504,14 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
             // Read under the lock that connecting and losing take: the pair is consistent.
             live.clone().map(|l| (l, self.inner.generation.load(Ordering::Acquire)))
         };
-        let found = live.and_then(|(live, generation)| Some((live.link_of(key)?, live, generation)));
-        match found {
-            Some((link, live, generation)) => Some((live, link, generation)),
-            None => {
-                self.reconnect_soon();
-                None
-            }
+        let found = live.and_then(|(live, generation)| {
+            let link = live.link_of(key)?;
+            Some((live, link, generation))
+        });
+        if found.is_none() {
+            self.reconnect_soon();
         }
+        found
     }
 
     fn reconnect_soon(&self) {
@@ -632,15 +632,18 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
 
     /// A call on the tracking connection failed: if the connection is at fault, or (a
     /// `MOVED` reply) the slot map it was opened for is out of date, drop the connections
-    /// (and the tier with them).
-    pub(crate) fn failed(&self, ticket: &Ticket, e: &redis::RedisError) {
-        let stale = matches!(
-            e.kind(),
-            redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly | redis::ServerErrorKind::Moved)
-        );
+    /// (and the tier with them). Whether the operation should be done on the client's
+    /// connections instead: also for a key mid-migration (`ASK`), which the cluster
+    /// client follows; any other error is the operation's own.
+    pub(crate) fn failed(&self, ticket: &Ticket, e: &redis::RedisError) -> bool {
+        use redis::ServerErrorKind::{Ask, Moved, ReadOnly};
+        let kind = e.kind();
+        let stale = matches!(kind, redis::ErrorKind::Server(ReadOnly | Moved));
         if is_connection_error(e) || stale {
             self.inner.lost_serial(ticket.live.serial);
+            return true;
         }
+        kind == redis::ErrorKind::Server(Ask)
     }
 
     /// Waits for a barrier round on `live`'s connection whose `PING` was sent after this
