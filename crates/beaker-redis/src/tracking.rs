@@ -62,10 +62,10 @@ use crate::error::{self, is_connection_error};
 /// The tier holds at most [`max_entries`](Self::max_entries) values and
 /// [`max_bytes`](Self::max_bytes) of them (an estimate of their size in memory), evicting
 /// the least valuable first. A worker thread with a current-thread runtime of its own
-/// (each actix-web worker) keeps a tier of its own with these bounds, as it keeps a
-/// connection of its own (see [`RedisClient`](crate::RedisClient)). It promises: **a
-/// request that starts after another request's write to the same key has returned, on
-/// any instance, sees that write.** It costs one more connection per store or cache (on
+/// (each actix-web worker) keeps a tier of its own with these bounds until the thread
+/// ends, as it keeps a connection of its own (see [`RedisClient`](crate::RedisClient)).
+/// It promises: **a request that starts after another request's write to the same key
+/// has returned, on any instance, sees that write.** It costs one more connection per store or cache (on
 /// a Cluster, one per master), a `PING` shared by the requests that start while the
 /// previous one is on its way, and an invalidation message (the key's name) to every
 /// instance that holds the key when it changes.
@@ -147,6 +147,10 @@ pub struct NearCacheStats {
     /// Barrier rounds sent (`PING`, or `ROLE` behind Sentinel and on a Cluster); each
     /// serves every hit that began while the previous one was on its way.
     pub pings: u64,
+    /// Tiers in use: the shared one, and one for each worker thread (a current-thread
+    /// runtime of its own) that has used the near cache and still runs. The other
+    /// counters include those of the tiers let go.
+    pub tiers: u64,
 }
 
 const STRIPES: usize = 1024;
@@ -183,12 +187,12 @@ impl<V: Weigh> Weighter<Vec<u8>, Slot<V>> for SlotWeighter {
 /// tracking connection separately.
 pub(crate) struct Near<V> {
     own: Tier<V>,
-    threads: Arc<Mutex<Threads<V>>>,
+    workers: Arc<Workers<V>>,
 }
 
 impl<V> Clone for Near<V> {
     fn clone(&self) -> Self {
-        Near { own: self.own.clone(), threads: self.threads.clone() }
+        Near { own: self.own.clone(), workers: self.workers.clone() }
     }
 }
 
@@ -199,18 +203,59 @@ impl<V> std::fmt::Debug for Near<V> {
     }
 }
 
-/// The worker threads' tiers, and the counters of those let go.
-struct Threads<V> {
-    /// Each worker thread's tier: the thread, its runtime, the tier.
-    tiers: Vec<(std::thread::ThreadId, tokio::runtime::Id, Tier<V>)>,
-    /// What the tiers of runtimes that ended counted, so that the sums never go back.
+/// The worker threads' tiers, and the counters of those let go. Each worker thread finds
+/// its tier through a thread-local entry ([`WorkerTier`]), without a lock; the entry's end
+/// (the thread's, or its runtime's replacement) lets the tier go here.
+struct Workers<V> {
+    state: Mutex<WorkerState<V>>,
+}
+
+struct WorkerState<V> {
+    tiers: Vec<Tier<V>>,
+    /// What the tiers let go counted, so that the sums never go back.
     retired: NearCacheStats,
 }
 
-impl<V> Default for Threads<V> {
-    fn default() -> Self {
-        Threads { tiers: Vec::new(), retired: NearCacheStats::default() }
+/// What a thread-local entry needs of [`Workers`], whatever its value type.
+trait Retire: Send + Sync {
+    /// Lets the tier whose `Inner` is at `tier` go, keeping its counts.
+    fn retire(&self, tier: *const ());
+}
+
+impl<V: Clone + Weigh + Send + Sync + 'static> Retire for Workers<V> {
+    fn retire(&self, tier: *const ()) {
+        let gone = {
+            let state = &mut *lock(&self.state);
+            let at = state.tiers.iter().position(|t| Arc::as_ptr(&t.inner).cast::<()>() == tier);
+            at.map(|at| {
+                let gone = state.tiers.swap_remove(at);
+                gone.add_stats(&mut state.retired);
+                gone
+            })
+        };
+        // Its connections close outside the lock.
+        drop(gone);
     }
+}
+
+/// A worker thread's way to its tier of one near cache: the tier, for the runtime it was
+/// opened on. Held weakly: the near cache owns its tiers, so dropping the store frees them.
+struct WorkerTier {
+    workers: Weak<dyn Retire>,
+    runtime: tokio::runtime::Id,
+    tier: Weak<dyn std::any::Any + Send + Sync>,
+}
+
+impl Drop for WorkerTier {
+    fn drop(&mut self) {
+        if let Some(workers) = self.workers.upgrade() {
+            workers.retire(self.tier.as_ptr().cast::<()>());
+        }
+    }
+}
+
+thread_local! {
+    static WORKER_TIERS: std::cell::RefCell<Vec<WorkerTier>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// One tier and its tracking connections; cheap to clone.
@@ -408,7 +453,12 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
         let own = Tier::new(client, prefix, options);
         let timeout = own.inner.client.options().timeout;
         match tokio::time::timeout(timeout, Inner::connect(&own.inner)).await {
-            Ok(Ok(())) => Ok(Near { own, threads: Arc::default() }),
+            Ok(Ok(())) => Ok(Near {
+                own,
+                workers: Arc::new(Workers {
+                    state: Mutex::new(WorkerState { tiers: Vec::new(), retired: NearCacheStats::default() }),
+                }),
+            }),
             Ok(Err(e)) => Err(crate::ConnectError::Store(error::map("near cache: tracking", e))),
             Err(_) => Err(crate::ConnectError::Store(error::timed_out("near cache: tracking", timeout))),
         }
@@ -418,24 +468,44 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
     /// runtime (created here, connected by its first use), else the shared one.
     pub(crate) fn here(&self) -> Tier<V> {
         let Some(runtime) = self.own.inner.client.thread_runtime() else { return self.own.clone() };
-        let threads = &mut *lock(&self.threads);
-        if let Some((_, _, tier)) = threads.tiers.iter().find(|(_, r, _)| *r == runtime) {
-            return tier.clone();
+        // `try_with`: a call made while the thread is being torn down uses the shared tier.
+        match WORKER_TIERS.try_with(|v| self.find_worker_tier(&v.borrow(), runtime)) {
+            Err(_) => return self.own.clone(),
+            Ok(Some(tier)) => return tier,
+            Ok(None) => {}
         }
-        let thread = std::thread::current().id();
-        // A tier of an earlier runtime of this thread is gone with that runtime's tasks.
-        let retired = &mut threads.retired;
-        threads.tiers.retain(|(t, _, tier)| {
-            let keep = *t != thread;
-            if !keep {
-                tier.add_stats(retired);
-            }
-            keep
-        });
         let own = &self.own.inner;
         let tier = Tier::new(own.client.clone(), own.prefix.clone(), own.options.clone());
-        threads.tiers.push((thread, runtime, tier.clone()));
+        lock(&self.workers.state).tiers.push(tier.clone());
+        let workers: Arc<dyn Retire> = self.workers.clone();
+        let inner: Arc<dyn std::any::Any + Send + Sync> = tier.inner.clone();
+        let entry = WorkerTier { workers: Arc::downgrade(&workers), runtime, tier: Arc::downgrade(&inner) };
+        let stale = WORKER_TIERS.try_with(|v| {
+            let mut v = v.borrow_mut();
+            // This thread's tier of an earlier runtime is gone with that runtime's tasks,
+            // and the entries of near caches dropped since are of no use.
+            let (stale, kept) = std::mem::take(&mut *v)
+                .into_iter()
+                .partition::<Vec<_>, _>(|t| t.workers.strong_count() == 0 || self.owns(t));
+            *v = kept;
+            v.push(entry);
+            stale
+        });
+        // Let go outside the borrow: letting go takes the near cache's lock.
+        drop(stale);
         tier
+    }
+
+    /// Whether the thread-local entry `t` is one of this near cache's. (A `Weak` keeps its
+    /// allocation, so no other near cache can have the same address while `t` exists.)
+    fn owns(&self, t: &WorkerTier) -> bool {
+        std::ptr::eq(t.workers.as_ptr().cast::<()>(), Arc::as_ptr(&self.workers).cast::<()>())
+    }
+
+    fn find_worker_tier(&self, v: &[WorkerTier], runtime: tokio::runtime::Id) -> Option<Tier<V>> {
+        let entry = v.iter().find(|t| t.runtime == runtime && self.owns(t))?;
+        let inner = entry.tier.upgrade()?.downcast::<Inner<V>>().ok()?;
+        Some(Tier { inner })
     }
 
     pub(crate) fn options(&self) -> &NearCacheOptions {
@@ -444,11 +514,12 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
 
     /// The counters of every tier, summed (those of tiers let go included).
     pub(crate) fn stats(&self) -> NearCacheStats {
-        let threads = lock(&self.threads);
-        let mut sum = threads.retired;
-        for tier in std::iter::once(&self.own).chain(threads.tiers.iter().map(|(_, _, t)| t)) {
+        let state = lock(&self.workers.state);
+        let mut sum = state.retired;
+        for tier in std::iter::once(&self.own).chain(&state.tiers) {
             tier.add_stats(&mut sum);
         }
+        sum.tiers = 1 + state.tiers.len() as u64;
         sum
     }
 }

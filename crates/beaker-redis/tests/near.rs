@@ -433,14 +433,57 @@ fn a_worker_thread_has_a_tier_of_its_own() {
             }
             let later = store.near_cache_stats().unwrap();
             assert!(later.hits >= stats.hits && later.misses > stats.misses, "{stats:?} then {later:?}");
+            assert_eq!(later.tiers, 2, "the earlier runtime's tier was kept: {later:?}");
         });
-        stats
+        (stats, store)
     });
-    let stats = worker.join().unwrap();
+    let (stats, store) = worker.join().unwrap();
     assert!(stats.hits > 250 && stats.invalidations > 250, "the worker's tier did not serve: {stats:?}");
     // A tracking connection on the idle runtime would have failed its first barrier.
     assert_eq!(stats.resets, 0, "a barrier waited on another runtime: {stats:?}");
+    assert_eq!(stats.tiers, 2, "the shared tier and the worker's: {stats:?}");
+    let after = store.near_cache_stats().unwrap();
+    assert_eq!(after.tiers, 1, "the worker's tier outlived its thread: {after:?}");
+    assert!(after.hits >= stats.hits, "{stats:?} then {after:?}");
     writers.block_on(cleanup(&url, &opts));
+}
+
+/// A pool of short-lived threads, each with a current-thread runtime of its own: each
+/// thread's tier (and its tracking connection) is let go when the thread ends, and the
+/// counters keep what it counted.
+#[test]
+fn a_worker_threads_tier_ends_with_its_thread() {
+    let (url, opts) = (single_url(), options("near-pool"));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(client) = runtime.block_on(connect("redis near pool", &url, opts.clone())) else { return };
+    let store = runtime.block_on(near_store(client, "pool"));
+    let key = runtime.block_on(live_session(&store));
+    let mut hits = 0;
+    for thread in 0..8 {
+        let (store2, key) = (store.clone(), key.clone());
+        let seen = std::thread::spawn(move || {
+            current_thread_runtime().block_on(async {
+                // The tier connects on first use; until then the reads go to Redis.
+                for _ in 0..500 {
+                    assert!(matches!(store2.lookup(&key).await.unwrap(), Lookup::Live(_)));
+                    let stats = store2.near_cache_stats().unwrap();
+                    if stats.hits > hits {
+                        return stats;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                panic!("a worker's tier never served: {:?}", store2.near_cache_stats());
+            })
+        })
+        .join()
+        .unwrap();
+        assert_eq!(seen.tiers, 2, "thread {thread}: no tier of the worker's own: {seen:?}");
+        let stats = store.near_cache_stats().unwrap();
+        assert_eq!(stats.tiers, 1, "thread {thread}: its tier outlived it: {stats:?}");
+        assert!(stats.hits >= seen.hits, "thread {thread}: the counts of its tier were lost: {stats:?}");
+        hits = stats.hits;
+    }
+    runtime.block_on(cleanup(&url, &opts));
 }
 
 #[tokio::test]
