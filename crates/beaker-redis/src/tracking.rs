@@ -142,7 +142,8 @@ pub struct NearCacheStats {
     pub misses: u64,
     /// Invalidated keys received from Redis.
     pub invalidations: u64,
-    /// Times the tracking connection was lost (the tier was emptied each time).
+    /// Times the tracking connection was lost, or (on a cluster) replaced for a changed
+    /// slot map; the tier was emptied each time.
     pub resets: u64,
     /// Barrier rounds sent (`PING`, or `ROLE` behind Sentinel and on a Cluster); each
     /// serves every hit that began while the previous one was on its way.
@@ -291,11 +292,21 @@ struct Inner<V> {
 /// The tracking connections in use: one, or on a cluster one per master with the slot
 /// map they were opened for. Any of them lost loses them all (and the tier).
 struct Live {
+    /// One per node of `map`, in its order.
     links: Vec<Link>,
-    /// Cluster: the index in `links` of each hash slot's master (`NO_LINK`: unserved).
-    slots: Option<Box<[u16]>>,
+    map: Map,
     /// Identifies these connections to their push handlers.
     serial: u64,
+}
+
+/// Where the tracking connections go: the one server, or on a cluster each master and
+/// the slot map.
+#[derive(PartialEq, Eq)]
+struct Map {
+    /// `None`: the client's one server (or Sentinel's master).
+    nodes: Vec<Option<(String, u16)>>,
+    /// Cluster: the index in `nodes` of each hash slot's master (`NO_LINK`: unserved).
+    slots: Option<Box<[u16]>>,
 }
 
 /// One tracking connection and its barrier rounds.
@@ -310,7 +321,7 @@ const NO_LINK: u16 = u16::MAX;
 impl Live {
     /// The link that serves `key`: the master of its slot on a cluster.
     fn link_of(&self, key: &[u8]) -> Option<usize> {
-        match &self.slots {
+        match &self.map.slots {
             None => Some(0),
             Some(slots) => match slots[slot_of(key)] {
                 NO_LINK => None,
@@ -452,7 +463,8 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
         options.validate()?;
         let own = Tier::new(client, prefix, options);
         let timeout = own.inner.client.options().timeout;
-        match tokio::time::timeout(timeout, Inner::connect(&own.inner)).await {
+        let connect = async { Inner::connect(&own.inner, Inner::read_map(&own.inner).await?).await };
+        match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(())) => Ok(Near {
                 own,
                 workers: Arc::new(Workers {
@@ -567,8 +579,9 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
     }
 
     /// The tracking connections, the one of them that serves `key` and the tier's
-    /// generation with them, or `None` while they are down or none serves `key` (a
-    /// reconnect is then started).
+    /// generation with them, or `None` while they are down (a reconnect is then started)
+    /// or, on a cluster, while the slot map they were opened for has no master for `key`
+    /// (the map is then read again, and the connections replaced only if it changed).
     fn live(&self, key: &[u8]) -> Option<(Arc<Live>, usize, u64)> {
         let live = {
             let live = lock(&self.inner.live);
@@ -605,7 +618,16 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
         let inner = self.inner.clone();
         handle.spawn(async move {
             let timeout = inner.client.options().timeout;
-            if let Ok(Err(e)) | Err(e) = tokio::time::timeout(timeout, Inner::connect(&inner))
+            let reconnect = async {
+                let map = Inner::read_map(&inner).await?;
+                // A slot without a master in a map that is still current: keep the
+                // connections and the tier (that slot's keys go to the client).
+                if lock(&inner.live).as_ref().is_some_and(|live| live.map == map) {
+                    return Ok(());
+                }
+                Inner::connect(&inner, map).await
+            };
+            if let Ok(Err(e)) | Err(e) = tokio::time::timeout(timeout, reconnect)
                 .await
                 .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "timed out")))
             {
@@ -800,9 +822,35 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
 }
 
 impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
-    /// Opens the tracking connections (on a cluster, one per master of the slot map it
-    /// reads first) and makes them the live ones.
-    async fn connect(this: &Arc<Self>) -> RedisResult<()> {
+    /// Where the tracking connections go now: on a cluster, the masters and slot map
+    /// that `CLUSTER SLOTS` gives.
+    async fn read_map(&self) -> RedisResult<Map> {
+        if !self.client.is_cluster() {
+            return Ok(Map { nodes: vec![None], slots: None });
+        }
+        let ranges =
+            self.client.cluster_slots().await.map_err(|e| {
+                redis::RedisError::from((redis::ErrorKind::Io, "near cache: CLUSTER SLOTS", e.to_string()))
+            })?;
+        let mut nodes: Vec<Option<(String, u16)>> = Vec::new();
+        let mut slots = vec![NO_LINK; SLOTS].into_boxed_slice();
+        for ((first, last), master) in ranges {
+            let link = match nodes.iter().position(|n| n.as_ref() == Some(&master)) {
+                Some(i) => i,
+                None => {
+                    nodes.push(Some(master));
+                    nodes.len() - 1
+                }
+            };
+            let link = u16::try_from(link).unwrap_or(NO_LINK);
+            slots[usize::from(first)..=usize::from(last)].fill(link);
+        }
+        Ok(Map { nodes, slots: Some(slots) })
+    }
+
+    /// Opens the tracking connections of `map` (one per master on a cluster) and makes
+    /// them the live ones, in place of any that were.
+    async fn connect(this: &Arc<Self>, map: Map) -> RedisResult<()> {
         let serial = this.serials.fetch_add(1, Ordering::AcqRel);
         let weak: Weak<Self> = Arc::downgrade(this);
         let config = AsyncConnectionConfig::new()
@@ -813,28 +861,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
                 inner.on_push(serial, info);
                 Ok(())
             });
-        let (nodes, slots) = if this.client.is_cluster() {
-            let ranges = this.client.cluster_slots().await.map_err(|e| {
-                redis::RedisError::from((redis::ErrorKind::Io, "near cache: CLUSTER SLOTS", e.to_string()))
-            })?;
-            let mut nodes: Vec<Option<(String, u16)>> = Vec::new();
-            let mut slots = vec![NO_LINK; SLOTS].into_boxed_slice();
-            for ((first, last), master) in ranges {
-                let link = match nodes.iter().position(|n| n.as_ref() == Some(&master)) {
-                    Some(i) => i,
-                    None => {
-                        nodes.push(Some(master));
-                        nodes.len() - 1
-                    }
-                };
-                let link = u16::try_from(link).unwrap_or(NO_LINK);
-                slots[usize::from(first)..=usize::from(last)].fill(link);
-            }
-            (nodes, Some(slots))
-        } else {
-            (vec![None], None)
-        };
-        let open = nodes.iter().map(|node| {
+        let open = map.nodes.iter().map(|node| {
             let (this, config) = (this.clone(), config.clone());
             async move {
                 let mut conn = this.client.open_tracking(node.as_ref(), &config).await?;
@@ -849,7 +876,11 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
         // Anything filled before now came through connections that are gone.
         this.generation.fetch_add(1, Ordering::AcqRel);
         this.l1.clear();
-        *live = Some(Arc::new(Live { links, slots, serial }));
+        // Connections this replaces (a changed slot map) go when their last request does;
+        // what they filled is of the old generation.
+        if live.replace(Arc::new(Live { links, map, serial })).is_some() {
+            this.resets.fetch_add(1, Ordering::Relaxed);
+        }
         tracing::debug!(prefix = %this.prefix, "redis near cache: tracking connection up");
         Ok(())
     }

@@ -503,3 +503,72 @@ async fn a_near_cache_on_a_cluster_sees_every_write_across_kills_and_slot_moves(
         let _ = std::fs::remove_file(std::env::temp_dir().join(format!("beaker-test-nodes-{tag}-{i}.conf")));
     }
 }
+
+/// A degraded cluster (`cluster-require-full-coverage no`) with a slot no master serves:
+/// the near cache sends that slot's keys to the cluster client and keeps serving the
+/// others from the tier (no reconnect, no emptied tier for each request); once the slot
+/// is served again, the new map is read and its keys are served from the tier as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_near_cache_keeps_serving_while_a_slot_has_no_master() {
+    let suite = "redis cluster near cache";
+    let tag = run_prefix("u")[13..25].to_string();
+    let Some((a, b, url)) = own_cluster(suite, &tag).await else { return };
+    for node in [&a, &b] {
+        admin(node, "CONFIG SET cluster-require-full-coverage no", &[]).await;
+    }
+    let opts = options("cluster-unserved").with_timeout(Duration::from_secs(1));
+    let name = format!("beaker-near-u-{}", &run_prefix("n")[13..25]);
+    let client = RedisClient::connect(&url, opts).await.expect("connects to the cluster");
+    let x = RedisStore::new(client)
+        .with_near_cache(NearCacheOptions::default().with_client_name(name.clone()))
+        .await
+        .expect("a tracking connection per master");
+    // Two sessions on the first master, in different slots.
+    let mut conn = raw(&redis_url(&a)).await;
+    let mut on_a: Vec<(StoreKey, u16)> = Vec::new();
+    while on_a.len() < 2 {
+        let key = StoreKey::for_id(&SessionId::generate(), true);
+        let slot: u16 =
+            redis::cmd("CLUSTER").arg("KEYSLOT").arg(x.redis_key(&key)).query_async(&mut conn).await.unwrap();
+        if slot < 8192 && on_a.iter().all(|(_, s)| *s != slot) {
+            assert!(x.create(&key, &record(Some(SystemTime::now() + Duration::from_secs(120)))).await.unwrap());
+            on_a.push((key, slot));
+        }
+    }
+    let [(served, _), (orphan, slot)] = <[_; 2]>::try_from(on_a).ok().unwrap();
+    let assigned = |n: u32| move |info: &String| info.contains(&format!("cluster_slots_assigned:{n}\r"));
+    for node in [&a, &b] {
+        admin(node, &format!("CLUSTER DELSLOTS {slot}"), &[]).await;
+    }
+    for node in [&a, &b] {
+        let mut info = redis::cmd("CLUSTER");
+        info.arg("INFO");
+        until(node, "the slot to have no master", info, assigned(16383)).await;
+    }
+    // The tracking connections come back with the degraded map.
+    assert_eq!(kill_by_name(&redis_url(&a), &name).await, 1);
+    until_the_tier_serves(&x, &served, "the kill").await;
+    let before = x.near_cache_stats().unwrap();
+    for round in 0..8 {
+        // The cluster client answers for the unserved slot (an error here).
+        let _ = x.lookup(&orphan).await;
+        let hits = x.near_cache_stats().unwrap().hits;
+        x.lookup(&served).await.unwrap();
+        assert_eq!(x.near_cache_stats().unwrap().hits, hits + 1, "round {round}: the tier was emptied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(x.near_cache_stats().unwrap().resets, before.resets, "the unserved slot reset the tier");
+    // The slot is served again: the next map has it, and the tier serves its keys.
+    admin(&a, &format!("CLUSTER ADDSLOTS {slot}"), &[]).await;
+    for node in [&a, &b] {
+        let mut info = redis::cmd("CLUSTER");
+        info.arg("INFO");
+        until(node, "the slot to be served again", info, assigned(16384)).await;
+    }
+    until_the_tier_serves(&x, &orphan, "the slot was served again").await;
+    assert_eq!(x.near_cache_stats().unwrap().resets, before.resets + 1, "{:?}", x.near_cache_stats());
+    drop((x, a, b));
+    for i in 0..2 {
+        let _ = std::fs::remove_file(std::env::temp_dir().join(format!("beaker-test-nodes-{tag}-{i}.conf")));
+    }
+}
