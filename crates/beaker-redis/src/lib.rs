@@ -21,7 +21,10 @@
 //! - An opt-in near cache ([`RedisStore::with_near_cache`], [`RedisCache::with_near_cache`])
 //!   keeps recently used sessions and entries in the process, kept coherent by RESP3 client
 //!   tracking (single node, Sentinel and Cluster): a request that starts after a write
-//!   returned, on any instance, sees it.
+//!   returned, on any instance, sees it. Its counters ([`NearCacheStats`]) are also
+//!   counted through the [`metrics`](https://docs.rs/metrics) facade as
+//!   `beaker_near_cache_{hits,misses,invalidations,resets,pings}_total` and the gauge
+//!   `beaker_near_cache_tiers`, labelled `kind` (`sessions` or `cache`).
 //! - [`BeakerRedisStore`] keeps sessions in Python Beaker's `ext:redis` layout, to share
 //!   them with a running Beaker application (`compat = beaker`).
 //! - On a thread-per-core server (actix-web), each worker thread gets a connection of its

@@ -69,7 +69,7 @@ impl RedisStore {
     /// tracking connection cannot be opened (Redis before 6, or unreachable).
     pub async fn with_near_cache(mut self, options: NearCacheOptions) -> Result<Self, crate::ConnectError> {
         let prefix = self.client().options().session_prefix.clone();
-        self.near = Some(Near::open(self.client().clone(), prefix, options).await?);
+        self.near = Some(Near::open(self.client().clone(), prefix, "sessions", options).await?);
         Ok(self)
     }
 
@@ -331,7 +331,7 @@ impl RedisCache {
     /// As [`RedisStore::with_near_cache`].
     pub async fn with_near_cache(mut self, options: NearCacheOptions) -> Result<Self, crate::ConnectError> {
         let prefix = self.client().options().cache_prefix.clone();
-        self.near = Some(Near::open(self.client().clone(), prefix, options).await?);
+        self.near = Some(Near::open(self.client().clone(), prefix, "cache", options).await?);
         Ok(self)
     }
 

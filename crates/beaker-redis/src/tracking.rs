@@ -47,6 +47,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
+use metrics::{counter, describe_counter, describe_gauge, gauge, Counter, Gauge};
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 use redis::aio::MultiplexedConnection;
@@ -132,7 +133,11 @@ impl NearCacheOptions {
     }
 }
 
-/// Counters of a near cache, for tests and metrics.
+/// Counters of a near cache, for tests and metrics. The same counts go to the
+/// [`metrics`](https://docs.rs/metrics) recorder installed when the near cache was opened,
+/// as `beaker_near_cache_hits_total`, `_misses_total`, `_invalidations_total`,
+/// `_resets_total`, `_pings_total` and the gauge `beaker_near_cache_tiers`, each labelled
+/// `kind` (`sessions` or `cache`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NearCacheStats {
@@ -274,6 +279,8 @@ struct Inner<V> {
     client: RedisClient,
     prefix: String,
     options: NearCacheOptions,
+    /// The `metrics` handles of the near cache, shared by its tiers.
+    meters: Arc<Meters>,
     l1: Cache<Vec<u8>, Slot<V>, SlotWeighter>,
     stripes: Box<[Mutex<u64>]>,
     generation: AtomicU64,
@@ -287,6 +294,52 @@ struct Inner<V> {
     invalidations: AtomicU64,
     resets: AtomicU64,
     pings: AtomicU64,
+}
+
+impl<V> Drop for Inner<V> {
+    fn drop(&mut self) {
+        self.meters.tiers.decrement(1.0);
+    }
+}
+
+/// The near cache's counters through the [`metrics`] facade, labelled `kind` (`sessions`
+/// or `cache`): registered when the near cache is opened, with the recorder installed
+/// then, and bumped with the tier's own counts.
+struct Meters {
+    hits: Counter,
+    misses: Counter,
+    invalidations: Counter,
+    resets: Counter,
+    pings: Counter,
+    tiers: Gauge,
+}
+
+impl Meters {
+    fn new(kind: &'static str) -> Self {
+        describe_counter!(
+            "beaker_near_cache_hits_total",
+            "Redis near cache: reads answered by the process-local tier."
+        );
+        describe_counter!("beaker_near_cache_misses_total", "Redis near cache: reads that went to Redis.");
+        describe_counter!("beaker_near_cache_invalidations_total", "Redis near cache: invalidated keys received.");
+        describe_counter!(
+            "beaker_near_cache_resets_total",
+            "Redis near cache: tracking connections lost or replaced (the tier emptied)."
+        );
+        describe_counter!("beaker_near_cache_pings_total", "Redis near cache: barrier rounds sent.");
+        describe_gauge!(
+            "beaker_near_cache_tiers",
+            "Redis near cache: tiers in use (shared, and one per worker thread)."
+        );
+        Meters {
+            hits: counter!("beaker_near_cache_hits_total", "kind" => kind),
+            misses: counter!("beaker_near_cache_misses_total", "kind" => kind),
+            invalidations: counter!("beaker_near_cache_invalidations_total", "kind" => kind),
+            resets: counter!("beaker_near_cache_resets_total", "kind" => kind),
+            pings: counter!("beaker_near_cache_pings_total", "kind" => kind),
+            tiers: gauge!("beaker_near_cache_tiers", "kind" => kind),
+        }
+    }
 }
 
 /// The tracking connections in use: one, or on a cluster one per master with the slot
@@ -449,6 +502,12 @@ fn stripe_of(key: &[u8]) -> usize {
     (h as usize) % STRIPES
 }
 
+/// Counts one event in a tier's own count and in its `metrics` counter.
+fn bump(count: &AtomicU64, meter: &Counter) {
+    count.fetch_add(1, Ordering::Relaxed);
+    meter.increment(1);
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -458,10 +517,11 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
     pub(crate) async fn open(
         client: RedisClient,
         prefix: String,
+        kind: &'static str,
         options: NearCacheOptions,
     ) -> Result<Self, crate::ConnectError> {
         options.validate()?;
-        let own = Tier::new(client, prefix, options);
+        let own = Tier::new(client, prefix, options, Arc::new(Meters::new(kind)));
         let timeout = own.inner.client.options().timeout;
         let connect = async { Inner::connect(&own.inner, Inner::read_map(&own.inner).await?).await };
         match tokio::time::timeout(timeout, connect).await {
@@ -487,7 +547,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
             Ok(None) => {}
         }
         let own = &self.own.inner;
-        let tier = Tier::new(own.client.clone(), own.prefix.clone(), own.options.clone());
+        let tier = Tier::new(own.client.clone(), own.prefix.clone(), own.options.clone(), own.meters.clone());
         lock(&self.workers.state).tiers.push(tier.clone());
         let workers: Arc<dyn Retire> = self.workers.clone();
         let inner: Arc<dyn std::any::Any + Send + Sync> = tier.inner.clone();
@@ -548,7 +608,8 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
     }
 
     /// A tier with no tracking connection yet: its first use connects it.
-    fn new(client: RedisClient, prefix: String, options: NearCacheOptions) -> Self {
+    fn new(client: RedisClient, prefix: String, options: NearCacheOptions, meters: Arc<Meters>) -> Self {
+        meters.tiers.increment(1.0);
         let floor = (options.max_bytes / options.max_entries).max(1);
         let estimated = usize::try_from(options.max_entries.min(1 << 20)).unwrap_or(1 << 20);
         let l1 = Cache::with_weighter(estimated, options.max_bytes, SlotWeighter { floor });
@@ -557,6 +618,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
                 client,
                 prefix,
                 options,
+                meters,
                 l1,
                 stripes: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
                 generation: AtomicU64::new(1),
@@ -652,13 +714,13 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
         if slot.generation != generation || self.inner.generation.load(Ordering::Acquire) != generation {
             return None;
         }
-        self.inner.hits.fetch_add(1, Ordering::Relaxed);
+        bump(&self.inner.hits, &self.inner.meters.hits);
         Some(slot.value)
     }
 
     /// Counts a read that went to Redis.
     pub(crate) fn missed(&self) {
-        self.inner.misses.fetch_add(1, Ordering::Relaxed);
+        bump(&self.inner.misses, &self.inner.meters.misses);
     }
 
     /// Drops `key` from the tier (a value found expired or unusable).
@@ -790,7 +852,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
         // Behind Sentinel and on a cluster a master can be demoted while the connection
         // stays open; `ROLE` tells.
         let command = if self.inner.client.is_sentinel() || self.inner.client.is_cluster() { "ROLE" } else { "PING" };
-        self.inner.pings.fetch_add(1, Ordering::Relaxed);
+        bump(&self.inner.pings, &self.inner.meters.pings);
         let mut conn = link.conn.clone();
         let timeout = self.inner.client.options().timeout;
         let reply = tokio::time::timeout(timeout, redis::cmd(command).query_async::<Value>(&mut conn)).await;
@@ -879,7 +941,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
         // Connections this replaces (a changed slot map) go when their last request does;
         // what they filled is of the old generation.
         if live.replace(Arc::new(Live { links, map, serial })).is_some() {
-            this.resets.fetch_add(1, Ordering::Relaxed);
+            bump(&this.resets, &this.meters.resets);
         }
         tracing::debug!(prefix = %this.prefix, "redis near cache: tracking connection up");
         Ok(())
@@ -891,7 +953,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
                 Some(Value::Array(keys)) => {
                     for key in keys {
                         if let Value::BulkString(key) = key {
-                            self.invalidations.fetch_add(1, Ordering::Relaxed);
+                            bump(&self.invalidations, &self.meters.invalidations);
                             let mut seq = lock(&self.stripes[stripe_of(&key)]);
                             *seq += 1;
                             self.l1.remove(key.as_slice());
@@ -916,7 +978,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
         let mut live = lock(&self.live);
         if live.as_ref().is_some_and(|l| l.serial == serial) {
             let gone = live.take();
-            self.resets.fetch_add(1, Ordering::Relaxed);
+            bump(&self.resets, &self.meters.resets);
             self.flush();
             // After the flush: a waiter that wakes finds the tier of a new generation.
             // The requests parked on their rounds read from Redis.

@@ -9,6 +9,7 @@ use reqwest::Method;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+use super::demo_app::prometheus_value;
 use super::{Cx, DemoServer, Http};
 use crate::skip_or_fail;
 
@@ -68,6 +69,22 @@ pub async fn near_cache_sees_every_write(binary: &Path) {
         }
     }
     cx.ensure(kills >= 5, || format!("B's tracking connection `{b_tracking}` was found {kills} times, not 10"));
+
+    // What B's tier did, as an operator sees it at `GET /metrics`.
+    let metrics = hb.send(cx, Method::GET, "/metrics", &[], None).await;
+    cx.ensure(metrics.status == 200, || format!("GET /metrics: {metrics:?}"));
+    let value = |name: &str| prometheus_value(&metrics.body, &format!("beaker_near_cache_{name}{{kind=\"sessions\"}}"));
+    let (hits, misses, invalidations) = (value("hits_total"), value("misses_total"), value("invalidations_total"));
+    // B reads before and after each of A's writes: the first read of a round is a hit
+    // unless a kill emptied the tier, and every write of A reaches B as an invalidation.
+    cx.ensure(hits >= NEAR_ROUNDS && hits + misses >= 4 * NEAR_ROUNDS && invalidations >= NEAR_ROUNDS, || {
+        format!("B's near cache counters: {hits} hits, {misses} misses, {invalidations} invalidations")
+    });
+    // Each kill empties a tier (a connection killed while it was still being set up is
+    // counted as killed but was never live, hence the margin).
+    cx.ensure(value("resets_total") >= 5 && value("pings_total") > 0 && value("tiers") >= 1, || {
+        format!("B's near cache counters after {kills} kills:\n{}", metrics.body)
+    });
 }
 
 /// Kills every Redis connection named `name`; how many there were.
