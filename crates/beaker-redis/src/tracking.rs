@@ -66,10 +66,10 @@ use crate::error::{self, is_connection_error};
 /// (each actix-web worker) keeps a tier of its own with these bounds until the thread
 /// ends, as it keeps a connection of its own (see [`RedisClient`](crate::RedisClient)).
 /// It promises: **a request that starts after another request's write to the same key
-/// has returned, on any instance, sees that write.** It costs one more connection per store or cache (on
-/// a Cluster, one per master), a `PING` shared by the requests that start while the
-/// previous one is on its way, and an invalidation message (the key's name) to every
-/// instance that holds the key when it changes.
+/// has returned, on any instance, sees that write.** It costs one more connection per
+/// store or cache (on a Cluster, one per master), a `PING` shared by the requests that
+/// start while the previous one is on its way, and an invalidation message (the key's
+/// name) to every instance that holds the key when it changes.
 ///
 /// ```
 /// use beaker_redis::NearCacheOptions;
