@@ -63,8 +63,9 @@ use crate::error::{self, is_connection_error};
 /// The tier holds at most [`max_entries`](Self::max_entries) values and
 /// [`max_bytes`](Self::max_bytes) of them (an estimate of their size in memory), evicting
 /// the least valuable first. A worker thread with a current-thread runtime of its own
-/// (each actix-web worker) keeps a tier of its own with these bounds until the thread
-/// ends, as it keeps a connection of its own (see [`RedisClient`](crate::RedisClient)).
+/// (each actix-web worker) keeps a tier of its own until the thread ends, as it keeps a
+/// connection of its own (see [`RedisClient`](crate::RedisClient)); the bounds are the
+/// store's (or cache's), shared by all its tiers.
 /// It promises: **a request that starts after another request's write to the same key
 /// has returned, on any instance, sees that write.** It costs one more connection per
 /// store or cache (on a Cluster, one per master), a `PING` shared by the requests that
@@ -80,9 +81,9 @@ use crate::error::{self, is_connection_error};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NearCacheOptions {
-    /// How many values the tier holds at most (default 10 000).
+    /// How many values the tiers hold at most, together (default 10 000).
     pub max_entries: u64,
-    /// How many bytes of values the tier holds at most (default 32 MiB).
+    /// How many bytes of values the tiers hold at most, together (default 32 MiB).
     pub max_bytes: u64,
     /// `CLIENT SETNAME` of the tracking connection (default `beaker-near-<process id>`),
     /// so that an operator can find it in `CLIENT LIST`.
@@ -157,6 +158,11 @@ pub struct NearCacheStats {
     /// runtime of its own) that has used the near cache and still runs. The other
     /// counters include those of the tiers let go.
     pub tiers: u64,
+    /// Values held now, in all the tiers: at most
+    /// [`max_entries`](NearCacheOptions::max_entries).
+    pub entries: u64,
+    /// Their estimated size in memory: at most [`max_bytes`](NearCacheOptions::max_bytes).
+    pub bytes: u64,
 }
 
 const STRIPES: usize = 1024;
@@ -178,9 +184,22 @@ struct SlotWeighter {
     floor: u64,
 }
 
-impl<V: Weigh> Weighter<Vec<u8>, Slot<V>> for SlotWeighter {
-    fn weight(&self, key: &Vec<u8>, slot: &Slot<V>) -> u64 {
-        (key.len() as u64 + slot.value.weight() + 64).max(self.floor)
+impl<V: Weigh> Weighter<TierKey, Slot<V>> for SlotWeighter {
+    fn weight(&self, key: &TierKey, slot: &Slot<V>) -> u64 {
+        (key.1.len() as u64 + slot.value.weight() + 72).max(self.floor)
+    }
+}
+
+/// A key in the values all the tiers of a near cache share: the tier's id and the key.
+type TierKey = (u64, Vec<u8>);
+
+/// A [`TierKey`] to look up without building one; hashes as the tuple does.
+#[derive(Hash)]
+struct Probe<'a>(u64, &'a [u8]);
+
+impl quick_cache::Equivalent<TierKey> for Probe<'_> {
+    fn equivalent(&self, key: &TierKey) -> bool {
+        self.0 == key.0 && self.1 == key.1.as_slice()
     }
 }
 
@@ -204,8 +223,8 @@ impl<V> Clone for Near<V> {
 
 impl<V> std::fmt::Debug for Near<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let inner = &self.own.inner;
-        f.debug_struct("Near").field("prefix", &inner.prefix).field("options", &inner.options).finish()
+        let shared = &self.own.inner.shared;
+        f.debug_struct("Near").field("prefix", &shared.prefix).field("options", &shared.options).finish()
     }
 }
 
@@ -239,6 +258,11 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Retire for Workers<V> {
                 gone
             })
         };
+        // Its values leave the bound the tiers share. (A request still under way on it
+        // may put one back; no tier can serve it, and it is evicted in turn.)
+        if let Some(gone) = &gone {
+            gone.inner.clear();
+        }
         // Its connections close outside the lock.
         drop(gone);
     }
@@ -275,13 +299,22 @@ impl<V> Clone for Tier<V> {
     }
 }
 
-struct Inner<V> {
+/// What the tiers of a near cache share: its client and options, its `metrics` handles,
+/// and the values, kept under one bound (each tier's under its own id).
+struct Shared<V> {
     client: RedisClient,
     prefix: String,
     options: NearCacheOptions,
-    /// The `metrics` handles of the near cache, shared by its tiers.
-    meters: Arc<Meters>,
-    l1: Cache<Vec<u8>, Slot<V>, SlotWeighter>,
+    meters: Meters,
+    l1: Cache<TierKey, Slot<V>, SlotWeighter>,
+    /// The id of the next tier.
+    next_id: AtomicU64,
+}
+
+struct Inner<V> {
+    shared: Arc<Shared<V>>,
+    /// This tier's part of `shared.l1`.
+    id: u64,
     stripes: Box<[Mutex<u64>]>,
     generation: AtomicU64,
     /// Numbers the tracking connections, so that a late message of an old one is ignored.
@@ -298,7 +331,7 @@ struct Inner<V> {
 
 impl<V> Drop for Inner<V> {
     fn drop(&mut self) {
-        self.meters.tiers.decrement(1.0);
+        self.shared.meters.tiers.decrement(1.0);
     }
 }
 
@@ -521,8 +554,18 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
         options: NearCacheOptions,
     ) -> Result<Self, crate::ConnectError> {
         options.validate()?;
-        let own = Tier::new(client, prefix, options, Arc::new(Meters::new(kind)));
-        let timeout = own.inner.client.options().timeout;
+        let floor = (options.max_bytes / options.max_entries).max(1);
+        let estimated = usize::try_from(options.max_entries.min(1 << 20)).unwrap_or(1 << 20);
+        let shared = Shared {
+            client,
+            prefix,
+            meters: Meters::new(kind),
+            l1: Cache::with_weighter(estimated, options.max_bytes, SlotWeighter { floor }),
+            options,
+            next_id: AtomicU64::new(0),
+        };
+        let own = Tier::new(Arc::new(shared));
+        let timeout = own.inner.shared.client.options().timeout;
         let connect = async { Inner::connect(&own.inner, Inner::read_map(&own.inner).await?).await };
         match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(())) => Ok(Near {
@@ -539,7 +582,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
     /// The tier the calling thread uses: its own on a worker thread's current-thread
     /// runtime (created here, connected by its first use), else the shared one.
     pub(crate) fn here(&self) -> Tier<V> {
-        let Some(runtime) = self.own.inner.client.thread_runtime() else { return self.own.clone() };
+        let Some(runtime) = self.own.inner.shared.client.thread_runtime() else { return self.own.clone() };
         // `try_with`: a call made while the thread is being torn down uses the shared tier.
         match WORKER_TIERS.try_with(|v| self.find_worker_tier(&v.borrow(), runtime)) {
             Err(_) => return self.own.clone(),
@@ -547,7 +590,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
             Ok(None) => {}
         }
         let own = &self.own.inner;
-        let tier = Tier::new(own.client.clone(), own.prefix.clone(), own.options.clone(), own.meters.clone());
+        let tier = Tier::new(own.shared.clone());
         lock(&self.workers.state).tiers.push(tier.clone());
         let workers: Arc<dyn Retire> = self.workers.clone();
         let inner: Arc<dyn std::any::Any + Send + Sync> = tier.inner.clone();
@@ -581,7 +624,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
     }
 
     pub(crate) fn options(&self) -> &NearCacheOptions {
-        &self.own.inner.options
+        &self.own.inner.shared.options
     }
 
     /// The counters of every tier, summed (those of tiers let go included).
@@ -592,6 +635,8 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
             tier.add_stats(&mut sum);
         }
         sum.tiers = 1 + state.tiers.len() as u64;
+        let l1 = &self.own.inner.shared.l1;
+        (sum.entries, sum.bytes) = (l1.len() as u64, l1.weight());
         sum
     }
 }
@@ -608,18 +653,12 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
     }
 
     /// A tier with no tracking connection yet: its first use connects it.
-    fn new(client: RedisClient, prefix: String, options: NearCacheOptions, meters: Arc<Meters>) -> Self {
-        meters.tiers.increment(1.0);
-        let floor = (options.max_bytes / options.max_entries).max(1);
-        let estimated = usize::try_from(options.max_entries.min(1 << 20)).unwrap_or(1 << 20);
-        let l1 = Cache::with_weighter(estimated, options.max_bytes, SlotWeighter { floor });
+    fn new(shared: Arc<Shared<V>>) -> Self {
+        shared.meters.tiers.increment(1.0);
         Tier {
             inner: Arc::new(Inner {
-                client,
-                prefix,
-                options,
-                meters,
-                l1,
+                id: shared.next_id.fetch_add(1, Ordering::Relaxed),
+                shared,
                 stripes: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
                 generation: AtomicU64::new(1),
                 serials: AtomicU64::new(1),
@@ -637,7 +676,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
 
     /// The client whose connections carry everything when the tracking connection is down.
     pub(crate) fn client(&self) -> &RedisClient {
-        &self.inner.client
+        &self.inner.shared.client
     }
 
     /// The tracking connections, the one of them that serves `key` and the tier's
@@ -679,7 +718,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
         };
         let inner = self.inner.clone();
         handle.spawn(async move {
-            let timeout = inner.client.options().timeout;
+            let timeout = inner.shared.client.options().timeout;
             let reconnect = async {
                 let map = Inner::read_map(&inner).await?;
                 // A slot without a master in a map that is still current: keep the
@@ -703,31 +742,31 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
     /// a reply to a command sent on the tracking connection after this call began.
     pub(crate) async fn get(&self, key: &[u8]) -> Option<V> {
         // Nothing to wait for when there is nothing to serve.
-        self.inner.l1.get(key)?;
+        self.inner.l1_get(key)?;
         let (live, link, generation) = self.live(key)?;
         if !self.barrier(&live, link).await {
             return None;
         }
-        let slot = self.inner.l1.get(key)?;
+        let slot = self.inner.l1_get(key)?;
         // An entry of another generation (a lost connection, a flush, or filled through a
         // connection that was not yet live when the barrier began) is not covered by it.
         if slot.generation != generation || self.inner.generation.load(Ordering::Acquire) != generation {
             return None;
         }
-        bump(&self.inner.hits, &self.inner.meters.hits);
+        bump(&self.inner.hits, &self.inner.shared.meters.hits);
         Some(slot.value)
     }
 
     /// Counts a read that went to Redis.
     pub(crate) fn missed(&self) {
-        bump(&self.inner.misses, &self.inner.meters.misses);
+        bump(&self.inner.misses, &self.inner.shared.meters.misses);
     }
 
     /// Drops `key` from the tier (a value found expired or unusable).
     pub(crate) fn forget(&self, key: &[u8]) {
         let mut seq = lock(&self.inner.stripes[stripe_of(key)]);
         *seq += 1;
-        self.inner.l1.remove(key);
+        self.inner.l1_remove(key);
     }
 
     /// A ticket for a read of `key` on the tracking connection, whose reply may fill the
@@ -755,11 +794,11 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
         *seq += 1;
         let generation = self.inner.generation.load(Ordering::Acquire);
         let held = if want {
-            self.inner.l1.get(key).filter(|slot| slot.generation == generation).map(|slot| slot.value)
+            self.inner.l1_get(key).filter(|slot| slot.generation == generation).map(|slot| slot.value)
         } else {
             None
         };
-        self.inner.l1.remove(key);
+        self.inner.l1_remove(key);
         (live.map(|(live, link, _)| Ticket { stripe, seq: *seq, generation, live, link }), held)
     }
 
@@ -770,10 +809,10 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
         let current = *seq == ticket.seq && self.inner.generation.load(Ordering::Acquire) == ticket.generation;
         match value {
             Some(value) if current => {
-                self.inner.l1.insert(key.to_vec(), Slot { generation: ticket.generation, value });
+                self.inner.l1_insert(key, Slot { generation: ticket.generation, value });
             }
             _ => {
-                self.inner.l1.remove(key);
+                self.inner.l1_remove(key);
             }
         }
     }
@@ -851,10 +890,14 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
         }
         // Behind Sentinel and on a cluster a master can be demoted while the connection
         // stays open; `ROLE` tells.
-        let command = if self.inner.client.is_sentinel() || self.inner.client.is_cluster() { "ROLE" } else { "PING" };
-        bump(&self.inner.pings, &self.inner.meters.pings);
+        let command = if self.inner.shared.client.is_sentinel() || self.inner.shared.client.is_cluster() {
+            "ROLE"
+        } else {
+            "PING"
+        };
+        bump(&self.inner.pings, &self.inner.shared.meters.pings);
         let mut conn = link.conn.clone();
-        let timeout = self.inner.client.options().timeout;
+        let timeout = self.inner.shared.client.options().timeout;
         let reply = tokio::time::timeout(timeout, redis::cmd(command).query_async::<Value>(&mut conn)).await;
         let state = match reply {
             Ok(Ok(role @ Value::Array(_))) => {
@@ -884,14 +927,32 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
 }
 
 impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
+    fn l1_get(&self, key: &[u8]) -> Option<Slot<V>> {
+        self.shared.l1.get(&Probe(self.id, key))
+    }
+
+    fn l1_remove(&self, key: &[u8]) {
+        self.shared.l1.remove(&Probe(self.id, key));
+    }
+
+    fn l1_insert(&self, key: &[u8], slot: Slot<V>) {
+        self.shared.l1.insert((self.id, key.to_vec()), slot);
+    }
+
+    /// Drops this tier's values (the other tiers' stay).
+    fn clear(&self) {
+        let id = self.id;
+        self.shared.l1.retain(|key, _| key.0 != id);
+    }
+
     /// Where the tracking connections go now: on a cluster, the masters and slot map
     /// that `CLUSTER SLOTS` gives.
     async fn read_map(&self) -> RedisResult<Map> {
-        if !self.client.is_cluster() {
+        if !self.shared.client.is_cluster() {
             return Ok(Map { nodes: vec![None], slots: None });
         }
         let ranges =
-            self.client.cluster_slots().await.map_err(|e| {
+            self.shared.client.cluster_slots().await.map_err(|e| {
                 redis::RedisError::from((redis::ErrorKind::Io, "near cache: CLUSTER SLOTS", e.to_string()))
             })?;
         let mut nodes: Vec<Option<(String, u16)>> = Vec::new();
@@ -916,7 +977,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
         let serial = this.serials.fetch_add(1, Ordering::AcqRel);
         let weak: Weak<Self> = Arc::downgrade(this);
         let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(this.client.options().timeout))
+            .set_connection_timeout(Some(this.shared.client.options().timeout))
             .set_response_timeout(None)
             .set_push_sender(move |info: PushInfo| -> Result<(), ()> {
                 let inner = weak.upgrade().ok_or(())?;
@@ -926,9 +987,12 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
         let open = map.nodes.iter().map(|node| {
             let (this, config) = (this.clone(), config.clone());
             async move {
-                let mut conn = this.client.open_tracking(node.as_ref(), &config).await?;
-                let () =
-                    redis::cmd("CLIENT").arg("SETNAME").arg(&this.options.client_name).query_async(&mut conn).await?;
+                let mut conn = this.shared.client.open_tracking(node.as_ref(), &config).await?;
+                let () = redis::cmd("CLIENT")
+                    .arg("SETNAME")
+                    .arg(&this.shared.options.client_name)
+                    .query_async(&mut conn)
+                    .await?;
                 let () = redis::cmd("CLIENT").arg("TRACKING").arg("ON").arg("NOLOOP").query_async(&mut conn).await?;
                 Ok::<_, redis::RedisError>(Link { conn, track: Track { rounds: Mutex::new(Rounds::default()) } })
             }
@@ -937,13 +1001,13 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
         let mut live = lock(&this.live);
         // Anything filled before now came through connections that are gone.
         this.generation.fetch_add(1, Ordering::AcqRel);
-        this.l1.clear();
+        this.clear();
         // Connections this replaces (a changed slot map) go when their last request does;
         // what they filled is of the old generation.
         if live.replace(Arc::new(Live { links, map, serial })).is_some() {
-            bump(&this.resets, &this.meters.resets);
+            bump(&this.resets, &this.shared.meters.resets);
         }
-        tracing::debug!(prefix = %this.prefix, "redis near cache: tracking connection up");
+        tracing::debug!(prefix = %this.shared.prefix, "redis near cache: tracking connection up");
         Ok(())
     }
 
@@ -953,10 +1017,10 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
                 Some(Value::Array(keys)) => {
                     for key in keys {
                         if let Value::BulkString(key) = key {
-                            bump(&self.invalidations, &self.meters.invalidations);
+                            bump(&self.invalidations, &self.shared.meters.invalidations);
                             let mut seq = lock(&self.stripes[stripe_of(&key)]);
                             *seq += 1;
-                            self.l1.remove(key.as_slice());
+                            self.l1_remove(&key);
                         }
                     }
                 }
@@ -971,14 +1035,14 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
     /// Forgets everything: nothing filled before this can be served or land later.
     fn flush(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.l1.clear();
+        self.clear();
     }
 
     fn lost_serial(&self, serial: u64) {
         let mut live = lock(&self.live);
         if live.as_ref().is_some_and(|l| l.serial == serial) {
             let gone = live.take();
-            bump(&self.resets, &self.meters.resets);
+            bump(&self.resets, &self.shared.meters.resets);
             self.flush();
             // After the flush: a waiter that wakes finds the tier of a new generation.
             // The requests parked on their rounds read from Redis.
@@ -988,7 +1052,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
                     round.finish(FAILED);
                 }
             }
-            tracing::debug!(prefix = %self.prefix, "redis near cache: tracking connection lost, tier emptied");
+            tracing::debug!(prefix = %self.shared.prefix, "redis near cache: tracking connection lost, tier emptied");
         }
     }
 }

@@ -486,6 +486,58 @@ fn a_worker_threads_tier_ends_with_its_thread() {
     runtime.block_on(cleanup(&url, &opts));
 }
 
+/// The bounds are the store's: the worker threads' tiers share them with the store's own
+/// tier, so more worker threads do not hold more values; a tier let go takes its values.
+#[test]
+fn the_bounds_hold_for_all_the_tiers_together() {
+    let (url, opts) = (single_url(), options("near-bound"));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(client) = runtime.block_on(connect("redis near bound", &url, opts.clone())) else { return };
+    let store = runtime.block_on(async {
+        let options = NearCacheOptions::default().with_client_name(name("bound")).with_max_entries(40);
+        RedisStore::new(client).with_near_cache(options).await.unwrap()
+    });
+    let keys: Vec<StoreKey> = runtime.block_on(async {
+        let mut keys = Vec::new();
+        for _ in 0..30 {
+            keys.push(live_session(&store).await);
+        }
+        keys
+    });
+    let ready = Arc::new(std::sync::Barrier::new(3));
+    let workers: Vec<_> = (0..3)
+        .map(|_| {
+            let (store, keys, ready) = (store.clone(), keys.clone(), ready.clone());
+            std::thread::spawn(move || {
+                current_thread_runtime().block_on(async {
+                    // The tier connects on first use; the passes after that fill it.
+                    for _ in 0..20 {
+                        for key in &keys {
+                            assert!(matches!(store.lookup(key).await.unwrap(), Lookup::Live(_)));
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                });
+                ready.wait();
+                let stats = store.near_cache_stats().unwrap();
+                // The tiers stay until every thread has looked.
+                ready.wait();
+                stats
+            })
+        })
+        .collect();
+    for worker in workers {
+        let stats = worker.join().unwrap();
+        assert_eq!(stats.tiers, 4, "{stats:?}");
+        // Three tiers of 30 sessions each, under one bound of 40.
+        assert!(stats.entries <= 40 && stats.entries >= 20, "the bound is not shared: {stats:?}");
+        assert!(stats.hits >= 30 && stats.bytes > 0, "{stats:?}");
+    }
+    let after = store.near_cache_stats().unwrap();
+    assert_eq!((after.tiers, after.entries, after.bytes), (1, 0, 0), "the ended tiers left values: {after:?}");
+    runtime.block_on(cleanup(&url, &opts));
+}
+
 #[tokio::test]
 async fn bad_near_cache_options_are_refused_by_name() {
     let Some((url, opts, client)) = single("near-bad", "redis near options").await else { return };
