@@ -231,9 +231,7 @@ impl<V> std::fmt::Debug for Near<V> {
 /// The worker threads' tiers, and the counters of those let go. Each worker thread finds
 /// its tier through a thread-local entry ([`WorkerTier`]), without a lock; the entry's end
 /// (the thread's, or its runtime's replacement) lets the tier go here.
-struct Workers<V> {
-    state: Mutex<WorkerState<V>>,
-}
+type Workers<V> = Mutex<WorkerState<V>>;
 
 struct WorkerState<V> {
     tiers: Vec<Tier<V>>,
@@ -241,17 +239,23 @@ struct WorkerState<V> {
     retired: NearCacheStats,
 }
 
+impl<V> Default for WorkerState<V> {
+    fn default() -> Self {
+        WorkerState { tiers: Vec::new(), retired: NearCacheStats::default() }
+    }
+}
+
 /// What a thread-local entry needs of [`Workers`], whatever its value type.
 trait Retire: Send + Sync {
-    /// Lets the tier whose `Inner` is at `tier` go, keeping its counts.
-    fn retire(&self, tier: *const ());
+    /// Lets the tier with id `tier` go, keeping its counts.
+    fn retire(&self, tier: u64);
 }
 
 impl<V: Clone + Weigh + Send + Sync + 'static> Retire for Workers<V> {
-    fn retire(&self, tier: *const ()) {
+    fn retire(&self, tier: u64) {
         let gone = {
-            let state = &mut *lock(&self.state);
-            let at = state.tiers.iter().position(|t| Arc::as_ptr(&t.inner).cast::<()>() == tier);
+            let state = &mut *lock(self);
+            let at = state.tiers.iter().position(|t| t.inner.id == tier);
             at.map(|at| {
                 let gone = state.tiers.swap_remove(at);
                 gone.add_stats(&mut state.retired);
@@ -274,12 +278,14 @@ struct WorkerTier {
     workers: Weak<dyn Retire>,
     runtime: tokio::runtime::Id,
     tier: Weak<dyn std::any::Any + Send + Sync>,
+    /// The tier's id, to let it go by.
+    id: u64,
 }
 
 impl Drop for WorkerTier {
     fn drop(&mut self) {
         if let Some(workers) = self.workers.upgrade() {
-            workers.retire(self.tier.as_ptr().cast::<()>());
+            workers.retire(self.id);
         }
     }
 }
@@ -568,12 +574,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
         let timeout = own.inner.shared.client.options().timeout;
         let connect = async { Inner::connect(&own.inner, Inner::read_map(&own.inner).await?).await };
         match tokio::time::timeout(timeout, connect).await {
-            Ok(Ok(())) => Ok(Near {
-                own,
-                workers: Arc::new(Workers {
-                    state: Mutex::new(WorkerState { tiers: Vec::new(), retired: NearCacheStats::default() }),
-                }),
-            }),
+            Ok(Ok(())) => Ok(Near { own, workers: Arc::default() }),
             Ok(Err(e)) => Err(crate::ConnectError::Store(error::map("near cache: tracking", e))),
             Err(_) => Err(crate::ConnectError::Store(error::timed_out("near cache: tracking", timeout))),
         }
@@ -591,10 +592,11 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
         }
         let own = &self.own.inner;
         let tier = Tier::new(own.shared.clone());
-        lock(&self.workers.state).tiers.push(tier.clone());
+        lock(&self.workers).tiers.push(tier.clone());
         let workers: Arc<dyn Retire> = self.workers.clone();
         let inner: Arc<dyn std::any::Any + Send + Sync> = tier.inner.clone();
-        let entry = WorkerTier { workers: Arc::downgrade(&workers), runtime, tier: Arc::downgrade(&inner) };
+        let entry =
+            WorkerTier { workers: Arc::downgrade(&workers), runtime, tier: Arc::downgrade(&inner), id: tier.inner.id };
         let stale = WORKER_TIERS.try_with(|v| {
             let mut v = v.borrow_mut();
             // This thread's tier of an earlier runtime is gone with that runtime's tasks,
@@ -629,7 +631,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Near<V> {
 
     /// The counters of every tier, summed (those of tiers let go included).
     pub(crate) fn stats(&self) -> NearCacheStats {
-        let state = lock(&self.workers.state);
+        let state = lock(&self.workers);
         let mut sum = state.retired;
         for tier in std::iter::once(&self.own).chain(&state.tiers) {
             tier.add_stats(&mut sum);
