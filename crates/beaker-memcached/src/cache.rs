@@ -1,14 +1,12 @@
 //! [`MemcachedCache`]: cache entries as items under a per-namespace generation, the
 //! dogpile lock as `add` with a TTL.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use beaker_core::cache::{CacheBackend, CacheEntry, LockOutcome, LockToken};
+use beaker_core::cache::{CacheBackend, CacheEntry, GenerationHints, LockOutcome, LockToken};
 use beaker_core::store::async_trait;
 use beaker_core::StoreError;
 use memcache::exp::{Arithmetic, Delete, Get, Meta, MutationStatus, Set, Ttl};
@@ -64,19 +62,16 @@ use crate::MemcachedOptions;
 #[derive(Debug, Clone)]
 pub struct MemcachedCache {
     client: MemcachedClient,
-    /// The generation last seen per namespace: a guess that lets `get` read the counter
-    /// and the entry in one exchange. Only ever a guess, checked against the counter.
-    seen: Arc<Mutex<HashMap<String, u64>>>,
+    /// The generation last seen per namespace: a guess that lets `get` read it and the
+    /// entry under it at once, checked against the stored generation.
+    seen: GenerationHints<u64>,
 }
-
-/// Namespaces whose generation is remembered, at most (the map is emptied beyond it).
-const SEEN_MAX: usize = 4096;
 
 impl MemcachedCache {
     /// A cache on an existing client (which a [`MemcachedStore`](crate::MemcachedStore)
     /// may share).
     pub fn new(client: MemcachedClient) -> Self {
-        MemcachedCache { client, seen: Arc::default() }
+        MemcachedCache { client, seen: GenerationHints::new() }
     }
 
     /// Connects a new client; see [`MemcachedClient::connect`].
@@ -116,7 +111,7 @@ impl MemcachedCache {
             let get = Get::new(&gkey);
             let got = self.client.run("cache generation", |mc| async move { mc.run(get).await }).await?;
             if let Some(n) = got.value.as_deref().and_then(parse_counter) {
-                self.remember(namespace, n);
+                self.seen.remember(namespace, n);
                 return Ok((n, false));
             }
             let start = random_generation()?;
@@ -126,7 +121,7 @@ impl MemcachedCache {
             let set = if got.value.is_some() { set } else { set.add() };
             let status = self.client.run("cache generation", |mc| async move { mc.run(set).await }).await?.status;
             if status == MutationStatus::Applied {
-                self.remember(namespace, start);
+                self.seen.remember(namespace, start);
                 return Ok((start, true));
             }
         }
@@ -151,7 +146,7 @@ impl MemcachedCache {
     where
         Fut: Future<Output = Result<T, StoreError>>,
     {
-        let Some(guess) = self.guess(namespace) else { return Ok(None) };
+        let Some(guess) = self.seen.guess(namespace) else { return Ok(None) };
         let (counter, outcome) = tokio::join!(self.counter(what, namespace), op(self.entry_key(guess, namespace, key)));
         if counter? == Some(guess) {
             outcome.map(Some)
@@ -166,23 +161,11 @@ impl MemcachedCache {
         Ok(self.client.run(what, |mc| async move { mc.run(get).await }).await?.value.as_deref().and_then(parse_counter))
     }
 
-    fn remember(&self, namespace: &str, generation: u64) {
-        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if seen.len() >= SEEN_MAX && !seen.contains_key(namespace) {
-            seen.clear();
-        }
-        seen.insert(namespace.to_owned(), generation);
-    }
-
-    fn guess(&self, namespace: &str) -> Option<u64> {
-        self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(namespace).copied()
-    }
-
     /// The entry under the generation this instance saw last, read with the counter in one
     /// pipelined exchange; `None` when there is no guess, the counter has moved (a clear)
     /// or either read failed: the caller then takes the two-step path, which reports errors.
     async fn get_with_guess(&self, namespace: &str, key: &str) -> Option<Option<Vec<u8>>> {
-        let guess = self.guess(namespace)?;
+        let guess = self.seen.guess(namespace)?;
         let gets = [Get::new(self.generation_key(namespace)), Get::new(self.entry_key(guess, namespace, key))];
         let mut both = self.client.run("cache get", |mc| async move { mc.run_many(gets).await }).await.ok()?;
         let entry = both.pop()?.ok()?;

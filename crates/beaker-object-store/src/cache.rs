@@ -1,11 +1,9 @@
 //! [`ObjectCache`]: cache entries as objects under a per-namespace generation, the
 //! dogpile lock as a conditional create holding a lease.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use beaker_core::cache::{CacheBackend, CacheEntry, LockOutcome, LockToken};
+use beaker_core::cache::{CacheBackend, CacheEntry, GenerationHints, LockOutcome, LockToken};
 use beaker_core::store::async_trait;
 use beaker_core::StoreError;
 use object_store::path::Path;
@@ -42,18 +40,16 @@ use crate::ObjectStoreOptions;
 #[derive(Debug, Clone)]
 pub struct ObjectCache {
     client: ObjectStoreClient,
-    /// The generation last seen per namespace: a guess that lets `get` read the
-    /// generation and the entry at once. Only ever a guess, checked against the object.
-    seen: Arc<Mutex<HashMap<String, String>>>,
+    /// The generation last seen per namespace: a guess that lets `get` read it and the
+    /// entry under it at once, checked against the stored generation.
+    seen: GenerationHints<String>,
 }
-
-const SEEN_MAX: usize = 4096;
 
 impl ObjectCache {
     /// A cache on an existing client (which an
     /// [`ObjectSessionStore`](crate::ObjectSessionStore) may share).
     pub fn new(client: ObjectStoreClient) -> Self {
-        ObjectCache { client, seen: Arc::default() }
+        ObjectCache { client, seen: GenerationHints::new() }
     }
 
     /// Opens `url`; see [`ObjectStoreClient::connect`].
@@ -76,18 +72,6 @@ impl ObjectCache {
 
     fn lock_path(&self, namespace: &str, key: &str) -> Path {
         self.client.path(&["c", "l", &segment(namespace), &segment(key)])
-    }
-
-    fn remember(&self, namespace: &str, generation: &str) {
-        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if seen.len() >= SEEN_MAX && !seen.contains_key(namespace) {
-            seen.clear();
-        }
-        seen.insert(namespace.to_owned(), generation.to_owned());
-    }
-
-    fn guess(&self, namespace: &str) -> Option<String> {
-        self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(namespace).cloned()
     }
 
     /// The bytes of `path` with its version; `None` when there is no object.
@@ -129,19 +113,19 @@ impl ObjectCache {
     /// whether this call started it (then it holds no entries yet).
     async fn generation(&self, what: &str, namespace: &str) -> Result<(String, bool), StoreError> {
         if let Some(g) = self.stored_generation(what, namespace).await? {
-            self.remember(namespace, &g);
+            self.seen.remember(namespace, g.clone());
             return Ok((g, false));
         }
         let start = random_token()?;
         let path = self.generation_path(namespace);
         // Concurrent starters agree on one value: the losers read the winner's.
         if self.write(what, &path, start.clone().into_bytes(), PutMode::Create).await? {
-            self.remember(namespace, &start);
+            self.seen.remember(namespace, start.clone());
             return Ok((start, true));
         }
         match self.stored_generation(what, namespace).await? {
             Some(g) => {
-                self.remember(namespace, &g);
+                self.seen.remember(namespace, g.clone());
                 Ok((g, false))
             }
             None => Err(StoreError::Unavailable {
@@ -152,7 +136,7 @@ impl ObjectCache {
     }
 
     async fn get_inner(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(guess) = self.guess(namespace) {
+        if let Some(guess) = self.seen.guess(namespace) {
             let path = self.entry_path(&guess, namespace, key);
             let (current, entry) =
                 tokio::join!(self.stored_generation("cache get", namespace), self.read("cache get", &path));
@@ -168,7 +152,7 @@ impl ObjectCache {
     }
 
     async fn put_inner(&self, namespace: &str, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
-        if let Some(guess) = self.guess(namespace) {
+        if let Some(guess) = self.seen.guess(namespace) {
             let path = self.entry_path(&guess, namespace, key);
             let (current, written) = tokio::join!(
                 self.stored_generation("cache put", namespace),
@@ -304,7 +288,7 @@ impl CacheBackend for ObjectCache {
                 let generation = random_token()?;
                 let path = self.generation_path(namespace);
                 self.write("cache clear", &path, generation.clone().into_bytes(), PutMode::Overwrite).await?;
-                self.remember(namespace, &generation);
+                self.seen.remember(namespace, generation);
                 tracing::debug!(namespace, "{}: cache namespace cleared (new generation)", self.name());
                 Ok(())
             })

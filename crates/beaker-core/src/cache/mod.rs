@@ -15,6 +15,7 @@
 mod backend;
 mod block_on;
 mod create;
+mod hints;
 mod key;
 mod lock;
 mod manager;
@@ -27,6 +28,7 @@ mod stats;
 pub mod __private;
 
 pub use backend::{CacheBackend, CacheEntry, LockOutcome, LockToken, NamespaceStats};
+pub use hints::GenerationHints;
 pub use manager::{CacheManager, CacheManagerBuilder};
 pub use region::{CacheValue, Region, DEFAULT_NAMESPACE, HARD_TTL_FACTOR, MAX_EXPIRE};
 pub use source::CacheSource;
