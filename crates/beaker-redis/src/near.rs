@@ -104,6 +104,18 @@ pub(crate) async fn lookup(
         None => {}
     }
     near.missed();
+    // Boxed apart, as the plain store's lookup is: a hit needs none of its state.
+    Box::pin(load(store, near, key, rkey)).await
+}
+
+/// A lookup the tier could not serve: `HGETALL` on the tracking connection, whose reply
+/// fills the tier.
+async fn load(
+    store: &RedisStore,
+    near: &Tier<CachedSession>,
+    key: &StoreKey,
+    rkey: String,
+) -> Result<Lookup, StoreError> {
     let Some(ticket) = near.read_ticket(rkey.as_bytes()) else { return store.plain().lookup(key).await };
     let mut conn = ticket.conn();
     let sentinel = near.client().is_sentinel();

@@ -325,14 +325,30 @@ impl RedisStore {
     ) -> Result<bool, StoreError> {
         let Some((before, after)) = written(reply)? else { return Ok(false) };
         if self.client.is_cluster() {
-            if !after.is_empty() {
-                index::add(&self.client, &after, key, expires).await?;
-            }
-            if !before.is_empty() && (before != after || from != key) {
-                index::remove(&self.client, &before, &[from.as_str()]).await?;
-            }
+            // Boxed apart: on a single node or behind Sentinel the script has moved the
+            // index already, and every write would otherwise carry this future's state.
+            Box::pin(self.move_in_cluster_index(from, key, &before, &after, expires)).await?;
         }
         Ok(true)
+    }
+
+    /// On a Cluster, where the index lives apart from the record, moves `from`'s entry
+    /// from the owner it had (`before`) to `key`'s entry under the owner it has (`after`).
+    async fn move_in_cluster_index(
+        &self,
+        from: &StoreKey,
+        key: &StoreKey,
+        before: &str,
+        after: &str,
+        expires: u64,
+    ) -> Result<(), StoreError> {
+        if !after.is_empty() {
+            index::add(&self.client, after, key, expires).await?;
+        }
+        if !before.is_empty() && (before != after || from != key) {
+            index::remove(&self.client, before, &[from.as_str()]).await?;
+        }
+        Ok(())
     }
 
     /// Ends (`retire_for` > 0: a tombstone) or deletes the record under `key`, and takes it
@@ -346,13 +362,27 @@ impl RedisStore {
         Ok(())
     }
 
+    /// `lookup` without the near cache: `HGETALL` on the client's connections.
+    async fn lookup_plain(&self, key: &StoreKey) -> Result<Lookup, StoreError> {
+        let rkey = self.redis_key(key);
+        let raw: Vec<(Vec<u8>, Vec<u8>)> = self
+            .client
+            .run("load", |mut c| {
+                let rkey = &rkey;
+                async move { redis::cmd("HGETALL").arg(rkey).query_async(&mut c).await }
+            })
+            .await?;
+        classify(raw)
+    }
+
     /// The Redis key a session is filed under.
     pub fn redis_key(&self, key: &StoreKey) -> String {
         let prefix = &self.client.options().session_prefix;
-        let mut out = String::with_capacity(prefix.len() + key.as_str().len() + 2);
+        let key = key.as_str();
+        let mut out = String::with_capacity(prefix.len() + key.len() + 2);
         out.push_str(prefix);
         out.push('{');
-        out.push_str(key.as_str());
+        out.push_str(key);
         out.push('}');
         out
     }
@@ -534,18 +564,12 @@ impl SessionStore for RedisStore {
     }
 
     async fn lookup(&self, key: &StoreKey) -> Result<Lookup, StoreError> {
-        if let Some(near) = &self.near {
-            return crate::near::lookup(self, near, key).await;
+        match &self.near {
+            Some(near) => crate::near::lookup(self, near, key).await,
+            // Boxed apart: a command's future is kilobytes, and a near-cache hit, which
+            // sends none, would otherwise allocate and move it all the same.
+            None => Box::pin(self.lookup_plain(key)).await,
         }
-        let rkey = self.redis_key(key);
-        let raw: Vec<(Vec<u8>, Vec<u8>)> = self
-            .client
-            .run("load", |mut c| {
-                let rkey = &rkey;
-                async move { redis::cmd("HGETALL").arg(rkey).query_async(&mut c).await }
-            })
-            .await?;
-        classify(raw)
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
