@@ -332,8 +332,8 @@ impl RedisStore {
         Ok(true)
     }
 
-    /// On a Cluster, where the index lives apart from the record, moves `from`'s entry
-    /// from the owner it had (`before`) to `key`'s entry under the owner it has (`after`).
+    /// A Cluster's second step of a write: files `key` in the index the script reported
+    /// (`after`), then takes `from` out of the index it was in (`before`) if that changed.
     async fn move_in_cluster_index(
         &self,
         from: &StoreKey,

@@ -27,6 +27,24 @@ async fn near_store(client: RedisClient, tag: &str) -> RedisStore {
     RedisStore::new(client).with_near_cache(NearCacheOptions::default().with_client_name(name(tag))).await.unwrap()
 }
 
+/// A store with the near cache (at most `max_entries` values when given), opened on
+/// `runtime`, with its URL and options: for the tests whose threads drive runtimes of
+/// their own. `None` when Redis is not there (the suite is skipped).
+fn store_on(
+    runtime: &tokio::runtime::Runtime,
+    tag: &str,
+    max_entries: Option<u64>,
+) -> Option<(String, RedisOptions, RedisStore)> {
+    let (url, opts) = (single_url(), options(&format!("near-{tag}")));
+    let client = runtime.block_on(connect(&format!("redis near {tag}"), &url, opts.clone()))?;
+    let mut near = NearCacheOptions::default().with_client_name(name(tag));
+    if let Some(n) = max_entries {
+        near = near.with_max_entries(n);
+    }
+    let store = runtime.block_on(RedisStore::new(client).with_near_cache(near)).unwrap();
+    Some((url, opts, store))
+}
+
 /// A second "instance": its own client, tier and tracking connection, same prefixes.
 async fn instance(url: &str, opts: &RedisOptions, tag: &str) -> RedisStore {
     near_store(connect("redis near", url, opts.clone()).await.unwrap(), tag).await
@@ -402,10 +420,8 @@ async fn two_tier_cache_regions_see_puts_removes_and_clears_of_other_instances()
 /// deadline). Its tier is coherent with another instance's writes like any other.
 #[test]
 fn a_worker_thread_has_a_tier_of_its_own() {
-    let (url, opts) = (single_url(), options("near-worker"));
     let origin = current_thread_runtime();
-    let Some(client) = origin.block_on(connect("redis near worker", &url, opts.clone())) else { return };
-    let store = origin.block_on(near_store(client, "worker"));
+    let Some((url, opts, store)) = store_on(&origin, "worker", None) else { return };
     let writers = tokio::runtime::Runtime::new().unwrap();
     let writer = writers.block_on(instance(&url, &opts, "writer"));
     let writes = writers.handle().clone();
@@ -453,10 +469,8 @@ fn a_worker_thread_has_a_tier_of_its_own() {
 /// counters keep what it counted.
 #[test]
 fn a_worker_threads_tier_ends_with_its_thread() {
-    let (url, opts) = (single_url(), options("near-pool"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let Some(client) = runtime.block_on(connect("redis near pool", &url, opts.clone())) else { return };
-    let store = runtime.block_on(near_store(client, "pool"));
+    let Some((url, opts, store)) = store_on(&runtime, "pool", None) else { return };
     let key = runtime.block_on(live_session(&store));
     let mut hits = 0;
     for thread in 0..8 {
@@ -490,13 +504,8 @@ fn a_worker_threads_tier_ends_with_its_thread() {
 /// tier, so more worker threads do not hold more values; a tier let go takes its values.
 #[test]
 fn the_bounds_hold_for_all_the_tiers_together() {
-    let (url, opts) = (single_url(), options("near-bound"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let Some(client) = runtime.block_on(connect("redis near bound", &url, opts.clone())) else { return };
-    let store = runtime.block_on(async {
-        let options = NearCacheOptions::default().with_client_name(name("bound")).with_max_entries(40);
-        RedisStore::new(client).with_near_cache(options).await.unwrap()
-    });
+    let Some((url, opts, store)) = store_on(&runtime, "bound", Some(40)) else { return };
     let keys: Vec<StoreKey> = runtime.block_on(async {
         let mut keys = Vec::new();
         for _ in 0..30 {
