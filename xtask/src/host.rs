@@ -27,6 +27,18 @@ pub(crate) fn free_port() -> Result<u16> {
     l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
+/// `N` free ports, all different: each is held until all are chosen.
+pub(crate) fn free_ports<const N: usize>() -> Result<[u16; N]> {
+    let mut held = Vec::with_capacity(N);
+    let mut ports = [0; N];
+    for port in &mut ports {
+        let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+        *port = l.local_addr().map_err(|e| e.to_string())?.port();
+        held.push(l);
+    }
+    Ok(ports)
+}
+
 /// Whether something accepts TCP connections at `addr`.
 pub(crate) fn reachable(addr: &str) -> bool {
     addr.parse::<SocketAddr>().is_ok_and(|a| TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())

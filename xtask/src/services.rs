@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::host::{free_port, have, reachable, Throwaway};
+use crate::host::{free_port, free_ports, have, reachable, Throwaway};
 use crate::Result;
 
 mod object_stores;
@@ -137,13 +137,15 @@ impl Services {
             self.missing.push(Missing { suite: "redis-cluster", why: "no redis-server / redis-cli".into() });
             return Ok(());
         }
-        let ports = [free_port()?, free_port()?, free_port()?];
-        for p in ports {
+        // The bus ports chosen free too, all six ports different: the default bus port,
+        // port + 10,000, does not exist for a port above 55535, and redis-server then
+        // refuses to start.
+        let [p0, p1, p2, b0, b1, b2] = free_ports::<6>()?;
+        let ports = [p0, p1, p2];
+        for (p, bus) in ports.into_iter().zip([b0, b1, b2]) {
             let conf = self.dir.join(format!("nodes-{p}.conf"));
             let conf = conf.to_string_lossy().into_owned();
-            // The bus port chosen free too: the default, port + 10,000, does not exist for
-            // a port above 55535, and redis-server then refuses to start.
-            let bus = free_port()?.to_string();
+            let bus = bus.to_string();
             self.spawn_redis(
                 p,
                 &[

@@ -212,7 +212,7 @@ async fn sentinel_passes_the_conformance_suites_and_follows_a_failover() {
     // replica is in sync, so that its first look at the master already finds it).
     let Some(master) = own_redis(suite).await else { return };
     let of_master = vec!["--replicaof".into(), "127.0.0.1".into(), master.port().to_string()];
-    let Some(replica) = own_redis_with(suite, of_master).await else { return };
+    let Some(replica) = own_redis_with(suite, move |_| of_master.clone()).await else { return };
     until(&replica, "the replica to sync", info("replication"), |i: &String| i.contains("master_link_status:up")).await;
     let dir = std::env::temp_dir().join(format!("beaker-sentinel-{}", &run_prefix("s")[13..25]));
     std::fs::create_dir_all(&dir).unwrap();
@@ -358,29 +358,53 @@ async fn until_the_tier_serves(near: &RedisStore, key: &StoreKey, after: &str) {
     panic!("the tier never came back after {after}: {:?}", near.near_cache_stats());
 }
 
+/// The port of `server`'s cluster bus (`cluster-port`, or the port + 10,000 when 0).
+async fn cluster_port(server: &LocalServer) -> Option<u16> {
+    let reply = admin(server, "CONFIG GET cluster-port", &[]).await;
+    let config: std::collections::HashMap<String, String> = redis::FromRedisValue::from_redis_value(reply).ok()?;
+    match config.get("cluster-port")?.parse::<u16>().ok()? {
+        0 => server.port().checked_add(10_000),
+        bus => Some(bus),
+    }
+}
+
 /// A Redis Cluster of the test's own: two masters on free ports (their cluster bus ports
-/// chosen free as well, not the port + 10,000 that may not exist), slots 0–8191 on the
-/// first and 8192–16383 on the second; the servers and the `redis+cluster://` URL. Their
-/// node files are `beaker-test-nodes-{tag}-{0,1}.conf` in the temporary directory.
+/// chosen free as well on each try, not the port + 10,000 that may not exist), slots
+/// 0–8191 on the first and 8192–16383 on the second; the servers and the
+/// `redis+cluster://` URL. Their node files are `beaker-test-nodes-{tag}-{0,1}.conf` in
+/// the temporary directory.
 async fn own_cluster(suite: &str, tag: &str) -> Option<(LocalServer, LocalServer, String)> {
     let mut nodes = Vec::new();
     for i in 0..2 {
-        let bus = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port());
-        let Ok(bus) = bus else {
-            skip_or_fail(suite, "no free port for a cluster bus");
+        let config = format!("beaker-test-nodes-{tag}-{i}.conf");
+        // The bus port is chosen afresh on each try, with the server's: one chosen once
+        // can be taken by another test's server before a retry, which would then fail too.
+        let args = move |port: u16| {
+            let bus = (0..8)
+                .find_map(|_| {
+                    let free = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+                    (free != port).then_some(free)
+                })
+                .unwrap_or(0);
+            [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                &config,
+                "--cluster-node-timeout",
+                "2000",
+                "--cluster-port",
+                &bus.to_string(),
+            ]
+            .map(String::from)
+            .to_vec()
+        };
+        let server = own_redis_with(suite, args).await?;
+        let Some(bus) = cluster_port(&server).await else {
+            skip_or_fail(suite, "the cluster node does not tell its bus port");
             return None;
         };
-        let args = [
-            "--cluster-enabled".to_string(),
-            "yes".into(),
-            "--cluster-config-file".into(),
-            format!("beaker-test-nodes-{tag}-{i}.conf"),
-            "--cluster-node-timeout".into(),
-            "2000".into(),
-            "--cluster-port".into(),
-            bus.to_string(),
-        ];
-        nodes.push((own_redis_with(suite, args.to_vec()).await?, bus));
+        nodes.push((server, bus));
     }
     let (b, b_bus) = nodes.pop()?;
     let (a, _) = nodes.pop()?;

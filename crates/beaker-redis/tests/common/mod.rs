@@ -120,7 +120,7 @@ pub(crate) fn record(expires: Option<SystemTime>) -> Record {
 /// A `redis-server` of the test's own on a free port (no persistence), up and answering;
 /// `None` (after a loud skip, or a failure under `CI=true`) when it cannot be started.
 pub(crate) async fn own_redis(suite: &str) -> Option<LocalServer> {
-    own_redis_with(suite, Vec::new()).await
+    own_redis_with(suite, |_| Vec::new()).await
 }
 
 pub(crate) fn redis_url(server: &LocalServer) -> String {
@@ -169,10 +169,15 @@ pub(crate) fn assert_worker_round_trip(url: &str, opts: &RedisOptions) {
     assert_eq!(loaded.expect("the worker's load").map(|r| r.entries), Some(record(None).entries));
 }
 
-/// [`own_redis`] with `args` after its own. Nothing goes to disk: no snapshots, and a
-/// replica loads what it syncs straight from the socket; anything redis-server still
-/// writes lands in the temporary directory, never in the crate.
-pub(crate) async fn own_redis_with(suite: &str, args: Vec<String>) -> Option<LocalServer> {
+/// [`own_redis`] with `args(port)` after its own, computed for each port tried (so that
+/// another port the server needs can be chosen afresh on each try, as the first may have
+/// been taken meanwhile). Nothing goes to disk: no snapshots, and a replica loads what
+/// it syncs straight from the socket; anything redis-server still writes lands in the
+/// temporary directory, never in the crate.
+pub(crate) async fn own_redis_with(
+    suite: &str,
+    args: impl Fn(u16) -> Vec<String> + Send + Sync + 'static,
+) -> Option<LocalServer> {
     let dir = std::env::temp_dir();
     let spawn = move |port: u16| {
         Command::new("redis-server")
@@ -180,7 +185,7 @@ pub(crate) async fn own_redis_with(suite: &str, args: Vec<String>) -> Option<Loc
             .args(["--repl-diskless-load", "swapdb", "--dbfilename", &format!("beaker-test-{port}.rdb")])
             .arg("--dir")
             .arg(&dir)
-            .args(&args)
+            .args(args(port))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
