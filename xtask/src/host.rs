@@ -23,8 +23,8 @@ pub(crate) fn target_dir() -> PathBuf {
 
 /// A loopback port nobody listens on right now.
 pub(crate) fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
-    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+    let [port] = free_ports::<1>()?;
+    Ok(port)
 }
 
 /// `N` free ports, all different: each is held until all are chosen.
