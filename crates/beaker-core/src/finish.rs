@@ -254,31 +254,32 @@ impl ManagerInner {
             }
         }
         let created = stored.as_ref().map_or(now, |s| s.created);
-        let mut entries = st.data.entries.clone();
-        let id_bytes = DataSerializer::Json
-            .encode(id.expose())
-            .map_err(|source| Error::Serialize { key: ID_ENTRY.into(), source })?;
-        entries.insert(ID_ENTRY.to_owned(), id_bytes);
         if stored.is_none() {
             self.counters.created.increment(1);
         }
         self.counters.saved.increment(1);
-        let record = Record {
-            entries,
-            created,
-            accessed: now,
-            expires: self.expiry(created, now),
-            owner: st.data.owner.clone(),
-        };
+        let expires = self.expiry(created, now);
         let sealed = match &self.beaker_cookie {
-            None => Ok(cookie_store::seal(&self.keys, &self.config.key, &record)),
+            None => Ok(cookie_store::seal(
+                &self.keys,
+                &self.config.key,
+                &cookie_store::Content {
+                    id: &id,
+                    created,
+                    accessed: now,
+                    expires,
+                    entries: &st.data.entries,
+                    owner: st.data.owner.as_ref(),
+                },
+            )),
             // Beaker's cookie has no place for an owner: refused rather than dropped.
-            Some(_) if record.owner.is_some() => {
+            Some(_) if st.data.owner.is_some() => {
                 Err(Error::Store(StoreError::unsupported("beaker cookie", "a principal (set_principal)")))
             }
-            Some(codec) => codec
-                .seal(&record, self.config.domain.as_deref(), &self.config.path)
-                .map_err(Error::Store)
+            Some(codec) => beaker_record(&st.data.entries, &id, created, now, expires)
+                .and_then(|record| {
+                    codec.seal(&record, self.config.domain.as_deref(), &self.config.path).map_err(Error::Store)
+                })
                 // Beaker refuses to write (and so never expects) a value past its own limit.
                 .and_then(|v| match v.len() > MAX_SIGNED {
                     true => Err(Error::CookieTooLarge { size: v.len(), limit: MAX_SIGNED }),
@@ -311,4 +312,19 @@ impl ManagerInner {
         st.phase = Phase::Loaded(Some(Stored { id, created, accessed: now }));
         Ok(Written::Cookie(cookie))
     }
+}
+
+/// The record Beaker's cookie format seals: the data, with the id among the entries.
+fn beaker_record(
+    data: &std::collections::BTreeMap<String, Vec<u8>>,
+    id: &SessionId,
+    created: SystemTime,
+    accessed: SystemTime,
+    expires: Option<SystemTime>,
+) -> Result<Record, Error> {
+    let mut entries = data.clone();
+    let id_bytes =
+        DataSerializer::Json.encode(id.expose()).map_err(|source| Error::Serialize { key: ID_ENTRY.into(), source })?;
+    entries.insert(ID_ENTRY.to_owned(), id_bytes);
+    Ok(Record { entries, created, accessed, expires, owner: None })
 }

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 /// Number of random bytes in a session id (192 bits from the OS CSPRNG).
-const ID_BYTES: usize = 24;
+pub(crate) const ID_BYTES: usize = 24;
 /// Length of an id in its URL-safe base64 form.
 pub(crate) const ID_LEN: usize = 32;
 
@@ -30,10 +30,7 @@ impl SessionId {
     pub fn generate() -> Self {
         let mut bytes = [0u8; ID_BYTES];
         getrandom::getrandom(&mut bytes).expect("the OS random number generator failed");
-        let mut id = [0u8; ID_LEN];
-        let written = URL_SAFE_NO_PAD.encode_slice(bytes, &mut id);
-        debug_assert_eq!(written, Ok(ID_LEN));
-        SessionId(id)
+        Self::from_bytes(&bytes)
     }
 
     /// Parses an id, accepting exactly the shape [`generate`](Self::generate) produces.
@@ -43,6 +40,23 @@ impl SessionId {
         const _: () = assert!(ID_BYTES * 8 == ID_LEN * 6);
         let id: [u8; ID_LEN] = s.as_bytes().try_into().ok()?;
         id.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_').then_some(SessionId(id))
+    }
+
+    /// The id's random bytes, for a binary record that stores them in 24 bytes, not 32.
+    pub(crate) fn to_bytes(&self) -> [u8; ID_BYTES] {
+        let mut bytes = [0u8; ID_BYTES];
+        // 32 characters of the alphabet always decode to exactly 24 bytes (see `parse`).
+        let read = URL_SAFE_NO_PAD.decode_slice(self.0, &mut bytes);
+        debug_assert_eq!(read, Ok(ID_BYTES));
+        bytes
+    }
+
+    /// The id whose random bytes are `bytes` (what [`to_bytes`](Self::to_bytes) returned).
+    pub(crate) fn from_bytes(bytes: &[u8; ID_BYTES]) -> Self {
+        let mut id = [0u8; ID_LEN];
+        let written = URL_SAFE_NO_PAD.encode_slice(bytes, &mut id);
+        debug_assert_eq!(written, Ok(ID_LEN));
+        SessionId(id)
     }
 
     /// The raw id. Treat it as a secret: it is a bearer token.

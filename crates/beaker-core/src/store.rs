@@ -166,9 +166,7 @@ impl Record {
         let mut entries = BTreeMap::new();
         for _ in 0..count {
             let klen = r.u32()? as usize;
-            let key = std::str::from_utf8(r.take(klen)?)
-                .map_err(|_| StoreError::corrupt("record key is not UTF-8"))?
-                .to_owned();
+            let key = utf8(r.take(klen)?, "record key is not UTF-8")?;
             let vlen = r.u32()? as usize;
             entries.insert(key, r.take(vlen)?.to_vec());
         }
@@ -200,10 +198,11 @@ const RECORD_MAGIC: &[u8] = b"BKR1";
 const RECORD_MAGIC_OWNED: &[u8] = b"BKR2";
 const RECORD_HEADER: usize = 4 + 8 * 3 + 4;
 
-struct Reader<'a>(&'a [u8]);
+/// Reads a binary record front to back; every read is checked against what is left.
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
         if n > self.0.len() {
             return Err(StoreError::corrupt("truncated record"));
         }
@@ -219,9 +218,45 @@ impl<'a> Reader<'a> {
     }
     fn str(&mut self) -> Result<String, StoreError> {
         let len = self.u32()? as usize;
-        let bytes = self.take(len)?;
-        Ok(std::str::from_utf8(bytes).map_err(|_| StoreError::corrupt("record owner is not UTF-8"))?.to_owned())
+        utf8(self.take(len)?, "record owner is not UTF-8")
     }
+
+    /// An unsigned LEB128 number (7 bits a byte, low bits first), at most 10 bytes.
+    pub(crate) fn varint(&mut self) -> Result<u64, StoreError> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.take(1)?[0];
+            // The tenth byte holds bit 63 only.
+            if shift == 63 && byte > 1 {
+                break;
+            }
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return Ok(value);
+            }
+        }
+        Err(StoreError::corrupt("a number in the record is too long"))
+    }
+
+    /// A varint length, then that many bytes.
+    pub(crate) fn sized(&mut self) -> Result<&'a [u8], StoreError> {
+        let len = usize::try_from(self.varint()?).unwrap_or(usize::MAX);
+        self.take(len)
+    }
+}
+
+/// Writes `value` as [`Reader::varint`] reads it.
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// `bytes` as a `String`, or a corrupt-record error saying `what`.
+pub(crate) fn utf8(bytes: &[u8], what: &'static str) -> Result<String, StoreError> {
+    Ok(std::str::from_utf8(bytes).map_err(|_| StoreError::corrupt(what))?.to_owned())
 }
 
 /// What one request changed in a session: per-key sets and removals (so that two

@@ -119,3 +119,57 @@ async fn a_bad_cookie_of_our_name_does_not_hide_the_good_one() {
     let two_headers = m.start(["beaker.session.id=garbage", good.as_str()]);
     assert_eq!(two_headers.get::<String>("user").await.unwrap().as_deref(), Some("ada"));
 }
+
+#[tokio::test]
+async fn a_small_sessions_cookie_is_small() {
+    // A counter, and a signed-in user with a device: the cookie is the id's 24 bytes, the
+    // times, the entries, AES-GCM's nonce and tag, in base64.
+    let (m, _) = manager(config());
+    let s = m.start(std::iter::empty());
+    s.insert("counter", &1).await.unwrap();
+    let counter = value(&m.finish(&s).await.unwrap()[0]);
+    assert!(counter.len() <= 104, "a counter session's cookie holds {} characters", counter.len());
+    let s = m.start(std::iter::empty());
+    s.set_principal("ada@example.com").await.unwrap();
+    s.set_device("laptop").await.unwrap();
+    let owned = value(&m.finish(&s).await.unwrap()[0]);
+    assert!(owned.len() <= 120, "a signed-in session's cookie holds {} characters", owned.len());
+}
+
+#[tokio::test]
+async fn cookies_of_the_earlier_record_layout_still_open() {
+    use beaker_core::__private::Keys;
+    use beaker_core::store::{Owner, Record};
+    use beaker_core::{DataSerializer, Secret, SessionId};
+
+    // Written as earlier versions did: the store's record layout, the id among the entries.
+    let (m, _) = manager(config());
+    let keys = Keys::new(&[Secret::new(SECRET.as_bytes().to_vec()).unwrap()]).unwrap();
+    let id = SessionId::generate();
+    let now = std::time::SystemTime::now();
+    let record = Record {
+        entries: [
+            ("counter".to_owned(), DataSerializer::Json.encode(&41).unwrap()),
+            ("_beaker.id".to_owned(), DataSerializer::Json.encode(id.expose()).unwrap()),
+        ]
+        .into(),
+        created: now,
+        accessed: now,
+        expires: Some(now + Duration::from_secs(600)),
+        owner: Some(Owner { principal: "ada".to_owned(), device: None }),
+    };
+    let old = format!("beaker.session.id={}", keys.encrypt("beaker.session.id", &record.to_bytes()));
+    let s = m.start([old.as_str()]);
+    assert_eq!(s.get::<i64>("counter").await.unwrap(), Some(41));
+    assert_eq!(s.id().await.unwrap().as_ref(), Some(&id));
+    assert_eq!(s.principal().await.unwrap().as_deref(), Some("ada"));
+    assert_eq!(s.keys().await.unwrap(), ["counter"]);
+    // The next write moves it to the current layout, same id, same data.
+    s.insert("counter", &42).await.unwrap();
+    let new = pair(&m.finish(&s).await.unwrap()[0]);
+    assert!(new.len() < old.len());
+    let s = m.start([new.as_str()]);
+    assert_eq!(s.get::<i64>("counter").await.unwrap(), Some(42));
+    assert_eq!(s.id().await.unwrap().as_ref(), Some(&id));
+    assert_eq!(s.principal().await.unwrap().as_deref(), Some("ada"));
+}
