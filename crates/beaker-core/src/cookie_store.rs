@@ -181,15 +181,20 @@ mod tests {
         from_millis(ms)
     }
 
-    fn check_round_trip(id: &SessionId, record: &Record) {
-        let content = Content {
+    /// What sealing `record` under `id` writes.
+    fn content<'a>(id: &'a SessionId, record: &'a Record) -> Content<'a> {
+        Content {
             id,
             created: record.created,
             accessed: record.accessed,
             expires: record.expires,
             entries: &record.entries,
             owner: record.owner.as_ref(),
-        };
+        }
+    }
+
+    fn check_round_trip(id: &SessionId, record: &Record) {
+        let content = content(id, record);
         let (back, back_id) = decode(&encode(&content)).unwrap();
         assert_eq!(&back, record);
         assert_eq!(&back_id, id);
@@ -248,15 +253,7 @@ mod tests {
         let id = SessionId::generate();
         let mut r = sample();
         r.owner = Some(Owner { principal: "ada".into(), device: Some("laptop".into()) });
-        let c = Content {
-            id: &id,
-            created: r.created,
-            accessed: r.accessed,
-            expires: r.expires,
-            entries: &r.entries,
-            owner: r.owner.as_ref(),
-        };
-        let good = encode(&c);
+        let good = encode(&content(&id, &r));
         for len in 0..good.len() {
             assert!(decode(&good[..len]).is_err(), "a record cut to {len} bytes decoded");
         }
