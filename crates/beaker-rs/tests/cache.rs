@@ -10,54 +10,26 @@
 
 #![cfg(feature = "redis")]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use beaker_rs::config::{CacheConfig, RegionConfig};
 use beaker_testkit::skip_or_fail;
-
-fn redis_url() -> String {
-    std::env::var("BEAKER_TEST_REDIS_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "redis://127.0.0.1:6379".into())
-}
+use common::{assert_one_creator, redis_url, run_prefix};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_managers_sharing_a_redis_region_run_one_creator() {
     let url = redis_url();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let prefix = format!("beaker-test:dogpile:{}:{nanos}:", std::process::id());
     let mut region = RegionConfig::memory(Some(Duration::from_secs(5))).with_url(url.as_str()).unwrap();
-    region.backend_options.insert("key_prefix".into(), prefix);
+    region.backend_options.insert("key_prefix".into(), run_prefix("dogpile"));
     let config = CacheConfig::new().with_region("shared", region);
     let (a, b) = match (beaker_rs::cache_manager(config.clone()).await, beaker_rs::cache_manager(config).await) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return skip_or_fail("redis", &format!("{url}: {e}")),
     };
     for trial in 0..5 {
-        let creations = Arc::new(AtomicUsize::new(0));
-        let key = format!("key-{trial}");
-        let mut calls = Vec::new();
-        for i in 0..20 {
-            let region = if i % 2 == 0 { a.region("shared") } else { b.region("shared") }.unwrap();
-            let (creations, key) = (creations.clone(), key.clone());
-            calls.push(tokio::spawn(async move {
-                region
-                    .get_or_create(&key, || async {
-                        creations.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(300)).await;
-                        Ok::<_, std::io::Error>(42u64)
-                    })
-                    .await
-                    .unwrap()
-            }));
-        }
-        for call in calls {
-            assert_eq!(call.await.unwrap(), 42);
-        }
-        assert_eq!(creations.load(Ordering::SeqCst), 1, "trial {trial}: 20 concurrent misses, one creation");
+        assert_one_creator(&a, &b, "shared", &format!("key-{trial}")).await;
     }
 }
 
@@ -68,9 +40,8 @@ async fn two_managers_sharing_a_redis_region_run_one_creator() {
 async fn huge_expiries_saturate_instead_of_panicking() {
     let url = redis_url();
     let dir = tempfile::tempdir().unwrap();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     let mut redis_region = RegionConfig::memory(None).with_url(url.as_str()).unwrap();
-    redis_region.backend_options.insert("key_prefix".into(), format!("beaker-test:huge:{nanos}:"));
+    redis_region.backend_options.insert("key_prefix".into(), run_prefix("huge"));
     let file_region = RegionConfig::memory(None).with_url(format!("file://{}", dir.path().display())).unwrap();
     let config = CacheConfig::new()
         .with_region("memory", RegionConfig::memory(Some(Duration::MAX)))

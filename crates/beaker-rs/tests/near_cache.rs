@@ -7,26 +7,15 @@
 
 #![cfg(feature = "redis")]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use beaker_rs::config::{CacheConfig, RegionConfig};
 use beaker_rs::SessionConfig;
 use beaker_testkit::fixtures::cookie_pair;
 use beaker_testkit::skip_or_fail;
-
-fn redis_url() -> String {
-    std::env::var("BEAKER_TEST_REDIS_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "redis://127.0.0.1:6379".into())
-}
-
-fn run_prefix(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("beaker-test:near-{tag}:{}:{nanos}:", std::process::id())
-}
+use common::{assert_one_creator, redis_url, run_prefix};
 
 fn session_config(pairs: &[(&str, &str)]) -> SessionConfig {
     // The fixture's secret has a comma, which a configuration map reads as two secrets.
@@ -69,7 +58,7 @@ async fn near_cache_options_that_would_do_nothing_are_refused_by_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_managers_with_near_caches_see_each_others_writes() {
     let url = redis_url();
-    let prefix = run_prefix("sessions");
+    let prefix = run_prefix("near-sessions");
     let config = session_config(&[
         ("session.url", url.as_str()),
         ("session.key_prefix", prefix.as_str()),
@@ -108,7 +97,7 @@ async fn two_managers_with_near_caches_see_each_others_writes() {
 async fn two_tier_regions_on_two_managers_still_run_one_creator() {
     let url = redis_url();
     let mut region = RegionConfig::memory(Some(Duration::from_secs(5))).with_url(url.as_str()).unwrap();
-    region.backend_options.insert("key_prefix".into(), run_prefix("dogpile"));
+    region.backend_options.insert("key_prefix".into(), run_prefix("near-dogpile"));
     region.backend_options.insert("near_cache".into(), "true".into());
     let config = CacheConfig::new().with_region("shared", region);
     let (a, b) = match (beaker_rs::cache_manager(config.clone()).await, beaker_rs::cache_manager(config).await) {
@@ -116,27 +105,8 @@ async fn two_tier_regions_on_two_managers_still_run_one_creator() {
         (Err(e), _) | (_, Err(e)) => return skip_or_fail("redis", &format!("{url}: {e}")),
     };
     for trial in 0..20 {
-        let creations = Arc::new(AtomicUsize::new(0));
         let key = format!("key-{trial}");
-        let mut calls = Vec::new();
-        for i in 0..20 {
-            let region = if i % 2 == 0 { a.region("shared") } else { b.region("shared") }.unwrap();
-            let (creations, key) = (creations.clone(), key.clone());
-            calls.push(tokio::spawn(async move {
-                region
-                    .get_or_create(&key, || async {
-                        creations.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(300)).await;
-                        Ok::<_, std::io::Error>(42u64)
-                    })
-                    .await
-                    .unwrap()
-            }));
-        }
-        for call in calls {
-            assert_eq!(call.await.unwrap(), 42);
-        }
-        assert_eq!(creations.load(Ordering::SeqCst), 1, "trial {trial}: 20 concurrent misses, one creation");
+        assert_one_creator(&a, &b, "shared", &key).await;
         // A put on one manager is what the other reads next.
         let (ra, rb) = (a.region("shared").unwrap(), b.region("shared").unwrap());
         ra.put(&key, &(trial as u64 + 100), None).await.unwrap();
