@@ -30,9 +30,9 @@
 //!   Cluster) sent on the tracking connection after the request started has been
 //!   answered: every invalidation Redis sent before that has then been applied. Rounds
 //!   are chained per connection ([`Track`]): at most one `PING` is in flight, the
-//!   requests that start meanwhile join the next round, whose first request sends its
-//!   `PING` when the one in flight is answered, and each request is woken once, by its
-//!   own round. Behind Sentinel the reads that fill the tier carry a `ROLE` as well: a
+//!   requests that start meanwhile join the next round, whose `PING` the connection's
+//!   pinger task sends when the one in flight is answered, and each request is woken
+//!   once, by its own round. Behind Sentinel the reads that fill the tier carry a `ROLE` as well: a
 //!   demoted master that kept the connection open must not answer them.
 //! - **Cluster**: one tracking connection per master, opened from `CLUSTER SLOTS`; a key's
 //!   reads, writes and barriers go to the connection of its slot's master, so the
@@ -404,7 +404,14 @@ struct Map {
 /// One tracking connection and its barrier rounds.
 struct Link {
     conn: MultiplexedConnection,
-    track: Track,
+    track: Arc<Track>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // Stops its pinger.
+        self.track.close();
+    }
 }
 
 const SLOTS: usize = 16384;
@@ -434,13 +441,16 @@ fn slot_of(key: &[u8]) -> usize {
 }
 
 /// The barrier rounds of one tracking connection. A round is one `PING`; the requests
-/// that start while a round is in flight join the next one (`pending`), whose `PING` is
-/// sent when the one in flight has been answered, so at most one `PING` is in flight and
-/// every round serves all the requests that arrived during the previous one. Its `PING`
-/// is sent by the first request that joined it (no task of its own), the others park on
-/// the round alone: a request is woken once, by the round it waits for.
+/// that start while a round is in flight join the next one (`pending`), whose `PING` the
+/// connection's pinger task ([`pinger`]) sends when the one in flight has been answered.
+/// So at most one `PING` is in flight, every round serves all the requests that arrived
+/// during the previous one, and a request is woken once, by the round it waits for (on a
+/// server whose every wake-up re-polls the whole connection, as actix-web's does, a second
+/// wake-up costs as much as the hit itself).
 struct Track {
     rounds: Mutex<Rounds>,
+    /// Wakes the pinger: a round is pending, or the track closed.
+    wake: Notify,
 }
 
 #[derive(Default)]
@@ -449,11 +459,46 @@ struct Rounds {
     pending: Option<Arc<Round>>,
     /// The round whose `PING` is on its way.
     in_flight: Option<Arc<Round>>,
+    /// The connection is gone or its pinger stopped: no round will be answered.
+    closed: bool,
+}
+
+impl Track {
+    fn new() -> Self {
+        Track { rounds: Mutex::new(Rounds::default()), wake: Notify::new() }
+    }
+
+    /// A round whose `PING` will be sent after this call; `None` once the track closed.
+    fn join(&self) -> Option<Arc<Round>> {
+        let mut rounds = lock(&self.rounds);
+        if rounds.closed {
+            return None;
+        }
+        if let Some(round) = &rounds.pending {
+            return Some(round.clone());
+        }
+        let round = Arc::new(Round::new());
+        rounds.pending = Some(round.clone());
+        // A permit if the pinger is busy: it looks for this round when it is done.
+        self.wake.notify_one();
+        Some(round)
+    }
+
+    /// No round will be answered from now on: the parked requests read from Redis, and
+    /// the pinger stops.
+    fn close(&self) {
+        let mut rounds = lock(&self.rounds);
+        rounds.closed = true;
+        for round in [rounds.pending.take(), rounds.in_flight.take()].into_iter().flatten() {
+            round.finish(FAILED);
+        }
+        self.wake.notify_one();
+    }
 }
 
 /// One barrier round: its outcome and the requests parked on it.
 struct Round {
-    /// `OPEN`, then one of `ANSWERED`, `FAILED`, `ABANDONED`.
+    /// `OPEN`, then `ANSWERED` or `FAILED`.
     state: AtomicU8,
     notify: Notify,
 }
@@ -463,8 +508,6 @@ const OPEN: u8 = 0;
 const ANSWERED: u8 = 1;
 /// The connection failed or is not the master any more: they read from Redis.
 const FAILED: u8 = 2;
-/// The request sending the `PING` was dropped first: they take part in another round.
-const ABANDONED: u8 = 3;
 
 impl Round {
     fn new() -> Self {
@@ -491,22 +534,70 @@ impl Round {
     }
 }
 
-/// Held by the request that sends a round's `PING`: if that request is dropped first, the
-/// round is abandoned (its requests try again) and no longer in the way of the next one.
-struct Duty<'a> {
-    track: &'a Track,
-    round: Arc<Round>,
-}
-
-impl Drop for Duty<'_> {
-    fn drop(&mut self) {
-        self.round.finish(ABANDONED);
-        let rounds = &mut *lock(&self.track.rounds);
-        for slot in [&mut rounds.pending, &mut rounds.in_flight] {
-            if slot.as_ref().is_some_and(|r| Arc::ptr_eq(r, &self.round)) {
-                *slot = None;
+/// Sends the barrier rounds of one tracking connection, one after the other, until the
+/// track closes. It runs on the runtime the connection was opened on, beside the
+/// connection's own I/O task. Whenever it stops, dropped with its runtime included, the
+/// track closes and the connections are given up, so the tier reconnects where it is
+/// used next instead of waiting on rounds nobody sends.
+async fn pinger<V: Clone + Weigh + Send + Sync + 'static>(
+    inner: Weak<Inner<V>>,
+    serial: u64,
+    mut conn: MultiplexedConnection,
+    track: Arc<Track>,
+) {
+    struct Stop<V: Clone + Weigh + Send + Sync + 'static> {
+        inner: Weak<Inner<V>>,
+        serial: u64,
+        track: Arc<Track>,
+    }
+    impl<V: Clone + Weigh + Send + Sync + 'static> Drop for Stop<V> {
+        fn drop(&mut self) {
+            if let Some(inner) = self.inner.upgrade() {
+                inner.lost_serial(self.serial);
             }
+            self.track.close();
         }
+    }
+    let _stop = Stop { inner: inner.clone(), serial, track: track.clone() };
+    loop {
+        let round = {
+            let mut rounds = lock(&track.rounds);
+            if rounds.closed {
+                return;
+            }
+            // From here on, requests that start join a new round.
+            let round = rounds.pending.take();
+            rounds.in_flight.clone_from(&round);
+            round
+        };
+        let Some(round) = round else {
+            track.wake.notified().await;
+            continue;
+        };
+        let Some(tier) = inner.upgrade() else { return };
+        // Behind Sentinel and on a cluster a master can be demoted while the connection
+        // stays open; `ROLE` tells.
+        let client = &tier.shared.client;
+        let command = if client.is_sentinel() || client.is_cluster() { "ROLE" } else { "PING" };
+        let timeout = client.options().timeout;
+        bump(&tier.pings, &tier.shared.meters.pings);
+        drop(tier);
+        let reply = tokio::time::timeout(timeout, redis::cmd(command).query_async::<Value>(&mut conn)).await;
+        let answered = match reply {
+            // A demoted master: what it answers says nothing of the new one.
+            Ok(Ok(role @ Value::Array(_))) => is_master(&role),
+            Ok(Ok(_)) => true,
+            // An error reply arrives in order with the others all the same.
+            Ok(Err(e)) => !is_connection_error(&e),
+            // A connection that cannot answer a `PING` within the deadline may have
+            // missed invalidations: drop it with the tier.
+            Err(_) => false,
+        };
+        if !answered {
+            return;
+        }
+        lock(&track.rounds).in_flight = None;
+        round.finish(ANSWERED);
     }
 }
 
@@ -746,7 +837,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
         // Nothing to wait for when there is nothing to serve.
         self.inner.l1_get(key)?;
         let (live, link, generation) = self.live(key)?;
-        if !self.barrier(&live, link).await {
+        if !Self::barrier(&live, link).await {
             return None;
         }
         let slot = self.inner.l1_get(key)?;
@@ -845,86 +936,11 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
     /// Waits for a barrier round on `live`'s connection whose `PING` was sent after this
     /// call began; `false` if the connection was lost (or could not answer a `PING` within
     /// the call deadline) first.
-    async fn barrier(&self, live: &Live, link: usize) -> bool {
-        let link = &live.links[link];
-        loop {
-            let (round, before) = {
-                let mut rounds = lock(&link.track.rounds);
-                match &rounds.pending {
-                    // Its `PING` is sent after this, by the request that opened it.
-                    Some(round) => (round.clone(), None),
-                    None => {
-                        let round = Arc::new(Round::new());
-                        rounds.pending = Some(round.clone());
-                        (round, Some(rounds.in_flight.clone()))
-                    }
-                }
-            };
-            let state = match before {
-                None => round.outcome().await,
-                Some(in_flight) => self.ping(live.serial, link, round, in_flight).await,
-            };
-            match state {
-                ANSWERED => return true,
-                ABANDONED => continue,
-                _ => return false,
-            }
+    async fn barrier(live: &Live, link: usize) -> bool {
+        match live.links[link].track.join() {
+            Some(round) => round.outcome().await == ANSWERED,
+            None => false,
         }
-    }
-
-    /// Sends `round`'s `PING` once the round in flight (if any) is over, and finishes
-    /// `round` with its outcome.
-    async fn ping(&self, serial: u64, link: &Link, round: Arc<Round>, in_flight: Option<Arc<Round>>) -> u8 {
-        let track = &link.track;
-        let duty = Duty { track, round };
-        if let Some(previous) = in_flight {
-            previous.outcome().await;
-        }
-        {
-            let mut rounds = lock(&track.rounds);
-            if duty.round.state.load(Ordering::Acquire) != OPEN {
-                // Failed meanwhile (the connection was lost).
-                return duty.round.state.load(Ordering::Acquire);
-            }
-            // From here on, requests that start join a new round.
-            rounds.pending = None;
-            rounds.in_flight = Some(duty.round.clone());
-        }
-        // Behind Sentinel and on a cluster a master can be demoted while the connection
-        // stays open; `ROLE` tells.
-        let command = if self.inner.shared.client.is_sentinel() || self.inner.shared.client.is_cluster() {
-            "ROLE"
-        } else {
-            "PING"
-        };
-        bump(&self.inner.pings, &self.inner.shared.meters.pings);
-        let mut conn = link.conn.clone();
-        let timeout = self.inner.shared.client.options().timeout;
-        let reply = tokio::time::timeout(timeout, redis::cmd(command).query_async::<Value>(&mut conn)).await;
-        let state = match reply {
-            Ok(Ok(role @ Value::Array(_))) => {
-                if is_master(&role) {
-                    ANSWERED
-                } else {
-                    // A demoted master: what it answers says nothing of the new one.
-                    self.inner.lost_serial(serial);
-                    FAILED
-                }
-            }
-            Ok(Ok(_)) => ANSWERED,
-            // An error reply arrives in order with the others all the same.
-            Ok(Err(e)) if !is_connection_error(&e) => ANSWERED,
-            // A connection that cannot answer a `PING` within the deadline may have
-            // missed invalidations: drop it with the tier.
-            _ => {
-                self.inner.lost_serial(serial);
-                FAILED
-            }
-        };
-        duty.round.finish(state);
-        let state = duty.round.state.load(Ordering::Acquire);
-        drop(duty);
-        state
     }
 }
 
@@ -978,6 +994,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
     async fn connect(this: &Arc<Self>, map: Map) -> RedisResult<()> {
         let serial = this.serials.fetch_add(1, Ordering::AcqRel);
         let weak: Weak<Self> = Arc::downgrade(this);
+        let weak_pinger = weak.clone();
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(this.shared.client.options().timeout))
             .set_response_timeout(None)
@@ -996,10 +1013,13 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
                     .query_async(&mut conn)
                     .await?;
                 let () = redis::cmd("CLIENT").arg("TRACKING").arg("ON").arg("NOLOOP").query_async(&mut conn).await?;
-                Ok::<_, redis::RedisError>(Link { conn, track: Track { rounds: Mutex::new(Rounds::default()) } })
+                Ok::<_, redis::RedisError>(Link { conn, track: Arc::new(Track::new()) })
             }
         });
         let links = try_join_all(open).await?;
+        for link in &links {
+            tokio::spawn(pinger(weak_pinger.clone(), serial, link.conn.clone(), link.track.clone()));
+        }
         let mut live = lock(&this.live);
         // Anything filled before now came through connections that are gone.
         this.generation.fetch_add(1, Ordering::AcqRel);
@@ -1049,10 +1069,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
             // After the flush: a waiter that wakes finds the tier of a new generation.
             // The requests parked on their rounds read from Redis.
             for link in gone.iter().flat_map(|gone| &gone.links) {
-                let mut rounds = lock(&link.track.rounds);
-                for round in [rounds.pending.take(), rounds.in_flight.take()].into_iter().flatten() {
-                    round.finish(FAILED);
-                }
+                link.track.close();
             }
             tracing::debug!(prefix = %self.shared.prefix, "redis near cache: tracking connection lost, tier emptied");
         }

@@ -274,8 +274,8 @@ async fn concurrent_hits_share_barrier_rounds_and_still_see_every_write() {
     cleanup(&url, &opts).await;
 }
 
-/// A request dropped while it waits for (or sends) a barrier `PING` leaves no one waiting
-/// for a round that will not come: the others go on, and the tier keeps serving.
+/// A request dropped while it waits for a barrier round leaves no round unsent: the others
+/// go on, and the tier keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_dropped_mid_barrier_do_not_stall_the_others() {
     let Some((url, opts, client)) = single("near-drop", "redis near dropped requests").await else { return };
@@ -500,6 +500,44 @@ fn a_worker_threads_tier_ends_with_its_thread() {
     runtime.block_on(cleanup(&url, &opts));
 }
 
+/// The tracking connection, and the task that sends its barrier rounds, run on the
+/// runtime the tier connected on. When that runtime ends, the tier lets them go at once
+/// and empties, and the runtime that uses the store next reconnects it and is served
+/// from the tier again: no request waits on rounds nobody sends.
+#[test]
+fn a_tier_whose_runtime_ended_reconnects_where_it_is_used_next() {
+    let origin = current_thread_runtime();
+    let Some((url, opts, store)) = store_on(&origin, "ended", None) else { return };
+    let key = origin.block_on(async {
+        let key = live_session(&store).await;
+        for _ in 0..3 {
+            assert!(matches!(store.lookup(&key).await.unwrap(), Lookup::Live(_)));
+        }
+        key
+    });
+    let before = store.near_cache_stats().unwrap();
+    assert!(before.hits >= 1 && before.entries == 1, "the tier did not serve: {before:?}");
+    drop(origin);
+    let after = store.near_cache_stats().unwrap();
+    assert_eq!(after.entries, 0, "the tier outlived its connection's runtime: {after:?}");
+    assert_eq!(after.resets, before.resets + 1, "{before:?} then {after:?}");
+    let next = tokio::runtime::Runtime::new().unwrap();
+    next.block_on(async {
+        let mut came_back = false;
+        for _ in 0..100 {
+            let found = tokio::time::timeout(Duration::from_secs(1), store.lookup(&key)).await;
+            assert!(matches!(found, Ok(Ok(Lookup::Live(_)))), "a read stalled or failed: {found:?}");
+            if store.near_cache_stats().unwrap().hits > after.hits {
+                came_back = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(came_back, "the tier never came back: {:?}", store.near_cache_stats());
+        cleanup(&url, &opts).await;
+    });
+}
+
 /// The bounds are the store's: the worker threads' tiers share them with the store's own
 /// tier, so more worker threads do not hold more values; a tier let go takes its values.
 #[test]
@@ -526,12 +564,13 @@ fn the_bounds_hold_for_all_the_tiers_together() {
                         }
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
-                });
-                ready.wait();
-                let stats = store.near_cache_stats().unwrap();
-                // The tiers stay until every thread has looked.
-                ready.wait();
-                stats
+                    // Looked at while every runtime still runs: a tier whose runtime is
+                    // gone has lost its connection, and its values with it.
+                    ready.wait();
+                    let stats = store.near_cache_stats().unwrap();
+                    ready.wait();
+                    stats
+                })
             })
         })
         .collect();
