@@ -405,6 +405,8 @@ struct Map {
 struct Link {
     conn: MultiplexedConnection,
     track: Arc<Track>,
+    /// The runtime its I/O task and its pinger run on.
+    runtime: tokio::runtime::Id,
 }
 
 impl Drop for Link {
@@ -837,7 +839,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
         // Nothing to wait for when there is nothing to serve.
         self.inner.l1_get(key)?;
         let (live, link, generation) = self.live(key)?;
-        if !Self::barrier(&live, link).await {
+        if !self.barrier(&live, link).await {
             return None;
         }
         let slot = self.inner.l1_get(key)?;
@@ -936,10 +938,21 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Tier<V> {
     /// Waits for a barrier round on `live`'s connection whose `PING` was sent after this
     /// call began; `false` if the connection was lost (or could not answer a `PING` within
     /// the call deadline) first.
-    async fn barrier(live: &Live, link: usize) -> bool {
-        match live.links[link].track.join() {
-            Some(round) => round.outcome().await == ANSWERED,
-            None => false,
+    async fn barrier(&self, live: &Live, link: usize) -> bool {
+        let link = &live.links[link];
+        let Some(round) = link.track.join() else { return false };
+        // On the pinger's own runtime the pinger runs whenever this request does, and it
+        // bounds its `PING` by the deadline. Another runtime may have stopped driving it.
+        if tokio::runtime::Handle::try_current().is_ok_and(|here| here.id() == link.runtime) {
+            return round.outcome().await == ANSWERED;
+        }
+        let timeout = self.inner.shared.client.options().timeout;
+        match tokio::time::timeout(timeout, round.outcome()).await {
+            Ok(state) => state == ANSWERED,
+            Err(_) => {
+                self.inner.lost_serial(live.serial);
+                false
+            }
         }
     }
 }
@@ -1013,7 +1026,8 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
                     .query_async(&mut conn)
                     .await?;
                 let () = redis::cmd("CLIENT").arg("TRACKING").arg("ON").arg("NOLOOP").query_async(&mut conn).await?;
-                Ok::<_, redis::RedisError>(Link { conn, track: Arc::new(Track::new()) })
+                let runtime = tokio::runtime::Handle::current().id();
+                Ok::<_, redis::RedisError>(Link { conn, track: Arc::new(Track::new()), runtime })
             }
         });
         let links = try_join_all(open).await?;

@@ -538,6 +538,48 @@ fn a_tier_whose_runtime_ended_reconnects_where_it_is_used_next() {
     });
 }
 
+/// A tier whose tracking connection lives on a runtime that is still there but that
+/// nobody drives any more (a `main` that only waits, from a multi-threaded runtime's point
+/// of view): a hit waits for its barrier no longer than a call may (the store's timeout),
+/// then gives the connection up, and the tier reconnects on the runtime that uses it.
+#[test]
+fn a_barrier_never_waits_past_the_deadline_on_a_runtime_nobody_drives() {
+    let origin = current_thread_runtime();
+    let Some((url, opts, store)) = store_on(&origin, "idle", None) else { return };
+    let key = origin.block_on(async {
+        let key = live_session(&store).await;
+        for _ in 0..3 {
+            assert!(matches!(store.lookup(&key).await.unwrap(), Lookup::Live(_)));
+        }
+        key
+    });
+    let before = store.near_cache_stats().unwrap();
+    assert!(before.hits >= 1 && before.entries == 1, "the tier did not serve: {before:?}");
+    let other = tokio::runtime::Runtime::new().unwrap();
+    other.block_on(async {
+        // The plain read it falls back to goes over the client's connection, on the idle
+        // runtime too: it fails at the deadline as well. What matters is that it returns.
+        let deadline = opts.timeout * 3 + Duration::from_secs(1);
+        let found = tokio::time::timeout(deadline, store.lookup(&key)).await;
+        assert!(found.is_ok(), "a hit waited past the deadline for a barrier nobody sends");
+        let after = store.near_cache_stats().unwrap();
+        assert_eq!(after.resets, before.resets + 1, "the connection was not given up: {after:?}");
+        // The tier comes back on this runtime, and serves again.
+        let mut came_back = false;
+        for _ in 0..100 {
+            let _ = tokio::time::timeout(deadline, store.lookup(&key)).await.expect("a read hung");
+            if store.near_cache_stats().unwrap().hits > after.hits {
+                came_back = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(came_back, "the tier never came back: {:?}", store.near_cache_stats());
+        cleanup(&url, &opts).await;
+    });
+    drop(origin);
+}
+
 /// The bounds are the store's: the worker threads' tiers share them with the store's own
 /// tier, so more worker threads do not hold more values; a tier let go takes its values.
 #[test]
