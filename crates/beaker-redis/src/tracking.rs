@@ -32,8 +32,8 @@
 //!   are chained per connection ([`Track`]): at most one `PING` is in flight, the
 //!   requests that start meanwhile join the next round, whose `PING` the connection's
 //!   pinger task sends when the one in flight is answered, and each request is woken
-//!   once, by its own round. Behind Sentinel the reads that fill the tier carry a `ROLE` as well: a
-//!   demoted master that kept the connection open must not answer them.
+//!   once, by its own round. Behind Sentinel the reads that fill the tier carry a `ROLE`
+//!   as well: a demoted master that kept the connection open must not answer them.
 //! - **Cluster**: one tracking connection per master, opened from `CLUSTER SLOTS`; a key's
 //!   reads, writes and barriers go to the connection of its slot's master, so the
 //!   ordering argument holds per master. A slot moved elsewhere: `MIGRATE` deletes its
@@ -68,9 +68,10 @@ use crate::error::{self, is_connection_error};
 /// store's (or cache's), shared by all its tiers.
 /// It promises: **a request that starts after another request's write to the same key
 /// has returned, on any instance, sees that write.** It costs one more connection per
-/// store or cache (on a Cluster, one per master), a `PING` shared by the requests that
-/// start while the previous one is on its way, and an invalidation message (the key's
-/// name) to every instance that holds the key when it changes.
+/// store or cache (on a Cluster, one per master) with a task beside it that sends the
+/// `PING`s, each shared by the requests that start while the previous one is on its way,
+/// and an invalidation message (the key's name) to every instance that holds the key
+/// when it changes.
 ///
 /// ```
 /// use beaker_redis::NearCacheOptions;
@@ -1007,7 +1008,6 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
     async fn connect(this: &Arc<Self>, map: Map) -> RedisResult<()> {
         let serial = this.serials.fetch_add(1, Ordering::AcqRel);
         let weak: Weak<Self> = Arc::downgrade(this);
-        let weak_pinger = weak.clone();
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(this.shared.client.options().timeout))
             .set_response_timeout(None)
@@ -1032,7 +1032,7 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
         });
         let links = try_join_all(open).await?;
         for link in &links {
-            tokio::spawn(pinger(weak_pinger.clone(), serial, link.conn.clone(), link.track.clone()));
+            tokio::spawn(pinger(Arc::downgrade(this), serial, link.conn.clone(), link.track.clone()));
         }
         let mut live = lock(&this.live);
         // Anything filled before now came through connections that are gone.
