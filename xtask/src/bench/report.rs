@@ -578,7 +578,8 @@ pub(super) fn write_docs(
             "The same servers and routes under `valgrind --tool=callgrind`: after a warm-up, the counters are zeroed and a fixed \
              number of requests is counted (`xtask/src/bench/instructions.rs`). Unlike throughput on a shared machine, the count \
              repeats exactly; ratios are shown throughput-like (bare ÷ configuration: above 1 is cheaper). It does not see waiting \
-             (the Redis rows' round trips), cache misses, or CPU extensions valgrind hides: SHA-256 (the HMAC of beaker's signed id \
+             (the Redis rows' round trips), time in the kernel (loopback TCP, about the same for every server, and on some \
+             machines most of a request), cache misses, or CPU extensions valgrind hides: SHA-256 (the HMAC of beaker's signed id \
              cookie, the store key hash) is counted in software, several times its cost on a CPU with SHA-NI.\n"
         );
         md.push_str(&instructions_table(h));
