@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use beaker_core::cache::{CacheBackend, CacheEntry};
 use beaker_core::store::{Changes, Lookup, SessionStore, StoreKey};
 use beaker_core::SessionId;
-use beaker_redis::{NearCacheOptions, RedisCache, RedisClient, RedisOptions, RedisStore};
+use beaker_redis::{NearCacheOptions, NearCacheStats, RedisCache, RedisClient, RedisOptions, RedisStore};
 use beaker_testkit::store::{changes, CacheBackendSuite, SessionStoreSuite};
 use common::{
     cleanup, connect, current_thread_runtime, kill_by_name, lifecycle_races, options, raw, record, single, single_url,
@@ -500,14 +500,13 @@ fn a_worker_threads_tier_ends_with_its_thread() {
     runtime.block_on(cleanup(&url, &opts));
 }
 
-/// The tracking connection, and the task that sends its barrier rounds, run on the
-/// runtime the tier connected on. When that runtime ends, the tier lets them go at once
-/// and empties, and the runtime that uses the store next reconnects it and is served
-/// from the tier again: no request waits on rounds nobody sends.
-#[test]
-fn a_tier_whose_runtime_ended_reconnects_where_it_is_used_next() {
-    let origin = current_thread_runtime();
-    let Some((url, opts, store)) = store_on(&origin, "ended", None) else { return };
+/// A store with the near cache opened on `origin`, a session, and the tier's counts after
+/// it served that session from `origin`.
+fn warm_tier_on(
+    origin: &tokio::runtime::Runtime,
+    tag: &str,
+) -> Option<(String, RedisOptions, RedisStore, StoreKey, NearCacheStats)> {
+    let (url, opts, store) = store_on(origin, tag, None)?;
     let key = origin.block_on(async {
         let key = live_session(&store).await;
         for _ in 0..3 {
@@ -515,25 +514,44 @@ fn a_tier_whose_runtime_ended_reconnects_where_it_is_used_next() {
         }
         key
     });
-    let before = store.near_cache_stats().unwrap();
-    assert!(before.hits >= 1 && before.entries == 1, "the tier did not serve: {before:?}");
+    let stats = store.near_cache_stats().unwrap();
+    assert!(stats.hits >= 1 && stats.entries == 1, "the tier did not serve: {stats:?}");
+    Some((url, opts, store, key, stats))
+}
+
+/// Reads `key` until the tier counts a hit past `hits`, each read within `deadline`;
+/// the number of reads that failed meanwhile.
+async fn until_the_tier_serves_again(store: &RedisStore, key: &StoreKey, hits: u64, deadline: Duration) -> usize {
+    let mut failed = 0;
+    for _ in 0..100 {
+        match tokio::time::timeout(deadline, store.lookup(key)).await {
+            Ok(Ok(Lookup::Live(_))) => {}
+            Ok(_) => failed += 1,
+            Err(_) => panic!("a read waited past {deadline:?}"),
+        }
+        if store.near_cache_stats().unwrap().hits > hits {
+            return failed;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the tier never came back: {:?}", store.near_cache_stats());
+}
+
+/// The tracking connection, and the task that sends its barrier rounds, run on the
+/// runtime the tier connected on. When that runtime ends, the tier lets them go at once
+/// and empties, and the runtime that uses the store next reconnects it and is served
+/// from the tier again: no request waits on rounds nobody sends.
+#[test]
+fn a_tier_whose_runtime_ended_reconnects_where_it_is_used_next() {
+    let origin = current_thread_runtime();
+    let Some((url, opts, store, key, before)) = warm_tier_on(&origin, "ended") else { return };
     drop(origin);
     let after = store.near_cache_stats().unwrap();
     assert_eq!(after.entries, 0, "the tier outlived its connection's runtime: {after:?}");
     assert_eq!(after.resets, before.resets + 1, "{before:?} then {after:?}");
-    let next = tokio::runtime::Runtime::new().unwrap();
-    next.block_on(async {
-        let mut came_back = false;
-        for _ in 0..100 {
-            let found = tokio::time::timeout(Duration::from_secs(1), store.lookup(&key)).await;
-            assert!(matches!(found, Ok(Ok(Lookup::Live(_)))), "a read stalled or failed: {found:?}");
-            if store.near_cache_stats().unwrap().hits > after.hits {
-                came_back = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(came_back, "the tier never came back: {:?}", store.near_cache_stats());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let failed = until_the_tier_serves_again(&store, &key, after.hits, Duration::from_secs(1)).await;
+        assert_eq!(failed, 0, "reads failed while the tier reconnected");
         cleanup(&url, &opts).await;
     });
 }
@@ -545,18 +563,8 @@ fn a_tier_whose_runtime_ended_reconnects_where_it_is_used_next() {
 #[test]
 fn a_barrier_never_waits_past_the_deadline_on_a_runtime_nobody_drives() {
     let origin = current_thread_runtime();
-    let Some((url, opts, store)) = store_on(&origin, "idle", None) else { return };
-    let key = origin.block_on(async {
-        let key = live_session(&store).await;
-        for _ in 0..3 {
-            assert!(matches!(store.lookup(&key).await.unwrap(), Lookup::Live(_)));
-        }
-        key
-    });
-    let before = store.near_cache_stats().unwrap();
-    assert!(before.hits >= 1 && before.entries == 1, "the tier did not serve: {before:?}");
-    let other = tokio::runtime::Runtime::new().unwrap();
-    other.block_on(async {
+    let Some((url, opts, store, key, before)) = warm_tier_on(&origin, "idle") else { return };
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
         // The plain read it falls back to goes over the client's connection, on the idle
         // runtime too: it fails at the deadline as well. What matters is that it returns.
         let deadline = opts.timeout * 3 + Duration::from_secs(1);
@@ -564,17 +572,7 @@ fn a_barrier_never_waits_past_the_deadline_on_a_runtime_nobody_drives() {
         assert!(found.is_ok(), "a hit waited past the deadline for a barrier nobody sends");
         let after = store.near_cache_stats().unwrap();
         assert_eq!(after.resets, before.resets + 1, "the connection was not given up: {after:?}");
-        // The tier comes back on this runtime, and serves again.
-        let mut came_back = false;
-        for _ in 0..100 {
-            let _ = tokio::time::timeout(deadline, store.lookup(&key)).await.expect("a read hung");
-            if store.near_cache_stats().unwrap().hits > after.hits {
-                came_back = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(came_back, "the tier never came back: {:?}", store.near_cache_stats());
+        until_the_tier_serves_again(&store, &key, after.hits, deadline).await;
         cleanup(&url, &opts).await;
     });
     drop(origin);
