@@ -5,6 +5,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use beaker_core::{CookieStore, Error, ManualClock, SessionConfig, SessionManager};
 use common::{pair, value, SECRET};
 
@@ -21,16 +23,22 @@ fn config() -> SessionConfig {
 #[tokio::test]
 async fn round_trip_without_server_state() {
     let (m, _) = manager(config());
+    // Long enough that no ciphertext holds it by chance (a three-letter value does, about
+    // once in 2,700 cookies).
+    let user = "ada-lovelace-wrote-the-first-program";
     let s = m.start(std::iter::empty());
-    s.insert("user", "ada").await.unwrap();
+    s.insert("user", user).await.unwrap();
     let out = m.finish(&s).await.unwrap();
     assert_eq!(out.len(), 1);
-    assert!(!value(&out[0]).contains("ada"), "cookie payload is not encrypted");
+    let sent = value(&out[0]);
+    let decoded = URL_SAFE_NO_PAD.decode(&sent).expect("the cookie value is base64url");
+    assert!(!sent.contains(user), "cookie payload is not encrypted");
+    assert!(!decoded.windows(user.len()).any(|w| w == user.as_bytes()), "cookie payload is only encoded");
     let cookie = pair(&out[0]);
     // A second manager with the same secret (another process) reads it.
     let (other, _) = manager(config());
     let s = other.start([cookie.as_str()]);
-    assert_eq!(s.get::<String>("user").await.unwrap().as_deref(), Some("ada"));
+    assert_eq!(s.get::<String>("user").await.unwrap().as_deref(), Some(user));
     assert!(s.id().await.unwrap().is_some());
     assert!(other.finish(&s).await.unwrap().is_empty(), "read-only: no Set-Cookie");
 }
