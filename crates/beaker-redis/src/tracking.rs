@@ -547,6 +547,8 @@ async fn pinger<V: Clone + Weigh + Send + Sync + 'static>(
     serial: u64,
     mut conn: MultiplexedConnection,
     track: Arc<Track>,
+    command: &'static str,
+    timeout: Duration,
 ) {
     struct Stop<V: Clone + Weigh + Send + Sync + 'static> {
         inner: Weak<Inner<V>>,
@@ -578,11 +580,6 @@ async fn pinger<V: Clone + Weigh + Send + Sync + 'static>(
             continue;
         };
         let Some(tier) = inner.upgrade() else { return };
-        // Behind Sentinel and on a cluster a master can be demoted while the connection
-        // stays open; `ROLE` tells.
-        let client = &tier.shared.client;
-        let command = if client.is_sentinel() || client.is_cluster() { "ROLE" } else { "PING" };
-        let timeout = client.options().timeout;
         bump(&tier.pings, &tier.shared.meters.pings);
         drop(tier);
         let reply = tokio::time::timeout(timeout, redis::cmd(command).query_async::<Value>(&mut conn)).await;
@@ -1008,6 +1005,8 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
     async fn connect(this: &Arc<Self>, map: Map) -> RedisResult<()> {
         let serial = this.serials.fetch_add(1, Ordering::AcqRel);
         let weak: Weak<Self> = Arc::downgrade(this);
+        // The runtime the connections' I/O tasks and their pingers run on.
+        let runtime = tokio::runtime::Handle::current().id();
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(this.shared.client.options().timeout))
             .set_response_timeout(None)
@@ -1026,13 +1025,17 @@ impl<V: Clone + Weigh + Send + Sync + 'static> Inner<V> {
                     .query_async(&mut conn)
                     .await?;
                 let () = redis::cmd("CLIENT").arg("TRACKING").arg("ON").arg("NOLOOP").query_async(&mut conn).await?;
-                let runtime = tokio::runtime::Handle::current().id();
                 Ok::<_, redis::RedisError>(Link { conn, track: Arc::new(Track::new()), runtime })
             }
         });
         let links = try_join_all(open).await?;
+        // Behind Sentinel and on a cluster a master can be demoted while the connection
+        // stays open; `ROLE` tells.
+        let client = &this.shared.client;
+        let command = if client.is_sentinel() || client.is_cluster() { "ROLE" } else { "PING" };
         for link in &links {
-            tokio::spawn(pinger(Arc::downgrade(this), serial, link.conn.clone(), link.track.clone()));
+            let (conn, track) = (link.conn.clone(), link.track.clone());
+            tokio::spawn(pinger(Arc::downgrade(this), serial, conn, track, command, client.options().timeout));
         }
         let mut live = lock(&this.live);
         // Anything filled before now came through connections that are gone.
